@@ -1,0 +1,16 @@
+//! Troupe's actors: the runtime and the services it hosts.
+//!
+//! # Layout
+//! - [`mesh`]: the runtime: membership (chitchat bridged to ractor_cluster), service groups
+//!   with supervision and admission control, the router, entity placement.
+//! - [`system`]: the runtime's own services (`ping`, `system`: health, actor listing, chaos).
+//! - [`metrics`]: names of the metrics recorded here.
+//!
+//! Dependencies point one way: protocols -> actors -> proto. Nothing here knows which
+//! protocol a request came in on.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod mesh;
+pub mod metrics;
+pub mod system;

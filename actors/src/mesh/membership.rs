@@ -1,0 +1,646 @@
+//! Cluster membership: chitchat (gossip + phi-accrual failure detection) bridged to a full
+//! mesh of ractor_cluster sessions.
+//!
+//! ractor_cluster has no membership, gossip, reconnect or failure detection, and its pg sync
+//! reaches only directly connected peers. The [`Membership`] actor covers that:
+//!
+//! - chitchat's live set is the truth about who is in the cluster. Each node advertises its
+//!   addresses, services and `state` (`up` / `leaving`) as chitchat keys. The chitchat
+//!   generation is the node's incarnation (its start time), so a restarted node is a new
+//!   member and the stale predecessor is dropped.
+//! - For every live member it keeps one ractor session (the lower ractor name dials, the
+//!   other side joins in after a grace period), dialing with jittered exponential backoff.
+//! - A session whose peer chitchat declares dead, leaving, or superseded by a newer
+//!   incarnation is stopped, so its remote endpoints leave every pg group at once. A TCP EOF
+//!   (SIGKILL) does the same even before chitchat notices.
+//! - The ractor node name is `<name>@<incarnation>`, so ractor's duplicate-session election
+//!   never keeps a ghost of a restarted node.
+//!
+//! It publishes a [`ClusterView`] (for `/cluster`) and the list of routable member names
+//! (for the router and entity placement) on watch channels.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use chitchat::transport::UdpTransport;
+use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
+use rand::Rng;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::node::NodeServerSessionInformation;
+use ractor_cluster::{NodeServer, NodeServerMessage, NodeSessionMessage, RactorMessage};
+use tokio::sync::watch;
+
+/// Chitchat keys this node advertises.
+pub mod keys {
+    /// TCP address of the ractor_cluster listener (UDP gossip uses the same port).
+    pub const CLUSTER_ADDR: &str = "cluster_addr";
+    /// HTTP ingress address.
+    pub const HTTP_ADDR: &str = "http_addr";
+    /// gRPC ingress address.
+    pub const GRPC_ADDR: &str = "grpc_addr";
+    /// Comma-separated service names.
+    pub const SERVICES: &str = "services";
+    /// `up` or `leaving`.
+    pub const STATE: &str = "state";
+    /// Troupe version.
+    pub const VERSION: &str = "version";
+}
+
+/// What membership is started with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// This node's name.
+    pub node: Arc<str>,
+    /// This node's incarnation (start time in ms since the epoch).
+    pub incarnation: u64,
+    /// Cluster id: nodes with another id ignore each other's gossip.
+    pub cluster_id: String,
+    /// Shared secret of ractor_cluster sessions.
+    pub cookie: String,
+    /// TCP (sessions) and UDP (gossip) address.
+    pub cluster_addr: SocketAddr,
+    /// Advertised HTTP address.
+    pub http_addr: SocketAddr,
+    /// Advertised gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Gossip seeds.
+    pub seeds: Vec<SocketAddr>,
+    /// Gossip period.
+    pub gossip_interval: Duration,
+    /// Phi-accrual threshold.
+    pub phi_threshold: f64,
+    /// Longest pause between two dials of one member.
+    pub dial_backoff_max: Duration,
+    /// Services hosted here.
+    pub services: Vec<&'static str>,
+}
+
+/// How this node sees a member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    /// Alive and routed to.
+    Up,
+    /// Alive per gossip but no session yet (joining, or a session is being re-established).
+    Suspect,
+    /// Announced a graceful leave.
+    Leaving,
+    /// Declared dead by the failure detector.
+    Down,
+}
+
+/// One member in a [`ClusterView`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MemberView {
+    /// Node name.
+    pub name: String,
+    /// Incarnation (chitchat generation).
+    pub incarnation: u64,
+    /// State as this node sees it.
+    pub state: MemberState,
+    /// Cluster address.
+    pub cluster_addr: String,
+    /// HTTP address.
+    pub http_addr: String,
+    /// gRPC address.
+    pub grpc_addr: String,
+    /// Services it hosts.
+    pub services: Vec<String>,
+    /// Last mesh heartbeat round trip, milliseconds.
+    pub rtt_ms: Option<f64>,
+}
+
+/// What this node knows of the cluster.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ClusterView {
+    /// Every known member (newest incarnation per name), this node included, sorted by name.
+    pub members: Vec<MemberView>,
+}
+
+impl ClusterView {
+    /// Names of the members in state `up`.
+    pub fn up(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|m| m.state == MemberState::Up)
+            .map(|m| m.name.clone())
+            .collect()
+    }
+}
+
+/// Shared map of peer name to last heartbeat RTT, filled by the heartbeat task.
+pub type RttTable = Arc<StdMutex<HashMap<String, Duration>>>;
+
+/// The membership actor.
+#[derive(Debug, Default)]
+pub struct Membership;
+
+/// Messages of [`Membership`].
+#[derive(RactorMessage)]
+pub enum MembershipMsg {
+    /// Re-read chitchat, dial missing members, stop sessions of departed ones, publish the
+    /// view. Sent by a timer every half gossip interval and by the live-set watcher.
+    Reconcile,
+    /// A ractor session changed state; sent by the node-server event subscription.
+    Session(SessionEvent, NodeServerSessionInformation),
+    /// A dial attempt to `peer` finished; sent by the dial task.
+    Dialed {
+        /// Ractor name of the peer.
+        peer: String,
+        /// Error text when the TCP connect failed.
+        error: Option<String>,
+    },
+    /// Announce a graceful leave through gossip; sent by the node on SIGTERM.
+    Leave(ractor::RpcReplyPort<()>),
+}
+
+/// Kinds of session events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// TCP session opened (not yet authenticated).
+    Opened,
+    /// Cookie handshake succeeded.
+    Authenticated,
+    /// State exchange done: the peer's actors are reachable.
+    Ready,
+    /// Session closed.
+    Down,
+}
+
+/// What the membership actor is started with.
+pub struct Args {
+    /// Configuration.
+    pub config: Config,
+    /// Publishes the view.
+    pub view_tx: watch::Sender<Arc<ClusterView>>,
+    /// Publishes the routable member names.
+    pub members_tx: watch::Sender<Arc<Vec<String>>>,
+    /// Heartbeat RTTs.
+    pub rtt: RttTable,
+}
+
+struct Session {
+    actor: ActorRef<NodeSessionMessage>,
+    peer: Option<String>,
+    authenticated: bool,
+    ready: bool,
+    opened: Instant,
+    addr: String,
+}
+
+#[derive(Default)]
+struct Dial {
+    attempt: u32,
+    next_at: Option<Instant>,
+    in_progress: bool,
+    since: Option<Instant>,
+}
+
+struct Member {
+    id: ChitchatId,
+    kv: BTreeMap<String, String>,
+    live: bool,
+}
+
+/// Membership state.
+pub struct State {
+    config: Config,
+    me: String,
+    chitchat: ChitchatHandle,
+    server: ActorRef<NodeServerMessage>,
+    sessions: HashMap<u64, Session>,
+    dials: HashMap<String, Dial>,
+    leaving: bool,
+    view_tx: watch::Sender<Arc<ClusterView>>,
+    members_tx: watch::Sender<Arc<Vec<String>>>,
+    rtt: RttTable,
+}
+
+/// The ractor node name of a member incarnation.
+pub fn ractor_name(node: &str, incarnation: u64) -> String {
+    format!("{node}@{incarnation}")
+}
+
+struct Events(ActorRef<MembershipMsg>);
+
+impl ractor_cluster::NodeEventSubscription for Events {
+    fn node_session_opened(&self, ses: NodeServerSessionInformation) {
+        let _ = self.0.cast(MembershipMsg::Session(SessionEvent::Opened, ses));
+    }
+    fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
+        let _ = self.0.cast(MembershipMsg::Session(SessionEvent::Down, ses));
+    }
+    fn node_session_authenticated(&self, ses: NodeServerSessionInformation) {
+        let _ = self
+            .0
+            .cast(MembershipMsg::Session(SessionEvent::Authenticated, ses));
+    }
+    fn node_session_ready(&self, ses: NodeServerSessionInformation) {
+        let _ = self.0.cast(MembershipMsg::Session(SessionEvent::Ready, ses));
+    }
+}
+
+/// How long a session may wait for its peer to show up in gossip before it is dropped.
+const UNKNOWN_PEER_GRACE: Duration = Duration::from_secs(3);
+/// How long the higher-named side waits before dialing too.
+const DIAL_FALLBACK: Duration = Duration::from_millis(1500);
+/// A dial that produced no ready session within this is counted as failed.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Membership {
+    async fn spawn_gossip(config: &Config) -> Result<ChitchatHandle, ActorProcessingErr> {
+        let id = ChitchatId::new(
+            config.node.to_string(),
+            config.incarnation,
+            config.cluster_addr,
+        );
+        let fd = FailureDetectorConfig {
+            phi_threshold: config.phi_threshold,
+            sampling_window_size: 1000,
+            max_interval: Duration::from_secs(10),
+            initial_interval: config.gossip_interval,
+            dead_node_grace_period: Duration::from_secs(3600),
+        };
+        let cc = ChitchatConfig {
+            chitchat_id: id,
+            cluster_id: config.cluster_id.clone(),
+            gossip_interval: config.gossip_interval,
+            listen_addr: config.cluster_addr,
+            seed_nodes: config.seeds.iter().map(|s| s.to_string()).collect(),
+            failure_detector_config: fd,
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: chitchat::ProtocolVersion::V0,
+        };
+        let kvs = vec![
+            (keys::CLUSTER_ADDR.into(), config.cluster_addr.to_string()),
+            (keys::HTTP_ADDR.into(), config.http_addr.to_string()),
+            (keys::GRPC_ADDR.into(), config.grpc_addr.to_string()),
+            (keys::SERVICES.into(), config.services.join(",")),
+            (keys::STATE.into(), "up".into()),
+            (keys::VERSION.into(), env!("CARGO_PKG_VERSION").into()),
+        ];
+        Ok(chitchat::spawn_chitchat(cc, kvs, &UdpTransport).await?)
+    }
+}
+
+impl Actor for Membership {
+    type Msg = MembershipMsg;
+    type State = State;
+    type Arguments = Args;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Args,
+    ) -> Result<State, ActorProcessingErr> {
+        let config = args.config;
+        let me = ractor_name(&config.node, config.incarnation);
+        let server = NodeServer::new(
+            config.cluster_addr.port(),
+            config.cookie.clone(),
+            me.clone(),
+            config.cluster_addr.ip().to_string(),
+            None,
+            Some(ractor_cluster::node::NodeConnectionMode::Isolated),
+        )
+        .with_listen_addr(config.cluster_addr.ip());
+        let (server, _) = Actor::spawn_linked(None, server, (), myself.get_cell()).await?;
+        server.cast(NodeServerMessage::SubscribeToEvents {
+            id: "troupe-membership".into(),
+            subscription: Box::new(Events(myself.clone())),
+        })?;
+        let chitchat = Self::spawn_gossip(&config).await?;
+
+        // Wake up on every live-set change, and on a timer for the failure detector's
+        // verdicts and dial backoff.
+        let mut watcher = chitchat.chitchat().lock().await.live_nodes_watcher();
+        let me_ref = myself.clone();
+        tokio::spawn(async move {
+            while watcher.changed().await.is_ok() {
+                if me_ref.cast(MembershipMsg::Reconcile).is_err() {
+                    break;
+                }
+            }
+        });
+        myself.send_interval(config.gossip_interval / 2, || MembershipMsg::Reconcile);
+        tracing::info!(node = %config.node, incarnation = config.incarnation, addr = %config.cluster_addr, "membership started");
+        Ok(State {
+            me,
+            chitchat,
+            server,
+            sessions: HashMap::new(),
+            dials: HashMap::new(),
+            leaving: false,
+            view_tx: args.view_tx,
+            members_tx: args.members_tx,
+            rtt: args.rtt,
+            config,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
+        let _ = state.chitchat.initiate_shutdown();
+        state.server.stop(Some("node stopping".into()));
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            MembershipMsg::Reconcile => state.reconcile(&myself).await,
+            MembershipMsg::Session(event, info) => {
+                state.on_session(event, info);
+                state.reconcile(&myself).await;
+            }
+            MembershipMsg::Dialed { peer, error } => {
+                let dial = state.dials.entry(peer.clone()).or_default();
+                dial.in_progress = false;
+                if let Some(error) = error {
+                    tracing::debug!(%peer, %error, "dial failed");
+                    state.backoff(&peer);
+                }
+            }
+            MembershipMsg::Leave(reply) => {
+                state.leaving = true;
+                state
+                    .chitchat
+                    .chitchat()
+                    .lock()
+                    .await
+                    .self_node_state()
+                    .set(keys::STATE, "leaving");
+                tracing::info!("announced leave");
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    fn on_session(&mut self, event: SessionEvent, info: NodeServerSessionInformation) {
+        let peer = info.peer_name.as_ref().map(|n| n.name.clone());
+        match event {
+            SessionEvent::Opened => {
+                self.sessions.insert(
+                    info.node_id,
+                    Session {
+                        actor: info.actor,
+                        peer,
+                        authenticated: false,
+                        ready: false,
+                        opened: Instant::now(),
+                        addr: info.peer_addr,
+                    },
+                );
+            }
+            SessionEvent::Authenticated | SessionEvent::Ready => {
+                let s = self.sessions.entry(info.node_id).or_insert_with(|| Session {
+                    actor: info.actor.clone(),
+                    peer: None,
+                    authenticated: false,
+                    ready: false,
+                    opened: Instant::now(),
+                    addr: info.peer_addr.clone(),
+                });
+                if peer.is_some() {
+                    s.peer = peer.clone();
+                }
+                s.authenticated = true;
+                if event == SessionEvent::Ready {
+                    s.ready = true;
+                    if let Some(p) = &peer {
+                        self.dials.remove(p);
+                        tracing::info!(peer = %p, addr = %s.addr, "session ready");
+                    }
+                }
+            }
+            SessionEvent::Down => {
+                if let Some(s) = self.sessions.remove(&info.node_id) {
+                    if s.authenticated {
+                        tracing::info!(peer = ?s.peer, addr = %s.addr, "session closed");
+                    } else {
+                        tracing::warn!(
+                            peer = ?s.peer,
+                            addr = %s.addr,
+                            "peer session refused before authentication (wrong cluster cookie or not a troupe node)"
+                        );
+                    }
+                    if let Some(p) = s.peer {
+                        self.backoff(&p);
+                    }
+                }
+            }
+        }
+    }
+
+    fn backoff(&mut self, peer: &str) {
+        let max = self.config.dial_backoff_max;
+        let dial = self.dials.entry(peer.to_string()).or_default();
+        dial.in_progress = false;
+        dial.since = None;
+        dial.attempt = dial.attempt.saturating_add(1);
+        let ceiling = Duration::from_millis(50)
+            .saturating_mul(1u32 << dial.attempt.min(10))
+            .min(max);
+        let jitter = rand::rng().random_range(0..=ceiling.as_millis() as u64);
+        dial.next_at = Some(Instant::now() + Duration::from_millis(jitter));
+    }
+
+    async fn reconcile(&mut self, myself: &ActorRef<MembershipMsg>) {
+        let members = self.read_members().await;
+        let now = Instant::now();
+
+        // Which ractor names should have a session: live, up, newest incarnation, not me.
+        let mut wanted: HashMap<String, (SocketAddr, &Member)> = HashMap::new();
+        for m in members.values() {
+            if !m.live || m.id.node_id.as_ref() == self.config.node.as_ref() {
+                continue;
+            }
+            if m.kv.get(keys::STATE).map(String::as_str) == Some("leaving") || self.leaving {
+                continue;
+            }
+            let Some(addr) = m
+                .kv
+                .get(keys::CLUSTER_ADDR)
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+            else {
+                continue;
+            };
+            wanted.insert(ractor_name(&m.id.node_id, m.id.generation_id), (addr, m));
+        }
+
+        // Stop sessions nobody wants any more.
+        for s in self.sessions.values() {
+            let keep = match &s.peer {
+                Some(p) => wanted.contains_key(p) || now.duration_since(s.opened) < UNKNOWN_PEER_GRACE && !self.known_dead(p, &members),
+                None => now.duration_since(s.opened) < UNKNOWN_PEER_GRACE,
+            };
+            if !keep {
+                tracing::info!(peer = ?s.peer, addr = %s.addr, "stopping session of departed member");
+                s.actor.stop(Some("member departed".into()));
+            }
+        }
+
+        // Dial the members we have no session with.
+        for (peer, (addr, _)) in &wanted {
+            if self.sessions.values().any(|s| s.peer.as_deref() == Some(peer)) {
+                continue;
+            }
+            let dial = self.dials.entry(peer.clone()).or_default();
+            if dial.in_progress {
+                if dial.since.is_some_and(|t| now.duration_since(t) > DIAL_TIMEOUT) {
+                    dial.in_progress = false;
+                }
+                continue;
+            }
+            let since = *dial.since.get_or_insert(now);
+            if dial.next_at.is_some_and(|t| now < t) {
+                continue;
+            }
+            let lower = self.me.as_str() < peer.as_str();
+            if !lower && now.duration_since(since) < DIAL_FALLBACK {
+                continue;
+            }
+            dial.in_progress = true;
+            dial.next_at = Some(now + DIAL_TIMEOUT);
+            let server = self.server.clone();
+            let me = myself.clone();
+            let peer = peer.clone();
+            let addr = *addr;
+            tokio::spawn(async move {
+                let error = ractor_cluster::client_connect(&server, addr)
+                    .await
+                    .err()
+                    .map(|e| e.to_string());
+                let _ = me.cast(MembershipMsg::Dialed { peer, error });
+            });
+        }
+        self.dials.retain(|p, _| wanted.contains_key(p));
+
+        self.publish(&members, &wanted);
+    }
+
+    fn known_dead(&self, peer: &str, members: &BTreeMap<String, Member>) -> bool {
+        members.values().any(|m| {
+            ractor_name(&m.id.node_id, m.id.generation_id) == peer && !m.live
+        })
+    }
+
+    /// Newest incarnation per node name, with liveness and keys.
+    async fn read_members(&self) -> BTreeMap<String, Member> {
+        let guard = self.chitchat.chitchat();
+        let cc = guard.lock().await;
+        let live: std::collections::HashSet<ChitchatId> = cc.live_nodes().cloned().collect();
+        let mut out: BTreeMap<String, Member> = BTreeMap::new();
+        for (id, state) in cc.node_states() {
+            let newer = out
+                .get(id.node_id.as_ref())
+                .is_none_or(|m| m.id.generation_id < id.generation_id);
+            if !newer {
+                continue;
+            }
+            out.insert(
+                id.node_id.to_string(),
+                Member {
+                    id: id.clone(),
+                    kv: state
+                        .key_values()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    live: live.contains(id),
+                },
+            );
+        }
+        out
+    }
+
+    fn publish(
+        &self,
+        members: &BTreeMap<String, Member>,
+        wanted: &HashMap<String, (SocketAddr, &Member)>,
+    ) {
+        let ready: std::collections::HashSet<&str> = self
+            .sessions
+            .values()
+            .filter(|s| s.ready)
+            .filter_map(|s| s.peer.as_deref())
+            .collect();
+        let rtt = self.rtt.lock().expect("rtt lock").clone();
+        let view: Vec<MemberView> = members
+            .values()
+            .map(|m| {
+                let rname = ractor_name(&m.id.node_id, m.id.generation_id);
+                let is_me = m.id.node_id.as_ref() == self.config.node.as_ref();
+                let leaving = m.kv.get(keys::STATE).map(String::as_str) == Some("leaving");
+                let state = if is_me {
+                    if self.leaving {
+                        MemberState::Leaving
+                    } else {
+                        MemberState::Up
+                    }
+                } else if !m.live {
+                    MemberState::Down
+                } else if leaving {
+                    MemberState::Leaving
+                } else if ready.contains(rname.as_str()) && wanted.contains_key(&rname) {
+                    MemberState::Up
+                } else {
+                    MemberState::Suspect
+                };
+                let get = |k: &str| m.kv.get(k).cloned().unwrap_or_default();
+                MemberView {
+                    name: m.id.node_id.to_string(),
+                    incarnation: m.id.generation_id,
+                    state,
+                    cluster_addr: get(keys::CLUSTER_ADDR),
+                    http_addr: get(keys::HTTP_ADDR),
+                    grpc_addr: get(keys::GRPC_ADDR),
+                    services: get(keys::SERVICES)
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    rtt_ms: rtt
+                        .get(m.id.node_id.as_ref())
+                        .map(|d| d.as_secs_f64() * 1000.0),
+                }
+            })
+            .collect();
+        let up: Vec<String> = view
+            .iter()
+            .filter(|m| m.state == MemberState::Up)
+            .map(|m| m.name.clone())
+            .collect();
+        for (label, st) in [
+            ("up", MemberState::Up),
+            ("suspect", MemberState::Suspect),
+            ("leaving", MemberState::Leaving),
+            ("down", MemberState::Down),
+        ] {
+            let n = view.iter().filter(|m| m.state == st).count();
+            metrics::gauge!(crate::metrics::CLUSTER_MEMBERS, "state" => label).set(n as f64);
+        }
+        self.members_tx.send_if_modified(|cur| {
+            if **cur != up {
+                *cur = Arc::new(up);
+                true
+            } else {
+                false
+            }
+        });
+        self.view_tx.send_replace(Arc::new(ClusterView { members: view }));
+    }
+}

@@ -1,0 +1,251 @@
+//! The runtime: membership, supervision, routing and placement.
+//!
+//! # Layout
+//! - [`error`]: [`MeshError`] and its [`Code`], the one error type that crosses the mesh.
+//! - [`service`]: the [`Service`] trait every service group implements.
+//! - [`membership`]: chitchat gossip bridged to a full mesh of ractor_cluster sessions.
+//! - [`groups`], [`supervisor`], [`worker`], [`pool`]: per node and per service, a
+//!   supervisor with a worker pool (restarts with backoff and an intensity limit) and
+//!   admission control.
+//! - [`endpoint`]: the one remotable actor per service per node (pg group `svc.<name>`).
+//! - [`router`]: local-first selection, deadlines, retries of idempotent ops.
+//! - [`placement`]: rendezvous hashing and the generic entity host (activate on demand,
+//!   passivate when idle, hand off on membership change).
+//! - [`backoff`]: exponential backoff with full jitter and restart intensity.
+
+pub mod backoff;
+pub mod endpoint;
+pub mod error;
+pub mod groups;
+pub mod membership;
+pub mod placement;
+pub mod pool;
+pub mod router;
+pub mod service;
+pub mod supervisor;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorRef};
+use tokio::sync::watch;
+
+pub use error::{Code, MeshError};
+pub use membership::{ClusterView, MemberState, MemberView};
+pub use pool::Pool;
+pub use router::{Call, Router, Target};
+pub use service::{BoxFuture, Op, Request, Service};
+
+/// Everything the runtime needs to start one node.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Membership and transport.
+    pub membership: membership::Config,
+    /// Workers per service on this node.
+    pub workers: usize,
+    /// In-flight limit per service on this node.
+    pub queue_capacity: usize,
+    /// Default deadline of a call.
+    pub call_timeout: Duration,
+    /// Worker restart policy.
+    pub policy: backoff::Policy,
+}
+
+/// Facts about this node that services (the system service) read at run time.
+pub struct NodeInfo {
+    /// Node name.
+    pub node: Arc<str>,
+    /// Incarnation.
+    pub incarnation: u64,
+    /// When the node started.
+    pub started: Instant,
+    pools: OnceLock<Arc<HashMap<&'static str, Arc<Pool>>>>,
+}
+
+impl NodeInfo {
+    /// Info for a node starting now.
+    pub fn new(node: Arc<str>, incarnation: u64) -> Arc<Self> {
+        Arc::new(Self {
+            node,
+            incarnation,
+            started: Instant::now(),
+            pools: OnceLock::new(),
+        })
+    }
+
+    /// This node's pools (empty until the runtime has built them).
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        let mut v: Vec<Arc<Pool>> = self
+            .pools
+            .get()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by_key(|p| p.name());
+        v
+    }
+
+    /// One pool by service name.
+    pub fn pool(&self, service: &str) -> Option<Arc<Pool>> {
+        self.pools.get().and_then(|p| p.get(service).cloned())
+    }
+}
+
+/// A running node's runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Mesh {
+    info: Arc<NodeInfo>,
+    router: Router,
+    view_rx: watch::Receiver<Arc<ClusterView>>,
+    membership: ActorRef<membership::MembershipMsg>,
+    groups: ActorRef<groups::GroupsMsg>,
+}
+
+impl Mesh {
+    /// Starts the service groups, then joins the cluster.
+    pub async fn start(
+        settings: Settings,
+        info: Arc<NodeInfo>,
+        services: Vec<Arc<dyn Service>>,
+    ) -> anyhow::Result<Mesh> {
+        crate::metrics::describe();
+        let node = settings.membership.node.clone();
+        let pools: HashMap<&'static str, Arc<Pool>> = services
+            .into_iter()
+            .map(|s| {
+                let name = s.name();
+                (name, Pool::new(s, settings.workers, settings.queue_capacity))
+            })
+            .collect();
+        let pools = Arc::new(pools);
+        let _ = info.pools.set(pools.clone());
+
+        let (groups, _) = Actor::spawn(
+            None,
+            groups::Groups,
+            groups::Args {
+                pools: pools.values().cloned().collect(),
+                policy: settings.policy.clone(),
+                node: node.clone(),
+                default_timeout: settings.call_timeout,
+            },
+        )
+        .await?;
+
+        let (view_tx, view_rx) = watch::channel(Arc::new(ClusterView::default()));
+        let (members_tx, members_rx) = watch::channel(Arc::new(vec![node.to_string()]));
+        let rtt: membership::RttTable = Arc::new(StdMutex::new(HashMap::new()));
+        let mut mconf = settings.membership.clone();
+        mconf.services = pools.keys().copied().collect();
+        mconf.services.sort();
+        let (membership, _) = Actor::spawn(
+            None,
+            membership::Membership,
+            membership::Args {
+                config: mconf,
+                view_tx,
+                members_tx,
+                rtt: rtt.clone(),
+            },
+        )
+        .await?;
+
+        let router = Router::new(node, pools, settings.call_timeout, members_rx);
+        let mesh = Mesh {
+            info,
+            router,
+            view_rx,
+            membership,
+            groups,
+        };
+        tokio::spawn(heartbeat(mesh.clone(), rtt));
+        tokio::spawn(sample_pools(mesh.clone()));
+        Ok(mesh)
+    }
+
+    /// The router.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Node facts.
+    pub fn info(&self) -> &Arc<NodeInfo> {
+        &self.info
+    }
+
+    /// The latest view of the cluster.
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.view_rx.borrow().clone()
+    }
+
+    /// Each service group (`svc.<name>`) with the routable members that host it.
+    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+        let up = self.router.members();
+        self.info
+            .pools()
+            .iter()
+            .map(|p| {
+                let nodes = up
+                    .iter()
+                    .filter(|n| !ractor::pg::get_members(&endpoint::node_group(p.name(), n)).is_empty())
+                    .cloned()
+                    .collect();
+                (endpoint::group(p.name()), nodes)
+            })
+            .collect()
+    }
+
+    /// Announces a graceful leave through gossip and waits `linger` so peers stop routing
+    /// here before the node goes away.
+    pub async fn leave(&self, linger: Duration) {
+        let _ = ractor::call!(self.membership, membership::MembershipMsg::Leave);
+        tokio::time::sleep(linger).await;
+    }
+
+    /// Stops the node's actors and gossip.
+    pub async fn stop(&self) {
+        self.groups.stop(Some("node stopping".into()));
+        self.membership.stop(Some("node stopping".into()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Mesh heartbeat: every second, a `ping` to each routable peer; records the round trip.
+async fn heartbeat(mesh: Mesh, rtt: membership::RttTable) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let members = mesh.router.members();
+        for peer in members.iter().filter(|m| **m != *mesh.info.node) {
+            let started = Instant::now();
+            let call = Call::new(crate::system::PING, crate::system::ping::OP)
+                .to(Target::Node(peer.clone()))
+                .timeout(Duration::from_millis(500));
+            if mesh.router.call(call).await.is_ok() {
+                let d = started.elapsed();
+                metrics::histogram!(crate::metrics::HEARTBEAT_RTT_SECONDS, "peer" => peer.clone())
+                    .record(d.as_secs_f64());
+                rtt.lock().expect("rtt lock").insert(peer.clone(), d);
+            }
+        }
+        let members: std::collections::HashSet<&String> = members.iter().collect();
+        rtt.lock()
+            .expect("rtt lock")
+            .retain(|p, _| members.contains(p));
+    }
+}
+
+/// Samples queue depth and live workers into gauges every second.
+async fn sample_pools(mesh: Mesh) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        for pool in mesh.info.pools() {
+            metrics::gauge!(crate::metrics::QUEUE_DEPTH, "service" => pool.name())
+                .set(pool.in_flight() as f64);
+            metrics::gauge!(crate::metrics::WORKERS_ALIVE, "service" => pool.name())
+                .set(pool.alive() as f64);
+        }
+    }
+}

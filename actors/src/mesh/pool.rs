@@ -1,0 +1,251 @@
+//! The worker pool of one service on one node, shared by its supervisor (which fills the
+//! slots), the router (which dispatches local calls) and the endpoint (remote calls).
+//!
+//! Admission control lives here: at most `capacity` requests are in flight per service per
+//! node; one more is answered `resource_exhausted` at once instead of queueing without bound.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use rand::seq::IteratorRandom;
+use ractor::{ActorRef, ActorStatus};
+
+use super::worker::WorkerMsg;
+use super::{Code, MeshError, Request, Service};
+
+/// One worker slot: the live actor (if any) and a display name with its restart generation.
+#[derive(Clone)]
+pub struct Slot {
+    /// The live worker, `None` while it is being restarted.
+    pub actor: Option<ActorRef<WorkerMsg>>,
+    /// `"<service>.w<index>#<generation>"`.
+    pub name: String,
+    /// How many times this slot was started.
+    pub generation: u64,
+}
+
+/// A snapshot of one worker for `/admin/actors`.
+#[derive(Clone, Debug)]
+pub struct WorkerInfo {
+    /// Display name.
+    pub name: String,
+    /// ractor actor id, or empty while restarting.
+    pub id: String,
+    /// `running`, `restarting`, ...
+    pub status: String,
+}
+
+/// The workers of one service on this node.
+pub struct Pool {
+    service: Arc<dyn Service>,
+    slots: RwLock<Vec<Slot>>,
+    next: AtomicUsize,
+    in_flight: AtomicUsize,
+    capacity: usize,
+    restarts: AtomicU64,
+}
+
+impl Pool {
+    /// A pool of `workers` empty slots for `service`, admitting `capacity` requests in flight.
+    pub fn new(service: Arc<dyn Service>, workers: usize, capacity: usize) -> Arc<Self> {
+        let name = service.name();
+        let slots = (0..workers)
+            .map(|i| Slot {
+                actor: None,
+                name: format!("{name}.w{i}#0"),
+                generation: 0,
+            })
+            .collect();
+        Arc::new(Self {
+            service,
+            slots: RwLock::new(slots),
+            next: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            capacity,
+            restarts: AtomicU64::new(0),
+        })
+    }
+
+    /// The service this pool runs.
+    pub fn service(&self) -> &Arc<dyn Service> {
+        &self.service
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &'static str {
+        self.service.name()
+    }
+
+    /// Number of worker slots.
+    pub fn size(&self) -> usize {
+        self.slots.read().expect("pool lock").len()
+    }
+
+    /// Workers currently running.
+    pub fn alive(&self) -> usize {
+        self.slots
+            .read()
+            .expect("pool lock")
+            .iter()
+            .filter(|s| is_running(&s.actor))
+            .count()
+    }
+
+    /// Requests admitted and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Admission limit.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Worker restarts since the node started.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Puts a (re)started worker in slot `index`; called by the supervisor.
+    pub fn fill(&self, index: usize, actor: ActorRef<WorkerMsg>) -> String {
+        let mut slots = self.slots.write().expect("pool lock");
+        let slot = &mut slots[index];
+        if slot.generation > 0 {
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+        }
+        slot.generation += 1;
+        slot.name = format!("{}.w{index}#{}", self.name(), slot.generation);
+        slot.actor = Some(actor);
+        slot.name.clone()
+    }
+
+    /// Empties the slot that held `actor`; returns its index. Called by the supervisor.
+    pub fn clear(&self, actor: &ractor::ActorId) -> Option<usize> {
+        let mut slots = self.slots.write().expect("pool lock");
+        let index = slots
+            .iter()
+            .position(|s| s.actor.as_ref().is_some_and(|a| a.get_id() == *actor))?;
+        slots[index].actor = None;
+        Some(index)
+    }
+
+    /// Every worker that is running now.
+    pub fn workers(&self) -> Vec<ActorRef<WorkerMsg>> {
+        self.slots
+            .read()
+            .expect("pool lock")
+            .iter()
+            .filter_map(|s| s.actor.clone().filter(|a| a.get_status() == ActorStatus::Running))
+            .collect()
+    }
+
+    /// Snapshot for listings.
+    pub fn list(&self) -> Vec<WorkerInfo> {
+        self.slots
+            .read()
+            .expect("pool lock")
+            .iter()
+            .map(|s| WorkerInfo {
+                name: s.name.clone(),
+                id: s
+                    .actor
+                    .as_ref()
+                    .map(|a| a.get_id().to_string())
+                    .unwrap_or_default(),
+                status: match &s.actor {
+                    Some(a) if a.get_status() == ActorStatus::Running => "running".into(),
+                    Some(a) => format!("{:?}", a.get_status()).to_lowercase(),
+                    None => "restarting".into(),
+                },
+            })
+            .collect()
+    }
+
+    /// Kills up to `count` running workers chosen at random; returns their names.
+    /// Their supervisor restarts them.
+    pub fn kill_random(&self, count: usize) -> Vec<String> {
+        let victims: Vec<(String, ActorRef<WorkerMsg>)> = {
+            let slots = self.slots.read().expect("pool lock");
+            slots
+                .iter()
+                .filter_map(|s| {
+                    s.actor
+                        .clone()
+                        .filter(|a| a.get_status() == ActorStatus::Running)
+                        .map(|a| (s.name.clone(), a))
+                })
+                .choose_multiple(&mut rand::rng(), count)
+        };
+        victims
+            .into_iter()
+            .map(|(name, actor)| {
+                actor.kill();
+                name
+            })
+            .collect()
+    }
+
+    /// Runs `req` on one of this node's workers (round robin over the live ones), within the
+    /// request's deadline and the pool's admission limit.
+    pub async fn dispatch(&self, req: Request) -> Result<Bytes, MeshError> {
+        let _admitted = self.admit()?;
+        let worker = self.pick().ok_or_else(|| {
+            MeshError::unavailable(format!("no live {} worker on this node", self.name()))
+        })?;
+        let deadline = req.deadline;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        worker
+            .send_message(WorkerMsg::Handle(req, tx.into()))
+            .map_err(|_| MeshError::unavailable("worker stopped"))?;
+        match tokio::time::timeout_at(deadline.into(), rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(MeshError::unavailable("worker stopped before answering")),
+            Err(_) => Err(MeshError::deadline()),
+        }
+    }
+
+    fn admit(&self) -> Result<Admitted<'_>, MeshError> {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if before >= self.capacity {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!(crate::metrics::REJECTED, "service" => self.name()).increment(1);
+            return Err(MeshError::new(
+                Code::ResourceExhausted,
+                format!("{} is at capacity ({} in flight)", self.name(), self.capacity),
+            ));
+        }
+        Ok(Admitted(&self.in_flight))
+    }
+
+    fn pick(&self) -> Option<ActorRef<WorkerMsg>> {
+        let slots = self.slots.read().expect("pool lock");
+        let n = slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| &slots[(start + i) % n])
+            .find(|s| is_running(&s.actor))
+            .and_then(|s| s.actor.clone())
+    }
+}
+
+fn is_running(actor: &Option<ActorRef<WorkerMsg>>) -> bool {
+    actor
+        .as_ref()
+        .is_some_and(|a| a.get_status() == ActorStatus::Running)
+}
+
+/// Releases one admission slot when dropped.
+struct Admitted<'a>(&'a AtomicUsize);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A request deadline `timeout` from now.
+pub fn deadline_in(timeout: std::time::Duration) -> Instant {
+    Instant::now() + timeout
+}

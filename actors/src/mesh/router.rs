@@ -1,0 +1,333 @@
+//! Picks the actor that serves a call and carries the call there.
+//!
+//! - `Target::Any`: this node's pool first (no serialization, no network); when it has no
+//!   live worker, a remote endpoint of the service's pg group `svc.<service>`.
+//! - `Target::Node(name)`: that node's endpoint (pg group `svc.<service>@<name>`).
+//! - `Target::Entity(id)`: the entity's home node by rendezvous hashing over the members this
+//!   node routes to (see [`super::placement`]).
+//!
+//! Every call has a deadline. Ops the service marks idempotent are retried on another
+//! member after an `unavailable` failure, until the deadline; others are tried once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prost::Message as _;
+use ractor::{ActorCell, ActorRef};
+use rand::seq::IndexedRandom;
+use troupe_proto::mesh::{Caller, Envelope};
+
+use super::endpoint::{self, EndpointMsg};
+use super::pool::Pool;
+use super::{placement, MeshError, Request};
+
+/// Where a call should go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Any member of the service group, local first.
+    Any,
+    /// The named node.
+    Node(String),
+    /// The home node of an entity id.
+    Entity(String),
+}
+
+/// One call through the mesh.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// Service group.
+    pub service: &'static str,
+    /// Op name.
+    pub op: &'static str,
+    /// The service's prost-encoded request.
+    pub payload: Bytes,
+    /// Where to send it.
+    pub target: Target,
+    /// Correlation id.
+    pub request_id: String,
+    /// The authenticated caller.
+    pub caller: Option<Caller>,
+    /// Overrides the router's default timeout.
+    pub timeout: Option<Duration>,
+}
+
+impl Call {
+    /// A call to `service`/`op` with an empty payload, any member.
+    pub fn new(service: &'static str, op: &'static str) -> Self {
+        Self {
+            service,
+            op,
+            payload: Bytes::new(),
+            target: Target::Any,
+            request_id: String::new(),
+            caller: None,
+            timeout: None,
+        }
+    }
+
+    /// Sets the payload from a prost message.
+    pub fn payload(mut self, msg: &impl prost::Message) -> Self {
+        self.payload = Bytes::from(msg.encode_to_vec());
+        self
+    }
+
+    /// Sets the target.
+    pub fn to(mut self, target: Target) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// Sets the request id.
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = id.into();
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// Where one attempt goes.
+enum Hop {
+    Local(Arc<Pool>),
+    Remote(ActorCell),
+}
+
+/// The router of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct Router {
+    node: Arc<str>,
+    pools: Arc<HashMap<&'static str, Arc<Pool>>>,
+    default_timeout: Duration,
+    members: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
+}
+
+const MAX_ATTEMPTS: usize = 3;
+
+impl Router {
+    /// A router over this node's pools; `members` are the names of the nodes this node routes
+    /// to (itself included), kept current by the membership actor.
+    pub fn new(
+        node: Arc<str>,
+        pools: Arc<HashMap<&'static str, Arc<Pool>>>,
+        default_timeout: Duration,
+        members: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
+    ) -> Self {
+        Self {
+            node,
+            pools,
+            default_timeout,
+            members,
+        }
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// This node's pools by service name.
+    pub fn pools(&self) -> &HashMap<&'static str, Arc<Pool>> {
+        &self.pools
+    }
+
+    /// Names of the members this node routes to, itself included, sorted.
+    pub fn members(&self) -> Arc<Vec<String>> {
+        self.members.borrow().clone()
+    }
+
+    /// The home node of an entity id among the current members.
+    pub fn home_of(&self, entity: &str) -> Option<String> {
+        let members = self.members();
+        placement::home(entity, &members).cloned()
+    }
+
+    /// Runs a call and returns the service's encoded reply.
+    pub async fn call(&self, call: Call) -> Result<Bytes, MeshError> {
+        let started = Instant::now();
+        let timeout = call.timeout.unwrap_or(self.default_timeout);
+        let deadline = started + timeout;
+        let idempotent = self
+            .pools
+            .get(call.service)
+            .is_some_and(|p| p.service().is_idempotent(call.op));
+        let mut tried: Vec<ractor::ActorId> = Vec::new();
+        let mut tried_local = false;
+        let mut last_err = MeshError::unavailable(format!("no live member of {}", call.service));
+        let mut where_ = "none";
+        for _ in 0..MAX_ATTEMPTS {
+            if Instant::now() >= deadline {
+                last_err = MeshError::deadline();
+                break;
+            }
+            let hop = match self.pick(&call, tried_local, &tried) {
+                Ok(hop) => hop,
+                Err(e) => {
+                    last_err = e;
+                    break;
+                }
+            };
+            let result = match hop {
+                Hop::Local(pool) => {
+                    tried_local = true;
+                    where_ = "local";
+                    pool.dispatch(self.request(&call, deadline)).await
+                }
+                Hop::Remote(cell) => {
+                    tried.push(cell.get_id());
+                    where_ = "remote";
+                    self.remote(cell, &call, deadline).await
+                }
+            };
+            match result {
+                Ok(bytes) => {
+                    record(&call, where_, "ok", started);
+                    return Ok(bytes);
+                }
+                Err(e) if idempotent && e.is_retryable() => {
+                    tracing::debug!(service = call.service, op = call.op, error = %e, "retrying idempotent call");
+                    last_err = e;
+                }
+                Err(e) => {
+                    record(&call, where_, e.code.as_str(), started);
+                    return Err(e);
+                }
+            }
+        }
+        record(&call, where_, last_err.code.as_str(), started);
+        Err(last_err)
+    }
+
+    fn pick(
+        &self,
+        call: &Call,
+        tried_local: bool,
+        tried: &[ractor::ActorId],
+    ) -> Result<Hop, MeshError> {
+        let node = match &call.target {
+            Target::Any => None,
+            Target::Node(n) => Some(n.clone()),
+            Target::Entity(id) => Some(self.home_of(id).ok_or_else(|| {
+                MeshError::unavailable("no member to place the entity on")
+            })?),
+        };
+        match node {
+            Some(n) if n == *self.node => {
+                if tried_local {
+                    return Err(MeshError::unavailable(format!(
+                        "{} on {n} did not answer",
+                        call.service
+                    )));
+                }
+                self.local(call.service)
+            }
+            Some(n) => {
+                let members = ractor::pg::get_members(&endpoint::node_group(call.service, &n));
+                members
+                    .into_iter()
+                    .find(|c| !tried.contains(&c.get_id()))
+                    .map(Hop::Remote)
+                    .ok_or_else(|| {
+                        MeshError::unavailable(format!("node {n} is not reachable"))
+                    })
+            }
+            None => {
+                if !tried_local {
+                    if let Some(pool) = self.pools.get(call.service) {
+                        if pool.alive() > 0 {
+                            return Ok(Hop::Local(pool.clone()));
+                        }
+                    }
+                }
+                let remote: Vec<ActorCell> =
+                    ractor::pg::get_members(&endpoint::group(call.service))
+                        .into_iter()
+                        .filter(|c| !c.get_id().is_local() && !tried.contains(&c.get_id()))
+                        .collect();
+                remote
+                    .choose(&mut rand::rng())
+                    .cloned()
+                    .map(Hop::Remote)
+                    .ok_or_else(|| {
+                        MeshError::unavailable(format!("no live member of {}", call.service))
+                    })
+            }
+        }
+    }
+
+    fn local(&self, service: &str) -> Result<Hop, MeshError> {
+        self.pools
+            .get(service)
+            .cloned()
+            .map(Hop::Local)
+            .ok_or_else(|| MeshError::not_found(format!("unknown service {service}")))
+    }
+
+    fn request(&self, call: &Call, deadline: Instant) -> Request {
+        Request {
+            op: call.op.to_string(),
+            payload: call.payload.clone(),
+            caller: call.caller.clone(),
+            request_id: call.request_id.clone(),
+            deadline,
+            entity: match &call.target {
+                Target::Entity(id) => id.clone(),
+                _ => String::new(),
+            },
+        }
+    }
+
+    async fn remote(
+        &self,
+        cell: ActorCell,
+        call: &Call,
+        deadline: Instant,
+    ) -> Result<Bytes, MeshError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let env = Envelope {
+            service: call.service.to_string(),
+            op: call.op.to_string(),
+            request_id: call.request_id.clone(),
+            deadline_unix_ms: endpoint::deadline_unix_ms(remaining),
+            caller: call.caller.clone(),
+            payload: call.payload.to_vec(),
+            entity: match &call.target {
+                Target::Entity(id) => id.clone(),
+                _ => String::new(),
+            },
+            origin_node: self.node.to_string(),
+        }
+        .encode_to_vec();
+        let actor: ActorRef<EndpointMsg> = cell.into();
+        match actor
+            .call(|port| EndpointMsg::Call(env, port), Some(remaining))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(bytes)) => endpoint::decode_reply(&bytes),
+            Ok(ractor::rpc::CallResult::Timeout) => Err(MeshError::deadline()),
+            Ok(ractor::rpc::CallResult::SenderError) => {
+                Err(MeshError::unavailable("peer dropped the call"))
+            }
+            Err(e) => Err(MeshError::unavailable(format!("peer unreachable: {e}"))),
+        }
+    }
+}
+
+fn record(call: &Call, hop: &'static str, code: &'static str, started: Instant) {
+    let (service, op) = (call.service, call.op);
+    metrics::counter!(crate::metrics::MESH_CALLS, "service" => service, "op" => op, "hop" => hop, "code" => code)
+        .increment(1);
+    metrics::histogram!(crate::metrics::MESH_CALL_SECONDS, "service" => service, "op" => op, "hop" => hop)
+        .record(started.elapsed().as_secs_f64());
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").field("node", &self.node).finish()
+    }
+}

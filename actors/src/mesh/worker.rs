@@ -1,0 +1,61 @@
+//! A service worker: runs one request at a time for its service.
+//!
+//! Workers are local-only actors (never announced to peers). The [`super::pool::Pool`] picks
+//! one per request; the service's [`super::supervisor::Supervisor`] restarts it when it dies.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+
+use super::{MeshError, Request, Service};
+
+/// The worker actor; its state is the service it runs.
+#[derive(Debug, Default)]
+pub struct Worker;
+
+/// Messages of a [`Worker`].
+#[derive(RactorMessage)]
+pub enum WorkerMsg {
+    /// Run one request and answer on the port. Sent by [`super::pool::Pool::dispatch`].
+    Handle(Request, RpcReplyPort<Result<Bytes, MeshError>>),
+}
+
+impl Actor for Worker {
+    type Msg = WorkerMsg;
+    type State = Arc<dyn Service>;
+    type Arguments = Arc<dyn Service>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        service: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(service)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        service: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WorkerMsg::Handle(req, reply) => {
+                if reply.is_closed() {
+                    // The caller gave up (deadline or disconnect): do not start work nobody awaits.
+                    return Ok(());
+                }
+                let answer = if Instant::now() >= req.deadline {
+                    Err(MeshError::deadline())
+                } else {
+                    service.handle(req).await
+                };
+                let _ = reply.send(answer);
+            }
+        }
+        Ok(())
+    }
+}

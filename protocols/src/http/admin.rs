@@ -1,0 +1,157 @@
+//! Admin routes (bearer admin token): `GET /admin/actors` and `POST /admin/chaos/kill`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::Json;
+use rand::seq::IndexedRandom;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use troupe_actors::mesh::{Call, MeshError, Target};
+use troupe_actors::system::{actors, kill, SYSTEM};
+use troupe_proto::mesh::{ActorList, KillReply, KillRequest};
+
+use super::auth::Admin;
+use super::health::futures_join_all;
+use super::request_id::Rid;
+use super::{ask, ApiError, AppState};
+
+/// Query of `/admin/actors`.
+#[derive(Debug, Deserialize)]
+pub struct ActorsQuery {
+    /// Only this node's actors.
+    pub node: Option<String>,
+    /// Only this service's actors.
+    pub service: Option<String>,
+}
+
+fn check_node(state: &AppState, node: &str) -> Result<(), ApiError> {
+    if state.mesh.router().members().iter().any(|m| m == node) {
+        Ok(())
+    } else if state.mesh.view().members.iter().any(|m| m.name == node) {
+        Err(MeshError::unavailable(format!("node {node} is not reachable")).into())
+    } else {
+        Err(MeshError::not_found(format!("no member named {node}")).into())
+    }
+}
+
+fn check_service(state: &AppState, service: &str) -> Result<(), ApiError> {
+    if state.mesh.info().pool(service).is_some() {
+        Ok(())
+    } else {
+        Err(MeshError::not_found(format!("no service named {service}")).into())
+    }
+}
+
+/// Every service actor on every routable node (or one node), gathered through the mesh.
+pub async fn actors(
+    _: Admin,
+    State(state): State<AppState>,
+    Rid(rid): Rid,
+    Query(q): Query<ActorsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let nodes: Vec<String> = match &q.node {
+        Some(n) => {
+            check_node(&state, n)?;
+            vec![n.clone()]
+        }
+        None => state.mesh.router().members().to_vec(),
+    };
+    if let Some(s) = &q.service {
+        check_service(&state, s)?;
+    }
+    let asks = nodes.into_iter().map(|n| {
+        let state = state.clone();
+        let call = Call::new(SYSTEM, actors::OP)
+            .to(Target::Node(n))
+            .request_id(rid.clone());
+        async move { ask::<ActorList>(&state, call).await }
+    });
+    let mut items = Vec::new();
+    for answer in futures_join_all(asks).await {
+        for a in answer?.actors {
+            if q.service.as_ref().is_some_and(|s| *s != a.service) {
+                continue;
+            }
+            items.push(json!({
+                "node": a.node, "service": a.service, "name": a.name,
+                "id": a.id, "role": a.role, "status": a.status,
+            }));
+        }
+    }
+    Ok(Json(json!({ "total": items.len(), "items": items })))
+}
+
+/// Body of `POST /admin/chaos/kill`; every field optional.
+#[derive(Debug, Default, Deserialize)]
+pub struct KillBody {
+    /// Service group whose workers to kill; any when absent.
+    pub service: Option<String>,
+    /// Node to kill on; random routable nodes when absent.
+    pub node: Option<String>,
+    /// How many actors (default 1, at most 1000).
+    pub count: Option<u32>,
+}
+
+/// Kills worker actors by service group, node, or at random; their supervisors restart them.
+pub async fn kill(
+    _: Admin,
+    State(state): State<AppState>,
+    Rid(rid): Rid,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    // Every field is optional, so an empty body means "one random worker anywhere".
+    let body: KillBody = if body.iter().all(u8::is_ascii_whitespace) {
+        KillBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| MeshError::invalid(format!("malformed json body: {e}")))?
+    };
+    let count = body.count.unwrap_or(1);
+    if count == 0 || count > kill::MAX_COUNT {
+        return Err(MeshError::invalid(format!(
+            "count must be between 1 and {}",
+            kill::MAX_COUNT
+        ))
+        .into());
+    }
+    if let Some(s) = &body.service {
+        check_service(&state, s)?;
+    }
+    // How many to kill where.
+    let mut per_node: BTreeMap<String, u32> = BTreeMap::new();
+    match &body.node {
+        Some(n) => {
+            check_node(&state, n)?;
+            per_node.insert(n.clone(), count);
+        }
+        None => {
+            let members = state.mesh.router().members();
+            for _ in 0..count {
+                if let Some(n) = members.choose(&mut rand::rng()) {
+                    *per_node.entry(n.clone()).or_default() += 1;
+                }
+            }
+        }
+    }
+    let service = body.service.unwrap_or_default();
+    let asks = per_node.into_iter().map(|(n, c)| {
+        let state = state.clone();
+        let call = Call::new(SYSTEM, kill::OP)
+            .to(Target::Node(n))
+            .request_id(rid.clone())
+            .payload(&KillRequest {
+                service: service.clone(),
+                count: c,
+            });
+        async move { ask::<KillReply>(&state, call).await }
+    });
+    let mut killed = Vec::new();
+    for answer in futures_join_all(asks).await {
+        for k in answer?.killed {
+            killed.push(json!({ "node": k.node, "service": k.service, "actor": k.actor }));
+        }
+    }
+    tracing::warn!(count = killed.len(), "chaos: killed actors");
+    Ok(Json(json!({ "count": killed.len(), "killed": killed })))
+}

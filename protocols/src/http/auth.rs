@@ -1,0 +1,81 @@
+//! The admin credential: `Authorization: Bearer <token>` matching `[admin] token` /
+//! `TROUPE_ADMIN_TOKEN`. Missing credentials are 401, wrong ones 403.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use troupe_actors::mesh::{Code, MeshError};
+
+use super::{ApiError, AppState};
+
+/// Proof that the request carries the admin token.
+#[derive(Debug)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = bearer(parts).ok_or_else(|| {
+            MeshError::new(Code::Unauthenticated, "missing bearer token")
+        })?;
+        let Some(expected) = state.config.admin_token.as_deref() else {
+            return Err(MeshError::new(
+                Code::PermissionDenied,
+                "admin endpoints are disabled: no admin token configured",
+            )
+            .into());
+        };
+        if constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+            Ok(Admin)
+        } else {
+            Err(MeshError::new(Code::PermissionDenied, "not an admin credential").into())
+        }
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Compares without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_tokens_match_and_others_do_not() {
+        assert!(constant_time_eq(b"secret-token", b"secret-token"));
+        assert!(!constant_time_eq(b"secret-token", b"secret-tokem"));
+        assert!(!constant_time_eq(b"secret", b"secret-token"));
+    }
+
+    #[test]
+    fn bearer_scheme_is_parsed_case_insensitively() {
+        let req = axum::http::Request::builder()
+            .header(AUTHORIZATION, "bearer abc")
+            .body(())
+            .unwrap();
+        let (parts, _) = req.into_parts();
+        assert_eq!(bearer(&parts), Some("abc"));
+        let req = axum::http::Request::builder()
+            .header(AUTHORIZATION, "Basic abc")
+            .body(())
+            .unwrap();
+        let (parts, _) = req.into_parts();
+        assert_eq!(bearer(&parts), None);
+    }
+}

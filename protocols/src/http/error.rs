@@ -1,0 +1,127 @@
+//! The HTTP form of a [`MeshError`]: status code + `{"error": {code, message, request_id}}`.
+//! This is the only place a mesh code becomes an HTTP status.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use troupe_actors::mesh::{Code, MeshError};
+
+/// An error answered over HTTP.
+#[derive(Debug)]
+pub struct ApiError(pub MeshError);
+
+impl From<MeshError> for ApiError {
+    fn from(e: MeshError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Code::ResourceExhausted
+        } else {
+            Code::InvalidArgument
+        };
+        Self(MeshError::new(code, r.body_text().to_lowercase()))
+    }
+}
+
+/// The HTTP status of a mesh code.
+pub fn status(code: Code) -> StatusCode {
+    match code {
+        Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::FailedPrecondition => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The mesh code for a bare HTTP status produced outside a handler (router, limits).
+pub fn code_of(status: StatusCode) -> Code {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {
+            Code::InvalidArgument
+        }
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
+        StatusCode::NOT_FOUND => Code::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => Code::InvalidArgument,
+        StatusCode::CONFLICT => Code::FailedPrecondition,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
+        StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => Code::DeadlineExceeded,
+        _ => Code::Internal,
+    }
+}
+
+/// The JSON body of an error.
+pub fn body(e: &MeshError, request_id: &str) -> serde_json::Value {
+    let mut err = serde_json::json!({
+        "code": e.code.as_str(),
+        "message": e.message,
+        "request_id": request_id,
+    });
+    if !e.details.is_empty() {
+        if let Ok(details) = serde_json::from_str::<serde_json::Value>(&e.details) {
+            err["details"] = details;
+        }
+    }
+    serde_json::json!({ "error": err })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        // The request id is filled in by the `json_errors` middleware, which sees the
+        // request; handlers need not carry it.
+        let mut resp = (status(self.0.code), Json(body(&self.0, ""))).into_response();
+        resp.extensions_mut().insert(self.0);
+        resp
+    }
+}
+
+/// The error for a status produced outside a handler (no route, body limit, ...).
+pub fn from_status(status: StatusCode) -> MeshError {
+    let message = match status {
+        StatusCode::NOT_FOUND => "no such route".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => "request body too large".to_string(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "expected content-type application/json".to_string(),
+        s => s.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    MeshError::new(code_of(status), message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_distinct_meaningful_status() {
+        assert_eq!(status(Code::InvalidArgument), StatusCode::BAD_REQUEST);
+        assert_eq!(status(Code::Unauthenticated), StatusCode::UNAUTHORIZED);
+        assert_eq!(status(Code::PermissionDenied), StatusCode::FORBIDDEN);
+        assert_eq!(status(Code::NotFound), StatusCode::NOT_FOUND);
+        assert_eq!(status(Code::AlreadyExists), StatusCode::CONFLICT);
+        assert_eq!(status(Code::ResourceExhausted), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(status(Code::Unavailable), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status(Code::DeadlineExceeded), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(status(Code::Internal), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn error_body_carries_code_message_request_id_and_details() {
+        let e = MeshError::invalid("bad").with_details(serde_json::json!({"field": "count"}));
+        let b = body(&e, "rid-1");
+        assert_eq!(b["error"]["code"], "invalid_argument");
+        assert_eq!(b["error"]["message"], "bad");
+        assert_eq!(b["error"]["request_id"], "rid-1");
+        assert_eq!(b["error"]["details"]["field"], "count");
+    }
+}

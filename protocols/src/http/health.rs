@@ -1,0 +1,129 @@
+//! `GET /health` (this node) and `GET /health/cluster` (every node's health gathered
+//! through the mesh).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+use troupe_actors::mesh::{Call, MemberState, Target};
+use troupe_actors::system::{health, SYSTEM};
+use troupe_proto::mesh::NodeHealth;
+
+use super::request_id::Rid;
+use super::{ask, AppState};
+
+/// This node: status, name, incarnation, uptime, version, services.
+pub async fn node(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let h = health::report(state.mesh.info());
+    let code = if h.status == "down" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(node_json(&h)))
+}
+
+fn node_json(h: &NodeHealth) -> Value {
+    json!({
+        "status": h.status,
+        "node": h.node,
+        "incarnation": h.incarnation,
+        "uptime_ms": h.uptime_ms,
+        "version": h.version,
+        "services": h.services.iter().map(|s| json!({
+            "name": s.name,
+            "status": s.status,
+            "workers_alive": s.workers_alive,
+            "workers_total": s.workers_total,
+            "in_flight": s.in_flight,
+            "restarts": s.restarts,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Every member's health, asked through the mesh in parallel; a member that does not
+/// answer within a second counts as down.
+pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCode, Json<Value>) {
+    let view = state.mesh.view();
+    let asks = view
+        .members
+        .iter()
+        .filter(|m| m.state != MemberState::Down)
+        .map(|m| {
+            let state = state.clone();
+            let name = m.name.clone();
+            let call = Call::new(SYSTEM, health::OP)
+                .to(Target::Node(name.clone()))
+                .request_id(rid.clone())
+                .timeout(Duration::from_secs(1));
+            async move { (name, ask::<NodeHealth>(&state, call).await) }
+        });
+    let answers = futures_join_all(asks).await;
+    let mut nodes = Vec::new();
+    let mut services: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+    let mut all_ok = true;
+    for (name, answer) in answers {
+        match answer {
+            Ok(h) => {
+                all_ok &= h.status == "ok";
+                for s in &h.services {
+                    let e = services.entry(s.name.clone()).or_default();
+                    e.1 += 1;
+                    if s.status != "down" {
+                        e.0 += 1;
+                    }
+                }
+                nodes.push(node_json(&h));
+            }
+            Err(e) => {
+                all_ok = false;
+                nodes.push(json!({ "node": name, "status": "down", "error": e.0.message }));
+            }
+        }
+    }
+    for m in view.members.iter().filter(|m| m.state == MemberState::Down) {
+        nodes.push(json!({ "node": m.name, "status": "down", "error": "declared dead" }));
+    }
+    let any_up = nodes.iter().any(|n| n["status"] != "down");
+    let status = if all_ok && nodes.iter().all(|n| n["status"] == "ok") {
+        "ok"
+    } else if any_up {
+        "degraded"
+    } else {
+        "down"
+    };
+    let services: serde_json::Map<String, Value> = services
+        .into_iter()
+        .map(|(name, (up, total))| {
+            let s = if up == total { "ok" } else if up > 0 { "degraded" } else { "down" };
+            (name, json!({ "status": s, "nodes_up": up, "nodes": total }))
+        })
+        .collect();
+    let code = if status == "down" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        Json(json!({ "status": status, "nodes": nodes, "services": services })),
+    )
+}
+
+/// Awaits every future concurrently (small fan-outs only).
+pub async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}

@@ -1,0 +1,113 @@
+//! REST/JSON ingress on axum.
+//!
+//! Every node serves every route. Handlers decode and authenticate, build a mesh
+//! [`Call`](troupe_actors::mesh::Call), and encode the answer; errors take the contract's
+//! JSON form in exactly one place ([`error`]).
+//!
+//! # Layout
+//! - [`error`]: mesh code -> HTTP status + JSON body.
+//! - [`request_id`], [`middleware`]: `x-request-id`, JSON errors for every failure, metrics.
+//! - [`auth`]: the admin bearer token.
+//! - [`json`]: a JSON body extractor whose rejections are API errors.
+//! - [`health`], [`cluster`], [`ping`], [`metrics`], [`admin`]: one file per route family.
+
+pub mod admin;
+pub mod auth;
+pub mod cluster;
+pub mod error;
+pub mod health;
+pub mod json;
+pub mod metrics;
+pub mod middleware;
+pub mod ping;
+pub mod request_id;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use troupe_actors::mesh::Mesh;
+
+pub use error::ApiError;
+
+/// HTTP ingress settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Deadline of the mesh calls a request makes.
+    pub request_timeout: Duration,
+    /// Origins allowed by CORS; empty = no cross-origin access.
+    pub cors_origins: Vec<String>,
+    /// Bearer token of the admin endpoints; `None` = admin endpoints refuse everyone.
+    pub admin_token: Option<String>,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The node's runtime.
+    pub mesh: Mesh,
+    /// Renders `/metrics`.
+    pub prometheus: PrometheusHandle,
+    /// Settings.
+    pub config: Arc<Config>,
+}
+
+/// The full HTTP application of a node.
+pub fn router(state: AppState) -> Router {
+    let cors = cors(&state.config.cors_origins);
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .route("/health", get(health::node))
+        .route("/health/cluster", get(health::cluster))
+        .route("/cluster", get(cluster::view))
+        .route("/ping", get(ping::ping))
+        .route("/metrics", get(metrics::render))
+        .route("/admin/actors", get(admin::actors))
+        .route("/admin/chaos/kill", post(admin::kill))
+        .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
+        .with_state(state)
+        .layer(axum::middleware::from_fn(middleware::track))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(cors)
+        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(PropagateRequestIdLayer::new(request_id::REQUEST_ID))
+        .layer(SetRequestIdLayer::new(request_id::REQUEST_ID, MakeRequestUuid))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            request_id::REQUEST_ID,
+        ])
+}
+
+/// Runs a mesh call and decodes the service's prost reply.
+pub async fn ask<R: prost::Message + Default>(
+    state: &AppState,
+    call: troupe_actors::mesh::Call,
+) -> Result<R, ApiError> {
+    let call = if call.timeout.is_none() {
+        call.timeout(state.config.request_timeout)
+    } else {
+        call
+    };
+    let bytes = state.mesh.router().call(call).await?;
+    R::decode(bytes).map_err(|e| {
+        ApiError(troupe_actors::mesh::MeshError::internal(format!(
+            "undecodable reply: {e}"
+        )))
+    })
+}

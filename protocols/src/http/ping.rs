@@ -1,0 +1,40 @@
+//! `GET /ping` and `GET /ping?node=<name>`: answered by the `ping` service actor on this
+//! node, or on the named node through the mesh.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use troupe_actors::mesh::{Call, MeshError, Target};
+use troupe_actors::system::{ping, PING};
+use troupe_proto::mesh::PingReply;
+
+use super::request_id::Rid;
+use super::{ask, ApiError, AppState};
+
+/// Query of `/ping`.
+#[derive(Debug, Deserialize)]
+pub struct PingQuery {
+    /// Node that should answer; this node when absent.
+    pub node: Option<String>,
+}
+
+/// The handler.
+pub async fn ping(
+    State(state): State<AppState>,
+    Rid(rid): Rid,
+    Query(q): Query<PingQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let target = match q.node {
+        None => Target::Node(state.mesh.info().node.to_string()),
+        Some(n) if n.is_empty() => return Err(MeshError::invalid("node must not be empty").into()),
+        Some(n) => {
+            if !state.mesh.view().members.iter().any(|m| m.name == n) {
+                return Err(MeshError::not_found(format!("no member named {n}")).into());
+            }
+            Target::Node(n)
+        }
+    };
+    let reply: PingReply = ask(&state, Call::new(PING, ping::OP).to(target).request_id(rid)).await?;
+    Ok(Json(json!({ "node": reply.node, "incarnation": reply.incarnation })))
+}

@@ -1,0 +1,12 @@
+//! Troupe's ingress adapters: each turns a protocol's requests into mesh calls and maps the
+//! one [`troupe_actors::mesh::MeshError`] onto its own error form, once.
+//!
+//! # Layout
+//! - [`http`]: REST/JSON on axum: runtime endpoints (`/health`, `/cluster`, `/metrics`,
+//!   `/ping`, `/health/cluster`, `/admin/*`), request ids, JSON errors, body limits, CORS.
+//! - [`grpc`]: tonic server with `grpc.health.v1.Health`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod grpc;
+pub mod http;
