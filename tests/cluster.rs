@@ -1,1 +1,554 @@
+//! The cluster runtime, black-box: real `troupe` processes on loopback ports, driven over
+//! HTTP and signals.
 
+mod support;
+
+use std::io::Write as _;
+use std::net::{TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::*;
+
+fn names(ns: &[&str]) -> Vec<String> {
+    ns.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn three_nodes_form_a_full_mesh_from_a_single_seed() {
+    let c = Cluster::start("form", Options::default());
+    for n in &c.nodes {
+        // Every node hosts every service group, and every group spans the cluster.
+        let (status, v) = get(&n.url("/cluster"), None).unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(v["node"], n.addrs.name.as_str());
+        for group in ["svc.ping", "svc.system"] {
+            assert_eq!(
+                v["groups"][group]["size"], 3,
+                "{group} on {}: {v}",
+                n.addrs.name
+            );
+        }
+        let me = member(n, &n.addrs.name).unwrap();
+        assert_eq!(me["http_addr"], n.addrs.http.to_string());
+        assert_eq!(me["cluster_addr"], n.addrs.cluster.to_string());
+        assert!(me["incarnation"].as_u64().unwrap() > 0);
+    }
+    // /ping?node= works between every pair, answered by the named node.
+    for from in &c.nodes {
+        for to in &c.nodes {
+            let (status, v) =
+                get(&from.url(&format!("/ping?node={}", to.addrs.name)), None).unwrap();
+            assert_eq!(status, 200, "{} -> {}: {v}", from.addrs.name, to.addrs.name);
+            assert_eq!(v["node"], to.addrs.name.as_str());
+            let inc = member(from, &to.addrs.name).unwrap()["incarnation"].clone();
+            assert_eq!(v["incarnation"], inc);
+        }
+        let (status, v) = get(&from.url("/ping"), None).unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(v["node"], from.addrs.name.as_str());
+    }
+    // Health of every node gathered through the mesh.
+    let (status, v) = get(&c.node("n2").url("/health/cluster"), None).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 3);
+    assert_eq!(v["services"]["ping"]["nodes_up"], 3);
+    let (status, v) = get(&c.node("n1").url("/health"), None).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(v["node"], "n1");
+    assert_eq!(v["status"], "ok");
+}
+
+#[test]
+fn metrics_expose_requests_restarts_members_and_heartbeats() {
+    let c = Cluster::start("metrics", Options::default());
+    let n1 = c.node("n1");
+    get(&n1.url("/ping?node=n2"), None).unwrap();
+    post(
+        &n1.url("/admin/chaos/kill"),
+        &json!({"service": "ping", "node": "n1"}),
+        Some(ADMIN_TOKEN),
+    )
+    .unwrap();
+    // Heartbeats run every second.
+    std::thread::sleep(Duration::from_millis(2200));
+    let text = get_raw(&n1.url("/metrics"), &[])
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    for needle in [
+        "troupe_requests_total{",
+        "troupe_request_duration_seconds_bucket{",
+        "troupe_mesh_calls_total{",
+        "troupe_actor_restarts_total{service=\"ping\"}",
+        "troupe_cluster_members{state=\"up\"} 3",
+        "troupe_heartbeat_rtt_seconds_bucket{peer=\"n2\"",
+        "troupe_queue_depth{service=\"ping\"}",
+    ] {
+        assert!(text.contains(needle), "/metrics lacks {needle}:\n{text}");
+    }
+}
+
+#[test]
+fn sigkilled_node_leaves_every_routing_table_and_ping_keeps_answering() {
+    let mut c = Cluster::start("sigkill", Options::default());
+    c.node_mut("n3").kill();
+    let started = Instant::now();
+    for n in ["n1", "n2"] {
+        c.wait_up(c.node(n), &names(&["n1", "n2"]), Duration::from_secs(5));
+    }
+    eprintln!(
+        "sigkill detected on both survivors after {:?}",
+        started.elapsed()
+    );
+    for n in ["n1", "n2"] {
+        let node = c.node(n);
+        let (status, v) = get(&node.url("/ping"), None).unwrap();
+        assert_eq!((status, v["node"].as_str()), (200, Some(n)));
+        let (_, v) = get(&node.url("/cluster"), None).unwrap();
+        assert_eq!(v["groups"]["svc.ping"]["size"], 2, "{v}");
+        let (status, v) = get(&node.url("/ping?node=n3"), None).unwrap();
+        assert_eq!(status, 503, "{v}");
+        assert_eq!(v["error"]["code"], "unavailable");
+    }
+}
+
+#[test]
+fn sigstopped_node_is_removed_and_rejoins_after_sigcont() {
+    let c = Cluster::start("sigstop", Options::default());
+    c.node("n2").signal("STOP");
+    let started = Instant::now();
+    for n in ["n1", "n3"] {
+        c.wait_up(c.node(n), &names(&["n1", "n3"]), Duration::from_secs(5));
+    }
+    eprintln!("sigstop detected after {:?}", started.elapsed());
+    let (status, _) = get(&c.node("n1").url("/ping?node=n3"), None).unwrap();
+    assert_eq!(status, 200);
+    c.node("n2").signal("CONT");
+    let started = Instant::now();
+    for n in &c.nodes {
+        c.wait_up(n, &names(&["n1", "n2", "n3"]), Duration::from_secs(10));
+    }
+    eprintln!("sigcont rejoin after {:?}", started.elapsed());
+    let (status, v) = get(&c.node("n3").url("/ping?node=n2"), None).unwrap();
+    assert_eq!((status, v["node"].as_str()), (200, Some("n2")));
+}
+
+#[test]
+fn killed_node_restarted_under_the_same_name_rejoins_as_a_new_incarnation() {
+    let mut c = Cluster::start("restart", Options::default());
+    let old = member(c.node("n1"), "n2").unwrap()["incarnation"]
+        .as_u64()
+        .unwrap();
+    c.node_mut("n2").kill();
+    c.wait_up(c.node("n1"), &names(&["n1", "n3"]), Duration::from_secs(5));
+    c.restart("n2");
+    for n in &c.nodes {
+        c.wait_up(n, &names(&["n1", "n2", "n3"]), Duration::from_secs(15));
+    }
+    for observer in ["n1", "n3"] {
+        let m = member(c.node(observer), "n2").unwrap();
+        assert!(m["incarnation"].as_u64().unwrap() > old, "{m}");
+    }
+    let (status, v) = get(&c.node("n1").url("/ping?node=n2"), None).unwrap();
+    assert_eq!(status, 200);
+    assert!(v["incarnation"].as_u64().unwrap() > old);
+}
+
+#[test]
+fn sigterm_leaves_gracefully_and_exits_zero() {
+    let mut c = Cluster::start("sigterm", Options::default());
+    c.node("n3").signal("TERM");
+    let status = c.node_mut("n3").wait_exit(Duration::from_secs(15));
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "{}", c.logs());
+    for n in ["n1", "n2"] {
+        c.wait_up(c.node(n), &names(&["n1", "n2"]), Duration::from_secs(5));
+        let (status, _) = get(&c.node(n).url("/ping"), None).unwrap();
+        assert_eq!(status, 200);
+    }
+}
+
+#[test]
+fn killed_workers_restart_while_a_client_loop_keeps_succeeding() {
+    let c = Cluster::start("chaos", Options::default());
+    let n1 = c.node("n1").url("/ping");
+    let n1_to_n2 = c.node("n1").url("/ping?node=n2");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for url in [&n1, &n1_to_n2] {
+                    match get(url, None) {
+                        Ok((200, _)) => ok += 1,
+                        other => failed.push(format!("{url}: {other:?}")),
+                    }
+                }
+            }
+            (ok, failed)
+        })
+    };
+    let mut killed = 0;
+    for round in 0..20 {
+        let node = if round % 2 == 0 { "n1" } else { "n2" };
+        let (status, v) = post(
+            &c.node("n1").url("/admin/chaos/kill"),
+            &json!({"service": "ping", "node": node, "count": 3}),
+            Some(ADMIN_TOKEN),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{v}");
+        killed += v["count"].as_u64().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = client.join().unwrap();
+    assert!(killed >= 40, "killed only {killed}");
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 20, "only {ok} requests ran");
+    // Supervisors restarted every worker.
+    for n in ["n1", "n2"] {
+        let ok = wait_until(Duration::from_secs(3), || {
+            let (_, v) = get(&c.node(n).url("/health"), None).unwrap();
+            let ping = v["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == "ping")
+                .unwrap()
+                .clone();
+            ping["workers_alive"] == ping["workers_total"] && ping["restarts"].as_u64().unwrap() > 0
+        });
+        assert!(ok, "ping workers on {n} not all restarted");
+    }
+    let (status, v) = get(
+        &c.node("n3").url("/admin/actors?service=ping"),
+        Some(ADMIN_TOKEN),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(v["total"], 12, "{v}");
+    assert!(v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["status"] == "running"));
+}
+
+#[test]
+fn bad_requests_get_json_errors_and_change_nothing() {
+    let c = Cluster::start(
+        "badinput",
+        Options {
+            nodes: 2,
+            extra_toml: "[http]\nmax_body_bytes = 1024\n".into(),
+            ..Options::default()
+        },
+    );
+    let n1 = c.node("n1");
+    let kill = n1.url("/admin/chaos/kill");
+    let check = |answer: Answer, status: u16, code: &str| {
+        assert_eq!(answer.0, status, "{}", answer.1);
+        assert_eq!(answer.1["error"]["code"], code, "{}", answer.1);
+        assert!(answer.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        assert!(answer.1["error"]["request_id"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    };
+    check(
+        get(&n1.url("/no/such/route"), None).unwrap(),
+        404,
+        "not_found",
+    );
+    check(
+        post(&n1.url("/health"), &json!({}), None).unwrap(),
+        405,
+        "invalid_argument",
+    );
+    check(
+        post(&kill, &json!({}), None).unwrap(),
+        401,
+        "unauthenticated",
+    );
+    check(
+        post(&kill, &json!({}), Some("wrong-token-wrong-token")).unwrap(),
+        403,
+        "permission_denied",
+    );
+    check(
+        get(&n1.url("/admin/actors"), Some("nope")).unwrap(),
+        403,
+        "permission_denied",
+    );
+    check(
+        post_raw(&kill, b"{not json", "application/json", Some(ADMIN_TOKEN)).unwrap(),
+        400,
+        "invalid_argument",
+    );
+    check(
+        post(&kill, &json!({"count": "three"}), Some(ADMIN_TOKEN)).unwrap(),
+        400,
+        "invalid_argument",
+    );
+    check(
+        post(&kill, &json!({"count": 0}), Some(ADMIN_TOKEN)).unwrap(),
+        400,
+        "invalid_argument",
+    );
+    check(
+        post(&kill, &json!({"service": "nope"}), Some(ADMIN_TOKEN)).unwrap(),
+        404,
+        "not_found",
+    );
+    check(
+        post(&kill, &json!({"node": "n9"}), Some(ADMIN_TOKEN)).unwrap(),
+        404,
+        "not_found",
+    );
+    check(
+        get(&n1.url("/ping?node=n9"), None).unwrap(),
+        404,
+        "not_found",
+    );
+    check(
+        get(&n1.url("/ping?node="), None).unwrap(),
+        400,
+        "invalid_argument",
+    );
+    let big = vec![b' '; 4096];
+    check(
+        post_raw(&kill, &big, "application/json", Some(ADMIN_TOKEN)).unwrap(),
+        413,
+        "resource_exhausted",
+    );
+    // None of that killed anything.
+    let (_, v) = get(&n1.url("/health/cluster"), None).unwrap();
+    for node in v["nodes"].as_array().unwrap() {
+        for s in node["services"].as_array().unwrap() {
+            assert_eq!(s["restarts"], 0, "{v}");
+        }
+    }
+    // The request id is echoed, or made when absent.
+    let resp = get_raw(&n1.url("/ping"), &[("x-request-id", "abc-123")]);
+    assert_eq!(resp.headers()["x-request-id"], "abc-123");
+    let resp = get_raw(&n1.url("/ping"), &[]);
+    assert!(!resp.headers()["x-request-id"].is_empty());
+    let (status, v) = get(&n1.url("/no/such/route"), None).unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(v["error"]["code"], "not_found");
+}
+
+#[test]
+fn node_with_the_wrong_cookie_is_refused_and_logged() {
+    let c = Cluster::start(
+        "cookie",
+        Options {
+            nodes: 2,
+            ..Options::default()
+        },
+    );
+    let intruder = Addrs {
+        name: "n3".into(),
+        cluster: ([127, 0, 0, 1], free_port()).into(),
+        http: ([127, 0, 0, 1], free_port()).into(),
+        grpc: ([127, 0, 0, 1], free_port()).into(),
+    };
+    let node = spawn_node(
+        &c.config,
+        &intruder,
+        &c.dir,
+        &[
+            ("TROUPE_CLUSTER_COOKIE", "another-cookie-entirely"),
+            ("TROUPE_CLUSTER_ADDR", &intruder.cluster.to_string()),
+            ("TROUPE_HTTP_ADDR", &intruder.http.to_string()),
+            ("TROUPE_GRPC_ADDR", &intruder.grpc.to_string()),
+        ],
+    );
+    // It gossips, but never gets a session: never `up`, never routed to.
+    let logged = wait_until(Duration::from_secs(10), || {
+        c.nodes
+            .iter()
+            .chain([&node])
+            .any(|n| n.log_text().contains("authentication"))
+    });
+    assert!(
+        logged,
+        "no authentication failure logged:\n{}\n{}",
+        c.logs(),
+        node.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    for n in &c.nodes {
+        assert_eq!(up_members(n), names(&["n1", "n2"]));
+        let (status, _) = get(&n.url("/ping?node=n3"), None).unwrap();
+        assert_ne!(status, 200);
+    }
+    assert!(
+        c.logs().contains("refused before authentication"),
+        "{}",
+        c.logs()
+    );
+}
+
+#[test]
+fn garbage_from_a_peer_is_dropped_without_harm() {
+    let c = Cluster::start(
+        "garbage",
+        Options {
+            nodes: 2,
+            ..Options::default()
+        },
+    );
+    let n1 = c.node("n1");
+    // TCP garbage at the session port, then UDP garbage at the gossip port.
+    for _ in 0..5 {
+        let mut s = TcpStream::connect(n1.addrs.cluster).unwrap();
+        let _ = s.write_all(&[0xff; 4096]);
+        let _ = s.write_all(b"\x00\x00\x00\x10hello garbage!!!");
+    }
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..50u8 {
+        udp.send_to(&[i; 300], n1.addrs.cluster).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(up_members(n1), names(&["n1", "n2"]));
+    for _ in 0..20 {
+        let (status, v) = get(&n1.url("/ping?node=n2"), None).unwrap();
+        assert_eq!((status, v["node"].as_str()), (200, Some("n2")));
+    }
+}
+
+#[test]
+fn bad_config_is_refused_with_every_error_at_once() {
+    let dir = scratch_dir("badconfig");
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[cluster]
+cookie = "short"
+gossip_interval_ms = 0
+colour = "blue"
+
+[services]
+workers = 0
+
+[http]
+max_body_bytes = "lots"
+
+[[nodes]]
+name = "n1"
+cluster_addr = "not-an-address"
+http_addr = "127.0.0.1:1"
+grpc_addr = "127.0.0.1:1"
+"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(troupe_bin())
+        .args(["node", "--config"])
+        .arg(&path)
+        .args(["--name", "n1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "cluster.cookie",
+        "cluster.gossip_interval_ms",
+        "cluster.colour",
+        "services.workers",
+        "http.max_body_bytes",
+        "nodes[0].cluster_addr",
+    ] {
+        assert!(stderr.contains(key), "stderr lacks {key}:\n{stderr}");
+    }
+    // Nothing started: no listener on the configured port.
+    assert!(std::net::TcpStream::connect("127.0.0.1:1").is_err());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn cli_help_explains_every_subcommand() {
+    for args in [
+        vec!["--help"],
+        vec!["node", "--help"],
+        vec!["dev", "--help"],
+        vec!["chaos", "--help"],
+    ] {
+        let out = std::process::Command::new(troupe_bin())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage"), "{args:?}: {text}");
+    }
+    let out = std::process::Command::new(troupe_bin())
+        .args(["chaos", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--rate", "--duration", "--service", "--node", "--token"] {
+        assert!(text.contains(flag), "chaos --help lacks {flag}");
+    }
+}
+
+#[test]
+fn chaos_command_kills_at_a_rate_and_reports() {
+    let c = Cluster::start(
+        "chaoscmd",
+        Options {
+            nodes: 2,
+            ..Options::default()
+        },
+    );
+    let out = std::process::Command::new(troupe_bin())
+        .args([
+            "chaos",
+            "--url",
+            &format!("http://{}", c.node("n2").addrs.http),
+        ])
+        .args(["--rate", "10", "--duration", "1s", "--service", "ping"])
+        .env("TROUPE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kills = stdout
+        .lines()
+        .filter(|l| l.contains(" killed ping.w"))
+        .count();
+    assert!((5..=12).contains(&kills), "{kills} kills:\n{stdout}");
+    assert!(
+        stdout.contains(&format!("killed {kills} actor(s)")),
+        "{stdout}"
+    );
+    // Every killed worker is restarted (some after a backoff delay).
+    let restarts = || -> u64 {
+        ["n1", "n2"]
+            .iter()
+            .map(|n| {
+                let (_, v) = get(&c.node(n).url("/health"), None).unwrap();
+                let s: Vec<Value> = v["services"].as_array().unwrap().clone();
+                s.iter().find(|s| s["name"] == "ping").unwrap()["restarts"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .sum()
+    };
+    let ok = wait_until(Duration::from_secs(5), || restarts() >= kills as u64);
+    assert!(ok, "restarts {} < kills {kills}", restarts());
+}

@@ -26,7 +26,10 @@ pub fn describe() {
     describe_counter!(REJECTED, "requests refused by admission control");
     describe_gauge!(QUEUE_DEPTH, "in-flight requests per service on this node");
     describe_gauge!(WORKERS_ALIVE, "live worker actors per service on this node");
-    describe_gauge!(CLUSTER_MEMBERS, "cluster members by state as this node sees them");
+    describe_gauge!(
+        CLUSTER_MEMBERS,
+        "cluster members by state as this node sees them"
+    );
     describe_histogram!(
         HEARTBEAT_RTT_SECONDS,
         Unit::Seconds,

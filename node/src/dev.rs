@@ -62,7 +62,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         for j in (1..=args.nodes).filter(|j| *j != k) {
             cmd.args(["--seed", &ports(j).0]);
         }
-        let mut child = cmd.spawn().with_context(|| format!("cannot start {name}"))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
         prefix(&name, child.stdout.take());
         prefix(&name, child.stderr.take());
         println!("  {name}: http=http://{http} grpc={grpc} cluster={cluster}");

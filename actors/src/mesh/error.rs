@@ -194,7 +194,10 @@ mod tests {
     #[test]
     fn only_unavailable_is_retryable() {
         for c in Code::ALL {
-            assert_eq!(MeshError::new(c, "x").is_retryable(), c == Code::Unavailable);
+            assert_eq!(
+                MeshError::new(c, "x").is_retryable(),
+                c == Code::Unavailable
+            );
         }
     }
 }

@@ -127,9 +127,7 @@ impl Actor for Groups {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            GroupsMsg::RestartSupervisor(index) => {
-                start_supervisor(&myself, state, index).await
-            }
+            GroupsMsg::RestartSupervisor(index) => start_supervisor(&myself, state, index).await,
         }
     }
 
@@ -140,13 +138,15 @@ impl Actor for Groups {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         let id = match &event {
-            SupervisionEvent::ActorTerminated(cell, ..) | SupervisionEvent::ActorFailed(cell, _) => {
-                cell.get_id()
-            }
+            SupervisionEvent::ActorTerminated(cell, ..)
+            | SupervisionEvent::ActorFailed(cell, _) => cell.get_id(),
             _ => return Ok(()),
         };
         if let Some(index) = state.endpoints.remove(&id) {
-            tracing::warn!(service = state.args.pools[index].name(), "endpoint stopped, restarting");
+            tracing::warn!(
+                service = state.args.pools[index].name(),
+                "endpoint stopped, restarting"
+            );
             return start_endpoint(&myself, state, index).await;
         }
         let Some(index) = state.supervisors.remove(&id) else {

@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use chitchat::transport::UdpTransport;
 use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
-use rand::Rng;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::node::NodeServerSessionInformation;
 use ractor_cluster::{NodeServer, NodeServerMessage, NodeSessionMessage, RactorMessage};
+use rand::Rng;
 use tokio::sync::watch;
 
 /// Chitchat keys this node advertises.
@@ -227,7 +227,9 @@ struct Events(ActorRef<MembershipMsg>);
 
 impl ractor_cluster::NodeEventSubscription for Events {
     fn node_session_opened(&self, ses: NodeServerSessionInformation) {
-        let _ = self.0.cast(MembershipMsg::Session(SessionEvent::Opened, ses));
+        let _ = self
+            .0
+            .cast(MembershipMsg::Session(SessionEvent::Opened, ses));
     }
     fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
         let _ = self.0.cast(MembershipMsg::Session(SessionEvent::Down, ses));
@@ -238,7 +240,9 @@ impl ractor_cluster::NodeEventSubscription for Events {
             .cast(MembershipMsg::Session(SessionEvent::Authenticated, ses));
     }
     fn node_session_ready(&self, ses: NodeServerSessionInformation) {
-        let _ = self.0.cast(MembershipMsg::Session(SessionEvent::Ready, ses));
+        let _ = self
+            .0
+            .cast(MembershipMsg::Session(SessionEvent::Ready, ses));
     }
 }
 
@@ -391,7 +395,13 @@ impl Actor for Membership {
 
 impl State {
     fn on_session(&mut self, event: SessionEvent, info: NodeServerSessionInformation) {
-        let peer = info.peer_name.as_ref().map(|n| n.name.clone());
+        // ractor names a peer `<node name>@<hostname>`; ours is `<name>@<incarnation>`.
+        let peer = info.peer_name.as_ref().map(|n| {
+            n.name
+                .rsplit_once('@')
+                .map_or(n.name.as_str(), |(p, _)| p)
+                .to_string()
+        });
         match event {
             SessionEvent::Opened => {
                 self.sessions.insert(
@@ -407,14 +417,17 @@ impl State {
                 );
             }
             SessionEvent::Authenticated | SessionEvent::Ready => {
-                let s = self.sessions.entry(info.node_id).or_insert_with(|| Session {
-                    actor: info.actor.clone(),
-                    peer: None,
-                    authenticated: false,
-                    ready: false,
-                    opened: Instant::now(),
-                    addr: info.peer_addr.clone(),
-                });
+                let s = self
+                    .sessions
+                    .entry(info.node_id)
+                    .or_insert_with(|| Session {
+                        actor: info.actor.clone(),
+                        peer: None,
+                        authenticated: false,
+                        ready: false,
+                        opened: Instant::now(),
+                        addr: info.peer_addr.clone(),
+                    });
                 if peer.is_some() {
                     s.peer = peer.clone();
                 }
@@ -472,10 +485,9 @@ impl State {
             if m.kv.get(keys::STATE).map(String::as_str) == Some("leaving") || self.leaving {
                 continue;
             }
-            let Some(addr) = m
-                .kv
-                .get(keys::CLUSTER_ADDR)
-                .and_then(|a| a.parse::<SocketAddr>().ok())
+            let Some(addr) =
+                m.kv.get(keys::CLUSTER_ADDR)
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
             else {
                 continue;
             };
@@ -485,7 +497,11 @@ impl State {
         // Stop sessions nobody wants any more.
         for s in self.sessions.values() {
             let keep = match &s.peer {
-                Some(p) => wanted.contains_key(p) || now.duration_since(s.opened) < UNKNOWN_PEER_GRACE && !self.known_dead(p, &members),
+                Some(p) => {
+                    wanted.contains_key(p)
+                        || now.duration_since(s.opened) < UNKNOWN_PEER_GRACE
+                            && !self.known_dead(p, &members)
+                }
                 None => now.duration_since(s.opened) < UNKNOWN_PEER_GRACE,
             };
             if !keep {
@@ -496,12 +512,19 @@ impl State {
 
         // Dial the members we have no session with.
         for (peer, (addr, _)) in &wanted {
-            if self.sessions.values().any(|s| s.peer.as_deref() == Some(peer)) {
+            if self
+                .sessions
+                .values()
+                .any(|s| s.peer.as_deref() == Some(peer))
+            {
                 continue;
             }
             let dial = self.dials.entry(peer.clone()).or_default();
             if dial.in_progress {
-                if dial.since.is_some_and(|t| now.duration_since(t) > DIAL_TIMEOUT) {
+                if dial
+                    .since
+                    .is_some_and(|t| now.duration_since(t) > DIAL_TIMEOUT)
+                {
                     dial.in_progress = false;
                 }
                 continue;
@@ -534,9 +557,9 @@ impl State {
     }
 
     fn known_dead(&self, peer: &str, members: &BTreeMap<String, Member>) -> bool {
-        members.values().any(|m| {
-            ractor_name(&m.id.node_id, m.id.generation_id) == peer && !m.live
-        })
+        members
+            .values()
+            .any(|m| ractor_name(&m.id.node_id, m.id.generation_id) == peer && !m.live)
     }
 
     /// Newest incarnation per node name, with liveness and keys.
@@ -641,6 +664,7 @@ impl State {
                 false
             }
         });
-        self.view_tx.send_replace(Arc::new(ClusterView { members: view }));
+        self.view_tx
+            .send_replace(Arc::new(ClusterView { members: view }));
     }
 }

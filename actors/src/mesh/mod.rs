@@ -115,7 +115,10 @@ impl Mesh {
             .into_iter()
             .map(|s| {
                 let name = s.name();
-                (name, Pool::new(s, settings.workers, settings.queue_capacity))
+                (
+                    name,
+                    Pool::new(s, settings.workers, settings.queue_capacity),
+                )
             })
             .collect();
         let pools = Arc::new(pools);
@@ -188,7 +191,9 @@ impl Mesh {
             .map(|p| {
                 let nodes = up
                     .iter()
-                    .filter(|n| !ractor::pg::get_members(&endpoint::node_group(p.name(), n)).is_empty())
+                    .filter(|n| {
+                        !ractor::pg::get_members(&endpoint::node_group(p.name(), n)).is_empty()
+                    })
                     .cloned()
                     .collect();
                 (endpoint::group(p.name()), nodes)

@@ -6,11 +6,14 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a request waits for a worker of a pool whose workers are all restarting.
+pub const RESTART_GRACE: Duration = Duration::from_millis(250);
 
 use bytes::Bytes;
-use rand::seq::IteratorRandom;
 use ractor::{ActorRef, ActorStatus};
+use rand::seq::IteratorRandom;
 
 use super::worker::WorkerMsg;
 use super::{Code, MeshError, Request, Service};
@@ -137,7 +140,11 @@ impl Pool {
             .read()
             .expect("pool lock")
             .iter()
-            .filter_map(|s| s.actor.clone().filter(|a| a.get_status() == ActorStatus::Running))
+            .filter_map(|s| {
+                s.actor
+                    .clone()
+                    .filter(|a| a.get_status() == ActorStatus::Running)
+            })
             .collect()
     }
 
@@ -163,9 +170,10 @@ impl Pool {
             .collect()
     }
 
-    /// Kills up to `count` running workers chosen at random; returns their names.
-    /// Their supervisor restarts them.
+    /// Kills up to `count` running workers chosen at random, never the worker running the
+    /// calling request; returns their names. Their supervisor restarts them.
     pub fn kill_random(&self, count: usize) -> Vec<String> {
+        let me = super::worker::CURRENT.try_with(|id| *id).ok();
         let victims: Vec<(String, ActorRef<WorkerMsg>)> = {
             let slots = self.slots.read().expect("pool lock");
             slots
@@ -174,6 +182,7 @@ impl Pool {
                     s.actor
                         .clone()
                         .filter(|a| a.get_status() == ActorStatus::Running)
+                        .filter(|a| Some(a.get_id()) != me)
                         .map(|a| (s.name.clone(), a))
                 })
                 .choose_multiple(&mut rand::rng(), count)
@@ -191,10 +200,8 @@ impl Pool {
     /// request's deadline and the pool's admission limit.
     pub async fn dispatch(&self, req: Request) -> Result<Bytes, MeshError> {
         let _admitted = self.admit()?;
-        let worker = self.pick().ok_or_else(|| {
-            MeshError::unavailable(format!("no live {} worker on this node", self.name()))
-        })?;
         let deadline = req.deadline;
+        let worker = self.wait_for_worker(deadline).await?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         worker
             .send_message(WorkerMsg::Handle(req, tx.into()))
@@ -206,6 +213,26 @@ impl Pool {
         }
     }
 
+    /// A live worker, waiting (briefly, within the deadline) while its supervisor restarts
+    /// killed ones: a request that arrives during a restart is served late, not refused.
+    async fn wait_for_worker(&self, deadline: Instant) -> Result<ActorRef<WorkerMsg>, MeshError> {
+        let give_up = deadline.min(Instant::now() + RESTART_GRACE);
+        let mut pause = Duration::from_micros(250);
+        loop {
+            if let Some(w) = self.pick() {
+                return Ok(w);
+            }
+            if Instant::now() + pause > give_up {
+                return Err(MeshError::unavailable(format!(
+                    "no live {} worker on this node",
+                    self.name()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
     fn admit(&self) -> Result<Admitted<'_>, MeshError> {
         let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if before >= self.capacity {
@@ -213,7 +240,11 @@ impl Pool {
             metrics::counter!(crate::metrics::REJECTED, "service" => self.name()).increment(1);
             return Err(MeshError::new(
                 Code::ResourceExhausted,
-                format!("{} is at capacity ({} in flight)", self.name(), self.capacity),
+                format!(
+                    "{} is at capacity ({} in flight)",
+                    self.name(),
+                    self.capacity
+                ),
             ));
         }
         Ok(Admitted(&self.in_flight))

@@ -107,7 +107,8 @@ pub struct Router {
     members: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
 }
 
-const MAX_ATTEMPTS: usize = 3;
+/// Attempts of an idempotent call (the first included).
+const MAX_ATTEMPTS: usize = 5;
 
 impl Router {
     /// A router over this node's pools; `members` are the names of the nodes this node routes
@@ -157,105 +158,76 @@ impl Router {
             .get(call.service)
             .is_some_and(|p| p.service().is_idempotent(call.op));
         let mut tried: Vec<ractor::ActorId> = Vec::new();
-        let mut tried_local = false;
-        let mut last_err = MeshError::unavailable(format!("no live member of {}", call.service));
-        let mut where_ = "none";
-        for _ in 0..MAX_ATTEMPTS {
-            if Instant::now() >= deadline {
-                last_err = MeshError::deadline();
-                break;
-            }
-            let hop = match self.pick(&call, tried_local, &tried) {
-                Ok(hop) => hop,
-                Err(e) => {
-                    last_err = e;
-                    break;
+        let mut pause = Duration::from_millis(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (hop, result) = match self.pick(&call, &tried) {
+                Ok(Hop::Local(pool)) => {
+                    ("local", pool.dispatch(self.request(&call, deadline)).await)
                 }
-            };
-            let result = match hop {
-                Hop::Local(pool) => {
-                    tried_local = true;
-                    where_ = "local";
-                    pool.dispatch(self.request(&call, deadline)).await
-                }
-                Hop::Remote(cell) => {
+                Ok(Hop::Remote(cell)) => {
                     tried.push(cell.get_id());
-                    where_ = "remote";
-                    self.remote(cell, &call, deadline).await
+                    ("remote", self.remote(cell, &call, deadline).await)
                 }
+                Err(e) => ("none", Err(e)),
             };
             match result {
                 Ok(bytes) => {
-                    record(&call, where_, "ok", started);
+                    record(&call, hop, "ok", started);
                     return Ok(bytes);
                 }
-                Err(e) if idempotent && e.is_retryable() => {
-                    tracing::debug!(service = call.service, op = call.op, error = %e, "retrying idempotent call");
-                    last_err = e;
+                // Killed mid-request, or no member right now: an idempotent op may run again.
+                Err(e)
+                    if idempotent
+                        && e.is_retryable()
+                        && attempt < MAX_ATTEMPTS
+                        && Instant::now() + pause < deadline =>
+                {
+                    tracing::debug!(service = call.service, op = call.op, error = %e, attempt, "retrying idempotent call");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
                 }
                 Err(e) => {
-                    record(&call, where_, e.code.as_str(), started);
+                    record(&call, hop, e.code.as_str(), started);
                     return Err(e);
                 }
             }
         }
-        record(&call, where_, last_err.code.as_str(), started);
-        Err(last_err)
     }
 
-    fn pick(
-        &self,
-        call: &Call,
-        tried_local: bool,
-        tried: &[ractor::ActorId],
-    ) -> Result<Hop, MeshError> {
+    fn pick(&self, call: &Call, tried: &[ractor::ActorId]) -> Result<Hop, MeshError> {
         let node = match &call.target {
             Target::Any => None,
             Target::Node(n) => Some(n.clone()),
-            Target::Entity(id) => Some(self.home_of(id).ok_or_else(|| {
-                MeshError::unavailable("no member to place the entity on")
-            })?),
+            Target::Entity(id) => Some(
+                self.home_of(id)
+                    .ok_or_else(|| MeshError::unavailable("no member to place the entity on"))?,
+            ),
         };
         match node {
-            Some(n) if n == *self.node => {
-                if tried_local {
-                    return Err(MeshError::unavailable(format!(
-                        "{} on {n} did not answer",
-                        call.service
-                    )));
-                }
-                self.local(call.service)
-            }
-            Some(n) => {
-                let members = ractor::pg::get_members(&endpoint::node_group(call.service, &n));
-                members
-                    .into_iter()
-                    .find(|c| !tried.contains(&c.get_id()))
-                    .map(Hop::Remote)
-                    .ok_or_else(|| {
-                        MeshError::unavailable(format!("node {n} is not reachable"))
-                    })
-            }
+            Some(n) if n == *self.node => self.local(call.service),
+            Some(n) => ractor::pg::get_members(&endpoint::node_group(call.service, &n))
+                .into_iter()
+                .next()
+                .map(Hop::Remote)
+                .ok_or_else(|| MeshError::unavailable(format!("node {n} is not reachable"))),
             None => {
-                if !tried_local {
-                    if let Some(pool) = self.pools.get(call.service) {
-                        if pool.alive() > 0 {
-                            return Ok(Hop::Local(pool.clone()));
-                        }
-                    }
+                // Local first while this node has live workers; then a remote member not yet
+                // tried; then this node again (its workers may be back).
+                let local = self.pools.get(call.service);
+                if let Some(pool) = local.filter(|p| p.alive() > 0) {
+                    return Ok(Hop::Local(pool.clone()));
                 }
                 let remote: Vec<ActorCell> =
                     ractor::pg::get_members(&endpoint::group(call.service))
                         .into_iter()
                         .filter(|c| !c.get_id().is_local() && !tried.contains(&c.get_id()))
                         .collect();
-                remote
-                    .choose(&mut rand::rng())
-                    .cloned()
-                    .map(Hop::Remote)
-                    .ok_or_else(|| {
-                        MeshError::unavailable(format!("no live member of {}", call.service))
-                    })
+                if let Some(cell) = remote.choose(&mut rand::rng()) {
+                    return Ok(Hop::Remote(cell.clone()));
+                }
+                self.local(call.service)
             }
         }
     }

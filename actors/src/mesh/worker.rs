@@ -12,6 +12,11 @@ use ractor_cluster::RactorMessage;
 
 use super::{MeshError, Request, Service};
 
+tokio::task_local! {
+    /// The worker running the current request; lets chaos spare the actor answering it.
+    pub static CURRENT: ractor::ActorId;
+}
+
 /// The worker actor; its state is the service it runs.
 #[derive(Debug, Default)]
 pub struct Worker;
@@ -38,7 +43,7 @@ impl Actor for Worker {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         msg: Self::Msg,
         service: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -51,7 +56,7 @@ impl Actor for Worker {
                 let answer = if Instant::now() >= req.deadline {
                     Err(MeshError::deadline())
                 } else {
-                    service.handle(req).await
+                    CURRENT.scope(myself.get_id(), service.handle(req)).await
                 };
                 let _ = reply.send(answer);
             }

@@ -31,9 +31,13 @@ pub fn run(info: &NodeInfo, payload: &[u8]) -> Result<Bytes, MeshError> {
     };
     let mut killed = Vec::new();
     for _ in 0..req.count {
+        let me = crate::mesh::worker::CURRENT.try_with(|id| *id).ok();
+        let killable = |p: &&std::sync::Arc<crate::mesh::Pool>| {
+            p.workers().iter().any(|w| Some(w.get_id()) != me)
+        };
         let Some(pool) = pools
             .iter()
-            .filter(|p| p.alive() > 0)
+            .filter(killable)
             .collect::<Vec<_>>()
             .choose(&mut rand::rng())
             .copied()

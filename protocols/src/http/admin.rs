@@ -109,11 +109,9 @@ pub async fn kill(
     };
     let count = body.count.unwrap_or(1);
     if count == 0 || count > kill::MAX_COUNT {
-        return Err(MeshError::invalid(format!(
-            "count must be between 1 and {}",
-            kill::MAX_COUNT
-        ))
-        .into());
+        return Err(
+            MeshError::invalid(format!("count must be between 1 and {}", kill::MAX_COUNT)).into(),
+        );
     }
     if let Some(s) = &body.service {
         check_service(&state, s)?;

@@ -16,9 +16,8 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = bearer(parts).ok_or_else(|| {
-            MeshError::new(Code::Unauthenticated, "missing bearer token")
-        })?;
+        let presented = bearer(parts)
+            .ok_or_else(|| MeshError::new(Code::Unauthenticated, "missing bearer token"))?;
         let Some(expected) = state.config.admin_token.as_deref() else {
             return Err(MeshError::new(
                 Code::PermissionDenied,

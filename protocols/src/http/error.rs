@@ -46,9 +46,9 @@ pub fn status(code: Code) -> StatusCode {
 /// The mesh code for a bare HTTP status produced outside a handler (router, limits).
 pub fn code_of(status: StatusCode) -> Code {
     match status {
-        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY => {
-            Code::InvalidArgument
-        }
+        StatusCode::BAD_REQUEST
+        | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        | StatusCode::UNPROCESSABLE_ENTITY => Code::InvalidArgument,
         StatusCode::UNAUTHORIZED => Code::Unauthenticated,
         StatusCode::FORBIDDEN => Code::PermissionDenied,
         StatusCode::NOT_FOUND => Code::NotFound,
@@ -109,7 +109,10 @@ mod tests {
         assert_eq!(status(Code::PermissionDenied), StatusCode::FORBIDDEN);
         assert_eq!(status(Code::NotFound), StatusCode::NOT_FOUND);
         assert_eq!(status(Code::AlreadyExists), StatusCode::CONFLICT);
-        assert_eq!(status(Code::ResourceExhausted), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            status(Code::ResourceExhausted),
+            StatusCode::TOO_MANY_REQUESTS
+        );
         assert_eq!(status(Code::Unavailable), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(status(Code::DeadlineExceeded), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(status(Code::Internal), StatusCode::INTERNAL_SERVER_ERROR);

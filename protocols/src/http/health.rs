@@ -97,7 +97,13 @@ pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCod
     let services: serde_json::Map<String, Value> = services
         .into_iter()
         .map(|(name, (up, total))| {
-            let s = if up == total { "ok" } else if up > 0 { "degraded" } else { "down" };
+            let s = if up == total {
+                "ok"
+            } else if up > 0 {
+                "degraded"
+            } else {
+                "down"
+            };
             (name, json!({ "status": s, "nodes_up": up, "nodes": total }))
         })
         .collect();
@@ -112,10 +118,10 @@ pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCod
     )
 }
 
-/// Awaits every future concurrently (small fan-outs only).
-pub async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+/// Awaits every future concurrently (small fan-outs only); a panicked one is left out.
+pub async fn futures_join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futs.map(tokio::spawn).collect();

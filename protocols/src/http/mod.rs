@@ -79,7 +79,10 @@ pub fn router(state: AppState) -> Router {
         .layer(cors)
         .layer(axum::middleware::from_fn(middleware::json_errors))
         .layer(PropagateRequestIdLayer::new(request_id::REQUEST_ID))
-        .layer(SetRequestIdLayer::new(request_id::REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(
+            request_id::REQUEST_ID,
+            MakeRequestUuid,
+        ))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

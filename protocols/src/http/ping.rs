@@ -35,6 +35,9 @@ pub async fn ping(
             Target::Node(n)
         }
     };
-    let reply: PingReply = ask(&state, Call::new(PING, ping::OP).to(target).request_id(rid)).await?;
-    Ok(Json(json!({ "node": reply.node, "incarnation": reply.incarnation })))
+    let reply: PingReply =
+        ask(&state, Call::new(PING, ping::OP).to(target).request_id(rid)).await?;
+    Ok(Json(
+        json!({ "node": reply.node, "incarnation": reply.incarnation }),
+    ))
 }

@@ -1,0 +1,412 @@
+//! Shared helpers of the black-box tests: reserve ports, write a config, start real `troupe`
+//! processes (one per node), talk to them over HTTP, send them signals, wait for conditions.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The admin token every test cluster uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// The cookie every test cluster uses.
+pub const COOKIE: &str = "test-cookie-0123456789";
+
+/// Cluster tests are timing-sensitive (failure detection): run them one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes the serial lock (a failed test must not poison the others).
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A free port on 127.0.0.1 for both TCP and UDP (cluster sessions and gossip share it).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Addresses of one node.
+#[derive(Clone, Debug)]
+pub struct Addrs {
+    pub name: String,
+    pub cluster: SocketAddr,
+    pub http: SocketAddr,
+    pub grpc: SocketAddr,
+}
+
+impl Addrs {
+    fn new(name: &str) -> Self {
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        Self {
+            name: name.to_string(),
+            cluster: addr(free_port()),
+            http: addr(free_port()),
+            grpc: addr(free_port()),
+        }
+    }
+}
+
+/// A fresh directory for one test cluster.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "troupe-test-{tag}-{}-{}",
+        std::process::id(),
+        rand_u64()
+    ));
+    fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(1);
+    h.finish()
+}
+
+/// One running (or stopped) node process.
+pub struct Node {
+    pub addrs: Addrs,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Node {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("node running").id()
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addrs.http, path)
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_ref() {
+            // A SIGSTOPped child ignores SIGKILL until continued on some systems: be sure.
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(c.id().to_string())
+                .status();
+        }
+        self.kill();
+    }
+}
+
+/// Options of a test cluster.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub nodes: usize,
+    /// Extra TOML appended to the generated config (e.g. `[http]` limits).
+    pub extra_toml: String,
+    /// Seeds: only the first node's cluster address (so discovery is exercised).
+    pub single_seed: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            nodes: 3,
+            extra_toml: String::new(),
+            single_seed: true,
+        }
+    }
+}
+
+/// A cluster of real `troupe` processes.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub nodes: Vec<Node>,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// The `troupe` binary under test.
+pub fn troupe_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_troupe")
+}
+
+/// Writes a config for `addrs`.
+pub fn write_config(dir: &Path, addrs: &[Addrs], options: &Options) -> PathBuf {
+    let seeds: Vec<String> = if options.single_seed {
+        vec![format!("\"{}\"", addrs[0].cluster)]
+    } else {
+        addrs.iter().map(|a| format!("\"{}\"", a.cluster)).collect()
+    };
+    let mut toml = format!(
+        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n\n{}\n",
+        dir.join("data").display(),
+        seeds.join(", "),
+        options.extra_toml
+    );
+    for a in addrs {
+        toml.push_str(&format!(
+            "\n[[nodes]]\nname = \"{}\"\ncluster_addr = \"{}\"\nhttp_addr = \"{}\"\ngrpc_addr = \"{}\"\n",
+            a.name, a.cluster, a.http, a.grpc
+        ));
+    }
+    let path = dir.join("cluster.toml");
+    fs::write(&path, toml).expect("write config");
+    path
+}
+
+/// Starts one node process from a config file.
+pub fn spawn_node(config: &Path, addrs: &Addrs, dir: &Path, env: &[(&str, &str)]) -> Node {
+    let log = dir.join(format!("{}-{}.log", addrs.name, rand_u64() % 100_000));
+    let out = fs::File::create(&log).expect("create log");
+    let err = out.try_clone().expect("clone log");
+    let mut cmd = Command::new(troupe_bin());
+    cmd.arg("node")
+        .arg("--config")
+        .arg(config)
+        .arg("--name")
+        .arg(&addrs.name)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn troupe");
+    Node {
+        addrs: addrs.clone(),
+        child: Some(child),
+        log,
+    }
+}
+
+impl Cluster {
+    /// Starts `options.nodes` nodes (in reverse order, to show start order does not matter)
+    /// and waits until every node sees every other as `up`.
+    pub fn start(tag: &str, options: Options) -> Cluster {
+        let guard = serial();
+        let dir = scratch_dir(tag);
+        let addrs: Vec<Addrs> = (1..=options.nodes)
+            .map(|i| Addrs::new(&format!("n{i}")))
+            .collect();
+        let config = write_config(&dir, &addrs, &options);
+        let mut nodes: Vec<Node> = addrs
+            .iter()
+            .rev()
+            .map(|a| spawn_node(&config, a, &dir, &[]))
+            .collect();
+        nodes.reverse();
+        let cluster = Cluster {
+            dir,
+            config,
+            nodes,
+            _serial: guard,
+        };
+        let names: Vec<String> = addrs.iter().map(|a| a.name.clone()).collect();
+        for n in &cluster.nodes {
+            cluster.wait_up(n, &names, Duration::from_secs(20));
+        }
+        cluster
+    }
+
+    pub fn node(&self, name: &str) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.addrs.name == name)
+            .expect("node exists")
+    }
+
+    pub fn node_mut(&mut self, name: &str) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.addrs.name == name)
+            .expect("node exists")
+    }
+
+    /// Restarts a stopped node under the same name.
+    pub fn restart(&mut self, name: &str) {
+        let (config, dir) = (self.config.clone(), self.dir.clone());
+        let node = self.node_mut(name);
+        node.kill();
+        let fresh = spawn_node(&config, &node.addrs.clone(), &dir, &[]);
+        *node = fresh;
+    }
+
+    /// Waits until `observer` sees exactly `names` as `up`.
+    pub fn wait_up(&self, observer: &Node, names: &[String], timeout: Duration) {
+        let mut want: Vec<String> = names.to_vec();
+        want.sort();
+        let ok = wait_until(timeout, || up_members(observer) == want);
+        assert!(
+            ok,
+            "{} never saw {:?} up (saw {:?}); log:\n{}",
+            observer.addrs.name,
+            want,
+            up_members(observer),
+            observer.log_text()
+        );
+    }
+
+    /// Logs of every node, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("==== {} ====\n{}", n.addrs.name, n.log_text()))
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("test cluster files kept in {}", self.dir.display());
+        }
+    }
+}
+
+/// Names of the members `node` sees as `up`, sorted (empty when it does not answer).
+pub fn up_members(node: &Node) -> Vec<String> {
+    let Ok((200, v)) = get(&node.url("/cluster"), None) else {
+        return Vec::new();
+    };
+    let mut up: Vec<String> = v["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["state"] == "up")
+        .filter_map(|m| m["name"].as_str().map(String::from))
+        .collect();
+    up.sort();
+    up
+}
+
+/// The member entry `observer` has for `name`.
+pub fn member(observer: &Node, name: &str) -> Option<Value> {
+    let (_, v) = get(&observer.url("/cluster"), None).ok()?;
+    v["members"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == name)
+        .cloned()
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into()
+}
+
+/// A parsed HTTP answer: status and JSON body (Null when the body is not JSON).
+pub type Answer = (u16, Value);
+
+fn finish(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Answer, String> {
+    let mut resp = resp.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// GET with an optional bearer token.
+pub fn get(url: &str, token: Option<&str>) -> Result<Answer, String> {
+    let mut req = agent().get(url);
+    if let Some(t) = token {
+        req = req.header("authorization", &format!("Bearer {t}"));
+    }
+    finish(req.call())
+}
+
+/// GET returning the raw response for header checks.
+pub fn get_raw(url: &str, headers: &[(&str, &str)]) -> ureq::http::Response<ureq::Body> {
+    let mut req = agent().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.call().expect("http get")
+}
+
+/// POST a raw body with a content type and an optional bearer token.
+pub fn post_raw(
+    url: &str,
+    body: &[u8],
+    content_type: &str,
+    token: Option<&str>,
+) -> Result<Answer, String> {
+    let mut req = agent().post(url).header("content-type", content_type);
+    if let Some(t) = token {
+        req = req.header("authorization", &format!("Bearer {t}"));
+    }
+    finish(req.send(body))
+}
+
+/// POST JSON with an optional bearer token.
+pub fn post(url: &str, body: &Value, token: Option<&str>) -> Result<Answer, String> {
+    post_raw(url, body.to_string().as_bytes(), "application/json", token)
+}
