@@ -552,3 +552,41 @@ fn chaos_command_kills_at_a_rate_and_reports() {
     let ok = wait_until(Duration::from_secs(5), || restarts() >= kills as u64);
     assert!(ok, "restarts {} < kills {kills}", restarts());
 }
+
+#[test]
+fn mesh_bench_measures_calls_between_nodes_and_refuses_bad_input() {
+    let c = Cluster::start(
+        "meshbench",
+        Options {
+            nodes: 2,
+            ..Options::default()
+        },
+    );
+    let url = c.node("n1").url("/admin/mesh/bench");
+    let (status, v) = post(
+        &url,
+        &json!({"node": "n2", "calls": 500, "concurrency": 8}),
+        Some(ADMIN_TOKEN),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["from"].as_str(), v["to"].as_str()),
+        (Some("n1"), Some("n2"))
+    );
+    assert_eq!(v["errors"], 0);
+    assert!(v["calls_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(v["p50_us"].as_u64().unwrap() <= v["p99_us"].as_u64().unwrap());
+    for bad in [
+        json!({"calls": 0}),
+        json!({"calls": 10, "concurrency": 0}),
+        json!({"calls": 10, "rate": -1.0}),
+        json!({"node": "n2"}),
+    ] {
+        let (status, v) = post(&url, &bad, Some(ADMIN_TOKEN)).unwrap();
+        assert_eq!(status, 400, "{bad}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_argument");
+    }
+    let (status, _) = post(&url, &json!({"calls": 10}), None).unwrap();
+    assert_eq!(status, 401);
+}

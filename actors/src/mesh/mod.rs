@@ -254,3 +254,6 @@ async fn sample_pools(mesh: Mesh) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

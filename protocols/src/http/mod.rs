@@ -9,10 +9,12 @@
 //! - [`request_id`], [`middleware`]: `x-request-id`, JSON errors for every failure, metrics.
 //! - [`auth`]: the admin bearer token.
 //! - [`json`]: a JSON body extractor whose rejections are API errors.
-//! - [`health`], [`cluster`], [`ping`], [`metrics`], [`admin`]: one file per route family.
+//! - [`health`], [`cluster`], [`ping`], [`metrics`], [`admin`], [`bench`]: one file per
+//!   route family.
 
 pub mod admin;
 pub mod auth;
+pub mod bench;
 pub mod cluster;
 pub mod error;
 pub mod health;
@@ -72,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/admin/actors", get(admin::actors))
         .route("/admin/chaos/kill", post(admin::kill))
+        .route("/admin/mesh/bench", post(bench::run))
         .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(state)
         .layer(axum::middleware::from_fn(middleware::track))

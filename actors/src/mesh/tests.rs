@@ -1,0 +1,217 @@
+//! Actor-level tests of the runtime: supervision, admission control, routing, on one node.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ractor::Actor;
+
+use super::backoff::{Backoff, Policy};
+use super::groups::{self, Groups};
+use super::*;
+
+/// A service whose `slow` op sleeps and whose `echo` op answers its payload.
+struct Echo {
+    name: &'static str,
+    ran: AtomicUsize,
+}
+
+impl Service for Echo {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn ops(&self) -> &'static [Op] {
+        const OPS: &[Op] = &[Op::idempotent("echo"), Op::effectful("slow")];
+        OPS
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        Box::pin(async move {
+            self.ran.fetch_add(1, Ordering::SeqCst);
+            if req.op == "slow" {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(req.payload)
+        })
+    }
+}
+
+fn policy(max_restarts: u32) -> Policy {
+    Policy {
+        backoff: Backoff {
+            base: Duration::from_millis(5),
+            max: Duration::from_millis(50),
+        },
+        max_restarts,
+        window: Duration::from_secs(10),
+    }
+}
+
+async fn start(
+    name: &'static str,
+    workers: usize,
+    capacity: usize,
+    max_restarts: u32,
+) -> (Arc<Pool>, ractor::ActorRef<groups::GroupsMsg>) {
+    let pool = Pool::new(
+        Arc::new(Echo {
+            name,
+            ran: AtomicUsize::new(0),
+        }),
+        workers,
+        capacity,
+    );
+    let (root, _) = Actor::spawn(
+        None,
+        Groups,
+        groups::Args {
+            pools: vec![pool.clone()],
+            policy: policy(max_restarts),
+            node: "test-node".into(),
+            default_timeout: Duration::from_secs(1),
+        },
+    )
+    .await
+    .unwrap();
+    (pool, root)
+}
+
+fn request(op: &str, timeout: Duration) -> Request {
+    Request {
+        op: op.into(),
+        payload: Bytes::from_static(b"hi"),
+        caller: None,
+        request_id: "t".into(),
+        deadline: Instant::now() + timeout,
+        entity: String::new(),
+    }
+}
+
+async fn wait_alive(pool: &Pool, n: usize, within: Duration) -> bool {
+    wait_for(pool, n, 0, within).await
+}
+
+/// Waits until `n` workers are alive after at least `restarts` restarts.
+async fn wait_for(pool: &Pool, n: usize, restarts: u64, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if pool.alive() == n && pool.restarts() >= restarts {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_killed_worker_is_restarted_at_once() {
+    let (pool, root) = start("t-restart", 2, 16, 10).await;
+    assert!(wait_alive(&pool, 2, Duration::from_secs(1)).await);
+    let killed = pool.kill_random(1);
+    assert_eq!(killed.len(), 1);
+    assert!(killed[0].ends_with("#1"), "{killed:?}");
+    assert!(wait_for(&pool, 2, 1, Duration::from_millis(100)).await);
+    assert_eq!(pool.restarts(), 1);
+    assert!(pool.list().iter().any(|w| w.name.ends_with("#2")));
+    root.stop(None);
+}
+
+#[tokio::test]
+async fn requests_during_a_restart_wait_for_the_worker_instead_of_failing() {
+    let (pool, root) = start("t-wait", 1, 16, 10).await;
+    assert!(wait_alive(&pool, 1, Duration::from_secs(1)).await);
+    pool.kill_random(1);
+    // Once the kill took effect the pool has no live worker at all...
+    let gone = Instant::now() + Duration::from_secs(1);
+    while pool.alive() > 0 && Instant::now() < gone {
+        tokio::task::yield_now().await;
+    }
+    // ...and a request waits for the restart instead of being refused.
+    let answer = pool.dispatch(request("echo", Duration::from_secs(1))).await;
+    assert_eq!(answer, Ok(Bytes::from_static(b"hi")));
+    root.stop(None);
+}
+
+#[tokio::test]
+async fn exceeding_the_restart_intensity_restarts_the_whole_group() {
+    let (pool, root) = start("t-escalate", 2, 16, 2).await;
+    assert!(wait_alive(&pool, 2, Duration::from_secs(1)).await);
+    // Three kills within the window: the third escalates.
+    for i in 0..3 {
+        assert!(wait_for(&pool, 2, i, Duration::from_secs(1)).await);
+        assert_eq!(pool.kill_random(1).len(), 1);
+    }
+    // The group comes back with fresh workers (generation counters keep counting): two
+    // restarts by the supervisor, then both workers again by the restarted group.
+    assert!(
+        wait_for(&pool, 2, 4, Duration::from_secs(2)).await,
+        "restarts {}",
+        pool.restarts()
+    );
+    let answer = pool.dispatch(request("echo", Duration::from_secs(1))).await;
+    assert_eq!(answer, Ok(Bytes::from_static(b"hi")));
+    root.stop(None);
+}
+
+#[tokio::test]
+async fn admission_control_refuses_beyond_capacity_instead_of_queueing() {
+    let (pool, root) = start("t-admit", 1, 1, 10).await;
+    assert!(wait_alive(&pool, 1, Duration::from_secs(1)).await);
+    let busy = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.dispatch(request("slow", Duration::from_secs(2))).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let refused = pool.dispatch(request("echo", Duration::from_secs(1))).await;
+    assert_eq!(refused.unwrap_err().code, Code::ResourceExhausted);
+    assert!(busy.await.unwrap().is_ok());
+    assert_eq!(pool.in_flight(), 0);
+    root.stop(None);
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_answered_deadline_exceeded() {
+    let (pool, root) = start("t-deadline", 1, 4, 10).await;
+    assert!(wait_alive(&pool, 1, Duration::from_secs(1)).await);
+    let answer = pool
+        .dispatch(request("slow", Duration::from_millis(30)))
+        .await;
+    assert_eq!(answer.unwrap_err().code, Code::DeadlineExceeded);
+    root.stop(None);
+}
+
+#[tokio::test]
+async fn the_router_serves_locally_and_reports_unknown_nodes_unavailable() {
+    let (pool, root) = start("t-router", 2, 16, 10).await;
+    assert!(wait_alive(&pool, 2, Duration::from_secs(1)).await);
+    let pools = Arc::new([("t-router", pool.clone())].into_iter().collect());
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(vec!["test-node".to_string()]));
+    let router = Router::new("test-node".into(), pools, Duration::from_secs(1), rx);
+    let mut call = Call::new("t-router", "echo");
+    call.payload = Bytes::from_static(b"hello");
+    assert_eq!(
+        router.call(call.clone()).await,
+        Ok(Bytes::from_static(b"hello"))
+    );
+    assert_eq!(
+        router
+            .call(call.clone().to(Target::Node("test-node".into())))
+            .await,
+        Ok(Bytes::from_static(b"hello"))
+    );
+    assert_eq!(
+        router
+            .call(call.clone().to(Target::Entity("e-1".into())))
+            .await,
+        Ok(Bytes::from_static(b"hello")),
+        "a single-member cluster is every entity's home"
+    );
+    let err = router
+        .call(call.to(Target::Node("elsewhere".into())))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::Unavailable);
+    root.stop(None);
+}
