@@ -88,8 +88,8 @@ for body in '{"node":"n2","calls":300000,"concurrency":64}' \
   bench "$body" | python3 -c '
 import json,sys
 d=json.load(sys.stdin)
-load = f"{d[\"concurrency\"]} callers" + (f", paced at {int(d[\"rate\"])}/s" if d["rate"] else ", unpaced")
-print(f"| {load} | {d[\"calls_per_sec\"]:.0f} | {d[\"p50_us\"]} us | {d[\"p99_us\"]} us | {d[\"p999_us\"]} us | {d[\"errors\"]} |")'
+load = "%d callers" % d["concurrency"] + (", paced at %d/s" % d["rate"] if d["rate"] else ", unpaced")
+print("| %s | %.0f | %d us | %d us | %d us | %d |" % (load, d["calls_per_sec"], d["p50_us"], d["p99_us"], d["p999_us"], d["errors"]))'
 done
 echo
 

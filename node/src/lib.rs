@@ -100,6 +100,15 @@ pub async fn serve(
         .await
         .context("cannot start the mesh")?;
     troupe_protocols::http::metrics::describe();
+    // Histograms buffer their samples until drained: drain them even when nobody scrapes.
+    let upkeep = prometheus.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
 
     let http_state = troupe_protocols::http::AppState {
         mesh: mesh.clone(),

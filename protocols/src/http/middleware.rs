@@ -1,5 +1,5 @@
-//! Cross-cutting layers: JSON error bodies for every failure (including the router's own
-//! 404/405 and the body limit's 413), and request metrics.
+//! The cross-cutting layer: request metrics, and JSON error bodies for every failure
+//! (including the router's own 404/405 and the body limit's 413).
 
 use std::time::Instant;
 
@@ -14,16 +14,23 @@ use troupe_actors::mesh::MeshError;
 use super::error::{body, from_status};
 use super::request_id::REQUEST_ID;
 
-/// Gives every error response the JSON form of the API contract, with the request id.
-pub async fn json_errors(req: Request, next: Next) -> Response {
-    let rid = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+/// The one cross-cutting layer: records request metrics by route, method and status, and
+/// gives every error response the JSON form of the API contract, with the request id.
+pub async fn observe(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(req.method());
+    let rid = req.headers().get(REQUEST_ID).cloned();
     let resp = next.run(req).await;
     let status = resp.status();
+    let route = route
+        .as_ref()
+        .map_or("unmatched", |r| r.as_str())
+        .to_string();
+    metrics::counter!(crate::http::metrics::REQUESTS, "protocol" => "http", "route" => route.clone(), "method" => method, "status" => status_label(status))
+        .increment(1);
+    metrics::histogram!(crate::http::metrics::REQUEST_SECONDS, "protocol" => "http", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
@@ -32,15 +39,57 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         None if is_json(&resp) => return resp,
         None => from_status(status),
     };
+    let rid = rid
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let (mut parts, _) = resp.into_parts();
     parts.headers.remove(CONTENT_TYPE);
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    let fresh = Json(body(&error, &rid)).into_response();
-    let (fresh_parts, fresh_body) = fresh.into_parts();
+    let (fresh_parts, fresh_body) = Json(body(&error, rid)).into_response().into_parts();
     for (k, v) in fresh_parts.headers.iter() {
         parts.headers.insert(k, v.clone());
     }
     Response::from_parts(parts, Body::new(fresh_body))
+}
+
+/// The method as a static label (no allocation on the hot path).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The status as a static label: `axum::http::StatusCode::as_str` borrows from a static table.
+fn status_label(s: axum::http::StatusCode) -> &'static str {
+    match s.as_u16() {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        413 => "413",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        504 => "504",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
 }
 
 fn is_json(resp: &Response) -> bool {
@@ -48,22 +97,4 @@ fn is_json(resp: &Response) -> bool {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
-}
-
-/// Counts requests and records their latency by route, method and status.
-pub async fn track(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().as_str().to_string();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!(crate::http::metrics::REQUESTS, "protocol" => "http", "route" => route.clone(), "method" => method.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!(crate::http::metrics::REQUEST_SECONDS, "protocol" => "http", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    resp
 }

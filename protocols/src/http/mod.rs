@@ -66,7 +66,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.config.cors_origins);
     let max_body = state.config.max_body_bytes;
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health::node))
         .route("/health/cluster", get(health::cluster))
         .route("/cluster", get(cluster::view))
@@ -77,10 +77,14 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/mesh/bench", post(bench::run))
         .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(state)
-        .layer(axum::middleware::from_fn(middleware::track))
-        .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(cors)
-        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(RequestBodyLimitLayer::new(max_body));
+    // No allow-listed origin means no cross-origin access at all: no CORS layer to run.
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(axum::middleware::from_fn(middleware::observe))
         .layer(PropagateRequestIdLayer::new(request_id::REQUEST_ID))
         .layer(SetRequestIdLayer::new(
             request_id::REQUEST_ID,
@@ -88,16 +92,21 @@ pub fn router(state: AppState) -> Router {
         ))
 }
 
-fn cors(origins: &[String]) -> CorsLayer {
+fn cors(origins: &[String]) -> Option<CorsLayer> {
     let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([
-            axum::http::header::AUTHORIZATION,
-            axum::http::header::CONTENT_TYPE,
-            request_id::REQUEST_ID,
-        ])
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::header::CONTENT_TYPE,
+                request_id::REQUEST_ID,
+            ]),
+    )
 }
 
 /// Runs a mesh call and decodes the service's prost reply.

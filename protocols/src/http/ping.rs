@@ -3,8 +3,7 @@
 
 use axum::extract::{Query, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use troupe_actors::mesh::{Call, MeshError, Target};
 use troupe_actors::system::{ping, PING};
 use troupe_proto::mesh::PingReply;
@@ -19,12 +18,21 @@ pub struct PingQuery {
     pub node: Option<String>,
 }
 
+/// The answer: which node and incarnation served the ping.
+#[derive(Debug, Serialize)]
+pub struct Pong {
+    /// Node name.
+    pub node: String,
+    /// Its incarnation.
+    pub incarnation: u64,
+}
+
 /// The handler.
 pub async fn ping(
     State(state): State<AppState>,
     Rid(rid): Rid,
     Query(q): Query<PingQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Pong>, ApiError> {
     let target = match q.node {
         None => Target::Node(state.mesh.info().node.to_string()),
         Some(n) if n.is_empty() => return Err(MeshError::invalid("node must not be empty").into()),
