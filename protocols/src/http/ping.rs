@@ -45,7 +45,8 @@ pub async fn ping(
     };
     let reply: PingReply =
         ask(&state, Call::new(PING, ping::OP).to(target).request_id(rid)).await?;
-    Ok(Json(
-        json!({ "node": reply.node, "incarnation": reply.incarnation }),
-    ))
+    Ok(Json(Pong {
+        node: reply.node,
+        incarnation: reply.incarnation,
+    }))
 }
