@@ -4,6 +4,8 @@
 //! - [`mesh`]: the runtime: membership (chitchat bridged to ractor_cluster), service groups
 //!   with supervision and admission control, the router, entity placement.
 //! - [`system`]: the runtime's own services (`ping`, `system`: health, actor listing, chaos).
+//! - [`store`]: the SQL store (sqlx; SQLite or PostgreSQL) and its migrations.
+//! - [`users`], [`auth`], `sessions`: identity services.
 //! - [`metrics`]: names of the metrics recorded here.
 //!
 //! Dependencies point one way: protocols -> actors -> proto. Nothing here knows which
@@ -11,6 +13,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod mesh;
 pub mod metrics;
+pub mod store;
 pub mod system;
+pub mod users;

@@ -201,7 +201,10 @@ struct Dial {
 struct Member {
     id: ChitchatId,
     kv: BTreeMap<String, String>,
+    /// Heartbeats arrive (the failure detector says alive).
     live: bool,
+    /// The failure detector declared it dead (a member merely not live yet is joining).
+    dead: bool,
 }
 
 /// Membership state.
@@ -497,10 +500,13 @@ impl State {
         // Stop sessions nobody wants any more.
         for s in self.sessions.values() {
             let keep = match &s.peer {
+                // A young session whose peer gossip has not confirmed yet is given time
+                // (a joining node is not live until its heartbeats are sampled), unless the
+                // peer is known to be gone: leaving, or superseded by a newer incarnation.
                 Some(p) => {
                     wanted.contains_key(p)
                         || now.duration_since(s.opened) < UNKNOWN_PEER_GRACE
-                            && !self.known_dead(p, &members)
+                            && !self.known_gone(p, &members)
                 }
                 None => now.duration_since(s.opened) < UNKNOWN_PEER_GRACE,
             };
@@ -556,10 +562,17 @@ impl State {
         self.publish(&members, &wanted);
     }
 
-    fn known_dead(&self, peer: &str, members: &BTreeMap<String, Member>) -> bool {
-        members
-            .values()
-            .any(|m| ractor_name(&m.id.node_id, m.id.generation_id) == peer && !m.live)
+    fn known_gone(&self, peer: &str, members: &BTreeMap<String, Member>) -> bool {
+        let Some((name, incarnation)) = peer
+            .rsplit_once('@')
+            .and_then(|(n, i)| Some((n, i.parse::<u64>().ok()?)))
+        else {
+            return true;
+        };
+        members.get(name).is_some_and(|m| {
+            m.id.generation_id > incarnation
+                || m.kv.get(keys::STATE).map(String::as_str) == Some("leaving")
+        })
     }
 
     /// Newest incarnation per node name, with liveness and keys.
@@ -567,6 +580,7 @@ impl State {
         let guard = self.chitchat.chitchat();
         let cc = guard.lock().await;
         let live: std::collections::HashSet<ChitchatId> = cc.live_nodes().cloned().collect();
+        let dead: std::collections::HashSet<ChitchatId> = cc.dead_nodes().cloned().collect();
         let mut out: BTreeMap<String, Member> = BTreeMap::new();
         for (id, state) in cc.node_states() {
             let newer = out
@@ -584,6 +598,7 @@ impl State {
                         .map(|(k, v)| (k.to_string(), v.to_string()))
                         .collect(),
                     live: live.contains(id),
+                    dead: dead.contains(id),
                 },
             );
         }
@@ -614,8 +629,10 @@ impl State {
                     } else {
                         MemberState::Up
                     }
-                } else if !m.live {
+                } else if m.dead {
                     MemberState::Down
+                } else if !m.live {
+                    MemberState::Suspect
                 } else if leaving {
                     MemberState::Leaving
                 } else if ready.contains(rname.as_str()) && wanted.contains_key(&rname) {

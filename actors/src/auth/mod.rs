@@ -1,0 +1,4 @@
+//! The `auth` service: passwords, tokens, login.
+
+pub mod password;
+pub mod token;

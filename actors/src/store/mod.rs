@@ -1,0 +1,1 @@
+//! The system of record: sqlx over SQLite (embedded default) or PostgreSQL.
