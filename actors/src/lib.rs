@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod mesh;
 pub mod metrics;
+pub mod sessions;
 pub mod store;
 pub mod system;
 pub mod users;

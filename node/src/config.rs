@@ -33,6 +33,10 @@ pub struct Config {
     pub cluster: Cluster,
     /// `[admin]`: access to the admin endpoints.
     pub admin: Admin,
+    /// `[storage]`: the SQL store.
+    pub storage: Storage,
+    /// `[auth]`: tokens, passwords, login limits.
+    pub auth: Auth,
     /// `[http]`: the HTTP front end.
     pub http: Http,
     /// `[services]`: service actors hosted on every node.
@@ -87,12 +91,65 @@ impl fmt::Debug for Cluster {
 pub struct Admin {
     /// Bearer token for the admin endpoints (at least 16 characters), if any.
     pub token: Option<String>,
+    /// Username of the bootstrap admin user.
+    pub username: String,
+    /// Email of the bootstrap admin user.
+    pub email: String,
+    /// Password of the bootstrap admin user; the user is created at start-up when set.
+    pub password: Option<String>,
 }
 
 impl fmt::Debug for Admin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let token = self.token.as_ref().map(|_| "<redacted>");
-        f.debug_struct("Admin").field("token", &token).finish()
+        let password = self.password.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Admin")
+            .field("token", &token)
+            .field("username", &self.username)
+            .field("email", &self.email)
+            .field("password", &password)
+            .finish()
+    }
+}
+
+/// `[storage]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storage {
+    /// `postgres://...` or `sqlite:...`; `None` = the embedded SQLite file in `data_dir`.
+    pub url: Option<String>,
+}
+
+/// `[auth]` settings.
+#[derive(Clone, PartialEq)]
+pub struct Auth {
+    /// JWT signing keys as `(kid, secret)`; the first signs, all verify (rotation).
+    pub keys: Vec<(String, String)>,
+    /// Lifetime of an access token.
+    pub access_ttl: Duration,
+    /// Lifetime of a refresh token.
+    pub refresh_ttl: Duration,
+    /// PBKDF2 iterations of new password hashes.
+    pub pbkdf2_iterations: u32,
+    /// Login attempts allowed per account per minute.
+    pub login_per_account_per_minute: u32,
+    /// Login attempts allowed per client address per minute.
+    pub login_per_ip_per_minute: u32,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kids: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Auth")
+            .field("kids", &kids)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("pbkdf2_iterations", &self.pbkdf2_iterations)
+            .field(
+                "login_per_account_per_minute",
+                &self.login_per_account_per_minute,
+            )
+            .field("login_per_ip_per_minute", &self.login_per_ip_per_minute)
+            .finish()
     }
 }
 
@@ -491,6 +548,50 @@ fn log_directives(value: &String) -> Result<(), String> {
         .map_err(|error| format!("invalid filter directive {value:?}: {error}"))
 }
 
+/// `<section>.<key>`.
+fn section_key(section: &str, key: &str) -> String {
+    format!("{section}.{key}")
+}
+
+/// Requires `<kid>:<secret>` with a 1-64 character kid and a secret of 32+ characters (the
+/// secret is not echoed).
+#[allow(clippy::ptr_arg)] // the shape of a `Check<String>`
+fn signing_key(value: &String) -> Result<(), String> {
+    match value.split_once(':') {
+        Some((kid, secret))
+            if !kid.is_empty() && kid.len() <= 64 && secret.chars().count() >= 32 =>
+        {
+            Ok(())
+        }
+        Some((kid, _)) if !kid.is_empty() && kid.len() <= 64 => Err(format!(
+            "the secret of key {kid:?} must be at least 32 characters"
+        )),
+        _ => Err("expected \"<kid>:<secret>\"".to_owned()),
+    }
+}
+
+/// Requires something shaped like an email address.
+#[allow(clippy::ptr_arg)] // the shape of a `Check<String>`
+fn email_like(value: &String) -> Result<(), String> {
+    match value.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(()),
+        _ => Err(format!("expected an email address, got {value:?}")),
+    }
+}
+
+/// Requires a `postgres://`, `postgresql://` or `sqlite:` URL.
+#[allow(clippy::ptr_arg)] // the shape of a `Check<String>`
+fn storage_url(value: &String) -> Result<(), String> {
+    if ["postgres://", "postgresql://", "sqlite:"]
+        .iter()
+        .any(|p| value.starts_with(p))
+    {
+        Ok(())
+    } else {
+        Err("expected a postgres:// or sqlite: url".to_owned())
+    }
+}
+
 /// Requires an exact origin such as `https://example.com:8443`.
 fn cors_origin(value: &String) -> Result<(), String> {
     if value == "*" {
@@ -733,8 +834,42 @@ impl<'e> Reader<'e> {
             Some("TROUPE_ADMIN_TOKEN"),
             &min_chars(16),
         );
+        let username = self.get(
+            &mut section,
+            "username",
+            Some("TROUPE_ADMIN_USERNAME"),
+            &min_chars(3),
+        );
+        let email = self.get(
+            &mut section,
+            "email",
+            Some("TROUPE_ADMIN_EMAIL"),
+            &email_like,
+        );
+        let password = self.get(
+            &mut section,
+            "password",
+            Some("TROUPE_ADMIN_PASSWORD"),
+            &min_chars(8),
+        );
         self.finish(section);
-        let admin = Admin { token };
+        let admin = Admin {
+            token,
+            username: username.unwrap_or_else(|| "admin".to_owned()),
+            email: email.unwrap_or_else(|| "admin@troupe.local".to_owned()),
+            password,
+        };
+
+        let mut section = self.section(&mut root, "storage");
+        let url = self.get(
+            &mut section,
+            "url",
+            Some("TROUPE_STORAGE_URL"),
+            &storage_url,
+        );
+        self.finish(section);
+        let storage = Storage { url };
+        let auth = self.auth(&mut root);
 
         let http = self.http(&mut root);
         let services = self.services(&mut root);
@@ -764,6 +899,8 @@ impl<'e> Reader<'e> {
         Some(Config {
             cluster: Cluster { seeds, ..cluster? },
             admin,
+            storage,
+            auth: auth?,
             http,
             services,
             supervision,
@@ -824,6 +961,66 @@ impl<'e> Reader<'e> {
             dial_backoff_max: Duration::from_millis(dial_ms.unwrap_or(1000)),
         });
         (cluster, seeds)
+    }
+
+    fn auth(&mut self, root: &mut Section<'_>) -> Option<Auth> {
+        let mut section = self.section(root, "auth");
+        let keys_given = section.has("keys") || self.env("TROUPE_AUTH_KEYS").is_some();
+        let keys = self.list(&mut section, "keys", Some("TROUPE_AUTH_KEYS"), &signing_key);
+        if !keys_given {
+            self.error(
+                section.key("keys"),
+                "missing (set [auth] keys = [\"<kid>:<secret of 32+ chars>\"] or TROUPE_AUTH_KEYS)",
+            );
+        }
+        let access = self.get(
+            &mut section,
+            "access_ttl_s",
+            Some("TROUPE_AUTH_ACCESS_TTL_S"),
+            &between(1, 86_400),
+        );
+        let refresh = self.get(
+            &mut section,
+            "refresh_ttl_s",
+            Some("TROUPE_AUTH_REFRESH_TTL_S"),
+            &between(1, 31_536_000),
+        );
+        let iterations = self.get(
+            &mut section,
+            "pbkdf2_iterations",
+            Some("TROUPE_AUTH_PBKDF2_ITERATIONS"),
+            &between(1_000, 10_000_000),
+        );
+        let per_account = self.get(
+            &mut section,
+            "login_per_account_per_minute",
+            None,
+            &at_least(1),
+        );
+        let per_ip = self.get(&mut section, "login_per_ip_per_minute", None, &at_least(1));
+        self.finish(section);
+        let mut pairs = Vec::new();
+        for key in keys.unwrap_or_default() {
+            let (kid, secret) = key.split_once(':').expect("checked by signing_key");
+            if pairs.iter().any(|(k, _): &(String, String)| k == kid) {
+                self.error(
+                    section_key("auth", "keys"),
+                    format!("duplicate kid {kid:?}"),
+                );
+            }
+            pairs.push((kid.to_owned(), secret.to_owned()));
+        }
+        if pairs.is_empty() {
+            return None;
+        }
+        Some(Auth {
+            keys: pairs,
+            access_ttl: Duration::from_secs(access.unwrap_or(900)),
+            refresh_ttl: Duration::from_secs(refresh.unwrap_or(30 * 86_400)),
+            pbkdf2_iterations: iterations.unwrap_or(100_000),
+            login_per_account_per_minute: per_account.unwrap_or(10),
+            login_per_ip_per_minute: per_ip.unwrap_or(60),
+        })
     }
 
     fn http(&mut self, root: &mut Section<'_>) -> Http {
@@ -1125,7 +1322,7 @@ mod tests {
 
     #[test]
     fn minimal_file_takes_defaults() {
-        let text = "[cluster]\ncookie = \"12345678\"\n[[nodes]]\nname = \"solo\"\n\
+        let text = "[cluster]\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
             cluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\n\
             grpc_addr = \"127.0.0.1:7191\"\n";
         // A single entry is selected without a name.
@@ -1138,8 +1335,14 @@ mod tests {
 
     #[test]
     fn no_file_uses_default_addresses() {
-        let vars = env(&[("TROUPE_CLUSTER_COOKIE", "sekrit-cookie")]);
+        let vars = env(&[
+            ("TROUPE_CLUSTER_COOKIE", "sekrit-cookie"),
+            ("TROUPE_AUTH_KEYS", "k1:0123456789abcdef0123456789abcdef"),
+        ]);
         let config = load(None, &named("x"), &vars).unwrap();
+        assert_eq!(config.auth.keys[0].0, "k1");
+        assert_eq!(config.auth.pbkdf2_iterations, 100_000);
+        assert_eq!(config.storage.url, None);
         assert_eq!(config.node.cluster_addr, addr(DEFAULT_CLUSTER_ADDR));
         assert_eq!(config.node.http_addr, addr(DEFAULT_HTTP_ADDR));
         assert_eq!(config.node.grpc_addr, addr(DEFAULT_GRPC_ADDR));
@@ -1147,8 +1350,23 @@ mod tests {
         assert!(config.cluster.seeds.is_empty());
 
         let errors = load(None, &named("x"), &env(&[])).unwrap_err();
-        assert_eq!(keys(&errors), ["cluster.cookie"]);
+        assert_eq!(keys(&errors), ["cluster.cookie", "auth.keys"]);
         assert!(errors.0[0].message.contains("TROUPE_CLUSTER_COOKIE"));
+        assert!(errors.0[1].message.contains("TROUPE_AUTH_KEYS"));
+
+        let vars = env(&[
+            ("TROUPE_CLUSTER_COOKIE", "sekrit-cookie"),
+            (
+                "TROUPE_AUTH_KEYS",
+                "k1:short,:nokid0123456789abcdef0123456789",
+            ),
+            ("TROUPE_STORAGE_URL", "mysql://nope"),
+        ]);
+        let errors = load(None, &named("x"), &vars).unwrap_err();
+        assert_eq!(
+            keys(&errors),
+            ["TROUPE_STORAGE_URL", "TROUPE_AUTH_KEYS", "TROUPE_AUTH_KEYS"]
+        );
     }
 
     #[test]

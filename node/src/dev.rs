@@ -38,6 +38,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .ok()
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| Alphanumeric.sample_string(&mut rand::rng(), 32));
+    let auth_keys = std::env::var("TROUPE_AUTH_KEYS")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| format!("dev:{}", Alphanumeric.sample_string(&mut rand::rng(), 48)));
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
 
@@ -56,6 +60,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .env("TROUPE_CLUSTER_COOKIE", &cookie)
             .env("TROUPE_ADMIN_TOKEN", &token)
             .env("TROUPE_CLUSTER_NAME", "troupe-dev")
+            .env("TROUPE_AUTH_KEYS", &auth_keys)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);

@@ -24,7 +24,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use troupe_actors::mesh::{backoff, membership, Mesh, NodeInfo, Settings};
+use troupe_actors::auth::password::Hasher;
+use troupe_actors::auth::token::{SigningKey, Tokens};
+use troupe_actors::auth::{Auth, Limits};
+use troupe_actors::mesh::{backoff, membership, Call, Mesh, NodeInfo, Settings};
+use troupe_actors::sessions::{Revocations, Sessions};
+use troupe_actors::store::Store;
+use troupe_actors::users::{self, messages as um, Users};
 
 pub use config::Config;
 
@@ -95,10 +101,47 @@ pub async fn serve(
         .unwrap_or_default()
         .as_millis() as u64;
     let info = NodeInfo::new(config.node.name.as_str().into(), incarnation);
-    let services = troupe_actors::system::services(&info);
+    let store = Store::connect(config.storage.url.as_deref(), &config.data_dir)
+        .await
+        .context("cannot open the store")?;
+    let hasher = Hasher::new(config.auth.pbkdf2_iterations);
+    let keys = config
+        .auth
+        .keys
+        .iter()
+        .map(|(kid, secret)| SigningKey {
+            kid: kid.clone(),
+            secret: secret.as_bytes().to_vec(),
+        })
+        .collect();
+    let tokens = Arc::new(
+        Tokens::new(
+            keys,
+            config.auth.access_ttl,
+            config.auth.refresh_ttl,
+            config.cluster.name.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("auth keys: {e}"))?,
+    );
+    let revocations = Revocations::default();
+    let mut services = troupe_actors::system::services(&info);
+    services.push(Arc::new(Users::new(store.clone(), hasher.clone())));
+    services.push(Sessions::start(info.clone(), store.clone(), revocations.clone()).await?);
+    services.push(Auth::new(
+        info.clone(),
+        store.clone(),
+        hasher,
+        tokens.clone(),
+        revocations.clone(),
+        Limits {
+            per_account_per_minute: config.auth.login_per_account_per_minute,
+            per_ip_per_minute: config.auth.login_per_ip_per_minute,
+        },
+    ));
     let mesh = Mesh::start(settings(&config, incarnation), info, services)
         .await
         .context("cannot start the mesh")?;
+    bootstrap_admin(&config, &mesh).await?;
     troupe_protocols::http::metrics::describe();
     // Histograms buffer their samples until drained: drain them even when nobody scrapes.
     let upkeep = prometheus.clone();
@@ -112,6 +155,8 @@ pub async fn serve(
 
     let http_state = troupe_protocols::http::AppState {
         mesh: mesh.clone(),
+        tokens,
+        revocations,
         prometheus,
         config: Arc::new(troupe_protocols::http::Config {
             max_body_bytes: config.http.max_body_bytes,
@@ -127,9 +172,12 @@ pub async fn serve(
     let app = troupe_protocols::http::router(http_state);
     let http_stop = stopped(stop_rx.clone());
     let http = tokio::spawn(async move {
-        axum::serve(listeners.http, app)
-            .with_graceful_shutdown(http_stop)
-            .await
+        axum::serve(
+            listeners.http,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(http_stop)
+        .await
     });
     let grpc = tokio::spawn(troupe_protocols::grpc::serve(
         listeners.grpc,
@@ -161,6 +209,32 @@ pub async fn serve(
     }
     mesh.stop().await;
     tracing::info!("node stopped");
+    Ok(())
+}
+
+/// Creates the bootstrap admin user (`[admin] password` / `TROUPE_ADMIN_PASSWORD`) unless a
+/// user of that name exists, so admin endpoints work on a fresh cluster.
+async fn bootstrap_admin(config: &Config, mesh: &Mesh) -> anyhow::Result<()> {
+    let Some(password) = config.admin.password.clone() else {
+        return Ok(());
+    };
+    let call = Call::new(users::NAME, users::ENSURE_ADMIN)
+        .payload(&um::EnsureAdminRequest {
+            username: config.admin.username.clone(),
+            email: config.admin.email.clone(),
+            password,
+            full_name: "Administrator".into(),
+        })
+        .timeout(Duration::from_secs(30));
+    let bytes = mesh
+        .router()
+        .call(call)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the bootstrap admin user: {e}"))?;
+    let reply = <um::EnsureAdminReply as prost::Message>::decode(bytes)?;
+    if reply.created {
+        tracing::info!(username = %config.admin.username, "created the bootstrap admin user");
+    }
     Ok(())
 }
 

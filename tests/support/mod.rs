@@ -14,6 +14,10 @@ use serde_json::Value;
 
 /// The admin token every test cluster uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// The bootstrap admin user's password (username `admin`).
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+/// The JWT signing key every test cluster uses.
+pub const AUTH_KEY: &str = "test:test-signing-key-0123456789abcdef0123";
 /// The cookie every test cluster uses.
 pub const COOKIE: &str = "test-cookie-0123456789";
 
@@ -149,6 +153,8 @@ pub struct Options {
     pub extra_toml: String,
     /// Seeds: only the first node's cluster address (so discovery is exercised).
     pub single_seed: bool,
+    /// A `[storage]` table (empty: the embedded SQLite file in the cluster's directory).
+    pub storage_toml: String,
 }
 
 impl Default for Options {
@@ -157,6 +163,7 @@ impl Default for Options {
             nodes: 3,
             extra_toml: String::new(),
             single_seed: true,
+            storage_toml: String::new(),
         }
     }
 }
@@ -182,9 +189,10 @@ pub fn write_config(dir: &Path, addrs: &[Addrs], options: &Options) -> PathBuf {
         addrs.iter().map(|a| format!("\"{}\"", a.cluster)).collect()
     };
     let mut toml = format!(
-        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n\n{}\n",
+        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\n[auth]\nkeys = [\"{AUTH_KEY}\"]\npbkdf2_iterations = 1000\n{}\n\n{}\n",
         dir.join("data").display(),
         seeds.join(", "),
+        options.storage_toml,
         options.extra_toml
     );
     for a in addrs {

@@ -1,4 +1,411 @@
-//! The `auth` service: passwords, tokens, login.
+//! The `auth` service: login, token rotation, logout, token verification, and the user
+//! changes that must end sessions (password change, deletion).
+//!
+//! # Layout
+//! - [`password`]: PBKDF2-HMAC-SHA256 in PHC format, hashed on the blocking pool.
+//! - [`token`]: JWT access and refresh tokens with an algorithm allow-list and `kid`s.
+//! - [`messages`]: requests and replies.
+//! - [`store`]: the SQL of table `refresh_tokens` (single-use rotation).
+//!
+//! It calls the `users` service for accounts and the `sessions` service for the per-session
+//! actors, through the mesh like any client. Login attempts are rate-limited per account and
+//! per client address on each node.
 
+pub mod messages;
 pub mod password;
+pub mod store;
 pub mod token;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo, Op, Request, Service, Target};
+use crate::sessions::{self, messages as sm, Revocations};
+use crate::store::Store;
+use crate::users::{self, messages as um};
+
+use messages::*;
+use password::Hasher;
+use token::{TokenKind, Tokens};
+
+/// Service name.
+pub const NAME: &str = "auth";
+
+/// Op names.
+pub mod ops {
+    /// Username/email + password -> token pair and a new session.
+    pub const LOGIN: &str = "login";
+    /// Refresh token -> new token pair (the old refresh token is spent).
+    pub const REFRESH: &str = "refresh";
+    /// End the caller's session.
+    pub const LOGOUT: &str = "logout";
+    /// Check an access token.
+    pub const VERIFY: &str = "verify";
+    /// Set a user's password and end their sessions.
+    pub const SET_PASSWORD: &str = "set_password";
+    /// Delete a user and end their sessions.
+    pub const DELETE_USER: &str = "delete_user";
+    /// Update a user; a password change ends their sessions.
+    pub const UPDATE_USER: &str = "update_user";
+}
+
+/// Login limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Attempts per account per minute.
+    pub per_account_per_minute: u32,
+    /// Attempts per client address per minute.
+    pub per_ip_per_minute: u32,
+}
+
+/// The service.
+pub struct Auth {
+    info: Arc<NodeInfo>,
+    store: Store,
+    hasher: Hasher,
+    tokens: Arc<Tokens>,
+    revocations: Revocations,
+    per_account: DefaultKeyedRateLimiter<String>,
+    per_ip: DefaultKeyedRateLimiter<String>,
+}
+
+fn quota(per_minute: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("at least one"))
+}
+
+fn decode<M: prost::Message + Default>(b: &Bytes) -> Result<M, MeshError> {
+    Ok(M::decode(b.clone())?)
+}
+
+fn encode(msg: &impl prost::Message) -> Bytes {
+    Bytes::from(msg.encode_to_vec())
+}
+
+/// The one answer to every failed login, whatever failed.
+fn bad_credentials() -> MeshError {
+    MeshError::new(Code::Unauthenticated, "invalid credentials")
+}
+
+impl Auth {
+    /// The service over the store, with this node's hasher, token keys and revocation set.
+    pub fn new(
+        info: Arc<NodeInfo>,
+        store: Store,
+        hasher: Hasher,
+        tokens: Arc<Tokens>,
+        revocations: Revocations,
+        limits: Limits,
+    ) -> Arc<Self> {
+        let me = Arc::new(Self {
+            info,
+            store,
+            hasher,
+            tokens,
+            revocations,
+            per_account: RateLimiter::keyed(quota(limits.per_account_per_minute)),
+            per_ip: RateLimiter::keyed(quota(limits.per_ip_per_minute)),
+        });
+        // Keyed limiters keep a cell per key: forget the idle ones now and then.
+        let weak = Arc::downgrade(&me);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(me) = weak.upgrade() else { return };
+                me.per_account.retain_recent();
+                me.per_ip.retain_recent();
+            }
+        });
+        me
+    }
+
+    async fn call<R: prost::Message + Default>(
+        &self,
+        req: &Request,
+        call: Call,
+    ) -> Result<R, MeshError> {
+        let router = self.info.router()?;
+        let left = req
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        let bytes = router
+            .call(call.request_id(req.request_id.clone()).timeout(left))
+            .await?;
+        Ok(R::decode(bytes)?)
+    }
+
+    async fn login(&self, req: &Request) -> Result<TokenPair, MeshError> {
+        let login: LoginRequest = decode(&req.payload)?;
+        if login.login.trim().is_empty() || login.password.is_empty() {
+            return Err(
+                MeshError::invalid("username or email, and password, are required")
+                    .with_details(serde_json::json!({"fields": {
+                    "login": "required", "password": "required"}})),
+            );
+        }
+        let account = login.login.trim().to_lowercase();
+        if self.per_account.check_key(&account).is_err()
+            || (!login.ip.is_empty() && self.per_ip.check_key(&login.ip).is_err())
+        {
+            return Err(MeshError::new(
+                Code::ResourceExhausted,
+                "too many login attempts, retry later",
+            ));
+        }
+        let found: Result<um::User, MeshError> = self
+            .call(
+                req,
+                Call::new(users::NAME, users::GET_BY_LOGIN).payload(&um::GetByLoginRequest {
+                    login: login.login.trim().to_string(),
+                }),
+            )
+            .await;
+        let user = match found {
+            Ok(u) => Some(u),
+            Err(e) if e.code == Code::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        // Unknown users cost a hash too, so timing does not tell whether an account exists.
+        let ok = self
+            .hasher
+            .verify(
+                user.as_ref().map(|u| u.password_hash.clone()),
+                login.password,
+            )
+            .await;
+        let user = match user {
+            Some(u) if ok => u,
+            _ => return Err(bad_credentials()),
+        };
+        self.open_session(req, user, &login.ip, &login.user_agent, &login.device)
+            .await
+    }
+
+    async fn open_session(
+        &self,
+        req: &Request,
+        mut user: um::User,
+        ip: &str,
+        user_agent: &str,
+        device: &str,
+    ) -> Result<TokenPair, MeshError> {
+        user.password_hash.clear();
+        let sid = uuid::Uuid::new_v4().to_string();
+        let start = sm::Start {
+            user_id: user.id.clone(),
+            device: device.to_string(),
+            ip: ip.to_string(),
+            user_agent: user_agent.to_string(),
+            metadata: "{}".into(),
+            ttl_s: self.tokens.refresh_ttl().as_secs(),
+        };
+        let _: sm::SessionInfo = self
+            .call(
+                req,
+                Call::new(sessions::NAME, sessions::ops::START)
+                    .payload(&start)
+                    .to(Target::Entity(sid.clone())),
+            )
+            .await?;
+        self.pair(user, sid).await
+    }
+
+    async fn pair(&self, user: um::User, sid: String) -> Result<TokenPair, MeshError> {
+        let (access, _) = self.tokens.issue(
+            TokenKind::Access,
+            &user.id,
+            &user.username,
+            &user.roles,
+            &sid,
+        );
+        let (refresh, claims) = self.tokens.issue(
+            TokenKind::Refresh,
+            &user.id,
+            &user.username,
+            &user.roles,
+            &sid,
+        );
+        store::insert(
+            &self.store,
+            &claims.jti,
+            &sid,
+            &user.id,
+            claims.exp as i64 * 1000,
+        )
+        .await?;
+        Ok(TokenPair {
+            access_token: access,
+            refresh_token: refresh,
+            expires_in: self.tokens.access_ttl().as_secs(),
+            session_id: sid,
+            user: Some(user),
+        })
+    }
+
+    async fn refresh(&self, req: &Request) -> Result<TokenPair, MeshError> {
+        let r: RefreshRequest = decode(&req.payload)?;
+        let claims = self.tokens.verify(&r.refresh_token, TokenKind::Refresh)?;
+        if self.revocations.is_revoked(&claims.sid) {
+            return Err(MeshError::new(Code::Unauthenticated, "session has ended"));
+        }
+        if !store::spend(&self.store, &claims.jti).await? {
+            // A refresh token used twice was stolen or replayed: end the whole session.
+            tracing::warn!(sid = %claims.sid, "refresh token reused, revoking its session");
+            let _: Result<sm::SessionInfo, _> = self
+                .call(
+                    req,
+                    Call::new(sessions::NAME, sessions::ops::REVOKE)
+                        .to(Target::Entity(claims.sid.clone())),
+                )
+                .await;
+            return Err(MeshError::new(
+                Code::Unauthenticated,
+                "refresh token already used; the session has been ended",
+            ));
+        }
+        let session: sm::SessionInfo = self
+            .call(
+                req,
+                Call::new(sessions::NAME, sessions::ops::TOUCH)
+                    .payload(&sm::Touch::default())
+                    .to(Target::Entity(claims.sid.clone())),
+            )
+            .await
+            .map_err(|e| match e.code {
+                Code::NotFound | Code::FailedPrecondition => {
+                    MeshError::new(Code::Unauthenticated, "session has ended")
+                }
+                _ => e,
+            })?;
+        let user: um::User = self
+            .call(
+                req,
+                Call::new(users::NAME, users::GET).payload(&um::GetRequest {
+                    id: session.user_id.clone(),
+                }),
+            )
+            .await
+            .map_err(|e| match e.code {
+                Code::NotFound => MeshError::new(Code::Unauthenticated, "user no longer exists"),
+                _ => e,
+            })?;
+        self.pair(user, claims.sid).await
+    }
+
+    fn verify(&self, req: &Request) -> Result<VerifyReply, MeshError> {
+        let v: VerifyRequest = decode(&req.payload)?;
+        let claims = self.tokens.verify(&v.token, TokenKind::Access)?;
+        if self.revocations.is_revoked(&claims.sid) {
+            return Err(MeshError::new(Code::Unauthenticated, "session has ended"));
+        }
+        Ok(VerifyReply {
+            user_id: claims.sub,
+            username: claims.username,
+            roles: claims.roles,
+            session_id: claims.sid,
+            expires_at: claims.exp,
+        })
+    }
+
+    async fn logout(&self, req: &Request) -> Result<sm::SessionInfo, MeshError> {
+        let sid = req
+            .caller
+            .as_ref()
+            .map(|c| c.session_id.clone())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| MeshError::new(Code::Unauthenticated, "no session to end"))?;
+        self.call(
+            req,
+            Call::new(sessions::NAME, sessions::ops::REVOKE).to(Target::Entity(sid)),
+        )
+        .await
+    }
+
+    async fn end_sessions(&self, req: &Request, user_id: &str) -> Result<(), MeshError> {
+        let _: sm::SessionList = self
+            .call(
+                req,
+                Call::new(sessions::NAME, sessions::ops::REVOKE_USER).payload(&sm::ByUser {
+                    user_id: user_id.to_string(),
+                }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn set_password(&self, req: &Request) -> Result<um::User, MeshError> {
+        let r: SetPasswordRequest = decode(&req.payload)?;
+        let user: um::User = self
+            .call(
+                req,
+                Call::new(users::NAME, users::SET_PASSWORD).payload(&um::SetPasswordRequest {
+                    id: r.user_id.clone(),
+                    password: r.password,
+                }),
+            )
+            .await?;
+        self.end_sessions(req, &r.user_id).await?;
+        Ok(user)
+    }
+
+    async fn update_user(&self, req: &Request) -> Result<um::User, MeshError> {
+        let r: um::UpdateRequest = decode(&req.payload)?;
+        let changes_password = r.password.as_ref().is_some_and(|p| !p.is_empty());
+        let user: um::User = self
+            .call(req, Call::new(users::NAME, users::UPDATE).payload(&r))
+            .await?;
+        if changes_password {
+            self.end_sessions(req, &r.id).await?;
+        }
+        Ok(user)
+    }
+
+    async fn delete_user(&self, req: &Request) -> Result<um::User, MeshError> {
+        let r: DeleteUserRequest = decode(&req.payload)?;
+        // End the sessions first: their tokens must stop working before the account goes.
+        self.end_sessions(req, &r.user_id).await?;
+        self.call(
+            req,
+            Call::new(users::NAME, users::DELETE).payload(&um::DeleteRequest { id: r.user_id }),
+        )
+        .await
+    }
+}
+
+impl Service for Auth {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn ops(&self) -> &'static [Op] {
+        const OPS: &[Op] = &[
+            Op::effectful(ops::LOGIN),
+            Op::effectful(ops::REFRESH),
+            Op::idempotent(ops::LOGOUT),
+            Op::idempotent(ops::VERIFY),
+            Op::effectful(ops::SET_PASSWORD),
+            Op::effectful(ops::DELETE_USER),
+            Op::effectful(ops::UPDATE_USER),
+        ];
+        OPS
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        Box::pin(async move {
+            match req.op.as_str() {
+                ops::LOGIN => Ok(encode(&self.login(&req).await?)),
+                ops::REFRESH => Ok(encode(&self.refresh(&req).await?)),
+                ops::LOGOUT => Ok(encode(&self.logout(&req).await?)),
+                ops::VERIFY => Ok(encode(&self.verify(&req)?)),
+                ops::SET_PASSWORD => Ok(encode(&self.set_password(&req).await?)),
+                ops::DELETE_USER => Ok(encode(&self.delete_user(&req).await?)),
+                ops::UPDATE_USER => Ok(encode(&self.update_user(&req).await?)),
+                op => Err(MeshError::not_found(format!("auth has no op {op}"))),
+            }
+        })
+    }
+}

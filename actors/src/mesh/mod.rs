@@ -62,6 +62,7 @@ pub struct NodeInfo {
     /// When the node started.
     pub started: Instant,
     pools: OnceLock<Arc<HashMap<&'static str, Arc<Pool>>>>,
+    router: OnceLock<Router>,
 }
 
 impl NodeInfo {
@@ -72,7 +73,15 @@ impl NodeInfo {
             incarnation,
             started: Instant::now(),
             pools: OnceLock::new(),
+            router: OnceLock::new(),
         })
+    }
+
+    /// The router, for services that call other services (set once the mesh started).
+    pub fn router(&self) -> Result<&Router, MeshError> {
+        self.router
+            .get()
+            .ok_or_else(|| MeshError::unavailable("node is still starting"))
     }
 
     /// This node's pools (empty until the runtime has built them).
@@ -155,6 +164,7 @@ impl Mesh {
         .await?;
 
         let router = Router::new(node, pools, settings.call_timeout, members_rx);
+        let _ = info.router.set(router.clone());
         let mesh = Mesh {
             info,
             router,

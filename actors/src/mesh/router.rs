@@ -85,6 +85,12 @@ impl Call {
         self
     }
 
+    /// Sets the authenticated caller.
+    pub fn caller(mut self, caller: Caller) -> Self {
+        self.caller = Some(caller);
+        self
+    }
+
     /// Sets the timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -140,6 +146,11 @@ impl Router {
     /// Names of the members this node routes to, itself included, sorted.
     pub fn members(&self) -> Arc<Vec<String>> {
         self.members.borrow().clone()
+    }
+
+    /// A receiver that sees every change of the routable member list.
+    pub fn watch_members(&self) -> tokio::sync::watch::Receiver<Arc<Vec<String>>> {
+        self.members.clone()
     }
 
     /// The home node of an entity id among the current members.

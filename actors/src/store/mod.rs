@@ -1,1 +1,277 @@
 //! The system of record: sqlx over SQLite (embedded default) or PostgreSQL.
+//!
+//! One [`Store`] per node, shared by the identity services. It is reached through sqlx's
+//! `Any` driver so every query is written once:
+//!
+//! - placeholders are `$1, $2, ...` (both sqlx-postgres and sqlx-sqlite accept them);
+//! - columns hold only types both backends decode through `Any`: `TEXT` (`String`) and
+//!   `BIGINT` (`i64`). Booleans are `BIGINT` 0/1, times are `BIGINT` unix milliseconds
+//!   (see [`time`]).
+//!
+//! [`Store::connect`] runs the embedded migrations ([`migrate`]); several nodes may start
+//! at once against the same database.
+//!
+//! Services turn `sqlx` failures into a [`MeshError`] with [`db_error`], which never lets
+//! SQL or driver text reach a client.
+
+pub mod migrate;
+pub mod time;
+
+use std::path::Path;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sqlx::any::AnyPoolOptions;
+use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::{AnyPool, Executor as _};
+
+use crate::mesh::{Code, MeshError};
+
+/// File name of the embedded SQLite database inside the data directory.
+pub const SQLITE_FILE: &str = "troupe.db";
+
+/// Pool size on SQLite (one writer at a time anyway).
+const SQLITE_POOL: u32 = 8;
+/// Pool size on PostgreSQL.
+const POSTGRES_POOL: u32 = 16;
+/// How long a query waits for a free connection before failing as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts to open the pool and migrate before giving up.
+const CONNECT_ATTEMPTS: u32 = 5;
+
+/// Per-connection settings of SQLite: write-ahead log, wait up to 5 s for a lock, and
+/// enforced foreign keys.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;";
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// An SQLite file (the embedded default).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a connection URL names, if supported.
+    pub fn from_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// Lowercase name, for logs and health output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A migrated connection pool. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the database and applies pending migrations.
+    ///
+    /// With no `url`, opens (creating it and `data_dir` if missing) the SQLite file
+    /// `data_dir/troupe.db`. Otherwise `url` (`sqlite:...` or `postgres://...`) is used as
+    /// given. Opening and migrating are retried a few times with a short random pause, so
+    /// nodes starting together on one database all come up.
+    pub async fn connect(url: Option<&str>, data_dir: &Path) -> Result<Store, anyhow::Error> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let url = match url {
+            Some(url) => url.to_string(),
+            None => sqlite_file_url(data_dir)?,
+        };
+        let backend = Backend::from_url(&url)
+            .with_context(|| format!("unsupported database url scheme: {}", redact(&url)))?;
+
+        let mut attempt = 1;
+        loop {
+            match Self::open(&url, backend).await {
+                Ok(store) => {
+                    tracing::info!(backend = backend.as_str(), "store ready");
+                    return Ok(store);
+                }
+                Err(e) if attempt < CONNECT_ATTEMPTS => {
+                    tracing::warn!(
+                        backend = backend.as_str(),
+                        attempt,
+                        error = %format!("{e:#}"),
+                        "opening the store failed, retrying"
+                    );
+                    tokio::time::sleep(migrate::jitter()).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.context(format!("cannot open database {}", redact(&url)))),
+            }
+        }
+    }
+
+    /// One attempt at opening the pool and migrating.
+    async fn open(url: &str, backend: Backend) -> Result<Store, anyhow::Error> {
+        let options = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => SQLITE_POOL,
+                Backend::Postgres => POSTGRES_POOL,
+            })
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        let options = match backend {
+            Backend::Sqlite => options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(SQLITE_PRAGMAS).await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options,
+        };
+        let pool = options.connect(url).await.context("connecting")?;
+        let store = Store { pool, backend };
+        if let Err(e) = migrate::run(&store).await {
+            store.pool.close().await;
+            return Err(e);
+        }
+        Ok(store)
+    }
+
+    /// Round trip time of a trivial query.
+    pub async fn ping(&self) -> Result<Duration, MeshError> {
+        let started = Instant::now();
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(started.elapsed())
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection pool, for the services' queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes every connection; later queries fail as unavailable.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Maps a database failure to the error a client sees.
+///
+/// - a unique violation becomes [`Code::AlreadyExists`]: "username already taken" or
+///   "email already registered" when the violated constraint names those columns;
+/// - no row becomes [`Code::NotFound`];
+/// - no free connection in time, a closed pool, or an SQLite lock held past the busy
+///   timeout become [`Code::Unavailable`];
+/// - anything else becomes [`Code::Internal`]; the detail is logged, never returned.
+pub fn db_error(e: sqlx::Error) -> MeshError {
+    match &e {
+        sqlx::Error::RowNotFound => MeshError::not_found("not found"),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            tracing::warn!(error = %e, "database unavailable");
+            MeshError::unavailable("database unavailable")
+        }
+        sqlx::Error::Database(d) if d.kind() == ErrorKind::UniqueViolation => {
+            let what = format!("{} {}", d.message(), d.constraint().unwrap_or_default());
+            MeshError::new(Code::AlreadyExists, unique_message(&what))
+        }
+        sqlx::Error::Database(d) if sqlite_busy(d.as_ref()) => {
+            tracing::warn!(error = %e, "database busy");
+            MeshError::unavailable("database busy")
+        }
+        _ => {
+            tracing::error!(error = %e, "database error");
+            MeshError::internal("database error")
+        }
+    }
+}
+
+/// The client message for a unique violation, from the constraint's text.
+fn unique_message(constraint: &str) -> &'static str {
+    if constraint.contains("username") {
+        "username already taken"
+    } else if constraint.contains("email") {
+        "email already registered"
+    } else {
+        "already exists"
+    }
+}
+
+/// Whether an error is SQLite's `SQLITE_BUSY` or `SQLITE_LOCKED` (any extended code).
+fn sqlite_busy(e: &dyn DatabaseError) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    const SQLITE_LOCKED: i32 = 6;
+    e.try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .and_then(|s| s.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+}
+
+/// The URL of `data_dir/troupe.db`, creating the directory and the file if missing.
+fn sqlite_file_url(data_dir: &Path) -> Result<String, anyhow::Error> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let dir = std::fs::canonicalize(data_dir)
+        .with_context(|| format!("resolving data directory {}", data_dir.display()))?;
+    let file = dir.join(SQLITE_FILE);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .with_context(|| format!("creating database file {}", file.display()))?;
+    let path = file
+        .to_str()
+        .with_context(|| format!("database path is not utf-8: {}", file.display()))?;
+    Ok(format!("sqlite://{}?mode=rwc", encode_path(path)))
+}
+
+/// Percent-encodes the characters that would end or confuse the path part of a URL.
+fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_control() || "%?# \"<>`{}".contains(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

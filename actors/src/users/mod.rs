@@ -1,1 +1,512 @@
-//! The `users` service.
+//! The `users` service: accounts, their public keys and contacts.
+//!
+//! # Ops
+//! | op | kind | request | reply |
+//! |---|---|---|---|
+//! | `register` | effectful | [`RegisterRequest`] | [`User`] |
+//! | `create` | effectful | [`CreateRequest`] | [`User`] |
+//! | `get` | idempotent | [`GetRequest`] | [`User`] |
+//! | `get_by_login` | idempotent | [`GetByLoginRequest`] | [`User`] with `password_hash` |
+//! | `update` | effectful | [`UpdateRequest`] | [`User`] |
+//! | `delete` | effectful | [`DeleteRequest`] | [`User`] (as it was) |
+//! | `list` | idempotent | [`ListRequest`] | [`UserPage`] |
+//! | `search` | idempotent | [`SearchRequest`] | [`UserPage`] |
+//! | `set_password` | effectful | [`SetPasswordRequest`] | [`User`] |
+//! | `put_key` | effectful | [`PutKeyRequest`] | [`PublicKey`] |
+//! | `get_key` | idempotent | [`GetKeyRequest`] | [`PublicKey`] |
+//! | `list_contacts` | idempotent | [`ListContactsRequest`] | [`ContactList`] |
+//! | `ensure_admin` | effectful | [`EnsureAdminRequest`] | [`EnsureAdminReply`] |
+//!
+//! Bad fields are `invalid_argument` "validation failed" with every bad field listed in
+//! the details ([`validate`]); a username or email in use (ignoring case) is
+//! `already_exists` "username already taken" / "email already registered"; a missing user
+//! is `not_found`; database trouble is `unavailable` or `internal` without detail.
+//!
+//! Authorization is the protocol layer's: it only calls `create`, `list` and the like for
+//! admins, and tells `update` whether the caller is one (`as_admin`, needed to change
+//! roles).
+//!
+//! # Layout
+//! - this file: the [`Service`] impl and one typed method per op;
+//! - [`messages`]: the prost messages;
+//! - [`store`]: all SQL;
+//! - [`validate`]: field validation.
+
+pub mod messages;
+pub mod store;
+pub mod validate;
+
+use bytes::Bytes;
+use prost::Message;
+
+pub use messages::*;
+
+use self::store::UserRow;
+use self::validate::Fields;
+use crate::auth::password::Hasher;
+use crate::mesh::{BoxFuture, Code, MeshError, Op, Request, Service};
+use crate::store::time::{now_ms, rfc3339_millis};
+use crate::store::Store;
+
+/// Service name.
+pub const NAME: &str = "users";
+
+/// Op `register`.
+pub const REGISTER: &str = "register";
+/// Op `create`.
+pub const CREATE: &str = "create";
+/// Op `get`.
+pub const GET: &str = "get";
+/// Op `get_by_login`.
+pub const GET_BY_LOGIN: &str = "get_by_login";
+/// Op `update`.
+pub const UPDATE: &str = "update";
+/// Op `delete`.
+pub const DELETE: &str = "delete";
+/// Op `list`.
+pub const LIST: &str = "list";
+/// Op `search`.
+pub const SEARCH: &str = "search";
+/// Op `set_password`.
+pub const SET_PASSWORD: &str = "set_password";
+/// Op `put_key`.
+pub const PUT_KEY: &str = "put_key";
+/// Op `get_key`.
+pub const GET_KEY: &str = "get_key";
+/// Op `list_contacts`.
+pub const LIST_CONTACTS: &str = "list_contacts";
+/// Op `ensure_admin`.
+pub const ENSURE_ADMIN: &str = "ensure_admin";
+/// Op: one round trip to the store (`GET /test-db`).
+pub const DB_PING: &str = "db_ping";
+
+/// Every op of the service.
+pub const OPS: &[Op] = &[
+    Op::effectful(REGISTER),
+    Op::effectful(CREATE),
+    Op::idempotent(GET),
+    Op::idempotent(GET_BY_LOGIN),
+    Op::effectful(UPDATE),
+    Op::effectful(DELETE),
+    Op::idempotent(LIST),
+    Op::idempotent(SEARCH),
+    Op::effectful(SET_PASSWORD),
+    Op::effectful(PUT_KEY),
+    Op::idempotent(GET_KEY),
+    Op::idempotent(LIST_CONTACTS),
+    Op::effectful(ENSURE_ADMIN),
+    Op::idempotent(DB_PING),
+];
+
+/// Read-modify-write attempts of an `update` before giving up on a busy row.
+const UPDATE_ATTEMPTS: u32 = 3;
+
+/// Key algorithm when none is given.
+pub const DEFAULT_ALGORITHM: &str = "x25519";
+
+/// Roles of a bootstrapped admin.
+const ADMIN_ROLES: [&str; 2] = ["user", "admin"];
+
+/// The `users` service.
+#[derive(Clone, Debug)]
+pub struct Users {
+    store: Store,
+    hasher: Hasher,
+}
+
+/// The fields of a user to create.
+struct NewUser {
+    username: String,
+    email: String,
+    password: String,
+    full_name: String,
+    roles: Vec<String>,
+    confirmed: bool,
+}
+
+impl Users {
+    /// The service over `store`, hashing passwords with `hasher`.
+    pub fn new(store: Store, hasher: Hasher) -> Self {
+        Self { store, hasher }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// `register`: a new account with role `user`, unconfirmed.
+    pub async fn register(&self, req: RegisterRequest) -> Result<User, MeshError> {
+        let row = self
+            .insert(NewUser {
+                username: req.username,
+                email: req.email,
+                password: req.password,
+                full_name: req.full_name,
+                roles: Vec::new(),
+                confirmed: false,
+            })
+            .await?;
+        Ok(row.to_user(false))
+    }
+
+    /// `create`: a new account with the given roles and confirmation.
+    pub async fn create(&self, req: CreateRequest) -> Result<User, MeshError> {
+        let row = self
+            .insert(NewUser {
+                username: req.username,
+                email: req.email,
+                password: req.password,
+                full_name: req.full_name,
+                roles: req.roles,
+                confirmed: req.confirmed,
+            })
+            .await?;
+        Ok(row.to_user(false))
+    }
+
+    /// Validates, checks uniqueness, hashes the password and inserts in one statement.
+    async fn insert(&self, new: NewUser) -> Result<UserRow, MeshError> {
+        let mut fields = Fields::new();
+        fields.check("username", validate::username(&new.username));
+        fields.check("email", validate::email(&new.email));
+        fields.check("password", validate::password(&new.password));
+        fields.check("full_name", validate::full_name(&new.full_name));
+        let roles = fields.take("roles", validate::roles(&new.roles));
+        fields.finish()?;
+        let roles = roles.unwrap_or_default();
+
+        // Checked before the (slow) hashing; a racing insert still fails on the unique
+        // indexes and maps to the same messages.
+        let taken = store::taken(
+            &self.store,
+            &new.username.to_lowercase(),
+            &new.email.to_lowercase(),
+        )
+        .await?;
+        if let Some(message) = taken {
+            return Err(MeshError::new(Code::AlreadyExists, message));
+        }
+
+        let password_hash = self.hasher.hash(new.password).await?;
+        let now = now_ms();
+        let row = UserRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: new.username,
+            email: new.email,
+            full_name: new.full_name,
+            password_hash,
+            roles: store::join_roles(&roles),
+            confirmed: new.confirmed,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        store::insert(&self.store, &row).await?;
+        Ok(row)
+    }
+
+    /// `get`: one user by id.
+    pub async fn get(&self, req: GetRequest) -> Result<User, MeshError> {
+        Ok(self.row(&req.id).await?.to_user(false))
+    }
+
+    async fn row(&self, id: &str) -> Result<UserRow, MeshError> {
+        validate::id("id", id)?;
+        store::get(&self.store, id)
+            .await?
+            .ok_or_else(|| MeshError::not_found("user not found"))
+    }
+
+    /// `get_by_login`: one user by username or email (ignoring case), with the password
+    /// hash.
+    pub async fn get_by_login(&self, req: GetByLoginRequest) -> Result<User, MeshError> {
+        validate::login(&req.login)?;
+        let row = store::get_by_login(&self.store, &req.login.to_lowercase())
+            .await?
+            .ok_or_else(|| MeshError::not_found("user not found"))?;
+        Ok(row.to_user(true))
+    }
+
+    /// `update`: changes the given fields. Changing roles needs `as_admin`. With a
+    /// nonzero `version`, fails as `failed_precondition` unless the user is still at it.
+    /// A write that loses a race with another is redone on the fresh row, up to 3 times.
+    pub async fn update(&self, req: UpdateRequest) -> Result<User, MeshError> {
+        validate::id("id", &req.id)?;
+        if req.roles.is_some() && !req.as_admin {
+            return Err(MeshError::new(
+                Code::PermissionDenied,
+                "only an admin may change roles",
+            ));
+        }
+        let mut fields = Fields::new();
+        if let Some(full_name) = &req.full_name {
+            fields.check("full_name", validate::full_name(full_name));
+        }
+        if let Some(email) = &req.email {
+            fields.check("email", validate::email(email));
+        }
+        if let Some(password) = &req.password {
+            fields.check("password", validate::password(password));
+        }
+        let roles = match &req.roles {
+            Some(list) => fields.take("roles", validate::roles(&list.roles)),
+            None => None,
+        };
+        fields.finish()?;
+
+        let nothing = req.full_name.is_none()
+            && req.email.is_none()
+            && req.password.is_none()
+            && roles.is_none();
+        let password_hash = match req.password {
+            Some(password) => Some(self.hasher.hash(password).await?),
+            None => None,
+        };
+
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self.row(&req.id).await?;
+            if req.version != 0 && u64::try_from(current.version).ok() != Some(req.version) {
+                return Err(MeshError::new(
+                    Code::FailedPrecondition,
+                    format!(
+                        "version mismatch: the user is at version {}",
+                        current.version
+                    ),
+                ));
+            }
+            if nothing {
+                return Ok(current.to_user(false));
+            }
+            let mut next = current.clone();
+            if let Some(full_name) = &req.full_name {
+                next.full_name.clone_from(full_name);
+            }
+            if let Some(email) = &req.email {
+                next.email.clone_from(email);
+            }
+            if let Some(hash) = &password_hash {
+                next.password_hash.clone_from(hash);
+            }
+            if let Some(roles) = &roles {
+                next.roles = store::join_roles(roles);
+            }
+            next.updated_at = now_ms().max(current.updated_at);
+            if store::update_if_version(&self.store, &next, current.version).await? {
+                next.version = current.version + 1;
+                return Ok(next.to_user(false));
+            }
+            tracing::debug!(user = %req.id, "update lost a race, retrying");
+        }
+        Err(MeshError::new(
+            Code::FailedPrecondition,
+            "the user is being changed concurrently, try again",
+        ))
+    }
+
+    /// `delete`: removes the user with their sessions, refresh tokens, public key and
+    /// contacts; answers the user as it was.
+    pub async fn delete(&self, req: DeleteRequest) -> Result<User, MeshError> {
+        validate::id("id", &req.id)?;
+        let row = store::delete(&self.store, &req.id)
+            .await?
+            .ok_or_else(|| MeshError::not_found("user not found"))?;
+        Ok(row.to_user(false))
+    }
+
+    /// `list`: one page of all users, oldest first.
+    pub async fn list(&self, req: ListRequest) -> Result<UserPage, MeshError> {
+        let (page, per_page) = validate::page(req.page, req.per_page)?;
+        let (limit, offset) = limit_offset(page, per_page);
+        let (rows, total) = store::list(&self.store, limit, offset).await?;
+        Ok(user_page(&rows, total, page, per_page))
+    }
+
+    /// `search`: users whose username, email or full name contains the query (or whose
+    /// username starts with it, with `prefix_only`), ignoring case, by username.
+    pub async fn search(&self, req: SearchRequest) -> Result<UserPage, MeshError> {
+        validate::query(&req.query)?;
+        let (page, per_page) = validate::page(req.page, req.per_page)?;
+        let (limit, offset) = limit_offset(page, per_page);
+        let query = req.query.to_lowercase();
+        let pattern = if req.prefix_only {
+            store::like_prefix(&query)
+        } else {
+            store::like_contains(&query)
+        };
+        let (rows, total) =
+            store::search(&self.store, &pattern, req.prefix_only, limit, offset).await?;
+        Ok(user_page(&rows, total, page, per_page))
+    }
+
+    /// `set_password`: replaces the user's password.
+    pub async fn set_password(&self, req: SetPasswordRequest) -> Result<User, MeshError> {
+        validate::id("id", &req.id)?;
+        let mut fields = Fields::new();
+        fields.check("password", validate::password(&req.password));
+        fields.finish()?;
+        let hash = self.hasher.hash(req.password).await?;
+        let row = store::set_password(&self.store, &req.id, &hash, now_ms())
+            .await?
+            .ok_or_else(|| MeshError::not_found("user not found"))?;
+        Ok(row.to_user(false))
+    }
+
+    /// `put_key`: stores or replaces the user's public key.
+    pub async fn put_key(&self, req: PutKeyRequest) -> Result<PublicKey, MeshError> {
+        validate::id("user_id", &req.user_id)?;
+        let algorithm = if req.algorithm.is_empty() {
+            DEFAULT_ALGORITHM.to_string()
+        } else {
+            req.algorithm
+        };
+        let mut fields = Fields::new();
+        fields.check("public_key", validate::public_key(&req.public_key));
+        fields.check("algorithm", validate::algorithm(&algorithm));
+        fields.finish()?;
+        let now = now_ms();
+        if !store::put_key(&self.store, &req.user_id, &req.public_key, &algorithm, now).await? {
+            return Err(MeshError::not_found("user not found"));
+        }
+        Ok(PublicKey {
+            user_id: req.user_id,
+            public_key: req.public_key,
+            algorithm,
+            updated_at: rfc3339_millis(now),
+        })
+    }
+
+    /// `get_key`: the user's public key.
+    pub async fn get_key(&self, req: GetKeyRequest) -> Result<PublicKey, MeshError> {
+        validate::id("user_id", &req.user_id)?;
+        store::get_key(&self.store, &req.user_id)
+            .await?
+            .ok_or_else(|| MeshError::not_found("no public key for this user"))
+    }
+
+    /// `list_contacts`: the contacts of `user_id`, by username.
+    pub async fn list_contacts(&self, user_id: &str) -> Result<ContactList, MeshError> {
+        validate::id("user_id", user_id)?;
+        let items = store::contacts(&self.store, user_id).await?;
+        Ok(ContactList { items })
+    }
+
+    /// `ensure_admin`: creates the admin (roles `user,admin`, confirmed) unless a user
+    /// with that username exists, in which case nothing changes. Safe to run from every
+    /// node at once.
+    pub async fn ensure_admin(
+        &self,
+        req: EnsureAdminRequest,
+    ) -> Result<EnsureAdminReply, MeshError> {
+        let mut fields = Fields::new();
+        fields.check("username", validate::username(&req.username));
+        fields.finish()?;
+        let username_lower = req.username.to_lowercase();
+        if let Some(row) = store::get_by_username(&self.store, &username_lower).await? {
+            return Ok(EnsureAdminReply {
+                user: Some(row.to_user(false)),
+                created: false,
+            });
+        }
+        let created = self
+            .insert(NewUser {
+                username: req.username,
+                email: req.email,
+                password: req.password,
+                full_name: req.full_name,
+                roles: ADMIN_ROLES.map(String::from).to_vec(),
+                confirmed: true,
+            })
+            .await;
+        match created {
+            Ok(row) => {
+                tracing::info!(user = %row.id, username = %row.username, "admin user created");
+                Ok(EnsureAdminReply {
+                    user: Some(row.to_user(false)),
+                    created: true,
+                })
+            }
+            // Another node created it in the meantime.
+            Err(e) if e.code == Code::AlreadyExists => {
+                match store::get_by_username(&self.store, &username_lower).await? {
+                    Some(row) => Ok(EnsureAdminReply {
+                        user: Some(row.to_user(false)),
+                        created: false,
+                    }),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Service for Users {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn ops(&self) -> &'static [Op] {
+        OPS
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        Box::pin(async move {
+            let payload = req.payload;
+            match req.op.as_str() {
+                REGISTER => reply(self.register(Message::decode(payload)?).await),
+                CREATE => reply(self.create(Message::decode(payload)?).await),
+                GET => reply(self.get(Message::decode(payload)?).await),
+                GET_BY_LOGIN => reply(self.get_by_login(Message::decode(payload)?).await),
+                UPDATE => reply(self.update(Message::decode(payload)?).await),
+                DELETE => reply(self.delete(Message::decode(payload)?).await),
+                LIST => reply(self.list(Message::decode(payload)?).await),
+                SEARCH => reply(self.search(Message::decode(payload)?).await),
+                SET_PASSWORD => reply(self.set_password(Message::decode(payload)?).await),
+                PUT_KEY => reply(self.put_key(Message::decode(payload)?).await),
+                GET_KEY => reply(self.get_key(Message::decode(payload)?).await),
+                LIST_CONTACTS => {
+                    let r = ListContactsRequest::decode(payload)?;
+                    let user_id = if r.user_id.is_empty() {
+                        req.caller.map(|c| c.user_id).unwrap_or_default()
+                    } else {
+                        r.user_id
+                    };
+                    reply(self.list_contacts(&user_id).await)
+                }
+                ENSURE_ADMIN => reply(self.ensure_admin(Message::decode(payload)?).await),
+                DB_PING => {
+                    let latency = self.store.ping().await?;
+                    reply(Ok(DbPing {
+                        latency_us: latency.as_micros() as u64,
+                        backend: self.store.backend().as_str().to_string(),
+                    }))
+                }
+                op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
+            }
+        })
+    }
+}
+
+/// Encodes a reply.
+fn reply<M: Message>(result: Result<M, MeshError>) -> Result<Bytes, MeshError> {
+    result.map(|m| m.encode_to_vec().into())
+}
+
+/// SQL `LIMIT` and `OFFSET` of a page.
+fn limit_offset(page: u32, per_page: u32) -> (i64, i64) {
+    let limit = i64::from(per_page);
+    (limit, (i64::from(page) - 1) * limit)
+}
+
+fn user_page(rows: &[UserRow], total: i64, page: u32, per_page: u32) -> UserPage {
+    UserPage {
+        items: rows.iter().map(|r| r.to_user(false)).collect(),
+        total: u64::try_from(total).unwrap_or_default(),
+        page,
+        per_page,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -12,17 +12,21 @@
 //! - [`health`], [`cluster`], [`ping`], [`metrics`], [`admin`], [`bench`]: one file per
 //!   route family.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod cluster;
 pub mod error;
 pub mod health;
+pub mod identity;
 pub mod json;
 pub mod metrics;
 pub mod middleware;
 pub mod ping;
 pub mod request_id;
+pub mod sessions;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +60,10 @@ pub struct Config {
 pub struct AppState {
     /// The node's runtime.
     pub mesh: Mesh,
+    /// Verifies access tokens locally.
+    pub tokens: Arc<troupe_actors::auth::token::Tokens>,
+    /// Sessions revoked anywhere in the cluster, as this node knows them.
+    pub revocations: troupe_actors::sessions::Revocations,
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
     /// Settings.
@@ -75,6 +83,60 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/actors", get(admin::actors))
         .route("/admin/chaos/kill", post(admin::kill))
         .route("/admin/mesh/bench", post(bench::run))
+        // identity: registration and login under every landscape's paths
+        .route("/auth/register", post(account::register))
+        .route("/api/auth/register", post(account::register))
+        .route("/users/register", post(account::register))
+        .route("/api/v1/airliner/registerUser", post(account::register))
+        .route("/login", post(account::login))
+        .route("/auth/login", post(account::login))
+        .route("/api/auth/login", post(account::login))
+        .route("/api/v1/airliner/login", post(account::login))
+        .route("/api/v1/airliner/generateToken", post(account::login))
+        .route("/auth/refresh", post(account::refresh))
+        .route("/auth/logout", post(account::logout))
+        .route("/auth/verify-token", get(account::verify_token))
+        .route("/auth/verify/{token}", get(account::verify_path))
+        .route("/auth/admin/create-user", post(account::admin_create))
+        .route(
+            "/auth/admin/set-password",
+            post(account::admin_set_password),
+        )
+        .route("/auth/admin/delete-user", post(account::admin_delete))
+        // profiles and directory
+        .route("/profile", get(users::my_profile))
+        .route(
+            "/users/profile",
+            get(users::my_profile).put(users::update_my_profile),
+        )
+        .route("/users/profile/{id}", get(users::profile))
+        .route("/users", get(users::list).post(account::admin_create))
+        .route(
+            "/users/search",
+            get(users::search_get).post(users::search_post),
+        )
+        .route(
+            "/users/{id}",
+            get(users::get)
+                .put(users::admin_update)
+                .delete(users::admin_delete),
+        )
+        .route("/keys", post(users::put_key))
+        .route("/keys/{user_id}", get(users::get_key))
+        .route("/contacts", get(users::contacts))
+        .route("/contacts/", get(users::contacts))
+        .route("/test-db", get(users::test_db))
+        // sessions
+        .route("/api/sessions", post(sessions::start))
+        .route("/api/sessions/verify", get(sessions::verify))
+        .route(
+            "/api/sessions/{user_id}",
+            get(sessions::list)
+                .put(sessions::update)
+                .delete(sessions::end_all),
+        )
+        .route("/last-connection", get(sessions::last_connection))
+        .route("/connected/health", get(sessions::tracker_health))
         .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body));

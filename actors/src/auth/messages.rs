@@ -1,0 +1,98 @@
+//! Requests and replies of the `auth` service (prost-encoded in the mesh envelope).
+
+use crate::users::messages::User;
+
+/// `login`: username or email plus password, with what ingress saw of the client.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LoginRequest {
+    /// Username or email.
+    #[prost(string, tag = "1")]
+    pub login: String,
+    /// Password.
+    #[prost(string, tag = "2")]
+    pub password: String,
+    /// Client address.
+    #[prost(string, tag = "3")]
+    pub ip: String,
+    /// User agent.
+    #[prost(string, tag = "4")]
+    pub user_agent: String,
+    /// Device label.
+    #[prost(string, tag = "5")]
+    pub device: String,
+}
+
+/// An access/refresh token pair for one session.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TokenPair {
+    /// Bearer token for requests.
+    #[prost(string, tag = "1")]
+    pub access_token: String,
+    /// Single-use token for `refresh`.
+    #[prost(string, tag = "2")]
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    #[prost(uint64, tag = "3")]
+    pub expires_in: u64,
+    /// Session id (the `sid` claim).
+    #[prost(string, tag = "4")]
+    pub session_id: String,
+    /// The user (never with a password hash).
+    #[prost(message, optional, tag = "5")]
+    pub user: Option<User>,
+}
+
+/// `refresh`: rotate a token pair.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RefreshRequest {
+    /// The refresh token.
+    #[prost(string, tag = "1")]
+    pub refresh_token: String,
+}
+
+/// `verify`: check an access token.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VerifyRequest {
+    /// The access token.
+    #[prost(string, tag = "1")]
+    pub token: String,
+}
+
+/// What a valid access token says.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VerifyReply {
+    /// User id.
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+    /// Username.
+    #[prost(string, tag = "2")]
+    pub username: String,
+    /// Roles.
+    #[prost(string, repeated, tag = "3")]
+    pub roles: Vec<String>,
+    /// Session id.
+    #[prost(string, tag = "4")]
+    pub session_id: String,
+    /// Expiry, unix seconds.
+    #[prost(uint64, tag = "5")]
+    pub expires_at: u64,
+}
+
+/// `set_password`: a new password for a user; every session of the user ends.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SetPasswordRequest {
+    /// User id.
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+    /// New password.
+    #[prost(string, tag = "2")]
+    pub password: String,
+}
+
+/// `delete_user`: delete a user after ending every session.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeleteUserRequest {
+    /// User id.
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+}

@@ -1,0 +1,39 @@
+//! All SQL of the `auth` service: table `refresh_tokens`, one row per issued refresh token,
+//! spent exactly once.
+
+use crate::mesh::MeshError;
+use crate::store::time::now_ms;
+use crate::store::{db_error, Store};
+
+/// Records an issued refresh token.
+pub async fn insert(
+    store: &Store,
+    jti: &str,
+    session_id: &str,
+    user_id: &str,
+    expires_at_ms: i64,
+) -> Result<(), MeshError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (jti, session_id, user_id, expires_at, used_at) VALUES ($1, $2, $3, $4, 0)",
+    )
+    .bind(jti)
+    .bind(session_id)
+    .bind(user_id)
+    .bind(expires_at_ms)
+    .execute(store.pool())
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Spends a refresh token: true the first time, false when it was spent before or is unknown.
+/// One conditional UPDATE, so two nodes racing with the same token cannot both win.
+pub async fn spend(store: &Store, jti: &str) -> Result<bool, MeshError> {
+    let done = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE jti = $2 AND used_at = 0")
+        .bind(now_ms())
+        .bind(jti)
+        .execute(store.pool())
+        .await
+        .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,263 @@
+//! Store tests, and helpers the services' tests share: a temporary SQLite store and the
+//! optional PostgreSQL store named by `TROUPE_TEST_PG`.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use sqlx::Row as _;
+
+use super::*;
+
+/// Environment variable naming a PostgreSQL server for tests.
+pub(crate) const PG_ENV: &str = "TROUPE_TEST_PG";
+
+/// A directory under the system temp dir, removed on drop.
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+impl TempDir {
+    /// A fresh, not yet created, directory path.
+    pub(crate) fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("troupe-test-{}", uuid::Uuid::new_v4())))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh SQLite store in its own temporary directory.
+pub(crate) async fn sqlite() -> (Store, TempDir) {
+    let dir = TempDir::new();
+    let store = Store::connect(None, &dir.0).await.expect("sqlite store");
+    (store, dir)
+}
+
+/// The PostgreSQL store named by `TROUPE_TEST_PG`, or `None` after printing a skip line.
+pub(crate) async fn postgres() -> Option<Store> {
+    let Ok(url) = std::env::var(PG_ENV) else {
+        println!("skipped: {PG_ENV} not set");
+        return None;
+    };
+    let dir = TempDir::new();
+    Some(
+        Store::connect(Some(&url), &dir.0)
+            .await
+            .expect("postgres store"),
+    )
+}
+
+/// Runs `case` on a fresh SQLite store, then on PostgreSQL when configured. The flag
+/// tells the case whether it has the database to itself (SQLite) or shares its tables
+/// with concurrently running tests (PostgreSQL).
+pub(crate) async fn on_each_backend<F, Fut>(case: F)
+where
+    F: Fn(Store, bool) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let (store, _dir) = sqlite().await;
+    case(store.clone(), true).await;
+    store.close().await;
+    if let Some(store) = postgres().await {
+        case(store.clone(), false).await;
+        store.close().await;
+    }
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query(sql)
+        .fetch_one(store.pool())
+        .await
+        .expect("count")
+        .get::<i64, _>(0)
+}
+
+#[tokio::test]
+async fn concurrent_connects_to_one_file_migrate_once() {
+    let dir = TempDir::new();
+    let (a, b) = tokio::join!(Store::connect(None, &dir.0), Store::connect(None, &dir.0));
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    assert_eq!(a.backend(), Backend::Sqlite);
+    assert!(dir.0.join(SQLITE_FILE).is_file());
+    assert_eq!(count(&a, "SELECT COUNT(*) FROM _sqlx_migrations").await, 1);
+    assert_eq!(count(&b, "SELECT COUNT(*) FROM users").await, 0);
+    let mode: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(a.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mode, "wal");
+    a.ping().await.expect("ping a");
+    b.ping().await.expect("ping b");
+    a.close().await;
+    b.close().await;
+
+    // A third start on the migrated file changes nothing.
+    let c = Store::connect(None, &dir.0).await.expect("third");
+    assert_eq!(count(&c, "SELECT COUNT(*) FROM _sqlx_migrations").await, 1);
+    c.close().await;
+}
+
+#[tokio::test]
+async fn many_nodes_starting_together_all_come_up() {
+    let dir = TempDir::new();
+    let mut starts = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let path = dir.0.clone();
+        starts.spawn(async move { Store::connect(None, &path).await });
+    }
+    let mut stores = Vec::new();
+    while let Some(started) = starts.join_next().await {
+        stores.push(started.expect("join").expect("connect"));
+    }
+    for s in &stores {
+        s.ping().await.expect("ping");
+    }
+    assert_eq!(
+        count(&stores[0], "SELECT COUNT(*) FROM _sqlx_migrations").await,
+        1
+    );
+    for s in &stores {
+        s.close().await;
+    }
+}
+
+#[tokio::test]
+async fn explicit_sqlite_url_is_used_as_given() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let url = format!("sqlite://{}/other.db?mode=rwc", dir.0.display());
+    let store = Store::connect(Some(&url), &dir.0).await.expect("connect");
+    assert!(dir.0.join("other.db").is_file());
+    assert!(!dir.0.join(SQLITE_FILE).exists());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn unknown_schemes_are_refused() {
+    let dir = TempDir::new();
+    let err = Store::connect(Some("mysql://u:secret@h/db"), &dir.0)
+        .await
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("unsupported"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+}
+
+#[tokio::test]
+async fn postgres_connects_migrates_and_pings() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    assert_eq!(store.backend(), Backend::Postgres);
+    store.ping().await.expect("ping");
+    // Concurrent starts serialize on sqlx's advisory lock.
+    let url = std::env::var(PG_ENV).unwrap();
+    let dir = TempDir::new();
+    let (a, b) = tokio::join!(
+        Store::connect(Some(&url), &dir.0),
+        Store::connect(Some(&url), &dir.0)
+    );
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    assert_eq!(
+        count(
+            &a,
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 1"
+        )
+        .await,
+        1
+    );
+    b.ping().await.expect("ping b");
+    store.close().await;
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn errors_map_to_codes_without_leaking_sql() {
+    on_each_backend(|store, _| async move {
+        let id = uuid::Uuid::new_v4().to_string();
+        let insert = "INSERT INTO users (id, username, username_lower, email, email_lower, \
+                      password_hash, created_at, updated_at) \
+                      VALUES ($1, $2, $3, $4, $5, 'x', 0, 0)";
+        let name = format!("n{}", &id[..8]);
+        sqlx::query(insert)
+            .bind(&id)
+            .bind(&name)
+            .bind(&name)
+            .bind(format!("{name}@example.com"))
+            .bind(format!("{name}@example.com"))
+            .execute(store.pool())
+            .await
+            .expect("insert");
+
+        let dup_name = sqlx::query(insert)
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(&name)
+            .bind(&name)
+            .bind(format!("other{name}@example.com"))
+            .bind(format!("other{name}@example.com"))
+            .execute(store.pool())
+            .await
+            .unwrap_err();
+        let e = db_error(dup_name);
+        assert_eq!(e.code, Code::AlreadyExists);
+        assert_eq!(e.message, "username already taken");
+
+        let dup_email = sqlx::query(insert)
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(format!("o{name}"))
+            .bind(format!("o{name}"))
+            .bind(format!("{name}@example.com"))
+            .bind(format!("{name}@example.com"))
+            .execute(store.pool())
+            .await
+            .unwrap_err();
+        let e = db_error(dup_email);
+        assert_eq!(e.code, Code::AlreadyExists);
+        assert_eq!(e.message, "email already registered");
+
+        let missing = sqlx::query("SELECT id FROM users WHERE id = $1")
+            .bind("no-such-id")
+            .fetch_one(store.pool())
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(db_error(missing).code, Code::NotFound);
+
+        let bad = sqlx::query("SELECT nope FROM nowhere")
+            .execute(store.pool())
+            .await
+            .unwrap_err();
+        let e = db_error(bad);
+        assert_eq!(e.code, Code::Internal);
+        assert_eq!(e.message, "database error");
+
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(&id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+        assert_eq!(store.ping().await.unwrap_err().code, Code::Unavailable);
+    })
+    .await;
+}
+
+#[test]
+fn urls_are_recognized_and_redacted() {
+    assert_eq!(Backend::from_url("sqlite::memory:"), Some(Backend::Sqlite));
+    assert_eq!(
+        Backend::from_url("postgres://u@h/db"),
+        Some(Backend::Postgres)
+    );
+    assert_eq!(
+        Backend::from_url("postgresql://u@h/db"),
+        Some(Backend::Postgres)
+    );
+    assert_eq!(Backend::from_url("mysql://h"), None);
+    assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+    assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    assert_eq!(encode_path("/a b/c%?.db"), "/a%20b/c%25%3F.db");
+}

@@ -1,0 +1,950 @@
+//! The `users` service against SQLite (always) and PostgreSQL (when `TROUPE_TEST_PG` is
+//! set). Every case is one async fn taking a [`Store`]; PostgreSQL tables are shared with
+//! concurrently running tests, so cases use unique names and never drop anything.
+
+use std::time::{Duration, Instant};
+
+use sqlx::Row as _;
+use troupe_proto::mesh::Caller;
+
+use super::*;
+use crate::store::tests::on_each_backend;
+
+/// Cheap hashing for tests.
+const ITERATIONS: u32 = 1000;
+
+fn users(store: Store) -> Users {
+    Users::new(store, Hasher::new(ITERATIONS))
+}
+
+/// A short unique token for names.
+fn token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..10].to_string()
+}
+
+fn register_req(username: &str) -> RegisterRequest {
+    RegisterRequest {
+        username: username.to_string(),
+        email: format!("{username}@example.com"),
+        password: "password1".to_string(),
+        full_name: format!("Full {username}"),
+    }
+}
+
+/// Calls an op through [`Service::handle`], as the mesh would.
+async fn call<Req: Message, Rep: Message + Default>(
+    svc: &Users,
+    op: &str,
+    req: Req,
+    caller: Option<Caller>,
+) -> Result<Rep, MeshError> {
+    let bytes = svc
+        .handle(Request {
+            op: op.to_string(),
+            payload: req.encode_to_vec().into(),
+            caller,
+            request_id: "test".to_string(),
+            deadline: Instant::now() + Duration::from_secs(10),
+            entity: String::new(),
+        })
+        .await?;
+    Ok(Rep::decode(bytes).expect("reply decodes"))
+}
+
+async fn count(store: &Store, sql: &str, id: &str) -> i64 {
+    sqlx::query(sql)
+        .bind(id)
+        .fetch_one(store.pool())
+        .await
+        .expect("count")
+        .get::<i64, _>(0)
+}
+
+fn field_keys(e: &MeshError) -> Vec<String> {
+    let details: serde_json::Value = serde_json::from_str(&e.details).expect("details json");
+    details["fields"]
+        .as_object()
+        .expect("fields object")
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn every_op_is_listed_once() {
+    let mut names: Vec<&str> = OPS.iter().map(|o| o.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), OPS.len());
+    for idempotent in [GET, GET_BY_LOGIN, LIST, SEARCH, GET_KEY, LIST_CONTACTS] {
+        assert!(OPS.iter().any(|o| o.name == idempotent && o.idempotent));
+    }
+    for effectful in [
+        REGISTER,
+        CREATE,
+        UPDATE,
+        DELETE,
+        SET_PASSWORD,
+        PUT_KEY,
+        ENSURE_ADMIN,
+    ] {
+        assert!(OPS.iter().any(|o| o.name == effectful && !o.idempotent));
+    }
+}
+
+#[tokio::test]
+async fn register_then_get_round_trips() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store);
+        let name = format!("Alice_{}", token());
+        let made: User = call(&svc, REGISTER, register_req(&name), None)
+            .await
+            .unwrap();
+        assert_eq!(made.username, name);
+        assert_eq!(made.email, format!("{name}@example.com"));
+        assert_eq!(made.roles, ["user"]);
+        assert!(!made.confirmed);
+        assert_eq!(made.version, 1);
+        assert!(made.password_hash.is_empty());
+        assert_eq!(made.created_at.len(), "2024-01-01T00:00:00.000Z".len());
+        assert!(made.created_at.ends_with('Z'));
+
+        let got: User = call(
+            &svc,
+            GET,
+            GetRequest {
+                id: made.id.clone(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, made);
+
+        // Login by either name, ignoring case, carries the hash.
+        for login in [
+            name.to_uppercase(),
+            format!("{}@EXAMPLE.com", name.to_lowercase()),
+        ] {
+            let by_login: User = call(&svc, GET_BY_LOGIN, GetByLoginRequest { login }, None)
+                .await
+                .unwrap();
+            assert_eq!(by_login.id, made.id);
+            assert!(Hasher::verify_blocking(
+                &by_login.password_hash,
+                "password1"
+            ));
+        }
+
+        let missing = call::<_, User>(&svc, GET, GetRequest { id: "nope".into() }, None)
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code, Code::NotFound);
+        let missing = call::<_, User>(
+            &svc,
+            GET_BY_LOGIN,
+            GetByLoginRequest {
+                login: format!("ghost_{}", token()),
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(missing.code, Code::NotFound);
+        let empty = call::<_, User>(&svc, GET, GetRequest::default(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(empty.code, Code::InvalidArgument);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn duplicates_ignoring_case_already_exist() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store.clone());
+        let name = format!("bob_{}", token());
+        svc.register(register_req(&name)).await.unwrap();
+
+        let mut same_name = register_req(&name.to_uppercase());
+        same_name.email = format!("other_{name}@example.com");
+        let e = svc.register(same_name).await.unwrap_err();
+        assert_eq!(e.code, Code::AlreadyExists);
+        assert_eq!(e.message, "username already taken");
+
+        let mut same_email = register_req(&format!("b2_{}", token()));
+        same_email.email = format!("{}@Example.COM", name.to_uppercase());
+        let e = svc.register(same_email).await.unwrap_err();
+        assert_eq!(e.code, Code::AlreadyExists);
+        assert_eq!(e.message, "email already registered");
+
+        // Nothing half-written.
+        let n = count(
+            &store,
+            "SELECT COUNT(*) FROM users WHERE email_lower = $1",
+            &format!("{}@example.com", name.to_lowercase()),
+        )
+        .await;
+        assert_eq!(n, 1);
+
+        // A racing insert that slips past the check maps the same way.
+        let row = UserRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: name.to_uppercase(),
+            email: format!("race_{name}@example.com"),
+            full_name: String::new(),
+            password_hash: "x".into(),
+            roles: "user".into(),
+            confirmed: false,
+            created_at: 0,
+            updated_at: 0,
+            version: 1,
+        };
+        let e = store::insert(&store, &row).await.unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (Code::AlreadyExists, "username already taken")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_invalid_field_is_reported_at_once() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store);
+        let e = call::<_, User>(
+            &svc,
+            REGISTER,
+            RegisterRequest {
+                username: "x".into(),
+                email: "not-an-email".into(),
+                password: "short".into(),
+                full_name: "n".repeat(101),
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+        assert_eq!(e.message, "validation failed");
+        assert_eq!(
+            field_keys(&e),
+            ["email", "full_name", "password", "username"]
+        );
+
+        let e = svc
+            .create(CreateRequest {
+                username: format!("ok_{}", token()),
+                email: "ok@example.com".into(),
+                password: "password1".into(),
+                full_name: String::new(),
+                roles: vec!["Admin!".into()],
+                confirmed: true,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(field_keys(&e), ["roles"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sql_looking_input_is_harmless() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store.clone());
+        let mut req = register_req("robert'); DROP TABLE users;--");
+        req.email = format!("robert_{}@example.com", token());
+        let e = svc.register(req).await.unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+        assert_eq!(field_keys(&e), ["username"]);
+
+        let name = format!("bobby_{}", token());
+        let evil = "'; DROP TABLE users; --";
+        let mut req = register_req(&name);
+        req.full_name = evil.to_string();
+        let made = svc.register(req).await.unwrap();
+        assert_eq!(made.full_name, evil);
+        let got = svc
+            .get(GetRequest {
+                id: made.id.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.full_name, evil);
+
+        // The table is still there and works.
+        let page = svc.list(ListRequest::default()).await.unwrap();
+        assert!(page.total >= 1);
+        let found = svc
+            .search(SearchRequest {
+                query: "drop table users; --".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(found.items.iter().any(|u| u.id == made.id));
+        let e = svc
+            .get_by_login(GetByLoginRequest {
+                login: "' OR '1'='1".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::NotFound);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn search_treats_wildcards_literally() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store);
+        let t = token();
+        let under = svc.register(register_req(&format!("u_{t}"))).await.unwrap();
+        let other = svc.register(register_req(&format!("ux{t}"))).await.unwrap();
+        let mut pct = register_req(&format!("p1{t}"));
+        pct.full_name = format!("{t} 50% off");
+        let pct = svc.register(pct).await.unwrap();
+        let mut plain = register_req(&format!("p2{t}"));
+        plain.full_name = format!("{t} 50x off");
+        svc.register(plain).await.unwrap();
+
+        let search = |query: String, prefix_only: bool| {
+            let svc = svc.clone();
+            async move {
+                svc.search(SearchRequest {
+                    query,
+                    prefix_only,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let ids = |p: &UserPage| p.items.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
+
+        let found = search(format!("U_{t}"), false).await;
+        assert_eq!(ids(&found), [under.id.as_str()]);
+        assert_eq!(found.total, 1);
+
+        let found = search(format!("{t} 50%"), false).await;
+        assert_eq!(ids(&found), [pct.id.as_str()]);
+
+        // Both usernames contain the token; `%` alone matches nothing here.
+        let found = search(t.clone(), false).await;
+        assert_eq!(found.total, 4);
+        assert!(search("%".into(), true).await.items.is_empty());
+
+        // Prefix: only usernames, only from the start.
+        let found = search(format!("u_{t}"), true).await;
+        assert_eq!(ids(&found), [under.id.as_str()]);
+        let found = search(format!("ux{}", &t[..4]), true).await;
+        assert_eq!(ids(&found), [other.id.as_str()]);
+        assert!(search(t.clone(), true).await.items.is_empty());
+
+        let e = svc.search(SearchRequest::default()).await.unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn list_pages_and_totals() {
+    on_each_backend(|store, exclusive| async move {
+        let svc = users(store);
+        let before = svc.list(ListRequest::default()).await.unwrap().total;
+        let t = token();
+        let mut made = Vec::new();
+        for i in 0..5 {
+            made.push(
+                svc.register(register_req(&format!("l{i}_{t}")))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let page1 = svc
+            .list(ListRequest {
+                page: 1,
+                per_page: 2,
+            })
+            .await
+            .unwrap();
+        assert_eq!((page1.page, page1.per_page), (1, 2));
+        assert_eq!(page1.items.len(), 2);
+        assert!(page1.total >= before + 5);
+
+        if exclusive {
+            assert_eq!(page1.total, 5);
+            let mut seen = Vec::new();
+            for page in 1..=3 {
+                let p = svc.list(ListRequest { page, per_page: 2 }).await.unwrap();
+                assert_eq!(p.total, 5);
+                seen.extend(p.items.into_iter().map(|u| u.id));
+            }
+            // Oldest first; users made within one millisecond are ordered by id.
+            let mut by_age: Vec<&User> = made.iter().collect();
+            by_age.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+            let expected: Vec<String> = by_age.iter().map(|u| u.id.clone()).collect();
+            assert_eq!(seen, expected, "no gaps or repeats");
+            let past = svc
+                .list(ListRequest {
+                    page: 4,
+                    per_page: 2,
+                })
+                .await
+                .unwrap();
+            assert!(past.items.is_empty());
+            assert_eq!(past.total, 5);
+        }
+
+        // Paging through a search is exact even on a shared database.
+        let mut seen = Vec::new();
+        for page in 1..=3 {
+            let p = svc
+                .search(SearchRequest {
+                    query: format!("_{t}"),
+                    prefix_only: false,
+                    page,
+                    per_page: 2,
+                })
+                .await
+                .unwrap();
+            assert_eq!(p.total, 5);
+            seen.extend(p.items.into_iter().map(|u| u.username));
+        }
+        let mut expected: Vec<String> = made.iter().map(|u| u.username.clone()).collect();
+        expected.sort();
+        assert_eq!(seen, expected);
+
+        let defaults = svc.list(ListRequest::default()).await.unwrap();
+        assert_eq!((defaults.page, defaults.per_page), (1, 20));
+        let e = svc
+            .list(ListRequest {
+                page: 1,
+                per_page: 101,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn update_changes_fields_and_respects_versions() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store.clone());
+        let name = format!("upd_{}", token());
+        let made = svc.register(register_req(&name)).await.unwrap();
+
+        let updated: User = call(
+            &svc,
+            UPDATE,
+            UpdateRequest {
+                id: made.id.clone(),
+                full_name: Some("New Name".into()),
+                email: Some(format!("NEW_{name}@example.com")),
+                password: Some("newpassword2".into()),
+                version: 1,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(updated.full_name, "New Name");
+        assert_eq!(updated.email, format!("NEW_{name}@example.com"));
+        assert_eq!(updated.version, 2);
+        assert_eq!(updated.roles, ["user"]);
+        assert_eq!(
+            svc.get(GetRequest {
+                id: made.id.clone()
+            })
+            .await
+            .unwrap(),
+            updated
+        );
+        let login = svc
+            .get_by_login(GetByLoginRequest {
+                login: format!("new_{name}@example.com"),
+            })
+            .await
+            .unwrap();
+        assert!(Hasher::verify_blocking(
+            &login.password_hash,
+            "newpassword2"
+        ));
+
+        // A stale version the client asked for is refused, nothing changes.
+        let e = svc
+            .update(UpdateRequest {
+                id: made.id.clone(),
+                full_name: Some("Stale".into()),
+                version: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::FailedPrecondition);
+        assert_eq!(
+            svc.get(GetRequest {
+                id: made.id.clone()
+            })
+            .await
+            .unwrap()
+            .version,
+            2
+        );
+
+        // The store refuses a write based on a stale read...
+        let mut stale = store::get(&store, &made.id).await.unwrap().unwrap();
+        let read_version = stale.version;
+        svc.update(UpdateRequest {
+            id: made.id.clone(),
+            full_name: Some("Racer".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        stale.full_name = "Lost write".into();
+        assert!(!store::update_if_version(&store, &stale, read_version)
+            .await
+            .unwrap());
+        let now = svc
+            .get(GetRequest {
+                id: made.id.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!((now.full_name.as_str(), now.version), ("Racer", 3));
+
+        // ...and the service redoes such a write on the fresh row: racing updates all land.
+        let racers = (0..3).map(|i| {
+            let svc = svc.clone();
+            let id = made.id.clone();
+            tokio::spawn(async move {
+                svc.update(UpdateRequest {
+                    id,
+                    full_name: Some(format!("racer {i}")),
+                    ..Default::default()
+                })
+                .await
+            })
+        });
+        for r in racers.collect::<Vec<_>>() {
+            r.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            svc.get(GetRequest {
+                id: made.id.clone()
+            })
+            .await
+            .unwrap()
+            .version,
+            6
+        );
+
+        // Roles need an admin.
+        let roles = Some(RoleList {
+            roles: vec!["user".into(), "admin".into()],
+        });
+        let e = svc
+            .update(UpdateRequest {
+                id: made.id.clone(),
+                roles: roles.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::PermissionDenied);
+        let admin = svc
+            .update(UpdateRequest {
+                id: made.id.clone(),
+                roles,
+                as_admin: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(admin.roles, ["user", "admin"]);
+
+        // Bad fields, all at once; another user's email; a missing user.
+        let e = svc
+            .update(UpdateRequest {
+                id: made.id.clone(),
+                email: Some("bad".into()),
+                password: Some("bad".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(field_keys(&e), ["email", "password"]);
+        let other = svc
+            .register(register_req(&format!("oth_{}", token())))
+            .await
+            .unwrap();
+        let e = svc
+            .update(UpdateRequest {
+                id: made.id.clone(),
+                email: Some(other.email.to_uppercase()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (Code::AlreadyExists, "email already registered")
+        );
+        let e = svc
+            .update(UpdateRequest {
+                id: "missing".into(),
+                full_name: Some("x".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::NotFound);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn set_password_rehashes() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store);
+        let name = format!("pw_{}", token());
+        let made = svc.register(register_req(&name)).await.unwrap();
+        let u: User = call(
+            &svc,
+            SET_PASSWORD,
+            SetPasswordRequest {
+                id: made.id.clone(),
+                password: "another9pass".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(u.version, 2);
+        assert!(u.password_hash.is_empty());
+        let login = svc
+            .get_by_login(GetByLoginRequest { login: name })
+            .await
+            .unwrap();
+        assert!(Hasher::verify_blocking(
+            &login.password_hash,
+            "another9pass"
+        ));
+        assert!(!Hasher::verify_blocking(&login.password_hash, "password1"));
+
+        let e = svc
+            .set_password(SetPasswordRequest {
+                id: made.id.clone(),
+                password: "weak".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(field_keys(&e), ["password"]);
+        let e = svc
+            .set_password(SetPasswordRequest {
+                id: "missing".into(),
+                password: "another9pass".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::NotFound);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn keys_and_contacts() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store.clone());
+        let t = token();
+        let me = svc
+            .register(register_req(&format!("me_{t}")))
+            .await
+            .unwrap();
+        let zed = svc
+            .register(register_req(&format!("zed_{t}")))
+            .await
+            .unwrap();
+        let amy = svc
+            .register(register_req(&format!("amy_{t}")))
+            .await
+            .unwrap();
+
+        let key: PublicKey = call(
+            &svc,
+            PUT_KEY,
+            PutKeyRequest {
+                user_id: me.id.clone(),
+                public_key: "AAAA".into(),
+                algorithm: String::new(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(key.algorithm, DEFAULT_ALGORITHM);
+        let key = svc
+            .put_key(PutKeyRequest {
+                user_id: me.id.clone(),
+                public_key: "BBBB".into(),
+                algorithm: "ed25519".into(),
+            })
+            .await
+            .unwrap();
+        let got: PublicKey = call(
+            &svc,
+            GET_KEY,
+            GetKeyRequest {
+                user_id: me.id.clone(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, key);
+        assert_eq!(got.public_key, "BBBB");
+
+        let e = svc
+            .get_key(GetKeyRequest {
+                user_id: zed.id.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::NotFound);
+        let e = svc
+            .put_key(PutKeyRequest {
+                user_id: "missing".into(),
+                public_key: "AAAA".into(),
+                algorithm: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::NotFound);
+        let e = svc
+            .put_key(PutKeyRequest {
+                user_id: me.id.clone(),
+                public_key: "k".repeat(8 * 1024 + 1),
+                algorithm: "bad alg".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(field_keys(&e), ["algorithm", "public_key"]);
+
+        for (contact, at) in [(&zed, 1_000_i64), (&amy, 2_000_i64)] {
+            sqlx::query(
+                "INSERT INTO contacts (user_id, contact_id, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(&me.id)
+            .bind(&contact.id)
+            .bind(at)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        // Empty user_id means the caller.
+        let caller = Caller {
+            user_id: me.id.clone(),
+            roles: vec!["user".into()],
+            session_id: String::new(),
+        };
+        let list: ContactList = call(
+            &svc,
+            LIST_CONTACTS,
+            ListContactsRequest::default(),
+            Some(caller),
+        )
+        .await
+        .unwrap();
+        let names: Vec<&str> = list.items.iter().map(|c| c.username.as_str()).collect();
+        assert_eq!(names, [amy.username.as_str(), zed.username.as_str()]);
+        assert_eq!(list.items[0].user_id, amy.id);
+        assert_eq!(list.items[0].added_at, "1970-01-01T00:00:02.000Z");
+        let none = svc.list_contacts(&zed.id).await.unwrap();
+        assert!(none.items.is_empty());
+        let e = call::<_, ContactList>(&svc, LIST_CONTACTS, ListContactsRequest::default(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_removes_the_user_and_everything_theirs() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store.clone());
+        let t = token();
+        let doomed = svc
+            .register(register_req(&format!("del_{t}")))
+            .await
+            .unwrap();
+        let friend = svc
+            .register(register_req(&format!("fr_{t}")))
+            .await
+            .unwrap();
+        let session = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_activity, expires_at) \
+             VALUES ($1, $2, 1, 1, 2)",
+        )
+        .bind(&session)
+        .bind(&doomed.id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO refresh_tokens (jti, session_id, user_id, expires_at) \
+             VALUES ($1, $2, $3, 2)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&session)
+        .bind(&doomed.id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        for (a, b) in [(&doomed.id, &friend.id), (&friend.id, &doomed.id)] {
+            sqlx::query(
+                "INSERT INTO contacts (user_id, contact_id, created_at) VALUES ($1, $2, 1)",
+            )
+            .bind(a)
+            .bind(b)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        svc.put_key(PutKeyRequest {
+            user_id: doomed.id.clone(),
+            public_key: "AAAA".into(),
+            algorithm: String::new(),
+        })
+        .await
+        .unwrap();
+
+        let gone: User = call(
+            &svc,
+            DELETE,
+            DeleteRequest {
+                id: doomed.id.clone(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(gone, doomed);
+
+        let id = doomed.id.as_str();
+        for sql in [
+            "SELECT COUNT(*) FROM users WHERE id = $1",
+            "SELECT COUNT(*) FROM sessions WHERE user_id = $1",
+            "SELECT COUNT(*) FROM refresh_tokens WHERE user_id = $1",
+            "SELECT COUNT(*) FROM public_keys WHERE user_id = $1",
+            "SELECT COUNT(*) FROM contacts WHERE user_id = $1 OR contact_id = $1",
+        ] {
+            assert_eq!(count(&store, sql, id).await, 0, "{sql}");
+        }
+        // The friend is untouched.
+        assert_eq!(
+            svc.get(GetRequest {
+                id: friend.id.clone()
+            })
+            .await
+            .unwrap(),
+            friend
+        );
+        let e = svc
+            .delete(DeleteRequest {
+                id: doomed.id.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::NotFound);
+        // The username is free again.
+        svc.register(register_req(&format!("DEL_{t}")))
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ensure_admin_is_idempotent() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store);
+        let name = format!("root_{}", token());
+        let req = EnsureAdminRequest {
+            username: name.clone(),
+            email: format!("{name}@example.com"),
+            password: "adminpass1".into(),
+            full_name: "Admin".into(),
+        };
+        let first: EnsureAdminReply = call(&svc, ENSURE_ADMIN, req.clone(), None).await.unwrap();
+        assert!(first.created);
+        let admin = first.user.unwrap();
+        assert_eq!(admin.roles, ["user", "admin"]);
+        assert!(admin.confirmed);
+
+        // Again, even with another password and email: nothing changes.
+        let mut again = req.clone();
+        again.password = "otherpass2".into();
+        again.email = format!("changed_{name}@example.com");
+        let second = svc.ensure_admin(again).await.unwrap();
+        assert!(!second.created);
+        assert_eq!(second.user.unwrap(), admin);
+
+        // Concurrent bootstraps of a fresh name: exactly one creates it.
+        let name = format!("boot_{}", token());
+        let req = EnsureAdminRequest {
+            username: name.clone(),
+            email: format!("{name}@example.com"),
+            password: "adminpass1".into(),
+            full_name: String::new(),
+        };
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                let svc = svc.clone();
+                let req = req.clone();
+                tokio::spawn(async move { svc.ensure_admin(req).await })
+            })
+            .collect();
+        let mut created = 0;
+        let mut ids = Vec::new();
+        for r in runs {
+            let reply = r.await.unwrap().unwrap();
+            created += usize::from(reply.created);
+            ids.push(reply.user.unwrap().id);
+        }
+        assert_eq!(created, 1);
+        ids.dedup();
+        assert_eq!(ids.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_ops_and_garbage_payloads_are_errors() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store);
+        let e = call::<_, User>(&svc, "nope", GetRequest::default(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::NotFound);
+        let e = svc
+            .handle(Request {
+                op: REGISTER.into(),
+                payload: Bytes::from_static(&[0xff, 0xff, 0xff]),
+                caller: None,
+                request_id: "t".into(),
+                deadline: Instant::now() + Duration::from_secs(5),
+                entity: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+    })
+    .await;
+}
