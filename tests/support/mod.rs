@@ -418,3 +418,110 @@ pub fn post_raw(
 pub fn post(url: &str, body: &Value, token: Option<&str>) -> Result<Answer, String> {
     post_raw(url, body.to_string().as_bytes(), "application/json", token)
 }
+
+/// `[storage]` for the PostgreSQL server named by `TROUPE_TEST_PG`, or `None` (and a printed
+/// skip line) when it is not set.
+pub fn postgres_storage(test: &str) -> Option<String> {
+    match std::env::var("TROUPE_TEST_PG") {
+        Ok(url) if !url.is_empty() => Some(format!("[storage]\nurl = \"{url}\"\n")),
+        _ => {
+            eprintln!("skipped: {test} (TROUPE_TEST_PG not set)");
+            println!("skipped: {test} (TROUPE_TEST_PG not set)");
+            None
+        }
+    }
+}
+
+/// A unique suffix for names in a shared database.
+pub fn unique() -> String {
+    format!("{:x}", rand_u64() ^ (std::process::id() as u64) << 32)
+        .chars()
+        .take(10)
+        .collect()
+}
+
+/// A registered and logged-in user.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password: String,
+    pub access: String,
+    pub refresh: String,
+    pub session: String,
+}
+
+/// Registers `username` on `node` (201) and returns its id.
+pub fn register(node: &Node, username: &str, password: &str) -> String {
+    let (status, v) = post(
+        &node.url("/auth/register"),
+        &serde_json::json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": password,
+        }),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "register {username}: {v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Logs in on `node` and returns the token pair.
+pub fn login(node: &Node, username: &str, password: &str) -> Answer {
+    post(
+        &node.url("/auth/login"),
+        &serde_json::json!({"username": username, "password": password}),
+        None,
+    )
+    .unwrap()
+}
+
+/// Registers on `a`, logs in on `b`.
+pub fn new_user(a: &Node, b: &Node, prefix: &str) -> User {
+    let username = format!("{prefix}_{}", unique());
+    let password = "passw0rd-long".to_string();
+    let id = register(a, &username, &password);
+    let (status, v) = login(b, &username, &password);
+    assert_eq!(status, 200, "login {username}: {v}");
+    User {
+        id,
+        username,
+        password,
+        access: v["access_token"].as_str().unwrap().to_string(),
+        refresh: v["refresh_token"].as_str().unwrap().to_string(),
+        session: v["session_id"].as_str().unwrap().to_string(),
+    }
+}
+
+/// HTTP with a method, a JSON body and an optional bearer token.
+pub fn send(method: &str, url: &str, body: Option<&Value>, token: Option<&str>) -> Answer {
+    let agent = agent();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let resp = match method {
+        "GET" | "DELETE" => {
+            let mut req = if method == "GET" {
+                agent.get(url)
+            } else {
+                agent.delete(url)
+            };
+            if let Some(a) = &auth {
+                req = req.header("authorization", a);
+            }
+            req.call()
+        }
+        _ => {
+            let mut req = if method == "PUT" {
+                agent.put(url)
+            } else {
+                agent.post(url)
+            };
+            req = req.header("content-type", "application/json");
+            if let Some(a) = &auth {
+                req = req.header("authorization", a);
+            }
+            req.send(body.map(|b| b.to_string()).unwrap_or_default().as_bytes())
+        }
+    };
+    finish(resp).expect("http")
+}

@@ -1,0 +1,619 @@
+//! Identity on the mesh, black-box: users, auth and per-session actors across real node
+//! processes, on the embedded SQLite store and (when `TROUPE_TEST_PG` is set) PostgreSQL.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::*;
+
+fn cluster(tag: &str, storage: Option<String>) -> Cluster {
+    Cluster::start(
+        tag,
+        Options {
+            storage_toml: storage.unwrap_or_default(),
+            ..Options::default()
+        },
+    )
+}
+
+/// Every scenario, on one cluster.
+fn identity_suite(c: &mut Cluster) {
+    register_on_n1_login_on_n2_use_on_n3(c);
+    every_register_and_login_path_works(c);
+    revocations_are_refused_on_every_node(c);
+    refresh_rotates_and_a_reused_refresh_token_ends_the_session(c);
+    bad_input_is_refused_and_changes_nothing(c);
+    ownership_is_enforced(c);
+    admin_manages_users(c);
+    session_survives_the_loss_of_its_home_node(c);
+}
+
+#[test]
+fn identity_on_sqlite() {
+    let mut c = cluster("identity-sqlite", None);
+    identity_suite(&mut c);
+}
+
+#[test]
+fn identity_on_postgres() {
+    let Some(storage) = postgres_storage("identity_on_postgres") else {
+        return;
+    };
+    let mut c = cluster("identity-pg", Some(storage));
+    identity_suite(&mut c);
+}
+
+fn register_on_n1_login_on_n2_use_on_n3(c: &Cluster) {
+    let u = new_user(c.node("n1"), c.node("n2"), "alice");
+    let (status, v) = send("GET", &c.node("n3").url("/profile"), None, Some(&u.access));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["id"], u.id.as_str());
+    assert_eq!(v["username"], u.username.as_str());
+    assert!(v.get("password_hash").is_none() && !v.to_string().contains("pbkdf2"));
+    let (status, v) = send(
+        "GET",
+        &c.node("n1").url("/auth/verify-token"),
+        None,
+        Some(&u.access),
+    );
+    assert_eq!((status, v["user_id"].as_str()), (200, Some(u.id.as_str())));
+    let (status, v) = send(
+        "GET",
+        &c.node("n2").url(&format!("/auth/verify/{}", u.access)),
+        None,
+        None,
+    );
+    assert_eq!(
+        (status, v["session_id"].as_str()),
+        (200, Some(u.session.as_str()))
+    );
+    let (status, v) = send("GET", &c.node("n3").url("/test-db"), None, None);
+    assert_eq!((status, v["db"].as_str()), (200, Some("ok")), "{v}");
+}
+
+fn every_register_and_login_path_works(c: &Cluster) {
+    let paths = [
+        "/auth/register",
+        "/api/auth/register",
+        "/users/register",
+        "/api/v1/airliner/registerUser",
+    ];
+    let logins = [
+        "/login",
+        "/auth/login",
+        "/api/auth/login",
+        "/api/v1/airliner/login",
+        "/api/v1/airliner/generateToken",
+    ];
+    for (i, path) in paths.iter().enumerate() {
+        let name = format!("path{i}_{}", unique());
+        let node = &c.nodes[i % 3];
+        let (status, v) = post(
+            &node.url(path),
+            &json!({"username": name, "email": format!("{name}@example.com"), "password": "passw0rd-long", "full_name": "P", "extra": "ignored"}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{path}: {v}");
+        for (j, login_path) in logins.iter().enumerate() {
+            let node = &c.nodes[(i + j) % 3];
+            // By username on some paths, by email on others.
+            let body = if j % 2 == 0 {
+                json!({"username": name, "password": "passw0rd-long"})
+            } else {
+                json!({"email": format!("{}@EXAMPLE.com", name.to_uppercase()), "password": "passw0rd-long"})
+            };
+            let (status, v) = post(&node.url(login_path), &body, None).unwrap();
+            assert_eq!(status, 200, "{login_path}: {v}");
+            assert_eq!(v["token_type"], "Bearer");
+            assert!(v["expires_in"].as_u64().unwrap() > 0);
+            assert!(v["refresh_token"].as_str().is_some_and(|t| !t.is_empty()));
+            assert_eq!(v["user"]["username"], name.as_str());
+            assert_eq!(v["user"]["roles"], json!(["user"]));
+        }
+    }
+}
+
+fn refused_everywhere(c: &Cluster, token: &str) {
+    for n in &c.nodes {
+        let ok = wait_until(Duration::from_secs(1), || {
+            send("GET", &n.url("/profile"), None, Some(token)).0 == 401
+        });
+        assert!(
+            ok,
+            "token still accepted on {} a second after revocation",
+            n.addrs.name
+        );
+    }
+}
+
+fn revocations_are_refused_on_every_node(c: &Cluster) {
+    // Logout on n2.
+    let u = new_user(c.node("n1"), c.node("n3"), "rev");
+    let (status, v) = send(
+        "POST",
+        &c.node("n2").url("/auth/logout"),
+        None,
+        Some(&u.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    refused_everywhere(c, &u.access);
+    let (status, v) = send("GET", &c.node("n1").url("/profile"), None, Some(&u.access));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+
+    // DELETE /api/sessions/:userId ends every session of the user.
+    let u = new_user(c.node("n1"), c.node("n2"), "revall");
+    let (_, second) = login(c.node("n3"), &u.username, &u.password);
+    let second = second["access_token"].as_str().unwrap().to_string();
+    let (status, v) = send(
+        "DELETE",
+        &c.node("n2").url(&format!("/api/sessions/{}", u.id)),
+        None,
+        Some(&u.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["ended"], 2, "{v}");
+    refused_everywhere(c, &u.access);
+    refused_everywhere(c, &second);
+
+    // A password change ends the sessions; the new password works, the old one does not.
+    let u = new_user(c.node("n2"), c.node("n3"), "pwchange");
+    let (status, v) = send(
+        "PUT",
+        &c.node("n1").url("/users/profile"),
+        Some(&json!({"password": "n3w-passw0rd"})),
+        Some(&u.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    refused_everywhere(c, &u.access);
+    assert_eq!(login(c.node("n1"), &u.username, &u.password).0, 401);
+    assert_eq!(login(c.node("n2"), &u.username, "n3w-passw0rd").0, 200);
+
+    // Deleting the user ends the sessions too.
+    let u = new_user(c.node("n3"), c.node("n1"), "deleted");
+    let (status, v) = send(
+        "DELETE",
+        &c.node("n2").url(&format!("/users/{}", u.id)),
+        None,
+        Some(ADMIN_TOKEN),
+    );
+    assert_eq!(status, 200, "{v}");
+    refused_everywhere(c, &u.access);
+    assert_eq!(login(c.node("n1"), &u.username, &u.password).0, 401);
+}
+
+fn refresh_rotates_and_a_reused_refresh_token_ends_the_session(c: &Cluster) {
+    let u = new_user(c.node("n1"), c.node("n2"), "refresh");
+    let (status, v) = post(
+        &c.node("n3").url("/auth/refresh"),
+        &json!({"refresh_token": u.refresh}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    let access2 = v["access_token"].as_str().unwrap().to_string();
+    let refresh2 = v["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(refresh2, u.refresh);
+    assert_eq!(v["session_id"], u.session.as_str());
+    assert_eq!(
+        send("GET", &c.node("n1").url("/profile"), None, Some(&access2)).0,
+        200
+    );
+    // The first refresh token is spent: reusing it is refused and ends the session.
+    let (status, v) = post(
+        &c.node("n1").url("/auth/refresh"),
+        &json!({"refresh_token": u.refresh}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{v}"
+    );
+    refused_everywhere(c, &access2);
+    let (status, _) = post(
+        &c.node("n2").url("/auth/refresh"),
+        &json!({"refresh_token": refresh2}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 401);
+    // An access token is not a refresh token.
+    let u = new_user(c.node("n1"), c.node("n2"), "kind");
+    let (status, _) = post(
+        &c.node("n3").url("/auth/refresh"),
+        &json!({"refresh_token": u.access}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 401);
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..=chunk.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn bad_input_is_refused_and_changes_nothing(c: &Cluster) {
+    let n1 = c.node("n1");
+    let u = new_user(n1, c.node("n2"), "dup");
+    let check = |a: Answer, status: u16, code: &str| {
+        assert_eq!(a.0, status, "{}", a.1);
+        assert_eq!(a.1["error"]["code"], code, "{}", a.1);
+    };
+    // Duplicates, case-insensitively.
+    let reg = |body: Value| post(&n1.url("/auth/register"), &body, None).unwrap();
+    check(
+        reg(
+            json!({"username": u.username.to_uppercase(), "email": format!("x{}@example.com", unique()), "password": "passw0rd-long"}),
+        ),
+        409,
+        "already_exists",
+    );
+    check(
+        reg(
+            json!({"username": format!("other_{}", unique()), "email": format!("{}@EXAMPLE.COM", u.username), "password": "passw0rd-long"}),
+        ),
+        409,
+        "already_exists",
+    );
+    // Weak or missing fields: 400 naming every bad field.
+    let (status, v) = reg(json!({"username": "x", "email": "not-an-email", "password": "short"}));
+    assert_eq!(status, 400, "{v}");
+    for f in ["username", "email", "password"] {
+        assert!(
+            v["error"]["details"]["fields"].get(f).is_some(),
+            "{f} not reported: {v}"
+        );
+    }
+    let (status, v) = reg(json!({}));
+    assert_eq!(status, 400, "{v}");
+    check(
+        post_raw(
+            &n1.url("/auth/register"),
+            b"{oops",
+            "application/json",
+            None,
+        )
+        .unwrap(),
+        400,
+        "invalid_argument",
+    );
+    // Wrong password and unknown user look the same.
+    let (s1, wrong) = login(n1, &u.username, "wrong-passw0rd");
+    let (s2, unknown) = login(n1, &format!("nobody_{}", unique()), "wrong-passw0rd");
+    assert_eq!((s1, s2), (401, 401));
+    assert_eq!(wrong["error"]["message"], unknown["error"]["message"]);
+    check(
+        post(&n1.url("/login"), &json!({"username": u.username}), None).unwrap(),
+        400,
+        "invalid_argument",
+    );
+    // Forged, alg:none, garbage and missing tokens.
+    let parts: Vec<&str> = u.access.split('.').collect();
+    let tampered = format!("{}.{}.{}", parts[0], b64url(br#"{"sub":"someone-else","sid":"x","username":"x","roles":["admin"],"typ":"access","jti":"j","iat":1,"exp":9999999999,"iss":"troupe-test"}"#), parts[2]);
+    let none = format!(
+        "{}.{}.",
+        b64url(br#"{"alg":"none","typ":"JWT","kid":"test"}"#),
+        parts[1]
+    );
+    for bad in [tampered.as_str(), none.as_str(), "garbage", "a.b.c"] {
+        check(
+            send("GET", &n1.url("/profile"), None, Some(bad)),
+            401,
+            "unauthenticated",
+        );
+        check(
+            send("GET", &n1.url("/users"), None, Some(bad)),
+            401,
+            "unauthenticated",
+        );
+    }
+    check(
+        send("GET", &n1.url("/profile"), None, None),
+        401,
+        "unauthenticated",
+    );
+    // A user token is not an admin credential.
+    check(
+        send("GET", &n1.url("/admin/actors"), None, Some(&u.access)),
+        403,
+        "permission_denied",
+    );
+    // SQL-looking input is stored verbatim and harmless.
+    let evil = "Robert'); DROP TABLE users;--";
+    let (status, v) = send(
+        "PUT",
+        &c.node("n2").url("/users/profile"),
+        Some(&json!({"full_name": evil})),
+        Some(&u.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (_, v) = send("GET", &c.node("n3").url("/profile"), None, Some(&u.access));
+    assert_eq!(v["full_name"], evil);
+    let (status, v) = send(
+        "POST",
+        &n1.url("/users/search"),
+        Some(&json!({"query": "%' OR 1=1 --"})),
+        Some(&u.access),
+    );
+    assert_eq!((status, v["total"].as_u64()), (200, Some(0)), "{v}");
+    let (status, v) = send(
+        "GET",
+        &n1.url(&format!("/users/search?q={}", u.username)),
+        None,
+        Some(&u.access),
+    );
+    assert_eq!((status, v["total"].as_u64()), (200, Some(1)), "{v}");
+    // Login attempts are rate-limited per account.
+    let target = new_user(n1, n1, "ratelimit");
+    let mut limited = false;
+    for _ in 0..15 {
+        let (status, v) = login(n1, &target.username, "wrong-passw0rd");
+        if status == 429 {
+            assert_eq!(v["error"]["code"], "resource_exhausted");
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "15 bad logins in a row were never rate-limited");
+}
+
+fn ownership_is_enforced(c: &Cluster) {
+    let a = new_user(c.node("n1"), c.node("n2"), "owner");
+    let b = new_user(c.node("n2"), c.node("n3"), "intruder");
+    let n3 = c.node("n3");
+    for (method, path) in [
+        ("GET", format!("/api/sessions/{}", a.id)),
+        ("DELETE", format!("/api/sessions/{}", a.id)),
+        ("PUT", format!("/api/sessions/{}", a.id)),
+        ("GET", format!("/users/profile/{}", a.id)),
+        ("GET", format!("/last-connection?userId={}", a.id)),
+        ("PUT", format!("/users/{}", a.id)),
+        ("DELETE", format!("/users/{}", a.id)),
+    ] {
+        let (status, v) = send(method, &n3.url(&path), Some(&json!({})), Some(&b.access));
+        assert_eq!(status, 403, "{method} {path}: {v}");
+    }
+    // a's sessions are untouched, and a sees them.
+    assert_eq!(
+        send("GET", &n3.url("/profile"), None, Some(&a.access)).0,
+        200
+    );
+    let (status, v) = send(
+        "GET",
+        &n3.url(&format!("/api/sessions/{}", a.id)),
+        None,
+        Some(&a.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["items"][0]["id"], a.session.as_str());
+    assert_eq!(v["items"][0]["current"], true);
+    let (status, v) = send("GET", &n3.url("/last-connection"), None, Some(&a.access));
+    assert_eq!(
+        (status, v["session_id"].as_str()),
+        (200, Some(a.session.as_str())),
+        "{v}"
+    );
+    // Public keys: put own, read anyone's.
+    let (status, v) = send(
+        "POST",
+        &c.node("n1").url("/keys"),
+        Some(&json!({"public_key": "cHVibGljLWtleQ=="})),
+        Some(&a.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = send(
+        "GET",
+        &c.node("n2").url(&format!("/keys/{}", a.id)),
+        None,
+        Some(&b.access),
+    );
+    assert_eq!(
+        (status, v["public_key"].as_str()),
+        (200, Some("cHVibGljLWtleQ==")),
+        "{v}"
+    );
+    let (status, v) = send(
+        "GET",
+        &c.node("n2").url("/contacts/"),
+        None,
+        Some(&a.access),
+    );
+    assert_eq!((status, v["total"].as_u64()), (200, Some(0)), "{v}");
+}
+
+fn admin_manages_users(c: &Cluster) {
+    // The bootstrap admin logs in like anyone and has role admin.
+    let (status, v) = login(c.node("n2"), "admin", ADMIN_PASSWORD);
+    assert_eq!(status, 200, "{v}");
+    assert!(v["user"]["roles"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("admin")));
+    let admin = v["access_token"].as_str().unwrap().to_string();
+    let name = format!("made_{}", unique());
+    let (status, v) = send(
+        "POST",
+        &c.node("n1").url("/auth/admin/create-user"),
+        Some(
+            &json!({"username": name, "email": format!("{name}@example.com"), "password": "passw0rd-long"}),
+        ),
+        Some(&admin),
+    );
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let (status, v) = send(
+        "PUT",
+        &c.node("n3").url(&format!("/users/{id}")),
+        Some(&json!({"roles": ["user", "admin"]})),
+        Some(&admin),
+    );
+    assert_eq!(
+        (status, v["roles"].clone()),
+        (200, json!(["user", "admin"])),
+        "{v}"
+    );
+    let (status, v) = send(
+        "POST",
+        &c.node("n2").url("/auth/admin/set-password"),
+        Some(&json!({"username": name, "password": "an0ther-passw0rd"})),
+        Some(ADMIN_TOKEN),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(login(c.node("n1"), &name, "an0ther-passw0rd").0, 200);
+    let (status, v) = send(
+        "GET",
+        &c.node("n1").url("/users?per_page=2&page=1"),
+        None,
+        Some(&admin),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 2);
+    assert!(v["total"].as_u64().unwrap() >= 3);
+    let (status, _) = send(
+        "POST",
+        &c.node("n2").url("/auth/admin/delete-user"),
+        Some(&json!({"user_id": id})),
+        Some(&admin),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        send(
+            "GET",
+            &c.node("n3").url(&format!("/users/{id}")),
+            None,
+            Some(&admin)
+        )
+        .0,
+        404
+    );
+}
+
+fn session_survives_the_loss_of_its_home_node(c: &mut Cluster) {
+    // Log in until a session lands on n3 (rendezvous hashing spreads them).
+    let mut found = None;
+    for _ in 0..30 {
+        let u = new_user(c.node("n1"), c.node("n2"), "home");
+        let (status, v) = send(
+            "POST",
+            &c.node("n1").url("/api/sessions"),
+            Some(&json!({"device": "phone", "metadata": {"app": "x"}})),
+            Some(&u.access),
+        );
+        assert_eq!(status, 201, "{v}");
+        if v["served_by"] == "n3" {
+            found = Some(u);
+            break;
+        }
+    }
+    let u = found.expect("no session homed on n3 in 30 tries");
+    c.node_mut("n3").kill();
+    let ok = wait_until(Duration::from_secs(5), || {
+        let (status, v) = send(
+            "GET",
+            &c.node("n1").url("/api/sessions/verify"),
+            None,
+            Some(&u.access),
+        );
+        status == 200 && v["session"]["served_by"] != "n3"
+    });
+    assert!(ok, "the session never answered from a survivor");
+    let (_, v) = send(
+        "GET",
+        &c.node("n2").url("/api/sessions/verify"),
+        None,
+        Some(&u.access),
+    );
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["session"]["device"], "phone");
+    assert_eq!(v["session"]["metadata"]["app"], "x");
+    assert_eq!(v["session"]["id"], u.session.as_str());
+}
+
+#[test]
+fn worker_kills_during_logins_and_profile_reads_lose_no_acknowledged_write() {
+    let c = cluster("identity-chaos", None);
+    let urls: Vec<String> = c.nodes.iter().map(|n| n.url("")).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let base = &urls[i % urls.len()];
+                let name = format!("chaos{i}_{}", unique());
+                let (status, v) = post(&format!("{base}/auth/register"), &json!({"username": name, "email": format!("{name}@example.com"), "password": "passw0rd-long"}), None).unwrap();
+                if status == 201 {
+                    acked.push((name.clone(), v["id"].as_str().unwrap().to_string()));
+                    let base = &urls[(i + 1) % urls.len()];
+                    let (status, v) = post(
+                        &format!("{base}/auth/login"),
+                        &json!({"username": name, "password": "passw0rd-long"}),
+                        None,
+                    )
+                    .unwrap();
+                    if status == 200 {
+                        let token = v["access_token"].as_str().unwrap();
+                        let base = &urls[(i + 2) % urls.len()];
+                        let _ = get(&format!("{base}/profile"), Some(token));
+                    }
+                }
+            }
+            acked
+        })
+    };
+    for round in 0..15 {
+        let service = ["users", "sessions", "auth"][round % 3];
+        let (status, v) = post(
+            &c.node("n1").url("/admin/chaos/kill"),
+            &json!({"service": service, "count": 2}),
+            Some(ADMIN_TOKEN),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = client.join().unwrap();
+    assert!(
+        acked.len() >= 5,
+        "only {} registrations acknowledged",
+        acked.len()
+    );
+    let (_, admin) = login(c.node("n2"), "admin", ADMIN_PASSWORD);
+    let admin = admin["access_token"].as_str().unwrap().to_string();
+    for (name, id) in &acked {
+        let (status, v) = send(
+            "GET",
+            &c.node("n3").url(&format!("/users/{id}")),
+            None,
+            Some(&admin),
+        );
+        assert_eq!(
+            (status, v["username"].as_str()),
+            (200, Some(name.as_str())),
+            "acknowledged user lost"
+        );
+    }
+}
