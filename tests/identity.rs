@@ -601,8 +601,16 @@ fn worker_kills_during_logins_and_profile_reads_lose_no_acknowledged_write() {
         "only {} registrations acknowledged",
         acked.len()
     );
-    let (_, admin) = login(c.node("n2"), "admin", ADMIN_PASSWORD);
-    let admin = admin["access_token"].as_str().unwrap().to_string();
+    // Supervisors may still be backing off after the kills: wait for the cluster to heal.
+    let mut admin = String::new();
+    let healed = wait_until(Duration::from_secs(15), || {
+        let (status, v) = login(c.node("n2"), "admin", ADMIN_PASSWORD);
+        if status == 200 {
+            admin = v["access_token"].as_str().unwrap().to_string();
+        }
+        status == 200
+    });
+    assert!(healed, "admin login never worked again after the kills");
     for (name, id) in &acked {
         let (status, v) = send(
             "GET",

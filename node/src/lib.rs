@@ -125,7 +125,9 @@ pub async fn serve(
     );
     let revocations = Revocations::default();
     let mut services = troupe_actors::system::services(&info);
-    services.push(Arc::new(Users::new(store.clone(), hasher.clone())));
+    services.push(Arc::new(
+        Users::new(store.clone(), hasher.clone()).on_node(info.clone()),
+    ));
     services.push(Sessions::start(info.clone(), store.clone(), revocations.clone()).await?);
     services.push(Auth::new(
         info.clone(),

@@ -199,8 +199,8 @@ impl Sessions {
             version: 1,
         };
         store::insert(&self.store, &row).await?;
-        // Activate the session actor now, so the first use does not pay for it.
-        self.entity(req, SessionReq::Get).await
+        // The session actor is activated from this row on first use.
+        Ok(row)
     }
 
     /// Ends one session and tells every node.

@@ -43,7 +43,7 @@ const CONNECT_ATTEMPTS: u32 = 5;
 /// Per-connection settings of SQLite: write-ahead log, wait up to 5 s for a lock, and
 /// enforced foreign keys.
 const SQLITE_PRAGMAS: &str =
-    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;";
+    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

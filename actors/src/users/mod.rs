@@ -32,6 +32,7 @@
 //! - [`store`]: all SQL;
 //! - [`validate`]: field validation.
 
+pub mod cache;
 pub mod messages;
 pub mod store;
 pub mod validate;
@@ -77,6 +78,8 @@ pub const GET_KEY: &str = "get_key";
 pub const LIST_CONTACTS: &str = "list_contacts";
 /// Op `ensure_admin`.
 pub const ENSURE_ADMIN: &str = "ensure_admin";
+/// Op: forget a cached user (sent by the node that changed it).
+pub const EVICT: &str = "evict";
 /// Op: one round trip to the store (`GET /test-db`).
 pub const DB_PING: &str = "db_ping";
 
@@ -96,6 +99,7 @@ pub const OPS: &[Op] = &[
     Op::idempotent(LIST_CONTACTS),
     Op::effectful(ENSURE_ADMIN),
     Op::idempotent(DB_PING),
+    Op::idempotent(EVICT),
 ];
 
 /// Read-modify-write attempts of an `update` before giving up on a busy row.
@@ -108,10 +112,12 @@ pub const DEFAULT_ALGORITHM: &str = "x25519";
 const ADMIN_ROLES: [&str; 2] = ["user", "admin"];
 
 /// The `users` service.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Users {
     store: Store,
     hasher: Hasher,
+    cache: std::sync::Arc<cache::Cache>,
+    info: Option<std::sync::Arc<crate::mesh::NodeInfo>>,
 }
 
 /// The fields of a user to create.
@@ -127,7 +133,37 @@ struct NewUser {
 impl Users {
     /// The service over `store`, hashing passwords with `hasher`.
     pub fn new(store: Store, hasher: Hasher) -> Self {
-        Self { store, hasher }
+        Self {
+            store,
+            hasher,
+            cache: Default::default(),
+            info: None,
+        }
+    }
+
+    /// Broadcasts cache evictions to the other nodes through this node's router.
+    pub fn on_node(mut self, info: std::sync::Arc<crate::mesh::NodeInfo>) -> Self {
+        self.info = Some(info);
+        self
+    }
+
+    /// Evicts `id` here and on every other routable node (best effort: the cache TTL
+    /// bounds staleness on a node that misses it).
+    async fn changed(&self, id: &str) {
+        self.cache.evict(id);
+        let Some(router) = self.info.as_ref().and_then(|i| i.router().ok()) else {
+            return;
+        };
+        let me = router.node().to_string();
+        for member in router.members().iter().filter(|m| **m != me) {
+            let call = crate::mesh::Call::new(NAME, EVICT)
+                .payload(&GetRequest { id: id.to_string() })
+                .to(crate::mesh::Target::Node(member.clone()))
+                .timeout(std::time::Duration::from_millis(500));
+            if let Err(e) = router.call(call).await {
+                tracing::debug!(peer = %member, error = %e, "users cache eviction not delivered");
+            }
+        }
     }
 
     /// The store.
@@ -208,7 +244,12 @@ impl Users {
 
     /// `get`: one user by id.
     pub async fn get(&self, req: GetRequest) -> Result<User, MeshError> {
-        Ok(self.row(&req.id).await?.to_user(false))
+        if let Some(user) = self.cache.get(&req.id) {
+            return Ok(user);
+        }
+        let user = self.row(&req.id).await?.to_user(false);
+        self.cache.put(&user);
+        Ok(user)
     }
 
     async fn row(&self, id: &str) -> Result<UserRow, MeshError> {
@@ -294,6 +335,7 @@ impl Users {
             next.updated_at = now_ms().max(current.updated_at);
             if store::update_if_version(&self.store, &next, current.version).await? {
                 next.version = current.version + 1;
+                self.changed(&req.id).await;
                 return Ok(next.to_user(false));
             }
             tracing::debug!(user = %req.id, "update lost a race, retrying");
@@ -311,6 +353,7 @@ impl Users {
         let row = store::delete(&self.store, &req.id)
             .await?
             .ok_or_else(|| MeshError::not_found("user not found"))?;
+        self.changed(&req.id).await;
         Ok(row.to_user(false))
     }
 
@@ -349,6 +392,7 @@ impl Users {
         let row = store::set_password(&self.store, &req.id, &hash, now_ms())
             .await?
             .ok_or_else(|| MeshError::not_found("user not found"))?;
+        self.changed(&req.id).await;
         Ok(row.to_user(false))
     }
 
@@ -475,6 +519,11 @@ impl Service for Users {
                     reply(self.list_contacts(&user_id).await)
                 }
                 ENSURE_ADMIN => reply(self.ensure_admin(Message::decode(payload)?).await),
+                EVICT => {
+                    let r = GetRequest::decode(payload)?;
+                    self.cache.evict(&r.id);
+                    Ok(Bytes::new())
+                }
                 DB_PING => {
                     let latency = self.store.ping().await?;
                     reply(Ok(DbPing {

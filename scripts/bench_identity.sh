@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Benchmarks of identity on the mesh (issue "Identity on the mesh"), side by side in one run.
+# Prints a markdown report on stdout.
+#
+#   scripts/bench_identity.sh                 # 10 s per load
+#   DURATION=20 ITERATIONS=100000 scripts/bench_identity.sh
+#
+# Needs wrk, curl and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+ITERATIONS=${ITERATIONS:-100000}
+TOKEN=bench-admin-token-0123456789
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+cargo build --release --quiet --bin troupe --example bare_axum --example pbkdf2_rate
+BIN=target/release/troupe
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+BASE_PORT=$(free_port)
+target/release/examples/bare_axum "127.0.0.1:$BASE_PORT" > "$WORK/bare.log" 2>&1 &
+PIDS+=($!)
+
+declare -A CL HTTP GRPC
+for n in n1 n2 n3; do CL[$n]=$(free_port); HTTP[$n]=$(free_port); GRPC[$n]=$(free_port); done
+{
+  echo "data_dir = \"$WORK/data\""
+  echo '[cluster]'; echo 'cookie = "bench-cookie-0123456789"'
+  echo '[admin]'; echo "token = \"$TOKEN\""
+  echo '[auth]'; echo 'keys = ["bench:bench-signing-key-0123456789abcdef0123"]'
+  echo "pbkdf2_iterations = $ITERATIONS"
+  # The benchmark logs one account in from one address as fast as it can.
+  echo 'login_per_account_per_minute = 100000000'; echo 'login_per_ip_per_minute = 100000000'
+  echo '[log]'; echo 'level = "warn"'
+  for n in n1 n2 n3; do
+    echo '[[nodes]]'; echo "name = \"$n\""
+    echo "cluster_addr = \"127.0.0.1:${CL[$n]}\""; echo "http_addr = \"127.0.0.1:${HTTP[$n]}\""; echo "grpc_addr = \"127.0.0.1:${GRPC[$n]}\""
+  done
+} > "$WORK/cluster.toml"
+declare -A PID
+for n in n1 n2 n3; do
+  $BIN node --config "$WORK/cluster.toml" --name $n > "$WORK/$n.log" 2>&1 &
+  PID[$n]=$!; PIDS+=($!)
+done
+N1="http://127.0.0.1:${HTTP[n1]}"
+for _ in $(seq 100); do curl -sf "$N1/ping?node=n3" > /dev/null && curl -sf "$N1/ping?node=n2" > /dev/null && break; sleep 0.1; done
+
+curl -sf -X POST "$N1/auth/register" -H 'content-type: application/json' \
+  -d '{"username":"benchuser","email":"bench@example.com","password":"bench-passw0rd"}' > /dev/null
+ACCESS=$(curl -sf -X POST "$N1/auth/login" -H 'content-type: application/json' \
+  -d '{"username":"benchuser","password":"bench-passw0rd"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+
+rps() { wrk -t2 -c"$1" -d"${DURATION}s" --latency "${@:2}" > "$WORK/wrk.out"; awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out"; }
+
+echo "## Login throughput (PBKDF2-HMAC-SHA256, $ITERATIONS iterations)"
+echo
+RAW=$(target/release/examples/pbkdf2_rate "$ITERATIONS" "$DURATION")
+LOGIN=$(rps 16 -s scripts/login.lua "$N1/auth/login")
+echo "| what | per second | ratio |"
+echo "|---|---|---|"
+echo "| raw PBKDF2 verifications, all cores (\`pbkdf2_rate\`) | $RAW | 1.00 |"
+echo "| \`POST /auth/login\` on n1, 16 connections | $LOGIN | $(python3 -c "print(f'{$LOGIN/$RAW:.2f}')") |"
+echo
+
+echo "## Authenticated \`GET /profile\` ($CONNS connections, ${DURATION}s)"
+echo
+BARE=$(rps "$CONNS" "http://127.0.0.1:$BASE_PORT/health")
+PROFILE=$(rps "$CONNS" -H "Authorization: Bearer $ACCESS" "$N1/profile")
+echo "| target | requests/s | ratio to bare axum |"
+echo "|---|---|---|"
+echo "| bare axum \`GET /health\` | $BARE | 1.00 |"
+echo "| troupe \`GET /profile\` (JWT check + users actor + store read) | $PROFILE | $(python3 -c "print(f'{$PROFILE/$BARE:.2f}')") |"
+echo
+
+echo "## Session failover"
+echo
+python3 - "$WORK" "$TOKEN" "${HTTP[n1]}" "${HTTP[n2]}" "${HTTP[n3]}" "${PID[n1]}" "${PID[n2]}" "${PID[n3]}" <<'PY'
+import json, os, signal, sys, time, urllib.request
+work, token = sys.argv[1], sys.argv[2]
+ports = dict(zip(["n1", "n2", "n3"], sys.argv[3:6]))
+pids = dict(zip(["n1", "n2", "n3"], map(int, sys.argv[6:9])))
+def req(node, path, body=None, bearer=None, method=None):
+    r = urllib.request.Request(f"http://127.0.0.1:{ports[node]}{path}", method=method,
+                               data=None if body is None else json.dumps(body).encode())
+    r.add_header("content-type", "application/json")
+    if bearer: r.add_header("authorization", f"Bearer {bearer}")
+    try:
+        with urllib.request.urlopen(r, timeout=2) as resp: return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e: return e.code, json.loads(e.read() or b"null")
+    except Exception: return None, None
+# Sessions until one is homed on n3.
+for i in range(50):
+    s, v = req("n1", "/auth/login", {"username": "benchuser", "password": "bench-passw0rd"})
+    access = v["access_token"]
+    s, v = req("n1", "/api/sessions", {"device": "bench"}, access)
+    if v["served_by"] == "n3": break
+os.kill(pids["n3"], signal.SIGKILL)
+t = time.monotonic()
+while time.monotonic() - t < 10:
+    s, v = req("n1", "/api/sessions/verify", bearer=access)
+    if s == 200 and v["session"]["served_by"] != "n3":
+        break
+    time.sleep(0.005)
+print(f"- A session whose home node (n3) was SIGKILLed answered again from "
+      f"{v['session']['served_by']} after {(time.monotonic() - t) * 1000:.0f} ms, device intact: "
+      f"{v['session']['device'] == 'bench'}")
+PY
