@@ -36,3 +36,36 @@ pub fn describe() {
         "mesh heartbeat round trip per peer"
     );
 }
+
+/// Registered metric handles by label values, so hot paths skip building a key and looking
+/// it up in the registry on every request.
+pub struct Handles<K> {
+    map: std::sync::RwLock<std::collections::HashMap<K, (metrics::Counter, metrics::Histogram)>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Default for Handles<K> {
+    fn default() -> Self {
+        Self {
+            map: Default::default(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Handles<K> {
+    /// The counter and histogram for `key`, registered with `make` on first use.
+    pub fn get(
+        &self,
+        key: &K,
+        make: impl FnOnce() -> (metrics::Counter, metrics::Histogram),
+    ) -> (metrics::Counter, metrics::Histogram) {
+        if let Some(h) = self.map.read().expect("metric handles lock").get(key) {
+            return h.clone();
+        }
+        let h = make();
+        self.map
+            .write()
+            .expect("metric handles lock")
+            .insert(key.clone(), h.clone());
+        h
+    }
+}

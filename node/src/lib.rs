@@ -155,7 +155,7 @@ pub async fn serve(
         }
     });
 
-    let http_state = troupe_protocols::http::AppState {
+    let http_state = troupe_protocols::http::AppState::new(troupe_protocols::http::Shared {
         mesh: mesh.clone(),
         tokens,
         revocations,
@@ -166,7 +166,7 @@ pub async fn serve(
             cors_origins: config.http.cors_origins.clone(),
             admin_token: config.admin.token.clone(),
         }),
-    };
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

@@ -301,12 +301,21 @@ impl Router {
     }
 }
 
+type CallKey = (&'static str, &'static str, &'static str, &'static str);
+
+static CALL_METRICS: std::sync::LazyLock<crate::metrics::Handles<CallKey>> =
+    std::sync::LazyLock::new(Default::default);
+
 fn record(call: &Call, hop: &'static str, code: &'static str, started: Instant) {
     let (service, op) = (call.service, call.op);
-    metrics::counter!(crate::metrics::MESH_CALLS, "service" => service, "op" => op, "hop" => hop, "code" => code)
-        .increment(1);
-    metrics::histogram!(crate::metrics::MESH_CALL_SECONDS, "service" => service, "op" => op, "hop" => hop)
-        .record(started.elapsed().as_secs_f64());
+    let (counter, histogram) = CALL_METRICS.get(&(service, op, hop, code), || {
+        (
+            metrics::counter!(crate::metrics::MESH_CALLS, "service" => service, "op" => op, "hop" => hop, "code" => code),
+            metrics::histogram!(crate::metrics::MESH_CALL_SECONDS, "service" => service, "op" => op, "hop" => hop),
+        )
+    });
+    counter.increment(1);
+    histogram.record(started.elapsed().as_secs_f64());
 }
 
 impl std::fmt::Debug for Router {

@@ -1,9 +1,8 @@
 //! `POST /admin/mesh/bench` (admin): a load generator inside the node, for measuring the
 //! mesh itself without HTTP in the loop. It runs `calls` `ping` calls from this node to
 //! `node` with `concurrency` callers, optionally paced at `rate` calls per second, and
-//! reports throughput and latency percentiles. Latency is measured from the moment each call
-//! is sent (tokio's timer has millisecond granularity, so a paced call may start up to a
-//! millisecond after its slot; that lag is not counted as mesh latency).
+//! reports throughput and latency percentiles. Paced calls are started by a dedicated
+//! thread at their scheduled times and timed from then, so queueing delay counts.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use troupe_actors::mesh::{Call, MeshError, Target};
+use troupe_actors::mesh::{Call, MeshError, Router, Target};
 use troupe_actors::system::{ping, PING};
 
 use super::auth::Admin;
@@ -31,6 +30,88 @@ pub struct BenchBody {
     pub concurrency: Option<usize>,
     /// Calls per second; unpaced (as fast as possible) when absent.
     pub rate: Option<f64>,
+}
+
+fn ping_call(node: &str) -> Call {
+    Call::new(PING, ping::OP)
+        .to(Target::Node(node.to_string()))
+        .timeout(Duration::from_secs(5))
+}
+
+/// `concurrency` callers, each sending its next call when the previous one answered.
+async fn unpaced(
+    router: Router,
+    node: String,
+    calls: usize,
+    concurrency: usize,
+    next: Arc<AtomicUsize>,
+) -> Result<(Vec<u32>, usize), ApiError> {
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (router, next, node) = (router.clone(), next.clone(), node.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut errors = 0usize;
+                while next.fetch_add(1, Ordering::Relaxed) < calls {
+                    let t0 = Instant::now();
+                    match router.call(ping_call(&node)).await {
+                        Ok(_) => lat.push(t0.elapsed().as_micros() as u32),
+                        Err(_) => errors += 1,
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut lat: Vec<u32> = Vec::with_capacity(calls);
+    let mut errors = 0;
+    for w in workers {
+        let (l, e) = w
+            .await
+            .map_err(|e| MeshError::internal(format!("bench task failed: {e}")))?;
+        lat.extend(l);
+        errors += e;
+    }
+    Ok((lat, errors))
+}
+
+/// Calls started at `rate` per second by a pacer thread (tokio's timer has millisecond
+/// granularity, which would start calls in bursts); latency is measured from each call's
+/// scheduled start, so queueing behind the previous calls counts.
+async fn paced(
+    router: Router,
+    node: String,
+    calls: usize,
+    rate: f64,
+) -> Result<(Vec<u32>, usize), ApiError> {
+    let handle = tokio::runtime::Handle::current();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        for i in 0..calls {
+            let at = started + interval.mul_f64(i as f64);
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            let (router, node, tx) = (router.clone(), node.clone(), tx.clone());
+            handle.spawn(async move {
+                let result = router.call(ping_call(&node)).await;
+                let _ = tx.send(result.map(|_| at.elapsed().as_micros() as u32));
+            });
+        }
+    });
+    let mut lat = Vec::with_capacity(calls);
+    let mut errors = 0;
+    for _ in 0..calls {
+        match rx.recv().await {
+            Some(Ok(us)) => lat.push(us),
+            Some(Err(_)) => errors += 1,
+            None => break,
+        }
+    }
+    Ok((lat, errors))
 }
 
 /// Runs the benchmark.
@@ -55,44 +136,10 @@ pub async fn run(
     let router = state.mesh.router().clone();
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let interval = body.rate.map(|r| Duration::from_secs_f64(1.0 / r));
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (router, next, node) = (router.clone(), next.clone(), node.clone());
-            let calls = body.calls;
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut errors = 0usize;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= calls {
-                        break;
-                    }
-                    if let Some(iv) = interval {
-                        tokio::time::sleep_until((started + iv * i as u32).into()).await;
-                    }
-                    let t0 = Instant::now();
-                    let call = Call::new(PING, ping::OP)
-                        .to(Target::Node(node.clone()))
-                        .timeout(Duration::from_secs(5));
-                    match router.call(call).await {
-                        Ok(_) => lat.push(t0.elapsed().as_micros() as u32),
-                        Err(_) => errors += 1,
-                    }
-                }
-                (lat, errors)
-            })
-        })
-        .collect();
-    let mut lat: Vec<u32> = Vec::with_capacity(body.calls);
-    let mut errors = 0;
-    for w in workers {
-        let (l, e) = w
-            .await
-            .map_err(|e| MeshError::internal(format!("bench task failed: {e}")))?;
-        lat.extend(l);
-        errors += e;
-    }
+    let (mut lat, errors) = match body.rate {
+        Some(rate) => paced(router, node.clone(), body.calls, rate).await?,
+        None => unpaced(router, node.clone(), body.calls, concurrency, next).await?,
+    };
     let secs = started.elapsed().as_secs_f64();
     lat.sort_unstable();
     let pct = |p: f64| -> u32 {

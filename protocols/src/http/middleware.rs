@@ -14,6 +14,10 @@ use troupe_actors::mesh::MeshError;
 use super::error::{body, from_status};
 use super::request_id::REQUEST_ID;
 
+static HTTP_METRICS: std::sync::LazyLock<
+    troupe_actors::metrics::Handles<(String, &'static str, &'static str)>,
+> = std::sync::LazyLock::new(Default::default);
+
 /// The one cross-cutting layer: records request metrics by route, method and status, and
 /// gives every error response the JSON form of the API contract, with the request id.
 pub async fn observe(req: Request, next: Next) -> Response {
@@ -23,14 +27,18 @@ pub async fn observe(req: Request, next: Next) -> Response {
     let rid = req.headers().get(REQUEST_ID).cloned();
     let resp = next.run(req).await;
     let status = resp.status();
-    let route = route
-        .as_ref()
-        .map_or("unmatched", |r| r.as_str())
-        .to_string();
-    metrics::counter!(crate::http::metrics::REQUESTS, "protocol" => "http", "route" => route.clone(), "method" => method, "status" => status_label(status))
-        .increment(1);
-    metrics::histogram!(crate::http::metrics::REQUEST_SECONDS, "protocol" => "http", "route" => route, "method" => method)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", |r| r.as_str());
+    let status_label = status_label(status);
+    let key = (route.to_string(), method, status_label);
+    let (counter, histogram) = HTTP_METRICS.get(&key, || {
+        let route = route.to_string();
+        (
+            metrics::counter!(crate::http::metrics::REQUESTS, "protocol" => "http", "route" => route.clone(), "method" => method, "status" => status_label),
+            metrics::histogram!(crate::http::metrics::REQUEST_SECONDS, "protocol" => "http", "route" => route, "method" => method),
+        )
+    });
+    counter.increment(1);
+    histogram.record(started.elapsed().as_secs_f64());
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }

@@ -55,9 +55,28 @@ pub struct Config {
     pub admin_token: Option<String>,
 }
 
-/// What every handler can reach.
+/// What every handler can reach; one `Arc`, so the per-request clone axum makes of the
+/// state is a single reference-count increment.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     /// The node's runtime.
     pub mesh: Mesh,
     /// Verifies access tokens locally.
