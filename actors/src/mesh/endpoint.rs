@@ -134,11 +134,16 @@ impl Actor for Endpoint {
                     deadline: local_deadline(env.deadline_unix_ms, state.default_timeout),
                     entity: env.entity,
                 };
-                let pool = state.pool.clone();
-                tokio::spawn(async move {
-                    let answer = pool.dispatch(req).await;
-                    let _ = reply.send(encode_reply(answer, &node));
-                });
+                // Straight to a live worker when there is one; otherwise wait for a restart
+                // off the endpoint's own loop.
+                if let Err(back) = state.pool.dispatch_remote(req, reply, node.clone()) {
+                    let (req, reply) = *back;
+                    let pool = state.pool.clone();
+                    tokio::spawn(async move {
+                        let answer = pool.dispatch(req).await;
+                        let _ = reply.send(encode_reply(answer, &node));
+                    });
+                }
             }
         }
         Ok(())

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use ractor::{ActorRef, ActorStatus};
 use rand::seq::IteratorRandom;
 
-use super::worker::WorkerMsg;
+use super::worker::{Reply, WorkerMsg};
 use super::{Code, MeshError, Request, Service};
 
 /// One worker slot: the live actor (if any) and a display name with its restart generation.
@@ -45,7 +45,7 @@ pub struct Pool {
     service: Arc<dyn Service>,
     slots: RwLock<Vec<Slot>>,
     next: AtomicUsize,
-    in_flight: AtomicUsize,
+    in_flight: Arc<AtomicUsize>,
     capacity: usize,
     restarts: AtomicU64,
 }
@@ -65,7 +65,7 @@ impl Pool {
             service,
             slots: RwLock::new(slots),
             next: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
             capacity,
             restarts: AtomicU64::new(0),
         })
@@ -204,7 +204,7 @@ impl Pool {
         let worker = self.wait_for_worker(deadline).await?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         worker
-            .send_message(WorkerMsg::Handle(req, tx.into()))
+            .send_message(WorkerMsg::Handle(req, Reply::Local(tx.into())))
             .map_err(|_| MeshError::unavailable("worker stopped"))?;
         match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(answer)) => answer,
@@ -233,7 +233,45 @@ impl Pool {
         }
     }
 
-    fn admit(&self) -> Result<Admitted<'_>, MeshError> {
+    /// Runs a request that came from another node on a live worker at once, handing the
+    /// worker the remote reply port: no task, no extra hop. Returns the port back when no
+    /// worker is live right now (the caller then waits with [`Pool::dispatch`]), or answers
+    /// `resource_exhausted` itself.
+    pub fn dispatch_remote(
+        &self,
+        req: Request,
+        port: ractor::RpcReplyPort<Vec<u8>>,
+        node: Arc<str>,
+    ) -> Result<(), Box<(Request, ractor::RpcReplyPort<Vec<u8>>)>> {
+        let admitted = match self.admit() {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = port.send(super::endpoint::encode_reply(Err(e), &node));
+                return Ok(());
+            }
+        };
+        let Some(worker) = self.pick() else {
+            return Err(Box::new((req, port)));
+        };
+        let msg = WorkerMsg::Handle(
+            req,
+            Reply::Remote {
+                port,
+                node,
+                admitted,
+            },
+        );
+        if let Err(ractor::MessagingErr::SendErr(WorkerMsg::Handle(
+            req,
+            Reply::Remote { port, .. },
+        ))) = worker.send_message(msg)
+        {
+            return Err(Box::new((req, port)));
+        }
+        Ok(())
+    }
+
+    fn admit(&self) -> Result<Admitted, MeshError> {
         let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if before >= self.capacity {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -247,7 +285,7 @@ impl Pool {
                 ),
             ));
         }
-        Ok(Admitted(&self.in_flight))
+        Ok(Admitted(self.in_flight.clone()))
     }
 
     fn pick(&self) -> Option<ActorRef<WorkerMsg>> {
@@ -267,10 +305,16 @@ fn is_running(actor: &Option<ActorRef<WorkerMsg>>) -> bool {
         .is_some_and(|a| a.get_status() == ActorStatus::Running)
 }
 
-/// Releases one admission slot when dropped.
-struct Admitted<'a>(&'a AtomicUsize);
+/// One admitted request; releases its admission slot when dropped (after the answer).
+pub struct Admitted(Arc<AtomicUsize>);
 
-impl Drop for Admitted<'_> {
+impl std::fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admitted")
+    }
+}
+
+impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }

@@ -21,11 +21,52 @@ tokio::task_local! {
 #[derive(Debug, Default)]
 pub struct Worker;
 
+/// Where a worker sends its answer.
+pub enum Reply {
+    /// A caller on this node.
+    Local(RpcReplyPort<Result<Bytes, MeshError>>),
+    /// A caller on another node: the answer is encoded and sent back through the mesh.
+    Remote {
+        /// ractor_cluster's reply port of the remote call.
+        port: RpcReplyPort<Vec<u8>>,
+        /// This node's name, for `served_by`.
+        node: std::sync::Arc<str>,
+        /// The admission slot, released once answered.
+        admitted: super::pool::Admitted,
+    },
+}
+
+impl Reply {
+    fn is_closed(&self) -> bool {
+        match self {
+            Reply::Local(p) => p.is_closed(),
+            Reply::Remote { port, .. } => port.is_closed(),
+        }
+    }
+
+    fn send(self, answer: Result<Bytes, MeshError>) {
+        match self {
+            Reply::Local(p) => {
+                let _ = p.send(answer);
+            }
+            Reply::Remote {
+                port,
+                node,
+                admitted,
+            } => {
+                let _ = port.send(super::endpoint::encode_reply(answer, &node));
+                drop(admitted);
+            }
+        }
+    }
+}
+
 /// Messages of a [`Worker`].
 #[derive(RactorMessage)]
 pub enum WorkerMsg {
-    /// Run one request and answer on the port. Sent by [`super::pool::Pool::dispatch`].
-    Handle(Request, RpcReplyPort<Result<Bytes, MeshError>>),
+    /// Run one request and answer. Sent by [`super::pool::Pool::dispatch`] (local callers)
+    /// and [`super::pool::Pool::dispatch_remote`] (calls from other nodes).
+    Handle(Request, Reply),
 }
 
 impl Actor for Worker {
@@ -58,7 +99,7 @@ impl Actor for Worker {
                 } else {
                     CURRENT.scope(myself.get_id(), service.handle(req)).await
                 };
-                let _ = reply.send(answer);
+                reply.send(answer);
             }
         }
         Ok(())
