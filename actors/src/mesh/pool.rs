@@ -242,7 +242,7 @@ impl Pool {
         req: Request,
         port: ractor::RpcReplyPort<Vec<u8>>,
         node: Arc<str>,
-    ) -> Result<(), Box<(Request, ractor::RpcReplyPort<Vec<u8>>)>> {
+    ) -> Result<(), Box<Unsent>> {
         let admitted = match self.admit() {
             Ok(a) => a,
             Err(e) => {
@@ -304,6 +304,9 @@ fn is_running(actor: &Option<ActorRef<WorkerMsg>>) -> bool {
         .as_ref()
         .is_some_and(|a| a.get_status() == ActorStatus::Running)
 }
+
+/// A remote call handed back by [`Pool::dispatch_remote`]: the request and its reply port.
+pub type Unsent = (Request, ractor::RpcReplyPort<Vec<u8>>);
 
 /// One admitted request; releases its admission slot when dropped (after the answer).
 pub struct Admitted(Arc<AtomicUsize>);
