@@ -35,6 +35,8 @@ data_dir = "$WORK/data"
 cookie = "bench-cookie-0123456789"
 [admin]
 token = "$TOKEN"
+[auth]
+keys = ["bench:bench-signing-key-0123456789abcdef0123"]
 [log]
 level = "warn"
 [[nodes]]

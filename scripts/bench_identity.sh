@@ -60,7 +60,7 @@ rps() { wrk -t2 -c"$1" -d"${DURATION}s" --latency "${@:2}" > "$WORK/wrk.out"; aw
 echo "## Login throughput (PBKDF2-HMAC-SHA256, $ITERATIONS iterations)"
 echo
 RAW=$(target/release/examples/pbkdf2_rate "$ITERATIONS" "$DURATION")
-LOGIN=$(rps 16 -s scripts/login.lua "$N1/auth/login")
+LOGIN=$(rps 32 -s scripts/login.lua "$N1/auth/login")
 echo "| what | per second | ratio |"
 echo "|---|---|---|"
 echo "| raw PBKDF2 verifications, all cores (\`pbkdf2_rate\`) | $RAW | 1.00 |"

@@ -35,6 +35,7 @@ CONF = os.path.join(WORK, "cluster.toml")
 with open(CONF, "w") as f:
     f.write(f'data_dir = "{WORK}/data"\n[cluster]\ncookie = "bench-cookie-0123456789"\n'
             f'[admin]\ntoken = "{TOKEN}"\n[log]\nlevel = "warn"\n'
+            f'[auth]\nkeys = ["bench:bench-signing-key-0123456789abcdef0123"]\n'
             f'[services]\nworkers = 1\n[supervision]\nmax_restarts = 1000\nrestart_window_s = 1\n')
     for n in NAMES:
         c, h, g = ADDR[n]

@@ -381,6 +381,12 @@ impl Service for Auth {
         NAME
     }
 
+    /// A login holds its worker while the password is verified on the blocking pool; more
+    /// workers than cores keep every core hashing.
+    fn workers(&self, default: usize) -> usize {
+        default.max(4) * 4
+    }
+
     fn ops(&self) -> &'static [Op] {
         const OPS: &[Op] = &[
             Op::effectful(ops::LOGIN),

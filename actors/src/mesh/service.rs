@@ -72,6 +72,12 @@ pub trait Service: Send + Sync + 'static {
     /// Runs one op. Called on a worker actor; long CPU work belongs on a blocking pool.
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>>;
 
+    /// Workers of this service per node, given the configured default. A service whose ops
+    /// mostly wait (on the blocking pool, on other services) may want more.
+    fn workers(&self, default: usize) -> usize {
+        default
+    }
+
     /// Whether `op` is marked idempotent in [`Service::ops`].
     fn is_idempotent(&self, op: &str) -> bool {
         self.ops().iter().any(|o| o.name == op && o.idempotent)
