@@ -29,12 +29,18 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A free port on 127.0.0.1 for both TCP and UDP (cluster sessions and gossip share it).
+/// Ports this test process already handed out: the OS may offer a just-released port again.
+static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A free port on 127.0.0.1 for both TCP and UDP (cluster sessions and gossip share it),
+/// never one this process handed out before.
 pub fn free_port() -> u16 {
     loop {
         let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
         let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        let mut seen = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !seen.contains(&port) && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            seen.push(port);
             return port;
         }
     }

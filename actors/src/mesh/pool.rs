@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// How long a request waits for a worker of a pool whose workers are all restarting.
-pub const RESTART_GRACE: Duration = Duration::from_millis(250);
+pub const RESTART_GRACE: Duration = Duration::from_secs(1);
 
 use bytes::Bytes;
 use ractor::{ActorRef, ActorStatus};

@@ -255,8 +255,9 @@ pub async fn set_password(
         .map_err(db_error)
 }
 
-/// Deletes a user with their refresh tokens, sessions, public key and contacts (both
-/// directions) in one transaction; the deleted user, or `None` if there was none.
+/// Deletes a user with their refresh tokens, public key and contacts (both directions) in
+/// one transaction, and marks their sessions revoked (the rows stay until they expire, so
+/// every node's revocation poll sees them); the deleted user, or `None` if there was none.
 pub async fn delete(store: &Store, id: &str) -> Result<Option<UserRow>, MeshError> {
     let mut tx = store.pool().begin().await.map_err(db_error)?;
     // Write first, so an SQLite transaction takes the write lock before it reads.
@@ -271,9 +272,14 @@ pub async fn delete(store: &Store, id: &str) -> Result<Option<UserRow>, MeshErro
         tx.rollback().await.map_err(db_error)?;
         return Ok(None);
     };
+    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at = 0")
+        .bind(id)
+        .bind(crate::store::time::now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
     for sql in [
         "DELETE FROM refresh_tokens WHERE user_id = $1",
-        "DELETE FROM sessions WHERE user_id = $1",
         "DELETE FROM public_keys WHERE user_id = $1",
         "DELETE FROM contacts WHERE user_id = $1 OR contact_id = $1",
     ] {

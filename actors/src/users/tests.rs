@@ -840,13 +840,23 @@ async fn delete_removes_the_user_and_everything_theirs() {
         let id = doomed.id.as_str();
         for sql in [
             "SELECT COUNT(*) FROM users WHERE id = $1",
-            "SELECT COUNT(*) FROM sessions WHERE user_id = $1",
+            "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at = 0",
             "SELECT COUNT(*) FROM refresh_tokens WHERE user_id = $1",
             "SELECT COUNT(*) FROM public_keys WHERE user_id = $1",
             "SELECT COUNT(*) FROM contacts WHERE user_id = $1 OR contact_id = $1",
         ] {
             assert_eq!(count(&store, sql, id).await, 0, "{sql}");
         }
+        // The session row stays, revoked, so every node's revocation poll finds it.
+        assert_eq!(
+            count(
+                &store,
+                "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at > 0",
+                id
+            )
+            .await,
+            1
+        );
         // The friend is untouched.
         assert_eq!(
             svc.get(GetRequest {
