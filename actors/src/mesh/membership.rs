@@ -659,18 +659,15 @@ impl State {
                 }
             })
             .collect();
-        let up: Vec<String> = view
-            .iter()
-            .filter(|m| m.state == MemberState::Up)
-            .map(|m| m.name.clone())
-            .collect();
+        let view = ClusterView { members: view };
+        let up = view.up();
         for (label, st) in [
             ("up", MemberState::Up),
             ("suspect", MemberState::Suspect),
             ("leaving", MemberState::Leaving),
             ("down", MemberState::Down),
         ] {
-            let n = view.iter().filter(|m| m.state == st).count();
+            let n = view.members.iter().filter(|m| m.state == st).count();
             metrics::gauge!(crate::metrics::CLUSTER_MEMBERS, "state" => label).set(n as f64);
         }
         self.members_tx.send_if_modified(|cur| {
@@ -681,7 +678,6 @@ impl State {
                 false
             }
         });
-        self.view_tx
-            .send_replace(Arc::new(ClusterView { members: view }));
+        self.view_tx.send_replace(Arc::new(view));
     }
 }

@@ -322,8 +322,3 @@ impl Drop for Admitted {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
-
-/// A request deadline `timeout` from now.
-pub fn deadline_in(timeout: std::time::Duration) -> Instant {
-    Instant::now() + timeout
-}

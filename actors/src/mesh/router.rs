@@ -138,11 +138,6 @@ impl Router {
         &self.node
     }
 
-    /// This node's pools by service name.
-    pub fn pools(&self) -> &HashMap<&'static str, Arc<Pool>> {
-        &self.pools
-    }
-
     /// Names of the members this node routes to, itself included, sorted.
     pub fn members(&self) -> Arc<Vec<String>> {
         self.members.borrow().clone()
