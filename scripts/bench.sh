@@ -12,20 +12,12 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
-TOKEN=bench-admin-token-0123456789
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 cargo build --release --quiet --bin troupe --example bare_axum
-BIN=target/release/troupe
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-BASE_PORT=$(free_port)
-target/release/examples/bare_axum "127.0.0.1:$BASE_PORT" > "$WORK/bare.log" 2>&1 &
-PIDS+=($!)
+start_bare
 
 declare -A CL HTTP GRPC
 for n in n1 n2; do CL[$n]=$(free_port); HTTP[$n]=$(free_port); GRPC[$n]=$(free_port); done

@@ -12,19 +12,12 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 ITERATIONS=${ITERATIONS:-100000}
-TOKEN=bench-admin-token-0123456789
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
+# shellcheck source=lib.sh
+. scripts/lib.sh
 
 cargo build --release --quiet --bin troupe --example bare_axum --example pbkdf2_rate
-BIN=target/release/troupe
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-BASE_PORT=$(free_port)
-target/release/examples/bare_axum "127.0.0.1:$BASE_PORT" > "$WORK/bare.log" 2>&1 &
-PIDS+=($!)
+start_bare
 
 declare -A CL HTTP GRPC
 for n in n1 n2 n3; do CL[$n]=$(free_port); HTTP[$n]=$(free_port); GRPC[$n]=$(free_port); done
@@ -60,11 +53,12 @@ rps() { wrk -t2 -c"$1" -d"${DURATION}s" --latency "${@:2}" > "$WORK/wrk.out"; aw
 echo "## Login throughput (PBKDF2-HMAC-SHA256, $ITERATIONS iterations)"
 echo
 RAW=$(target/release/examples/pbkdf2_rate "$ITERATIONS" "$DURATION")
-LOGIN=$(rps 32 -s scripts/login.lua "$N1/auth/login")
+LOGIN_CONNS=32
+LOGIN=$(rps "$LOGIN_CONNS" -s scripts/login.lua "$N1/auth/login")
 echo "| what | per second | ratio |"
 echo "|---|---|---|"
 echo "| raw PBKDF2 verifications, all cores (\`pbkdf2_rate\`) | $RAW | 1.00 |"
-echo "| \`POST /auth/login\` on n1, 16 connections | $LOGIN | $(python3 -c "print(f'{$LOGIN/$RAW:.2f}')") |"
+echo "| \`POST /auth/login\` on n1, $LOGIN_CONNS connections | $LOGIN | $(python3 -c "print(f'{$LOGIN/$RAW:.2f}')") |"
 echo
 
 echo "## Authenticated \`GET /profile\` ($CONNS connections, ${DURATION}s)"

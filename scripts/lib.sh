@@ -1,0 +1,18 @@
+# Shared by the benchmark drivers (source it after `cd` to the repository root):
+# a scratch directory, processes killed on exit, free ports, and the bare axum baseline.
+
+TOKEN=bench-admin-token-0123456789
+BIN=target/release/troupe
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts the baseline on a free port and sets BASE_PORT.
+start_bare() {
+  BASE_PORT=$(free_port)
+  target/release/examples/bare_axum "127.0.0.1:$BASE_PORT" > "$WORK/bare.log" 2>&1 &
+  PIDS+=($!)
+}
