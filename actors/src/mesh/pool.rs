@@ -15,7 +15,7 @@ use bytes::Bytes;
 use ractor::{ActorRef, ActorStatus};
 use rand::seq::IteratorRandom;
 
-use super::worker::{Reply, WorkerMsg};
+use super::worker::{Remote, Reply, WorkerMsg};
 use super::{Code, MeshError, Request, Service};
 
 /// One worker slot: the live actor (if any) and a display name with its restart generation.
@@ -253,20 +253,11 @@ impl Pool {
         let Some(worker) = self.pick() else {
             return Err(Box::new((req, port)));
         };
-        let msg = WorkerMsg::Handle(
-            req,
-            Reply::Remote {
-                port,
-                node,
-                admitted,
-            },
-        );
-        if let Err(ractor::MessagingErr::SendErr(WorkerMsg::Handle(
-            req,
-            Reply::Remote { port, .. },
-        ))) = worker.send_message(msg)
+        let msg = WorkerMsg::Handle(req, Reply::Remote(Remote::new(port, node, admitted)));
+        if let Err(ractor::MessagingErr::SendErr(WorkerMsg::Handle(req, Reply::Remote(r)))) =
+            worker.send_message(msg)
         {
-            return Err(Box::new((req, port)));
+            return Err(Box::new((req, r.into_port())));
         }
         Ok(())
     }
@@ -320,5 +311,40 @@ impl std::fmt::Debug for Admitted {
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::{BoxFuture, Op};
+
+    struct Nop;
+
+    impl Service for Nop {
+        fn name(&self) -> &'static str {
+            "t-nop"
+        }
+
+        fn ops(&self) -> &'static [Op] {
+            &[]
+        }
+
+        fn handle(&self, _: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+            Box::pin(async { Ok(Bytes::new()) })
+        }
+    }
+
+    #[test]
+    fn a_remote_call_dropped_unanswered_answers_unavailable_and_frees_its_slot() {
+        let pool = Pool::new(Arc::new(Nop), 1, 4);
+        let (tx, rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
+        let reply = Remote::new(tx.into(), "n1".into(), pool.admit().unwrap());
+        assert_eq!(pool.in_flight(), 1);
+        drop(reply);
+        let bytes = rx.blocking_recv().expect("the caller hears back");
+        let err = super::super::endpoint::decode_reply(&bytes).unwrap_err();
+        assert_eq!(err.code, Code::Unavailable);
+        assert_eq!(pool.in_flight(), 0);
     }
 }

@@ -26,21 +26,59 @@ pub enum Reply {
     /// A caller on this node.
     Local(RpcReplyPort<Result<Bytes, MeshError>>),
     /// A caller on another node: the answer is encoded and sent back through the mesh.
-    Remote {
-        /// ractor_cluster's reply port of the remote call.
+    Remote(Remote),
+}
+
+/// The answer path of a call from another node. If it is dropped unanswered (the worker
+/// was killed with the call in its mailbox or mid-request), it answers `unavailable` itself:
+/// a dropped remote reply port would otherwise leave the caller waiting for its deadline,
+/// while `unavailable` lets the caller's router retry an idempotent op at once.
+pub struct Remote {
+    port: Option<RpcReplyPort<Vec<u8>>>,
+    node: std::sync::Arc<str>,
+    _admitted: super::pool::Admitted,
+}
+
+impl Remote {
+    /// The reply path of one admitted remote call.
+    pub fn new(
         port: RpcReplyPort<Vec<u8>>,
-        /// This node's name, for `served_by`.
         node: std::sync::Arc<str>,
-        /// The admission slot, released once answered.
         admitted: super::pool::Admitted,
-    },
+    ) -> Self {
+        Self {
+            port: Some(port),
+            node,
+            _admitted: admitted,
+        }
+    }
+
+    /// Takes the port back unanswered (the call goes another way).
+    pub fn into_port(mut self) -> RpcReplyPort<Vec<u8>> {
+        self.port.take().expect("port present until answered")
+    }
+
+    fn send(mut self, answer: Result<Bytes, MeshError>) {
+        if let Some(port) = self.port.take() {
+            let _ = port.send(super::endpoint::encode_reply(answer, &self.node));
+        }
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        if let Some(port) = self.port.take() {
+            let stopped = MeshError::unavailable("worker stopped before answering");
+            let _ = port.send(super::endpoint::encode_reply(Err(stopped), &self.node));
+        }
+    }
 }
 
 impl Reply {
     fn is_closed(&self) -> bool {
         match self {
             Reply::Local(p) => p.is_closed(),
-            Reply::Remote { port, .. } => port.is_closed(),
+            Reply::Remote(r) => r.port.as_ref().is_none_or(|p| p.is_closed()),
         }
     }
 
@@ -49,14 +87,7 @@ impl Reply {
             Reply::Local(p) => {
                 let _ = p.send(answer);
             }
-            Reply::Remote {
-                port,
-                node,
-                admitted,
-            } => {
-                let _ = port.send(super::endpoint::encode_reply(answer, &node));
-                drop(admitted);
-            }
+            Reply::Remote(r) => r.send(answer),
         }
     }
 }
