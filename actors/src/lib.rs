@@ -6,6 +6,7 @@
 //! - [`system`]: the runtime's own services (`ping`, `system`: health, actor listing, chaos).
 //! - [`store`]: the SQL store (sqlx; SQLite or PostgreSQL) and its migrations.
 //! - [`users`], [`auth`], `sessions`: identity services.
+//! - [`events`]: domain events and the publisher services hold.
 //! - [`metrics`]: names of the metrics recorded here.
 //!
 //! Dependencies point one way: protocols -> actors -> proto. Nothing here knows which
@@ -14,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod events;
 pub mod mesh;
 pub mod metrics;
 pub mod sessions;

@@ -1,0 +1,132 @@
+//! Domain events: what services publish and what subscribers consume.
+//!
+//! A service publishes a [`NewEvent`] through a [`Publisher`]; the publish is acknowledged
+//! only once the event is durable (the node's outbox), and the bus then delivers it at
+//! least once to every subscriber and to the MQTT bridge when one is configured. Every
+//! [`Event`] carries an id, so consumers drop redeliveries.
+//!
+//! # Layout
+//! - this file: the event types, well-known kinds, and the [`Publish`] trait services see.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::mesh::{BoxFuture, MeshError};
+
+/// Well-known event kinds.
+pub mod kinds {
+    /// A user registered (any register path, SOAP included).
+    pub const USER_REGISTERED: &str = "user.registered";
+    /// A user logged in.
+    pub const USER_LOGGED_IN: &str = "user.logged_in";
+    /// A registration is waiting for its emailed confirmation code.
+    pub const REGISTRATION_CODE: &str = "user.registration_code";
+    /// A user confirmed their registration.
+    pub const USER_CONFIRMED: &str = "user.confirmed";
+    /// A password reset was requested; the payload carries the code for the notification.
+    pub const PASSWORD_RESET_REQUESTED: &str = "password.reset_requested";
+    /// A password was reset with a code.
+    pub const PASSWORD_RESET: &str = "password.reset";
+    /// A task was created.
+    pub const TASK_CREATED: &str = "task.created";
+    /// A task made progress.
+    pub const TASK_PROGRESS: &str = "task.progress";
+    /// A task completed.
+    pub const TASK_COMPLETED: &str = "task.completed";
+    /// A task failed.
+    pub const TASK_FAILED: &str = "task.failed";
+    /// A task was cancelled.
+    pub const TASK_CANCELLED: &str = "task.cancelled";
+    /// A todo was created.
+    pub const TODO_CREATED: &str = "todo.created";
+    /// A todo was changed.
+    pub const TODO_UPDATED: &str = "todo.updated";
+    /// A todo was deleted.
+    pub const TODO_DELETED: &str = "todo.deleted";
+    /// A chat message was stored.
+    pub const MESSAGE_SENT: &str = "message.sent";
+}
+
+/// What a service hands to [`Publish::publish`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// The event kind, e.g. [`kinds::USER_REGISTERED`].
+    pub kind: String,
+    /// The user the event is about (the notification's recipient), if any.
+    pub user_id: Option<String>,
+    /// Kind-specific data.
+    pub payload: serde_json::Value,
+}
+
+impl NewEvent {
+    /// An event of `kind` about `user_id`.
+    pub fn new(kind: &str, user_id: Option<&str>, payload: serde_json::Value) -> Self {
+        Self {
+            kind: kind.to_string(),
+            user_id: user_id.map(str::to_string),
+            payload,
+        }
+    }
+}
+
+/// A published event as subscribers and the MQTT bridge see it (JSON on the wire).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique id; consumers drop an id they have already handled.
+    pub id: String,
+    /// The event kind.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it was published, RFC 3339 UTC.
+    pub time: String,
+    /// The node that published it.
+    pub source: String,
+    /// The user it is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Kind-specific data.
+    pub payload: serde_json::Value,
+}
+
+/// Publishes events. Resolves once the event is durable; delivery happens afterwards.
+pub trait Publish: Send + Sync + 'static {
+    /// Makes `event` durable and schedules its delivery; answers the event as published.
+    fn publish(&self, event: NewEvent) -> BoxFuture<'_, Result<Event, MeshError>>;
+}
+
+/// A shared publisher, as services hold it.
+pub type Publisher = Arc<dyn Publish>;
+
+/// An in-memory publisher that only records what was published: for unit tests of
+/// services, which assert on the events they emit. Nodes never use it.
+#[derive(Default)]
+pub struct Recorder {
+    events: Mutex<Vec<Event>>,
+}
+
+impl Recorder {
+    /// Everything published so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl Publish for Recorder {
+    fn publish(&self, event: NewEvent) -> BoxFuture<'_, Result<Event, MeshError>> {
+        Box::pin(async move {
+            let event = Event {
+                id: uuid::Uuid::new_v4().to_string(),
+                kind: event.kind,
+                time: crate::store::time::rfc3339_millis(crate::store::time::now_ms()),
+                source: "recorder".into(),
+                user_id: event.user_id,
+                payload: event.payload,
+            };
+            if let Ok(mut events) = self.events.lock() {
+                events.push(event.clone());
+            }
+            Ok(event)
+        })
+    }
+}
