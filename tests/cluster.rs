@@ -330,6 +330,19 @@ fn bad_requests_get_json_errors_and_change_nothing() {
         413,
         "resource_exhausted",
     );
+    // The same body sent chunked (no content-length): the limit is only seen while reading.
+    let head = format!(
+        "POST /admin/chaos/kill HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {ADMIN_TOKEN}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        n1.addrs.http
+    );
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(format!("{:x}\r\n", big.len()).as_bytes());
+    raw.extend_from_slice(&big);
+    raw.extend_from_slice(b"\r\n0\r\n\r\n");
+    let answer = raw_http(n1.addrs.http, &raw);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"resource_exhausted\""), "{answer}");
     // None of that killed anything.
     let (_, v) = get(&n1.url("/health/cluster"), None).unwrap();
     for node in v["nodes"].as_array().unwrap() {
@@ -589,4 +602,17 @@ fn mesh_bench_measures_calls_between_nodes_and_refuses_bad_input() {
     }
     let (status, _) = post(&url, &json!({"calls": 10}), None).unwrap();
     assert_eq!(status, 401);
+}
+
+/// Writes `request` on a fresh connection and returns everything the server answered.
+fn raw_http(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use std::io::Read as _;
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
 }

@@ -109,7 +109,8 @@ impl Auth {
             per_account: RateLimiter::keyed(quota(limits.per_account_per_minute)),
             per_ip: RateLimiter::keyed(quota(limits.per_ip_per_minute)),
         });
-        // Keyed limiters keep a cell per key: forget the idle ones now and then.
+        // Housekeeping: keyed limiters keep a cell per key, so forget the idle ones; and
+        // delete refresh tokens past their expiry, which can never be spent again.
         let weak = Arc::downgrade(&me);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -118,6 +119,11 @@ impl Auth {
                 let Some(me) = weak.upgrade() else { return };
                 me.per_account.retain_recent();
                 me.per_ip.retain_recent();
+                match store::sweep_expired(&me.store, crate::store::time::now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "swept expired refresh tokens"),
+                    Err(e) => tracing::warn!(error = %e, "refresh token sweep failed"),
+                }
             }
         });
         me

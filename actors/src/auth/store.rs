@@ -37,3 +37,39 @@ pub async fn spend(store: &Store, jti: &str) -> Result<bool, MeshError> {
         .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Deletes refresh tokens that expired before `now_ms` (spent or not: an expired token is
+/// refused either way). Every node runs this; the deletes are idempotent. Answers how many
+/// rows went.
+pub async fn sweep_expired(store: &Store, now_ms: i64) -> Result<u64, MeshError> {
+    let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+        .bind(now_ms)
+        .execute(store.pool())
+        .await
+        .map_err(db_error)?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::on_each_backend;
+
+    #[tokio::test]
+    async fn the_sweep_deletes_only_expired_tokens() {
+        on_each_backend(|store, _| async move {
+            let old = uuid::Uuid::new_v4().to_string();
+            let live = uuid::Uuid::new_v4().to_string();
+            let now = now_ms();
+            insert(&store, &old, "s", "u", now - 1_000).await.unwrap();
+            insert(&store, &live, "s", "u", now + 3_600_000)
+                .await
+                .unwrap();
+            assert!(sweep_expired(&store, now).await.unwrap() >= 1);
+            // The expired row is gone (cannot be spent), the live one is untouched.
+            assert!(!spend(&store, &old).await.unwrap());
+            assert!(spend(&store, &live).await.unwrap());
+        })
+        .await;
+    }
+}

@@ -57,6 +57,10 @@ pub mod ops {
 const IDLE: Duration = Duration::from_secs(300);
 /// How often the revocation set is refreshed from the store.
 const REFRESH: Duration = Duration::from_millis(500);
+/// Refresh ticks between two sweeps of expired sessions (10 minutes).
+const SWEEP_EVERY: u32 = 1200;
+/// How long an expired session stays in the store, so `last-connection` still answers.
+const RETAIN_EXPIRED_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// Revoked session ids known to this node, with the time their tokens expire anyway.
 #[derive(Clone, Default)]
@@ -299,10 +303,19 @@ async fn handoff(me: std::sync::Weak<Sessions>) {
 async fn refresh(me: std::sync::Weak<Sessions>) {
     let mut since = 0i64;
     let mut tick = tokio::time::interval(REFRESH);
+    let mut ticks = 0u32;
     loop {
         tick.tick().await;
         let Some(s) = me.upgrade() else { return };
         let now = now_ms();
+        ticks = ticks.wrapping_add(1);
+        if ticks % SWEEP_EVERY == 0 {
+            match store::sweep_expired(&s.store, now - RETAIN_EXPIRED_MS).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(deleted = n, "swept expired sessions"),
+                Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+            }
+        }
         match store::revoked_since(&s.store, since, now).await {
             Ok(rows) => {
                 for (id, exp) in rows {

@@ -19,13 +19,30 @@ impl From<MeshError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Code::ResourceExhausted
-        } else {
-            Code::InvalidArgument
-        };
-        Self(MeshError::new(code, r.body_text().to_lowercase()))
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self(body_too_large());
+        }
+        Self(MeshError::invalid(r.body_text().to_lowercase()))
     }
+}
+
+/// The `reason` detail that marks a body over the size limit: `resource_exhausted` in the
+/// mesh's terms, but 413 (not 429) over HTTP, whether the limit was seen from the
+/// `content-length` header or only while reading a chunked body.
+const BODY_TOO_LARGE: &str = "body_too_large";
+
+/// The error for a request body over the configured limit.
+pub fn body_too_large() -> MeshError {
+    MeshError::new(Code::ResourceExhausted, "request body too large")
+        .with_details(serde_json::json!({ "reason": BODY_TOO_LARGE }))
+}
+
+/// The HTTP status of an error: its code's status, except for an oversized body.
+pub fn status_of(e: &MeshError) -> StatusCode {
+    if e.code == Code::ResourceExhausted && e.details.contains(BODY_TOO_LARGE) {
+        return StatusCode::PAYLOAD_TOO_LARGE;
+    }
+    status(e.code)
 }
 
 /// The HTTP status of a mesh code.
@@ -80,7 +97,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // The request id is filled in by the `json_errors` middleware, which sees the
         // request; handlers need not carry it.
-        let mut resp = (status(self.0.code), Json(body(&self.0, ""))).into_response();
+        let mut resp = (status_of(&self.0), Json(body(&self.0, ""))).into_response();
         resp.extensions_mut().insert(self.0);
         resp
     }
@@ -88,10 +105,12 @@ impl IntoResponse for ApiError {
 
 /// The error for a status produced outside a handler (no route, body limit, ...).
 pub fn from_status(status: StatusCode) -> MeshError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return body_too_large();
+    }
     let message = match status {
         StatusCode::NOT_FOUND => "no such route".to_string(),
         StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".to_string(),
-        StatusCode::PAYLOAD_TOO_LARGE => "request body too large".to_string(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "expected content-type application/json".to_string(),
         s => s.canonical_reason().unwrap_or("error").to_lowercase(),
     };
@@ -116,6 +135,19 @@ mod tests {
         assert_eq!(status(Code::Unavailable), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(status(Code::DeadlineExceeded), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(status(Code::Internal), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn an_oversized_body_is_413_whichever_way_it_was_detected() {
+        assert_eq!(status_of(&body_too_large()), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            status_of(&from_status(StatusCode::PAYLOAD_TOO_LARGE)),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status_of(&MeshError::new(Code::ResourceExhausted, "queue full")),
+            StatusCode::TOO_MANY_REQUESTS
+        );
     }
 
     #[test]
