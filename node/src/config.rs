@@ -45,6 +45,8 @@ pub struct Config {
     pub supervision: Supervision,
     /// `[log]`: logging output.
     pub log: Log,
+    /// `[tasks]`: the tasks service.
+    pub tasks: Tasks,
     /// `data_dir`: directory for node-local state.
     pub data_dir: PathBuf,
     /// `[[nodes]]`: every node listed in the file, as written there (an
@@ -186,6 +188,15 @@ pub struct Supervision {
     pub max_restarts: u32,
     /// Window over which restarts are counted (`restart_window_s`).
     pub restart_window: Duration,
+}
+
+/// `[tasks]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tasks {
+    /// How often every node scans for unfinished tasks homed on it (`scan_interval_ms`).
+    pub scan_interval: Duration,
+    /// Claims a task may have before it is failed instead of claimed again.
+    pub max_activations: u32,
 }
 
 /// `[log]` settings.
@@ -875,6 +886,7 @@ impl<'e> Reader<'e> {
         let services = self.services(&mut root);
         let supervision = self.supervision(&mut root);
         let log = self.log(&mut root);
+        let tasks = self.tasks(&mut root);
         let partial_nodes = self.nodes(&mut root);
         let node = self.select_node(&partial_nodes, overrides);
         self.finish(root);
@@ -905,6 +917,7 @@ impl<'e> Reader<'e> {
             services,
             supervision,
             log,
+            tasks,
             data_dir,
             nodes,
             node,
@@ -1092,6 +1105,29 @@ impl<'e> Reader<'e> {
         Log {
             format: format.unwrap_or(LogFormat::Text),
             level: level.unwrap_or_else(|| "info".to_owned()),
+        }
+    }
+
+    fn tasks(&mut self, root: &mut Section<'_>) -> Tasks {
+        let mut section = self.section(root, "tasks");
+        let scan_env = Some("TROUPE_TASKS_SCAN_INTERVAL_MS");
+        let scan_ms = self.get(
+            &mut section,
+            "scan_interval_ms",
+            scan_env,
+            &between(50, 600_000),
+        );
+        let activations_env = Some("TROUPE_TASKS_MAX_ACTIVATIONS");
+        let activations = self.get(
+            &mut section,
+            "max_activations",
+            activations_env,
+            &between(1, 1000),
+        );
+        self.finish(section);
+        Tasks {
+            scan_interval: Duration::from_millis(scan_ms.unwrap_or(2000)),
+            max_activations: activations.unwrap_or(5),
         }
     }
 
