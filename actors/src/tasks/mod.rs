@@ -470,7 +470,7 @@ pub fn orphans(
             let elsewhere_alive = r.status == Status::Running
                 && !r.node.is_empty()
                 && r.node != me
-                && members.iter().any(|m| *m == r.node);
+                && members.contains(&r.node);
             r.resumable || !elsewhere_alive
         })
         .map(|r| r.id.clone())
@@ -531,6 +531,11 @@ impl Service for Tasks {
 
     fn ops(&self) -> &'static [Op] {
         OPS
+    }
+
+    /// Ops mostly wait (on the store, the task actors, the task's home node): more workers.
+    fn workers(&self, default: usize) -> usize {
+        default * 4
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

@@ -20,11 +20,7 @@ use super::{ask, ApiError, AppState};
 /// The JSON of a task.
 pub fn task_json(t: &tm::Task) -> Value {
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    let percent = if t.steps == 0 {
-        0.0
-    } else {
-        f64::from(t.step * 1000 / t.steps) / 10.0
-    };
+    let percent = f64::from((t.step * 1000).checked_div(t.steps).unwrap_or(0)) / 10.0;
     let mut v = json!({
         "id": t.id,
         "name": t.name,
