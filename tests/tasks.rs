@@ -196,7 +196,7 @@ fn tasks_are_owner_only_and_admins_see_all(c: &Cluster) {
         json!({"name": "a1", "steps": 1, "delay_ms": 0}),
         &alice.access,
     );
-    create_task(
+    let long = create_task(
         c.node("n2"),
         json!({"name": "a2", "steps": 1000, "delay_ms": 1000}),
         &alice.access,
@@ -293,6 +293,15 @@ fn tasks_are_owner_only_and_admins_see_all(c: &Cluster) {
         Some(&admin),
     );
     assert_eq!(v["total"], 1);
+    // An admin may cancel another user's task.
+    let long_id = long["id"].as_str().unwrap();
+    let url = c.node("n1").url(&format!("{TASKS}/{long_id}/cancel"));
+    let (status, v) = send("PUT", &url, None, Some(&admin));
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("cancelled")),
+        "{v}"
+    );
 }
 
 fn bad_task_requests_are_refused_and_create_nothing(c: &Cluster) {
