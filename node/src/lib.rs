@@ -146,15 +146,15 @@ pub async fn serve(
         scan_interval: config.tasks.scan_interval,
         max_activations: config.tasks.max_activations,
     };
-    services.push(
-        troupe_actors::tasks::Tasks::start(
-            info.clone(),
-            store.clone(),
-            publisher.clone(),
-            task_settings,
-        )
-        .await?,
-    );
+    let tasks = troupe_actors::tasks::Tasks::start(
+        info.clone(),
+        store.clone(),
+        publisher.clone(),
+        task_settings,
+    )
+    .await?;
+    services.push(troupe_actors::tasks::Runs::new(tasks.clone()));
+    services.push(tasks);
     services.push(Arc::new(troupe_actors::todos::Todos::new(
         store.clone(),
         publisher.clone(),

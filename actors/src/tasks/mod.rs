@@ -4,12 +4,14 @@
 //! | op | kind | target | request | reply |
 //! |---|---|---|---|---|
 //! | `create` | effectful | any | [`CreateTask`] | [`Task`] |
-//! | `run` | idempotent | entity (task id) | [`TaskRef`] | [`Task`] |
 //! | `get` | idempotent | any | [`TaskRef`] | [`Task`] |
 //! | `list` | idempotent | any | [`ListTasks`] | [`TaskPage`] |
 //! | `cancel` | effectful | entity (task id) | [`TaskRef`] | [`Task`] |
 //!
-//! Every op needs a caller. A task is visible to its owner and to admins only; anyone else
+//! The companion service `task_runs` ([`Runs`]) has one op, `run` (idempotent, entity-routed,
+//! [`TaskRef`] -> [`Task`]): run the task on this node, its home.
+//!
+//! Every op of `tasks` needs a caller. A task is visible to its owner and to admins only; anyone else
 //! is told `not_found`. Cancelling a finished task is `failed_precondition` (HTTP 409).
 //!
 //! # How a task runs
@@ -66,12 +68,14 @@ use crate::users::validate::{self as common, Fields};
 
 /// Service name.
 pub const NAME: &str = "tasks";
+/// Name of the companion service that only runs tasks ([`Runs`]).
+pub const RUNS: &str = "task_runs";
 
 /// Op names.
 pub mod ops {
     /// Create a task for the caller.
     pub const CREATE: &str = "create";
-    /// Run a task on this node, its home (entity-routed; internal).
+    /// Run a task on this node, its home (entity-routed; internal; served by [`super::Runs`]).
     pub const RUN: &str = "run";
     /// One task.
     pub const GET: &str = "get";
@@ -84,7 +88,6 @@ pub mod ops {
 /// Every op of the service.
 pub const OPS: &[Op] = &[
     Op::effectful(ops::CREATE),
-    Op::idempotent(ops::RUN),
     Op::idempotent(ops::GET),
     Op::idempotent(ops::LIST),
     Op::effectful(ops::CANCEL),
@@ -268,13 +271,15 @@ impl Tasks {
 
     /// Asks the task's home node to run it (this node when there is no mesh, in tests).
     async fn run_on_home(&self, id: &str, req: &Request) -> Result<Task, MeshError> {
-        let Ok(router) = self.info.router() else {
-            return Ok(self.run_here(id, req.deadline).await?.to_task(Vec::new()));
+        let router = match self.info.router() {
+            Ok(r) if r.home_of(id).is_some_and(|h| h != *self.info.node) => r,
+            // Homed here (or no mesh, in tests): no hop through a worker pool.
+            _ => return Ok(self.run_here(id, req.deadline).await?.to_task(Vec::new())),
         };
         let remaining = req.deadline.saturating_duration_since(Instant::now());
         let bytes = router
             .call(
-                Call::new(NAME, ops::RUN)
+                Call::new(RUNS, ops::RUN)
                     .to(Target::Entity(id.to_string()))
                     .payload(&TaskRef {
                         id: id.to_string(),
@@ -542,15 +547,6 @@ impl Service for Tasks {
         Box::pin(async move {
             let payload = req.payload.clone();
             match req.op.as_str() {
-                ops::RUN => {
-                    let r = TaskRef::decode(payload)?;
-                    common::id("id", &r.id)?;
-                    reply(
-                        self.run_here(&r.id, req.deadline)
-                            .await
-                            .map(|row| row.to_task(Vec::new())),
-                    )
-                }
                 op @ (ops::CREATE | ops::GET | ops::LIST | ops::CANCEL) => {
                     let who = Who::of(req.caller.as_ref())?;
                     match op {
@@ -567,6 +563,49 @@ impl Service for Tasks {
                 }
                 op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
             }
+        })
+    }
+}
+
+/// The companion service `task_runs`: the one op `run`, which `create` calls on the task's
+/// home node. It has a worker pool of its own, so a `create` waiting for it never waits for
+/// a worker of the pool it holds one of (which deadlocks under load).
+pub struct Runs(Arc<Tasks>);
+
+impl Runs {
+    /// The `run` op of `tasks`.
+    pub fn new(tasks: Arc<Tasks>) -> Arc<Self> {
+        Arc::new(Self(tasks))
+    }
+}
+
+impl Service for Runs {
+    fn name(&self) -> &'static str {
+        RUNS
+    }
+
+    fn ops(&self) -> &'static [Op] {
+        const OPS: &[Op] = &[Op::idempotent(ops::RUN)];
+        OPS
+    }
+
+    fn workers(&self, default: usize) -> usize {
+        default * 4
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        Box::pin(async move {
+            if req.op != ops::RUN {
+                return Err(MeshError::not_found(format!("{RUNS} has no op {}", req.op)));
+            }
+            let r = TaskRef::decode(req.payload)?;
+            common::id("id", &r.id)?;
+            reply(
+                self.0
+                    .run_here(&r.id, req.deadline)
+                    .await
+                    .map(|row| row.to_task(Vec::new())),
+            )
         })
     }
 }
