@@ -1666,4 +1666,29 @@ grpc_addr = "127.0.0.1:7193"
         assert!(!debug.contains(&config.cluster.cookie));
         assert!(!debug.contains("secret"));
     }
+
+    #[test]
+    fn tasks_section_defaults_env_and_bad_values() {
+        let base = "[cluster]\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
+            cluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\n\
+            grpc_addr = \"127.0.0.1:7191\"\n";
+        let config = parse(base, "t", &Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(config.tasks.scan_interval, Duration::from_secs(2));
+        assert_eq!(config.tasks.max_activations, 5);
+        let text = format!("{base}[tasks]\nscan_interval_ms = 250\n");
+        let vars = env(&[("TROUPE_TASKS_MAX_ACTIVATIONS", "9")]);
+        let config = parse(&text, "t", &Overrides::default(), &vars).unwrap();
+        assert_eq!(config.tasks.scan_interval, Duration::from_millis(250));
+        assert_eq!(config.tasks.max_activations, 9);
+        let text = format!("{base}[tasks]\nscan_interval_ms = 1\nmax_activations = 0\nscan = 3\n");
+        let errors = parse(&text, "t", &Overrides::default(), &env(&[])).unwrap_err();
+        assert_eq!(
+            keys(&errors),
+            [
+                "tasks.scan_interval_ms",
+                "tasks.max_activations",
+                "tasks.scan"
+            ]
+        );
+    }
 }
