@@ -7,6 +7,7 @@
 //! - [`store`]: the SQL store (sqlx; SQLite or PostgreSQL) and its migrations.
 //! - [`users`], [`auth`], `sessions`: identity services.
 //! - [`events`]: domain events and the publisher services hold.
+//! - [`tasks`], [`todos`]: step-wise jobs with one actor per running task; todo lists.
 //! - [`metrics`]: names of the metrics recorded here.
 //!
 //! Dependencies point one way: protocols -> actors -> proto. Nothing here knows which
@@ -21,4 +22,6 @@ pub mod metrics;
 pub mod sessions;
 pub mod store;
 pub mod system;
+pub mod tasks;
+pub mod todos;
 pub mod users;

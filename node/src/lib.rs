@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use troupe_actors::auth::password::Hasher;
 use troupe_actors::auth::token::{SigningKey, Tokens};
 use troupe_actors::auth::{Auth, Limits};
+use troupe_actors::events::Publisher;
 use troupe_actors::mesh::{backoff, membership, Call, Mesh, NodeInfo, Settings};
 use troupe_actors::sessions::{Revocations, Sessions};
 use troupe_actors::store::Store;
@@ -140,6 +141,24 @@ pub async fn serve(
             per_ip_per_minute: config.auth.login_per_ip_per_minute,
         },
     ));
+    let publisher: Publisher = Arc::new(troupe_actors::events::Recorder::default()); // replaced by the outbox bus at merge
+    let task_settings = troupe_actors::tasks::Settings {
+        scan_interval: config.tasks.scan_interval,
+        max_activations: config.tasks.max_activations,
+    };
+    let tasks = troupe_actors::tasks::Tasks::start(
+        info.clone(),
+        store.clone(),
+        publisher.clone(),
+        task_settings,
+    )
+    .await?;
+    services.push(troupe_actors::tasks::Runs::new(tasks.clone()));
+    services.push(tasks);
+    services.push(Arc::new(troupe_actors::todos::Todos::new(
+        store.clone(),
+        publisher.clone(),
+    )));
     let mesh = Mesh::start(settings(&config, incarnation), info, services)
         .await
         .context("cannot start the mesh")?;

@@ -9,6 +9,8 @@
 //! - [`request_id`], [`middleware`]: `x-request-id`, JSON errors for every failure, metrics.
 //! - [`auth`]: the admin bearer token.
 //! - [`json`]: a JSON body extractor whose rejections are API errors.
+//! - [`object`]: reading a JSON object body field by field.
+//! - [`tasks`], [`todos`]: tasks and todo lists.
 //! - [`health`], [`cluster`], [`ping`], [`metrics`], [`admin`], [`bench`]: one file per
 //!   route family.
 
@@ -23,9 +25,12 @@ pub mod identity;
 pub mod json;
 pub mod metrics;
 pub mod middleware;
+pub mod object;
 pub mod ping;
 pub mod request_id;
 pub mod sessions;
+pub mod tasks;
+pub mod todos;
 pub mod users;
 
 use std::sync::Arc;
@@ -156,6 +161,21 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/last-connection", get(sessions::last_connection))
         .route("/connected/health", get(sessions::tracker_health))
+        // tasks and todos
+        .route(
+            "/api/v1/eventstreammonitor/tasks",
+            get(tasks::list).post(tasks::create),
+        )
+        .route("/api/v1/eventstreammonitor/tasks/{id}", get(tasks::get))
+        .route(
+            "/api/v1/eventstreammonitor/tasks/{id}/cancel",
+            axum::routing::put(tasks::cancel),
+        )
+        .route("/todos", get(todos::list).post(todos::create))
+        .route(
+            "/todos/{id}",
+            get(todos::get).put(todos::update).delete(todos::delete),
+        )
         .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body));

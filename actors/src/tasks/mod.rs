@@ -1,0 +1,614 @@
+//! The `tasks` service: step-wise background jobs, one actor per running task.
+//!
+//! # Ops
+//! | op | kind | target | request | reply |
+//! |---|---|---|---|---|
+//! | `create` | effectful | any | [`CreateTask`] | [`Task`] |
+//! | `get` | idempotent | any | [`TaskRef`] | [`Task`] |
+//! | `list` | idempotent | any | [`ListTasks`] | [`TaskPage`] |
+//! | `cancel` | effectful | entity (task id) | [`TaskRef`] | [`Task`] |
+//!
+//! The companion service `task_runs` ([`Runs`]) has one op, `run` (idempotent, entity-routed,
+//! [`TaskRef`] -> [`Task`]): run the task on this node, its home.
+//!
+//! Every op of `tasks` needs a caller. A task is visible to its owner and to admins only; anyone else
+//! is told `not_found`. Cancelling a finished task is `failed_precondition` (HTTP 409).
+//!
+//! # How a task runs
+//! `create` stores the task as `pending` (that write is the acknowledgement), publishes
+//! `task.created` and asks the task's *home* node (rendezvous hashing of the id over the
+//! routable members, [`crate::mesh::placement::home`]) to `run` it. There the node's
+//! [`host::Host`] spawns a [`runner::Runner`] actor that claims the task and runs its steps,
+//! writing the row after each step (`task.progress`, and `task.completed` at the end).
+//! `get` and `list` read the store, so progress is visible from every node.
+//!
+//! Nothing depends on the `run` call arriving: every node watches the routable members and
+//! scans the unfinished tasks when they change and every `scan_interval`, and runs each one
+//! whose home it is and that no actor runs here ([`orphans`]). So a task whose node died
+//! resumes on the survivor that is its new home, from its last committed step; a task that
+//! is not `resumable` is failed with the reason instead. When a node joins, the tasks homed
+//! on it move there (their old actors are released). Every write is versioned, so duplicate
+//! activations during churn never commit a step twice nor complete a task twice.
+//!
+//! # Layout
+//! - this file: the [`Service`] impl, the membership watcher and the orphan scan;
+//! - [`host`]: the per-node actor owning the task actors;
+//! - [`runner`]: the per-task actor;
+//! - [`messages`]: the prost messages;
+//! - [`store`]: all SQL;
+//! - [`validate`]: field checks.
+
+pub mod host;
+pub mod messages;
+pub mod runner;
+pub mod store;
+pub mod validate;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prost::Message;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef, ActorStatus};
+use troupe_proto::mesh::Caller;
+
+pub use messages::*;
+
+use self::host::{Host, HostMsg};
+use self::runner::Ctx;
+use self::store::{Status, TaskRow, Unfinished};
+use crate::events::{kinds, Publisher};
+use crate::mesh::placement;
+use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo, Op, Request, Service, Target};
+use crate::store::time::now_ms;
+use crate::store::Store;
+use crate::users::validate::{self as common, Fields};
+
+/// Service name.
+pub const NAME: &str = "tasks";
+/// Name of the companion service that only runs tasks ([`Runs`]).
+pub const RUNS: &str = "task_runs";
+
+/// Op names.
+pub mod ops {
+    /// Create a task for the caller.
+    pub const CREATE: &str = "create";
+    /// Run a task on this node, its home (entity-routed; internal; served by [`super::Runs`]).
+    pub const RUN: &str = "run";
+    /// One task.
+    pub const GET: &str = "get";
+    /// A page of tasks.
+    pub const LIST: &str = "list";
+    /// Cancel a task (entity-routed).
+    pub const CANCEL: &str = "cancel";
+}
+
+/// Every op of the service.
+pub const OPS: &[Op] = &[
+    Op::effectful(ops::CREATE),
+    Op::idempotent(ops::GET),
+    Op::idempotent(ops::LIST),
+    Op::effectful(ops::CANCEL),
+];
+
+/// Names of the metrics this service records.
+pub mod metrics {
+    /// Task actors alive on this node.
+    pub const RUNNING: &str = "troupe_tasks_running";
+    /// Steps committed on this node.
+    pub const STEPS: &str = "troupe_task_steps_total";
+    /// Tasks finished on this node, by status.
+    pub const FINISHED: &str = "troupe_tasks_finished_total";
+    /// Running tasks this node took over from another node.
+    pub const TAKEOVERS: &str = "troupe_task_takeovers_total";
+
+    /// Describes them for `/metrics`.
+    pub fn describe() {
+        ::metrics::describe_gauge!(RUNNING, "task actors alive on this node");
+        ::metrics::describe_counter!(STEPS, "task steps committed on this node");
+        ::metrics::describe_counter!(FINISHED, "tasks finished on this node, by status");
+        ::metrics::describe_counter!(
+            TAKEOVERS,
+            "running tasks this node took over from another node"
+        );
+    }
+}
+
+/// Settings of the service.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often every node scans for unfinished tasks it should run.
+    pub scan_interval: Duration,
+    /// Claims a task may have before it is failed instead of claimed again.
+    pub max_activations: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            scan_interval: Duration::from_secs(2),
+            max_activations: 5,
+        }
+    }
+}
+
+/// Who makes a request, as far as task and todo visibility goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Who {
+    /// User id.
+    pub user_id: String,
+    /// Whether the caller has role `admin`.
+    pub admin: bool,
+}
+
+impl Who {
+    /// The caller of a request; `unauthenticated` without one.
+    pub fn of(caller: Option<&Caller>) -> Result<Who, MeshError> {
+        match caller {
+            Some(c) if !c.user_id.is_empty() => Ok(Who {
+                user_id: c.user_id.clone(),
+                admin: c.roles.iter().any(|r| r == "admin"),
+            }),
+            _ => Err(MeshError::new(
+                Code::Unauthenticated,
+                "a signed-in caller is required",
+            )),
+        }
+    }
+
+    /// Whether this caller may see what `owner_id` owns.
+    pub fn may_see(&self, owner_id: &str) -> bool {
+        self.admin || self.user_id == owner_id
+    }
+}
+
+/// The service.
+pub struct Tasks {
+    info: Arc<NodeInfo>,
+    ctx: Arc<Ctx>,
+    host: Mutex<ActorRef<HostMsg>>,
+    settings: Settings,
+}
+
+impl Tasks {
+    /// Starts the node's task host, the membership watcher and the periodic orphan scan.
+    pub async fn start(
+        info: Arc<NodeInfo>,
+        store: Store,
+        publisher: Publisher,
+        settings: Settings,
+    ) -> anyhow::Result<Arc<Self>> {
+        metrics::describe();
+        let ctx = Arc::new(Ctx {
+            store,
+            publisher,
+            node: info.node.clone(),
+            max_activations: settings.max_activations,
+        });
+        let (host, _) = Actor::spawn(None, Host::new(ctx.clone()), ()).await?;
+        let me = Arc::new(Self {
+            info,
+            ctx,
+            host: Mutex::new(host),
+            settings,
+        });
+        tokio::spawn(watch(Arc::downgrade(&me)));
+        Ok(me)
+    }
+
+    /// The host, respawned if it died (the scan then resumes its tasks).
+    async fn host(&self) -> Result<ActorRef<HostMsg>, MeshError> {
+        let current = self.host.lock().expect("host lock").clone();
+        if current.get_status() == ActorStatus::Running {
+            return Ok(current);
+        }
+        let (fresh, _) = Actor::spawn(None, Host::new(self.ctx.clone()), ())
+            .await
+            .map_err(|e| MeshError::unavailable(format!("task host restart failed: {e}")))?;
+        tracing::warn!("task host was down, restarted it");
+        *self.host.lock().expect("host lock") = fresh.clone();
+        Ok(fresh)
+    }
+
+    /// `create`: stores the task as pending, then has its home node run it.
+    pub async fn create(&self, who: &Who, req: &Request, c: CreateTask) -> Result<Task, MeshError> {
+        let steps = c.steps.unwrap_or(validate::STEPS_DEFAULT);
+        let delay_ms = c.delay_ms.unwrap_or(validate::DELAY_DEFAULT_MS);
+        let mut fields = Fields::new();
+        fields.check("name", validate::name(c.name.as_deref()));
+        fields.check("payload", validate::payload(&c.payload));
+        fields.check("steps", validate::steps(steps));
+        fields.check("delay_ms", validate::delay_ms(delay_ms));
+        if let Some(k) = c.fail_at_step {
+            fields.check("fail_at_step", validate::fail_at_step(k, steps));
+        }
+        fields.finish()?;
+        let now = now_ms();
+        let row = TaskRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            owner_id: who.user_id.clone(),
+            name: c.name.unwrap_or_default(),
+            payload: if c.payload.is_empty() {
+                "null".into()
+            } else {
+                c.payload
+            },
+            status: Status::Pending,
+            step: 0,
+            steps,
+            delay_ms,
+            fail_at_step: c.fail_at_step.unwrap_or(0),
+            resumable: c.resumable.unwrap_or(true),
+            error: String::new(),
+            node: String::new(),
+            activations: 0,
+            created_at: now,
+            updated_at: now,
+            started_at: 0,
+            finished_at: 0,
+            version: 1,
+        };
+        store::insert(&self.ctx.store, &row).await?;
+        if let Err(e) = self
+            .ctx
+            .publisher
+            .publish(runner::event(kinds::TASK_CREATED, &row))
+            .await
+        {
+            tracing::warn!(task = %row.id, error = %e, "task.created not published");
+        }
+        match self.run_on_home(&row.id, req).await {
+            Ok(running) => Ok(running),
+            Err(e) => {
+                // Stored, so acknowledged: the scan of its home node starts it.
+                tracing::warn!(task = %row.id, error = %e, "task not started at once; the scan will start it");
+                Ok(row.to_task(Vec::new()))
+            }
+        }
+    }
+
+    /// Asks the task's home node to run it (this node when there is no mesh, in tests).
+    async fn run_on_home(&self, id: &str, req: &Request) -> Result<Task, MeshError> {
+        let router = match self.info.router() {
+            Ok(r) if r.home_of(id).is_some_and(|h| h != *self.info.node) => r,
+            // Homed here (or no mesh, in tests): no hop through a worker pool.
+            _ => return Ok(self.run_here(id, req.deadline).await?.to_task(Vec::new())),
+        };
+        let remaining = req.deadline.saturating_duration_since(Instant::now());
+        let bytes = router
+            .call(
+                Call::new(RUNS, ops::RUN)
+                    .to(Target::Entity(id.to_string()))
+                    .payload(&TaskRef {
+                        id: id.to_string(),
+                        history: false,
+                    })
+                    .request_id(req.request_id.clone())
+                    .timeout(remaining),
+            )
+            .await?;
+        Ok(Task::decode(bytes)?)
+    }
+
+    /// `run`: runs the task on this node.
+    async fn run_here(&self, id: &str, deadline: Instant) -> Result<TaskRow, MeshError> {
+        let host = self.host().await?;
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let id = id.to_string();
+        match host
+            .call(
+                |reply| HostMsg::Run {
+                    id,
+                    reply: Some(reply),
+                },
+                Some(timeout),
+            )
+            .await
+        {
+            Ok(CallResult::Success(answer)) => answer,
+            Ok(CallResult::Timeout) => Err(MeshError::deadline()),
+            Ok(CallResult::SenderError) => Err(MeshError::unavailable("task actor stopped")),
+            Err(e) => Err(MeshError::unavailable(format!(
+                "task host unreachable: {e}"
+            ))),
+        }
+    }
+
+    /// `get`: one task, for its owner or an admin.
+    pub async fn get(&self, who: &Who, r: &TaskRef) -> Result<Task, MeshError> {
+        let row = self.visible(who, &r.id).await?;
+        let history = if r.history {
+            store::history(&self.ctx.store, &row.id).await?
+        } else {
+            Vec::new()
+        };
+        Ok(row.to_task(history))
+    }
+
+    async fn visible(&self, who: &Who, id: &str) -> Result<TaskRow, MeshError> {
+        common::id("id", id)?;
+        match store::get(&self.ctx.store, id).await? {
+            Some(row) if who.may_see(&row.owner_id) => Ok(row),
+            _ => Err(MeshError::not_found("task not found")),
+        }
+    }
+
+    /// `list`: the caller's tasks (an admin: everyone's, or one owner's), newest first.
+    pub async fn list(&self, who: &Who, l: &ListTasks) -> Result<TaskPage, MeshError> {
+        let status = if l.status.is_empty() {
+            None
+        } else {
+            let mut fields = Fields::new();
+            let parsed = fields.take("status", parse_status(&l.status));
+            fields.finish()?;
+            parsed
+        };
+        let owner = match (who.admin, l.owner_id.as_str()) {
+            (true, "") => None,
+            (true, owner) => Some(owner),
+            (false, owner) if owner.is_empty() || owner == who.user_id => {
+                Some(who.user_id.as_str())
+            }
+            (false, _) => {
+                return Err(MeshError::new(
+                    Code::PermissionDenied,
+                    "only an admin may list other users' tasks",
+                ))
+            }
+        };
+        let (page, per_page) = common::page(l.page, l.per_page)?;
+        let limit = i64::from(per_page);
+        let offset = (i64::from(page) - 1) * limit;
+        let (rows, total) = store::list(&self.ctx.store, owner, status, limit, offset).await?;
+        Ok(TaskPage {
+            items: rows.iter().map(|r| r.to_task(Vec::new())).collect(),
+            total: u64::try_from(total).unwrap_or_default(),
+            page,
+            per_page,
+        })
+    }
+
+    /// `cancel`: through the task's actor when it runs here (its home); otherwise straight
+    /// in the store, where an actor still running it elsewhere sees the change at its next
+    /// write and stops.
+    pub async fn cancel(
+        &self,
+        who: &Who,
+        r: &TaskRef,
+        deadline: Instant,
+    ) -> Result<Task, MeshError> {
+        common::id("id", &r.id)?;
+        let host = self.host().await?;
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let (id, by) = (r.id.clone(), who.clone());
+        let answer = match host
+            .call(|reply| HostMsg::Cancel { id, by, reply }, Some(timeout))
+            .await
+        {
+            Ok(CallResult::Success(answer)) => answer,
+            Ok(CallResult::Timeout) => return Err(MeshError::deadline()),
+            // The actor stopped with the request: it no longer runs the task.
+            Ok(CallResult::SenderError) => None,
+            Err(e) => {
+                return Err(MeshError::unavailable(format!(
+                    "task host unreachable: {e}"
+                )))
+            }
+        };
+        let row = match answer {
+            Some(result) => result?,
+            None => self.cancel_in_store(who, &r.id).await?,
+        };
+        Ok(row.to_task(Vec::new()))
+    }
+
+    async fn cancel_in_store(&self, who: &Who, id: &str) -> Result<TaskRow, MeshError> {
+        for _ in 0..5 {
+            let row = self.visible(who, id).await?;
+            if row.status.is_finished() {
+                return Err(runner::already_finished(&row));
+            }
+            let now = now_ms();
+            let mut next = row.clone();
+            next.status = Status::Cancelled;
+            next.updated_at = now.max(row.updated_at);
+            next.finished_at = next.updated_at;
+            next.version += 1;
+            if store::update(&self.ctx.store, &next, row.version).await? {
+                ::metrics::counter!(metrics::FINISHED, "status" => "cancelled").increment(1);
+                if let Err(e) = self
+                    .ctx
+                    .publisher
+                    .publish(runner::event(kinds::TASK_CANCELLED, &next))
+                    .await
+                {
+                    tracing::warn!(task = %id, error = %e, "task.cancelled not published");
+                }
+                return Ok(next);
+            }
+        }
+        Err(MeshError::unavailable("task is being changed concurrently"))
+    }
+
+    /// Runs every unfinished task whose home is this node and that no actor runs here.
+    pub async fn scan(&self) -> Result<usize, MeshError> {
+        let members = self.info.router()?.members();
+        let host = self.host().await?;
+        let running: HashSet<String> = match host
+            .call(HostMsg::Running, Some(Duration::from_secs(5)))
+            .await
+        {
+            Ok(CallResult::Success(ids)) => ids.into_iter().collect(),
+            _ => return Err(MeshError::unavailable("task host did not answer")),
+        };
+        let rows = store::unfinished(&self.ctx.store).await?;
+        let ids = orphans(&rows, &members, &self.info.node, &running);
+        let n = ids.len();
+        for id in ids {
+            let _ = host.cast(HostMsg::Run { id, reply: None });
+        }
+        if n > 0 {
+            tracing::info!(
+                tasks = n,
+                "scan found unfinished tasks homed here, running them"
+            );
+        }
+        Ok(n)
+    }
+}
+
+/// The tasks of `rows` this node (`me`, among `members`) should run now: those homed here
+/// that no actor runs here, except a non-resumable task still running on another live
+/// member (it finishes where it started).
+pub fn orphans(
+    rows: &[Unfinished],
+    members: &[String],
+    me: &str,
+    running: &HashSet<String>,
+) -> Vec<String> {
+    rows.iter()
+        .filter(|r| !running.contains(&r.id))
+        .filter(|r| placement::home(&r.id, members).is_some_and(|h| h == me))
+        .filter(|r| {
+            let elsewhere_alive = r.status == Status::Running
+                && !r.node.is_empty()
+                && r.node != me
+                && members.contains(&r.node);
+            r.resumable || !elsewhere_alive
+        })
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    Status::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        format!("must be one of {}", names.join(", "))
+    })
+}
+
+/// Watches the routable members: on every change, releases the tasks whose home moved and
+/// scans for tasks to run; scans every `scan_interval` besides.
+async fn watch(me: Weak<Tasks>) {
+    let (mut members, every) = loop {
+        let Some(t) = me.upgrade() else { return };
+        if let Ok(r) = t.info.router() {
+            break (r.watch_members(), t.settings.scan_interval);
+        }
+        drop(t);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let changed = tokio::select! {
+            c = members.changed() => {
+                if c.is_err() {
+                    return;
+                }
+                true
+            }
+            _ = tick.tick() => false,
+        };
+        let Some(t) = me.upgrade() else { return };
+        if changed {
+            let list = members.borrow_and_update().to_vec();
+            if let Ok(host) = t.host().await {
+                let _ = host.cast(HostMsg::Rebalance { members: list });
+            }
+        }
+        if let Err(e) = t.scan().await {
+            tracing::warn!(error = %e, "task scan failed");
+        }
+    }
+}
+
+fn reply<M: Message>(result: Result<M, MeshError>) -> Result<Bytes, MeshError> {
+    result.map(|m| m.encode_to_vec().into())
+}
+
+impl Service for Tasks {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn ops(&self) -> &'static [Op] {
+        OPS
+    }
+
+    /// Ops mostly wait (on the store, the task actors, the task's home node): more workers.
+    fn workers(&self, default: usize) -> usize {
+        default * 4
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        Box::pin(async move {
+            let payload = req.payload.clone();
+            match req.op.as_str() {
+                op @ (ops::CREATE | ops::GET | ops::LIST | ops::CANCEL) => {
+                    let who = Who::of(req.caller.as_ref())?;
+                    match op {
+                        ops::CREATE => {
+                            reply(self.create(&who, &req, CreateTask::decode(payload)?).await)
+                        }
+                        ops::GET => reply(self.get(&who, &TaskRef::decode(payload)?).await),
+                        ops::LIST => reply(self.list(&who, &ListTasks::decode(payload)?).await),
+                        _ => reply(
+                            self.cancel(&who, &TaskRef::decode(payload)?, req.deadline)
+                                .await,
+                        ),
+                    }
+                }
+                op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
+            }
+        })
+    }
+}
+
+/// The companion service `task_runs`: the one op `run`, which `create` calls on the task's
+/// home node. It has a worker pool of its own, so a `create` waiting for it never waits for
+/// a worker of the pool it holds one of (which deadlocks under load).
+pub struct Runs(Arc<Tasks>);
+
+impl Runs {
+    /// The `run` op of `tasks`.
+    pub fn new(tasks: Arc<Tasks>) -> Arc<Self> {
+        Arc::new(Self(tasks))
+    }
+}
+
+impl Service for Runs {
+    fn name(&self) -> &'static str {
+        RUNS
+    }
+
+    fn ops(&self) -> &'static [Op] {
+        const OPS: &[Op] = &[Op::idempotent(ops::RUN)];
+        OPS
+    }
+
+    fn workers(&self, default: usize) -> usize {
+        default * 4
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        Box::pin(async move {
+            if req.op != ops::RUN {
+                return Err(MeshError::not_found(format!("{RUNS} has no op {}", req.op)));
+            }
+            let r = TaskRef::decode(req.payload)?;
+            common::id("id", &r.id)?;
+            reply(
+                self.0
+                    .run_here(&r.id, req.deadline)
+                    .await
+                    .map(|row| row.to_task(Vec::new())),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,426 @@
+//! The per-task actor: one local-only ractor actor per task running on this node.
+//!
+//! It claims the task (a versioned write that sets `status = running`, `node = <this node>`
+//! and raises `activations`, the claim epoch), then runs one step per timer tick: it waits
+//! `delay_ms` (a ractor timer, no busy loop, no blocking), commits the step (versioned write
+//! plus a `task_steps` row in one transaction) and publishes the step's event. The final step
+//! completes the task.
+//!
+//! A lost versioned write means someone else wrote the row: a cancel made elsewhere, or a
+//! claim by another actor (the task moved to another node while this one still ran it). The
+//! actor reloads the row and stops unless it is still running under its own claim, so a task
+//! never completes twice and no step is ever committed twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+use tokio::task::JoinHandle;
+
+use super::store::{self, Status, TaskRow};
+use super::{metrics, Who};
+use crate::events::{kinds, NewEvent, Publisher};
+use crate::mesh::{Code, MeshError};
+use crate::store::time::now_ms;
+use crate::store::Store;
+
+/// Attempts at a claim or a cancel that keep losing races before giving up.
+const WRITE_ATTEMPTS: usize = 5;
+/// Longest pause before retrying a step the store refused.
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// What every task actor of a node shares.
+pub struct Ctx {
+    /// The store.
+    pub store: Store,
+    /// Where task events go.
+    pub publisher: Publisher,
+    /// This node's name (written as the task's `node`).
+    pub node: Arc<str>,
+    /// Claims a task may have before it is failed instead of claimed again.
+    pub max_activations: u32,
+}
+
+/// An answer of a task actor: the task as written, or why not.
+pub type Answer = Result<TaskRow, MeshError>;
+
+/// Messages of a task actor.
+#[derive(RactorMessage)]
+pub enum TaskMsg {
+    /// Claim the task for this node and start its steps; answers the task as claimed (or as
+    /// found, when it is finished already). Sent once, by the host, right after spawning.
+    Begin(Option<RpcReplyPort<Answer>>),
+    /// Do the next step. Sent by the actor's own timer.
+    Step,
+    /// Cancel the task for `by`; answers `Some(result)`, or `None` when this actor no longer
+    /// runs the task (the caller then cancels through the store). Forwarded by the host.
+    Cancel {
+        /// Who asks.
+        by: Who,
+        /// Where the answer goes.
+        reply: RpcReplyPort<Option<Answer>>,
+    },
+    /// Answer the task as this actor last wrote it. Forwarded by the host when asked to run
+    /// a task that runs here already.
+    Get(RpcReplyPort<Answer>),
+    /// The task's home moved to another node (membership changed): stop so the new home
+    /// claims it, unless it is not resumable (those finish where they started). Sent by the
+    /// host.
+    Release,
+}
+
+/// The actor.
+pub struct Runner {
+    ctx: Arc<Ctx>,
+}
+
+impl Runner {
+    /// An actor over the node's shared context.
+    pub fn new(ctx: Arc<Ctx>) -> Self {
+        Self { ctx }
+    }
+}
+
+/// State of a task actor.
+pub struct RunnerState {
+    id: String,
+    /// The row as this actor last wrote or read it; `None` before `Begin`.
+    row: Option<TaskRow>,
+    /// The pending step tick.
+    timer: Option<JoinHandle<Result<(), MessagingErr<TaskMsg>>>>,
+    /// Consecutive store failures of the current step.
+    failures: u32,
+}
+
+impl Actor for Runner {
+    type Msg = TaskMsg;
+    type State = RunnerState;
+    type Arguments = String;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<TaskMsg>,
+        id: String,
+    ) -> Result<RunnerState, ActorProcessingErr> {
+        Ok(RunnerState {
+            id,
+            row: None,
+            timer: None,
+            failures: 0,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<TaskMsg>,
+        msg: TaskMsg,
+        st: &mut RunnerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            TaskMsg::Begin(reply) => {
+                let result = self.begin(&st.id).await;
+                let running = matches!(&result, Ok(row) if row.status == Status::Running);
+                if let Ok(row) = &result {
+                    st.row = Some(row.clone());
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+                if running {
+                    let delay = st.row.as_ref().map_or(0, |r| r.delay_ms);
+                    schedule(&myself, st, Duration::from_millis(delay as u64));
+                } else {
+                    myself.stop(None);
+                }
+            }
+            TaskMsg::Step => {
+                st.timer = None;
+                if !self.step(&myself, st).await {
+                    myself.stop(None);
+                }
+            }
+            TaskMsg::Cancel { by, reply } => {
+                let answer = self.cancel(st, &by).await;
+                let stop = matches!(&answer, Some(Ok(_)) | None);
+                let _ = reply.send(answer);
+                if stop {
+                    myself.stop(None);
+                }
+            }
+            TaskMsg::Get(reply) => {
+                let _ = reply.send(
+                    st.row
+                        .clone()
+                        .ok_or_else(|| MeshError::unavailable("task is starting")),
+                );
+            }
+            TaskMsg::Release => {
+                if st.row.as_ref().is_none_or(|r| r.resumable) {
+                    tracing::debug!(task = %st.id, "task home moved, releasing it");
+                    myself.stop(Some("home moved".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<TaskMsg>,
+        st: &mut RunnerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = st.timer.take() {
+            timer.abort();
+        }
+        Ok(())
+    }
+}
+
+fn schedule(myself: &ActorRef<TaskMsg>, st: &mut RunnerState, after: Duration) {
+    if let Some(old) = st.timer.take() {
+        old.abort();
+    }
+    st.timer = Some(myself.send_after(after, || TaskMsg::Step));
+}
+
+impl Runner {
+    /// Claims task `id` for this node; fails it instead when it may not run again.
+    async fn begin(&self, id: &str) -> Answer {
+        let ctx = &self.ctx;
+        for _ in 0..WRITE_ATTEMPTS {
+            let row = store::get(&ctx.store, id)
+                .await?
+                .ok_or_else(|| MeshError::not_found("task not found"))?;
+            if row.status.is_finished() {
+                return Ok(row);
+            }
+            let lost = row.status == Status::Running && row.step > 0;
+            if lost && !row.resumable {
+                let reason = format!(
+                    "task is not resumable and its runner on node {} was lost after step {} of {}",
+                    row.node, row.step, row.steps
+                );
+                match self.finish(&row, Status::Failed, reason).await? {
+                    Some(failed) => return Ok(failed),
+                    None => continue,
+                }
+            }
+            if row.activations >= i64::from(ctx.max_activations) {
+                let reason = format!(
+                    "gave up after {} activations: the nodes running it kept failing",
+                    row.activations
+                );
+                match self.finish(&row, Status::Failed, reason).await? {
+                    Some(failed) => return Ok(failed),
+                    None => continue,
+                }
+            }
+            let now = now_ms();
+            let mut next = row.clone();
+            next.status = Status::Running;
+            next.node = ctx.node.to_string();
+            next.activations += 1;
+            if next.started_at == 0 {
+                next.started_at = now;
+            }
+            next.updated_at = now.max(row.updated_at);
+            next.version += 1;
+            if store::update(&ctx.store, &next, row.version).await? {
+                if row.status == Status::Running {
+                    ::metrics::counter!(metrics::TAKEOVERS).increment(1);
+                    tracing::info!(task = %id, from = %row.node, step = row.step, "took over a running task");
+                }
+                return Ok(next);
+            }
+        }
+        Err(MeshError::unavailable("task is being claimed concurrently"))
+    }
+
+    /// Runs the next step; `false` when the actor should stop.
+    async fn step(&self, myself: &ActorRef<TaskMsg>, st: &mut RunnerState) -> bool {
+        let ctx = &self.ctx;
+        let Some(row) = st.row.clone() else {
+            return false;
+        };
+        if row.status != Status::Running {
+            return false;
+        }
+        let k = row.step + 1;
+        if row.fail_at_step == k {
+            let reason = format!("step {k} of {} failed (fail_at_step)", row.steps);
+            return match self.finish(&row, Status::Failed, reason).await {
+                Ok(Some(failed)) => {
+                    st.row = Some(failed);
+                    false
+                }
+                Ok(None) => self.reload(st).await,
+                Err(e) => self.retry(myself, st, &e),
+            };
+        }
+        let now = now_ms();
+        let mut next = row.clone();
+        next.step = k;
+        next.updated_at = now.max(row.updated_at);
+        next.version += 1;
+        let done = k >= row.steps;
+        if done {
+            next.status = Status::Completed;
+            next.finished_at = next.updated_at;
+        }
+        match store::commit_step(&ctx.store, &next, row.version).await {
+            Ok(true) => {
+                st.failures = 0;
+                ::metrics::counter!(metrics::STEPS).increment(1);
+                let kind = if done {
+                    kinds::TASK_COMPLETED
+                } else {
+                    kinds::TASK_PROGRESS
+                };
+                self.publish(kind, &next).await;
+                let delay = Duration::from_millis(next.delay_ms as u64);
+                st.row = Some(next);
+                if done {
+                    ::metrics::counter!(metrics::FINISHED, "status" => "completed").increment(1);
+                    return false;
+                }
+                schedule(myself, st, delay);
+                true
+            }
+            Ok(false) => {
+                let go_on = self.reload(st).await;
+                if go_on {
+                    let delay = st.row.as_ref().map_or(0, |r| r.delay_ms);
+                    schedule(myself, st, Duration::from_millis(delay as u64));
+                }
+                go_on
+            }
+            Err(e) => self.retry(myself, st, &e),
+        }
+    }
+
+    /// After a lost write: reloads the row; `true` when it still runs under this actor's
+    /// claim (the step is then redone from the stored state).
+    async fn reload(&self, st: &mut RunnerState) -> bool {
+        let mine = st.row.as_ref().map_or(-1, |r| r.activations);
+        match store::get(&self.ctx.store, &st.id).await {
+            Ok(Some(fresh)) => {
+                let go_on = fresh.status == Status::Running
+                    && fresh.activations == mine
+                    && fresh.node == *self.ctx.node;
+                if !go_on {
+                    tracing::info!(task = %st.id, status = fresh.status.as_str(), node = %fresh.node, "task changed elsewhere, this actor stops");
+                }
+                st.row = Some(fresh);
+                go_on
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(task = %st.id, error = %e, "cannot reload task, stopping; the scan will resume it");
+                false
+            }
+        }
+    }
+
+    /// Schedules the step again after a store failure, with a growing pause.
+    fn retry(&self, myself: &ActorRef<TaskMsg>, st: &mut RunnerState, e: &MeshError) -> bool {
+        st.failures += 1;
+        let pause = Duration::from_millis(50u64 << st.failures.min(6)).min(RETRY_MAX);
+        tracing::warn!(task = %st.id, error = %e, ?pause, "task step not written, retrying");
+        schedule(myself, st, pause);
+        true
+    }
+
+    /// Ends `row` with `status` (versioned); `None` when another writer got there first.
+    async fn finish(
+        &self,
+        row: &TaskRow,
+        status: Status,
+        error: String,
+    ) -> Result<Option<TaskRow>, MeshError> {
+        let now = now_ms();
+        let mut next = row.clone();
+        next.status = status;
+        next.error = error;
+        next.updated_at = now.max(row.updated_at);
+        next.finished_at = next.updated_at;
+        next.version += 1;
+        if !store::update(&self.ctx.store, &next, row.version).await? {
+            return Ok(None);
+        }
+        ::metrics::counter!(metrics::FINISHED, "status" => status.as_str()).increment(1);
+        let kind = match status {
+            Status::Cancelled => kinds::TASK_CANCELLED,
+            _ => kinds::TASK_FAILED,
+        };
+        self.publish(kind, &next).await;
+        Ok(Some(next))
+    }
+
+    /// Cancels the task this actor runs.
+    async fn cancel(&self, st: &mut RunnerState, by: &Who) -> Option<Answer> {
+        let row = st.row.clone()?;
+        if !by.may_see(&row.owner_id) {
+            return Some(Err(MeshError::not_found("task not found")));
+        }
+        if let Some(timer) = st.timer.take() {
+            timer.abort();
+        }
+        let mut row = row;
+        for _ in 0..WRITE_ATTEMPTS {
+            if row.status.is_finished() {
+                return Some(Err(already_finished(&row)));
+            }
+            if row.node != *self.ctx.node {
+                // Claimed by another node meanwhile: not ours to answer.
+                return None;
+            }
+            match self.finish(&row, Status::Cancelled, String::new()).await {
+                Ok(Some(cancelled)) => {
+                    st.row = Some(cancelled.clone());
+                    return Some(Ok(cancelled));
+                }
+                Ok(None) => match store::get(&self.ctx.store, &st.id).await {
+                    Ok(Some(fresh)) => row = fresh,
+                    Ok(None) => return Some(Err(MeshError::not_found("task not found"))),
+                    Err(e) => return Some(Err(e)),
+                },
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Err(MeshError::unavailable(
+            "task is being changed concurrently",
+        )))
+    }
+
+    async fn publish(&self, kind: &str, row: &TaskRow) {
+        if let Err(e) = self.ctx.publisher.publish(event(kind, row)).await {
+            tracing::warn!(task = %row.id, kind, error = %e, "task event not published");
+        }
+    }
+}
+
+/// The event of `kind` about `row`.
+pub fn event(kind: &str, row: &TaskRow) -> NewEvent {
+    let mut payload = serde_json::json!({
+        "task_id": row.id,
+        "name": row.name,
+        "status": row.status.as_str(),
+        "step": row.step,
+        "steps": row.steps,
+        "percent": row.percent(),
+        "node": row.node,
+    });
+    if !row.error.is_empty() {
+        payload["error"] = row.error.clone().into();
+    }
+    NewEvent::new(kind, Some(&row.owner_id), payload)
+}
+
+/// The 409 of cancelling a finished task.
+pub fn already_finished(row: &TaskRow) -> MeshError {
+    MeshError::new(
+        Code::FailedPrecondition,
+        format!("task is already {}", row.status.as_str()),
+    )
+}

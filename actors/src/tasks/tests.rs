@@ -1,0 +1,556 @@
+//! The `tasks` service and its actors against SQLite (and PostgreSQL when `TROUPE_TEST_PG`
+//! is set): runs, cancels, ownership, validation, and what happens when the node running a
+//! task is lost or a second node activates it too. "Nodes" here are two services with
+//! different node names on one database, without a mesh.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::events::{Event, Recorder};
+use crate::store::tests::on_each_backend;
+
+struct Node {
+    svc: Arc<Tasks>,
+    events: Arc<Recorder>,
+}
+
+async fn node(store: &Store, name: &str, settings: Settings) -> Node {
+    let events = Arc::new(Recorder::default());
+    let svc = Tasks::start(
+        NodeInfo::new(name.into(), 1),
+        store.clone(),
+        events.clone(),
+        settings,
+    )
+    .await
+    .expect("tasks start");
+    Node { svc, events }
+}
+
+fn who(user: &str) -> Who {
+    Who {
+        user_id: user.to_string(),
+        admin: false,
+    }
+}
+
+fn admin() -> Who {
+    Who {
+        user_id: "the-admin".to_string(),
+        admin: true,
+    }
+}
+
+fn user() -> String {
+    format!("u-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn request() -> Request {
+    Request {
+        op: ops::CREATE.to_string(),
+        payload: Bytes::new(),
+        caller: None,
+        request_id: "test".to_string(),
+        deadline: Instant::now() + Duration::from_secs(10),
+        entity: String::new(),
+    }
+}
+
+fn spec(steps: i64, delay_ms: i64) -> CreateTask {
+    CreateTask {
+        name: Some("job".to_string()),
+        payload: r#"{"input": [1, 2, 3]}"#.to_string(),
+        steps: Some(steps),
+        delay_ms: Some(delay_ms),
+        resumable: None,
+        fail_at_step: None,
+    }
+}
+
+async fn get(n: &Node, owner: &str, id: &str) -> Task {
+    n.svc
+        .get(
+            &who(owner),
+            &TaskRef {
+                id: id.to_string(),
+                history: true,
+            },
+        )
+        .await
+        .expect("get")
+}
+
+/// Polls until `pred` holds for the task, failing after 10 s.
+async fn wait(n: &Node, owner: &str, id: &str, pred: impl Fn(&Task) -> bool) -> Task {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = get(n, owner, id).await;
+        if pred(&t) {
+            return t;
+        }
+        assert!(Instant::now() < deadline, "condition not reached: {t:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn kinds_of(events: &[Event], task: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.payload["task_id"] == task)
+        .map(|e| e.kind.clone())
+        .collect()
+}
+
+/// Every step from 1 to `steps` exactly once, in order.
+fn assert_each_step_once(t: &Task) {
+    let steps: Vec<u32> = t.history.iter().map(|h| h.step).collect();
+    assert_eq!(steps, (1..=t.steps).collect::<Vec<_>>(), "{t:?}");
+}
+
+/// Stops every task actor of `n` between two messages (no more writes) and its host, as
+/// when the node's process dies.
+async fn crash(n: &Node) {
+    let host = n.svc.host.lock().expect("host lock").clone();
+    host.stop_children(None);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    host.kill();
+}
+
+async fn running_here(n: &Node) -> Vec<String> {
+    let host = n.svc.host().await.expect("host");
+    ractor::call!(host, HostMsg::Running).expect("running")
+}
+
+#[tokio::test]
+async fn a_task_runs_to_completion_publishing_its_progress() {
+    on_each_backend(|store, _| async move {
+        let a = node(&store, "a", Settings::default()).await;
+        let owner = user();
+        let t = a
+            .svc
+            .create(&who(&owner), &request(), spec(3, 10))
+            .await
+            .unwrap();
+        assert_eq!(t.status, "running");
+        assert_eq!((t.node.as_str(), t.activations, t.steps), ("a", 1, 3));
+        let done = wait(&a, &owner, &t.id, |t| t.status == "completed").await;
+        assert_eq!(done.step, 3);
+        assert_each_step_once(&done);
+        assert!(done
+            .history
+            .iter()
+            .all(|h| h.node == "a" && h.activation == 1));
+        assert!(!done.finished_at.is_empty() && !done.started_at.is_empty());
+        assert_eq!(
+            kinds_of(&a.events.events(), &t.id),
+            [
+                "task.created",
+                "task.progress",
+                "task.progress",
+                "task.completed"
+            ]
+        );
+        let completed = a.events.events().into_iter().last().unwrap();
+        assert_eq!(completed.user_id.as_deref(), Some(owner.as_str()));
+        assert_eq!(completed.payload["percent"], 100.0);
+        // The actor is gone once the task is done.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !running_here(&a).await.is_empty() {
+            assert!(Instant::now() < deadline, "actor still alive");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cancel_stops_the_task_and_a_finished_task_answers_conflict() {
+    let (store, _dir) = crate::store::tests::sqlite().await;
+    let a = node(&store, "a", Settings::default()).await;
+    let owner = user();
+    let t = a
+        .svc
+        .create(&who(&owner), &request(), spec(1000, 20))
+        .await
+        .unwrap();
+    wait(&a, &owner, &t.id, |t| t.step >= 2).await;
+    let r = TaskRef {
+        id: t.id.clone(),
+        history: false,
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let cancelled = a.svc.cancel(&who(&owner), &r, deadline).await.unwrap();
+    assert_eq!(cancelled.status, "cancelled");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let later = get(&a, &owner, &t.id).await;
+    assert_eq!(
+        (later.status.as_str(), later.step),
+        ("cancelled", cancelled.step)
+    );
+    assert_eq!(
+        later.history.len() as u32,
+        cancelled.step,
+        "no step after the cancel"
+    );
+    assert_eq!(
+        kinds_of(&a.events.events(), &t.id)
+            .last()
+            .map(String::as_str),
+        Some("task.cancelled")
+    );
+    let again = a.svc.cancel(&who(&owner), &r, deadline).await.unwrap_err();
+    assert_eq!(again.code, Code::FailedPrecondition);
+    assert_eq!(again.message, "task is already cancelled");
+
+    // A completed task cannot be cancelled either.
+    let quick = a
+        .svc
+        .create(&who(&owner), &request(), spec(1, 0))
+        .await
+        .unwrap();
+    wait(&a, &owner, &quick.id, |t| t.status == "completed").await;
+    let r = TaskRef {
+        id: quick.id.clone(),
+        history: false,
+    };
+    let e = a.svc.cancel(&who(&owner), &r, deadline).await.unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (Code::FailedPrecondition, "task is already completed")
+    );
+}
+
+#[tokio::test]
+async fn cancel_of_a_task_not_running_here_goes_through_the_store() {
+    let (store, _dir) = crate::store::tests::sqlite().await;
+    let a = node(&store, "a", Settings::default()).await;
+    let b = node(&store, "b", Settings::default()).await;
+    let owner = user();
+    let t = a
+        .svc
+        .create(&who(&owner), &request(), spec(1000, 20))
+        .await
+        .unwrap();
+    wait(&a, &owner, &t.id, |t| t.step >= 1).await;
+    // Cancelled on b, where no actor runs it: a's actor sees it at its next write.
+    let r = TaskRef {
+        id: t.id.clone(),
+        history: false,
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let c = b.svc.cancel(&who(&owner), &r, deadline).await.unwrap();
+    assert_eq!(c.status, "cancelled");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !running_here(&a).await.is_empty() {
+        assert!(Instant::now() < deadline, "a's actor did not stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let later = get(&a, &owner, &t.id).await;
+    assert_eq!((later.status.as_str(), later.step), ("cancelled", c.step));
+}
+
+#[tokio::test]
+async fn only_the_owner_or_an_admin_sees_a_task() {
+    let (store, _dir) = crate::store::tests::sqlite().await;
+    let a = node(&store, "a", Settings::default()).await;
+    let (alice, bob) = (user(), user());
+    let t = a
+        .svc
+        .create(&who(&alice), &request(), spec(1, 0))
+        .await
+        .unwrap();
+    a.svc
+        .create(&who(&bob), &request(), spec(1, 0))
+        .await
+        .unwrap();
+    let r = TaskRef {
+        id: t.id.clone(),
+        history: false,
+    };
+    let e = a.svc.get(&who(&bob), &r).await.unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (Code::NotFound, "task not found")
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let e = a.svc.cancel(&who(&bob), &r, deadline).await.unwrap_err();
+    assert_eq!(e.code, Code::NotFound);
+    assert_eq!(a.svc.get(&admin(), &r).await.unwrap().id, t.id);
+
+    let mine = a
+        .svc
+        .list(&who(&alice), &ListTasks::default())
+        .await
+        .unwrap();
+    assert_eq!(mine.total, 1);
+    assert_eq!(mine.items[0].id, t.id);
+    let all = a.svc.list(&admin(), &ListTasks::default()).await.unwrap();
+    assert_eq!(all.total, 2);
+    let bobs = ListTasks {
+        owner_id: bob.clone(),
+        ..ListTasks::default()
+    };
+    assert_eq!(a.svc.list(&admin(), &bobs).await.unwrap().total, 1);
+    let e = a.svc.list(&who(&alice), &bobs).await.unwrap_err();
+    assert_eq!(e.code, Code::PermissionDenied);
+
+    wait(&a, &alice, &t.id, |t| t.status == "completed").await;
+    let done = ListTasks {
+        status: "completed".into(),
+        ..ListTasks::default()
+    };
+    assert_eq!(a.svc.list(&who(&alice), &done).await.unwrap().total, 1);
+    let bad = ListTasks {
+        status: "finished".into(),
+        ..ListTasks::default()
+    };
+    let e = a.svc.list(&who(&alice), &bad).await.unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument);
+    assert!(e.details.contains("status"), "{e:?}");
+}
+
+#[tokio::test]
+async fn bad_fields_are_all_reported_and_nothing_is_stored() {
+    let (store, _dir) = crate::store::tests::sqlite().await;
+    let a = node(&store, "a", Settings::default()).await;
+    let owner = user();
+    let bad = CreateTask {
+        name: None,
+        payload: "{oops".into(),
+        steps: Some(3),
+        delay_ms: Some(-1),
+        resumable: None,
+        fail_at_step: Some(4),
+    };
+    let e = a
+        .svc
+        .create(&who(&owner), &request(), bad)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (Code::InvalidArgument, "validation failed")
+    );
+    let details: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+    let mut keys: Vec<&String> = details["fields"].as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["delay_ms", "fail_at_step", "name", "payload"]);
+    assert_eq!(details["fields"]["name"], "is required");
+    let huge = CreateTask {
+        name: Some("x".repeat(validate::NAME_MAX + 1)),
+        steps: Some(validate::STEPS_MAX + 1),
+        ..spec(1, 1)
+    };
+    let e = a
+        .svc
+        .create(&who(&owner), &request(), huge)
+        .await
+        .unwrap_err();
+    assert!(
+        e.details.contains("name") && e.details.contains("steps"),
+        "{e:?}"
+    );
+    let mine = a
+        .svc
+        .list(&who(&owner), &ListTasks::default())
+        .await
+        .unwrap();
+    assert_eq!(mine.total, 0);
+    assert!(a.events.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_step_fails_the_task_with_its_reason() {
+    let (store, _dir) = crate::store::tests::sqlite().await;
+    let a = node(&store, "a", Settings::default()).await;
+    let owner = user();
+    let c = CreateTask {
+        fail_at_step: Some(3),
+        ..spec(5, 5)
+    };
+    let t = a.svc.create(&who(&owner), &request(), c).await.unwrap();
+    let failed = wait(&a, &owner, &t.id, |t| t.status == "failed").await;
+    assert_eq!(failed.step, 2);
+    assert_eq!(failed.error, "step 3 of 5 failed (fail_at_step)");
+    assert_eq!(
+        kinds_of(&a.events.events(), &t.id)
+            .last()
+            .map(String::as_str),
+        Some("task.failed")
+    );
+}
+
+#[tokio::test]
+async fn a_lost_task_resumes_on_another_node_from_its_last_step() {
+    on_each_backend(|store, _| async move {
+        let a = node(&store, "a", Settings::default()).await;
+        let b = node(&store, "b", Settings::default()).await;
+        let owner = user();
+        let t = a
+            .svc
+            .create(&who(&owner), &request(), spec(8, 25))
+            .await
+            .unwrap();
+        let before = wait(&a, &owner, &t.id, |t| t.step >= 2).await;
+        crash(&a).await;
+        let lost_at = get(&a, &owner, &t.id).await.step;
+        assert!(lost_at >= before.step);
+        let resumed = b
+            .svc
+            .run_here(&t.id, Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!((resumed.node.as_str(), resumed.activations), ("b", 2));
+        assert_eq!(
+            resumed.step,
+            i64::from(lost_at),
+            "resumes from the last committed step"
+        );
+        let done = wait(&b, &owner, &t.id, |t| t.status == "completed").await;
+        assert_each_step_once(&done);
+        let by_a = done.history.iter().filter(|h| h.node == "a").count() as u32;
+        assert_eq!(by_a, lost_at);
+        assert!(done
+            .history
+            .iter()
+            .skip(by_a as usize)
+            .all(|h| h.node == "b" && h.activation == 2));
+        let mut all = a.events.events();
+        all.extend(b.events.events());
+        let completed = kinds_of(&all, &t.id)
+            .iter()
+            .filter(|k| *k == "task.completed")
+            .count();
+        assert_eq!(completed, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_duplicate_activation_never_commits_a_step_twice() {
+    on_each_backend(|store, _| async move {
+        let a = node(&store, "a", Settings::default()).await;
+        let b = node(&store, "b", Settings::default()).await;
+        let owner = user();
+        let t = a
+            .svc
+            .create(&who(&owner), &request(), spec(10, 15))
+            .await
+            .unwrap();
+        wait(&a, &owner, &t.id, |t| t.step >= 1).await;
+        // b activates it while a still runs it (as during membership churn).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        b.svc.run_here(&t.id, deadline).await.unwrap();
+        let done = wait(&b, &owner, &t.id, |t| t.status == "completed").await;
+        assert_each_step_once(&done);
+        assert_eq!(done.node, "b");
+        let mut all = a.events.events();
+        all.extend(b.events.events());
+        let kinds = kinds_of(&all, &t.id);
+        assert_eq!(kinds.iter().filter(|k| *k == "task.completed").count(), 1);
+        assert_eq!(kinds.iter().filter(|k| *k == "task.progress").count(), 9);
+        // a's actor noticed it lost the task and stopped.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !running_here(&a).await.is_empty() {
+            assert!(Instant::now() < deadline, "a's actor did not stop");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_task_that_is_not_resumable_fails_with_the_reason_when_its_node_is_lost() {
+    let (store, _dir) = crate::store::tests::sqlite().await;
+    let a = node(&store, "a", Settings::default()).await;
+    let b = node(&store, "b", Settings::default()).await;
+    let owner = user();
+    let c = CreateTask {
+        resumable: Some(false),
+        ..spec(100, 20)
+    };
+    let t = a.svc.create(&who(&owner), &request(), c).await.unwrap();
+    wait(&a, &owner, &t.id, |t| t.step >= 1).await;
+    crash(&a).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let failed = b.svc.run_here(&t.id, deadline).await.unwrap();
+    assert_eq!(failed.status, Status::Failed);
+    assert!(
+        failed
+            .error
+            .starts_with("task is not resumable and its runner on node a was lost after step"),
+        "{}",
+        failed.error
+    );
+    assert_eq!(kinds_of(&b.events.events(), &t.id), ["task.failed"]);
+}
+
+#[tokio::test]
+async fn a_task_whose_nodes_keep_dying_is_failed_after_max_activations() {
+    let (store, _dir) = crate::store::tests::sqlite().await;
+    let strict = Settings {
+        max_activations: 1,
+        ..Settings::default()
+    };
+    let a = node(&store, "a", strict.clone()).await;
+    let b = node(&store, "b", strict).await;
+    let owner = user();
+    let t = a
+        .svc
+        .create(&who(&owner), &request(), spec(100, 20))
+        .await
+        .unwrap();
+    wait(&a, &owner, &t.id, |t| t.step >= 1).await;
+    crash(&a).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let failed = b.svc.run_here(&t.id, deadline).await.unwrap();
+    assert_eq!(failed.status, Status::Failed);
+    assert_eq!(
+        failed.error,
+        "gave up after 1 activations: the nodes running it kept failing"
+    );
+}
+
+#[test]
+fn orphans_are_the_unrun_tasks_homed_here() {
+    let members: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let homed = |node: &str| -> Vec<String> {
+        (0..200)
+            .map(|i| format!("t{i}"))
+            .filter(|id| placement::home(id, &members).map(String::as_str) == Some(node))
+            .take(4)
+            .collect()
+    };
+    let here = homed("a");
+    let there = homed("b");
+    let row = |id: &str, status, node: &str, resumable| Unfinished {
+        id: id.to_string(),
+        status,
+        node: node.to_string(),
+        resumable,
+    };
+    let rows = vec![
+        row(&here[0], Status::Pending, "", true),
+        row(&here[1], Status::Running, "c", true), // running elsewhere: moves home
+        row(&here[2], Status::Running, "b", false), // not resumable, its node lives: stays
+        row(&here[3], Status::Running, "gone", false), // its node is gone: taken (and failed)
+        row(&there[0], Status::Pending, "", true), // another node's
+    ];
+    let running: HashSet<String> = [here[0].clone()].into_iter().collect();
+    assert_eq!(
+        orphans(&rows, &members, "a", &running),
+        vec![here[1].clone(), here[3].clone()]
+    );
+    assert_eq!(
+        orphans(&rows, &members, "a", &HashSet::new()),
+        vec![here[0].clone(), here[1].clone(), here[3].clone()]
+    );
+}
+
+#[test]
+fn every_op_is_listed_once() {
+    let mut names: Vec<&str> = OPS.iter().map(|o| o.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), OPS.len());
+}
