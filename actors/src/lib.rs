@@ -7,6 +7,7 @@
 //! - [`store`]: the SQL store (sqlx; SQLite or PostgreSQL) and its migrations.
 //! - [`users`], [`auth`], `sessions`: identity services.
 //! - [`events`]: domain events and the publisher services hold.
+//! - [`hub`], [`chat`]: live connections (presence, delivery) and chat between contacts.
 //! - [`metrics`]: names of the metrics recorded here.
 //!
 //! Dependencies point one way: protocols -> actors -> proto. Nothing here knows which
@@ -15,7 +16,9 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod chat;
 pub mod events;
+pub mod hub;
 pub mod mesh;
 pub mod metrics;
 pub mod sessions;
