@@ -8,6 +8,7 @@
 //! - [`users`], [`auth`], `sessions`: identity services.
 //! - [`events`]: domain events and the publisher services hold.
 //! - [`tasks`], [`todos`]: step-wise jobs with one actor per running task; todo lists.
+//! - [`hub`], [`chat`]: live connections (presence, delivery) and chat between contacts.
 //! - [`metrics`]: names of the metrics recorded here.
 //!
 //! Dependencies point one way: protocols -> actors -> proto. Nothing here knows which
@@ -16,7 +17,9 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod chat;
 pub mod events;
+pub mod hub;
 pub mod mesh;
 pub mod metrics;
 pub mod sessions;

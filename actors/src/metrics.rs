@@ -16,6 +16,8 @@ pub const WORKERS_ALIVE: &str = "troupe_workers_alive";
 pub const CLUSTER_MEMBERS: &str = "troupe_cluster_members";
 /// Mesh heartbeat round trip to each peer.
 pub const HEARTBEAT_RTT_SECONDS: &str = "troupe_heartbeat_rtt_seconds";
+/// Open WebSocket connections on this node.
+pub const WS_CONNECTIONS: &str = "troupe_ws_connections";
 
 /// Describes every metric once, so `/metrics` carries HELP lines.
 pub fn describe() {

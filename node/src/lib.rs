@@ -159,6 +159,14 @@ pub async fn serve(
         store.clone(),
         publisher.clone(),
     )));
+    // Live connections and chat (landscape E): the node's connection index and its services.
+    let hub = troupe_actors::hub::ConnectionHub::start(info.clone(), revocations.clone());
+    services.push(Arc::new(troupe_actors::hub::Hub::new(hub.clone())));
+    services.push(Arc::new(troupe_actors::chat::Chat::new(
+        info.clone(),
+        store.clone(),
+        config.ws.max_message_bytes,
+    )));
     let mesh = Mesh::start(settings(&config, incarnation), info, services)
         .await
         .context("cannot start the mesh")?;
@@ -184,6 +192,13 @@ pub async fn serve(
             request_timeout: config.http.request_timeout,
             cors_origins: config.http.cors_origins.clone(),
             admin_token: config.admin.token.clone(),
+        }),
+        hub: hub.clone(),
+        ws: Arc::new(troupe_protocols::ws::Config {
+            max_frame_bytes: config.ws.max_frame_bytes,
+            send_queue: config.ws.send_queue,
+            idle_timeout: config.ws.idle_timeout,
+            ping_interval: config.ws.ping_interval,
         }),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -217,6 +232,7 @@ pub async fn serve(
     shutdown.await;
     tracing::info!("leaving the cluster");
     mesh.leave(config.cluster.gossip_interval * 4).await;
+    hub.close_all(1001, "node shutting down");
     let _ = stop_tx.send(true);
     let drain = async {
         let _ = http.await;

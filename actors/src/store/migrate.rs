@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tasks_todos",
         include_str!("../../migrations/0004_tasks_todos.sql"),
     ),
+    (5, "chat", include_str!("../../migrations/0005_chat.sql")),
 ];
 
 /// Attempts at one migration run before giving up.

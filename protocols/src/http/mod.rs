@@ -18,6 +18,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod bench;
+pub mod chat;
 pub mod cluster;
 pub mod error;
 pub mod health;
@@ -92,6 +93,10 @@ pub struct Shared {
     pub prometheus: PrometheusHandle,
     /// Settings.
     pub config: Arc<Config>,
+    /// This node's live connections.
+    pub hub: Arc<troupe_actors::hub::ConnectionHub>,
+    /// WebSocket settings.
+    pub ws: Arc<crate::ws::Config>,
 }
 
 /// The full HTTP application of a node.
@@ -176,6 +181,20 @@ pub fn router(state: AppState) -> Router {
             "/todos/{id}",
             get(todos::get).put(todos::update).delete(todos::delete),
         )
+        // chat and live connections (landscape E)
+        .route("/ws/{user_id}", get(crate::ws::upgrade))
+        .route("/chat-requests/incoming", get(chat::incoming))
+        .route("/chat-requests/send", post(chat::send_request))
+        .route("/chat-requests/{id}/accept", post(chat::accept))
+        .route("/messages/send", post(chat::send_message))
+        .route("/messages", get(chat::list))
+        .route("/messages/", get(chat::list))
+        .route(
+            "/messages/conversation/{contact_id}",
+            get(chat::conversation),
+        )
+        .route("/broadcast", post(chat::broadcast))
+        .route("/connections", get(chat::connections))
         .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body));

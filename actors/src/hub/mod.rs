@@ -1,0 +1,449 @@
+//! The `hub` service: every node's index of its live connections, and live delivery to
+//! them from anywhere in the cluster.
+//!
+//! A connection (one WebSocket, owned by its own local-only actor in the protocol layer)
+//! registers in its node's [`ConnectionHub`] through an [`Outlet`]: the hub only queues
+//! frames on it or closes it, it never touches a socket. Other nodes reach a hub through the
+//! mesh, one call per node (`Target::Node`):
+//!
+//! | op | kind | request | reply |
+//! |---|---|---|---|
+//! | `deliver` | effectful | [`DeliverRequest`] | [`DeliverReply`] |
+//! | `broadcast` | effectful | [`BroadcastRequest`] | [`BroadcastReply`] |
+//! | `list` | idempotent | [`ListRequest`] | [`ConnectionList`] |
+//!
+//! [`deliver`], [`broadcast_all`] and [`list_all`] fan a call out to every member this node
+//! routes to. A member that died leaves routing within about a second, so its connections
+//! drop out of [`list_all`] (and `GET /connections`) with it.
+//!
+//! Presence: a user's first connection on a node announces `online` to the user's contacts;
+//! when the last one on a node closes and no other node holds one, `offline`. A node that
+//! dies cannot announce; its users' contacts learn it from `GET /connections`.
+//!
+//! A connection whose session is revoked is closed (policy violation) by a sweep of the
+//! node's revocation set every [`SWEEP`].
+//!
+//! # Layout
+//! - this file: [`ConnectionHub`], [`Outlet`], the service and the fan-out helpers;
+//! - [`messages`]: the prost messages;
+//! - [`frames`]: the JSON frames connections receive.
+
+pub mod frames;
+pub mod messages;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message as _;
+
+pub use messages::*;
+
+use crate::mesh::{BoxFuture, Call, MeshError, NodeInfo, Op, Request, Router, Service, Target};
+use crate::sessions::Revocations;
+use crate::store::time::now_ms;
+use crate::users::{self, messages as um};
+
+/// Service name.
+pub const NAME: &str = "hub";
+/// Op `deliver`.
+pub const DELIVER: &str = "deliver";
+/// Op `broadcast`.
+pub const BROADCAST: &str = "broadcast";
+/// Op `list`.
+pub const LIST: &str = "list";
+
+const OPS: &[Op] = &[
+    Op::effectful(DELIVER),
+    Op::effectful(BROADCAST),
+    Op::idempotent(LIST),
+];
+
+/// How often connections of revoked sessions are looked for.
+pub const SWEEP: Duration = Duration::from_millis(250);
+/// Deadline of one per-node hub call of a fan-out.
+pub const FAN_OUT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// WebSocket close code "policy violation" (RFC 6455), used for revoked sessions.
+pub const CLOSE_POLICY: u16 = 1008;
+
+/// The write side of one live connection as the hub sees it.
+pub trait Outlet: Send + Sync + 'static {
+    /// Queues a frame (UTF-8 JSON text). `false` when the connection is closing or its send
+    /// queue is full (it then closes itself: a slow client never grows memory).
+    fn push(&self, frame: &Bytes) -> bool;
+    /// Asks the connection to close with a WebSocket close code and reason.
+    fn close(&self, code: u16, reason: &'static str);
+}
+
+/// One registered connection.
+pub struct Connection {
+    /// Id, unique on this node ([`ConnectionHub::next_id`]).
+    pub id: u64,
+    /// The connected user.
+    pub user_id: String,
+    /// The user's name.
+    pub username: String,
+    /// The session whose token opened it.
+    pub session_id: String,
+    /// When it opened, unix milliseconds.
+    pub since_ms: i64,
+    /// Where its frames go.
+    pub outlet: Arc<dyn Outlet>,
+}
+
+/// This node's live connections, by user.
+pub struct ConnectionHub {
+    info: Arc<NodeInfo>,
+    by_user: RwLock<HashMap<String, Vec<Arc<Connection>>>>,
+    count: AtomicUsize,
+    next: AtomicU64,
+}
+
+impl ConnectionHub {
+    /// An empty hub for this node; starts the revocation sweep.
+    pub fn start(info: Arc<NodeInfo>, revocations: Revocations) -> Arc<Self> {
+        let hub = Arc::new(Self {
+            info,
+            by_user: RwLock::new(HashMap::new()),
+            count: AtomicUsize::new(0),
+            next: AtomicU64::new(1),
+        });
+        tokio::spawn(sweep(Arc::downgrade(&hub), revocations));
+        hub
+    }
+
+    /// A fresh connection id.
+    pub fn next_id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Open connections on this node.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds a connection; the user's first on this node is announced to their contacts.
+    pub fn register(&self, conn: Arc<Connection>) {
+        let first = {
+            let mut map = self.by_user.write().expect("hub lock");
+            let list = map.entry(conn.user_id.clone()).or_default();
+            list.push(conn.clone());
+            list.len() == 1
+        };
+        self.count.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!(crate::metrics::WS_CONNECTIONS).set(self.len() as f64);
+        if first {
+            tokio::spawn(announce(
+                self.info.clone(),
+                conn.user_id.clone(),
+                conn.username.clone(),
+                true,
+            ));
+        }
+    }
+
+    /// Removes a connection; when it was the user's last on this node and no other node
+    /// holds one, `offline` is announced to their contacts.
+    pub fn unregister(&self, user_id: &str, id: u64) {
+        let (removed, last) = {
+            let mut map = self.by_user.write().expect("hub lock");
+            let Some(list) = map.get_mut(user_id) else {
+                return;
+            };
+            let before = list.len();
+            list.retain(|c| c.id != id);
+            let removed = before != list.len();
+            let last = list.is_empty();
+            if last {
+                map.remove(user_id);
+            }
+            (removed, last)
+        };
+        if !removed {
+            return;
+        }
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!(crate::metrics::WS_CONNECTIONS).set(self.len() as f64);
+        if last {
+            let info = self.info.clone();
+            let user = user_id.to_string();
+            tokio::spawn(async move {
+                let Ok(router) = info.router() else { return };
+                let elsewhere = list_all(router, &user).await;
+                if let Some(c) = elsewhere.first() {
+                    tracing::debug!(user = %user, node = %c.node, "still connected elsewhere");
+                    return;
+                }
+                announce(info.clone(), user, String::new(), false).await;
+            });
+        }
+    }
+
+    /// Queues `frame` on every connection of `user_id` here; how many took it.
+    pub fn deliver(&self, user_id: &str, frame: &Bytes) -> u32 {
+        let map = self.by_user.read().expect("hub lock");
+        map.get(user_id).map_or(0, |list| {
+            list.iter().filter(|c| c.outlet.push(frame)).count() as u32
+        })
+    }
+
+    /// Queues `frame` on every connection here; how many took it.
+    pub fn broadcast(&self, frame: &Bytes) -> u32 {
+        let map = self.by_user.read().expect("hub lock");
+        map.values()
+            .flatten()
+            .filter(|c| c.outlet.push(frame))
+            .count() as u32
+    }
+
+    /// The connections here (of `user_id` only, unless empty).
+    pub fn list(&self, user_id: &str) -> ConnectionList {
+        let map = self.by_user.read().expect("hub lock");
+        let info = |c: &Arc<Connection>| ConnectionInfo {
+            id: c.id,
+            user_id: c.user_id.clone(),
+            username: c.username.clone(),
+            node: self.info.node.to_string(),
+            since_ms: c.since_ms,
+        };
+        let items = if user_id.is_empty() {
+            map.values().flatten().map(info).collect()
+        } else {
+            map.get(user_id).into_iter().flatten().map(info).collect()
+        };
+        ConnectionList {
+            items,
+            total: self.len() as u64,
+        }
+    }
+
+    /// Asks every connection here to close (a node leaving the cluster: 1001).
+    pub fn close_all(&self, code: u16, reason: &'static str) {
+        let map = self.by_user.read().expect("hub lock");
+        for c in map.values().flatten() {
+            c.outlet.close(code, reason);
+        }
+    }
+
+    /// Closes every connection whose session is revoked.
+    fn close_revoked(&self, revocations: &Revocations) -> usize {
+        if revocations.is_empty() {
+            return 0;
+        }
+        let map = self.by_user.read().expect("hub lock");
+        let mut closed = 0;
+        for c in map.values().flatten() {
+            if revocations.is_revoked(&c.session_id) {
+                c.outlet.close(CLOSE_POLICY, "session revoked");
+                closed += 1;
+            }
+        }
+        closed
+    }
+}
+
+/// Closes connections of revoked sessions, every [`SWEEP`], while the hub lives.
+async fn sweep(hub: std::sync::Weak<ConnectionHub>, revocations: Revocations) {
+    let mut tick = tokio::time::interval(SWEEP);
+    loop {
+        tick.tick().await;
+        let Some(hub) = hub.upgrade() else { return };
+        let closed = hub.close_revoked(&revocations);
+        if closed > 0 {
+            tracing::info!(closed, "closed connections of revoked sessions");
+        }
+    }
+}
+
+/// Tells `user_id`'s contacts, wherever they are connected, that the user came or went.
+async fn announce(info: Arc<NodeInfo>, user_id: String, username: String, online: bool) {
+    let Ok(router) = info.router() else { return };
+    let call = Call::new(users::NAME, users::LIST_CONTACTS)
+        .payload(&um::ListContactsRequest {
+            user_id: user_id.clone(),
+        })
+        .timeout(FAN_OUT_TIMEOUT);
+    let contacts = match router.call(call).await.and_then(|b| {
+        um::ContactList::decode(b).map_err(|e| MeshError::internal(format!("bad reply: {e}")))
+    }) {
+        Ok(list) => list.items,
+        Err(e) => {
+            tracing::warn!(user = %user_id, error = %e, "presence: cannot list contacts");
+            return;
+        }
+    };
+    if contacts.is_empty() {
+        return;
+    }
+    let frame = frames::presence(&user_id, &username, online, &info.node);
+    let items = contacts
+        .into_iter()
+        .map(|c| Delivery {
+            user_id: c.user_id,
+            frame: frame.clone(),
+        })
+        .collect();
+    deliver(router, DeliverRequest { items }).await;
+}
+
+/// Sends one call to the hub of every member this node routes to, concurrently; the
+/// answers of the members that answered in time.
+async fn fan_out<R: prost::Message + Default + 'static>(
+    router: &Router,
+    op: &'static str,
+    payload: Bytes,
+) -> Vec<(String, Result<R, MeshError>)> {
+    let handles: Vec<_> = router
+        .members()
+        .iter()
+        .map(|node| {
+            let mut call = Call::new(NAME, op)
+                .to(Target::Node(node.clone()))
+                .timeout(FAN_OUT_TIMEOUT);
+            call.payload = payload.clone();
+            let router = router.clone();
+            let node = node.clone();
+            tokio::spawn(async move {
+                let answer = router.call(call).await.and_then(|b| {
+                    R::decode(b).map_err(|e| MeshError::internal(format!("bad hub reply: {e}")))
+                });
+                (node, answer)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(answer) = h.await {
+            out.push(answer);
+        }
+    }
+    out
+}
+
+/// Delivers frames to users' connections on every node; per item, the connections reached.
+pub async fn deliver(router: &Router, req: DeliverRequest) -> Vec<u32> {
+    let n = req.items.len();
+    let payload = Bytes::from(req.encode_to_vec());
+    let mut total = vec![0u32; n];
+    for (node, answer) in fan_out::<DeliverReply>(router, DELIVER, payload).await {
+        match answer {
+            Ok(r) => {
+                for (t, d) in total.iter_mut().zip(r.delivered) {
+                    *t += d;
+                }
+            }
+            Err(e) => tracing::warn!(node = %node, error = %e, "live delivery to a node failed"),
+        }
+    }
+    total
+}
+
+/// Queues `frame` on every connection of every node; the connections reached and the nodes
+/// that answered.
+pub async fn broadcast_all(router: &Router, frame: Bytes) -> (u32, Vec<String>) {
+    let payload = Bytes::from(BroadcastRequest { frame }.encode_to_vec());
+    let mut delivered = 0;
+    let mut nodes = Vec::new();
+    for (node, answer) in fan_out::<BroadcastReply>(router, BROADCAST, payload).await {
+        match answer {
+            Ok(r) => {
+                delivered += r.delivered;
+                nodes.push(node);
+            }
+            Err(e) => tracing::warn!(node = %node, error = %e, "broadcast to a node failed"),
+        }
+    }
+    nodes.sort();
+    (delivered, nodes)
+}
+
+/// Every open connection in the cluster (of `user_id` only, unless empty), by node and
+/// opening time.
+pub async fn list_all(router: &Router, user_id: &str) -> Vec<ConnectionInfo> {
+    let payload = Bytes::from(
+        ListRequest {
+            user_id: user_id.to_string(),
+        }
+        .encode_to_vec(),
+    );
+    let mut items: Vec<ConnectionInfo> = fan_out::<ConnectionList>(router, LIST, payload)
+        .await
+        .into_iter()
+        .filter_map(|(node, answer)| match answer {
+            Ok(list) => Some(list.items),
+            Err(e) => {
+                tracing::warn!(node = %node, error = %e, "listing a node's connections failed");
+                None
+            }
+        })
+        .flatten()
+        .collect();
+    items.sort_by(|a, b| (&a.node, a.since_ms, a.id).cmp(&(&b.node, b.since_ms, b.id)));
+    items
+}
+
+/// The service: the mesh face of this node's [`ConnectionHub`].
+pub struct Hub {
+    hub: Arc<ConnectionHub>,
+}
+
+impl Hub {
+    /// The service over this node's hub.
+    pub fn new(hub: Arc<ConnectionHub>) -> Self {
+        Self { hub }
+    }
+}
+
+fn encode(m: &impl prost::Message) -> Bytes {
+    Bytes::from(m.encode_to_vec())
+}
+
+impl Service for Hub {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn ops(&self) -> &'static [Op] {
+        OPS
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        Box::pin(async move {
+            match req.op.as_str() {
+                DELIVER => {
+                    let r = DeliverRequest::decode(req.payload)?;
+                    let delivered = r
+                        .items
+                        .iter()
+                        .map(|d| self.hub.deliver(&d.user_id, &d.frame))
+                        .collect();
+                    Ok(encode(&DeliverReply { delivered }))
+                }
+                BROADCAST => {
+                    let r = BroadcastRequest::decode(req.payload)?;
+                    Ok(encode(&BroadcastReply {
+                        delivered: self.hub.broadcast(&r.frame),
+                    }))
+                }
+                LIST => {
+                    let r = ListRequest::decode(req.payload)?;
+                    Ok(encode(&self.hub.list(&r.user_id)))
+                }
+                op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
+            }
+        })
+    }
+}
+
+/// Unix milliseconds now, for [`Connection::since_ms`].
+pub fn since_now() -> i64 {
+    now_ms()
+}

@@ -1,0 +1,401 @@
+//! The per-connection actor: owns the write half of one WebSocket, registered in the node's
+//! [`ConnectionHub`]; a reader task feeds it the client's frames.
+//!
+//! Local-only (its message type is not serializable, so ractor never announces it to
+//! peers). Frames for the client arrive from the hub through the connection's [`Outlet`],
+//! which counts them: past `send_queue` waiting frames the client is too slow and the
+//! connection closes with 1013 instead of queueing more. A write that blocks for
+//! [`WRITE_TIMEOUT`] drops the connection.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt as _, StreamExt as _};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Deserialize;
+use troupe_actors::chat::{self, messages as cm};
+use troupe_actors::hub::{self, frames, Connection, Outlet};
+use troupe_actors::mesh::{Call, MeshError};
+
+use super::close;
+use crate::http::auth::Caller;
+use crate::http::{ask, AppState};
+
+/// A write to the client that takes longer than this drops the connection.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After sending a close frame, how long the client has to answer it.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Messages of a [`ConnectionActor`].
+pub enum ConnMsg {
+    /// A frame for the client, queued by the hub through the [`Handle`].
+    Push(Bytes),
+    /// A frame the reader task read from the client; answered once handled, so a client
+    /// that floods frames is slowed by TCP rather than queued here.
+    Inbound(Message, RpcReplyPort<()>),
+    /// Sent by the reader task after a ping interval without frames: send a ping.
+    Tick,
+    /// Close with a code and reason. From the hub (revoked session, slow client) or the
+    /// reader (frame too big, idle).
+    Close(u16, Cow<'static, str>),
+    /// The reader task ended (the client closed or the transport failed).
+    Gone,
+}
+
+impl ractor::Message for ConnMsg {}
+
+/// The actor.
+pub struct ConnectionActor;
+
+/// What a connection actor starts from.
+pub struct Args {
+    /// The node's HTTP state (mesh, hub, settings).
+    pub app: AppState,
+    /// The upgraded socket.
+    pub socket: WebSocket,
+    /// Who authenticated.
+    pub caller: Caller,
+    /// Whose connection it is (`:user_id`).
+    pub user_id: String,
+}
+
+/// The actor's state.
+pub struct ConnState {
+    app: AppState,
+    sink: SplitSink<WebSocket, Message>,
+    handle: Arc<Handle>,
+    conn: Arc<Connection>,
+    caller: Caller,
+    reader: Option<tokio::task::JoinHandle<()>>,
+    closed: bool,
+}
+
+/// The hub's way into a connection: a bounded count of waiting frames in front of the
+/// actor's mailbox.
+pub struct Handle {
+    actor: ActorRef<ConnMsg>,
+    pending: AtomicUsize,
+    limit: usize,
+    closing: AtomicBool,
+}
+
+impl Outlet for Handle {
+    fn push(&self, frame: &Bytes) -> bool {
+        if self.closing.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.pending.fetch_add(1, Ordering::AcqRel) >= self.limit {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            self.close(
+                close::TRY_AGAIN_LATER,
+                "send queue full: the client reads too slowly",
+            );
+            return false;
+        }
+        if self.actor.cast(ConnMsg::Push(frame.clone())).is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    fn close(&self, code: u16, reason: &'static str) {
+        if !self.closing.swap(true, Ordering::AcqRel) {
+            let _ = self.actor.cast(ConnMsg::Close(code, Cow::Borrowed(reason)));
+        }
+    }
+}
+
+/// Runs a connection until it ends.
+pub async fn start(app: AppState, socket: WebSocket, caller: Caller, user_id: String) {
+    let args = Args {
+        app,
+        socket,
+        caller,
+        user_id,
+    };
+    match Actor::spawn(None, ConnectionActor, args).await {
+        Ok((_, handle)) => {
+            let _ = handle.await;
+        }
+        Err(e) => tracing::warn!(error = %e, "websocket connection actor failed to start"),
+    }
+}
+
+/// A client frame.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    /// Keep-alive at the application level.
+    Ping {
+        #[serde(default, rename = "ref")]
+        reference: String,
+    },
+    /// A chat message.
+    Send {
+        #[serde(default)]
+        recipient_id: String,
+        #[serde(default)]
+        ciphertext: String,
+        #[serde(default)]
+        nonce: Option<String>,
+        #[serde(default, rename = "ref")]
+        reference: String,
+    },
+}
+
+impl Actor for ConnectionActor {
+    type Msg = ConnMsg;
+    type State = ConnState;
+    type Arguments = Args;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ConnMsg>,
+        args: Args,
+    ) -> Result<ConnState, ActorProcessingErr> {
+        let config = args.app.ws.clone();
+        let (sink, stream) = args.socket.split();
+        let handle = Arc::new(Handle {
+            actor: myself.clone(),
+            pending: AtomicUsize::new(0),
+            limit: config.send_queue,
+            closing: AtomicBool::new(false),
+        });
+        let hub = &args.app.hub;
+        let conn = Arc::new(Connection {
+            id: hub.next_id(),
+            user_id: args.user_id,
+            username: args.caller.username.clone(),
+            session_id: args.caller.session_id.clone(),
+            since_ms: hub::since_now(),
+            outlet: handle.clone(),
+        });
+        hub.register(conn.clone());
+        let reader = tokio::spawn(read(stream, myself, config));
+        Ok(ConnState {
+            app: args.app,
+            sink,
+            handle,
+            conn,
+            caller: args.caller,
+            reader: Some(reader),
+            closed: false,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ConnMsg>,
+        state: &mut ConnState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.handle.closing.store(true, Ordering::Release);
+        state.app.hub.unregister(&state.conn.user_id, state.conn.id);
+        if let Some(reader) = state.reader.take() {
+            reader.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ConnMsg>,
+        msg: ConnMsg,
+        state: &mut ConnState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ConnMsg::Push(frame) => {
+                state.handle.pending.fetch_sub(1, Ordering::AcqRel);
+                if state.closed || state.handle.closing.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                if !send_text(state, frame).await {
+                    myself.stop(Some("write failed".into()));
+                }
+            }
+            ConnMsg::Inbound(message, done) => {
+                let keep = inbound(state, message).await;
+                let _ = done.send(());
+                if let Some((code, why)) = keep {
+                    close_with(&myself, state, code, why).await;
+                }
+            }
+            ConnMsg::Tick => {
+                if !state.closed && !write(state, Message::Ping(Bytes::new())).await {
+                    myself.stop(Some("ping failed".into()));
+                }
+            }
+            ConnMsg::Close(code, why) => close_with(&myself, state, code, why).await,
+            ConnMsg::Gone => myself.stop(None),
+        }
+        Ok(())
+    }
+}
+
+/// Writes one frame within [`WRITE_TIMEOUT`]; `false` when the connection is unusable.
+async fn write(state: &mut ConnState, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, state.sink.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn send_text(state: &mut ConnState, frame: Bytes) -> bool {
+    match Utf8Bytes::try_from(frame) {
+        Ok(text) => write(state, Message::Text(text)).await,
+        Err(_) => {
+            tracing::error!("a frame for a client was not UTF-8; dropped");
+            true
+        }
+    }
+}
+
+/// Sends a close frame, then gives the client [`CLOSE_LINGER`] to answer before stopping.
+async fn close_with(
+    myself: &ActorRef<ConnMsg>,
+    state: &mut ConnState,
+    code: u16,
+    why: Cow<'static, str>,
+) {
+    if state.closed {
+        return;
+    }
+    state.closed = true;
+    state.handle.closing.store(true, Ordering::Release);
+    tracing::debug!(user = %state.conn.user_id, code, reason = %why, "closing websocket");
+    let frame = CloseFrame {
+        code,
+        reason: close::reason(&why).into(),
+    };
+    if !write(state, Message::Close(Some(frame))).await {
+        myself.stop(Some("close failed".into()));
+        return;
+    }
+    myself.send_after(CLOSE_LINGER, || ConnMsg::Gone);
+}
+
+/// Handles one client frame; `Some((code, reason))` when the connection must close.
+async fn inbound(state: &mut ConnState, message: Message) -> Option<(u16, Cow<'static, str>)> {
+    if state.closed {
+        return None;
+    }
+    match message {
+        Message::Text(text) => {
+            let reply = match serde_json::from_str::<ClientFrame>(text.as_str()) {
+                Ok(ClientFrame::Ping { reference }) => frames::pong(&reference),
+                Ok(ClientFrame::Send {
+                    recipient_id,
+                    ciphertext,
+                    nonce,
+                    reference,
+                }) => {
+                    let req = cm::SendMessage {
+                        recipient_id,
+                        ciphertext,
+                        nonce: nonce.unwrap_or_default(),
+                    };
+                    let call = Call::new(chat::NAME, chat::SEND_MESSAGE)
+                        .caller(state.caller.to_proto())
+                        .request_id(format!("ws-{}", state.conn.id))
+                        .payload(&req);
+                    match ask::<cm::ChatMessage>(&state.app, call).await {
+                        Ok(m) => frames::receipt(&m, "stored", 0, &reference),
+                        Err(e) => frames::error(&e.0, &reference),
+                    }
+                }
+                Err(e) => frames::error(&MeshError::invalid(format!("bad frame: {e}")), ""),
+            };
+            if !send_text(state, reply).await {
+                return Some((close::INTERNAL, "write failed".into()));
+            }
+            None
+        }
+        Message::Binary(_) => Some((
+            close::UNSUPPORTED_DATA,
+            "binary frames are not supported: send JSON text".into(),
+        )),
+        Message::Close(_) => {
+            // The client closes: tungstenite answers the close frame itself.
+            state.closed = true;
+            None
+        }
+        Message::Ping(_) | Message::Pong(_) => None,
+    }
+}
+
+/// The reader task: forwards client frames to the actor, sends `Tick` after a quiet ping
+/// interval, closes an idle connection and one that sent a frame over the limit.
+async fn read(
+    mut stream: SplitStream<WebSocket>,
+    actor: ActorRef<ConnMsg>,
+    config: Arc<super::Config>,
+) {
+    let mut last = Instant::now();
+    loop {
+        match tokio::time::timeout(config.ping_interval, stream.next()).await {
+            Ok(Some(Ok(message))) => {
+                last = Instant::now();
+                let closing = matches!(message, Message::Close(_));
+                if actor
+                    .call(|port| ConnMsg::Inbound(message, port), None)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                if closing {
+                    // Wait for the end of the stream after the close handshake.
+                    continue;
+                }
+            }
+            Ok(Some(Err(e))) => {
+                let (code, why) = classify(e);
+                if let Some(code) = code {
+                    let _ = actor.cast(ConnMsg::Close(code, why.into()));
+                    // Drain what the client still sends so the close frame is not lost
+                    // to a reset.
+                    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                        while stream.next().await.is_some() {}
+                    })
+                    .await;
+                }
+                break;
+            }
+            Ok(None) => break,
+            Err(_) => {
+                if last.elapsed() >= config.idle_timeout {
+                    let _ = actor.cast(ConnMsg::Close(close::GOING_AWAY, "idle timeout".into()));
+                    return;
+                }
+                if actor.cast(ConnMsg::Tick).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = actor.cast(ConnMsg::Gone);
+}
+
+/// The close code a read error calls for (`None`: the transport is gone).
+fn classify(e: axum::Error) -> (Option<u16>, String) {
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(c)) => {
+            (Some(close::TOO_BIG), format!("{c}").to_lowercase())
+        }
+        Some(tungstenite::Error::Utf8(_)) => (
+            Some(close::INVALID_PAYLOAD),
+            "text frame is not utf-8".into(),
+        ),
+        Some(tungstenite::Error::Protocol(p)) => (
+            Some(close::PROTOCOL_ERROR),
+            format!("protocol error: {p}").to_lowercase(),
+        ),
+        _ => (None, inner.to_string()),
+    }
+}

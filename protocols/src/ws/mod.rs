@@ -1,0 +1,160 @@
+//! WebSocket ingress: `WS /ws/:user_id`, one local-only actor per connection.
+//!
+//! The token comes as `?token=` or in `Sec-WebSocket-Protocol` (either the bare token, or
+//! `bearer` plus the token as a second protocol; the server echoes `bearer`, or the token
+//! when offered alone, as browsers require). It is checked like every bearer token on this
+//! node (signature, expiry, revoked sessions) and must belong to `:user_id` unless the
+//! caller is an admin. A refused connection is upgraded and closed at once with 1008
+//! (policy violation), so clients see a WebSocket close code rather than a bare HTTP error.
+//!
+//! Frames are JSON text `{"type": ...}`:
+//! - in: `ping` (answered by `pong`), `send` (`recipient_id`, `ciphertext`, `nonce`?,
+//!   `ref`?: a chat message, answered by a `stored` receipt or an `error`);
+//! - out: `message`, `receipt`, `presence`, `broadcast`, `error`, `pong`
+//!   (see `troupe_actors::hub::frames`).
+//!
+//! Close codes ([`close`]): 1003 for a binary frame, 1007 for invalid UTF-8, 1008 for bad
+//! credentials or a revoked session, 1009 for a frame over `max_frame_bytes`, 1001 after
+//! `idle_timeout` without any frame from the client (pongs count), 1013 when the client
+//! reads so slowly that `send_queue` frames wait for it.
+//!
+//! # Layout
+//! - this file: settings, the upgrade handler, credentials;
+//! - [`connection`]: the per-connection actor and its reader task;
+//! - [`close`]: close codes.
+
+pub mod close;
+pub mod connection;
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::header::SEC_WEBSOCKET_PROTOCOL;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use troupe_actors::mesh::{Code, MeshError};
+
+use crate::http::auth::{authenticate, Caller};
+use crate::http::AppState;
+
+/// WebSocket settings (`[ws]`).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Largest accepted frame and message from a client, in bytes.
+    pub max_frame_bytes: usize,
+    /// Frames waiting for one client before it is closed as too slow (1013).
+    pub send_queue: usize,
+    /// A connection without any frame from the client for this long is closed (1001).
+    pub idle_timeout: Duration,
+    /// A WebSocket ping goes out after this long without a frame from the client.
+    pub ping_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            send_queue: 256,
+            idle_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Bytes tungstenite reads from the socket at a time; small, so an idle connection holds
+/// little memory (frames larger than this are read in several steps).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Query of the upgrade request.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenQuery {
+    /// The access token.
+    pub token: Option<String>,
+}
+
+/// The token offered in `Sec-WebSocket-Protocol`, and the protocol to echo.
+fn protocol_token(headers: &HeaderMap) -> Option<(String, String)> {
+    let offered: Vec<String> = headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let bearer = offered.iter().any(|p| p.eq_ignore_ascii_case("bearer"));
+    let token = offered
+        .iter()
+        .find(|p| !p.eq_ignore_ascii_case("bearer"))?
+        .clone();
+    let echo = if bearer {
+        "bearer".to_string()
+    } else {
+        token.clone()
+    };
+    Some((token, echo))
+}
+
+/// `GET /ws/:user_id`: upgrades and hands the socket to a new connection actor.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let config = state.ws.clone();
+    let from_protocol = protocol_token(&headers);
+    let ws = match &from_protocol {
+        Some((_, echo)) => ws.protocols([Cow::Owned(echo.clone())]),
+        None => ws,
+    };
+    let ws = ws
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(config.max_frame_bytes.max(1024 * 1024) * 2)
+        .max_frame_size(config.max_frame_bytes)
+        .max_message_size(config.max_frame_bytes);
+    let token = query
+        .token
+        .filter(|t| !t.is_empty())
+        .or(from_protocol.map(|(t, _)| t));
+    let admitted = admit(&state, token.as_deref(), &user_id);
+    ws.on_upgrade(move |socket| async move {
+        match admitted {
+            Ok(caller) => connection::start(state, socket, caller, user_id).await,
+            Err(e) => refuse(socket, close::code_of(&e), &e.message).await,
+        }
+    })
+}
+
+/// The caller the token proves, allowed to hold `user_id`'s connection.
+fn admit(state: &AppState, token: Option<&str>, user_id: &str) -> Result<Caller, MeshError> {
+    let token = token.ok_or_else(|| MeshError::new(Code::Unauthenticated, "missing token"))?;
+    let caller = authenticate(state, token).map_err(|e| e.0)?;
+    if caller.user_id != user_id && !caller.is_admin() {
+        return Err(MeshError::new(
+            Code::PermissionDenied,
+            "the token does not belong to this user",
+        ));
+    }
+    Ok(caller)
+}
+
+/// Closes a refused connection with `code`, waiting briefly for the client's close reply.
+async fn refuse(mut socket: WebSocket, code: u16, why: &str) {
+    tracing::debug!(code, reason = why, "websocket refused");
+    let frame = CloseFrame {
+        code,
+        reason: close::reason(why).into(),
+    };
+    if socket.send(Message::Close(Some(frame))).await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(Ok(_)) = socket.recv().await {}
+        })
+        .await;
+    }
+}

@@ -1,0 +1,603 @@
+//! Chat and live connections, black-box: real node processes, real WebSocket clients
+//! (sync `tungstenite`), chat requests and messages delivered live across nodes, broadcast,
+//! presence, a node's SIGKILL, and every kind of bad input.
+
+mod support;
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::*;
+use tungstenite::client::IntoClientRequest as _;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+/// Cap of a chat ciphertext in these tests.
+const CAP: usize = 2048;
+/// Largest WebSocket frame in these tests.
+const FRAME: usize = 4096;
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// How a client presents its token.
+enum Token<'a> {
+    Query(&'a str),
+    Protocol(&'a str),
+    None,
+}
+
+/// Opens `WS /ws/:user_id` on `node`.
+fn connect(node: &Node, user_id: &str, token: Token<'_>) -> Ws {
+    let mut url = format!("ws://{}/ws/{user_id}", node.addrs.http);
+    if let Token::Query(t) = token {
+        url.push_str(&format!("?token={t}"));
+    }
+    let mut req = url.into_client_request().expect("request");
+    if let Token::Protocol(t) = token {
+        req.headers_mut()
+            .insert("sec-websocket-protocol", t.parse().expect("header"));
+    }
+    let tcp = TcpStream::connect(node.addrs.http).expect("tcp connect");
+    tcp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let (ws, resp) =
+        tungstenite::client(req, MaybeTlsStream::Plain(tcp)).expect("websocket handshake");
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+/// What reading brought.
+#[derive(Debug)]
+enum Got {
+    Frame(Value),
+    Closed(Option<u16>),
+    Nothing,
+}
+
+/// Reads one JSON frame (or the close) within `timeout`; pings are answered on the way.
+fn next(ws: &mut Ws, timeout: Duration) -> Got {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                return Got::Frame(serde_json::from_str(t.as_str()).expect("json frame"))
+            }
+            Ok(Message::Close(frame)) => return Got::Closed(frame.map(|f| u16::from(f.code))),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Got::Closed(None),
+        }
+    }
+    Got::Nothing
+}
+
+/// Reads until a frame of `kind` matching `pred` arrives; panics after `timeout`.
+fn expect_frame(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match next(ws, Duration::from_millis(500)) {
+            Got::Frame(v) if v["type"] == kind && pred(&v) => return v,
+            Got::Frame(v) => seen.push(v),
+            Got::Closed(code) => {
+                panic!("closed ({code:?}) waiting for a {kind} frame; saw {seen:?}")
+            }
+            Got::Nothing => {}
+        }
+    }
+    panic!("no {kind} frame within 5s; saw {seen:?}")
+}
+
+/// Reads until the server closes; the close code.
+fn expect_close(ws: &mut Ws) -> Option<u16> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Got::Closed(code) = next(ws, Duration::from_millis(500)) {
+            return code;
+        }
+    }
+    panic!("the server did not close within 5s")
+}
+
+/// A ping/pong round trip: once answered, the connection is registered in its hub.
+fn ping(ws: &mut Ws) {
+    ws.send(Message::text(
+        json!({"type": "ping", "ref": "p"}).to_string(),
+    ))
+    .expect("send ping");
+    expect_frame(ws, "pong", |v| v["ref"] == "p");
+}
+
+fn cluster() -> Cluster {
+    Cluster::start(
+        "chat",
+        Options {
+            extra_toml: format!(
+                "[ws]\nmax_frame_bytes = {FRAME}\nping_interval_s = 2\nidle_timeout_s = 60\n\
+                 [chat]\nmax_message_bytes = {CAP}\n"
+            ),
+            ..Options::default()
+        },
+    )
+}
+
+/// alice and bob become contacts through a chat request (by username, accepted on another
+/// node); the request id.
+fn make_contacts(c: &Cluster, a: &User, b: &User) -> String {
+    let (status, r) = send(
+        "POST",
+        &c.node("n1").url("/chat-requests/send"),
+        Some(&json!({"username": b.username.to_uppercase()})),
+        Some(&a.access),
+    );
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["status"], "pending");
+    assert_eq!(r["to_user_id"], b.id.as_str());
+    let id = r["id"].as_str().unwrap().to_string();
+    let (status, v) = send(
+        "GET",
+        &c.node("n3").url("/chat-requests/incoming"),
+        None,
+        Some(&b.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{v}");
+    assert_eq!(items[0]["id"], id.as_str());
+    assert_eq!(items[0]["from_username"], a.username.as_str());
+    let (status, v) = send(
+        "POST",
+        &c.node("n3").url(&format!("/chat-requests/{id}/accept")),
+        None,
+        Some(&b.access),
+    );
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("accepted")),
+        "{v}"
+    );
+    for (me, other, node) in [(a, b, "n2"), (b, a, "n1")] {
+        let (status, v) = send(
+            "GET",
+            &c.node(node).url("/contacts/"),
+            None,
+            Some(&me.access),
+        );
+        assert_eq!(status, 200, "{v}");
+        let ids: Vec<&str> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["user_id"].as_str())
+            .collect();
+        assert_eq!(ids, [other.id.as_str()], "{v}");
+    }
+    let (status, v) = send(
+        "GET",
+        &c.node("n3").url("/chat-requests/incoming"),
+        None,
+        Some(&b.access),
+    );
+    assert_eq!((status, v["total"].as_u64()), (200, Some(0)), "{v}");
+    id
+}
+
+fn conversation(node: &Node, me: &User, with: &User, query: &str) -> Value {
+    let (status, v) = send(
+        "GET",
+        &node.url(&format!("/messages/conversation/{}{query}", with.id)),
+        None,
+        Some(&me.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn connected_users(node: &Node, token: &str) -> Vec<(String, String)> {
+    let (status, v) = send("GET", &node.url("/connections"), None, Some(token));
+    assert_eq!(status, 200, "{v}");
+    let mut out: Vec<(String, String)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert!(i["since"].as_str().is_some_and(|s| s.ends_with('Z')), "{i}");
+            (
+                i["user_id"].as_str().unwrap().to_string(),
+                i["node"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss() {
+    let mut c = cluster();
+    let alice = new_user(c.node("n1"), c.node("n1"), "alice");
+    let bob = new_user(c.node("n3"), c.node("n3"), "bob");
+    let carol = new_user(c.node("n2"), c.node("n2"), "carol");
+
+    let mut a_ws = connect(c.node("n1"), &alice.id, Token::Query(&alice.access));
+    let mut b_ws = connect(c.node("n3"), &bob.id, Token::Protocol(&bob.access));
+    ping(&mut a_ws);
+    ping(&mut b_ws);
+    let request = make_contacts(&c, &alice, &bob);
+
+    // A request cannot be accepted twice, nor by anyone but its addressee.
+    let (status, v) = send(
+        "POST",
+        &c.node("n2")
+            .url(&format!("/chat-requests/{request}/accept")),
+        None,
+        Some(&bob.access),
+    );
+    assert_eq!(status, 409, "{v}");
+    let (status, v) = send(
+        "POST",
+        &c.node("n2")
+            .url(&format!("/chat-requests/{request}/accept")),
+        None,
+        Some(&carol.access),
+    );
+    assert_eq!(status, 404, "{v}");
+
+    // Presence: bob goes and comes back; alice (his contact) sees both, and /connections
+    // agrees on every node.
+    b_ws.close(None).ok();
+    let v = expect_frame(&mut a_ws, "presence", |v| v["status"] == "offline");
+    assert_eq!(v["user_id"], bob.id.as_str());
+    let mut b_ws = connect(c.node("n3"), &bob.id, Token::Query(&bob.access));
+    ping(&mut b_ws);
+    let v = expect_frame(&mut a_ws, "presence", |v| v["status"] == "online");
+    assert_eq!(
+        (v["user_id"].as_str(), v["node"].as_str()),
+        (Some(bob.id.as_str()), Some("n3"))
+    );
+    for n in ["n1", "n2", "n3"] {
+        let seen = connected_users(c.node(n), &carol.access);
+        assert!(
+            seen.contains(&(alice.id.clone(), "n1".into())),
+            "{n}: {seen:?}"
+        );
+        assert!(
+            seen.contains(&(bob.id.clone(), "n3".into())),
+            "{n}: {seen:?}"
+        );
+    }
+
+    // alice (n1) -> bob (n3) over REST: stored, delivered live, receipt to alice.
+    let (status, m1) = send(
+        "POST",
+        &c.node("n1").url("/messages/send"),
+        Some(&json!({"recipient_id": bob.id, "ciphertext": "b64:aGVsbG8=", "nonce": "n-1"})),
+        Some(&alice.access),
+    );
+    assert_eq!(status, 201, "{m1}");
+    let live = expect_frame(&mut b_ws, "message", |v| v["id"] == m1["id"]);
+    assert_eq!(live["ciphertext"], "b64:aGVsbG8=");
+    assert_eq!(live["nonce"], "n-1");
+    assert_eq!(live["sender_id"], alice.id.as_str());
+    let receipt = expect_frame(&mut a_ws, "receipt", |v| v["message_id"] == m1["id"]);
+    assert_eq!(
+        (receipt["status"].as_str(), receipt["delivered"].as_u64()),
+        (Some("delivered"), Some(1))
+    );
+
+    // bob (n3) -> alice (n1) over the WebSocket.
+    b_ws.send(Message::text(
+        json!({"type": "send", "recipient_id": alice.id, "ciphertext": "b64:aGk=", "ref": "r1"})
+            .to_string(),
+    ))
+    .unwrap();
+    let stored = expect_frame(&mut b_ws, "receipt", |v| v["ref"] == "r1");
+    assert_eq!(stored["status"], "stored");
+    let m2 = expect_frame(&mut a_ws, "message", |v| v["id"] == stored["message_id"]);
+    assert_eq!(m2["ciphertext"], "b64:aGk=");
+    // A WebSocket send to a non-contact is an error frame; the connection stays.
+    b_ws.send(Message::text(
+        json!({"type": "send", "recipient_id": carol.id, "ciphertext": "x", "ref": "r2"})
+            .to_string(),
+    ))
+    .unwrap();
+    let e = expect_frame(&mut b_ws, "error", |v| v["ref"] == "r2");
+    assert_eq!(e["code"], "permission_denied");
+
+    // History on any node: oldest first, paged.
+    let v = conversation(c.node("n2"), &alice, &bob, "");
+    assert_eq!(v["total"], 2, "{v}");
+    let ids: Vec<&Value> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["id"])
+        .collect();
+    assert_eq!(ids, [&m1["id"], &m2["id"]]);
+    let v = conversation(c.node("n3"), &bob, &alice, "?page=2&per_page=1");
+    assert_eq!(
+        (v["total"].as_u64(), v["items"].as_array().unwrap().len()),
+        (Some(2), 1)
+    );
+    assert_eq!(v["items"][0]["id"], m2["id"]);
+    let (status, v) = send(
+        "GET",
+        &c.node("n1").url("/messages/"),
+        None,
+        Some(&alice.access),
+    );
+    assert_eq!((status, v["total"].as_u64()), (200, Some(2)), "{v}");
+
+    // Broadcast from n2 reaches connections on all three nodes.
+    let mut c_ws = connect(c.node("n2"), &carol.id, Token::Query(&carol.access));
+    ping(&mut c_ws);
+    let (status, v) = send(
+        "POST",
+        &c.node("n2").url("/broadcast"),
+        Some(&json!({"message": "maintenance at noon"})),
+        Some(ADMIN_TOKEN),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["nodes"], json!(["n1", "n2", "n3"]));
+    assert!(v["delivered"].as_u64().unwrap() >= 3, "{v}");
+    for ws in [&mut a_ws, &mut b_ws, &mut c_ws] {
+        let b = expect_frame(ws, "broadcast", |v| v["id"] == v["id"]);
+        assert_eq!(b["message"], "maintenance at noon");
+    }
+
+    bad_rest_input_is_refused(&c, &alice, &bob, &carol);
+    bad_connections_are_closed_with_the_right_code(&c, &alice, &bob);
+    // The good connections were not harmed.
+    ping(&mut a_ws);
+    ping(&mut b_ws);
+
+    // A revoked session's connection is closed (policy violation).
+    let (status, v) = login(c.node("n2"), &carol.username, &carol.password);
+    assert_eq!(status, 200, "{v}");
+    let second = v["access_token"].as_str().unwrap().to_string();
+    let mut doomed = connect(c.node("n1"), &carol.id, Token::Query(&second));
+    ping(&mut doomed);
+    let (status, v) = send(
+        "POST",
+        &c.node("n3").url("/auth/logout"),
+        None,
+        Some(&second),
+    );
+    assert!(status == 200 || status == 204, "{status} {v}");
+    assert_eq!(expect_close(&mut doomed), Some(1008));
+    ping(&mut c_ws);
+
+    // SIGKILL n3: bob's connection drops, n3's connections leave /connections within 2 s,
+    // what alice sends meanwhile is kept, and bob reads it after reconnecting to n2.
+    c.node_mut("n3").kill();
+    let killed = Instant::now();
+    assert!(matches!(expect_close_or_eof(&mut b_ws), Got::Closed(_)));
+    let gone = wait_until(Duration::from_secs(5), || {
+        !connected_users(c.node("n1"), &alice.access)
+            .iter()
+            .any(|(_, n)| n == "n3")
+    });
+    assert!(gone, "n3's connections still listed");
+    eprintln!(
+        "n3's connections left /connections after {:?}",
+        killed.elapsed()
+    );
+    let mut sent = Vec::new();
+    for i in 0..3 {
+        let (status, m) = send(
+            "POST",
+            &c.node("n1").url("/messages/send"),
+            Some(&json!({"recipient_id": bob.id, "ciphertext": format!("offline-{i}")})),
+            Some(&alice.access),
+        );
+        assert_eq!(status, 201, "{m}");
+        sent.push(m["id"].clone());
+    }
+    let mut b_ws = connect(c.node("n2"), &bob.id, Token::Query(&bob.access));
+    ping(&mut b_ws);
+    let v = conversation(c.node("n2"), &bob, &alice, "?per_page=100");
+    let ids: Vec<&Value> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["id"])
+        .collect();
+    assert_eq!(ids.len(), 5, "{v}");
+    assert_eq!(&ids[2..], sent.iter().collect::<Vec<_>>().as_slice());
+    // And live again, now through n2.
+    let (status, m) = send(
+        "POST",
+        &c.node("n1").url("/messages/send"),
+        Some(&json!({"recipient_id": bob.id, "ciphertext": "welcome back"})),
+        Some(&alice.access),
+    );
+    assert_eq!(status, 201, "{m}");
+    expect_frame(&mut b_ws, "message", |v| v["id"] == m["id"]);
+}
+
+/// After a SIGKILL of its node a connection ends with an error or EOF, not a close frame.
+fn expect_close_or_eof(ws: &mut Ws) -> Got {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let g @ Got::Closed(_) = next(ws, Duration::from_millis(500)) {
+            return g;
+        }
+    }
+    Got::Nothing
+}
+
+fn bad_rest_input_is_refused(c: &Cluster, alice: &User, bob: &User, carol: &User) {
+    let n2 = c.node("n2");
+    let post = |path: &str, body: Value, token: Option<&str>| {
+        send("POST", &n2.url(path), Some(&body), token)
+    };
+    let before = conversation(n2, alice, bob, "")["total"].clone();
+    // A message to someone who is not a contact, to nobody, too large, or empty.
+    let (status, v) = post(
+        "/messages/send",
+        json!({"recipient_id": carol.id, "ciphertext": "x"}),
+        Some(&alice.access),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (403, Some("permission_denied")),
+        "{v}"
+    );
+    let (status, v) = post(
+        "/messages/send",
+        json!({"recipient_id": "no-such-user", "ciphertext": "x"}),
+        Some(&alice.access),
+    );
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = post(
+        "/messages/send",
+        json!({"recipient_id": bob.id, "ciphertext": "x".repeat(CAP + 1)}),
+        Some(&alice.access),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (413, Some("resource_exhausted")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["request_id"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{v}"
+    );
+    let (status, v) = post(
+        "/messages/send",
+        json!({"recipient_id": bob.id, "ciphertext": ""}),
+        Some(&alice.access),
+    );
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = post(
+        "/messages/send",
+        json!({"recipient_id": bob.id, "ciphertext": 42}),
+        Some(&alice.access),
+    );
+    assert_eq!(status, 400, "{v}");
+    let (status, _) = post(
+        "/messages/send",
+        json!({"recipient_id": bob.id, "ciphertext": "x"}),
+        None,
+    );
+    assert_eq!(status, 401);
+    assert_eq!(
+        conversation(n2, alice, bob, "")["total"],
+        before,
+        "nothing was stored"
+    );
+    // Chat requests: to oneself, to nobody, to a contact, twice, with no addressee.
+    let (status, v) = post(
+        "/chat-requests/send",
+        json!({"to_user_id": alice.id}),
+        Some(&alice.access),
+    );
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = post(
+        "/chat-requests/send",
+        json!({"username": "nobody_at_all"}),
+        Some(&alice.access),
+    );
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = post(
+        "/chat-requests/send",
+        json!({"to_user_id": bob.id}),
+        Some(&alice.access),
+    );
+    assert_eq!(status, 409, "{v}");
+    let (status, v) = post(
+        "/chat-requests/send",
+        json!({"to_user_id": carol.id}),
+        Some(&alice.access),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = post(
+        "/chat-requests/send",
+        json!({"username": alice.username}),
+        Some(&carol.access),
+    );
+    assert_eq!(status, 409, "a request is pending the other way: {v}");
+    let (status, v) = post("/chat-requests/send", json!({}), Some(&alice.access));
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = post(
+        "/chat-requests/no-such-request/accept",
+        json!({}),
+        Some(&carol.access),
+    );
+    assert_eq!(status, 404, "{v}");
+    // History of a stranger is empty, of nobody 404.
+    let v = conversation(n2, alice, carol, "");
+    assert_eq!(v["total"], 0);
+    let (status, _) = send(
+        "GET",
+        &n2.url("/messages/conversation/no-such-user"),
+        None,
+        Some(&alice.access),
+    );
+    assert_eq!(status, 404);
+    let (status, _) = send(
+        "GET",
+        &n2.url("/messages/?per_page=100000"),
+        None,
+        Some(&alice.access),
+    );
+    assert_eq!(status, 400);
+    // Broadcast: admin only, and not empty.
+    let (status, _) = post("/broadcast", json!({"message": "hi"}), Some(&alice.access));
+    assert_eq!(status, 403);
+    let (status, _) = post("/broadcast", json!({"message": " "}), Some(ADMIN_TOKEN));
+    assert_eq!(status, 400);
+    let (status, _) = send("GET", &n2.url("/connections"), None, None);
+    assert_eq!(status, 401);
+}
+
+fn bad_connections_are_closed_with_the_right_code(c: &Cluster, alice: &User, bob: &User) {
+    let n1 = c.node("n1");
+    // A forged token, no token, another user's path.
+    let forged = format!("{}x", alice.access);
+    let mut ws = connect(n1, &alice.id, Token::Query(&forged));
+    assert_eq!(expect_close(&mut ws), Some(1008));
+    let mut ws = connect(n1, &alice.id, Token::None);
+    assert_eq!(expect_close(&mut ws), Some(1008));
+    let mut ws = connect(n1, &bob.id, Token::Query(&alice.access));
+    assert_eq!(expect_close(&mut ws), Some(1008));
+    let mut ws = connect(n1, &bob.id, Token::Protocol("not-a-token"));
+    assert_eq!(expect_close(&mut ws), Some(1008));
+    // Binary garbage is unsupported data.
+    let mut ws = connect(n1, &alice.id, Token::Query(&alice.access));
+    ping(&mut ws);
+    ws.send(Message::binary(vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0xff]))
+        .unwrap();
+    assert_eq!(expect_close(&mut ws), Some(1003));
+    // A frame over the limit is too big.
+    let mut ws = connect(n1, &alice.id, Token::Query(&alice.access));
+    ping(&mut ws);
+    let huge = json!({"type": "ping", "ref": "x".repeat(FRAME * 2)}).to_string();
+    ws.send(Message::text(huge)).unwrap();
+    assert_eq!(expect_close(&mut ws), Some(1009));
+    // Text that is not a frame gets an error frame and the connection stays.
+    let mut ws = connect(n1, &alice.id, Token::Query(&alice.access));
+    ws.send(Message::text("{not json")).unwrap();
+    let e = expect_frame(&mut ws, "error", |_| true);
+    assert_eq!(e["code"], "invalid_argument");
+    ws.send(Message::text(json!({"type": "dance"}).to_string()))
+        .unwrap();
+    let e = expect_frame(&mut ws, "error", |_| true);
+    assert_eq!(e["code"], "invalid_argument");
+    ping(&mut ws);
+    // Not a WebSocket request at all: an HTTP error, in the API's form.
+    let (status, _) = send(
+        "GET",
+        &n1.url(&format!("/ws/{}", alice.id)),
+        None,
+        Some(&alice.access),
+    );
+    assert!((400..500).contains(&status), "{status}");
+}
