@@ -6,7 +6,8 @@
 //! - [`system`]: the runtime's own services (`ping`, `system`: health, actor listing, chaos).
 //! - [`store`]: the SQL store (sqlx; SQLite or PostgreSQL) and its migrations.
 //! - [`users`], [`auth`], `sessions`: identity services.
-//! - [`events`]: domain events and the publisher services hold.
+//! - [`events`]: domain events, the publisher services hold, the outbox and its delivery.
+//! - [`notifications`]: consumes events: notification log, per-user notifications, email.
 //! - [`metrics`]: names of the metrics recorded here.
 //!
 //! Dependencies point one way: protocols -> actors -> proto. Nothing here knows which
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod events;
 pub mod mesh;
 pub mod metrics;
+pub mod notifications;
 pub mod sessions;
 pub mod store;
 pub mod system;

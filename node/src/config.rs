@@ -19,6 +19,9 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+mod events;
+pub use events::{Events, Mqtt, Notifications, Smtp};
+
 /// Cluster address used when there is no `[[nodes]]` entry to take it from.
 const DEFAULT_CLUSTER_ADDR: &str = "127.0.0.1:7101";
 /// HTTP address used when there is no `[[nodes]]` entry to take it from.
@@ -45,6 +48,14 @@ pub struct Config {
     pub supervision: Supervision,
     /// `[log]`: logging output.
     pub log: Log,
+    /// `[events]`: outbox delivery retries.
+    pub events: Events,
+    /// `[mqtt]`: the MQTT bridge; off when absent.
+    pub mqtt: Option<Mqtt>,
+    /// `[smtp]`: the email channel; off when absent.
+    pub smtp: Option<Smtp>,
+    /// `[notifications]`: emailed codes.
+    pub notifications: Notifications,
     /// `data_dir`: directory for node-local state.
     pub data_dir: PathBuf,
     /// `[[nodes]]`: every node listed in the file, as written there (an
@@ -875,6 +886,7 @@ impl<'e> Reader<'e> {
         let services = self.services(&mut root);
         let supervision = self.supervision(&mut root);
         let log = self.log(&mut root);
+        let (events, mqtt, smtp, notifications) = self.event_sections(&mut root);
         let partial_nodes = self.nodes(&mut root);
         let node = self.select_node(&partial_nodes, overrides);
         self.finish(root);
@@ -905,6 +917,10 @@ impl<'e> Reader<'e> {
             services,
             supervision,
             log,
+            events,
+            mqtt,
+            smtp,
+            notifications,
             data_dir,
             nodes,
             node,

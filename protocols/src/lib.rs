@@ -5,8 +5,10 @@
 //! - [`http`]: REST/JSON on axum: runtime endpoints (`/health`, `/cluster`, `/metrics`,
 //!   `/ping`, `/health/cluster`, `/admin/*`), request ids, JSON errors, body limits, CORS.
 //! - [`grpc`]: tonic server with `grpc.health.v1.Health`.
+//! - [`mqtt`]: the MQTT bridge, a sink of the event bus (rumqttc).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod grpc;
 pub mod http;
+pub mod mqtt;
