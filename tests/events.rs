@@ -57,6 +57,14 @@ impl Broker {
     }
 
     fn new(dir: &Path, port: u16) -> Broker {
+        // Mosquitto started as root drops to its own user: let it write its sessions.
+        let dir = dir.join(format!("mosquitto-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let dir = dir.as_path();
         let conf = dir.join(format!("mosquitto-{port}.conf"));
         std::fs::write(
             &conf,
@@ -201,15 +209,32 @@ fn bench_rows(node: &Node, run: &str) -> u64 {
 }
 
 fn outbox_depth(node: &Node) -> f64 {
+    metric(node, "troupe_outbox_depth")
+}
+
+/// The value of an unlabelled gauge on `/metrics` (-1 when absent).
+fn metric(node: &Node, name: &str) -> f64 {
     let text = get_raw(&node.url("/metrics"), &[])
         .body_mut()
         .read_to_string()
         .unwrap_or_default();
     text.lines()
-        .find(|l| l.starts_with("troupe_outbox_depth"))
+        .find(|l| l.split_whitespace().next() == Some(name))
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse().ok())
         .unwrap_or(-1.0)
+}
+
+/// The event bus lines of `/metrics`, for failure messages.
+fn event_metrics(node: &Node) -> String {
+    get_raw(&node.url("/metrics"), &[])
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("troupe_events") || l.starts_with("troupe_outbox"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn mqtt_toml(port: u16, extra: &str) -> String {
@@ -601,6 +626,13 @@ fn redelivered_events_do_not_duplicate_and_dead_letters_replay() {
     let mut broker = Broker::new(&cluster.dir, port);
     broker.start();
     let sub = Subscriber::start("127.0.0.1", port, "troupe/events/#");
+    assert!(
+        wait_until(Duration::from_secs(15), || metric(
+            n1,
+            "troupe_mqtt_connected"
+        ) == 1.0),
+        "the bridge never connected"
+    );
     let (status, v) = admin(
         n1,
         "POST",
@@ -679,9 +711,9 @@ fn broker_down_for_a_while_then_every_event_arrives() {
     assert!(
         wait_until(Duration::from_secs(30), || sub.bench_seqs(&run2).len()
             == 20),
-        "after the restart the broker got {:?}; {}",
+        "after the restart the broker got {:?}; metrics: {}",
         sub.bench_seqs(&run2),
-        cluster.logs()
+        event_metrics(cluster.node("n1"))
     );
     assert!(wait_until(Duration::from_secs(10), || bench_rows(
         n1, &run2

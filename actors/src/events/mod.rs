@@ -168,3 +168,6 @@ impl Publish for Recorder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -23,6 +23,9 @@ use troupe_actors::events::Event;
 use troupe_actors::mesh::backoff::Backoff;
 use troupe_actors::mesh::{BoxFuture, MeshError};
 
+/// Gauge: 1 while the bridge is connected to its broker, else 0.
+pub const CONNECTED_METRIC: &str = "troupe_mqtt_connected";
+
 /// Topic of kinds no `[mqtt.topics]` entry names: this prefix plus the kind.
 pub const DEFAULT_TOPIC_PREFIX: &str = "troupe/events/";
 
@@ -163,6 +166,8 @@ async fn connection(
     connected: Arc<AtomicBool>,
     mut jobs_rx: mpsc::Receiver<Job>,
 ) {
+    metrics::describe_gauge!(CONNECTED_METRIC, "1 while the mqtt bridge is connected");
+    metrics::gauge!(CONNECTED_METRIC).set(0.0);
     let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut failures = 0u32;
     loop {
@@ -186,6 +191,7 @@ async fn connection(
                         up = true;
                         failures = 0;
                         connected.store(true, Ordering::Relaxed);
+                        metrics::gauge!(CONNECTED_METRIC).set(1.0);
                         tracing::info!(broker = %format!("{}:{}", settings.host, settings.port), client_id = %client_id, "mqtt bridge connected");
                     }
                     Ok(MqttEvent::Outgoing(Outgoing::Publish(pkid))) => {
@@ -213,6 +219,7 @@ async fn connection(
             }
         };
         connected.store(false, Ordering::Relaxed);
+        metrics::gauge!(CONNECTED_METRIC).set(0.0);
         let lost = unnumbered.len() + unacked.len();
         for done in unnumbered.drain(..).chain(unacked.into_values()) {
             let _ = done.send(Err(MeshError::unavailable(format!(
