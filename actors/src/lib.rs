@@ -6,9 +6,10 @@
 //! - [`system`]: the runtime's own services (`ping`, `system`: health, actor listing, chaos).
 //! - [`store`]: the SQL store (sqlx; SQLite or PostgreSQL) and its migrations.
 //! - [`users`], [`auth`], `sessions`: identity services.
-//! - [`events`]: domain events and the publisher services hold.
 //! - [`tasks`], [`todos`]: step-wise jobs with one actor per running task; todo lists.
 //! - [`hub`], [`chat`]: live connections (presence, delivery) and chat between contacts.
+//! - [`events`]: domain events, the publisher services hold, the outbox and its delivery.
+//! - [`notifications`]: consumes events: notification log, per-user notifications, email.
 //! - [`metrics`]: names of the metrics recorded here.
 //!
 //! Dependencies point one way: protocols -> actors -> proto. Nothing here knows which
@@ -22,6 +23,7 @@ pub mod events;
 pub mod hub;
 pub mod mesh;
 pub mod metrics;
+pub mod notifications;
 pub mod sessions;
 pub mod store;
 pub mod system;

@@ -19,6 +19,9 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+mod events;
+pub use events::{Events, Mqtt, Notifications, Smtp};
+
 /// Cluster address used when there is no `[[nodes]]` entry to take it from.
 const DEFAULT_CLUSTER_ADDR: &str = "127.0.0.1:7101";
 /// HTTP address used when there is no `[[nodes]]` entry to take it from.
@@ -49,6 +52,14 @@ pub struct Config {
     pub tasks: Tasks,
     /// `[ws]` and `[chat]`: WebSocket connections and chat messages.
     pub ws: Ws,
+    /// `[events]`: outbox delivery retries.
+    pub events: Events,
+    /// `[mqtt]`: the MQTT bridge; off when absent.
+    pub mqtt: Option<Mqtt>,
+    /// `[smtp]`: the email channel; off when absent.
+    pub smtp: Option<Smtp>,
+    /// `[notifications]`: emailed codes.
+    pub notifications: Notifications,
     /// `data_dir`: directory for node-local state.
     pub data_dir: PathBuf,
     /// `[[nodes]]`: every node listed in the file, as written there (an
@@ -905,6 +916,7 @@ impl<'e> Reader<'e> {
         let log = self.log(&mut root);
         let tasks = self.tasks(&mut root);
         let ws = self.ws(&mut root, &http);
+        let (events, mqtt, smtp, notifications) = self.event_sections(&mut root);
         let partial_nodes = self.nodes(&mut root);
         let node = self.select_node(&partial_nodes, overrides);
         self.finish(root);
@@ -937,6 +949,10 @@ impl<'e> Reader<'e> {
             log,
             tasks,
             ws,
+            events,
+            mqtt,
+            smtp,
+            notifications,
             data_dir,
             nodes,
             node,

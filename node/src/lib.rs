@@ -126,8 +126,21 @@ pub async fn serve(
     );
     let revocations = Revocations::default();
     let mut services = troupe_actors::system::services(&info);
+    // Events: the node's outbox, its sinks and the bus services publish through.
+    let (bus, codes) = events(&config, &info, incarnation)?;
+    let publisher: Publisher = bus.clone();
+    services.push(Arc::new(troupe_actors::notifications::Notifications::new(
+        store.clone(),
+        config.smtp.is_some(),
+    )));
+    services.push(Arc::new(troupe_actors::events::admin::Events::new(
+        info.node.clone(),
+        bus.clone(),
+    )));
     services.push(Arc::new(
-        Users::new(store.clone(), hasher.clone()).on_node(info.clone()),
+        Users::new(store.clone(), hasher.clone())
+            .on_node(info.clone())
+            .with_events(publisher.clone(), codes),
     ));
     services.push(Sessions::start(info.clone(), store.clone(), revocations.clone()).await?);
     services.push(Auth::new(
@@ -140,8 +153,9 @@ pub async fn serve(
             per_account_per_minute: config.auth.login_per_account_per_minute,
             per_ip_per_minute: config.auth.login_per_ip_per_minute,
         },
+        publisher.clone(),
+        codes,
     ));
-    let publisher: Publisher = Arc::new(troupe_actors::events::Recorder::default()); // replaced by the outbox bus at merge
     let task_settings = troupe_actors::tasks::Settings {
         scan_interval: config.tasks.scan_interval,
         max_activations: config.tasks.max_activations,
@@ -170,6 +184,7 @@ pub async fn serve(
     let mesh = Mesh::start(settings(&config, incarnation), info, services)
         .await
         .context("cannot start the mesh")?;
+    bus.redeliver();
     bootstrap_admin(&config, &mesh).await?;
     troupe_protocols::http::metrics::describe();
     // Histograms buffer their samples until drained: drain them even when nobody scrapes.
@@ -247,6 +262,73 @@ pub async fn serve(
     mesh.stop().await;
     tracing::info!("node stopped");
     Ok(())
+}
+
+/// Opens the node's outbox (`<data_dir>/<node>/outbox`: one sled database per node, as
+/// nodes may share a data directory), starts a delivery lane per sink (the notifications
+/// service; MQTT and email when configured) and answers the bus with the code settings.
+fn events(
+    config: &Config,
+    info: &Arc<NodeInfo>,
+    incarnation: u64,
+) -> anyhow::Result<(
+    Arc<troupe_actors::events::bus::Bus>,
+    troupe_actors::auth::codes::Settings,
+)> {
+    use troupe_actors::events::{bus::Bus, delivery::Retry, outbox::Outbox, sink};
+    use troupe_actors::notifications::{self as notifications, email};
+    troupe_actors::events::metrics::describe();
+    let dir = config.data_dir.join(&config.node.name).join("outbox");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the outbox directory {}", dir.display()))?;
+    let outbox = Outbox::open(&dir)
+        .with_context(|| format!("cannot open the event outbox at {}", dir.display()))?;
+    let mut sinks: Vec<Arc<dyn sink::Sink>> = vec![Arc::new(sink::Subscriber::new(
+        info.clone(),
+        notifications::NAME,
+        notifications::ops::CONSUME,
+    ))];
+    if let Some(m) = &config.mqtt {
+        let settings = troupe_protocols::mqtt::Settings {
+            host: m.host.clone(),
+            port: m.port,
+            client_id_prefix: m.client_id_prefix.clone(),
+            topics: m.topics.clone(),
+            topic_prefix: m.topic_prefix.clone(),
+            inflight: m.inflight,
+            keep_alive: m.keep_alive,
+        };
+        sinks.push(Arc::new(troupe_protocols::mqtt::Mqtt::start(
+            settings,
+            &config.node.name,
+            incarnation,
+        )));
+    }
+    if let Some(s) = &config.smtp {
+        let settings = email::Settings {
+            host: s.host.clone(),
+            port: s.port,
+            user: s.user.clone(),
+            password: s.password.clone(),
+            from: s.from.clone(),
+            starttls: s.starttls,
+        };
+        sinks.push(Arc::new(
+            email::Email::new(info.clone(), &settings).context("smtp settings")?,
+        ));
+    }
+    let retry = Retry {
+        max_attempts: config.events.max_attempts,
+        backoff: backoff::Backoff::new(config.events.backoff_base, config.events.backoff_max),
+        attempt_timeout: config.events.attempt_timeout,
+    };
+    let bus = Bus::start(info.node.clone(), outbox, sinks, retry);
+    let codes = troupe_actors::auth::codes::Settings {
+        registration_ttl: config.notifications.registration_code_ttl,
+        reset_ttl: config.notifications.reset_code_ttl,
+        max_failures: config.notifications.code_max_failures,
+    };
+    Ok((bus, codes))
 }
 
 /// Creates the bootstrap admin user (`[admin] password` / `TROUPE_ADMIN_PASSWORD`) unless a

@@ -6,9 +6,11 @@
 //!   `/ping`, `/health/cluster`, `/admin/*`), request ids, JSON errors, body limits, CORS.
 //! - [`grpc`]: tonic server with `grpc.health.v1.Health`.
 //! - [`ws`]: WebSocket ingress, one local-only actor per connection.
+//! - [`mqtt`]: the MQTT bridge, a sink of the event bus (rumqttc).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod grpc;
 pub mod http;
+pub mod mqtt;
 pub mod ws;

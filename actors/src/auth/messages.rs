@@ -96,3 +96,33 @@ pub struct DeleteUserRequest {
     #[prost(string, tag = "1")]
     pub user_id: String,
 }
+
+/// `forgot_password`: send a reset code to the account's owner.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ForgotRequest {
+    /// Username or email.
+    #[prost(string, tag = "1")]
+    pub login: String,
+}
+
+/// Reply of `forgot_password`: the same whether or not the account exists.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ForgotReply {
+    /// Seconds the code works.
+    #[prost(uint64, tag = "1")]
+    pub expires_in: u64,
+}
+
+/// `confirm_forgot_password`: the emailed code and the new password.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ResetRequest {
+    /// Username or email.
+    #[prost(string, tag = "1")]
+    pub login: String,
+    /// The code from the reset notification.
+    #[prost(string, tag = "2")]
+    pub code: String,
+    /// The new password.
+    #[prost(string, tag = "3")]
+    pub password: String,
+}

@@ -6,11 +6,18 @@
 //! - [`token`]: JWT access and refresh tokens with an algorithm allow-list and `kid`s.
 //! - [`messages`]: requests and replies.
 //! - [`store`]: the SQL of table `refresh_tokens` (single-use rotation).
+//! - [`codes`]: emailed one-time codes (registration confirmation, password reset).
+//!
+//! Login publishes `user.logged_in`; `forgot_password` issues a reset code and publishes it
+//! as `password.reset_requested` (the notifications service delivers it);
+//! `confirm_forgot_password` spends the code, sets the password, ends every session of the
+//! user and publishes `password.reset`.
 //!
 //! It calls the `users` service for accounts and the `sessions` service for the per-session
 //! actors, through the mesh like any client. Login attempts are rate-limited per account and
 //! per client address on each node.
 
+pub mod codes;
 pub mod messages;
 pub mod password;
 pub mod store;
@@ -23,6 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::events::{kinds, NewEvent, Publisher};
 use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo, Op, Request, Service, Target};
 use crate::sessions::{self, messages as sm, Revocations};
 use crate::store::Store;
@@ -51,6 +59,10 @@ pub mod ops {
     pub const DELETE_USER: &str = "delete_user";
     /// Update a user; a password change ends their sessions.
     pub const UPDATE_USER: &str = "update_user";
+    /// Issue a password reset code.
+    pub const FORGOT_PASSWORD: &str = "forgot_password";
+    /// Reset a password with a code; ends the user's sessions.
+    pub const CONFIRM_FORGOT_PASSWORD: &str = "confirm_forgot_password";
 }
 
 /// Login limits.
@@ -71,6 +83,8 @@ pub struct Auth {
     revocations: Revocations,
     per_account: DefaultKeyedRateLimiter<String>,
     per_ip: DefaultKeyedRateLimiter<String>,
+    events: Publisher,
+    codes: codes::Settings,
 }
 
 fn quota(per_minute: u32) -> Quota {
@@ -99,6 +113,8 @@ impl Auth {
         tokens: Arc<Tokens>,
         revocations: Revocations,
         limits: Limits,
+        events: Publisher,
+        codes: codes::Settings,
     ) -> Arc<Self> {
         let me = Arc::new(Self {
             info,
@@ -108,6 +124,8 @@ impl Auth {
             revocations,
             per_account: RateLimiter::keyed(quota(limits.per_account_per_minute)),
             per_ip: RateLimiter::keyed(quota(limits.per_ip_per_minute)),
+            events,
+            codes,
         });
         // Housekeeping: keyed limiters keep a cell per key, so forget the idle ones; and
         // delete refresh tokens past their expiry, which can never be spent again.
@@ -187,8 +205,110 @@ impl Auth {
             Some(u) if ok => u,
             _ => return Err(bad_credentials()),
         };
-        self.open_session(req, user, &login.ip, &login.user_agent, &login.device)
+        let pair = self
+            .open_session(req, user, &login.ip, &login.user_agent, &login.device)
+            .await?;
+        if let Some(u) = &pair.user {
+            let payload = serde_json::json!({
+                "username": u.username, "ip": login.ip, "user_agent": login.user_agent,
+                "session_id": pair.session_id,
+            });
+            self.publish(kinds::USER_LOGGED_IN, &u.id, payload).await;
+        }
+        Ok(pair)
+    }
+
+    /// Publishes an event; a failure is logged (the change it reports is already made).
+    async fn publish(&self, kind: &str, user_id: &str, payload: serde_json::Value) {
+        if let Err(e) = self
+            .events
+            .publish(NewEvent::new(kind, Some(user_id), payload))
             .await
+        {
+            tracing::error!(user = %user_id, kind, error = %e, "event not published");
+        }
+    }
+
+    /// The account named by a login, if any.
+    async fn find(&self, req: &Request, login: &str) -> Result<Option<um::User>, MeshError> {
+        let found: Result<um::User, MeshError> = self
+            .call(
+                req,
+                Call::new(users::NAME, users::GET_BY_LOGIN).payload(&um::GetByLoginRequest {
+                    login: login.trim().to_string(),
+                }),
+            )
+            .await;
+        match found {
+            Ok(u) => Ok(Some(u)),
+            Err(e) if e.code == Code::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn forgot_password(&self, req: &Request) -> Result<ForgotReply, MeshError> {
+        let r: ForgotRequest = decode(&req.payload)?;
+        if r.login.trim().is_empty() {
+            return Err(MeshError::invalid("username or email is required"));
+        }
+        let purpose = codes::Purpose::PasswordReset;
+        let ttl = self.codes.ttl(purpose);
+        // An unknown account gets the same answer, so the reply does not tell who exists.
+        if let Some(user) = self.find(req, &r.login).await? {
+            let code = codes::issue(&self.store, &user.id, purpose, ttl).await?;
+            let payload = serde_json::json!({
+                "username": user.username, "email": user.email, "code": code,
+                "expires_in": ttl.as_secs(),
+            });
+            self.events
+                .publish(NewEvent::new(
+                    kinds::PASSWORD_RESET_REQUESTED,
+                    Some(&user.id),
+                    payload,
+                ))
+                .await?;
+        }
+        Ok(ForgotReply {
+            expires_in: ttl.as_secs(),
+        })
+    }
+
+    async fn confirm_forgot_password(&self, req: &Request) -> Result<um::User, MeshError> {
+        let r: ResetRequest = decode(&req.payload)?;
+        if r.login.trim().is_empty() || r.code.trim().is_empty() {
+            return Err(MeshError::invalid(
+                "username or email, code and new password are required",
+            ));
+        }
+        // Checked before the code is spent, so a refused password leaves the code usable.
+        let mut fields = crate::users::validate::Fields::new();
+        fields.check("password", crate::users::validate::password(&r.password));
+        fields.finish()?;
+        let user = self
+            .find(req, &r.login)
+            .await?
+            .ok_or_else(codes::bad_code)?;
+        codes::redeem(
+            &self.store,
+            &user.id,
+            codes::Purpose::PasswordReset,
+            &r.code,
+            self.codes.max_failures,
+        )
+        .await?;
+        let user: um::User = self
+            .call(
+                req,
+                Call::new(users::NAME, users::SET_PASSWORD).payload(&um::SetPasswordRequest {
+                    id: user.id.clone(),
+                    password: r.password,
+                }),
+            )
+            .await?;
+        self.end_sessions(req, &user.id).await?;
+        let payload = serde_json::json!({"username": user.username, "email": user.email});
+        self.publish(kinds::PASSWORD_RESET, &user.id, payload).await;
+        Ok(user)
     }
 
     async fn open_session(
@@ -402,6 +522,8 @@ impl Service for Auth {
             Op::effectful(ops::SET_PASSWORD),
             Op::effectful(ops::DELETE_USER),
             Op::effectful(ops::UPDATE_USER),
+            Op::effectful(ops::FORGOT_PASSWORD),
+            Op::effectful(ops::CONFIRM_FORGOT_PASSWORD),
         ];
         OPS
     }
@@ -416,6 +538,10 @@ impl Service for Auth {
                 ops::SET_PASSWORD => Ok(encode(&self.set_password(&req).await?)),
                 ops::DELETE_USER => Ok(encode(&self.delete_user(&req).await?)),
                 ops::UPDATE_USER => Ok(encode(&self.update_user(&req).await?)),
+                ops::FORGOT_PASSWORD => Ok(encode(&self.forgot_password(&req).await?)),
+                ops::CONFIRM_FORGOT_PASSWORD => {
+                    Ok(encode(&self.confirm_forgot_password(&req).await?))
+                }
                 op => Err(MeshError::not_found(format!("auth has no op {op}"))),
             }
         })

@@ -7,12 +7,31 @@
 //!
 //! # Layout
 //! - this file: the event types, well-known kinds, and the [`Publish`] trait services see.
+//! - [`outbox`]: the node-local sled outbox (pending and dead-letter trees, group commit).
+//! - [`sink`]: the [`Sink`](sink::Sink) trait destinations implement (the MQTT bridge lives
+//!   in `troupe-protocols`), and [`Subscriber`](sink::Subscriber), delivery to a service.
+//! - [`delivery`]: one lane per sink: concurrent attempts, backoff with full jitter, dead
+//!   letters after the last attempt.
+//! - [`bus`]: [`Bus`](bus::Bus), the [`Publish`] implementation nodes use.
+//! - [`admin`]: the `events` service: dead letters and the benchmark publisher.
+//! - [`metrics`]: names of the metrics recorded here.
 
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::mesh::{BoxFuture, MeshError};
+
+pub mod admin;
+pub mod bus;
+pub mod delivery;
+pub mod metrics;
+pub mod outbox;
+pub mod sink;
+
+/// Payload fields that carry secrets (emailed codes): they reach the user's own
+/// notification and nothing else (not the notification log, not the MQTT broker).
+pub const SECRET_FIELDS: &[&str] = &["code"];
 
 /// Well-known event kinds.
 pub mod kinds {
@@ -89,6 +108,25 @@ pub struct Event {
     pub payload: serde_json::Value,
 }
 
+impl Event {
+    /// The event without its secret payload fields ([`SECRET_FIELDS`]), for anything
+    /// other than the notification of the user it is about.
+    pub fn redacted(&self) -> Event {
+        let mut e = self.clone();
+        if let serde_json::Value::Object(map) = &mut e.payload {
+            for field in SECRET_FIELDS {
+                if map.contains_key(*field) {
+                    map.insert(
+                        (*field).to_string(),
+                        serde_json::Value::String("***".into()),
+                    );
+                }
+            }
+        }
+        e
+    }
+}
+
 /// Publishes events. Resolves once the event is durable; delivery happens afterwards.
 pub trait Publish: Send + Sync + 'static {
     /// Makes `event` durable and schedules its delivery; answers the event as published.
@@ -130,3 +168,6 @@ impl Publish for Recorder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

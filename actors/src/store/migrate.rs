@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0001_identity.sql"),
     ),
     (
+        3,
+        "notifications",
+        include_str!("../../migrations/0003_notifications.sql"),
+    ),
+    (
         4,
         "tasks_todos",
         include_str!("../../migrations/0004_tasks_todos.sql"),

@@ -304,3 +304,14 @@ pub struct DbPing {
     #[prost(string, tag = "2")]
     pub backend: String,
 }
+
+/// `confirm_registration`: the emailed code confirms the user's email address.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ConfirmRequest {
+    /// Username or email.
+    #[prost(string, tag = "1")]
+    pub login: String,
+    /// The code from the registration notification.
+    #[prost(string, tag = "2")]
+    pub code: String,
+}

@@ -16,6 +16,11 @@
 //! | `get_key` | idempotent | [`GetKeyRequest`] | [`PublicKey`] |
 //! | `list_contacts` | idempotent | [`ListContactsRequest`] | [`ContactList`] |
 //! | `ensure_admin` | effectful | [`EnsureAdminRequest`] | [`EnsureAdminReply`] |
+//! | `confirm_registration` | effectful | [`ConfirmRequest`] | [`User`] |
+//!
+//! With events ([`Users::with_events`]), `register` publishes `user.registered` and
+//! `user.registration_code` (the emailed confirmation code), and `confirm_registration`
+//! publishes `user.confirmed`.
 //!
 //! Bad fields are `invalid_argument` "validation failed" with every bad field listed in
 //! the details ([`validate`]); a username or email in use (ignoring case) is
@@ -78,6 +83,8 @@ pub const GET_KEY: &str = "get_key";
 pub const LIST_CONTACTS: &str = "list_contacts";
 /// Op `ensure_admin`.
 pub const ENSURE_ADMIN: &str = "ensure_admin";
+/// Op `confirm_registration`.
+pub const CONFIRM_REGISTRATION: &str = "confirm_registration";
 /// Op: forget a cached user (sent by the node that changed it).
 pub const EVICT: &str = "evict";
 /// Op: one round trip to the store (`GET /test-db`).
@@ -98,6 +105,7 @@ pub const OPS: &[Op] = &[
     Op::idempotent(GET_KEY),
     Op::idempotent(LIST_CONTACTS),
     Op::effectful(ENSURE_ADMIN),
+    Op::effectful(CONFIRM_REGISTRATION),
     Op::idempotent(DB_PING),
     Op::idempotent(EVICT),
 ];
@@ -118,6 +126,14 @@ pub struct Users {
     hasher: Hasher,
     cache: std::sync::Arc<cache::Cache>,
     info: Option<std::sync::Arc<crate::mesh::NodeInfo>>,
+    events: Option<UserEvents>,
+}
+
+/// What the service needs to publish events and issue emailed codes.
+#[derive(Clone)]
+struct UserEvents {
+    publisher: crate::events::Publisher,
+    codes: crate::auth::codes::Settings,
 }
 
 /// The fields of a user to create.
@@ -138,7 +154,64 @@ impl Users {
             hasher,
             cache: Default::default(),
             info: None,
+            events: None,
         }
+    }
+
+    /// Publishes the account events through `publisher` and issues registration codes
+    /// with `codes`.
+    pub fn with_events(
+        mut self,
+        publisher: crate::events::Publisher,
+        codes: crate::auth::codes::Settings,
+    ) -> Self {
+        self.events = Some(UserEvents { publisher, codes });
+        self
+    }
+
+    /// Publishes an event; a failure is logged (the change it reports is already made).
+    async fn publish(&self, kind: &str, user_id: &str, payload: serde_json::Value) {
+        let Some(events) = &self.events else { return };
+        let event = crate::events::NewEvent::new(kind, Some(user_id), payload);
+        if let Err(e) = events.publisher.publish(event).await {
+            tracing::error!(user = %user_id, kind, error = %e, "event not published");
+        }
+    }
+
+    /// `confirm_registration`: spends the user's registration code and marks them
+    /// confirmed.
+    pub async fn confirm_registration(&self, req: ConfirmRequest) -> Result<User, MeshError> {
+        use crate::auth::codes;
+        let Some(events) = &self.events else {
+            return Err(MeshError::unavailable("registration codes are not enabled"));
+        };
+        validate::login(&req.login)?;
+        let row = store::get_by_login(&self.store, &req.login.trim().to_lowercase())
+            .await?
+            .ok_or_else(codes::bad_code)?;
+        if row.confirmed {
+            return Err(MeshError::new(
+                Code::FailedPrecondition,
+                "registration already confirmed",
+            ));
+        }
+        codes::redeem(
+            &self.store,
+            &row.id,
+            codes::Purpose::Registration,
+            &req.code,
+            events.codes.max_failures,
+        )
+        .await?;
+        store::confirm(&self.store, &row.id, now_ms()).await?;
+        self.changed(&row.id).await;
+        self.publish(
+            crate::events::kinds::USER_CONFIRMED,
+            &row.id,
+            serde_json::json!({"username": row.username, "email": row.email}),
+        )
+        .await;
+        Ok(self.row(&row.id).await?.to_user(false))
     }
 
     /// Broadcasts cache evictions to the other nodes through this node's router.
@@ -183,6 +256,28 @@ impl Users {
                 confirmed: false,
             })
             .await?;
+        if let Some(events) = &self.events {
+            let payload = serde_json::json!({
+                "username": row.username, "email": row.email, "full_name": row.full_name,
+            });
+            self.publish(crate::events::kinds::USER_REGISTERED, &row.id, payload)
+                .await;
+            let purpose = crate::auth::codes::Purpose::Registration;
+            let ttl = events.codes.ttl(purpose);
+            match crate::auth::codes::issue(&self.store, &row.id, purpose, ttl).await {
+                Ok(code) => {
+                    let payload = serde_json::json!({
+                        "username": row.username, "email": row.email, "code": code,
+                        "expires_in": ttl.as_secs(),
+                    });
+                    self.publish(crate::events::kinds::REGISTRATION_CODE, &row.id, payload)
+                        .await;
+                }
+                Err(e) => {
+                    tracing::error!(user = %row.id, error = %e, "registration code not issued")
+                }
+            }
+        }
         Ok(row.to_user(false))
     }
 
@@ -519,6 +614,9 @@ impl Service for Users {
                     reply(self.list_contacts(&user_id).await)
                 }
                 ENSURE_ADMIN => reply(self.ensure_admin(Message::decode(payload)?).await),
+                CONFIRM_REGISTRATION => {
+                    reply(self.confirm_registration(Message::decode(payload)?).await)
+                }
                 EVICT => {
                     let r = GetRequest::decode(payload)?;
                     self.cache.evict(&r.id);

@@ -447,3 +447,18 @@ mod tests {
         assert_eq!(split_roles("user, admin,"), roles);
     }
 }
+
+/// Marks an unconfirmed user confirmed; false when the user is missing or confirmed
+/// already.
+pub async fn confirm(store: &Store, id: &str, now: i64) -> Result<bool, MeshError> {
+    let done = sqlx::query(
+        "UPDATE users SET confirmed = 1, updated_at = $1, version = version + 1 \
+         WHERE id = $2 AND confirmed = 0",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(store.pool())
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}

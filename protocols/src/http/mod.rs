@@ -20,12 +20,15 @@ pub mod auth;
 pub mod bench;
 pub mod chat;
 pub mod cluster;
+pub mod codes;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod identity;
 pub mod json;
 pub mod metrics;
 pub mod middleware;
+pub mod notifications;
 pub mod object;
 pub mod ping;
 pub mod request_id;
@@ -38,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, Method};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -195,6 +198,31 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/broadcast", post(chat::broadcast))
         .route("/connections", get(chat::connections))
+        // events, notifications and the emailed-code flows
+        .route("/notifications", get(notifications::list))
+        .route("/notifications/{id}/read", put(notifications::read))
+        .route(
+            "/notifications/preferences",
+            get(notifications::preferences).put(notifications::set_preferences),
+        )
+        .route("/notifications/logs", get(notifications::logs))
+        .route(
+            "/users/confirm-registration",
+            post(codes::confirm_registration),
+        )
+        .route("/auth/forgot-password", post(codes::forgot_password))
+        .route(
+            "/auth/confirm-forgot-password",
+            post(codes::confirm_forgot_password),
+        )
+        .route("/admin/dead-letters", get(events::list))
+        .route(
+            "/admin/dead-letters/{id}",
+            get(events::get).delete(events::drop),
+        )
+        .route("/admin/dead-letters/{id}/replay", post(events::replay))
+        .route("/admin/events/bench", post(events::bench))
+        .route("/admin/events/bench/{run}", get(events::bench_stats))
         .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body));

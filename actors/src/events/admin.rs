@@ -1,0 +1,292 @@
+//! The `events` service: every node's window on its own outbox, for the admin endpoints.
+//!
+//! # Ops
+//! | op | kind | request | reply |
+//! |---|---|---|---|
+//! | `dead_list` | idempotent | (none) | [`DeadLetterList`] |
+//! | `dead_get` | idempotent | [`DeadLetterId`] | [`DeadLetter`] |
+//! | `dead_replay` | effectful | [`DeadLetterId`] | [`DeadLetter`] (as it was) |
+//! | `dead_drop` | effectful | [`DeadLetterId`] | [`DeadLetter`] (as it was) |
+//! | `bench` | effectful | [`BenchRequest`] | [`BenchReply`] |
+//!
+//! Dead letters are node-local (the outbox is); the HTTP layer asks every node.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prost::Message;
+
+use super::bus::Bus;
+use super::outbox::Entry;
+use super::{NewEvent, Publish};
+use crate::mesh::{BoxFuture, MeshError, Op, Request, Service};
+use crate::store::time::rfc3339_millis;
+
+/// Service name.
+pub const NAME: &str = "events";
+
+/// Op names.
+pub mod ops {
+    /// List this node's dead letters.
+    pub const DEAD_LIST: &str = "dead_list";
+    /// One dead letter.
+    pub const DEAD_GET: &str = "dead_get";
+    /// Put a dead letter back in the outbox.
+    pub const DEAD_REPLAY: &str = "dead_replay";
+    /// Remove a dead letter.
+    pub const DEAD_DROP: &str = "dead_drop";
+    /// Publish a burst of benchmark events from this node.
+    pub const BENCH: &str = "bench";
+}
+
+/// Kind of the events `bench` publishes.
+pub const BENCH_KIND: &str = "bench.event";
+/// Most events one `bench` call may publish.
+pub const BENCH_MAX_COUNT: u32 = 1_000_000;
+
+/// A dead letter's id.
+#[derive(Clone, PartialEq, Message)]
+pub struct DeadLetterId {
+    /// `<event id>.<sink>`.
+    #[prost(string, tag = "1")]
+    pub id: String,
+}
+
+/// An event whose delivery to one sink gave up.
+#[derive(Clone, PartialEq, Message)]
+pub struct DeadLetter {
+    /// `<event id>.<sink>`.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// The node whose outbox holds it.
+    #[prost(string, tag = "2")]
+    pub node: String,
+    /// The sink it was for.
+    #[prost(string, tag = "3")]
+    pub sink: String,
+    /// The event, as JSON.
+    #[prost(string, tag = "4")]
+    pub event_json: String,
+    /// Attempts made.
+    #[prost(uint32, tag = "5")]
+    pub attempts: u32,
+    /// The last failure.
+    #[prost(string, tag = "6")]
+    pub last_error: String,
+    /// When the last attempt failed, RFC 3339.
+    #[prost(string, tag = "7")]
+    pub failed_at: String,
+}
+
+/// The dead letters of one node.
+#[derive(Clone, PartialEq, Message)]
+pub struct DeadLetterList {
+    /// Oldest failure first.
+    #[prost(message, repeated, tag = "1")]
+    pub items: Vec<DeadLetter>,
+}
+
+/// A benchmark burst.
+#[derive(Clone, PartialEq, Message)]
+pub struct BenchRequest {
+    /// Events to publish.
+    #[prost(uint32, tag = "1")]
+    pub count: u32,
+    /// Events per second (0 = as fast as possible).
+    #[prost(uint32, tag = "2")]
+    pub rate: u32,
+    /// Run id written into each payload (`run`), so results can be found afterwards.
+    #[prost(string, tag = "3")]
+    pub run: String,
+    /// Publishes in flight at once (default 64).
+    #[prost(uint32, tag = "4")]
+    pub concurrency: u32,
+}
+
+/// What a burst did.
+#[derive(Clone, PartialEq, Message)]
+pub struct BenchReply {
+    /// Events published (acknowledged durable).
+    #[prost(uint32, tag = "1")]
+    pub published: u32,
+    /// Failed publishes.
+    #[prost(uint32, tag = "2")]
+    pub failed: u32,
+    /// Wall time of the burst, microseconds.
+    #[prost(uint64, tag = "3")]
+    pub elapsed_us: u64,
+    /// Publish latency percentiles, microseconds.
+    #[prost(uint64, tag = "4")]
+    pub p50_us: u64,
+    /// 99th percentile.
+    #[prost(uint64, tag = "5")]
+    pub p99_us: u64,
+    /// Maximum.
+    #[prost(uint64, tag = "6")]
+    pub max_us: u64,
+    /// Outbox depth when the burst ended.
+    #[prost(int64, tag = "7")]
+    pub outbox_depth: i64,
+}
+
+/// The service.
+pub struct Events {
+    node: Arc<str>,
+    bus: Arc<Bus>,
+}
+
+impl Events {
+    /// The service over this node's bus.
+    pub fn new(node: Arc<str>, bus: Arc<Bus>) -> Self {
+        Self { node, bus }
+    }
+
+    fn letter(&self, e: &Entry) -> DeadLetter {
+        DeadLetter {
+            id: e.dead_id(),
+            node: self.node.to_string(),
+            sink: e.sink.clone(),
+            event_json: serde_json::to_string(&e.event).unwrap_or_default(),
+            attempts: e.attempts,
+            last_error: e.last_error.clone(),
+            failed_at: rfc3339_millis(e.failed_at),
+        }
+    }
+
+    fn id(payload: Bytes) -> Result<String, MeshError> {
+        let id = DeadLetterId::decode(payload)?.id;
+        if id.is_empty() || id.len() > 200 {
+            return Err(MeshError::invalid("a dead-letter id is required"));
+        }
+        Ok(id)
+    }
+
+    async fn bench(&self, req: BenchRequest) -> Result<BenchReply, MeshError> {
+        if req.count == 0 || req.count > BENCH_MAX_COUNT {
+            return Err(MeshError::invalid(format!(
+                "count must be between 1 and {BENCH_MAX_COUNT}"
+            )));
+        }
+        let concurrency = match req.concurrency {
+            0 => 64,
+            c => c.min(4096) as usize,
+        };
+        let interval = (req.rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(req.rate)));
+        let started = Instant::now();
+        let mut latencies = Vec::with_capacity(req.count as usize);
+        let mut failed = 0u32;
+        let mut in_flight = tokio::task::JoinSet::new();
+        let bus: Arc<dyn Publish> = self.bus.clone();
+        for i in 0..req.count {
+            if let Some(interval) = interval {
+                let due = started + interval * i;
+                tokio::time::sleep_until(due.into()).await;
+            }
+            while in_flight.len() >= concurrency {
+                if let Some(Ok((ok, us))) = in_flight.join_next().await {
+                    if ok {
+                        latencies.push(us);
+                    } else {
+                        failed += 1;
+                    }
+                }
+            }
+            let bus = bus.clone();
+            let event = NewEvent::new(
+                BENCH_KIND,
+                None,
+                serde_json::json!({ "run": req.run, "seq": i }),
+            );
+            in_flight.spawn(async move {
+                let t = Instant::now();
+                let ok = bus.publish(event).await.is_ok();
+                (ok, t.elapsed().as_micros() as u64)
+            });
+        }
+        while let Some(done) = in_flight.join_next().await {
+            if let Ok((ok, us)) = done {
+                if ok {
+                    latencies.push(us);
+                } else {
+                    failed += 1;
+                }
+            }
+        }
+        latencies.sort_unstable();
+        let pct = |p: f64| -> u64 {
+            if latencies.is_empty() {
+                return 0;
+            }
+            let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len());
+            latencies[i - 1]
+        };
+        Ok(BenchReply {
+            published: latencies.len() as u32,
+            failed,
+            elapsed_us: started.elapsed().as_micros() as u64,
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+            max_us: latencies.last().copied().unwrap_or_default(),
+            outbox_depth: self.bus.outbox().depth(),
+        })
+    }
+}
+
+impl Service for Events {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn ops(&self) -> &'static [Op] {
+        const OPS: &[Op] = &[
+            Op::idempotent(ops::DEAD_LIST),
+            Op::idempotent(ops::DEAD_GET),
+            Op::effectful(ops::DEAD_REPLAY),
+            Op::effectful(ops::DEAD_DROP),
+            Op::effectful(ops::BENCH),
+        ];
+        OPS
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        Box::pin(async move {
+            let outbox = self.bus.outbox();
+            let reply = match req.op.as_str() {
+                ops::DEAD_LIST => DeadLetterList {
+                    items: outbox
+                        .dead_letters()
+                        .iter()
+                        .map(|e| self.letter(e))
+                        .collect(),
+                }
+                .encode_to_vec(),
+                ops::DEAD_GET => {
+                    let id = Self::id(req.payload)?;
+                    let e = outbox
+                        .dead_letter(&id)?
+                        .ok_or_else(|| MeshError::not_found("no such dead letter"))?;
+                    self.letter(&e).encode_to_vec()
+                }
+                ops::DEAD_REPLAY => {
+                    let id = Self::id(req.payload)?;
+                    let e = self.bus.replay(&id).await?;
+                    self.letter(&e).encode_to_vec()
+                }
+                ops::DEAD_DROP => {
+                    let id = Self::id(req.payload)?;
+                    let e = outbox
+                        .drop_dead(&id)?
+                        .ok_or_else(|| MeshError::not_found("no such dead letter"))?;
+                    self.letter(&e).encode_to_vec()
+                }
+                ops::BENCH => self
+                    .bench(BenchRequest::decode(req.payload)?)
+                    .await?
+                    .encode_to_vec(),
+                op => return Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
+            };
+            Ok(Bytes::from(reply))
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! Names of the event bus metrics.
+
+/// Outbox entries waiting for delivery on this node.
+pub const OUTBOX_DEPTH: &str = "troupe_outbox_depth";
+/// Events published on this node (acknowledged durable).
+pub const PUBLISHED: &str = "troupe_events_published_total";
+/// Deliveries that succeeded, by sink.
+pub const DELIVERED: &str = "troupe_events_delivered_total";
+/// Delivery attempts that failed, by sink.
+pub const FAILED_ATTEMPTS: &str = "troupe_events_failed_attempts_total";
+/// Entries moved to the dead-letter queue, by sink.
+pub const DEAD: &str = "troupe_events_dead_letters_total";
+
+/// Describes every metric once, so `/metrics` carries HELP lines.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_gauge!(
+        OUTBOX_DEPTH,
+        "outbox entries waiting for delivery on this node"
+    );
+    describe_counter!(PUBLISHED, "events published on this node");
+    describe_counter!(DELIVERED, "event deliveries that succeeded, by sink");
+    describe_counter!(
+        FAILED_ATTEMPTS,
+        "event delivery attempts that failed, by sink"
+    );
+    describe_counter!(
+        DEAD,
+        "event deliveries moved to the dead-letter queue, by sink"
+    );
+}

@@ -1,0 +1,181 @@
+//! The email channel: a sink of the event bus that renders the event's template and sends
+//! it through SMTP (lettre) to the address of the user it is about.
+//!
+//! Being a sink, it gets the outbox's guarantees: an email is retried with backoff until
+//! the SMTP server accepts it, and ends in the dead-letter queue when the attempts run out.
+//! The user's `email` preference is honoured, except for emailed codes (a code that never
+//! arrives would lock the user out).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::{messages as nm, ops, templates, NAME as NOTIFICATIONS};
+use crate::events::sink::Sink;
+use crate::events::{kinds, Event};
+use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo};
+use crate::users::{self, messages as um};
+
+/// SMTP settings (`[smtp]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Server host name.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// User name, when the server wants a login.
+    pub user: Option<String>,
+    /// Password of `user`.
+    pub password: Option<String>,
+    /// Sender address, e.g. `Troupe <noreply@example.com>`.
+    pub from: String,
+    /// Upgrade the connection with STARTTLS (required by most servers).
+    pub starttls: bool,
+}
+
+/// The email sink.
+pub struct Email {
+    info: Arc<NodeInfo>,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+/// Kinds emailed whatever the user's preference says.
+const ALWAYS: &[&str] = &[kinds::REGISTRATION_CODE, kinds::PASSWORD_RESET_REQUESTED];
+
+impl Email {
+    /// A sink sending through the server of `settings`.
+    pub fn new(info: Arc<NodeInfo>, settings: &Settings) -> anyhow::Result<Self> {
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("smtp from {:?}: {e}", settings.from))?;
+        let builder = if settings.starttls {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)?
+        } else {
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(settings.host.as_str())
+        };
+        let mut builder = builder
+            .port(settings.port)
+            .timeout(Some(Duration::from_secs(10)));
+        if let (Some(user), Some(password)) = (&settings.user, &settings.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        Ok(Self {
+            info,
+            transport: builder.build(),
+            from,
+        })
+    }
+}
+
+/// The message for `event` to `to`.
+pub fn message(from: &Mailbox, to: Mailbox, r: &templates::Rendered) -> Result<Message, MeshError> {
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(r.title.clone())
+        .multipart(MultiPart::alternative_plain_html(
+            r.text.clone(),
+            r.html.clone(),
+        ))
+        .map_err(|e| MeshError::internal(format!("cannot build the email: {e}")))
+}
+
+impl Sink for Email {
+    fn name(&self) -> &str {
+        "email"
+    }
+
+    fn wants(&self, kind: &str) -> bool {
+        templates::has_template(kind)
+    }
+
+    fn concurrency(&self) -> usize {
+        4
+    }
+
+    fn deliver(&self, event: Arc<Event>) -> BoxFuture<'static, Result<(), MeshError>> {
+        let router = self.info.router().cloned();
+        let transport = self.transport.clone();
+        let from = self.from.clone();
+        Box::pin(async move {
+            let Some(user_id) = event.user_id.clone().filter(|u| !u.is_empty()) else {
+                return Ok(());
+            };
+            let Some(rendered) = templates::render(&event) else {
+                return Ok(());
+            };
+            let router = router?;
+            let timeout = Duration::from_secs(5);
+            if !ALWAYS.contains(&event.kind.as_str()) {
+                let prefs = router
+                    .call(
+                        Call::new(NOTIFICATIONS, ops::PREFS_GET)
+                            .payload(&nm::PrefsRequest {
+                                user_id: user_id.clone(),
+                            })
+                            .timeout(timeout),
+                    )
+                    .await?;
+                let prefs = <nm::Preferences as prost::Message>::decode(prefs)?;
+                if !prefs.email {
+                    return Ok(());
+                }
+            }
+            let user = router
+                .call(
+                    Call::new(users::NAME, users::GET)
+                        .payload(&um::GetRequest {
+                            id: user_id.clone(),
+                        })
+                        .timeout(timeout),
+                )
+                .await;
+            let user = match user {
+                Ok(bytes) => <um::User as prost::Message>::decode(bytes)?,
+                // The user is gone: nobody to write to.
+                Err(e) if e.code == Code::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let to = Mailbox::new(
+                (!user.full_name.is_empty()).then(|| user.full_name.clone()),
+                user.email
+                    .parse()
+                    .map_err(|e| MeshError::invalid(format!("bad recipient address: {e}")))?,
+            );
+            let msg = message(&from, to, &rendered)?;
+            transport
+                .send(msg)
+                .await
+                .map_err(|e| MeshError::unavailable(format!("smtp: {e}")))?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_have_a_text_and_an_html_part() {
+        let r = templates::Rendered {
+            title: "Welcome".into(),
+            text: "hello".into(),
+            html: "<p>hello</p>".into(),
+        };
+        let from: Mailbox = "Troupe <noreply@troupe.local>".parse().unwrap();
+        let to: Mailbox = "ann@example.com".parse().unwrap();
+        let m = message(&from, to, &r).unwrap();
+        let text = String::from_utf8(m.formatted()).unwrap();
+        assert!(text.contains("Subject: Welcome"));
+        assert!(text.contains("multipart/alternative"));
+        assert!(text.contains("text/plain"));
+        assert!(text.contains("text/html"));
+        assert!(text.contains("To: ann@example.com"));
+    }
+}

@@ -1,0 +1,724 @@
+//! Black-box tests of the event bus, the MQTT bridge, the notifications service and the
+//! emailed-code flows: real `troupe` processes, real Mosquitto brokers.
+//!
+//! Tests that need the machine's broker run only when `TROUPE_TEST_MQTT` (e.g.
+//! `127.0.0.1:1883`) is set. Tests that stop a broker start a private
+//! `/usr/sbin/mosquitto` on a free port, never touching the shared one.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+use support::*;
+
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+
+/// The machine's broker from `TROUPE_TEST_MQTT`, or `None` with a skip line.
+fn shared_broker(test: &str) -> Option<(String, u16)> {
+    match std::env::var("TROUPE_TEST_MQTT") {
+        Ok(v) if !v.is_empty() => {
+            let (host, port) = v.rsplit_once(':').unwrap_or((v.as_str(), "1883"));
+            Some((
+                host.to_string(),
+                port.parse().expect("TROUPE_TEST_MQTT port"),
+            ))
+        }
+        _ => {
+            eprintln!("skipped: {test} (TROUPE_TEST_MQTT not set)");
+            println!("skipped: {test} (TROUPE_TEST_MQTT not set)");
+            None
+        }
+    }
+}
+
+/// A private Mosquitto on 127.0.0.1:`port`, stopped on drop.
+struct Broker {
+    port: u16,
+    conf: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// `None` (with a skip line) when mosquitto is not installed.
+    fn available(test: &str) -> bool {
+        if Path::new(MOSQUITTO).exists() {
+            true
+        } else {
+            println!("skipped: {test} ({MOSQUITTO} not installed)");
+            false
+        }
+    }
+
+    fn new(dir: &Path, port: u16) -> Broker {
+        // Mosquitto started as root drops to its own user: let it write its sessions.
+        let dir = dir.join(format!("mosquitto-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let dir = dir.as_path();
+        let conf = dir.join(format!("mosquitto-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\npersistence_file mosquitto-{port}.db\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        Broker {
+            port,
+            conf,
+            child: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let child = Command::new(MOSQUITTO)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let port = self.port;
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            }),
+            "mosquitto did not start on {port}"
+        );
+    }
+
+    /// SIGTERM: the broker saves its sessions (the test subscriber's queue) and exits.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A test subscriber: collects `(topic, json)` of every message on `filter`. Its session is
+/// persistent (clean session off), so a broker that saved it keeps queueing for it while
+/// it reconnects.
+struct Subscriber {
+    seen: Arc<Mutex<Vec<(String, Value)>>>,
+    subscribed: Arc<AtomicBool>,
+}
+
+impl Subscriber {
+    fn start(host: &str, port: u16, filter: &str) -> Subscriber {
+        let mut options = MqttOptions::new(format!("troupe-test-{}", unique()), host, port);
+        options
+            .set_keep_alive(Duration::from_secs(5))
+            .set_clean_session(false);
+        let (client, mut connection) = Client::new(options, 100);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let (seen2, subscribed2, filter) = (seen.clone(), subscribed.clone(), filter.to_string());
+        std::thread::spawn(move || {
+            for n in connection.iter() {
+                match n {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = client.try_subscribe(filter.clone(), QoS::AtLeastOnce);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        subscribed2.store(true, Ordering::SeqCst);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        seen2.lock().unwrap().push((p.topic.clone(), v));
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        subscribed2.store(false, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            }
+        });
+        let s = Subscriber { seen, subscribed };
+        assert!(
+            wait_until(Duration::from_secs(10), || s.is_subscribed()),
+            "test subscriber never subscribed to {host}:{port}"
+        );
+        s
+    }
+
+    fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::SeqCst)
+    }
+
+    fn messages(&self) -> Vec<(String, Value)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// `seq` numbers of the benchmark events of `run` received so far.
+    fn bench_seqs(&self, run: &str) -> BTreeSet<u64> {
+        self.messages()
+            .iter()
+            .filter(|(_, v)| v["payload"]["run"] == run)
+            .filter_map(|(_, v)| v["payload"]["seq"].as_u64())
+            .collect()
+    }
+}
+
+fn admin(node: &Node, method: &str, path: &str, body: Option<&Value>) -> Answer {
+    send(method, &node.url(path), body, Some(ADMIN_TOKEN))
+}
+
+/// Publishes `count` benchmark events on `node` through its outbox; answers the run id.
+fn publish_bench(node: &Node, count: u32) -> String {
+    let run = format!("run{}", unique());
+    let (status, v) = admin(
+        node,
+        "POST",
+        "/admin/events/bench",
+        Some(&json!({"count": count, "run": run})),
+    );
+    assert_eq!(status, 200, "bench: {v}");
+    assert_eq!(v["published"], count, "{v}");
+    run
+}
+
+/// The log rows of `run` as the notifications service counts them.
+fn bench_rows(node: &Node, run: &str) -> u64 {
+    let (status, v) = admin(node, "GET", &format!("/admin/events/bench/{run}"), None);
+    assert_eq!(status, 200, "{v}");
+    v["log_rows"].as_u64().unwrap()
+}
+
+fn outbox_depth(node: &Node) -> f64 {
+    metric(node, "troupe_outbox_depth")
+}
+
+/// The value of an unlabelled gauge on `/metrics` (-1 when absent).
+fn metric(node: &Node, name: &str) -> f64 {
+    let text = get_raw(&node.url("/metrics"), &[])
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_default();
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+/// The event bus lines of `/metrics`, for failure messages.
+fn event_metrics(node: &Node) -> String {
+    get_raw(&node.url("/metrics"), &[])
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("troupe_events") || l.starts_with("troupe_outbox"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn mqtt_toml(port: u16, extra: &str) -> String {
+    format!(
+        "\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\n\n[events]\nbackoff_base_ms = 20\nbackoff_max_ms = 500\nattempt_timeout_ms = 2000\n{extra}\n"
+    )
+}
+
+/// The caller's notifications.
+fn notifications(node: &Node, token: &str) -> Value {
+    let (status, v) = send("GET", &node.url("/notifications"), None, Some(token));
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// Waits for a notification of `kind` and answers the code in its body.
+fn code_from_notifications(node: &Node, token: &str, kind: &str) -> String {
+    let mut code = None;
+    let found = wait_until(Duration::from_secs(10), || {
+        let v = notifications(node, token);
+        code = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["type"] == kind)
+            .and_then(|n| n["data"]["code"].as_str().map(String::from));
+        code.is_some()
+    });
+    assert!(found, "no {kind} notification");
+    let code = code.unwrap();
+    assert_eq!(code.len(), 6);
+    code
+}
+
+#[test]
+fn registration_reaches_mosquitto_and_the_log_on_every_node() {
+    let Some((host, port)) =
+        shared_broker("registration_reaches_mosquitto_and_the_log_on_every_node")
+    else {
+        return;
+    };
+    let sub = Subscriber::start(&host, port, "user-registration-events");
+    let cluster = Cluster::start(
+        "events-mqtt",
+        Options {
+            extra_toml: format!("\n[mqtt]\nhost = \"{host}\"\nport = {port}\n"),
+            ..Options::default()
+        },
+    );
+    let (n1, n3) = (cluster.node("n1"), cluster.node("n3"));
+    let username = format!("mq_{}", unique());
+    let id = register(n1, &username, "passw0rd-long");
+
+    let arrived = wait_until(Duration::from_secs(15), || {
+        sub.messages()
+            .iter()
+            .any(|(_, v)| v["type"] == "user.registered" && v["payload"]["username"] == username)
+    });
+    assert!(
+        arrived,
+        "no user.registered on the broker; {}",
+        cluster.logs()
+    );
+    let msgs = sub.messages();
+    let (topic, event) = msgs
+        .iter()
+        .find(|(_, v)| v["type"] == "user.registered" && v["payload"]["username"] == username)
+        .unwrap();
+    assert_eq!(topic, "user-registration-events");
+    assert_eq!(event["user_id"], id);
+    assert_eq!(event["source"], "n1");
+    assert!(event["id"].as_str().is_some_and(|s| !s.is_empty()));
+    // The registration code goes to the same topic, masked.
+    let code_msg = wait_until(Duration::from_secs(10), || {
+        sub.messages().iter().any(|(_, v)| {
+            v["type"] == "user.registration_code" && v["payload"]["username"] == username
+        })
+    });
+    assert!(code_msg);
+    assert!(sub
+        .messages()
+        .iter()
+        .filter(|(_, v)| v["type"] == "user.registration_code")
+        .all(|(_, v)| v["payload"]["code"] == "***"));
+
+    // One log row, readable from another node, filterable by type and user.
+    let path = format!("/notifications/logs?type=user.registered&user={id}");
+    let mut rows = Value::Null;
+    assert!(wait_until(Duration::from_secs(10), || {
+        let (status, v) = admin(n3, "GET", &path, None);
+        rows = v;
+        status == 200 && rows["total"] == 1
+    }));
+    assert_eq!(rows["items"][0]["type"], "user.registered");
+    assert_eq!(rows["items"][0]["user_id"], id);
+    assert_eq!(rows["items"][0]["source"], "n1");
+    assert_eq!(rows["items"][0]["event_id"], event["id"]);
+}
+
+#[test]
+fn emailed_code_flows_work_end_to_end() {
+    let cluster = Cluster::start(
+        "events-codes",
+        Options {
+            extra_toml: "\n[notifications]\nreset_code_ttl_s = 2\n".into(),
+            ..Options::default()
+        },
+    );
+    let (n1, n2, n3) = (cluster.node("n1"), cluster.node("n2"), cluster.node("n3"));
+    let user = new_user(n1, n2, "codes");
+
+    // Welcome, registration code and login notifications, newest first, unread.
+    assert!(wait_until(Duration::from_secs(10), || {
+        notifications(n3, &user.access)["total"]
+            .as_u64()
+            .is_some_and(|t| t >= 3)
+    }));
+    let list = notifications(n3, &user.access);
+    let kinds: BTreeSet<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["type"].as_str())
+        .collect();
+    for k in [
+        "user.registered",
+        "user.registration_code",
+        "user.logged_in",
+    ] {
+        assert!(kinds.contains(k), "{k} missing: {list}");
+    }
+    assert_eq!(list["unread"], list["total"]);
+
+    // Confirm registration: a wrong code is refused, the right one works once.
+    let code = code_from_notifications(n1, &user.access, "user.registration_code");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let confirm = |c: &str| {
+        post(
+            &n2.url("/users/confirm-registration"),
+            &json!({"username": user.username, "code": c}),
+            None,
+        )
+        .unwrap()
+    };
+    let (status, v) = confirm(wrong);
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+    let (status, v) = confirm(&code);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["user"]["confirmed"], true);
+    let (status, _) = confirm(&code);
+    assert_eq!(
+        status, 409,
+        "a confirmed registration cannot be confirmed again"
+    );
+    let (status, v) = post(
+        &n2.url("/users/confirm-registration"),
+        &json!({"username": user.username}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (status, v["error"]["message"].as_str()),
+        (400, Some("code is required"))
+    );
+
+    // Mark one read: the unread count drops.
+    let first = list["items"][0]["id"].as_str().unwrap().to_string();
+    let (status, v) = send(
+        "PUT",
+        &n2.url(&format!("/notifications/{first}/read")),
+        None,
+        Some(&user.access),
+    );
+    assert_eq!((status, v["read"].as_bool()), (200, Some(true)), "{v}");
+    let after = notifications(n1, &user.access);
+    assert_eq!(
+        after["unread"].as_u64().unwrap() + 1,
+        after["total"].as_u64().unwrap(),
+        "{after}"
+    );
+    assert!(after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["id"] == first.as_str() && n["read"] == true));
+    let (status, _) = send(
+        "PUT",
+        &n2.url("/notifications/no-such-id/read"),
+        None,
+        Some(&user.access),
+    );
+    assert_eq!(status, 404);
+
+    // Preferences: defaults, a change, in-app cannot be turned off, bad bodies refused.
+    let (status, v) = send(
+        "GET",
+        &n1.url("/notifications/preferences"),
+        None,
+        Some(&user.access),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            v["in_app"].as_bool(),
+            v["email"].as_bool(),
+            v["log"].as_bool()
+        ),
+        (Some(true), Some(true), Some(true))
+    );
+    let (status, v) = send(
+        "PUT",
+        &n2.url("/notifications/preferences"),
+        Some(&json!({"email": false})),
+        Some(&user.access),
+    );
+    assert_eq!((status, v["email"].as_bool()), (200, Some(false)), "{v}");
+    let (status, _) = send(
+        "PUT",
+        &n2.url("/notifications/preferences"),
+        Some(&json!({"in_app": false})),
+        Some(&user.access),
+    );
+    assert_eq!(status, 400);
+    let (status, _) = send(
+        "PUT",
+        &n2.url("/notifications/preferences"),
+        Some(&json!({"email": "nope"})),
+        Some(&user.access),
+    );
+    assert_eq!(status, 400);
+    let (status, _) = send("GET", &n1.url("/notifications"), None, None);
+    assert_eq!(status, 401);
+
+    // Forgot password: same answer for an unknown account; the code arrives as a
+    // notification.
+    let (status, v) = post(
+        &n1.url("/auth/forgot-password"),
+        &json!({"username": "nobody_here_at_all"}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    let (status, _) = post(&n1.url("/auth/forgot-password"), &json!({}), None).unwrap();
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        &n1.url("/auth/forgot-password"),
+        &json!({"email": format!("{}@example.com", user.username)}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    // The 2 s code expires before it is used.
+    let expired = code_from_notifications(n2, &user.access, "password.reset_requested");
+    std::thread::sleep(Duration::from_millis(2500));
+    let reset = |c: &str, p: &str| {
+        post(
+            &n3.url("/auth/confirm-forgot-password"),
+            &json!({"username": user.username, "code": c, "new_password": p}),
+            None,
+        )
+        .unwrap()
+    };
+    let (status, v) = reset(&expired, "n3w-passw0rd-long");
+    assert_eq!(
+        (status, v["error"]["message"].as_str()),
+        (400, Some("invalid or expired code"))
+    );
+
+    // A fresh code: a weak password is refused without spending it, a wrong code is
+    // refused, the right one resets the password and ends the old sessions.
+    let (status, _) = post(
+        &n2.url("/auth/forgot-password"),
+        &json!({"username": user.username}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let mut code = expired.clone();
+    assert!(wait_until(Duration::from_secs(10), || {
+        let v = notifications(n2, &user.access);
+        let newest = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["type"] == "password.reset_requested")
+            .count();
+        if newest >= 2 {
+            code = v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["type"] == "password.reset_requested")
+                .and_then(|n| n["data"]["code"].as_str())
+                .unwrap()
+                .to_string();
+        }
+        newest >= 2
+    }));
+    let (status, _) = reset(&code, "short");
+    assert_eq!(status, 400);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, _) = reset(wrong, "n3w-passw0rd-long");
+    assert_eq!(status, 400);
+    let (status, v) = reset(&code, "n3w-passw0rd-long");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["reset"], true);
+    // Single use.
+    let (status, _) = reset(&code, "an0ther-passw0rd");
+    assert_eq!(status, 400);
+    // The old token is refused on every node, the old password too; the new one works.
+    for n in [n1, n2, n3] {
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                send("GET", &n.url("/notifications"), None, Some(&user.access)).0 == 401
+            }),
+            "old token still works on {}",
+            n.addrs.name
+        );
+    }
+    assert_eq!(login(n1, &user.username, &user.password).0, 401);
+    let (status, v) = login(n2, &user.username, "n3w-passw0rd-long");
+    assert_eq!(status, 200, "{v}");
+}
+
+#[test]
+fn redelivered_events_do_not_duplicate_and_dead_letters_replay() {
+    if !Broker::available("redelivered_events_do_not_duplicate_and_dead_letters_replay") {
+        return;
+    }
+    // MQTT points at a port where nothing listens: deliveries die after 2 attempts.
+    let port = free_port();
+    let cluster = Cluster::start(
+        "events-dead",
+        Options {
+            nodes: 1,
+            extra_toml: mqtt_toml(port, "max_attempts = 2"),
+            ..Options::default()
+        },
+    );
+    let n1 = cluster.node("n1");
+    let run = publish_bench(n1, 3);
+    let mut list = Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            list = admin(n1, "GET", "/admin/dead-letters", None).1;
+            list["total"] == 3
+        }),
+        "dead letters: {list}"
+    );
+    let items = list["items"].as_array().unwrap().clone();
+    for d in &items {
+        assert_eq!(d["sink"], "mqtt");
+        assert_eq!(d["node"], "n1");
+        assert_eq!(d["attempts"], 2);
+        assert_eq!(d["event"]["type"], "bench.event");
+        assert!(d["last_error"].as_str().unwrap().contains("not connected"));
+    }
+    // The notifications subscriber got each event once.
+    assert!(wait_until(Duration::from_secs(10), || bench_rows(n1, &run) == 3));
+
+    let id = |i: usize| items[i]["id"].as_str().unwrap().to_string();
+    let (status, v) = admin(n1, "GET", &format!("/admin/dead-letters/{}", id(0)), None);
+    assert_eq!((status, v["id"].as_str()), (200, Some(id(0).as_str())));
+    let (status, _) = admin(n1, "GET", "/admin/dead-letters/nope.mqtt", None);
+    assert_eq!(status, 404);
+    let (status, _) = send("GET", &n1.url("/admin/dead-letters"), None, None);
+    assert_eq!(status, 401);
+
+    // Drop one.
+    let (status, v) = admin(
+        n1,
+        "DELETE",
+        &format!("/admin/dead-letters/{}", id(0)),
+        None,
+    );
+    assert_eq!((status, v["deleted"].as_bool()), (200, Some(true)));
+    let (status, _) = admin(
+        n1,
+        "DELETE",
+        &format!("/admin/dead-letters/{}", id(0)),
+        None,
+    );
+    assert_eq!(status, 404);
+
+    // The broker appears: a replayed dead letter is delivered and leaves the queue.
+    let mut broker = Broker::new(&cluster.dir, port);
+    broker.start();
+    let sub = Subscriber::start("127.0.0.1", port, "troupe/events/#");
+    assert!(
+        wait_until(Duration::from_secs(15), || metric(
+            n1,
+            "troupe_mqtt_connected"
+        ) == 1.0),
+        "the bridge never connected"
+    );
+    let (status, v) = admin(
+        n1,
+        "POST",
+        &format!("/admin/dead-letters/{}/replay", id(1)),
+        None,
+    );
+    assert_eq!((status, v["replayed"].as_bool()), (200, Some(true)), "{v}");
+    let seq1 = items[1]["event"]["payload"]["seq"].as_u64().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || sub
+            .bench_seqs(&run)
+            .contains(&seq1)),
+        "replayed event never reached the broker; {}",
+        cluster.logs()
+    );
+    let (_, v) = admin(n1, "GET", "/admin/dead-letters", None);
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["items"][0]["id"], id(2));
+
+    // Replaying what was delivered already changes no notification.
+    assert_eq!(bench_rows(n1, &run), 3);
+}
+
+#[test]
+fn broker_down_for_a_while_then_every_event_arrives() {
+    if !Broker::available("broker_down_for_a_while_then_every_event_arrives") {
+        return;
+    }
+    let port = free_port();
+    let mut cluster = Cluster::start(
+        "events-broker-down",
+        Options {
+            nodes: 1,
+            extra_toml: mqtt_toml(port, "max_attempts = 1000"),
+            ..Options::default()
+        },
+    );
+    let n1 = cluster.node("n1");
+    let mut broker = Broker::new(&cluster.dir, port);
+    broker.start();
+    let sub = Subscriber::start("127.0.0.1", port, "troupe/events/#");
+    let before = publish_bench(n1, 50);
+    assert!(wait_until(Duration::from_secs(15), || sub
+        .bench_seqs(&before)
+        .len()
+        == 50));
+
+    broker.stop();
+    let during = publish_bench(n1, 200);
+    // They wait in the outbox.
+    assert!(
+        wait_until(Duration::from_secs(5), || outbox_depth(n1) >= 1.0),
+        "outbox depth {}",
+        outbox_depth(n1)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    broker.start();
+    assert!(
+        wait_until(Duration::from_secs(30), || sub.bench_seqs(&during).len()
+            == 200),
+        "got {} of 200 after the broker came back; {}",
+        sub.bench_seqs(&during).len(),
+        cluster.logs()
+    );
+    assert!(wait_until(Duration::from_secs(10), || outbox_depth(n1) == 0.0));
+
+    // A node SIGKILLed with events in its outbox (the broker is down) delivers them after
+    // it restarts; the notifications it already consumed are not written twice.
+    broker.stop();
+    let run2 = publish_bench(cluster.node("n1"), 20);
+    assert!(outbox_depth(cluster.node("n1")) >= 1.0);
+    cluster.node_mut("n1").kill();
+    broker.start();
+    cluster.restart("n1");
+    let n1 = cluster.node("n1");
+    assert!(
+        wait_until(Duration::from_secs(30), || sub.bench_seqs(&run2).len()
+            == 20),
+        "after the restart the broker got {:?}; metrics: {}",
+        sub.bench_seqs(&run2),
+        event_metrics(cluster.node("n1"))
+    );
+    assert!(wait_until(Duration::from_secs(10), || bench_rows(
+        n1, &run2
+    ) == 20));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(bench_rows(n1, &run2), 20);
+    assert_eq!(bench_rows(n1, &during), 200);
+}
