@@ -176,8 +176,10 @@ try:
     print(f"| task actors alive (`troupe_tasks_running`) | {running:.0f} |")
     print(f"| steps committed during {SAMPLE_S:.0f} s of steady state | {step_rate:.0f}/s (expected {len(ids) * 1000 / DELAY_MS:.0f}/s) |")
     print(f"| node CPU during steady state | {cpu_pct:.0f}% of one core |")
-    print(f"| RSS idle -> with all tasks running | {idle_rss / 1024:.1f} MiB -> {rss1 / 1024:.1f} MiB "
-          f"({(rss1 - idle_rss) * 1024 / max(1, len(ids)):.0f} bytes per running task, everything included) |")
+    print(f"| RSS idle -> with all tasks running | {idle_rss / 1024:.1f} MiB -> {rss0 / 1024:.1f} MiB "
+          f"({(rss0 - idle_rss) * 1024 / max(1, len(ids)):.0f} bytes per running task, everything included) |")
+    print(f"| RSS growth over the {SAMPLE_S:.0f} s of steady state (no task created) | "
+          f"{(rss1 - rss0) / 1024:.1f} MiB |")
     if cancel_ms:
         print(f"| cancels answered 200 cancelled / other | {len(cancel_ms)} / {len(cancel_bad)} |")
         print(f"| cancel latency p50 / p90 / p99 / max | {pct(cancel_ms, 50):.1f} / {pct(cancel_ms, 90):.1f} / "

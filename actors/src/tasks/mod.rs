@@ -181,12 +181,12 @@ impl Tasks {
         settings: Settings,
     ) -> anyhow::Result<Arc<Self>> {
         metrics::describe();
-        let ctx = Arc::new(Ctx {
+        let ctx = Arc::new(Ctx::new(
             store,
             publisher,
-            node: info.node.clone(),
-            max_activations: settings.max_activations,
-        });
+            info.node.clone(),
+            settings.max_activations,
+        ));
         let (host, _) = Actor::spawn(None, Host::new(ctx.clone()), ()).await?;
         let me = Arc::new(Self {
             info,
@@ -370,37 +370,14 @@ impl Tasks {
         })
     }
 
-    /// `cancel`: through the task's actor when it runs here (its home); otherwise straight
-    /// in the store, where an actor still running it elsewhere sees the change at its next
-    /// write and stops.
-    pub async fn cancel(
-        &self,
-        who: &Who,
-        r: &TaskRef,
-        deadline: Instant,
-    ) -> Result<Task, MeshError> {
-        common::id("id", &r.id)?;
-        let host = self.host().await?;
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let (id, by) = (r.id.clone(), who.clone());
-        let answer = match host
-            .call(|reply| HostMsg::Cancel { id, by, reply }, Some(timeout))
-            .await
-        {
-            Ok(CallResult::Success(answer)) => answer,
-            Ok(CallResult::Timeout) => return Err(MeshError::deadline()),
-            // The actor stopped with the request: it no longer runs the task.
-            Ok(CallResult::SenderError) => None,
-            Err(e) => {
-                return Err(MeshError::unavailable(format!(
-                    "task host unreachable: {e}"
-                )))
-            }
-        };
-        let row = match answer {
-            Some(result) => result?,
-            None => self.cancel_in_store(who, &r.id).await?,
-        };
+    /// `cancel`: a versioned write of `cancelled` (so an actor running the task anywhere
+    /// loses its next step write and stops), then the actor here, the task's home, is told
+    /// to stop at once. The actor never delays the answer, even when it is busy committing.
+    pub async fn cancel(&self, who: &Who, r: &TaskRef) -> Result<Task, MeshError> {
+        let row = self.cancel_in_store(who, &r.id).await?;
+        if let Ok(host) = self.host().await {
+            let _ = host.cast(HostMsg::Cancelled { id: r.id.clone() });
+        }
         Ok(row.to_task(Vec::new()))
     }
 
@@ -555,10 +532,7 @@ impl Service for Tasks {
                         }
                         ops::GET => reply(self.get(&who, &TaskRef::decode(payload)?).await),
                         ops::LIST => reply(self.list(&who, &ListTasks::decode(payload)?).await),
-                        _ => reply(
-                            self.cancel(&who, &TaskRef::decode(payload)?, req.deadline)
-                                .await,
-                        ),
+                        _ => reply(self.cancel(&who, &TaskRef::decode(payload)?).await),
                     }
                 }
                 op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
