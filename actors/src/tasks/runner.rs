@@ -40,34 +40,63 @@ pub struct Ctx {
     pub node: Arc<str>,
     /// Claims a task may have before it is failed instead of claimed again.
     pub max_activations: u32,
-    /// On SQLite (one writer at a time), the node's step commits and claims queue here, one
-    /// at a time and in order, instead of colliding on the database lock and sleeping in
-    /// SQLite's busy handler (which dominated tail latency with thousands of running tasks).
-    /// Cancels do not queue (they are written by the service, not by the actor). `None` on
-    /// PostgreSQL.
-    pub step_writes: Option<tokio::sync::Semaphore>,
+    /// On SQLite (one writer at a time), the order of this node's task writes; `None` on
+    /// PostgreSQL (row locks, no queue needed).
+    pub writes: Option<Writes>,
+}
+
+/// The order of a node's task writes on SQLite.
+///
+/// Left alone, thousands of actors would collide on the database's write lock and sleep in
+/// SQLite's busy handler, and a cancel would keep missing the moment the lock is free (its
+/// sleeps grow while steps take the lock back to back). Instead step commits and claims queue
+/// in order on `steps` and then take `lock`; a cancel takes only `lock`, so it waits for at
+/// most the one step being written (both mutexes are fair, first come first served).
+pub struct Writes {
+    steps: tokio::sync::Mutex<()>,
+    lock: tokio::sync::Mutex<()>,
+}
+
+/// A turn to write, held until dropped.
+pub struct Turn<'a> {
+    _step: Option<tokio::sync::MutexGuard<'a, ()>>,
+    _lock: tokio::sync::MutexGuard<'a, ()>,
 }
 
 impl Ctx {
     /// The shared context of a node's task actors.
     pub fn new(store: Store, publisher: Publisher, node: Arc<str>, max_activations: u32) -> Self {
-        let step_writes = (store.backend() == crate::store::Backend::Sqlite)
-            .then(|| tokio::sync::Semaphore::new(1));
+        let writes = (store.backend() == crate::store::Backend::Sqlite).then(|| Writes {
+            steps: tokio::sync::Mutex::new(()),
+            lock: tokio::sync::Mutex::new(()),
+        });
         Self {
             store,
             publisher,
             node,
             max_activations,
-            step_writes,
+            writes,
         }
     }
 
-    /// A turn to write a step or a claim (immediately on PostgreSQL).
-    async fn step_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        match &self.step_writes {
-            Some(s) => s.acquire().await.ok(),
-            None => None,
-        }
+    /// A turn to write a step or a claim, behind the steps queued before it.
+    pub async fn step_turn(&self) -> Option<Turn<'_>> {
+        let w = self.writes.as_ref()?;
+        let step = w.steps.lock().await;
+        let lock = w.lock.lock().await;
+        Some(Turn {
+            _step: Some(step),
+            _lock: lock,
+        })
+    }
+
+    /// A turn to write a cancel: after at most the step being written.
+    pub async fn urgent_turn(&self) -> Option<Turn<'_>> {
+        let w = self.writes.as_ref()?;
+        Some(Turn {
+            _step: None,
+            _lock: w.lock.lock().await,
+        })
     }
 }
 
