@@ -28,6 +28,9 @@ CANCELS = int(os.environ.get("CANCELS", 1000))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", 32))
 CANCEL_CONCURRENCY = int(os.environ.get("CANCEL_CONCURRENCY", 4))
 SAMPLE_S = float(os.environ.get("SAMPLE_S", 10))
+# A PostgreSQL url (use a database of its own: the tasks left running stay in it); default:
+# the embedded SQLite file.
+STORAGE_URL = os.environ.get("STORAGE_URL", "")
 WORK = tempfile.mkdtemp()
 TASK_PATH = "/api/v1/eventstreammonitor/tasks"
 
@@ -52,6 +55,7 @@ with open(CONF, "w") as f:
             f'[admin]\ntoken = "bench-admin-token-0123456789"\n[log]\nlevel = "warn"\n'
             f'[auth]\nkeys = ["bench:bench-signing-key-0123456789abcdef0123"]\npbkdf2_iterations = 1000\n'
             f'[services]\nqueue_capacity = 100000\n'
+            + (f'[storage]\nurl = "{STORAGE_URL}"\n' if STORAGE_URL else '') +
             f'[[nodes]]\nname = "n1"\ncluster_addr = "127.0.0.1:{C}"\n'
             f'http_addr = "127.0.0.1:{H}"\ngrpc_addr = "127.0.0.1:{G}"\n')
 log = open(os.path.join(WORK, "n1.log"), "a")
@@ -166,7 +170,9 @@ try:
     running_after = metric("troupe_tasks_running")
 
     print(f"## {TASKS} concurrently running task actors on one node\n")
-    print(f"Command: `TASKS={TASKS} STEPS={STEPS} DELAY_MS={DELAY_MS} CANCELS={CANCELS} "
+    store = "PostgreSQL" if STORAGE_URL else "SQLite"
+    print(f"Store: {store}\n")
+    print(f"Command: `{'STORAGE_URL=... ' if STORAGE_URL else ''}TASKS={TASKS} STEPS={STEPS} DELAY_MS={DELAY_MS} CANCELS={CANCELS} "
           f"CONCURRENCY={CONCURRENCY} CANCEL_CONCURRENCY={CANCEL_CONCURRENCY} python3 scripts/bench_tasks.py {BIN}`\n")
     print("| what | value |\n|---|---|")
     print(f"| tasks created (201) / refused | {len(ids)} / {len(errors)} |")

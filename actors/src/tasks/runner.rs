@@ -40,36 +40,41 @@ pub struct Ctx {
     pub node: Arc<str>,
     /// Claims a task may have before it is failed instead of claimed again.
     pub max_activations: u32,
-    /// On SQLite (one writer at a time), the order of this node's task writes; `None` on
-    /// PostgreSQL (row locks, no queue needed).
-    pub writes: Option<Writes>,
+    /// The order of this node's task writes.
+    pub writes: Writes,
 }
 
-/// The order of a node's task writes on SQLite.
+/// Steps on PostgreSQL write at most this many at a time, leaving connections of the pool
+/// (16) free for cancels, reads and the other services.
+const PG_STEP_WRITERS: usize = 12;
+
+/// The order of a node's task writes.
 ///
-/// Left alone, thousands of actors would collide on the database's write lock and sleep in
-/// SQLite's busy handler, and a cancel would keep missing the moment the lock is free (its
-/// sleeps grow while steps take the lock back to back). Instead step commits and claims queue
-/// in order on `steps` and then take `lock`; a cancel takes only `lock`, so it waits for at
-/// most the one step being written (both mutexes are fair, first come first served).
+/// Left alone, thousands of actors would take every pooled connection (PostgreSQL) or collide
+/// on the database's write lock and sleep in SQLite's busy handler, and a cancel would wait
+/// behind them or keep missing the moment the lock is free. Instead step commits and claims
+/// queue in order on `steps` (one at a time on SQLite, a few on PostgreSQL); a cancel skips
+/// that queue. On SQLite both also take `lock`, so a cancel waits for at most the one step
+/// being written (the locks are fair, first come first served).
 pub struct Writes {
-    steps: tokio::sync::Mutex<()>,
-    lock: tokio::sync::Mutex<()>,
+    steps: tokio::sync::Semaphore,
+    lock: Option<tokio::sync::Mutex<()>>,
 }
 
 /// A turn to write, held until dropped.
 pub struct Turn<'a> {
-    _step: Option<tokio::sync::MutexGuard<'a, ()>>,
-    _lock: tokio::sync::MutexGuard<'a, ()>,
+    _step: Option<tokio::sync::SemaphorePermit<'a>>,
+    _lock: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
 impl Ctx {
     /// The shared context of a node's task actors.
     pub fn new(store: Store, publisher: Publisher, node: Arc<str>, max_activations: u32) -> Self {
-        let writes = (store.backend() == crate::store::Backend::Sqlite).then(|| Writes {
-            steps: tokio::sync::Mutex::new(()),
-            lock: tokio::sync::Mutex::new(()),
-        });
+        let sqlite = store.backend() == crate::store::Backend::Sqlite;
+        let writes = Writes {
+            steps: tokio::sync::Semaphore::new(if sqlite { 1 } else { PG_STEP_WRITERS }),
+            lock: sqlite.then(|| tokio::sync::Mutex::new(())),
+        };
         Self {
             store,
             publisher,
@@ -80,23 +85,28 @@ impl Ctx {
     }
 
     /// A turn to write a step or a claim, behind the steps queued before it.
-    pub async fn step_turn(&self) -> Option<Turn<'_>> {
-        let w = self.writes.as_ref()?;
-        let step = w.steps.lock().await;
-        let lock = w.lock.lock().await;
-        Some(Turn {
-            _step: Some(step),
+    pub async fn step_turn(&self) -> Turn<'_> {
+        let step = self.writes.steps.acquire().await.ok();
+        let lock = match &self.writes.lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        Turn {
+            _step: step,
             _lock: lock,
-        })
+        }
     }
 
-    /// A turn to write a cancel: after at most the step being written.
-    pub async fn urgent_turn(&self) -> Option<Turn<'_>> {
-        let w = self.writes.as_ref()?;
-        Some(Turn {
+    /// A turn to write a cancel: past the queued steps.
+    pub async fn urgent_turn(&self) -> Turn<'_> {
+        let lock = match &self.writes.lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        Turn {
             _step: None,
-            _lock: w.lock.lock().await,
-        })
+            _lock: lock,
+        }
     }
 }
 
