@@ -28,6 +28,9 @@ CANCELS = int(os.environ.get("CANCELS", 1000))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", 32))
 CANCEL_CONCURRENCY = int(os.environ.get("CANCEL_CONCURRENCY", 4))
 SAMPLE_S = float(os.environ.get("SAMPLE_S", 10))
+# A PostgreSQL url (use a database of its own: the tasks left running stay in it); default:
+# the embedded SQLite file.
+STORAGE_URL = os.environ.get("STORAGE_URL", "")
 WORK = tempfile.mkdtemp()
 TASK_PATH = "/api/v1/eventstreammonitor/tasks"
 
@@ -52,6 +55,7 @@ with open(CONF, "w") as f:
             f'[admin]\ntoken = "bench-admin-token-0123456789"\n[log]\nlevel = "warn"\n'
             f'[auth]\nkeys = ["bench:bench-signing-key-0123456789abcdef0123"]\npbkdf2_iterations = 1000\n'
             f'[services]\nqueue_capacity = 100000\n'
+            + (f'[storage]\nurl = "{STORAGE_URL}"\n' if STORAGE_URL else '') +
             f'[[nodes]]\nname = "n1"\ncluster_addr = "127.0.0.1:{C}"\n'
             f'http_addr = "127.0.0.1:{H}"\ngrpc_addr = "127.0.0.1:{G}"\n')
 log = open(os.path.join(WORK, "n1.log"), "a")
@@ -166,7 +170,9 @@ try:
     running_after = metric("troupe_tasks_running")
 
     print(f"## {TASKS} concurrently running task actors on one node\n")
-    print(f"Command: `TASKS={TASKS} STEPS={STEPS} DELAY_MS={DELAY_MS} CANCELS={CANCELS} "
+    store = "PostgreSQL" if STORAGE_URL else "SQLite"
+    print(f"Store: {store}\n")
+    print(f"Command: `{'STORAGE_URL=... ' if STORAGE_URL else ''}TASKS={TASKS} STEPS={STEPS} DELAY_MS={DELAY_MS} CANCELS={CANCELS} "
           f"CONCURRENCY={CONCURRENCY} CANCEL_CONCURRENCY={CANCEL_CONCURRENCY} python3 scripts/bench_tasks.py {BIN}`\n")
     print("| what | value |\n|---|---|")
     print(f"| tasks created (201) / refused | {len(ids)} / {len(errors)} |")
@@ -176,8 +182,10 @@ try:
     print(f"| task actors alive (`troupe_tasks_running`) | {running:.0f} |")
     print(f"| steps committed during {SAMPLE_S:.0f} s of steady state | {step_rate:.0f}/s (expected {len(ids) * 1000 / DELAY_MS:.0f}/s) |")
     print(f"| node CPU during steady state | {cpu_pct:.0f}% of one core |")
-    print(f"| RSS idle -> with all tasks running | {idle_rss / 1024:.1f} MiB -> {rss1 / 1024:.1f} MiB "
-          f"({(rss1 - idle_rss) * 1024 / max(1, len(ids)):.0f} bytes per running task, everything included) |")
+    print(f"| RSS idle -> with all tasks running | {idle_rss / 1024:.1f} MiB -> {rss0 / 1024:.1f} MiB "
+          f"({(rss0 - idle_rss) * 1024 / max(1, len(ids)):.0f} bytes per running task, everything included) |")
+    print(f"| RSS growth over the {SAMPLE_S:.0f} s of steady state (no task created) | "
+          f"{(rss1 - rss0) / 1024:.1f} MiB |")
     if cancel_ms:
         print(f"| cancels answered 200 cancelled / other | {len(cancel_ms)} / {len(cancel_bad)} |")
         print(f"| cancel latency p50 / p90 / p99 / max | {pct(cancel_ms, 50):.1f} / {pct(cancel_ms, 90):.1f} / "

@@ -1,7 +1,7 @@
 //! The task host: one actor per node that owns the node's task actors ([`super::runner`]).
 //!
 //! It spawns a task actor (linked, local-only, unnamed: never announced to other nodes) the
-//! first time it is asked to run a task, forwards cancels to it, releases the tasks whose
+//! first time it is asked to run a task, stops it when the task is cancelled, releases the tasks whose
 //! home moved when membership changes, and forgets an actor when it stops. At most one actor
 //! per task runs on a node; across nodes, the versioned writes of the actors decide.
 
@@ -14,8 +14,8 @@ use ractor::{
 };
 use ractor_cluster::RactorMessage;
 
+use super::metrics;
 use super::runner::{Answer, Ctx, Runner, TaskMsg};
-use super::{metrics, Who};
 use crate::mesh::placement;
 use crate::mesh::MeshError;
 
@@ -34,15 +34,11 @@ pub enum HostMsg {
         /// Where the answer goes, if anywhere.
         reply: Option<RpcReplyPort<Answer>>,
     },
-    /// Cancel task `id` through its actor; answers `None` when no actor runs it here. Sent by
-    /// the service's `cancel` op.
-    Cancel {
+    /// Task `id` was cancelled in the store: stop its actor here, if any. Sent by the
+    /// service's `cancel` op.
+    Cancelled {
         /// Task id.
         id: String,
-        /// Who asks.
-        by: Who,
-        /// Where the answer goes.
-        reply: RpcReplyPort<Option<Answer>>,
     },
     /// The routable members changed: release every task whose home is now another node.
     /// Sent by the service's membership watcher.
@@ -139,18 +135,11 @@ impl Actor for Host {
                     self.spawn(&myself, st, id, Some(reply)).await;
                 }
             }
-            HostMsg::Cancel { id, by, reply } => match st.tasks.get(&id) {
-                Some(actor) => {
-                    if let Err(MessagingErr::SendErr(TaskMsg::Cancel { reply, .. })) =
-                        actor.cast(TaskMsg::Cancel { by, reply })
-                    {
-                        let _ = reply.send(None);
-                    }
+            HostMsg::Cancelled { id } => {
+                if let Some(actor) = st.tasks.get(&id) {
+                    let _ = actor.cast(TaskMsg::Cancelled);
                 }
-                None => {
-                    let _ = reply.send(None);
-                }
-            },
+            }
             HostMsg::Rebalance { members } => {
                 let me = self.ctx.node.to_string();
                 for (id, actor) in &st.tasks {

@@ -23,7 +23,8 @@
 //! `get` and `list` read the store, so progress is visible from every node.
 //!
 //! Nothing depends on the `run` call arriving: every node watches the routable members and
-//! scans the unfinished tasks when they change and every `scan_interval`, and runs each one
+//! scans the unfinished tasks when they change and every `scan_interval` (the first time and
+//! every tenth time also those it claimed itself), and runs each one
 //! whose home it is and that no actor runs here ([`orphans`]). So a task whose node died
 //! resumes on the survivor that is its new home, from its last committed step; a task that
 //! is not `resumable` is failed with the reason instead. When a node joins, the tasks homed
@@ -181,12 +182,12 @@ impl Tasks {
         settings: Settings,
     ) -> anyhow::Result<Arc<Self>> {
         metrics::describe();
-        let ctx = Arc::new(Ctx {
+        let ctx = Arc::new(Ctx::new(
             store,
             publisher,
-            node: info.node.clone(),
-            max_activations: settings.max_activations,
-        });
+            info.node.clone(),
+            settings.max_activations,
+        ));
         let (host, _) = Actor::spawn(None, Host::new(ctx.clone()), ()).await?;
         let me = Arc::new(Self {
             info,
@@ -370,37 +371,14 @@ impl Tasks {
         })
     }
 
-    /// `cancel`: through the task's actor when it runs here (its home); otherwise straight
-    /// in the store, where an actor still running it elsewhere sees the change at its next
-    /// write and stops.
-    pub async fn cancel(
-        &self,
-        who: &Who,
-        r: &TaskRef,
-        deadline: Instant,
-    ) -> Result<Task, MeshError> {
-        common::id("id", &r.id)?;
-        let host = self.host().await?;
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let (id, by) = (r.id.clone(), who.clone());
-        let answer = match host
-            .call(|reply| HostMsg::Cancel { id, by, reply }, Some(timeout))
-            .await
-        {
-            Ok(CallResult::Success(answer)) => answer,
-            Ok(CallResult::Timeout) => return Err(MeshError::deadline()),
-            // The actor stopped with the request: it no longer runs the task.
-            Ok(CallResult::SenderError) => None,
-            Err(e) => {
-                return Err(MeshError::unavailable(format!(
-                    "task host unreachable: {e}"
-                )))
-            }
-        };
-        let row = match answer {
-            Some(result) => result?,
-            None => self.cancel_in_store(who, &r.id).await?,
-        };
+    /// `cancel`: a versioned write of `cancelled` (so an actor running the task anywhere
+    /// loses its next step write and stops), then the actor here, the task's home, is told
+    /// to stop at once. The actor never delays the answer, even when it is busy committing.
+    pub async fn cancel(&self, who: &Who, r: &TaskRef) -> Result<Task, MeshError> {
+        let row = self.cancel_in_store(who, &r.id).await?;
+        if let Ok(host) = self.host().await {
+            let _ = host.cast(HostMsg::Cancelled { id: r.id.clone() });
+        }
         Ok(row.to_task(Vec::new()))
     }
 
@@ -416,7 +394,10 @@ impl Tasks {
             next.updated_at = now.max(row.updated_at);
             next.finished_at = next.updated_at;
             next.version += 1;
-            if store::update(&self.ctx.store, &next, row.version).await? {
+            let turn = self.ctx.urgent_turn().await;
+            let written = store::update(&self.ctx.store, &next, row.version).await?;
+            drop(turn);
+            if written {
                 ::metrics::counter!(metrics::FINISHED, "status" => "cancelled").increment(1);
                 if let Err(e) = self
                     .ctx
@@ -432,8 +413,12 @@ impl Tasks {
         Err(MeshError::unavailable("task is being changed concurrently"))
     }
 
-    /// Runs every unfinished task whose home is this node and that no actor runs here.
-    pub async fn scan(&self) -> Result<usize, MeshError> {
+    /// Runs every unfinished task whose home is this node and that no actor runs here. A
+    /// `light` scan skips the tasks this node claimed last (those only go missing when this
+    /// node restarted, which a full scan at start covers, or when their actor gave up on
+    /// the store, which the next full scan covers): it stays cheap on a node running
+    /// thousands of tasks.
+    pub async fn scan(&self, light: bool) -> Result<usize, MeshError> {
         let members = self.info.router()?.members();
         let host = self.host().await?;
         let running: HashSet<String> = match host
@@ -443,7 +428,8 @@ impl Tasks {
             Ok(CallResult::Success(ids)) => ids.into_iter().collect(),
             _ => return Err(MeshError::unavailable("task host did not answer")),
         };
-        let rows = store::unfinished(&self.ctx.store).await?;
+        let except = light.then_some(&*self.info.node);
+        let rows = store::unfinished(&self.ctx.store, except).await?;
         let ids = orphans(&rows, &members, &self.info.node, &running);
         let n = ids.len();
         for id in ids {
@@ -489,6 +475,9 @@ fn parse_status(s: &str) -> Result<Status, String> {
     })
 }
 
+/// Every how many periodic scans one is full (see [`Tasks::scan`]).
+const FULL_SCAN_EVERY: u64 = 10;
+
 /// Watches the routable members: on every change, releases the tasks whose home moved and
 /// scans for tasks to run; scans every `scan_interval` besides.
 async fn watch(me: Weak<Tasks>) {
@@ -502,6 +491,7 @@ async fn watch(me: Weak<Tasks>) {
     };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u64;
     loop {
         let changed = tokio::select! {
             c = members.changed() => {
@@ -519,7 +509,11 @@ async fn watch(me: Weak<Tasks>) {
                 let _ = host.cast(HostMsg::Rebalance { members: list });
             }
         }
-        if let Err(e) = t.scan().await {
+        // Full scans on membership changes, at start and every FULL_SCAN_EVERY ticks; light
+        // ones otherwise.
+        let light = !changed && ticks % FULL_SCAN_EVERY != 0;
+        ticks += 1;
+        if let Err(e) = t.scan(light).await {
             tracing::warn!(error = %e, "task scan failed");
         }
     }
@@ -555,10 +549,7 @@ impl Service for Tasks {
                         }
                         ops::GET => reply(self.get(&who, &TaskRef::decode(payload)?).await),
                         ops::LIST => reply(self.list(&who, &ListTasks::decode(payload)?).await),
-                        _ => reply(
-                            self.cancel(&who, &TaskRef::decode(payload)?, req.deadline)
-                                .await,
-                        ),
+                        _ => reply(self.cancel(&who, &TaskRef::decode(payload)?).await),
                     }
                 }
                 op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),

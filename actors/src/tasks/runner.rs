@@ -18,8 +18,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use tokio::task::JoinHandle;
 
+use super::metrics;
 use super::store::{self, Status, TaskRow};
-use super::{metrics, Who};
 use crate::events::{kinds, NewEvent, Publisher};
 use crate::mesh::{Code, MeshError};
 use crate::store::time::now_ms;
@@ -40,6 +40,74 @@ pub struct Ctx {
     pub node: Arc<str>,
     /// Claims a task may have before it is failed instead of claimed again.
     pub max_activations: u32,
+    /// The order of this node's task writes.
+    pub writes: Writes,
+}
+
+/// Steps on PostgreSQL write at most this many at a time, leaving connections of the pool
+/// (16) free for cancels, reads and the other services.
+const PG_STEP_WRITERS: usize = 12;
+
+/// The order of a node's task writes.
+///
+/// Left alone, thousands of actors would take every pooled connection (PostgreSQL) or collide
+/// on the database's write lock and sleep in SQLite's busy handler, and a cancel would wait
+/// behind them or keep missing the moment the lock is free. Instead step commits and claims
+/// queue in order on `steps` (one at a time on SQLite, a few on PostgreSQL); a cancel skips
+/// that queue. On SQLite both also take `lock`, so a cancel waits for at most the one step
+/// being written (the locks are fair, first come first served).
+pub struct Writes {
+    steps: tokio::sync::Semaphore,
+    lock: Option<tokio::sync::Mutex<()>>,
+}
+
+/// A turn to write, held until dropped.
+pub struct Turn<'a> {
+    _step: Option<tokio::sync::SemaphorePermit<'a>>,
+    _lock: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl Ctx {
+    /// The shared context of a node's task actors.
+    pub fn new(store: Store, publisher: Publisher, node: Arc<str>, max_activations: u32) -> Self {
+        let sqlite = store.backend() == crate::store::Backend::Sqlite;
+        let writes = Writes {
+            steps: tokio::sync::Semaphore::new(if sqlite { 1 } else { PG_STEP_WRITERS }),
+            lock: sqlite.then(|| tokio::sync::Mutex::new(())),
+        };
+        Self {
+            store,
+            publisher,
+            node,
+            max_activations,
+            writes,
+        }
+    }
+
+    /// A turn to write a step or a claim, behind the steps queued before it.
+    pub async fn step_turn(&self) -> Turn<'_> {
+        let step = self.writes.steps.acquire().await.ok();
+        let lock = match &self.writes.lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        Turn {
+            _step: step,
+            _lock: lock,
+        }
+    }
+
+    /// A turn to write a cancel: past the queued steps.
+    pub async fn urgent_turn(&self) -> Turn<'_> {
+        let lock = match &self.writes.lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        Turn {
+            _step: None,
+            _lock: lock,
+        }
+    }
 }
 
 /// An answer of a task actor: the task as written, or why not.
@@ -53,14 +121,10 @@ pub enum TaskMsg {
     Begin(Option<RpcReplyPort<Answer>>),
     /// Do the next step. Sent by the actor's own timer.
     Step,
-    /// Cancel the task for `by`; answers `Some(result)`, or `None` when this actor no longer
-    /// runs the task (the caller then cancels through the store). Forwarded by the host.
-    Cancel {
-        /// Who asks.
-        by: Who,
-        /// Where the answer goes.
-        reply: RpcReplyPort<Option<Answer>>,
-    },
+    /// The task was cancelled in the store: drop the pending step and stop. Forwarded by the
+    /// host right after the cancel was written (a step in flight meanwhile loses its
+    /// versioned write, so nothing is committed after the cancel either way).
+    Cancelled,
     /// Answer the task as this actor last wrote it. Forwarded by the host when asked to run
     /// a task that runs here already.
     Get(RpcReplyPort<Answer>),
@@ -140,13 +204,11 @@ impl Actor for Runner {
                     myself.stop(None);
                 }
             }
-            TaskMsg::Cancel { by, reply } => {
-                let answer = self.cancel(st, &by).await;
-                let stop = matches!(&answer, Some(Ok(_)) | None);
-                let _ = reply.send(answer);
-                if stop {
-                    myself.stop(None);
+            TaskMsg::Cancelled => {
+                if let Some(timer) = st.timer.take() {
+                    timer.abort();
                 }
+                myself.stop(Some("cancelled".into()));
             }
             TaskMsg::Get(reply) => {
                 let _ = reply.send(
@@ -226,7 +288,10 @@ impl Runner {
             }
             next.updated_at = now.max(row.updated_at);
             next.version += 1;
-            if store::update(&ctx.store, &next, row.version).await? {
+            let turn = ctx.step_turn().await;
+            let claimed = store::update(&ctx.store, &next, row.version).await?;
+            drop(turn);
+            if claimed {
                 if row.status == Status::Running {
                     ::metrics::counter!(metrics::TAKEOVERS).increment(1);
                     tracing::info!(task = %id, from = %row.node, step = row.step, "took over a running task");
@@ -268,7 +333,10 @@ impl Runner {
             next.status = Status::Completed;
             next.finished_at = next.updated_at;
         }
-        match store::commit_step(&ctx.store, &next, row.version).await {
+        let turn = ctx.step_turn().await;
+        let committed = store::commit_step(&ctx.store, &next, row.version).await;
+        drop(turn);
+        match committed {
             Ok(true) => {
                 st.failures = 0;
                 ::metrics::counter!(metrics::STEPS).increment(1);
@@ -331,7 +399,8 @@ impl Runner {
         true
     }
 
-    /// Ends `row` with `status` (versioned); `None` when another writer got there first.
+    /// Ends `row` with `status` (`failed`; versioned); `None` when another writer got there
+    /// first.
     async fn finish(
         &self,
         row: &TaskRow,
@@ -349,48 +418,8 @@ impl Runner {
             return Ok(None);
         }
         ::metrics::counter!(metrics::FINISHED, "status" => status.as_str()).increment(1);
-        let kind = match status {
-            Status::Cancelled => kinds::TASK_CANCELLED,
-            _ => kinds::TASK_FAILED,
-        };
-        self.publish(kind, &next).await;
+        self.publish(kinds::TASK_FAILED, &next).await;
         Ok(Some(next))
-    }
-
-    /// Cancels the task this actor runs.
-    async fn cancel(&self, st: &mut RunnerState, by: &Who) -> Option<Answer> {
-        let row = st.row.clone()?;
-        if !by.may_see(&row.owner_id) {
-            return Some(Err(MeshError::not_found("task not found")));
-        }
-        if let Some(timer) = st.timer.take() {
-            timer.abort();
-        }
-        let mut row = row;
-        for _ in 0..WRITE_ATTEMPTS {
-            if row.status.is_finished() {
-                return Some(Err(already_finished(&row)));
-            }
-            if row.node != *self.ctx.node {
-                // Claimed by another node meanwhile: not ours to answer.
-                return None;
-            }
-            match self.finish(&row, Status::Cancelled, String::new()).await {
-                Ok(Some(cancelled)) => {
-                    st.row = Some(cancelled.clone());
-                    return Some(Ok(cancelled));
-                }
-                Ok(None) => match store::get(&self.ctx.store, &st.id).await {
-                    Ok(Some(fresh)) => row = fresh,
-                    Ok(None) => return Some(Err(MeshError::not_found("task not found"))),
-                    Err(e) => return Some(Err(e)),
-                },
-                Err(e) => return Some(Err(e)),
-            }
-        }
-        Some(Err(MeshError::unavailable(
-            "task is being changed concurrently",
-        )))
     }
 
     async fn publish(&self, kind: &str, row: &TaskRow) {

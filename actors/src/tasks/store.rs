@@ -383,13 +383,22 @@ pub struct Unfinished {
     pub resumable: bool,
 }
 
-/// Every pending or running task.
-pub async fn unfinished(store: &Store) -> Result<Vec<Unfinished>, MeshError> {
-    let rows = sqlx::query(
-        "SELECT id, status, node, resumable FROM tasks WHERE status = 'pending' OR status = 'running'",
-    )
-    .fetch_all(store.pool())
-    .await
+/// Every pending or running task; with `except_node`, not those last claimed by that node.
+pub async fn unfinished(
+    store: &Store,
+    except_node: Option<&str>,
+) -> Result<Vec<Unfinished>, MeshError> {
+    const SQL: &str = "SELECT id, status, node, resumable FROM tasks \
+                       WHERE (status = 'pending' OR status = 'running')";
+    let rows = match except_node {
+        None => sqlx::query(SQL).fetch_all(store.pool()).await,
+        Some(node) => {
+            sqlx::query(&format!("{SQL} AND node <> $1"))
+                .bind(node)
+                .fetch_all(store.pool())
+                .await
+        }
+    }
     .map_err(db_error)?;
     rows.iter()
         .map(|r| {
