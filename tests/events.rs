@@ -569,7 +569,7 @@ fn redelivered_events_do_not_duplicate_and_dead_letters_replay() {
     }
     // MQTT points at a port where nothing listens: deliveries die after 2 attempts.
     let port = free_port();
-    let mut cluster = Cluster::start(
+    let cluster = Cluster::start(
         "events-dead",
         Options {
             nodes: 1,
