@@ -153,8 +153,10 @@ pub async fn serve(
             per_account_per_minute: config.auth.login_per_account_per_minute,
             per_ip_per_minute: config.auth.login_per_ip_per_minute,
         },
-        publisher.clone(),
-        codes,
+        troupe_actors::auth::Events {
+            publisher: publisher.clone(),
+            codes,
+        },
     ));
     let task_settings = troupe_actors::tasks::Settings {
         scan_interval: config.tasks.scan_interval,

@@ -74,6 +74,15 @@ pub struct Limits {
     pub per_ip_per_minute: u32,
 }
 
+/// How the service publishes events and issues emailed codes.
+#[derive(Clone)]
+pub struct Events {
+    /// The node's publisher.
+    pub publisher: Publisher,
+    /// Code lifetimes and limits.
+    pub codes: codes::Settings,
+}
+
 /// The service.
 pub struct Auth {
     info: Arc<NodeInfo>,
@@ -113,8 +122,7 @@ impl Auth {
         tokens: Arc<Tokens>,
         revocations: Revocations,
         limits: Limits,
-        events: Publisher,
-        codes: codes::Settings,
+        events: Events,
     ) -> Arc<Self> {
         let me = Arc::new(Self {
             info,
@@ -124,8 +132,8 @@ impl Auth {
             revocations,
             per_account: RateLimiter::keyed(quota(limits.per_account_per_minute)),
             per_ip: RateLimiter::keyed(quota(limits.per_ip_per_minute)),
-            events,
-            codes,
+            events: events.publisher,
+            codes: events.codes,
         });
         // Housekeeping: keyed limiters keep a cell per key, so forget the idle ones; and
         // delete refresh tokens past their expiry, which can never be spent again.

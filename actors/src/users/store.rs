@@ -427,6 +427,21 @@ pub async fn contacts(store: &Store, user_id: &str) -> Result<Vec<Contact>, Mesh
         .map_err(db_error)
 }
 
+/// Marks an unconfirmed user confirmed; false when the user is missing or confirmed
+/// already.
+pub async fn confirm(store: &Store, id: &str, now: i64) -> Result<bool, MeshError> {
+    let done = sqlx::query(
+        "UPDATE users SET confirmed = 1, updated_at = $1, version = version + 1 \
+         WHERE id = $2 AND confirmed = 0",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(store.pool())
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,19 +461,4 @@ mod tests {
         assert_eq!(split_roles(""), Vec::<String>::new());
         assert_eq!(split_roles("user, admin,"), roles);
     }
-}
-
-/// Marks an unconfirmed user confirmed; false when the user is missing or confirmed
-/// already.
-pub async fn confirm(store: &Store, id: &str, now: i64) -> Result<bool, MeshError> {
-    let done = sqlx::query(
-        "UPDATE users SET confirmed = 1, updated_at = $1, version = version + 1 \
-         WHERE id = $2 AND confirmed = 0",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(store.pool())
-    .await
-    .map_err(db_error)?;
-    Ok(done.rows_affected() == 1)
 }
