@@ -65,7 +65,7 @@ $DRIVER idle "${URL[n1]}" "$IDLE" "${PID[n1]}"
 $DRIVER latency "${URL[n1]}" "${URL[n3]}" "$RATE" "$SECS"
 HALF=$((BCAST / 2))
 ALL="${URL[n1]},${URL[n2]},${URL[n3]}"
-LISTEN_SECS=$(( (REPEATS * INTERVAL_MS) / 1000 + 60 ))
+LISTEN_SECS=$(( (REPEATS * INTERVAL_MS) / 1000 + 30 ))
 $DRIVER listen "$ALL" "$HALF" "$LISTEN_SECS" a > "$WORK/listen-a.out" &
 LA=$!; PIDS+=($LA)
 $DRIVER listen "$ALL" "$((BCAST - HALF))" "$LISTEN_SECS" b > "$WORK/listen-b.out" &
