@@ -62,6 +62,7 @@ echo "## WebSocket and chat ($PROFILE build, $(nproc) cores, load average $(cut 
 echo
 echo '```'
 $DRIVER idle "${URL[n1]}" "$IDLE" "${PID[n1]}"
+sleep 5 # n1 tears down the idle connections
 $DRIVER latency "${URL[n1]}" "${URL[n3]}" "$RATE" "$SECS"
 HALF=$((BCAST / 2))
 ALL="${URL[n1]},${URL[n2]},${URL[n3]}"

@@ -50,24 +50,34 @@ struct User {
     token: String,
 }
 
+/// POST, retried for a while when the node answers 5xx (busy after a previous phase).
+fn post_patiently(a: &ureq::Agent, url: &str, body: &Value) -> (u16, Value) {
+    for _ in 0..30 {
+        let (status, v) = post(a, url, body, None);
+        if status < 500 {
+            return (status, v);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    post(a, url, body, None)
+}
+
 /// Registers `name` unless it exists, then logs in.
 fn user(base: &str, name: &str) -> User {
     let a = agent();
-    let (status, v) = post(
+    let (status, v) = post_patiently(
         &a,
         &format!("{base}/auth/register"),
         &json!({"username": name, "email": format!("{name}@bench.local"), "password": PASSWORD}),
-        None,
     );
     assert!(
         status == 201 || status == 409,
         "register {name}: {status} {v}"
     );
-    let (status, v) = post(
+    let (status, v) = post_patiently(
         &a,
         &format!("{base}/auth/login"),
         &json!({"username": name, "password": PASSWORD}),
-        None,
     );
     assert_eq!(status, 200, "login {name}: {v}");
     User {
