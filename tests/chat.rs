@@ -359,8 +359,9 @@ fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss(c: &mut
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["nodes"], json!(["n1", "n2", "n3"]));
     assert!(v["delivered"].as_u64().unwrap() >= 3, "{v}");
+    let id = v["id"].clone();
     for ws in [&mut a_ws, &mut b_ws, &mut c_ws] {
-        let b = expect_frame(ws, "broadcast", |v| v["id"] == v["id"]);
+        let b = expect_frame(ws, "broadcast", |f| f["id"] == id);
         assert_eq!(b["message"], "maintenance at noon");
     }
 
