@@ -113,10 +113,11 @@ fn ping(ws: &mut Ws) {
     expect_frame(ws, "pong", |v| v["ref"] == "p");
 }
 
-fn cluster() -> Cluster {
+fn cluster(tag: &str, storage: Option<String>) -> Cluster {
     Cluster::start(
-        "chat",
+        tag,
         Options {
+            storage_toml: storage.unwrap_or_default(),
             extra_toml: format!(
                 "[ws]\nmax_frame_bytes = {FRAME}\nping_interval_s = 2\nidle_timeout_s = 60\n\
                  [chat]\nmax_message_bytes = {CAP}\n"
@@ -218,8 +219,21 @@ fn connected_users(node: &Node, token: &str) -> Vec<(String, String)> {
 }
 
 #[test]
-fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss() {
-    let mut c = cluster();
+fn chat_across_nodes_on_sqlite() {
+    let mut c = cluster("chat-sqlite", None);
+    chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss(&mut c);
+}
+
+#[test]
+fn chat_across_nodes_on_postgres() {
+    let Some(storage) = postgres_storage("chat_across_nodes_on_postgres") else {
+        return;
+    };
+    let mut c = cluster("chat-pg", Some(storage));
+    chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss(&mut c);
+}
+
+fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss(c: &mut Cluster) {
     let alice = new_user(c.node("n1"), c.node("n1"), "alice");
     let bob = new_user(c.node("n3"), c.node("n3"), "bob");
     let carol = new_user(c.node("n2"), c.node("n2"), "carol");
@@ -228,7 +242,7 @@ fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss() {
     let mut b_ws = connect(c.node("n3"), &bob.id, Token::Protocol(&bob.access));
     ping(&mut a_ws);
     ping(&mut b_ws);
-    let request = make_contacts(&c, &alice, &bob);
+    let request = make_contacts(c, &alice, &bob);
 
     // A request cannot be accepted twice, nor by anyone but its addressee.
     let (status, v) = send(
@@ -345,13 +359,14 @@ fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["nodes"], json!(["n1", "n2", "n3"]));
     assert!(v["delivered"].as_u64().unwrap() >= 3, "{v}");
+    let id = v["id"].clone();
     for ws in [&mut a_ws, &mut b_ws, &mut c_ws] {
-        let b = expect_frame(ws, "broadcast", |v| v["id"] == v["id"]);
+        let b = expect_frame(ws, "broadcast", |f| f["id"] == id);
         assert_eq!(b["message"], "maintenance at noon");
     }
 
-    bad_rest_input_is_refused(&c, &alice, &bob, &carol);
-    bad_connections_are_closed_with_the_right_code(&c, &alice, &bob);
+    bad_rest_input_is_refused(c, &alice, &bob, &carol);
+    bad_connections_are_closed_with_the_right_code(c, &alice, &bob);
     // The good connections were not harmed.
     ping(&mut a_ws);
     ping(&mut b_ws);

@@ -1167,7 +1167,8 @@ impl<'e> Reader<'e> {
     }
 
     /// Reads `[ws]` and `[chat]`: the ping interval must be shorter than the idle timeout, and
-    /// a chat message must fit in an HTTP body.
+    /// a chat message must fit in an HTTP body (the default cap is 64 KiB, or half the body
+    /// limit when that is smaller).
     fn ws(&mut self, root: &mut Section<'_>, http: &Http) -> Ws {
         let mut section = self.section(root, "ws");
         let frame_env = Some("TROUPE_WS_MAX_FRAME_BYTES");
@@ -1202,8 +1203,10 @@ impl<'e> Reader<'e> {
         let mut section = self.section(root, "chat");
         let cap_env = Some("TROUPE_CHAT_MAX_MESSAGE_BYTES");
         let cap = self.get(&mut section, "max_message_bytes", cap_env, &at_least(1));
-        let cap = cap.unwrap_or(64 * 1024);
-        if cap >= http.max_body_bytes {
+        // Default: 64 KiB, or half the HTTP body limit when that is smaller.
+        let given = cap.is_some();
+        let cap = cap.unwrap_or((64 * 1024).min(http.max_body_bytes / 2).max(1));
+        if given && cap >= http.max_body_bytes {
             let message = format!(
                 "must be less than http.max_body_bytes ({}), got {cap}",
                 http.max_body_bytes

@@ -178,9 +178,8 @@ pub async fn accept(
     }
     for (user, contact) in [(from, to), (to, from)] {
         sqlx::query(
-            "INSERT INTO contacts (user_id, contact_id, created_at) \
-             SELECT $1, $2, $3 WHERE NOT EXISTS \
-             (SELECT 1 FROM contacts WHERE user_id = $1 AND contact_id = $2)",
+            "INSERT INTO contacts (user_id, contact_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, contact_id) DO NOTHING",
         )
         .bind(user)
         .bind(contact)

@@ -447,3 +447,6 @@ impl Service for Hub {
 pub fn since_now() -> i64 {
     now_ms()
 }
+
+#[cfg(test)]
+mod tests;

@@ -235,12 +235,16 @@ pub async fn broadcast(
     ))
 }
 
-/// `GET /connections`: open connections cluster-wide (user, node, since), gathered from
-/// every live member.
+/// `GET /connections` (any user, or the admin token): open connections cluster-wide (user,
+/// node, since), gathered from every live member.
 pub async fn connections(
     State(state): State<AppState>,
-    _: Caller,
+    caller: Result<Caller, ApiError>,
+    admin: Result<Admin, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
+    if admin.is_err() {
+        caller?;
+    }
     let items: Vec<Value> = hub::list_all(state.mesh.router(), "")
         .await
         .iter()

@@ -111,7 +111,8 @@ impl Outlet for Handle {
     }
 }
 
-/// Runs a connection until it ends.
+/// Starts the connection's actor; it runs on its own until the connection ends (the
+/// upgrade task that called this does not wait for it, so it holds no memory meanwhile).
 pub async fn start(app: AppState, socket: WebSocket, caller: Caller, user_id: String) {
     let args = Args {
         app,
@@ -119,11 +120,8 @@ pub async fn start(app: AppState, socket: WebSocket, caller: Caller, user_id: St
         caller,
         user_id,
     };
-    match Actor::spawn(None, ConnectionActor, args).await {
-        Ok((_, handle)) => {
-            let _ = handle.await;
-        }
-        Err(e) => tracing::warn!(error = %e, "websocket connection actor failed to start"),
+    if let Err(e) = Actor::spawn(None, ConnectionActor, args).await {
+        tracing::warn!(error = %e, "websocket connection actor failed to start");
     }
 }
 
@@ -219,7 +217,9 @@ impl Actor for ConnectionActor {
                 }
             }
             ConnMsg::Inbound(message, done) => {
-                let keep = inbound(state, message).await;
+                // Boxed: the mesh call behind a client frame is a large future, and an idle
+                // connection should not carry its space in the actor's task.
+                let keep = Box::pin(inbound(state, message)).await;
                 let _ = done.send(());
                 if let Some((code, why)) = keep {
                     close_with(&myself, state, code, why).await;

@@ -66,7 +66,7 @@ impl Default for Config {
 
 /// Bytes tungstenite reads from the socket at a time; small, so an idle connection holds
 /// little memory (frames larger than this are read in several steps).
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// Query of the upgrade request.
 #[derive(Debug, Default, Deserialize)]

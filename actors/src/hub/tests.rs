@@ -1,0 +1,136 @@
+//! The connection index without sockets: a recording [`Outlet`] stands where a WebSocket
+//! connection actor would be.
+
+use std::sync::Mutex;
+
+use super::*;
+
+#[derive(Default)]
+struct Recorder {
+    frames: Mutex<Vec<Bytes>>,
+    closed: Mutex<Option<(u16, &'static str)>>,
+    full: bool,
+}
+
+impl Outlet for Recorder {
+    fn push(&self, frame: &Bytes) -> bool {
+        if self.full {
+            return false;
+        }
+        self.frames.lock().unwrap().push(frame.clone());
+        true
+    }
+
+    fn close(&self, code: u16, reason: &'static str) {
+        *self.closed.lock().unwrap() = Some((code, reason));
+    }
+}
+
+fn conn(hub: &ConnectionHub, user: &str, session: &str, outlet: Arc<Recorder>) -> Arc<Connection> {
+    Arc::new(Connection {
+        id: hub.next_id(),
+        user_id: user.into(),
+        username: format!("{user}-name"),
+        session_id: session.into(),
+        since_ms: 1_000,
+        outlet,
+    })
+}
+
+#[tokio::test]
+async fn frames_reach_every_connection_of_the_user_and_broadcast_reaches_all() {
+    let info = NodeInfo::new("n1".into(), 1);
+    let revocations = Revocations::default();
+    let hub = ConnectionHub::start(info, revocations.clone());
+    let (a1, a2, b) = (
+        Arc::new(Recorder::default()),
+        Arc::new(Recorder::default()),
+        Arc::new(Recorder::default()),
+    );
+    let slow = Arc::new(Recorder {
+        full: true,
+        ..Recorder::default()
+    });
+    let ca1 = conn(&hub, "alice", "s1", a1.clone());
+    hub.register(ca1.clone());
+    hub.register(conn(&hub, "alice", "s2", a2.clone()));
+    hub.register(conn(&hub, "bob", "s3", b.clone()));
+    hub.register(conn(&hub, "carol", "s4", slow.clone()));
+    assert_eq!(hub.len(), 4);
+
+    let frame = Bytes::from_static(br#"{"type":"message"}"#);
+    assert_eq!(hub.deliver("alice", &frame), 2);
+    assert_eq!(hub.deliver("nobody", &frame), 0);
+    assert_eq!(
+        hub.deliver("carol", &frame),
+        0,
+        "a full queue takes nothing"
+    );
+    assert_eq!(a1.frames.lock().unwrap().len(), 1);
+    assert!(b.frames.lock().unwrap().is_empty());
+    assert_eq!(hub.broadcast(&frame), 3);
+    assert_eq!(b.frames.lock().unwrap().len(), 1);
+
+    let list = hub.list("alice");
+    assert_eq!((list.items.len(), list.total), (2, 4));
+    assert!(list
+        .items
+        .iter()
+        .all(|c| c.node == "n1" && c.user_id == "alice"));
+    assert_eq!(hub.list("").items.len(), 4);
+
+    // A revoked session's connection is closed with 1008 by the sweep.
+    revocations.add("s3", i64::MAX);
+    let swept = tokio::time::timeout(Duration::from_secs(2), async {
+        while b.closed.lock().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        swept.is_ok(),
+        "the sweep did not close the revoked connection"
+    );
+    assert_eq!(b.closed.lock().unwrap().unwrap().0, CLOSE_POLICY);
+    assert!(a1.closed.lock().unwrap().is_none());
+
+    hub.unregister("alice", ca1.id);
+    hub.unregister("alice", ca1.id);
+    assert_eq!(hub.len(), 3);
+    assert_eq!(hub.deliver("alice", &frame), 1);
+    hub.close_all(1001, "node shutting down");
+    assert_eq!(a2.closed.lock().unwrap().unwrap().0, 1001);
+}
+
+#[test]
+fn frames_are_json_with_a_type() {
+    let m = crate::chat::messages::ChatMessage {
+        id: "m1".into(),
+        sender_id: "a".into(),
+        recipient_id: "b".into(),
+        ciphertext: "c".into(),
+        nonce: String::new(),
+        created_at: "2024-01-01T00:00:00.000Z".into(),
+    };
+    let parse = |b: Bytes| serde_json::from_slice::<serde_json::Value>(&b).unwrap();
+    assert_eq!(parse(frames::message(&m))["type"], "message");
+    let r = parse(frames::receipt(&m, "delivered", 2, "r1"));
+    assert_eq!(
+        (
+            r["type"].as_str(),
+            r["delivered"].as_u64(),
+            r["ref"].as_str()
+        ),
+        (Some("receipt"), Some(2), Some("r1"))
+    );
+    let p = parse(frames::presence("a", "alice", false, "n2"));
+    assert_eq!(
+        (p["status"].as_str(), p["node"].as_str()),
+        (Some("offline"), Some("n2"))
+    );
+    assert_eq!(parse(frames::broadcast("hi", "x"))["message"], "hi");
+    assert_eq!(
+        parse(frames::error(&MeshError::invalid("bad"), ""))["code"],
+        "invalid_argument"
+    );
+}
