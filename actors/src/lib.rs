@@ -7,6 +7,7 @@
 //! - [`store`]: the SQL store (sqlx; SQLite or PostgreSQL) and its migrations.
 //! - [`users`], [`auth`], `sessions`: identity services.
 //! - [`events`]: domain events and the publisher services hold.
+//! - [`images`]: sanitized image uploads kept in the store.
 //! - [`metrics`]: names of the metrics recorded here.
 //!
 //! Dependencies point one way: protocols -> actors -> proto. Nothing here knows which
@@ -16,6 +17,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod images;
 pub mod mesh;
 pub mod metrics;
 pub mod sessions;

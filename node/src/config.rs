@@ -39,6 +39,8 @@ pub struct Config {
     pub auth: Auth,
     /// `[http]`: the HTTP front end.
     pub http: Http,
+    /// `[images]`: image uploads (gRPC) and their public URLs.
+    pub images: Images,
     /// `[services]`: service actors hosted on every node.
     pub services: Services,
     /// `[supervision]`: restart policy of supervised actors.
@@ -162,6 +164,16 @@ pub struct Http {
     pub request_timeout: Duration,
     /// Strict CORS allow-list of origins such as `https://example.com`.
     pub cors_origins: Vec<String>,
+}
+
+/// `[images]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Images {
+    /// Largest accepted image, in bytes (1 KiB to 64 MiB).
+    pub max_bytes: usize,
+    /// Base of the public image URLs (`<public_url>/images/<id>`); `None` = this node's
+    /// `http://<http_addr>`.
+    pub public_url: Option<String>,
 }
 
 /// `[services]` settings.
@@ -608,6 +620,20 @@ fn cors_origin(value: &String) -> Result<(), String> {
     }
 }
 
+/// Requires an `http://` or `https://` URL without query or fragment.
+#[allow(clippy::ptr_arg)] // the shape of a `Check<String>`
+fn public_url(value: &String) -> Result<(), String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.contains(['?', '#', ' ', '"', '<', '>']) => Ok(()),
+        _ => Err(format!(
+            "expected a URL like \"https://images.example.com\", got {value:?}"
+        )),
+    }
+}
+
 /// A TOML table being read; remembers the keys asked for so the rest can
 /// be reported as unknown.
 struct Section<'t> {
@@ -872,6 +898,7 @@ impl<'e> Reader<'e> {
         let auth = self.auth(&mut root);
 
         let http = self.http(&mut root);
+        let images = self.images(&mut root);
         let services = self.services(&mut root);
         let supervision = self.supervision(&mut root);
         let log = self.log(&mut root);
@@ -902,6 +929,7 @@ impl<'e> Reader<'e> {
             storage,
             auth: auth?,
             http,
+            images,
             services,
             supervision,
             log,
@@ -1040,6 +1068,24 @@ impl<'e> Reader<'e> {
             max_body_bytes: max_body_bytes.unwrap_or(1024 * 1024),
             request_timeout: Duration::from_millis(timeout_ms.unwrap_or(5000)),
             cors_origins: cors_origins.unwrap_or_default(),
+        }
+    }
+
+    fn images(&mut self, root: &mut Section<'_>) -> Images {
+        let mut section = self.section(root, "images");
+        let max_env = Some("TROUPE_IMAGES_MAX_BYTES");
+        let max_bytes = self.get(
+            &mut section,
+            "max_bytes",
+            max_env,
+            &between(1024, 64 * 1024 * 1024),
+        );
+        let url_env = Some("TROUPE_IMAGES_PUBLIC_URL");
+        let public_url = self.get(&mut section, "public_url", url_env, &public_url);
+        self.finish(section);
+        Images {
+            max_bytes: max_bytes.unwrap_or(5 * 1024 * 1024),
+            public_url,
         }
     }
 

@@ -4,9 +4,12 @@
 //! # Layout
 //! - [`http`]: REST/JSON on axum: runtime endpoints (`/health`, `/cluster`, `/metrics`,
 //!   `/ping`, `/health/cluster`, `/admin/*`), request ids, JSON errors, body limits, CORS.
-//! - [`grpc`]: tonic server with `grpc.health.v1.Health`.
+//! - [`grpc`]: tonic server: the gRPC API (images, user validation, tokens), health and
+//!   reflection.
+//! - [`soap`]: SOAP 1.1 users endpoint with its WSDL.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod grpc;
 pub mod http;
+pub mod soap;

@@ -51,6 +51,8 @@ pub mod ops {
     pub const DELETE_USER: &str = "delete_user";
     /// Update a user; a password change ends their sessions.
     pub const UPDATE_USER: &str = "update_user";
+    /// Username/email + password -> the user, without a session (gRPC `ValidateUser`).
+    pub const CHECK: &str = "check";
 }
 
 /// Login limits.
@@ -140,6 +142,26 @@ impl Auth {
 
     async fn login(&self, req: &Request) -> Result<TokenPair, MeshError> {
         let login: LoginRequest = decode(&req.payload)?;
+        let user = self.credentials(req, &login).await?;
+        self.open_session(req, user, &login.ip, &login.user_agent, &login.device)
+            .await
+    }
+
+    /// `check`: the user a login and password belong to, without starting a session (gRPC
+    /// `ValidateUser`); rate-limited like a login.
+    async fn check(&self, req: &Request) -> Result<um::User, MeshError> {
+        let login: LoginRequest = decode(&req.payload)?;
+        let mut user = self.credentials(req, &login).await?;
+        user.password_hash.clear();
+        Ok(user)
+    }
+
+    /// The account `login` names if `login.password` is its password (with its hash).
+    async fn credentials(
+        &self,
+        req: &Request,
+        login: &LoginRequest,
+    ) -> Result<um::User, MeshError> {
         if login.login.trim().is_empty() || login.password.is_empty() {
             return Err(
                 MeshError::invalid("username or email, and password, are required")
@@ -174,15 +196,13 @@ impl Auth {
             .hasher
             .verify(
                 user.as_ref().map(|u| u.password_hash.clone()),
-                login.password,
+                login.password.clone(),
             )
             .await;
-        let user = match user {
-            Some(u) if ok => u,
-            _ => return Err(bad_credentials()),
-        };
-        self.open_session(req, user, &login.ip, &login.user_agent, &login.device)
-            .await
+        match user {
+            Some(u) if ok => Ok(u),
+            _ => Err(bad_credentials()),
+        }
     }
 
     async fn open_session(
@@ -396,6 +416,7 @@ impl Service for Auth {
             Op::effectful(ops::SET_PASSWORD),
             Op::effectful(ops::DELETE_USER),
             Op::effectful(ops::UPDATE_USER),
+            Op::idempotent(ops::CHECK),
         ];
         OPS
     }
@@ -410,6 +431,7 @@ impl Service for Auth {
                 ops::SET_PASSWORD => Ok(encode(&self.set_password(&req).await?)),
                 ops::DELETE_USER => Ok(encode(&self.delete_user(&req).await?)),
                 ops::UPDATE_USER => Ok(encode(&self.update_user(&req).await?)),
+                ops::CHECK => Ok(encode(&self.check(&req).await?)),
                 op => Err(MeshError::not_found(format!("auth has no op {op}"))),
             }
         })

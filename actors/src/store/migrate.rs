@@ -19,11 +19,18 @@ use super::Store;
 use crate::mesh::BoxFuture;
 
 /// Every migration: version, description and SQL, in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "identity",
-    include_str!("../../migrations/0001_identity.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "identity",
+        include_str!("../../migrations/0001_identity.sql"),
+    ),
+    (
+        2,
+        "images",
+        include_str!("../../migrations/0002_images.sql"),
+    ),
+];
 
 /// Attempts at one migration run before giving up.
 const ATTEMPTS: u32 = 5;

@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod error;
 pub mod health;
 pub mod identity;
+pub mod images;
 pub mod json;
 pub mod metrics;
 pub mod middleware;
@@ -156,6 +157,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/last-connection", get(sessions::last_connection))
         .route("/connected/health", get(sessions::tracker_health))
+        // SOAP (crate::soap) and images
+        .route("/register", post(crate::soap::handlers::register))
+        .route(
+            "/soap",
+            get(crate::soap::handlers::wsdl).post(crate::soap::handlers::endpoint),
+        )
+        .route("/user/soap", get(crate::soap::handlers::lookup))
+        .route("/images/{id}", get(images::get))
         .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body));
