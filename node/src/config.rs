@@ -1380,6 +1380,33 @@ mod tests {
     }
 
     #[test]
+    fn images_settings_are_read_checked_and_overridden_by_env() {
+        let base = "[cluster]\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
+            cluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\n\
+            grpc_addr = \"127.0.0.1:7191\"\n";
+        let config = parse(base, "t", &Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(config.images.max_bytes, 5 * 1024 * 1024);
+        assert_eq!(config.images.public_url, None);
+        let text =
+            format!("{base}[images]\nmax_bytes = 2048\npublic_url = \"https://img.example.com\"\n");
+        let config = parse(&text, "t", &Overrides::default(), &env(&[])).unwrap();
+        assert_eq!(config.images.max_bytes, 2048);
+        assert_eq!(
+            config.images.public_url.as_deref(),
+            Some("https://img.example.com")
+        );
+        let vars = env(&[("TROUPE_IMAGES_MAX_BYTES", "4096")]);
+        let config = parse(&text, "t", &Overrides::default(), &vars).unwrap();
+        assert_eq!(config.images.max_bytes, 4096);
+        let bad = format!("{base}[images]\nmax_bytes = 10\npublic_url = \"ftp://x\"\nsize = 1\n");
+        let errs = errors(&bad, &Overrides::default(), &env(&[]));
+        assert_eq!(
+            keys(&errs),
+            vec!["images.max_bytes", "images.public_url", "images.size"]
+        );
+    }
+
+    #[test]
     fn no_file_uses_default_addresses() {
         let vars = env(&[
             ("TROUPE_CLUSTER_COOKIE", "sekrit-cookie"),
