@@ -8,7 +8,7 @@ use axum::http::header::{CONTENT_TYPE, HOST};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use troupe_actors::mesh::{Call, Code, MeshError};
+use troupe_actors::mesh::Call;
 use troupe_actors::users::{self, messages as um, validate};
 
 use super::envelope::{self, Limits, Operation};
@@ -85,29 +85,21 @@ async fn run(state: &AppState, rid: &str, op: Operation) -> Result<String, Fault
     }
 }
 
-/// A user by username, ignoring case: the first of the usernames starting with it, in
-/// username order, is the exact match when there is one.
+/// A user by username, ignoring case.
 async fn lookup_user(state: &AppState, rid: &str, username: &str) -> Result<um::User, Fault> {
     if username.is_empty() {
         return Err(Fault::client("username is required"));
     }
     validate::username(username).map_err(|m| Fault::client(format!("username {m}")))?;
-    let page: um::UserPage = ask(
+    Ok(ask(
         state,
-        Call::new(users::NAME, users::SEARCH)
+        Call::new(users::NAME, users::GET_BY_USERNAME)
             .request_id(rid)
-            .payload(&um::SearchRequest {
-                query: username.to_string(),
-                prefix_only: true,
-                page: 1,
-                per_page: 1,
+            .payload(&um::GetByLoginRequest {
+                login: username.to_string(),
             }),
     )
-    .await?;
-    page.items
-        .into_iter()
-        .find(|u| u.username.eq_ignore_ascii_case(username))
-        .ok_or_else(|| Fault::from(MeshError::new(Code::NotFound, "user not found")))
+    .await?)
 }
 
 /// Answers a decoded request, or its fault.
