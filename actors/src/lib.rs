@@ -10,6 +10,7 @@
 //! - [`hub`], [`chat`]: live connections (presence, delivery) and chat between contacts.
 //! - [`events`]: domain events, the publisher services hold, the outbox and its delivery.
 //! - [`notifications`]: consumes events: notification log, per-user notifications, email.
+//! - [`images`]: sanitized image uploads kept in the store.
 //! - [`metrics`]: names of the metrics recorded here.
 //!
 //! Dependencies point one way: protocols -> actors -> proto. Nothing here knows which
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod chat;
 pub mod events;
 pub mod hub;
+pub mod images;
 pub mod mesh;
 pub mod metrics;
 pub mod notifications;

@@ -183,6 +183,10 @@ pub async fn serve(
         store.clone(),
         config.ws.max_message_bytes,
     )));
+    services.push(Arc::new(troupe_actors::images::Images::new(
+        store.clone(),
+        config.images.max_bytes,
+    )));
     let mesh = Mesh::start(settings(&config, incarnation), info, services)
         .await
         .context("cannot start the mesh")?;
@@ -199,6 +203,20 @@ pub async fn serve(
         }
     });
 
+    let grpc_state = troupe_protocols::grpc::State::new(troupe_protocols::grpc::Shared {
+        mesh: mesh.clone(),
+        tokens: tokens.clone(),
+        revocations: revocations.clone(),
+        config: troupe_protocols::grpc::Config {
+            request_timeout: config.http.request_timeout,
+            max_image_bytes: config.images.max_bytes,
+            public_url: config
+                .images
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.node.http_addr)),
+        },
+    });
     let http_state = troupe_protocols::http::AppState::new(troupe_protocols::http::Shared {
         mesh: mesh.clone(),
         tokens,
@@ -234,7 +252,7 @@ pub async fn serve(
     });
     let grpc = tokio::spawn(troupe_protocols::grpc::serve(
         listeners.grpc,
-        mesh.clone(),
+        grpc_state,
         stopped(stop_rx),
     ));
     println!(

@@ -7,10 +7,14 @@
 //! - [`grpc`]: tonic server with `grpc.health.v1.Health`.
 //! - [`ws`]: WebSocket ingress, one local-only actor per connection.
 //! - [`mqtt`]: the MQTT bridge, a sink of the event bus (rumqttc).
+//! - [`grpc`]: tonic server: the gRPC API (images, user validation, tokens), health and
+//!   reflection.
+//! - [`soap`]: SOAP 1.1 users endpoint with its WSDL.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod grpc;
 pub mod http;
 pub mod mqtt;
+pub mod soap;
 pub mod ws;

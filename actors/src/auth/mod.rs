@@ -63,6 +63,8 @@ pub mod ops {
     pub const FORGOT_PASSWORD: &str = "forgot_password";
     /// Reset a password with a code; ends the user's sessions.
     pub const CONFIRM_FORGOT_PASSWORD: &str = "confirm_forgot_password";
+    /// Username/email + password -> the user, without a session (gRPC `ValidateUser`).
+    pub const CHECK: &str = "check";
 }
 
 /// Login limits.
@@ -172,6 +174,35 @@ impl Auth {
 
     async fn login(&self, req: &Request) -> Result<TokenPair, MeshError> {
         let login: LoginRequest = decode(&req.payload)?;
+        let user = self.credentials(req, &login).await?;
+        let pair = self
+            .open_session(req, user, &login.ip, &login.user_agent, &login.device)
+            .await?;
+        if let Some(u) = &pair.user {
+            let payload = serde_json::json!({
+                "username": u.username, "ip": login.ip, "user_agent": login.user_agent,
+                "session_id": pair.session_id,
+            });
+            self.publish(kinds::USER_LOGGED_IN, &u.id, payload).await;
+        }
+        Ok(pair)
+    }
+
+    /// `check`: the user a login and password belong to, without starting a session (gRPC
+    /// `ValidateUser`); rate-limited like a login.
+    async fn check(&self, req: &Request) -> Result<um::User, MeshError> {
+        let login: LoginRequest = decode(&req.payload)?;
+        let mut user = self.credentials(req, &login).await?;
+        user.password_hash.clear();
+        Ok(user)
+    }
+
+    /// The account `login` names if `login.password` is its password (with its hash).
+    async fn credentials(
+        &self,
+        req: &Request,
+        login: &LoginRequest,
+    ) -> Result<um::User, MeshError> {
         if login.login.trim().is_empty() || login.password.is_empty() {
             return Err(
                 MeshError::invalid("username or email, and password, are required")
@@ -206,24 +237,13 @@ impl Auth {
             .hasher
             .verify(
                 user.as_ref().map(|u| u.password_hash.clone()),
-                login.password,
+                login.password.clone(),
             )
             .await;
-        let user = match user {
-            Some(u) if ok => u,
-            _ => return Err(bad_credentials()),
-        };
-        let pair = self
-            .open_session(req, user, &login.ip, &login.user_agent, &login.device)
-            .await?;
-        if let Some(u) = &pair.user {
-            let payload = serde_json::json!({
-                "username": u.username, "ip": login.ip, "user_agent": login.user_agent,
-                "session_id": pair.session_id,
-            });
-            self.publish(kinds::USER_LOGGED_IN, &u.id, payload).await;
+        match user {
+            Some(u) if ok => Ok(u),
+            _ => Err(bad_credentials()),
         }
-        Ok(pair)
     }
 
     /// Publishes an event; a failure is logged (the change it reports is already made).
@@ -532,6 +552,7 @@ impl Service for Auth {
             Op::effectful(ops::UPDATE_USER),
             Op::effectful(ops::FORGOT_PASSWORD),
             Op::effectful(ops::CONFIRM_FORGOT_PASSWORD),
+            Op::idempotent(ops::CHECK),
         ];
         OPS
     }
@@ -550,6 +571,7 @@ impl Service for Auth {
                 ops::CONFIRM_FORGOT_PASSWORD => {
                     Ok(encode(&self.confirm_forgot_password(&req).await?))
                 }
+                ops::CHECK => Ok(encode(&self.check(&req).await?)),
                 op => Err(MeshError::not_found(format!("auth has no op {op}"))),
             }
         })

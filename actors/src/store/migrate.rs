@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0001_identity.sql"),
     ),
     (
+        2,
+        "images",
+        include_str!("../../migrations/0002_images.sql"),
+    ),
+    (
         3,
         "notifications",
         include_str!("../../migrations/0003_notifications.sql"),

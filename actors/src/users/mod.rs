@@ -7,6 +7,7 @@
 //! | `create` | effectful | [`CreateRequest`] | [`User`] |
 //! | `get` | idempotent | [`GetRequest`] | [`User`] |
 //! | `get_by_login` | idempotent | [`GetByLoginRequest`] | [`User`] with `password_hash` |
+//! | `get_by_username` | idempotent | [`GetByLoginRequest`] (a username) | [`User`] |
 //! | `update` | effectful | [`UpdateRequest`] | [`User`] |
 //! | `delete` | effectful | [`DeleteRequest`] | [`User`] (as it was) |
 //! | `list` | idempotent | [`ListRequest`] | [`UserPage`] |
@@ -65,6 +66,8 @@ pub const CREATE: &str = "create";
 pub const GET: &str = "get";
 /// Op `get_by_login`.
 pub const GET_BY_LOGIN: &str = "get_by_login";
+/// Op `get_by_username`: one user by username, ignoring case (SOAP `LookupUser`).
+pub const GET_BY_USERNAME: &str = "get_by_username";
 /// Op `update`.
 pub const UPDATE: &str = "update";
 /// Op `delete`.
@@ -96,6 +99,7 @@ pub const OPS: &[Op] = &[
     Op::effectful(CREATE),
     Op::idempotent(GET),
     Op::idempotent(GET_BY_LOGIN),
+    Op::idempotent(GET_BY_USERNAME),
     Op::effectful(UPDATE),
     Op::effectful(DELETE),
     Op::idempotent(LIST),
@@ -364,6 +368,18 @@ impl Users {
         Ok(row.to_user(true))
     }
 
+    /// `get_by_username`: one user by username, ignoring case (one indexed lookup).
+    pub async fn get_by_username(&self, req: GetByLoginRequest) -> Result<User, MeshError> {
+        validate::username(&req.login).map_err(|m| {
+            MeshError::invalid("validation failed")
+                .with_details(serde_json::json!({"fields": {"username": m}}))
+        })?;
+        let row = store::get_by_username(&self.store, &req.login.to_lowercase())
+            .await?
+            .ok_or_else(|| MeshError::not_found("user not found"))?;
+        Ok(row.to_user(false))
+    }
+
     /// `update`: changes the given fields. Changing roles needs `as_admin`. With a
     /// nonzero `version`, fails as `failed_precondition` unless the user is still at it.
     /// A write that loses a race with another is redone on the fresh row, up to 3 times.
@@ -597,6 +613,7 @@ impl Service for Users {
                 CREATE => reply(self.create(Message::decode(payload)?).await),
                 GET => reply(self.get(Message::decode(payload)?).await),
                 GET_BY_LOGIN => reply(self.get_by_login(Message::decode(payload)?).await),
+                GET_BY_USERNAME => reply(self.get_by_username(Message::decode(payload)?).await),
                 UPDATE => reply(self.update(Message::decode(payload)?).await),
                 DELETE => reply(self.delete(Message::decode(payload)?).await),
                 LIST => reply(self.list(Message::decode(payload)?).await),

@@ -1,29 +1,124 @@
-//! gRPC ingress on tonic: `grpc.health.v1.Health` for the node and each service group.
+//! gRPC ingress on tonic: the node's gRPC API, standard health checking and server
+//! reflection, so `grpcurl` and generated clients work against any node.
+//!
+//! Handlers read the request id, the `grpc-timeout` deadline and the bearer token from the
+//! metadata ([`context`]), make one mesh call, and map a failure once onto a gRPC status
+//! ([`error`]).
+//!
+//! # Layout
+//! - [`images`]: the `troupe.images.v1.ImageService`.
+//! - [`users`]: the `troupe.auth.v1.UserValidation`.
+//! - [`tokens`]: the `troupe.auth.v1.TokenService`.
+//! - [`health`]: `grpc.health.v1.Health` per node, service group and gRPC service.
+//! - [`context`]: request id, deadline and caller from the metadata.
+//! - [`error`]: mesh code -> gRPC status.
+
+pub mod context;
+pub mod error;
+pub mod health;
+pub mod images;
+pub mod tokens;
+pub mod users;
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
-use tonic_health::ServingStatus;
-use troupe_actors::mesh::Mesh;
+use tonic::Status;
+use troupe_actors::auth::token::Tokens;
+use troupe_actors::mesh::{Call, Mesh, MeshError};
+use troupe_actors::sessions::Revocations;
+use troupe_proto::auth::token_service_server::TokenServiceServer;
+use troupe_proto::auth::user_validation_server::UserValidationServer;
+use troupe_proto::images::image_service_server::ImageServiceServer;
+
+/// gRPC ingress settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Deadline of a mesh call when the client sends no `grpc-timeout`.
+    pub request_timeout: Duration,
+    /// Largest accepted image.
+    pub max_image_bytes: usize,
+    /// Base of the public image URLs, e.g. `http://127.0.0.1:7181`.
+    pub public_url: String,
+}
+
+/// What every gRPC handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct State(Arc<Shared>);
+
+impl State {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for State {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`State`].
+pub struct Shared {
+    /// The node's runtime.
+    pub mesh: Mesh,
+    /// Verifies access tokens locally.
+    pub tokens: Arc<Tokens>,
+    /// Sessions revoked anywhere in the cluster, as this node knows them.
+    pub revocations: Revocations,
+    /// Settings.
+    pub config: Config,
+}
+
+/// Runs a mesh call and decodes the service's prost reply; failures become statuses.
+pub async fn ask<R: prost::Message + Default>(state: &State, call: Call) -> Result<R, Status> {
+    let bytes = state
+        .mesh
+        .router()
+        .call(call)
+        .await
+        .map_err(error::status)?;
+    R::decode(bytes)
+        .map_err(|e| error::status(MeshError::internal(format!("undecodable reply: {e}"))))
+}
+
+/// Room for the protobuf framing around an image's bytes in one message.
+const FRAMING: usize = 64 * 1024;
 
 /// Serves gRPC on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    mesh: Mesh,
+    state: State,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("", ServingStatus::Serving)
-        .await;
-    for pool in mesh.info().pools() {
-        reporter
-            .set_service_status(pool.name(), ServingStatus::Serving)
-            .await;
-    }
+    let health = health::service(state.mesh.clone()).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(troupe_proto::API_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(troupe_proto::API_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let max_message = state.config.max_image_bytes + FRAMING;
+    let images = ImageServiceServer::new(images::Images::new(state.clone()))
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
     tonic::transport::Server::builder()
         .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(images)
+        .add_service(UserValidationServer::new(users::Validation::new(
+            state.clone(),
+        )))
+        .add_service(TokenServiceServer::new(tokens::Tokens::new(state.clone())))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await?;
     Ok(())

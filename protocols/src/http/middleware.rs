@@ -42,6 +42,14 @@ pub async fn observe(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
+    // SOAP routes answer every error as a SOAP Fault, never as JSON.
+    if crate::soap::ROUTES.contains(&route) {
+        let rid = rid
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        return crate::soap::fault::ensure(resp, rid);
+    }
     let error = match resp.extensions().get::<MeshError>() {
         Some(e) => e.clone(),
         None if is_json(&resp) => return resp,

@@ -25,6 +25,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod identity;
+pub mod images;
 pub mod json;
 pub mod metrics;
 pub mod middleware;
@@ -223,6 +224,14 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/dead-letters/{id}/replay", post(events::replay))
         .route("/admin/events/bench", post(events::bench))
         .route("/admin/events/bench/{run}", get(events::bench_stats))
+        // SOAP (crate::soap) and images
+        .route("/register", post(crate::soap::handlers::register))
+        .route(
+            "/soap",
+            get(crate::soap::handlers::wsdl).post(crate::soap::handlers::endpoint),
+        )
+        .route("/user/soap", get(crate::soap::handlers::lookup))
+        .route("/images/{id}", get(images::get))
         .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body));

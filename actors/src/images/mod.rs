@@ -1,0 +1,170 @@
+//! The `images` service: sanitized image uploads kept in the SQL store.
+//!
+//! # Ops
+//! | op | kind | request | reply |
+//! |---|---|---|---|
+//! | `upload` | effectful | [`UploadRequest`] (owner = the caller) | [`Image`] |
+//! | `get` | idempotent | [`GetRequest`] | [`ImageData`] |
+//! | `list` | idempotent | [`ListRequest`] | [`ImagePage`] |
+//!
+//! An upload is refused with `unauthenticated` without a caller, `invalid_argument` when it
+//! is empty or its bytes are not a PNG, JPEG, GIF or WebP ([`sniff`]), and
+//! `resource_exhausted` when it is larger than the configured cap. The stored type is the
+//! detected one; the file name is cleaned ([`sniff::clean_filename`]). A missing image is
+//! `not_found`.
+//!
+//! Who may list whose images is the protocol layer's call (it passes the caller's id, or an
+//! empty owner for an admin's "all"); reading one image is public.
+//!
+//! # Layout
+//! - this file: the [`Service`] impl;
+//! - [`messages`]: the prost messages;
+//! - [`sniff`]: type detection and file name cleaning;
+//! - [`store`]: all SQL.
+
+pub mod messages;
+pub mod sniff;
+pub mod store;
+
+use bytes::Bytes;
+use prost::Message;
+
+pub use messages::*;
+
+use self::store::ImageRow;
+use crate::mesh::{BoxFuture, Code, MeshError, Op, Request, Service};
+use crate::store::time::now_ms;
+use crate::store::Store;
+use crate::users::validate;
+
+/// Service name.
+pub const NAME: &str = "images";
+
+/// Op `upload`.
+pub const UPLOAD: &str = "upload";
+/// Op `get`.
+pub const GET: &str = "get";
+/// Op `list`.
+pub const LIST: &str = "list";
+
+/// Every op of the service.
+pub const OPS: &[Op] = &[
+    Op::effectful(UPLOAD),
+    Op::idempotent(GET),
+    Op::idempotent(LIST),
+];
+
+/// Default cap on an image's size.
+pub const DEFAULT_MAX_BYTES: usize = 5 * 1024 * 1024;
+
+/// The `images` service.
+#[derive(Clone)]
+pub struct Images {
+    store: Store,
+    max_bytes: usize,
+}
+
+/// The error for an image over the cap.
+pub fn too_large(max_bytes: usize) -> MeshError {
+    MeshError::new(
+        Code::ResourceExhausted,
+        format!("image too large: the limit is {max_bytes} bytes"),
+    )
+}
+
+impl Images {
+    /// The service over `store`, refusing images larger than `max_bytes`.
+    pub fn new(store: Store, max_bytes: usize) -> Self {
+        Self { store, max_bytes }
+    }
+
+    /// `upload`: checks, sanitizes and stores one image owned by `owner`.
+    pub async fn upload(&self, owner: &str, req: UploadRequest) -> Result<Image, MeshError> {
+        if owner.is_empty() {
+            return Err(MeshError::new(
+                Code::Unauthenticated,
+                "uploading needs an authenticated caller",
+            ));
+        }
+        if req.data.is_empty() {
+            return Err(MeshError::invalid("the image is empty"));
+        }
+        if req.data.len() > self.max_bytes {
+            return Err(too_large(self.max_bytes));
+        }
+        let kind = sniff::detect(&req.data).ok_or_else(|| {
+            MeshError::invalid("not an image: only PNG, JPEG, GIF and WebP are accepted")
+        })?;
+        let row = ImageRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            owner: owner.to_string(),
+            filename: sniff::clean_filename(&req.filename, kind),
+            content_type: kind.mime().to_string(),
+            size: i64::try_from(req.data.len()).unwrap_or(i64::MAX),
+            created_at: now_ms(),
+        };
+        store::insert(&self.store, &row, &req.data).await?;
+        tracing::debug!(image = %row.id, owner, size = row.size, "image stored");
+        Ok(row.to_image())
+    }
+
+    /// `get`: one image with its bytes.
+    pub async fn get(&self, req: GetRequest) -> Result<ImageData, MeshError> {
+        validate::id("id", &req.id)?;
+        let (row, data) = store::get(&self.store, &req.id)
+            .await?
+            .ok_or_else(|| MeshError::not_found("image not found"))?;
+        Ok(ImageData {
+            image: Some(row.to_image()),
+            data,
+        })
+    }
+
+    /// `list`: one page of an owner's (or everyone's) images, newest first.
+    pub async fn list(&self, req: ListRequest) -> Result<ImagePage, MeshError> {
+        let (page, per_page) = validate::page(req.page, req.per_page)?;
+        let limit = i64::from(per_page);
+        let offset = (i64::from(page) - 1) * limit;
+        let owner = Some(req.owner.as_str()).filter(|o| !o.is_empty());
+        let (rows, total) = store::list(&self.store, owner, limit, offset).await?;
+        Ok(ImagePage {
+            items: rows.iter().map(ImageRow::to_image).collect(),
+            total: u64::try_from(total).unwrap_or_default(),
+            page,
+            per_page,
+        })
+    }
+}
+
+impl Service for Images {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn ops(&self) -> &'static [Op] {
+        OPS
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        Box::pin(async move {
+            let payload = req.payload;
+            match req.op.as_str() {
+                UPLOAD => {
+                    let owner = req.caller.map(|c| c.user_id).unwrap_or_default();
+                    reply(self.upload(&owner, Message::decode(payload)?).await)
+                }
+                GET => reply(self.get(Message::decode(payload)?).await),
+                LIST => reply(self.list(Message::decode(payload)?).await),
+                op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
+            }
+        })
+    }
+}
+
+/// Encodes a reply.
+fn reply<M: Message>(result: Result<M, MeshError>) -> Result<Bytes, MeshError> {
+    result.map(|m| m.encode_to_vec().into())
+}
+
+#[cfg(test)]
+mod tests;
