@@ -392,6 +392,11 @@ fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss(c: &mut
     c.node_mut("n3").kill();
     let killed = Instant::now();
     assert!(matches!(expect_close_or_eof(&mut b_ws), Got::Closed(_)));
+    // A survivor tells bob's contacts he went offline.
+    let v = expect_frame(&mut a_ws, "presence", |v| {
+        v["status"] == "offline" && v["user_id"] == bob.id.as_str()
+    });
+    assert_eq!(v["username"], bob.username.as_str());
     let gone = wait_until(Duration::from_secs(5), || {
         !connected_users(c.node("n1"), &alice.access)
             .iter()

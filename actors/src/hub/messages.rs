@@ -81,3 +81,22 @@ pub struct ConnectionList {
     #[prost(uint64, tag = "2")]
     pub total: u64,
 }
+
+/// `note`: a user's first connection opened on `node`, or their last one there closed.
+/// Every hub keeps these notes so that, when `node` dies, a survivor can tell the user's
+/// contacts they went offline.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PresenceNote {
+    /// The user.
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+    /// Their name.
+    #[prost(string, tag = "2")]
+    pub username: String,
+    /// The node the note is about.
+    #[prost(string, tag = "3")]
+    pub node: String,
+    /// Connected (`true`) or no longer connected there.
+    #[prost(bool, tag = "4")]
+    pub online: bool,
+}

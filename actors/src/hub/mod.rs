@@ -11,14 +11,17 @@
 //! | `deliver` | effectful | [`DeliverRequest`] | [`DeliverReply`] |
 //! | `broadcast` | effectful | [`BroadcastRequest`] | [`BroadcastReply`] |
 //! | `list` | idempotent | [`ListRequest`] | [`ConnectionList`] |
+//! | `note` | idempotent | [`PresenceNote`] | [`PresenceNote`] |
 //!
 //! [`deliver`], [`broadcast_all`] and [`list_all`] fan a call out to every member this node
 //! routes to. A member that died leaves routing within about a second, so its connections
 //! drop out of [`list_all`] (and `GET /connections`) with it.
 //!
 //! Presence: a user's first connection on a node announces `online` to the user's contacts;
-//! when the last one on a node closes and no other node holds one, `offline`. A node that
-//! dies cannot announce; its users' contacts learn it from `GET /connections`.
+//! when the last one on a node closes and no other node holds one, `offline`. Every hub also
+//! notes which users each other node holds (op `note`); when a member leaves routing (it
+//! died), the first surviving member by name announces `offline` for its users that no
+//! other node holds.
 //!
 //! A connection whose session is revoked is closed (policy violation) by a sweep of the
 //! node's revocation set every [`SWEEP`].
@@ -54,11 +57,14 @@ pub const DELIVER: &str = "deliver";
 pub const BROADCAST: &str = "broadcast";
 /// Op `list`.
 pub const LIST: &str = "list";
+/// Op `note`.
+pub const NOTE: &str = "note";
 
 const OPS: &[Op] = &[
     Op::effectful(DELIVER),
     Op::effectful(BROADCAST),
     Op::idempotent(LIST),
+    Op::idempotent(NOTE),
 ];
 
 /// How often connections of revoked sessions are looked for.
@@ -98,6 +104,8 @@ pub struct Connection {
 pub struct ConnectionHub {
     info: Arc<NodeInfo>,
     by_user: RwLock<HashMap<String, Vec<Arc<Connection>>>>,
+    /// Users other nodes hold, by node: user id -> username.
+    remote: RwLock<HashMap<String, HashMap<String, String>>>,
     count: AtomicUsize,
     next: AtomicU64,
 }
@@ -108,10 +116,12 @@ impl ConnectionHub {
         let hub = Arc::new(Self {
             info,
             by_user: RwLock::new(HashMap::new()),
+            remote: RwLock::new(HashMap::new()),
             count: AtomicUsize::new(0),
             next: AtomicU64::new(1),
         });
         tokio::spawn(sweep(Arc::downgrade(&hub), revocations));
+        tokio::spawn(watch_members(Arc::downgrade(&hub)));
         hub
     }
 
@@ -147,6 +157,12 @@ impl ConnectionHub {
                 conn.username.clone(),
                 true,
             ));
+            tokio::spawn(note_all(
+                self.info.clone(),
+                conn.user_id.clone(),
+                conn.username.clone(),
+                true,
+            ));
         }
     }
 
@@ -176,6 +192,7 @@ impl ConnectionHub {
             let info = self.info.clone();
             let user = user_id.to_string();
             tokio::spawn(async move {
+                note_all(info.clone(), user.clone(), String::new(), false).await;
                 let Ok(router) = info.router() else { return };
                 let elsewhere = list_all(router, &user).await;
                 if let Some(c) = elsewhere.first() {
@@ -233,6 +250,43 @@ impl ConnectionHub {
         }
     }
 
+    /// Records another node's presence note.
+    fn note(&self, n: PresenceNote) {
+        if n.node == *self.info.node {
+            return;
+        }
+        let mut remote = self.remote.write().expect("hub lock");
+        let users = remote.entry(n.node).or_default();
+        if n.online {
+            users.insert(n.user_id, n.username);
+        } else {
+            users.remove(&n.user_id);
+        }
+    }
+
+    /// Forgets the notes of nodes that left routing; the users they held that no live node
+    /// holds, with their names.
+    fn forget_departed(&self, members: &[String]) -> Vec<(String, String)> {
+        let mut remote = self.remote.write().expect("hub lock");
+        let gone: Vec<String> = remote
+            .keys()
+            .filter(|n| !members.contains(n))
+            .cloned()
+            .collect();
+        let mut lost: Vec<(String, String)> = gone
+            .iter()
+            .filter_map(|n| remote.remove(n))
+            .flat_map(|users| users.into_iter())
+            .collect();
+        let local = self.by_user.read().expect("hub lock");
+        lost.retain(|(user, _)| {
+            !local.contains_key(user) && !remote.values().any(|users| users.contains_key(user))
+        });
+        lost.sort();
+        lost.dedup();
+        lost
+    }
+
     /// Closes every connection whose session is revoked.
     fn close_revoked(&self, revocations: &Revocations) -> usize {
         if revocations.is_empty() {
@@ -259,6 +313,51 @@ async fn sweep(hub: std::sync::Weak<ConnectionHub>, revocations: Revocations) {
         let closed = hub.close_revoked(&revocations);
         if closed > 0 {
             tracing::info!(closed, "closed connections of revoked sessions");
+        }
+    }
+}
+
+/// Tells every other member's hub that this node now holds `user_id` (or no longer does).
+async fn note_all(info: Arc<NodeInfo>, user_id: String, username: String, online: bool) {
+    let Ok(router) = info.router() else { return };
+    let note = PresenceNote {
+        user_id,
+        username,
+        node: info.node.to_string(),
+        online,
+    };
+    let payload = Bytes::from(note.encode_to_vec());
+    for (node, answer) in fan_out::<PresenceNote>(router, NOTE, payload).await {
+        if let Err(e) = answer {
+            tracing::debug!(node = %node, error = %e, "presence note not taken");
+        }
+    }
+}
+
+/// When members leave routing, the first survivor by name announces `offline` for the
+/// users only the departed held.
+async fn watch_members(hub: std::sync::Weak<ConnectionHub>) {
+    let mut members = loop {
+        let Some(h) = hub.upgrade() else { return };
+        if let Ok(r) = h.info.router() {
+            break r.watch_members();
+        }
+        drop(h);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    while members.changed().await.is_ok() {
+        let Some(h) = hub.upgrade() else { return };
+        let list = members.borrow_and_update().to_vec();
+        let lost = h.forget_departed(&list);
+        if lost.is_empty() || list.first().map(String::as_str) != Some(&*h.info.node) {
+            continue;
+        }
+        tracing::info!(
+            users = lost.len(),
+            "announcing users of departed members offline"
+        );
+        for (user, username) in lost {
+            tokio::spawn(announce(h.info.clone(), user, username, false));
         }
     }
 }
@@ -436,6 +535,11 @@ impl Service for Hub {
                 LIST => {
                     let r = ListRequest::decode(req.payload)?;
                     Ok(encode(&self.hub.list(&r.user_id)))
+                }
+                NOTE => {
+                    let n = PresenceNote::decode(req.payload)?;
+                    self.hub.note(n.clone());
+                    Ok(encode(&n))
                 }
                 op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
             }
