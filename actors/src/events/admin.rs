@@ -1,4 +1,4 @@
-//! The `events` service: every node's window on its own outbox, for the admin endpoints.
+//! The `event_bus` service: every node's window on its own outbox, for the admin endpoints.
 //!
 //! # Ops
 //! | op | kind | request | reply |
@@ -24,7 +24,7 @@ use crate::mesh::{BoxFuture, MeshError, Op, Request, Service};
 use crate::store::time::rfc3339_millis;
 
 /// Service name.
-pub const NAME: &str = "events";
+pub const NAME: &str = "event_bus";
 
 /// Op names.
 pub mod ops {

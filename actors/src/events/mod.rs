@@ -13,7 +13,7 @@
 //! - [`delivery`]: one lane per sink: concurrent attempts, backoff with full jitter, dead
 //!   letters after the last attempt.
 //! - [`bus`]: [`Bus`](bus::Bus), the [`Publish`] implementation nodes use.
-//! - [`admin`]: the `events` service: dead letters and the benchmark publisher.
+//! - [`admin`]: the `event_bus` service: dead letters and the benchmark publisher.
 //! - [`metrics`]: names of the metrics recorded here.
 
 use std::sync::{Arc, Mutex};
