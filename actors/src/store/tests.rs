@@ -65,6 +65,11 @@ where
     }
 }
 
+/// How many migrations a fully migrated database has recorded.
+fn applied() -> i64 {
+    migrate::Embedded::migrations().len() as i64
+}
+
 async fn count(store: &Store, sql: &str) -> i64 {
     sqlx::query(sql)
         .fetch_one(store.pool())
@@ -80,7 +85,10 @@ async fn concurrent_connects_to_one_file_migrate_once() {
     let (a, b) = (a.expect("first"), b.expect("second"));
     assert_eq!(a.backend(), Backend::Sqlite);
     assert!(dir.0.join(SQLITE_FILE).is_file());
-    assert_eq!(count(&a, "SELECT COUNT(*) FROM _sqlx_migrations").await, 1);
+    assert_eq!(
+        count(&a, "SELECT COUNT(*) FROM _sqlx_migrations").await,
+        applied()
+    );
     assert_eq!(count(&b, "SELECT COUNT(*) FROM users").await, 0);
     let mode: String = sqlx::query("PRAGMA journal_mode")
         .fetch_one(a.pool())
@@ -95,7 +103,10 @@ async fn concurrent_connects_to_one_file_migrate_once() {
 
     // A third start on the migrated file changes nothing.
     let c = Store::connect(None, &dir.0).await.expect("third");
-    assert_eq!(count(&c, "SELECT COUNT(*) FROM _sqlx_migrations").await, 1);
+    assert_eq!(
+        count(&c, "SELECT COUNT(*) FROM _sqlx_migrations").await,
+        applied()
+    );
     c.close().await;
 }
 
@@ -116,7 +127,7 @@ async fn many_nodes_starting_together_all_come_up() {
     }
     assert_eq!(
         count(&stores[0], "SELECT COUNT(*) FROM _sqlx_migrations").await,
-        1
+        applied()
     );
     for s in &stores {
         s.close().await;
