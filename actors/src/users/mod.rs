@@ -374,10 +374,16 @@ impl Users {
             MeshError::invalid("validation failed")
                 .with_details(serde_json::json!({"fields": {"username": m}}))
         })?;
-        let row = store::get_by_username(&self.store, &req.login.to_lowercase())
+        let lower = req.login.to_lowercase();
+        if let Some(user) = self.cache.get_by_username(&lower) {
+            return Ok(user);
+        }
+        let user = store::get_by_username(&self.store, &lower)
             .await?
-            .ok_or_else(|| MeshError::not_found("user not found"))?;
-        Ok(row.to_user(false))
+            .ok_or_else(|| MeshError::not_found("user not found"))?
+            .to_user(false);
+        self.cache.put(&user);
+        Ok(user)
     }
 
     /// `update`: changes the given fields. Changing roles needs `as_admin`. With a
