@@ -1,11 +1,12 @@
 //! The `images` service against SQLite (always) and PostgreSQL (when `TROUPE_TEST_PG` is
 //! set), through [`Service::handle`] as the mesh calls it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use troupe_proto::mesh::Caller;
 
 use super::*;
+use crate::mesh::service::call_op as call;
 use crate::store::tests::on_each_backend;
 
 fn png(len: usize) -> Bytes {
@@ -20,25 +21,6 @@ fn caller(user_id: &str) -> Option<Caller> {
         roles: vec!["user".into()],
         session_id: "s".into(),
     })
-}
-
-async fn call<Req: Message, Rep: Message + Default>(
-    svc: &Images,
-    op: &str,
-    req: Req,
-    caller: Option<Caller>,
-) -> Result<Rep, MeshError> {
-    let bytes = svc
-        .handle(Request {
-            op: op.to_string(),
-            payload: req.encode_to_vec().into(),
-            caller,
-            request_id: "test".to_string(),
-            deadline: Instant::now() + Duration::from_secs(10),
-            entity: String::new(),
-        })
-        .await?;
-    Ok(Rep::decode(bytes).expect("reply decodes"))
 }
 
 fn upload(filename: &str, data: Bytes) -> UploadRequest {
@@ -106,7 +88,9 @@ async fn bad_uploads_are_refused_and_store_nothing() {
             ),
         ];
         for (req, who, code) in cases {
-            let e = call::<_, Image>(&svc, UPLOAD, req, who).await.unwrap_err();
+            let e = call::<_, _, Image>(&svc, UPLOAD, req, who)
+                .await
+                .unwrap_err();
             assert_eq!(e.code, code, "{e}");
         }
         let page: ImagePage = call(
@@ -121,7 +105,7 @@ async fn bad_uploads_are_refused_and_store_nothing() {
         .await
         .expect("list");
         assert_eq!(page.total, 0);
-        let e = call::<_, ImageData>(
+        let e = call::<_, _, ImageData>(
             &svc,
             GET,
             GetRequest {
@@ -198,7 +182,7 @@ async fn lists_page_newest_first_per_owner_or_all() {
         } else {
             assert!(all.total >= 4);
         }
-        let e = call::<_, ImagePage>(
+        let e = call::<_, _, ImagePage>(
             &svc,
             LIST,
             ListRequest {

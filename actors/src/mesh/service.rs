@@ -83,3 +83,25 @@ pub trait Service: Send + Sync + 'static {
         self.ops().iter().any(|o| o.name == op && o.idempotent)
     }
 }
+
+/// Calls `op` of `svc` through [`Service::handle`], as the mesh would, with a prost request
+/// and reply: for the services' unit tests.
+#[cfg(test)]
+pub(crate) async fn call_op<S: Service, Req: prost::Message, Rep: prost::Message + Default>(
+    svc: &S,
+    op: &str,
+    req: Req,
+    caller: Option<Caller>,
+) -> Result<Rep, MeshError> {
+    let bytes = svc
+        .handle(Request {
+            op: op.to_string(),
+            payload: req.encode_to_vec().into(),
+            caller,
+            request_id: "test".to_string(),
+            deadline: Instant::now() + std::time::Duration::from_secs(10),
+            entity: String::new(),
+        })
+        .await?;
+    Ok(Rep::decode(bytes).expect("reply decodes"))
+}

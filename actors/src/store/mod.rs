@@ -174,6 +174,61 @@ impl Store {
     }
 }
 
+/// One page of `SELECT columns FROM table`, newest first (`created_at DESC, id`), keeping
+/// the rows whose named columns equal the given values (a `None` value filters nothing),
+/// with the total number of such rows. `table`, `columns` and the filter column names are
+/// the caller's constants, never client input; the values are bound.
+pub async fn page_where_equal(
+    store: &Store,
+    table: &str,
+    columns: &str,
+    equal: &[(&str, Option<&str>)],
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<sqlx::any::AnyRow>, i64), MeshError> {
+    use sqlx::Row as _;
+    let mut clauses = Vec::new();
+    let mut args: Vec<&str> = Vec::new();
+    for (column, value) in equal {
+        if let Some(value) = value {
+            args.push(value);
+            clauses.push(format!("{column} = ${}", args.len()));
+        }
+    }
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    let count_sql = format!("SELECT COUNT(*) FROM {table}{filter}");
+    let mut count = sqlx::query(&count_sql);
+    for a in &args {
+        count = count.bind(*a);
+    }
+    let total: i64 = count
+        .fetch_one(store.pool())
+        .await
+        .map_err(db_error)?
+        .try_get(0)
+        .map_err(db_error)?;
+    let page_sql = format!(
+        "SELECT {columns} FROM {table}{filter} ORDER BY created_at DESC, id LIMIT ${} OFFSET ${}",
+        args.len() + 1,
+        args.len() + 2
+    );
+    let mut page = sqlx::query(&page_sql);
+    for a in &args {
+        page = page.bind(*a);
+    }
+    let rows = page
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(store.pool())
+        .await
+        .map_err(db_error)?;
+    Ok((rows, total))
+}
+
 /// Maps a database failure to the error a client sees.
 ///
 /// - a unique violation becomes [`Code::AlreadyExists`]: "username already taken" or

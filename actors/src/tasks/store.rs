@@ -321,47 +321,15 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<TaskRow>, i64), MeshError> {
-    let mut clauses = Vec::new();
-    let mut args: Vec<&str> = Vec::new();
-    if let Some(owner) = owner {
-        args.push(owner);
-        clauses.push(format!("owner_id = ${}", args.len()));
-    }
-    if let Some(status) = status {
-        args.push(status.as_str());
-        clauses.push(format!("status = ${}", args.len()));
-    }
-    let filter = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", clauses.join(" AND "))
-    };
-    let count_sql = format!("SELECT COUNT(*) FROM tasks{filter}");
-    let mut count = sqlx::query(&count_sql);
-    for a in &args {
-        count = count.bind(*a);
-    }
-    let total: i64 = count
-        .fetch_one(store.pool())
-        .await
-        .map_err(db_error)?
-        .try_get(0)
-        .map_err(db_error)?;
-    let page_sql = format!(
-        "SELECT {COLUMNS} FROM tasks{filter} ORDER BY created_at DESC, id LIMIT ${} OFFSET ${}",
-        args.len() + 1,
-        args.len() + 2
-    );
-    let mut page = sqlx::query(&page_sql);
-    for a in &args {
-        page = page.bind(*a);
-    }
-    let rows = page
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(store.pool())
-        .await
-        .map_err(db_error)?;
+    let (rows, total) = crate::store::page_where_equal(
+        store,
+        "tasks",
+        COLUMNS,
+        &[("owner_id", owner), ("status", status.map(Status::as_str))],
+        limit,
+        offset,
+    )
+    .await?;
     let rows = rows
         .iter()
         .map(TaskRow::from_row)

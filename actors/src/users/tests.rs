@@ -8,6 +8,7 @@ use sqlx::Row as _;
 use troupe_proto::mesh::Caller;
 
 use super::*;
+use crate::mesh::service::call_op as call;
 use crate::store::tests::on_each_backend;
 
 /// Cheap hashing for tests.
@@ -29,26 +30,6 @@ fn register_req(username: &str) -> RegisterRequest {
         password: "password1".to_string(),
         full_name: format!("Full {username}"),
     }
-}
-
-/// Calls an op through [`Service::handle`], as the mesh would.
-async fn call<Req: Message, Rep: Message + Default>(
-    svc: &Users,
-    op: &str,
-    req: Req,
-    caller: Option<Caller>,
-) -> Result<Rep, MeshError> {
-    let bytes = svc
-        .handle(Request {
-            op: op.to_string(),
-            payload: req.encode_to_vec().into(),
-            caller,
-            request_id: "test".to_string(),
-            deadline: Instant::now() + Duration::from_secs(10),
-            entity: String::new(),
-        })
-        .await?;
-    Ok(Rep::decode(bytes).expect("reply decodes"))
 }
 
 async fn count(store: &Store, sql: &str, id: &str) -> i64 {
@@ -136,11 +117,11 @@ async fn register_then_get_round_trips() {
             ));
         }
 
-        let missing = call::<_, User>(&svc, GET, GetRequest { id: "nope".into() }, None)
+        let missing = call::<_, _, User>(&svc, GET, GetRequest { id: "nope".into() }, None)
             .await
             .unwrap_err();
         assert_eq!(missing.code, Code::NotFound);
-        let missing = call::<_, User>(
+        let missing = call::<_, _, User>(
             &svc,
             GET_BY_LOGIN,
             GetByLoginRequest {
@@ -151,7 +132,7 @@ async fn register_then_get_round_trips() {
         .await
         .unwrap_err();
         assert_eq!(missing.code, Code::NotFound);
-        let empty = call::<_, User>(&svc, GET, GetRequest::default(), None)
+        let empty = call::<_, _, User>(&svc, GET, GetRequest::default(), None)
             .await
             .unwrap_err();
         assert_eq!(empty.code, Code::InvalidArgument);
@@ -213,7 +194,7 @@ async fn duplicates_ignoring_case_already_exist() {
 async fn every_invalid_field_is_reported_at_once() {
     on_each_backend(|store, _| async move {
         let svc = users(store);
-        let e = call::<_, User>(
+        let e = call::<_, _, User>(
             &svc,
             REGISTER,
             RegisterRequest {
@@ -766,9 +747,10 @@ async fn keys_and_contacts() {
         assert_eq!(list.items[0].added_at, "1970-01-01T00:00:02.000Z");
         let none = svc.list_contacts(&zed.id).await.unwrap();
         assert!(none.items.is_empty());
-        let e = call::<_, ContactList>(&svc, LIST_CONTACTS, ListContactsRequest::default(), None)
-            .await
-            .unwrap_err();
+        let e =
+            call::<_, _, ContactList>(&svc, LIST_CONTACTS, ListContactsRequest::default(), None)
+                .await
+                .unwrap_err();
         assert_eq!(e.code, Code::InvalidArgument);
     })
     .await;
@@ -939,7 +921,7 @@ async fn ensure_admin_is_idempotent() {
 async fn unknown_ops_and_garbage_payloads_are_errors() {
     on_each_backend(|store, _| async move {
         let svc = users(store);
-        let e = call::<_, User>(&svc, "nope", GetRequest::default(), None)
+        let e = call::<_, _, User>(&svc, "nope", GetRequest::default(), None)
             .await
             .unwrap_err();
         assert_eq!(e.code, Code::NotFound);
