@@ -141,6 +141,12 @@ async fn a_task_runs_to_completion_publishing_its_progress() {
             .iter()
             .all(|h| h.node == "a" && h.activation == 1));
         assert!(!done.finished_at.is_empty() && !done.started_at.is_empty());
+        // `task.completed` is published right after the completing write that `wait` saw.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !kinds_of(&a.events.events(), &t.id).contains(&"task.completed".to_string()) {
+            assert!(Instant::now() < deadline, "task.completed never published");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         assert_eq!(
             kinds_of(&a.events.events(), &t.id),
             [
