@@ -42,12 +42,12 @@ pub async fn observe(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
+    let rid = rid
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     // SOAP routes answer every error as a SOAP Fault, never as JSON.
     if crate::soap::ROUTES.contains(&route) {
-        let rid = rid
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
         return crate::soap::fault::ensure(resp, rid);
     }
     let error = match resp.extensions().get::<MeshError>() {
@@ -55,10 +55,6 @@ pub async fn observe(req: Request, next: Next) -> Response {
         None if is_json(&resp) => return resp,
         None => from_status(status),
     };
-    let rid = rid
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
     let (mut parts, _) = resp.into_parts();
     parts.headers.remove(CONTENT_TYPE);
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
