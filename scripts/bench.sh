@@ -14,6 +14,7 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 # shellcheck source=lib.sh
 . scripts/lib.sh
+need wrk curl python3
 
 cargo build --release --quiet --bin troupe --example bare_axum
 

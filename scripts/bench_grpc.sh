@@ -25,6 +25,7 @@ UPLOAD_CONC=${UPLOAD_CONC:-8}
 PROFILE=${PROFILE:-release}
 # shellcheck source=lib.sh
 . scripts/lib.sh
+need wrk curl python3
 
 if [ "$PROFILE" = release ]; then
   cargo build --release --quiet --bin troupe --example bare_axum --example bare_tonic --example grpc_load

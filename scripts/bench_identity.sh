@@ -14,6 +14,7 @@ CONNS=${CONNS:-64}
 ITERATIONS=${ITERATIONS:-100000}
 # shellcheck source=lib.sh
 . scripts/lib.sh
+need wrk curl python3
 
 cargo build --release --quiet --bin troupe --example bare_axum --example pbkdf2_rate
 

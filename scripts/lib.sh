@@ -8,6 +8,9 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
+# Stops the run at once when a tool it needs is missing, instead of printing empty results.
+need() { for t in "$@"; do command -v "$t" > /dev/null || { echo "$0: needs $t (e.g. apt-get install $t)" >&2; exit 2; }; done; }
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Starts the baseline on a free port and sets BASE_PORT.

@@ -8,6 +8,12 @@ use clap::Parser;
 use troupe::cli::{Cli, Command};
 use troupe::{config, telemetry, Listeners};
 
+/// jemalloc instead of the system allocator: under load glibc's malloc showed up in
+/// profiles as about 10 % of a node's time, partly waiting on its arena locks
+/// (docs/benchmarks.md has the before/after runs).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
