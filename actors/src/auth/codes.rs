@@ -109,7 +109,7 @@ pub async fn issue(
     .bind(digest(user_id, purpose, &code))
     .bind(expires)
     .bind(now)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(code)
@@ -140,7 +140,7 @@ pub async fn redeem(
     .bind(digest(user_id, purpose, code))
     .bind(now)
     .bind(i64::from(max_failures))
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     if done.rows_affected() == 1 {
@@ -152,7 +152,7 @@ pub async fn redeem(
     )
     .bind(user_id)
     .bind(purpose.as_str())
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Err(bad_code())

@@ -20,7 +20,7 @@ pub async fn insert(
     .bind(session_id)
     .bind(user_id)
     .bind(expires_at_ms)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(())
@@ -32,7 +32,7 @@ pub async fn spend(store: &Store, jti: &str) -> Result<bool, MeshError> {
     let done = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE jti = $2 AND used_at = 0")
         .bind(now_ms())
         .bind(jti)
-        .execute(store.pool())
+        .execute(store.writer())
         .await
         .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
@@ -44,7 +44,7 @@ pub async fn spend(store: &Store, jti: &str) -> Result<bool, MeshError> {
 pub async fn sweep_expired(store: &Store, now_ms: i64) -> Result<u64, MeshError> {
     let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
         .bind(now_ms)
-        .execute(store.pool())
+        .execute(store.writer())
         .await
         .map_err(db_error)?;
     Ok(done.rows_affected())

@@ -114,7 +114,7 @@ pub async fn insert_request(
     .bind(to)
     .bind(PENDING)
     .bind(now)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(())
@@ -159,7 +159,7 @@ pub async fn accept(
     to: &str,
     now: i64,
 ) -> Result<bool, MeshError> {
-    let mut tx = store.pool().begin().await.map_err(db_error)?;
+    let mut tx = store.writer().begin().await.map_err(db_error)?;
     let done = sqlx::query(
         "UPDATE chat_requests SET status = $3, updated_at = $4 \
          WHERE id = $1 AND to_user_id = $2 AND status = $5",
@@ -208,7 +208,7 @@ pub async fn insert_message(
     .bind(&m.ciphertext)
     .bind(&m.nonce)
     .bind(created_at)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(())

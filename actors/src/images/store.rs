@@ -70,7 +70,7 @@ pub async fn insert(store: &Store, row: &ImageRow, data: &[u8]) -> Result<(), Me
     .bind(row.size)
     .bind(row.created_at)
     .bind(data)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(())

@@ -94,43 +94,39 @@ impl Notifications {
         }
         let now = now_ms();
         let user_id = event.user_id.clone().unwrap_or_default();
+        let rendered = if user_id.is_empty() {
+            None
+        } else {
+            templates::render(event)
+        };
+        let prefs = match rendered {
+            Some(_) => Some(store::prefs(&self.store, &user_id).await?),
+            None => None,
+        };
         let mut channels: Vec<&str> = Vec::new();
-        if !user_id.is_empty() {
-            if let Some(r) = templates::render(event) {
-                let prefs = store::prefs(&self.store, &user_id).await?;
-                store::insert_notification(
-                    &self.store,
-                    &store::NewNotification {
-                        id: &event.id,
-                        user_id: &user_id,
-                        kind: &event.kind,
-                        title: &r.title,
-                        body: &r.text,
-                        data: &event.payload.to_string(),
-                        created_at: now,
-                    },
-                )
-                .await?;
-                channels.push("in_app");
-                if self.email && prefs.email {
-                    channels.push("email");
-                }
-                if prefs.log {
-                    channels.push("log");
-                    tracing::info!(
-                        target: "troupe::notifications",
-                        user = %user_id,
-                        kind = %event.kind,
-                        event = %event.id,
-                        title = %r.title,
-                        "notification"
-                    );
-                }
+        if let Some(prefs) = &prefs {
+            channels.push("in_app");
+            if self.email && prefs.email {
+                channels.push("email");
+            }
+            if prefs.log {
+                channels.push("log");
             }
         }
+        let data = event.payload.to_string();
+        let notification = rendered.as_ref().map(|r| store::NewNotification {
+            id: &event.id,
+            user_id: &user_id,
+            kind: &event.kind,
+            title: &r.title,
+            body: &r.text,
+            data: &data,
+            created_at: now,
+        });
         let redacted = event.redacted();
-        let fresh = store::insert_log(
+        let fresh = store::record(
             &self.store,
+            notification.as_ref(),
             &store::NewLogRow {
                 event_id: &event.id,
                 kind: &event.kind,
@@ -143,6 +139,16 @@ impl Notifications {
             },
         )
         .await?;
+        if let (true, Some(r), Some(true)) = (fresh, &rendered, prefs.map(|p| p.log)) {
+            tracing::info!(
+                target: "troupe::notifications",
+                user = %user_id,
+                kind = %event.kind,
+                event = %event.id,
+                title = %r.title,
+                "notification"
+            );
+        }
         Ok(Consumed { fresh })
     }
 

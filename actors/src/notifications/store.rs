@@ -29,26 +29,6 @@ pub struct NewLogRow<'a> {
     pub created_at: i64,
 }
 
-/// Writes a log row unless the event has one already; true when written.
-pub async fn insert_log(store: &Store, r: &NewLogRow<'_>) -> Result<bool, MeshError> {
-    let done = sqlx::query(
-        "INSERT INTO notification_log (event_id, kind, user_id, source, event_time, payload, channels, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(r.event_id)
-    .bind(r.kind)
-    .bind(r.user_id)
-    .bind(r.source)
-    .bind(r.event_time)
-    .bind(r.payload)
-    .bind(r.channels)
-    .bind(r.created_at)
-    .execute(store.pool())
-    .await
-    .map_err(db_error)?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Whether the event has a log row (it was consumed).
 pub async fn consumed(store: &Store, event_id: &str) -> Result<bool, MeshError> {
     let row = sqlx::query("SELECT 1 AS one FROM notification_log WHERE event_id = $1")
@@ -77,23 +57,48 @@ pub struct NewNotification<'a> {
     pub created_at: i64,
 }
 
-/// Writes a notification unless one with its id exists.
-pub async fn insert_notification(store: &Store, n: &NewNotification<'_>) -> Result<(), MeshError> {
-    sqlx::query(
-        "INSERT INTO notifications (id, user_id, kind, title, body, data, read_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (id) DO NOTHING",
+/// Writes what consuming one event produces, in one transaction: the user's notification
+/// (when there is one) and the log row. Both are keyed by the event id and skipped when
+/// present, so a redelivery changes nothing; true when the log row is new.
+pub async fn record(
+    store: &Store,
+    n: Option<&NewNotification<'_>>,
+    r: &NewLogRow<'_>,
+) -> Result<bool, MeshError> {
+    let mut tx = store.writer().begin().await.map_err(db_error)?;
+    if let Some(n) = n {
+        sqlx::query(
+            "INSERT INTO notifications (id, user_id, kind, title, body, data, read_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(n.id)
+        .bind(n.user_id)
+        .bind(n.kind)
+        .bind(n.title)
+        .bind(n.body)
+        .bind(n.data)
+        .bind(n.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    }
+    let done = sqlx::query(
+        "INSERT INTO notification_log (event_id, kind, user_id, source, event_time, payload, channels, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
     )
-    .bind(n.id)
-    .bind(n.user_id)
-    .bind(n.kind)
-    .bind(n.title)
-    .bind(n.body)
-    .bind(n.data)
-    .bind(n.created_at)
-    .execute(store.pool())
+    .bind(r.event_id)
+    .bind(r.kind)
+    .bind(r.user_id)
+    .bind(r.source)
+    .bind(r.event_time)
+    .bind(r.payload)
+    .bind(r.channels)
+    .bind(r.created_at)
+    .execute(&mut *tx)
     .await
     .map_err(db_error)?;
-    Ok(())
+    tx.commit().await.map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
 }
 
 const NOTIFICATION_COLUMNS: &str = "id, user_id, kind, title, body, data, read_at, created_at";
@@ -179,7 +184,7 @@ pub async fn mark_read(
     .bind(now)
     .bind(id)
     .bind(user_id)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     let row = sqlx::query(&format!(
@@ -229,7 +234,7 @@ pub async fn put_prefs(store: &Store, p: &Preferences, now: i64) -> Result<(), M
     .bind(i64::from(p.email))
     .bind(i64::from(p.log))
     .bind(now)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(())

@@ -67,7 +67,7 @@ pub async fn insert(store: &Store, s: &Row) -> Result<(), MeshError> {
     .bind(&s.metadata)
     .bind(s.revoked_at)
     .bind(s.version)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(())
@@ -98,7 +98,7 @@ pub async fn update(store: &Store, s: &Row) -> Result<bool, MeshError> {
     .bind(s.version)
     .bind(&s.id)
     .bind(s.version - 1)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
@@ -146,7 +146,7 @@ pub async fn revoked_since(
 pub async fn sweep_expired(store: &Store, before_ms: i64) -> Result<u64, MeshError> {
     let done = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
         .bind(before_ms)
-        .execute(store.pool())
+        .execute(store.writer())
         .await
         .map_err(db_error)?;
     Ok(done.rows_affected())

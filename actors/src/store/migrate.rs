@@ -85,7 +85,7 @@ pub async fn run(store: &Store) -> Result<(), anyhow::Error> {
     let mut attempt = 1;
     loop {
         let mut conn = store
-            .pool()
+            .writer()
             .acquire()
             .await
             .context("acquiring a connection to migrate")?;

@@ -31,7 +31,7 @@ use crate::mesh::{Code, MeshError};
 /// File name of the embedded SQLite database inside the data directory.
 pub const SQLITE_FILE: &str = "troupe.db";
 
-/// Pool size on SQLite (one writer at a time anyway).
+/// Readers on SQLite (WAL: they run beside the writer).
 const SQLITE_POOL: u32 = 8;
 /// Pool size on PostgreSQL.
 const POSTGRES_POOL: u32 = 16;
@@ -40,10 +40,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts to open the pool and migrate before giving up.
 const CONNECT_ATTEMPTS: u32 = 5;
 
-/// Per-connection settings of SQLite: write-ahead log, wait up to 5 s for a lock, and
-/// enforced foreign keys.
+/// Per-connection settings of SQLite: wait up to 5 s for a lock, and enforced foreign
+/// keys. The write-ahead log is a property of the file, set once by [`Store::open`].
 const SQLITE_PRAGMAS: &str =
-    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+    "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,10 +75,19 @@ impl Backend {
     }
 }
 
-/// A migrated connection pool. Cheap to clone.
+/// A migrated database: a pool for reads and a pool for writes. Cheap to clone.
+///
+/// On SQLite the write pool holds a single connection. SQLite admits one writer at a time
+/// per file; with several writing connections in one process, the losers of each race
+/// sleep in SQLite's busy handler (1, 2, 5, 10, ... ms) instead of queueing, which put
+/// tens of milliseconds on the tail of every write under load. One connection makes the
+/// node's writes wait in a FIFO instead; reads keep their own pool and run beside it
+/// (WAL). Nodes of a local cluster still share the file, and between processes the busy
+/// timeout still applies. On PostgreSQL both are the same pool.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -122,27 +131,48 @@ impl Store {
         }
     }
 
-    /// One attempt at opening the pool and migrating.
+    /// One attempt at opening the pools and migrating.
     async fn open(url: &str, backend: Backend) -> Result<Store, anyhow::Error> {
-        let options = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => SQLITE_POOL,
-                Backend::Postgres => POSTGRES_POOL,
-            })
-            .acquire_timeout(ACQUIRE_TIMEOUT);
-        let options = match backend {
-            Backend::Sqlite => options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute(SQLITE_PRAGMAS).await?;
-                    Ok(())
-                })
-            }),
-            Backend::Postgres => options,
+        let store = match backend {
+            Backend::Sqlite => {
+                let writer = sqlite_pool(1).connect(url).await.context("connecting")?;
+                // Persistent in the file; a no-op once set. Done here, on one connection
+                // and inside the retry loop, because switching a new file to WAL needs an
+                // exclusive lock that nodes starting together contend for.
+                if let Err(e) = writer.execute("PRAGMA journal_mode = WAL").await {
+                    writer.close().await;
+                    return Err(anyhow::Error::new(e).context("enabling the write-ahead log"));
+                }
+                let pool = sqlite_pool(SQLITE_POOL).connect(url).await;
+                let pool = match pool {
+                    Ok(pool) => pool,
+                    Err(e) => {
+                        writer.close().await;
+                        return Err(anyhow::Error::new(e).context("connecting"));
+                    }
+                };
+                Store {
+                    pool,
+                    writer,
+                    backend,
+                }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(POSTGRES_POOL)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(url)
+                    .await
+                    .context("connecting")?;
+                Store {
+                    writer: pool.clone(),
+                    pool,
+                    backend,
+                }
+            }
         };
-        let pool = options.connect(url).await.context("connecting")?;
-        let store = Store { pool, backend };
         if let Err(e) = migrate::run(&store).await {
-            store.pool.close().await;
+            store.close().await;
             return Err(e);
         }
         Ok(store)
@@ -163,15 +193,35 @@ impl Store {
         self.backend
     }
 
-    /// The connection pool, for the services' queries.
+    /// The pool for reads.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for writes: every statement that changes data, and every transaction,
+    /// goes here (see [`Store`] for why).
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// Closes every connection; later queries fail as unavailable.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
+}
+
+/// Options of an SQLite pool of `size` connections with [`SQLITE_PRAGMAS`].
+fn sqlite_pool(size: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(SQLITE_PRAGMAS).await?;
+                Ok(())
+            })
+        })
 }
 
 /// One page of `SELECT columns FROM table`, newest first (`created_at DESC, id`), keeping

@@ -199,7 +199,7 @@ pub async fn insert(store: &Store, t: &TaskRow) -> Result<(), MeshError> {
     .bind(t.started_at)
     .bind(t.finished_at)
     .bind(t.version)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(())
@@ -244,7 +244,7 @@ fn update_query<'q>(
 /// got there first.
 pub async fn update(store: &Store, t: &TaskRow, expected: i64) -> Result<bool, MeshError> {
     let done = update_query(t, expected)
-        .execute(store.pool())
+        .execute(store.writer())
         .await
         .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
@@ -254,7 +254,7 @@ pub async fn update(store: &Store, t: &TaskRow, expected: i64) -> Result<bool, M
 /// `t` and the step's row in `task_steps`, in one transaction. `false` when another writer
 /// changed the task first or the step is recorded already; nothing is written then.
 pub async fn commit_step(store: &Store, t: &TaskRow, expected: i64) -> Result<bool, MeshError> {
-    let mut tx = store.pool().begin().await.map_err(db_error)?;
+    let mut tx = store.writer().begin().await.map_err(db_error)?;
     let done = update_query(t, expected)
         .execute(&mut *tx)
         .await

@@ -74,7 +74,7 @@ pub async fn insert(store: &Store, t: &TodoRow) -> Result<(), MeshError> {
     .bind(t.created_at)
     .bind(t.updated_at)
     .bind(t.version)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(())
@@ -106,7 +106,7 @@ pub async fn update(store: &Store, t: &TodoRow, expected: i64) -> Result<bool, M
     .bind(t.version)
     .bind(&t.id)
     .bind(expected)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
@@ -117,7 +117,7 @@ pub async fn delete(store: &Store, id: &str, expected: i64) -> Result<bool, Mesh
     let done = sqlx::query("DELETE FROM todos WHERE id = $1 AND version = $2")
         .bind(id)
         .bind(expected)
-        .execute(store.pool())
+        .execute(store.writer())
         .await
         .map_err(db_error)?;
     Ok(done.rows_affected() == 1)

@@ -140,7 +140,7 @@ pub async fn insert(store: &Store, u: &UserRow) -> Result<(), MeshError> {
     .bind(u.created_at)
     .bind(u.updated_at)
     .bind(u.version)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(())
@@ -228,7 +228,7 @@ pub async fn update_if_version(
     .bind(next.updated_at)
     .bind(&next.id)
     .bind(version)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
@@ -249,7 +249,7 @@ pub async fn set_password(
         .bind(password_hash)
         .bind(now)
         .bind(id)
-        .fetch_optional(store.pool())
+        .fetch_optional(store.writer())
         .await
         .and_then(|row| row.as_ref().map(UserRow::from_row).transpose())
         .map_err(db_error)
@@ -259,7 +259,7 @@ pub async fn set_password(
 /// one transaction, and marks their sessions revoked (the rows stay until they expire, so
 /// every node's revocation poll sees them); the deleted user, or `None` if there was none.
 pub async fn delete(store: &Store, id: &str) -> Result<Option<UserRow>, MeshError> {
-    let mut tx = store.pool().begin().await.map_err(db_error)?;
+    let mut tx = store.writer().begin().await.map_err(db_error)?;
     // Write first, so an SQLite transaction takes the write lock before it reads.
     let sql = format!("DELETE FROM users WHERE id = $1 RETURNING {COLUMNS}");
     let row = sqlx::query(&sql)
@@ -376,7 +376,7 @@ pub async fn put_key(
     .bind(public_key)
     .bind(algorithm)
     .bind(now)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() > 0)
@@ -436,7 +436,7 @@ pub async fn confirm(store: &Store, id: &str, now: i64) -> Result<bool, MeshErro
     )
     .bind(now)
     .bind(id)
-    .execute(store.pool())
+    .execute(store.writer())
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
