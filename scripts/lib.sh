@@ -2,7 +2,7 @@
 # a scratch directory, processes killed on exit, free ports, and the bare axum baseline.
 
 TOKEN=bench-admin-token-0123456789
-BIN=target/release/troupe
+BIN=${BIN:-target/release/troupe}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }

@@ -7,7 +7,12 @@
 //! comes from the `pbkdf2` and `password-hash` crates.
 //!
 //! Hashing is deliberately slow, so the async entry points ([`Hasher::hash`],
-//! [`Hasher::verify`]) run it on tokio's blocking pool, never on the async worker threads.
+//! [`Hasher::verify`]) run it on tokio's blocking pool, never on the async worker threads,
+//! and at most one computation per core at a time: a burst of logins queues for a core
+//! instead of starting hundreds of blocking threads that share the cores with the rest of
+//! the node (and with each other) in time slices.
+
+use std::sync::{Arc, LazyLock};
 
 use password_hash::rand_core::{OsRng, RngCore};
 use password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt, SaltString};
@@ -21,6 +26,34 @@ pub const OUTPUT_LEN: usize = 32;
 /// The password fed to the dummy hash; never matches anything that matters, since
 /// [`Hasher::verify`] returns false for unknown users whatever the outcome.
 const DUMMY_PASSWORD: &str = "troupe: no such user";
+
+/// Admission to the blocking pool for hashing: one permit per core, shared by every
+/// [`Hasher`] of the process.
+static CORES: LazyLock<Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Arc::new(tokio::sync::Semaphore::new(cores))
+});
+
+/// Runs `job` on the blocking pool once a core is free for it.
+async fn on_a_core<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, MeshError> {
+    let permit = CORES
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| MeshError::internal("password hashing is shut down"))?;
+    tokio::task::spawn_blocking(move || {
+        let out = job();
+        drop(permit);
+        out
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "password hashing task failed");
+        MeshError::internal("password hashing failed")
+    })
+}
 
 /// Hashes and verifies passwords with a configured PBKDF2 iteration count.
 #[derive(Clone, Debug)]
@@ -68,18 +101,13 @@ impl Hasher {
         Pbkdf2.verify_password(password.as_bytes(), &hash).is_ok()
     }
 
-    /// [`Self::hash_blocking`] on tokio's blocking pool.
+    /// [`Self::hash_blocking`] on tokio's blocking pool, one computation per core.
     pub async fn hash(&self, password: String) -> Result<String, MeshError> {
         let iterations = self.iterations;
-        tokio::task::spawn_blocking(move || hash_with(iterations, &password))
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "password hashing task failed");
-                MeshError::internal("password hashing failed")
-            })?
+        on_a_core(move || hash_with(iterations, &password)).await?
     }
 
-    /// [`Self::verify_blocking`] on tokio's blocking pool.
+    /// [`Self::verify_blocking`] on tokio's blocking pool, one computation per core.
     ///
     /// With `phc` = `None` (no such user) this verifies against the dummy hash, so it takes
     /// as long as a wrong password, and returns false.
@@ -88,12 +116,9 @@ impl Hasher {
             Some(phc) => (phc, true),
             None => (self.dummy.clone(), false),
         };
-        let matches = tokio::task::spawn_blocking(move || Self::verify_blocking(&phc, &password))
+        let matches = on_a_core(move || Self::verify_blocking(&phc, &password))
             .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "password verification task failed");
-                false
-            });
+            .unwrap_or(false);
         matches && known_user
     }
 
