@@ -51,7 +51,8 @@ fn connect(node: &Node, user_id: &str, token: Token<'_>) -> Ws {
 #[derive(Debug)]
 enum Got {
     Frame(Value),
-    Closed(Option<u16>),
+    /// The close code and reason (`None`: the connection ended without a close frame).
+    Closed(Option<u16>, String),
     Nothing,
 }
 
@@ -63,14 +64,19 @@ fn next(ws: &mut Ws, timeout: Duration) -> Got {
             Ok(Message::Text(t)) => {
                 return Got::Frame(serde_json::from_str(t.as_str()).expect("json frame"))
             }
-            Ok(Message::Close(frame)) => return Got::Closed(frame.map(|f| u16::from(f.code))),
+            Ok(Message::Close(frame)) => {
+                return match frame {
+                    Some(f) => Got::Closed(Some(u16::from(f.code)), f.reason.to_string()),
+                    None => Got::Closed(None, String::new()),
+                }
+            }
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
-            Err(_) => return Got::Closed(None),
+            Err(_) => return Got::Closed(None, String::new()),
         }
     }
     Got::Nothing
@@ -84,7 +90,7 @@ fn expect_frame(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool) -> Value
         match next(ws, Duration::from_millis(500)) {
             Got::Frame(v) if v["type"] == kind && pred(&v) => return v,
             Got::Frame(v) => seen.push(v),
-            Got::Closed(code) => {
+            Got::Closed(code, _) => {
                 panic!("closed ({code:?}) waiting for a {kind} frame; saw {seen:?}")
             }
             Got::Nothing => {}
@@ -97,7 +103,7 @@ fn expect_frame(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool) -> Value
 fn expect_close(ws: &mut Ws) -> Option<u16> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if let Got::Closed(code) = next(ws, Duration::from_millis(500)) {
+        if let Got::Closed(code, _) = next(ws, Duration::from_millis(500)) {
             return code;
         }
     }
@@ -391,7 +397,7 @@ fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss(c: &mut
     // what alice sends meanwhile is kept, and bob reads it after reconnecting to n2.
     c.node_mut("n3").kill();
     let killed = Instant::now();
-    assert!(matches!(expect_close_or_eof(&mut b_ws), Got::Closed(_)));
+    assert!(matches!(expect_close_or_eof(&mut b_ws), Got::Closed(..)));
     // A survivor tells bob's contacts he went offline.
     let v = expect_frame(&mut a_ws, "presence", |v| {
         v["status"] == "offline" && v["user_id"] == bob.id.as_str()
@@ -444,7 +450,7 @@ fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss(c: &mut
 fn expect_close_or_eof(ws: &mut Ws) -> Got {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if let g @ Got::Closed(_) = next(ws, Duration::from_millis(500)) {
+        if let g @ Got::Closed(..) = next(ws, Duration::from_millis(500)) {
             return g;
         }
     }
@@ -620,4 +626,92 @@ fn bad_connections_are_closed_with_the_right_code(c: &Cluster, alice: &User, bob
         Some(&alice.access),
     );
     assert!((400..500).contains(&status), "{status}");
+}
+
+/// A one-node cluster with `[ws]` settings and `TROUPE_*` variables of its own.
+fn one_node(tag: &str, ws_toml: &str, env: &[(&str, &str)]) -> Cluster {
+    Cluster::start(
+        tag,
+        Options {
+            nodes: 1,
+            extra_toml: format!("[ws]\nmax_frame_bytes = {FRAME}\n{ws_toml}\n"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Options::default()
+        },
+    )
+}
+
+/// Unix time in milliseconds, on the clock the node shares with the test.
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+#[test]
+fn websocket_is_closed_with_1008_once_its_token_expires() {
+    const TTL_S: u64 = 2;
+    let c = one_node("ws-expiry", "", &[("TROUPE_AUTH_ACCESS_TTL_S", "2")]);
+    let n1 = c.node("n1");
+    let username = format!("exp_{}", unique());
+    let id = register(n1, &username, "passw0rd-long");
+    let before_s = (unix_ms() / 1000) as u64;
+    let (status, v) = login(n1, &username, "passw0rd-long");
+    let after_s = (unix_ms() / 1000) as u64;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["expires_in"], TTL_S, "{v}");
+    let access = v["access_token"].as_str().unwrap().to_string();
+    // exp is between before_s + TTL_S and after_s + TTL_S; the node accepts the token
+    // LEEWAY_SECS longer and refuses it from the second after.
+    let leeway = troupe_actors::auth::token::LEEWAY_SECS;
+    let earliest_ms = u128::from(before_s + TTL_S + leeway + 1) * 1000;
+    let latest_ms = u128::from(after_s + TTL_S + leeway + 1) * 1000;
+
+    let mut ws = connect(n1, &id, Token::Query(&access));
+    // The connection keeps working past exp itself (within the leeway), pinged twice a second.
+    let mut last_pong_ms = 0;
+    let (code, reason, closed_ms) = loop {
+        assert!(
+            unix_ms() < latest_ms + 5_000,
+            "no close frame; last pong at {last_pong_ms}, token refused from {latest_ms}"
+        );
+        ws.send(Message::text(
+            json!({"type": "ping", "ref": "p"}).to_string(),
+        ))
+        .expect("send ping");
+        match next(&mut ws, Duration::from_secs(1)) {
+            Got::Frame(f) if f["type"] == "pong" => {
+                last_pong_ms = unix_ms();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Got::Frame(f) => panic!("unexpected frame {f}"),
+            Got::Closed(code, reason) => break (code, reason, unix_ms()),
+            Got::Nothing => panic!("no pong within 1 s"),
+        }
+    };
+    assert_eq!(
+        (code, reason.as_str()),
+        (Some(1008), "token expired"),
+        "{}",
+        c.logs()
+    );
+    assert!(
+        closed_ms >= earliest_ms,
+        "closed at {closed_ms}, before the token expired ({earliest_ms})"
+    );
+    assert!(
+        closed_ms <= latest_ms + 1_500,
+        "closed at {closed_ms}, long after the token expired ({latest_ms})"
+    );
+    assert!(
+        last_pong_ms >= u128::from(after_s + TTL_S) * 1000,
+        "the connection should outlive exp by the leeway (last pong {last_pong_ms})"
+    );
+    // The same token cannot open a new connection.
+    let mut again = connect(n1, &id, Token::Query(&access));
+    assert_eq!(expect_close(&mut again), Some(1008));
 }

@@ -161,6 +161,9 @@ pub struct Options {
     pub single_seed: bool,
     /// A `[storage]` table (empty: the embedded SQLite file in the cluster's directory).
     pub storage_toml: String,
+    /// `TROUPE_*` variables every node process gets (settings of a section the generated
+    /// config already has, like `[auth]`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -170,6 +173,7 @@ impl Default for Options {
             extra_toml: String::new(),
             single_seed: true,
             storage_toml: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -179,6 +183,7 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub nodes: Vec<Node>,
+    env: Vec<(String, String)>,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -248,16 +253,22 @@ impl Cluster {
             .map(|i| Addrs::new(&format!("n{i}")))
             .collect();
         let config = write_config(&dir, &addrs, &options);
+        let env: Vec<(&str, &str)> = options
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let mut nodes: Vec<Node> = addrs
             .iter()
             .rev()
-            .map(|a| spawn_node(&config, a, &dir, &[]))
+            .map(|a| spawn_node(&config, a, &dir, &env))
             .collect();
         nodes.reverse();
         let cluster = Cluster {
             dir,
             config,
             nodes,
+            env: options.env.clone(),
             _serial: guard,
         };
         let names: Vec<String> = addrs.iter().map(|a| a.name.clone()).collect();
@@ -283,10 +294,11 @@ impl Cluster {
 
     /// Restarts a stopped node under the same name.
     pub fn restart(&mut self, name: &str) {
-        let (config, dir) = (self.config.clone(), self.dir.clone());
+        let (config, dir, env) = (self.config.clone(), self.dir.clone(), self.env.clone());
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let node = self.node_mut(name);
         node.kill();
-        let fresh = spawn_node(&config, &node.addrs.clone(), &dir, &[]);
+        let fresh = spawn_node(&config, &node.addrs.clone(), &dir, &env);
         *node = fresh;
     }
 
