@@ -715,3 +715,115 @@ fn websocket_is_closed_with_1008_once_its_token_expires() {
     let mut again = connect(n1, &id, Token::Query(&access));
     assert_eq!(expect_close(&mut again), Some(1008));
 }
+
+#[test]
+fn silent_client_is_closed_with_1001_after_the_idle_timeout_but_one_answering_pings_stays() {
+    const IDLE: Duration = Duration::from_secs(2);
+    let c = one_node("ws-idle", "idle_timeout_s = 2\nping_interval_s = 1", &[]);
+    let n1 = c.node("n1");
+    let quiet = new_user(n1, n1, "quiet");
+    let awake = new_user(n1, n1, "awake");
+    let mut quiet_ws = connect(n1, &quiet.id, Token::Query(&quiet.access));
+    let mut awake_ws = connect(n1, &awake.id, Token::Query(&awake.access));
+    ping(&mut awake_ws);
+    ping(&mut quiet_ws);
+    // From here quiet neither sends nor reads (so it answers no ping); awake only reads,
+    // which answers the server's pings.
+    let quiet_since = Instant::now();
+    let listed = |user: &User| {
+        connected_users(n1, &awake.access)
+            .iter()
+            .any(|(u, _)| *u == user.id)
+    };
+    let mut gone_after = None;
+    while quiet_since.elapsed() < IDLE * 4 {
+        match next(&mut awake_ws, Duration::from_millis(200)) {
+            Got::Closed(code, why) => panic!("awake was closed: {code:?} {why}"),
+            Got::Frame(f) => panic!("unexpected frame {f}"),
+            Got::Nothing => {}
+        }
+        if gone_after.is_none() && !listed(&quiet) {
+            gone_after = Some(quiet_since.elapsed());
+        }
+        assert!(listed(&awake), "awake left the hub");
+    }
+    let gone_after = gone_after.expect("the silent connection was never closed");
+    eprintln!("the silent connection left the hub {gone_after:?} after its last frame");
+    // Closed at the first ping tick after the idle timeout, then a second for the close
+    // handshake the silent client never answers.
+    assert!(
+        gone_after >= IDLE,
+        "closed after {gone_after:?}, before {IDLE:?}"
+    );
+    assert!(
+        gone_after <= IDLE + Duration::from_millis(3_500),
+        "closed after {gone_after:?}"
+    );
+    // The close frame waits in quiet's socket behind the server's pings.
+    match next(&mut quiet_ws, Duration::from_secs(2)) {
+        Got::Closed(code, why) => assert_eq!((code, why.as_str()), (Some(1001), "idle timeout")),
+        other => panic!("no close frame for the silent client: {other:?}"),
+    }
+    ping(&mut awake_ws);
+}
+
+#[test]
+fn client_that_does_not_read_is_closed_with_1013_when_its_send_queue_fills() {
+    const QUEUE: u64 = 8;
+    let c = one_node("ws-slow", &format!("send_queue = {QUEUE}"), &[]);
+    let n1 = c.node("n1");
+    let slow = new_user(n1, n1, "slow");
+    let mut ws = connect(n1, &slow.id, Token::Query(&slow.access));
+    ping(&mut ws);
+    // The client stops reading: once the socket buffers are full, frames queue in front of
+    // the connection until the queue overflows and the hub stops taking them.
+    let big = "x".repeat(16 * 1024);
+    let mut taken = 0u64;
+    let mut refused = false;
+    for _ in 0..4_000 {
+        let (status, v) = send(
+            "POST",
+            &n1.url("/broadcast"),
+            Some(&json!({"message": big})),
+            Some(ADMIN_TOKEN),
+        );
+        assert_eq!(status, 200, "{v}");
+        match v["delivered"].as_u64() {
+            Some(1) => taken += 1,
+            Some(0) => {
+                refused = true;
+                break;
+            }
+            other => panic!("delivered {other:?}: {v}"),
+        }
+    }
+    assert!(
+        refused,
+        "{taken} broadcasts taken and the queue never filled"
+    );
+    eprintln!("the hub refused broadcast {} (16 KiB each)", taken + 1);
+    assert!(taken > QUEUE, "{taken}");
+    // Reading now: the frames written before the overflow, then the close; the QUEUE frames
+    // that were waiting are dropped.
+    let mut read = 0u64;
+    let (code, why) = loop {
+        match next(&mut ws, Duration::from_secs(3)) {
+            Got::Frame(f) if f["type"] == "broadcast" => read += 1,
+            Got::Frame(f) => panic!("unexpected frame {f}"),
+            Got::Closed(code, why) => break (code, why),
+            Got::Nothing => panic!("no close frame after {read} broadcasts"),
+        }
+    };
+    assert_eq!(
+        (code, why.as_str()),
+        (Some(1013), "send queue full: the client reads too slowly"),
+        "{}",
+        c.logs()
+    );
+    assert_eq!(read, taken - QUEUE, "{taken} taken");
+    // The connection is gone from the hub.
+    assert!(wait_until(Duration::from_secs(3), || {
+        let (status, v) = send("GET", &n1.url("/connections"), None, Some(ADMIN_TOKEN));
+        status == 200 && v["total"] == 0
+    }));
+}
