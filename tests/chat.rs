@@ -827,3 +827,66 @@ fn client_that_does_not_read_is_closed_with_1013_when_its_send_queue_fills() {
         status == 200 && v["total"] == 0
     }));
 }
+
+/// `a` asks `b` to be contacts on `node`, and `b` accepts.
+fn befriend(node: &Node, a: &User, b: &User) {
+    let (status, r) = send(
+        "POST",
+        &node.url("/chat-requests/send"),
+        Some(&json!({"to_user_id": b.id})),
+        Some(&a.access),
+    );
+    assert_eq!(status, 201, "{r}");
+    let accept = format!("/chat-requests/{}/accept", r["id"].as_str().unwrap());
+    let (status, v) = send("POST", &node.url(&accept), None, Some(&b.access));
+    assert_eq!(status, 200, "{v}");
+}
+
+#[test]
+fn node_that_joins_late_learns_who_is_connected_elsewhere() {
+    // n1 starts last, and is then the first member by name: the one that announces the
+    // users of a member that dies.
+    let mut c = Cluster::start(
+        "chat-late",
+        Options {
+            single_seed: false,
+            late: vec!["n1".into()],
+            extra_toml: format!("[ws]\nmax_frame_bytes = {FRAME}\n"),
+            ..Options::default()
+        },
+    );
+    let alice = new_user(c.node("n2"), c.node("n3"), "alice");
+    let bob = new_user(c.node("n2"), c.node("n2"), "bob");
+    befriend(c.node("n2"), &alice, &bob);
+    let mut b_ws = connect(c.node("n2"), &bob.id, Token::Query(&bob.access));
+    ping(&mut b_ws);
+    let mut a_ws = connect(c.node("n3"), &alice.id, Token::Query(&alice.access));
+    ping(&mut a_ws);
+    expect_frame(&mut b_ws, "presence", |v| {
+        v["status"] == "online" && v["user_id"] == alice.id.as_str()
+    });
+
+    c.start_node("n1");
+    let want = [
+        (alice.id.clone(), "n3".to_string()),
+        (bob.id.clone(), "n2".to_string()),
+    ];
+    let mut seen = Vec::new();
+    let listed = wait_until(Duration::from_secs(2), || {
+        seen = connected_users(c.node("n1"), &bob.access);
+        want.iter().all(|w| seen.contains(w))
+    });
+    assert!(listed, "n1 lists {seen:?}");
+
+    // n3 dies: n1, first of the survivors, tells bob alice went offline, which it can only
+    // do if it learned that n3 held her.
+    c.node_mut("n3").kill();
+    let v = expect_frame(&mut b_ws, "presence", |v| {
+        v["status"] == "offline" && v["user_id"] == alice.id.as_str()
+    });
+    assert_eq!(
+        (v["username"].as_str(), v["node"].as_str()),
+        (Some(alice.username.as_str()), Some("n1")),
+        "{v}"
+    );
+}

@@ -164,6 +164,9 @@ pub struct Options {
     /// `TROUPE_*` variables every node process gets (settings of a section the generated
     /// config already has, like `[auth]`).
     pub env: Vec<(String, String)>,
+    /// Nodes in the config that [`Cluster::start`] does not start ([`Cluster::start_node`]
+    /// starts them later).
+    pub late: Vec<String>,
 }
 
 impl Default for Options {
@@ -174,6 +177,7 @@ impl Default for Options {
             single_seed: true,
             storage_toml: String::new(),
             env: Vec::new(),
+            late: Vec::new(),
         }
     }
 }
@@ -244,8 +248,8 @@ pub fn spawn_node(config: &Path, addrs: &Addrs, dir: &Path, env: &[(&str, &str)]
 }
 
 impl Cluster {
-    /// Starts `options.nodes` nodes (in reverse order, to show start order does not matter)
-    /// and waits until every node sees every other as `up`.
+    /// Starts `options.nodes` nodes but the `late` ones (in reverse order, to show start
+    /// order does not matter) and waits until every started node sees every other as `up`.
     pub fn start(tag: &str, options: Options) -> Cluster {
         let guard = serial();
         let dir = scratch_dir(tag);
@@ -261,7 +265,17 @@ impl Cluster {
         let mut nodes: Vec<Node> = addrs
             .iter()
             .rev()
-            .map(|a| spawn_node(&config, a, &dir, &env))
+            .map(|a| {
+                if options.late.contains(&a.name) {
+                    Node {
+                        addrs: a.clone(),
+                        child: None,
+                        log: dir.join(format!("{}-not-started.log", a.name)),
+                    }
+                } else {
+                    spawn_node(&config, a, &dir, &env)
+                }
+            })
             .collect();
         nodes.reverse();
         let cluster = Cluster {
@@ -271,11 +285,30 @@ impl Cluster {
             env: options.env.clone(),
             _serial: guard,
         };
-        let names: Vec<String> = addrs.iter().map(|a| a.name.clone()).collect();
-        for n in &cluster.nodes {
+        let names = cluster.running();
+        for n in cluster.nodes.iter().filter(|n| n.child.is_some()) {
             cluster.wait_up(n, &names, Duration::from_secs(20));
         }
         cluster
+    }
+
+    /// Names of the nodes whose process runs.
+    pub fn running(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.addrs.name.clone())
+            .collect()
+    }
+
+    /// Starts a node that is not running (a `late` one, or one killed before) and waits
+    /// until every running node sees every running node as `up`.
+    pub fn start_node(&mut self, name: &str) {
+        self.restart(name);
+        let names = self.running();
+        for n in self.nodes.iter().filter(|n| n.child.is_some()) {
+            self.wait_up(n, &names, Duration::from_secs(20));
+        }
     }
 
     pub fn node(&self, name: &str) -> &Node {
