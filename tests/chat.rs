@@ -51,7 +51,8 @@ fn connect(node: &Node, user_id: &str, token: Token<'_>) -> Ws {
 #[derive(Debug)]
 enum Got {
     Frame(Value),
-    Closed(Option<u16>),
+    /// The close code and reason (`None`: the connection ended without a close frame).
+    Closed(Option<u16>, String),
     Nothing,
 }
 
@@ -63,14 +64,19 @@ fn next(ws: &mut Ws, timeout: Duration) -> Got {
             Ok(Message::Text(t)) => {
                 return Got::Frame(serde_json::from_str(t.as_str()).expect("json frame"))
             }
-            Ok(Message::Close(frame)) => return Got::Closed(frame.map(|f| u16::from(f.code))),
+            Ok(Message::Close(frame)) => {
+                return match frame {
+                    Some(f) => Got::Closed(Some(u16::from(f.code)), f.reason.to_string()),
+                    None => Got::Closed(None, String::new()),
+                }
+            }
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
-            Err(_) => return Got::Closed(None),
+            Err(_) => return Got::Closed(None, String::new()),
         }
     }
     Got::Nothing
@@ -84,7 +90,7 @@ fn expect_frame(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool) -> Value
         match next(ws, Duration::from_millis(500)) {
             Got::Frame(v) if v["type"] == kind && pred(&v) => return v,
             Got::Frame(v) => seen.push(v),
-            Got::Closed(code) => {
+            Got::Closed(code, _) => {
                 panic!("closed ({code:?}) waiting for a {kind} frame; saw {seen:?}")
             }
             Got::Nothing => {}
@@ -97,7 +103,7 @@ fn expect_frame(ws: &mut Ws, kind: &str, pred: impl Fn(&Value) -> bool) -> Value
 fn expect_close(ws: &mut Ws) -> Option<u16> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if let Got::Closed(code) = next(ws, Duration::from_millis(500)) {
+        if let Got::Closed(code, _) = next(ws, Duration::from_millis(500)) {
             return code;
         }
     }
@@ -391,7 +397,7 @@ fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss(c: &mut
     // what alice sends meanwhile is kept, and bob reads it after reconnecting to n2.
     c.node_mut("n3").kill();
     let killed = Instant::now();
-    assert!(matches!(expect_close_or_eof(&mut b_ws), Got::Closed(_)));
+    assert!(matches!(expect_close_or_eof(&mut b_ws), Got::Closed(..)));
     // A survivor tells bob's contacts he went offline.
     let v = expect_frame(&mut a_ws, "presence", |v| {
         v["status"] == "offline" && v["user_id"] == bob.id.as_str()
@@ -444,7 +450,7 @@ fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss(c: &mut
 fn expect_close_or_eof(ws: &mut Ws) -> Got {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if let g @ Got::Closed(_) = next(ws, Duration::from_millis(500)) {
+        if let g @ Got::Closed(..) = next(ws, Duration::from_millis(500)) {
             return g;
         }
     }
@@ -620,4 +626,267 @@ fn bad_connections_are_closed_with_the_right_code(c: &Cluster, alice: &User, bob
         Some(&alice.access),
     );
     assert!((400..500).contains(&status), "{status}");
+}
+
+/// A one-node cluster with `[ws]` settings and `TROUPE_*` variables of its own.
+fn one_node(tag: &str, ws_toml: &str, env: &[(&str, &str)]) -> Cluster {
+    Cluster::start(
+        tag,
+        Options {
+            nodes: 1,
+            extra_toml: format!("[ws]\nmax_frame_bytes = {FRAME}\n{ws_toml}\n"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Options::default()
+        },
+    )
+}
+
+/// Unix time in milliseconds, on the clock the node shares with the test.
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+#[test]
+fn websocket_is_closed_with_1008_once_its_token_expires() {
+    const TTL_S: u64 = 2;
+    let c = one_node("ws-expiry", "", &[("TROUPE_AUTH_ACCESS_TTL_S", "2")]);
+    let n1 = c.node("n1");
+    let username = format!("exp_{}", unique());
+    let id = register(n1, &username, "passw0rd-long");
+    let before_s = (unix_ms() / 1000) as u64;
+    let (status, v) = login(n1, &username, "passw0rd-long");
+    let after_s = (unix_ms() / 1000) as u64;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["expires_in"], TTL_S, "{v}");
+    let access = v["access_token"].as_str().unwrap().to_string();
+    // exp is between before_s + TTL_S and after_s + TTL_S; the node accepts the token
+    // LEEWAY_SECS longer and refuses it from the second after.
+    let leeway = troupe_actors::auth::token::LEEWAY_SECS;
+    let earliest_ms = u128::from(before_s + TTL_S + leeway + 1) * 1000;
+    let latest_ms = u128::from(after_s + TTL_S + leeway + 1) * 1000;
+
+    let mut ws = connect(n1, &id, Token::Query(&access));
+    // The connection keeps working past exp itself (within the leeway), pinged twice a second.
+    let mut last_pong_ms = 0;
+    let (code, reason, closed_ms) = loop {
+        assert!(
+            unix_ms() < latest_ms + 5_000,
+            "no close frame; last pong at {last_pong_ms}, token refused from {latest_ms}"
+        );
+        ws.send(Message::text(
+            json!({"type": "ping", "ref": "p"}).to_string(),
+        ))
+        .expect("send ping");
+        match next(&mut ws, Duration::from_secs(1)) {
+            Got::Frame(f) if f["type"] == "pong" => {
+                last_pong_ms = unix_ms();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Got::Frame(f) => panic!("unexpected frame {f}"),
+            Got::Closed(code, reason) => break (code, reason, unix_ms()),
+            Got::Nothing => panic!("no pong within 1 s"),
+        }
+    };
+    assert_eq!(
+        (code, reason.as_str()),
+        (Some(1008), "token expired"),
+        "{}",
+        c.logs()
+    );
+    assert!(
+        closed_ms >= earliest_ms,
+        "closed at {closed_ms}, before the token expired ({earliest_ms})"
+    );
+    assert!(
+        closed_ms <= latest_ms + 1_500,
+        "closed at {closed_ms}, long after the token expired ({latest_ms})"
+    );
+    assert!(
+        last_pong_ms >= u128::from(after_s + TTL_S) * 1000,
+        "the connection should outlive exp by the leeway (last pong {last_pong_ms})"
+    );
+    // The same token cannot open a new connection.
+    let mut again = connect(n1, &id, Token::Query(&access));
+    assert_eq!(expect_close(&mut again), Some(1008));
+}
+
+#[test]
+fn silent_client_is_closed_with_1001_after_the_idle_timeout_but_one_answering_pings_stays() {
+    const IDLE: Duration = Duration::from_secs(2);
+    let c = one_node("ws-idle", "idle_timeout_s = 2\nping_interval_s = 1", &[]);
+    let n1 = c.node("n1");
+    let quiet = new_user(n1, n1, "quiet");
+    let awake = new_user(n1, n1, "awake");
+    let mut quiet_ws = connect(n1, &quiet.id, Token::Query(&quiet.access));
+    let mut awake_ws = connect(n1, &awake.id, Token::Query(&awake.access));
+    ping(&mut awake_ws);
+    ping(&mut quiet_ws);
+    // From here quiet neither sends nor reads (so it answers no ping); awake only reads,
+    // which answers the server's pings.
+    let quiet_since = Instant::now();
+    let listed = |user: &User| {
+        connected_users(n1, &awake.access)
+            .iter()
+            .any(|(u, _)| *u == user.id)
+    };
+    let mut gone_after = None;
+    while quiet_since.elapsed() < IDLE * 4 {
+        match next(&mut awake_ws, Duration::from_millis(200)) {
+            Got::Closed(code, why) => panic!("awake was closed: {code:?} {why}"),
+            Got::Frame(f) => panic!("unexpected frame {f}"),
+            Got::Nothing => {}
+        }
+        if gone_after.is_none() && !listed(&quiet) {
+            gone_after = Some(quiet_since.elapsed());
+        }
+        assert!(listed(&awake), "awake left the hub");
+    }
+    let gone_after = gone_after.expect("the silent connection was never closed");
+    eprintln!("the silent connection left the hub {gone_after:?} after its last frame");
+    // Closed at the first ping tick after the idle timeout, then a second for the close
+    // handshake the silent client never answers.
+    assert!(
+        gone_after >= IDLE,
+        "closed after {gone_after:?}, before {IDLE:?}"
+    );
+    assert!(
+        gone_after <= IDLE + Duration::from_millis(3_500),
+        "closed after {gone_after:?}"
+    );
+    // The close frame waits in quiet's socket behind the server's pings.
+    match next(&mut quiet_ws, Duration::from_secs(2)) {
+        Got::Closed(code, why) => assert_eq!((code, why.as_str()), (Some(1001), "idle timeout")),
+        other => panic!("no close frame for the silent client: {other:?}"),
+    }
+    ping(&mut awake_ws);
+}
+
+#[test]
+fn client_that_does_not_read_is_closed_with_1013_when_its_send_queue_fills() {
+    const QUEUE: u64 = 8;
+    let c = one_node("ws-slow", &format!("send_queue = {QUEUE}"), &[]);
+    let n1 = c.node("n1");
+    let slow = new_user(n1, n1, "slow");
+    let mut ws = connect(n1, &slow.id, Token::Query(&slow.access));
+    ping(&mut ws);
+    // The client stops reading: once the socket buffers are full, frames queue in front of
+    // the connection until the queue overflows and the hub stops taking them.
+    let big = "x".repeat(16 * 1024);
+    let mut taken = 0u64;
+    let mut refused = false;
+    for _ in 0..4_000 {
+        let (status, v) = send(
+            "POST",
+            &n1.url("/broadcast"),
+            Some(&json!({"message": big})),
+            Some(ADMIN_TOKEN),
+        );
+        assert_eq!(status, 200, "{v}");
+        match v["delivered"].as_u64() {
+            Some(1) => taken += 1,
+            Some(0) => {
+                refused = true;
+                break;
+            }
+            other => panic!("delivered {other:?}: {v}"),
+        }
+    }
+    assert!(
+        refused,
+        "{taken} broadcasts taken and the queue never filled"
+    );
+    eprintln!("the hub refused broadcast {} (16 KiB each)", taken + 1);
+    assert!(taken > QUEUE, "{taken}");
+    // Reading now: the frames written before the overflow, then the close; the QUEUE frames
+    // that were waiting are dropped.
+    let mut read = 0u64;
+    let (code, why) = loop {
+        match next(&mut ws, Duration::from_secs(3)) {
+            Got::Frame(f) if f["type"] == "broadcast" => read += 1,
+            Got::Frame(f) => panic!("unexpected frame {f}"),
+            Got::Closed(code, why) => break (code, why),
+            Got::Nothing => panic!("no close frame after {read} broadcasts"),
+        }
+    };
+    assert_eq!(
+        (code, why.as_str()),
+        (Some(1013), "send queue full: the client reads too slowly"),
+        "{}",
+        c.logs()
+    );
+    assert_eq!(read, taken - QUEUE, "{taken} taken");
+    // The connection is gone from the hub.
+    assert!(wait_until(Duration::from_secs(3), || {
+        let (status, v) = send("GET", &n1.url("/connections"), None, Some(ADMIN_TOKEN));
+        status == 200 && v["total"] == 0
+    }));
+}
+
+/// `a` asks `b` to be contacts on `node`, and `b` accepts.
+fn befriend(node: &Node, a: &User, b: &User) {
+    let (status, r) = send(
+        "POST",
+        &node.url("/chat-requests/send"),
+        Some(&json!({"to_user_id": b.id})),
+        Some(&a.access),
+    );
+    assert_eq!(status, 201, "{r}");
+    let accept = format!("/chat-requests/{}/accept", r["id"].as_str().unwrap());
+    let (status, v) = send("POST", &node.url(&accept), None, Some(&b.access));
+    assert_eq!(status, 200, "{v}");
+}
+
+#[test]
+fn node_that_joins_late_learns_who_is_connected_elsewhere() {
+    // n1 starts last, and is then the first member by name: the one that announces the
+    // users of a member that dies.
+    let mut c = Cluster::start(
+        "chat-late",
+        Options {
+            single_seed: false,
+            late: vec!["n1".into()],
+            extra_toml: format!("[ws]\nmax_frame_bytes = {FRAME}\n"),
+            ..Options::default()
+        },
+    );
+    let alice = new_user(c.node("n2"), c.node("n3"), "alice");
+    let bob = new_user(c.node("n2"), c.node("n2"), "bob");
+    befriend(c.node("n2"), &alice, &bob);
+    let mut b_ws = connect(c.node("n2"), &bob.id, Token::Query(&bob.access));
+    ping(&mut b_ws);
+    let mut a_ws = connect(c.node("n3"), &alice.id, Token::Query(&alice.access));
+    ping(&mut a_ws);
+    expect_frame(&mut b_ws, "presence", |v| {
+        v["status"] == "online" && v["user_id"] == alice.id.as_str()
+    });
+
+    c.start_node("n1");
+    let want = [
+        (alice.id.clone(), "n3".to_string()),
+        (bob.id.clone(), "n2".to_string()),
+    ];
+    let mut seen = Vec::new();
+    let listed = wait_until(Duration::from_secs(2), || {
+        seen = connected_users(c.node("n1"), &bob.access);
+        want.iter().all(|w| seen.contains(w))
+    });
+    assert!(listed, "n1 lists {seen:?}");
+
+    // n3 dies: n1, first of the survivors, tells bob alice went offline, which it can only
+    // do if it learned that n3 held her.
+    c.node_mut("n3").kill();
+    let v = expect_frame(&mut b_ws, "presence", |v| {
+        v["status"] == "offline" && v["user_id"] == alice.id.as_str()
+    });
+    assert_eq!(
+        (v["username"].as_str(), v["node"].as_str()),
+        (Some(alice.username.as_str()), Some("n1")),
+        "{v}"
+    );
 }

@@ -332,6 +332,50 @@ fn registration_reaches_mosquitto_and_the_log_on_every_node() {
     assert_eq!(rows["items"][0]["user_id"], id);
     assert_eq!(rows["items"][0]["source"], "n1");
     assert_eq!(rows["items"][0]["event_id"], event["id"]);
+
+    // Users an admin creates (both admin paths) are announced the same way, marked.
+    let mut created = Vec::new();
+    for (node, path) in [("n2", "/users"), ("n3", "/auth/admin/create-user")] {
+        let username = format!("adm_{}", unique());
+        let body = json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": "passw0rd-long",
+        });
+        let (status, v) = admin(cluster.node(node), "POST", path, Some(&body));
+        assert_eq!(status, 201, "{path}: {v}");
+        created.push((node, username, v["id"].as_str().unwrap().to_string()));
+    }
+    for (node, username, id) in &created {
+        let found = |sub: &Subscriber| {
+            sub.messages().into_iter().find(|(_, v)| {
+                v["type"] == "user.registered" && v["payload"]["username"] == username.as_str()
+            })
+        };
+        assert!(
+            wait_until(Duration::from_secs(15), || found(&sub).is_some()),
+            "no user.registered for {username} on the broker; {}",
+            cluster.logs()
+        );
+        let (topic, event) = found(&sub).unwrap();
+        assert_eq!(topic, "user-registration-events");
+        assert_eq!(
+            (
+                event["user_id"].as_str(),
+                event["source"].as_str(),
+                event["payload"]["created_by_admin"].as_bool()
+            ),
+            (Some(id.as_str()), Some(*node), Some(true))
+        );
+        let path = format!("/notifications/logs?type=user.registered&user={id}");
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                let (status, v) = admin(n1, "GET", &path, None);
+                status == 200 && v["total"] == 1 && v["items"][0]["event_id"] == event["id"]
+            }),
+            "no log row for {username}"
+        );
+    }
 }
 
 #[test]

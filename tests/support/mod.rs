@@ -161,6 +161,12 @@ pub struct Options {
     pub single_seed: bool,
     /// A `[storage]` table (empty: the embedded SQLite file in the cluster's directory).
     pub storage_toml: String,
+    /// `TROUPE_*` variables every node process gets (settings of a section the generated
+    /// config already has, like `[auth]`).
+    pub env: Vec<(String, String)>,
+    /// Nodes in the config that [`Cluster::start`] does not start ([`Cluster::start_node`]
+    /// starts them later).
+    pub late: Vec<String>,
 }
 
 impl Default for Options {
@@ -170,6 +176,8 @@ impl Default for Options {
             extra_toml: String::new(),
             single_seed: true,
             storage_toml: String::new(),
+            env: Vec::new(),
+            late: Vec::new(),
         }
     }
 }
@@ -179,6 +187,7 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub nodes: Vec<Node>,
+    env: Vec<(String, String)>,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -239,8 +248,8 @@ pub fn spawn_node(config: &Path, addrs: &Addrs, dir: &Path, env: &[(&str, &str)]
 }
 
 impl Cluster {
-    /// Starts `options.nodes` nodes (in reverse order, to show start order does not matter)
-    /// and waits until every node sees every other as `up`.
+    /// Starts `options.nodes` nodes but the `late` ones (in reverse order, to show start
+    /// order does not matter) and waits until every started node sees every other as `up`.
     pub fn start(tag: &str, options: Options) -> Cluster {
         let guard = serial();
         let dir = scratch_dir(tag);
@@ -248,23 +257,58 @@ impl Cluster {
             .map(|i| Addrs::new(&format!("n{i}")))
             .collect();
         let config = write_config(&dir, &addrs, &options);
+        let env: Vec<(&str, &str)> = options
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let mut nodes: Vec<Node> = addrs
             .iter()
             .rev()
-            .map(|a| spawn_node(&config, a, &dir, &[]))
+            .map(|a| {
+                if options.late.contains(&a.name) {
+                    Node {
+                        addrs: a.clone(),
+                        child: None,
+                        log: dir.join(format!("{}-not-started.log", a.name)),
+                    }
+                } else {
+                    spawn_node(&config, a, &dir, &env)
+                }
+            })
             .collect();
         nodes.reverse();
         let cluster = Cluster {
             dir,
             config,
             nodes,
+            env: options.env.clone(),
             _serial: guard,
         };
-        let names: Vec<String> = addrs.iter().map(|a| a.name.clone()).collect();
-        for n in &cluster.nodes {
+        let names = cluster.running();
+        for n in cluster.nodes.iter().filter(|n| n.child.is_some()) {
             cluster.wait_up(n, &names, Duration::from_secs(20));
         }
         cluster
+    }
+
+    /// Names of the nodes whose process runs.
+    pub fn running(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.addrs.name.clone())
+            .collect()
+    }
+
+    /// Starts a node that is not running (a `late` one, or one killed before) and waits
+    /// until every running node sees every running node as `up`.
+    pub fn start_node(&mut self, name: &str) {
+        self.restart(name);
+        let names = self.running();
+        for n in self.nodes.iter().filter(|n| n.child.is_some()) {
+            self.wait_up(n, &names, Duration::from_secs(20));
+        }
     }
 
     pub fn node(&self, name: &str) -> &Node {
@@ -283,10 +327,11 @@ impl Cluster {
 
     /// Restarts a stopped node under the same name.
     pub fn restart(&mut self, name: &str) {
-        let (config, dir) = (self.config.clone(), self.dir.clone());
+        let (config, dir, env) = (self.config.clone(), self.dir.clone(), self.env.clone());
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let node = self.node_mut(name);
         node.kill();
-        let fresh = spawn_node(&config, &node.addrs.clone(), &dir, &[]);
+        let fresh = spawn_node(&config, &node.addrs.clone(), &dir, &env);
         *node = fresh;
     }
 

@@ -23,6 +23,12 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// Seconds a token is still accepted after its `exp`, to absorb clock skew between nodes.
 pub const LEEWAY_SECS: u64 = 5;
 
+/// The first unix second at which [`Tokens::verify`] refuses a token whose `exp` claim is
+/// `exp`: it accepts the token through `exp + LEEWAY_SECS`.
+pub fn refused_from(exp: u64) -> u64 {
+    exp.saturating_add(LEEWAY_SECS + 1)
+}
+
 /// The only algorithm tokens are signed and verified with.
 const ALGORITHM: Algorithm = Algorithm::HS256;
 
@@ -372,6 +378,24 @@ mod tests {
         claims.exp = claims.iat - 1;
         let token = t.sign(&claims);
         assert_eq!(t.verify(&token, TokenKind::Access), Ok(claims));
+    }
+
+    #[test]
+    fn refused_from_is_the_first_second_verify_refuses() {
+        let t = tokens(vec![key("k1", 1)]);
+        let (_, mut claims) = t.issue(TokenKind::Access, "u1", "ann", &roles(), "s1");
+        let now = jsonwebtoken::get_current_timestamp();
+        // Refused from the second after now: still accepted (even if the clock ticks).
+        claims.exp = now + 1 - LEEWAY_SECS;
+        assert_eq!(refused_from(claims.exp), now + 2);
+        assert!(t.verify(&t.sign(&claims), TokenKind::Access).is_ok());
+        // Refused from now on.
+        claims.exp = now - 1 - LEEWAY_SECS;
+        assert_eq!(refused_from(claims.exp), now);
+        assert_eq!(
+            t.verify(&t.sign(&claims), TokenKind::Access),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]

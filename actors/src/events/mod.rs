@@ -35,7 +35,7 @@ pub const SECRET_FIELDS: &[&str] = &["code"];
 
 /// Well-known event kinds.
 pub mod kinds {
-    /// A user registered (any register path, SOAP included).
+    /// A user registered (any register path, SOAP included) or was created by an admin.
     pub const USER_REGISTERED: &str = "user.registered";
     /// A user logged in.
     pub const USER_LOGGED_IN: &str = "user.logged_in";

@@ -23,6 +23,16 @@
 //! died), the first surviving member by name announces `offline` for its users that no
 //! other node holds.
 //!
+//! Notes only tell about connections that open or close while both nodes route to each
+//! other, so a hub also *pulls*: whenever a member appears in its routing (its own start,
+//! a node joining or restarting, a partition healing) it lists that member's connections
+//! (op `list`) and adds them to its notes. Pulling rather than having every hub push its
+//! users to newcomers keeps one rule on one side (the hub that lacks the state fetches it,
+//! with retries until the member's hub is reachable) and reuses `list`; a member that has
+//! just appeared answers one small list per peer. A note and a pull that race are merged
+//! (union), so the worst case is a user noted online a moment too long: a redundant
+//! `offline` announcement if that node dies.
+//!
 //! A connection whose session is revoked is closed (policy violation) by a sweep of the
 //! node's revocation set every [`SWEEP`].
 //!
@@ -71,6 +81,8 @@ const OPS: &[Op] = &[
 pub const SWEEP: Duration = Duration::from_millis(250);
 /// Deadline of one per-node hub call of a fan-out.
 pub const FAN_OUT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a hub keeps trying to list the connections of a member that appeared.
+pub const LEARN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// WebSocket close code "policy violation" (RFC 6455), used for revoked sessions.
 pub const CLOSE_POLICY: u16 = 1008;
@@ -104,7 +116,7 @@ pub struct Connection {
 pub struct ConnectionHub {
     info: Arc<NodeInfo>,
     by_user: RwLock<HashMap<String, Vec<Arc<Connection>>>>,
-    /// Users other nodes hold, by node: user id -> username.
+    /// Users other nodes hold, by node: user id -> username (from notes and pulls).
     remote: RwLock<HashMap<String, HashMap<String, String>>>,
     count: AtomicUsize,
     next: AtomicU64,
@@ -264,6 +276,21 @@ impl ConnectionHub {
         }
     }
 
+    /// Adds the users of `node`'s connection list to its notes (a union: a note that raced
+    /// with the list is kept); nothing when `node` is no longer among `members`. How many
+    /// users `node` holds.
+    fn learn(&self, node: &str, list: ConnectionList, members: &[String]) -> usize {
+        if node == &*self.info.node || !members.iter().any(|m| m == node) {
+            return 0;
+        }
+        let mut remote = self.remote.write().expect("hub lock");
+        let users = remote.entry(node.to_string()).or_default();
+        for c in list.items.into_iter().filter(|c| c.node == node) {
+            users.insert(c.user_id, c.username);
+        }
+        users.len()
+    }
+
     /// Forgets the notes of nodes that left routing; the users they held that no live node
     /// holds, with their names.
     fn forget_departed(&self, members: &[String]) -> Vec<(String, String)> {
@@ -334,8 +361,9 @@ async fn note_all(info: Arc<NodeInfo>, user_id: String, username: String, online
     }
 }
 
-/// When members leave routing, the first survivor by name announces `offline` for the
-/// users only the departed held.
+/// Follows the routable members: pulls the connection list of every member that appears
+/// ([`learn`]), and when members leave, the first survivor by name announces `offline` for
+/// the users only the departed held.
 async fn watch_members(hub: std::sync::Weak<ConnectionHub>) {
     let mut members = loop {
         let Some(h) = hub.upgrade() else { return };
@@ -345,9 +373,20 @@ async fn watch_members(hub: std::sync::Weak<ConnectionHub>) {
         drop(h);
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    // The list as it is now counts as a change: a node that starts after its peers were
+    // routable must learn them too.
+    members.mark_changed();
+    let mut known: Vec<String> = vec![];
     while members.changed().await.is_ok() {
         let Some(h) = hub.upgrade() else { return };
         let list = members.borrow_and_update().to_vec();
+        for node in list
+            .iter()
+            .filter(|n| !known.contains(n) && **n != *h.info.node)
+        {
+            tokio::spawn(learn(hub.clone(), node.clone()));
+        }
+        known.clone_from(&list);
         let lost = h.forget_departed(&list);
         if lost.is_empty() || list.first().map(String::as_str) != Some(&*h.info.node) {
             continue;
@@ -358,6 +397,49 @@ async fn watch_members(hub: std::sync::Weak<ConnectionHub>) {
         );
         for (user, username) in lost {
             tokio::spawn(announce(h.info.clone(), user, username, false));
+        }
+    }
+}
+
+/// Pulls `node`'s connection list (op `list`) into this hub's notes, so that a member that
+/// joined (or restarted) after users connected there knows them as if it had received
+/// their notes. Retried with backoff while `node` is routable but its hub is not yet
+/// reachable (its groups may sync a moment after its session is up), for at most
+/// [`LEARN_TIMEOUT`].
+async fn learn(hub: std::sync::Weak<ConnectionHub>, node: String) {
+    let payload = Bytes::from(ListRequest::default().encode_to_vec());
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let Some(router) = hub.upgrade().and_then(|h| h.info.router().ok().cloned()) else {
+            return;
+        };
+        if !router.members().contains(&node) {
+            return;
+        }
+        let mut call = Call::new(NAME, LIST)
+            .to(Target::Node(node.clone()))
+            .timeout(FAN_OUT_TIMEOUT);
+        call.payload = payload.clone();
+        let answer = router.call(call).await.and_then(|b| {
+            ConnectionList::decode(b).map_err(|e| MeshError::internal(format!("bad reply: {e}")))
+        });
+        match answer {
+            Ok(list) => {
+                let Some(h) = hub.upgrade() else { return };
+                let users = h.learn(&node, list, &router.members());
+                tracing::debug!(node = %node, users, "learned a member's connections");
+                return;
+            }
+            Err(e) if started.elapsed() + pause < LEARN_TIMEOUT => {
+                tracing::debug!(node = %node, error = %e, "member's connections not listed yet");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => {
+                tracing::warn!(node = %node, error = %e, "cannot learn a member's connections");
+                return;
+            }
         }
     }
 }

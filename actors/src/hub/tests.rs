@@ -134,3 +134,53 @@ fn frames_are_json_with_a_type() {
         "invalid_argument"
     );
 }
+
+#[tokio::test]
+async fn a_pulled_list_counts_as_notes_when_its_node_departs() {
+    let hub = ConnectionHub::start(NodeInfo::new("n1".into(), 1), Revocations::default());
+    hub.register(conn(&hub, "carol", "s1", Arc::new(Recorder::default())));
+    let listed = |user: &str, node: &str| ConnectionInfo {
+        id: 1,
+        user_id: user.into(),
+        username: format!("{user}-name"),
+        node: node.into(),
+        since_ms: 1_000,
+    };
+    let members = ["n1".to_string(), "n2".to_string(), "n3".to_string()];
+    let list = ConnectionList {
+        items: vec![listed("alice", "n2"), listed("carol", "n2")],
+        total: 2,
+    };
+    assert_eq!(hub.learn("n2", list, &members), 2);
+    // A note that arrived meanwhile is kept (union), another node's list is its own.
+    hub.note(PresenceNote {
+        user_id: "dave".into(),
+        username: "dave-name".into(),
+        node: "n2".into(),
+        online: true,
+    });
+    let bob = ConnectionList {
+        items: vec![listed("bob", "n3")],
+        total: 1,
+    };
+    assert_eq!(hub.learn("n3", bob, &members), 1);
+    // A list of a node that left routing meanwhile, or of this node, teaches nothing.
+    let late = ConnectionList {
+        items: vec![listed("erin", "n4")],
+        total: 1,
+    };
+    assert_eq!(hub.learn("n4", late.clone(), &members), 0);
+    assert_eq!(hub.learn("n1", late, &members), 0);
+
+    // n2 departs: its users are lost except carol, who is connected here.
+    let lost = hub.forget_departed(&["n1".to_string(), "n3".to_string()]);
+    assert_eq!(
+        lost,
+        [
+            ("alice".to_string(), "alice-name".to_string()),
+            ("dave".to_string(), "dave-name".to_string())
+        ]
+    );
+    let lost = hub.forget_departed(&members[..1]);
+    assert_eq!(lost, [("bob".to_string(), "bob-name".to_string())]);
+}

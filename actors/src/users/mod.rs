@@ -20,8 +20,9 @@
 //! | `confirm_registration` | effectful | [`ConfirmRequest`] | [`User`] |
 //!
 //! With events ([`Users::with_events`]), `register` publishes `user.registered` and
-//! `user.registration_code` (the emailed confirmation code), and `confirm_registration`
-//! publishes `user.confirmed`.
+//! `user.registration_code` (the emailed confirmation code), `create` (an admin's) publishes
+//! `user.registered` with `created_by_admin: true`, and `confirm_registration` publishes
+//! `user.confirmed`.
 //!
 //! Bad fields are `invalid_argument` "validation failed" with every bad field listed in
 //! the details ([`validate`]); a username or email in use (ignoring case) is
@@ -285,7 +286,9 @@ impl Users {
         Ok(row.to_user(false))
     }
 
-    /// `create`: a new account with the given roles and confirmation.
+    /// `create`: a new account with the given roles and confirmation (an admin's). Publishes
+    /// `user.registered` like `register`, marked `created_by_admin`; no registration code
+    /// (the admin decides whether the account is confirmed).
     pub async fn create(&self, req: CreateRequest) -> Result<User, MeshError> {
         let row = self
             .insert(NewUser {
@@ -297,6 +300,12 @@ impl Users {
                 confirmed: req.confirmed,
             })
             .await?;
+        let payload = serde_json::json!({
+            "username": row.username, "email": row.email, "full_name": row.full_name,
+            "created_by_admin": true,
+        });
+        self.publish(crate::events::kinds::USER_REGISTERED, &row.id, payload)
+            .await;
         Ok(row.to_user(false))
     }
 

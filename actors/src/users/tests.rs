@@ -940,3 +940,62 @@ async fn unknown_ops_and_garbage_payloads_are_errors() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn users_created_by_an_admin_are_published_as_registered_too() {
+    on_each_backend(|store, _| async move {
+        let events = std::sync::Arc::new(crate::events::Recorder::default());
+        let svc = users(store).with_events(events.clone(), Default::default());
+        let kind = crate::events::kinds::USER_REGISTERED;
+        let self_made: User = call(
+            &svc,
+            REGISTER,
+            register_req(&format!("self_{}", token())),
+            None,
+        )
+        .await
+        .unwrap();
+        let name = format!("made_{}", token());
+        let req = CreateRequest {
+            username: name.clone(),
+            email: format!("{name}@example.com"),
+            password: "password1".into(),
+            full_name: "Made By Admin".into(),
+            roles: vec!["user".into(), "admin".into()],
+            confirmed: true,
+        };
+        let made: User = call(&svc, CREATE, req.clone(), None).await.unwrap();
+        // A refused create publishes nothing.
+        call::<_, _, User>(&svc, CREATE, req, None)
+            .await
+            .unwrap_err();
+
+        let published = events.events();
+        let registered: Vec<_> = published.iter().filter(|e| e.kind == kind).collect();
+        assert_eq!(registered.len(), 2, "{published:?}");
+        assert_eq!(
+            registered[0].user_id.as_deref(),
+            Some(self_made.id.as_str())
+        );
+        assert_eq!(registered[0].payload.get("created_by_admin"), None);
+        let by_admin = registered[1];
+        assert_eq!(by_admin.user_id.as_deref(), Some(made.id.as_str()));
+        assert_eq!(
+            by_admin.payload,
+            serde_json::json!({
+                "username": name,
+                "email": format!("{name}@example.com"),
+                "full_name": "Made By Admin",
+                "created_by_admin": true,
+            })
+        );
+        // Only self-registration asks for an emailed confirmation code.
+        let codes: Vec<Option<&str>> = published
+            .iter()
+            .filter(|e| e.kind == crate::events::kinds::REGISTRATION_CODE)
+            .map(|e| e.user_id.as_deref())
+            .collect();
+        assert_eq!(codes, [Some(self_made.id.as_str())]);
+    })
+    .await;
+}

@@ -23,6 +23,9 @@ pub struct Caller {
     pub roles: Vec<String>,
     /// Session id.
     pub session_id: String,
+    /// When the access token expires (its `exp` claim), unix seconds. This node accepts the
+    /// token until [`LEEWAY_SECS`](troupe_actors::auth::token::LEEWAY_SECS) later; an open WebSocket closes then.
+    pub expires_at: u64,
 }
 
 impl Caller {
@@ -68,6 +71,7 @@ pub fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError> {
         username: claims.username,
         roles: claims.roles,
         session_id: claims.sid,
+        expires_at: claims.exp,
     })
 }
 

@@ -13,7 +13,8 @@ pub const PROTOCOL_ERROR: u16 = 1002;
 pub const UNSUPPORTED_DATA: u16 = 1003;
 /// The client sent a text frame that is not UTF-8.
 pub const INVALID_PAYLOAD: u16 = 1007;
-/// A missing, forged, expired or revoked token, or another user's connection path.
+/// A missing, forged, expired or revoked token (also when it expires or is revoked while
+/// the connection is open), or another user's connection path.
 pub const POLICY: u16 = troupe_actors::hub::CLOSE_POLICY;
 /// A frame or message over the configured maximum.
 pub const TOO_BIG: u16 = 1009;

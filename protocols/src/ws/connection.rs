@@ -6,11 +6,17 @@
 //! which counts them: past `send_queue` waiting frames the client is too slow and the
 //! connection closes with 1013 instead of queueing more. A write that blocks for
 //! [`WRITE_TIMEOUT`] drops the connection.
+//!
+//! The access token that opened the connection bounds its life: at start the actor schedules
+//! its own close (1008, "token expired") for the moment this node stops accepting the token
+//! ([`token::refused_from`] its `exp`, so the same leeway as every other request). One timer,
+//! no polling; it is cancelled when the connection ends first. A client that refreshes its
+//! token reconnects with the new one.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
@@ -18,6 +24,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt as _, StreamExt as _};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Deserialize;
+use troupe_actors::auth::token;
 use troupe_actors::chat::{self, messages as cm};
 use troupe_actors::hub::{self, frames, Connection, Outlet};
 use troupe_actors::mesh::{Call, MeshError};
@@ -30,6 +37,18 @@ use crate::http::{ask, AppState};
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// After sending a close frame, how long the client has to answer it.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// Close reason when the token that opened the connection expires.
+pub const TOKEN_EXPIRED: &str = "token expired";
+
+/// How long until this node refuses a token whose `exp` claim is `expires_at` (zero when it
+/// already does).
+fn until_refused(expires_at: u64) -> Duration {
+    let refused_ms = u128::from(token::refused_from(expires_at)) * 1000;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Duration::from_millis(u64::try_from(refused_ms.saturating_sub(now_ms)).unwrap_or(u64::MAX))
+}
 
 /// Messages of a [`ConnectionActor`].
 pub enum ConnMsg {
@@ -40,8 +59,8 @@ pub enum ConnMsg {
     Inbound(Message, RpcReplyPort<()>),
     /// Sent by the reader task after a ping interval without frames: send a ping.
     Tick,
-    /// Close with a code and reason. From the hub (revoked session, slow client) or the
-    /// reader (frame too big, idle).
+    /// Close with a code and reason. From the hub (revoked session, slow client), the
+    /// reader (frame too big, idle) or the actor's own expiry timer (token expired).
     Close(u16, Cow<'static, str>),
     /// The reader task ended (the client closed or the transport failed).
     Gone,
@@ -72,6 +91,8 @@ pub struct ConnState {
     conn: Arc<Connection>,
     caller: Caller,
     reader: Option<tokio::task::JoinHandle<()>>,
+    /// The timer that closes the connection when its token expires.
+    expiry: tokio::task::JoinHandle<Result<(), ractor::MessagingErr<ConnMsg>>>,
     closed: bool,
 }
 
@@ -175,6 +196,9 @@ impl Actor for ConnectionActor {
             outlet: handle.clone(),
         });
         hub.register(conn.clone());
+        let expiry = myself.send_after(until_refused(args.caller.expires_at), || {
+            ConnMsg::Close(close::POLICY, Cow::Borrowed(TOKEN_EXPIRED))
+        });
         let reader = tokio::spawn(read(stream, myself, config));
         Ok(ConnState {
             app: args.app,
@@ -183,6 +207,7 @@ impl Actor for ConnectionActor {
             conn,
             caller: args.caller,
             reader: Some(reader),
+            expiry,
             closed: false,
         })
     }
@@ -197,6 +222,7 @@ impl Actor for ConnectionActor {
         if let Some(reader) = state.reader.take() {
             reader.abort();
         }
+        state.expiry.abort();
         Ok(())
     }
 
@@ -397,5 +423,24 @@ fn classify(e: axum::Error) -> (Option<u16>, String) {
             format!("protocol error: {p}").to_lowercase(),
         ),
         _ => (None, inner.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_lives_until_its_node_refuses_the_token() {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        // Refused from exp + leeway + 1 s: between 15 and 16 s from now for exp = now + 10.
+        let left = until_refused(now.as_secs() + 10);
+        let (low, high) = (10 + token::LEEWAY_SECS, 11 + token::LEEWAY_SECS);
+        assert!(
+            left > Duration::from_secs(low) && left <= Duration::from_secs(high),
+            "{left:?}"
+        );
+        assert_eq!(until_refused(0), Duration::ZERO);
+        assert_eq!(until_refused(now.as_secs() - 10), Duration::ZERO);
     }
 }

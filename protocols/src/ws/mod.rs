@@ -14,9 +14,11 @@
 //!   (see `troupe_actors::hub::frames`).
 //!
 //! Close codes ([`close`]): 1003 for a binary frame, 1007 for invalid UTF-8, 1008 for bad
-//! credentials or a revoked session, 1009 for a frame over `max_frame_bytes`, 1001 after
-//! `idle_timeout` without any frame from the client (pongs count), 1013 when the client
-//! reads so slowly that `send_queue` frames wait for it.
+//! credentials, a revoked session or a token that expired while the connection was open
+//! (reason "token expired", see [`connection`]), 1009 for a frame over `max_frame_bytes`,
+//! 1001 after `idle_timeout` without any frame from the client (pongs count; checked at
+//! each ping tick, so it comes at most `ping_interval` late), 1013 when the client reads
+//! so slowly that `send_queue` frames wait for it.
 //!
 //! # Layout
 //! - this file: settings, the upgrade handler, credentials;
