@@ -29,7 +29,7 @@ ulimit -n "$(ulimit -Hn)"
 
 if [ "$PROFILE" = release ]; then
   cargo build --release --quiet --bin troupe --example ws_bench
-  BIN=target/release/troupe; DRIVER=target/release/examples/ws_bench
+  DRIVER=target/release/examples/ws_bench
 else
   cargo build --quiet --bin troupe --example ws_bench
   BIN=target/debug/troupe; DRIVER=target/debug/examples/ws_bench

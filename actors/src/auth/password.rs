@@ -8,9 +8,9 @@
 //!
 //! Hashing is deliberately slow, so the async entry points ([`Hasher::hash`],
 //! [`Hasher::verify`]) run it on tokio's blocking pool, never on the async worker threads,
-//! and at most one computation per core at a time: a burst of logins queues for a core
-//! instead of starting hundreds of blocking threads that share the cores with the rest of
-//! the node (and with each other) in time slices.
+//! and at most two computations per core at a time: a burst of logins queues instead of
+//! starting hundreds of blocking threads that share the cores with the rest of the node (and
+//! with each other) in time slices.
 
 use std::sync::{Arc, LazyLock};
 
@@ -27,11 +27,12 @@ pub const OUTPUT_LEN: usize = 32;
 /// [`Hasher::verify`] returns false for unknown users whatever the outcome.
 const DUMMY_PASSWORD: &str = "troupe: no such user";
 
-/// Admission to the blocking pool for hashing: one permit per core, shared by every
-/// [`Hasher`] of the process.
+/// Admission to the blocking pool for hashing, shared by every [`Hasher`] of the process:
+/// two computations per core, so a core never idles while the next queued login is handed
+/// to a blocking thread (with one per core, login throughput dropped by about 8 %).
 static CORES: LazyLock<Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Arc::new(tokio::sync::Semaphore::new(cores))
+    Arc::new(tokio::sync::Semaphore::new(2 * cores))
 });
 
 /// Runs `job` on the blocking pool once a core is free for it.
@@ -101,13 +102,13 @@ impl Hasher {
         Pbkdf2.verify_password(password.as_bytes(), &hash).is_ok()
     }
 
-    /// [`Self::hash_blocking`] on tokio's blocking pool, one computation per core.
+    /// [`Self::hash_blocking`] on tokio's blocking pool, at most two computations per core.
     pub async fn hash(&self, password: String) -> Result<String, MeshError> {
         let iterations = self.iterations;
         on_a_core(move || hash_with(iterations, &password)).await?
     }
 
-    /// [`Self::verify_blocking`] on tokio's blocking pool, one computation per core.
+    /// [`Self::verify_blocking`] on tokio's blocking pool, at most two computations per core.
     ///
     /// With `phc` = `None` (no such user) this verifies against the dummy hash, so it takes
     /// as long as a wrong password, and returns false.
