@@ -94,17 +94,19 @@ impl Notifications {
         }
         let now = now_ms();
         let user_id = event.user_id.clone().unwrap_or_default();
+        // What the user gets, when the event is about a user and its kind has a template:
+        // the rendered text and the user's channel preferences.
         let rendered = if user_id.is_empty() {
             None
         } else {
             templates::render(event)
         };
-        let prefs = match rendered {
-            Some(_) => Some(store::prefs(&self.store, &user_id).await?),
+        let shown = match rendered {
+            Some(r) => Some((r, store::prefs(&self.store, &user_id).await?)),
             None => None,
         };
         let mut channels: Vec<&str> = Vec::new();
-        if let Some(prefs) = &prefs {
+        if let Some((_, prefs)) = &shown {
             channels.push("in_app");
             if self.email && prefs.email {
                 channels.push("email");
@@ -114,7 +116,7 @@ impl Notifications {
             }
         }
         let data = event.payload.to_string();
-        let notification = rendered.as_ref().map(|r| store::NewNotification {
+        let notification = shown.as_ref().map(|(r, _)| store::NewNotification {
             id: &event.id,
             user_id: &user_id,
             kind: &event.kind,
@@ -139,7 +141,7 @@ impl Notifications {
             },
         )
         .await?;
-        if let (true, Some(r), Some(true)) = (fresh, &rendered, prefs.map(|p| p.log)) {
+        if let Some((r, _)) = shown.as_ref().filter(|(_, prefs)| fresh && prefs.log) {
             tracing::info!(
                 target: "troupe::notifications",
                 user = %user_id,

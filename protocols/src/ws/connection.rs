@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
@@ -43,11 +43,9 @@ pub const TOKEN_EXPIRED: &str = "token expired";
 /// How long until this node refuses a token whose `exp` claim is `expires_at` (zero when it
 /// already does).
 fn until_refused(expires_at: u64) -> Duration {
-    let refused_ms = u128::from(token::refused_from(expires_at)) * 1000;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    Duration::from_millis(u64::try_from(refused_ms.saturating_sub(now_ms)).unwrap_or(u64::MAX))
+    let refused_ms = i128::from(token::refused_from(expires_at)) * 1000;
+    let left = refused_ms - i128::from(troupe_actors::store::time::now_ms());
+    Duration::from_millis(u64::try_from(left.max(0)).unwrap_or(u64::MAX))
 }
 
 /// Messages of a [`ConnectionActor`].
@@ -428,6 +426,8 @@ fn classify(e: axum::Error) -> (Option<u16>, String) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
     use super::*;
 
     #[test]
