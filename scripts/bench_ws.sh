@@ -3,6 +3,7 @@
 #
 #   scripts/bench_ws.sh                          # release build, defaults below
 #   PROFILE=dev IDLE=19000 BCAST=19800 scripts/bench_ws.sh
+#   PARTS=latency scripts/bench_ws.sh            # only some of: idle latency broadcast
 #
 # - idle: IDLE idle connections on n1; the node's RSS growth per connection.
 # - latency: alice sends POST /messages/send on n1 at RATE/s for SECS s; bob is connected to
@@ -23,6 +24,8 @@ SECS=${SECS:-10}
 BCAST=${BCAST:-20000}
 REPEATS=${REPEATS:-20}
 INTERVAL_MS=${INTERVAL_MS:-500}
+PARTS=${PARTS:-idle latency broadcast}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 # shellcheck source=lib.sh
 . scripts/lib.sh
 ulimit -n "$(ulimit -Hn)"
@@ -61,9 +64,12 @@ for _ in $(seq 200); do curl -sf "${URL[n1]}/ping?node=n3" > /dev/null && curl -
 echo "## WebSocket and chat ($PROFILE build, $(nproc) cores, load average $(cut -d' ' -f1 /proc/loadavg) at start)"
 echo
 echo '```'
-$DRIVER idle "${URL[n1]}" "$IDLE" "${PID[n1]}"
-sleep 5 # n1 tears down the idle connections
-$DRIVER latency "${URL[n1]}" "${URL[n3]}" "$RATE" "$SECS"
+if part idle; then
+  $DRIVER idle "${URL[n1]}" "$IDLE" "${PID[n1]}"
+  sleep 5 # n1 tears down the idle connections
+fi
+if part latency; then $DRIVER latency "${URL[n1]}" "${URL[n3]}" "$RATE" "$SECS"; fi
+if ! part broadcast; then echo '```'; exit 0; fi
 HALF=$((BCAST / 2))
 ALL="${URL[n1]},${URL[n2]},${URL[n3]}"
 LISTEN_SECS=$(( (REPEATS * INTERVAL_MS) / 1000 + 30 ))

@@ -291,14 +291,24 @@ async fn latency(send: String, recv: String, rate: u64, secs: u64) {
         })
         .collect();
     let mut lat = Vec::with_capacity(total as usize);
+    // With LAT_DUMP=<file>: one "<message index> <send to delivery ms>" line per message.
+    let mut dump =
+        std::env::var_os("LAT_DUMP").map(|p| std::fs::File::create(p).expect("LAT_DUMP"));
     let deadline = Instant::now() + Duration::from_secs(secs + 10);
     while (lat.len() as u64) < total && Instant::now() < deadline {
         match tokio::time::timeout(Duration::from_secs(2), frames_rx.recv()).await {
             Ok(Some(v)) if v["type"] == "message" => {
                 let got = now_us();
                 let text = v["ciphertext"].as_str().unwrap_or_default();
-                if let Some(sched) = text.split(' ').nth(1).and_then(|s| s.parse::<u128>().ok()) {
-                    lat.push(got.saturating_sub(sched) as f64 / 1000.0);
+                let mut fields = text.split(' ');
+                let index = fields.next().unwrap_or_default();
+                if let Some(sched) = fields.next().and_then(|s| s.parse::<u128>().ok()) {
+                    let ms = got.saturating_sub(sched) as f64 / 1000.0;
+                    if let Some(f) = dump.as_mut() {
+                        use std::io::Write as _;
+                        let _ = writeln!(f, "{index} {ms:.3}");
+                    }
+                    lat.push(ms);
                 }
             }
             Ok(Some(_)) => {}

@@ -37,6 +37,8 @@ const SQLITE_POOL: u32 = 8;
 const POSTGRES_POOL: u32 = 16;
 /// How long a query waits for a free connection before failing as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a node copies the SQLite write-ahead log back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// Attempts to open the pool and migrate before giving up.
 const CONNECT_ATTEMPTS: u32 = 5;
 
@@ -44,6 +46,8 @@ const CONNECT_ATTEMPTS: u32 = 5;
 /// keys. The write-ahead log is a property of the file, set once by [`Store::open`].
 const SQLITE_PRAGMAS: &str =
     "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+/// The writer's extra setting: no checkpoint inside a commit (see [`Store`]).
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 0;";
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -84,6 +88,11 @@ impl Backend {
 /// node's writes wait in a FIFO instead; reads keep their own pool and run beside it
 /// (WAL). Nodes of a local cluster still share the file, and between processes the busy
 /// timeout still applies. On PostgreSQL both are the same pool.
+///
+/// SQLite's automatic checkpoint is off on the writer: it runs inside whichever commit
+/// crosses 1,000 log pages, copying and syncing megabytes while that request (and every
+/// write queued behind it) waits. A background task checkpoints from a read connection
+/// every [`CHECKPOINT_EVERY`] instead; it never blocks the writer (see [`checkpoints`]).
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
@@ -135,7 +144,10 @@ impl Store {
     async fn open(url: &str, backend: Backend) -> Result<Store, anyhow::Error> {
         let store = match backend {
             Backend::Sqlite => {
-                let writer = sqlite_pool(1).connect(url).await.context("connecting")?;
+                let writer = sqlite_pool(1, SQLITE_WRITER_PRAGMAS)
+                    .connect(url)
+                    .await
+                    .context("connecting")?;
                 // Persistent in the file; a no-op once set. Done here, on one connection
                 // and inside the retry loop, because switching a new file to WAL needs an
                 // exclusive lock that nodes starting together contend for.
@@ -143,7 +155,7 @@ impl Store {
                     writer.close().await;
                     return Err(anyhow::Error::new(e).context("enabling the write-ahead log"));
                 }
-                let pool = sqlite_pool(SQLITE_POOL).connect(url).await;
+                let pool = sqlite_pool(SQLITE_POOL, "").connect(url).await;
                 let pool = match pool {
                     Ok(pool) => pool,
                     Err(e) => {
@@ -174,6 +186,9 @@ impl Store {
         if let Err(e) = migrate::run(&store).await {
             store.close().await;
             return Err(e);
+        }
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoints(store.pool.clone()));
         }
         Ok(store)
     }
@@ -211,17 +226,41 @@ impl Store {
     }
 }
 
-/// Options of an SQLite pool of `size` connections with [`SQLITE_PRAGMAS`].
-fn sqlite_pool(size: u32) -> AnyPoolOptions {
+/// Options of an SQLite pool of `size` connections with [`SQLITE_PRAGMAS`] and `extra`.
+fn sqlite_pool(size: u32, extra: &'static str) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute(SQLITE_PRAGMAS).await?;
+                if !extra.is_empty() {
+                    conn.execute(extra).await?;
+                }
                 Ok(())
             })
         })
+}
+
+/// Copies the write-ahead log back into the database file every [`CHECKPOINT_EVERY`], from
+/// a connection of `readers`, until the pool closes.
+///
+/// `PASSIVE` copies what no reader still needs and waits for nobody: the writer keeps
+/// appending meanwhile, and when another node of the cluster is checkpointing the same
+/// file this one returns at once. SQLite restarts the log from its start once a checkpoint
+/// has copied all of it, so the file stays small.
+async fn checkpoints(readers: AnyPool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if readers.is_closed() {
+            return;
+        }
+        if let Err(e) = readers.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::debug!(error = %e, "write-ahead log checkpoint failed");
+        }
+    }
 }
 
 /// One page of `SELECT columns FROM table`, newest first (`created_at DESC, id`), keeping

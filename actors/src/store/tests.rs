@@ -111,6 +111,39 @@ async fn concurrent_connects_to_one_file_migrate_once() {
 }
 
 #[tokio::test]
+async fn commits_never_checkpoint_and_the_background_task_does() {
+    let (store, dir) = sqlite().await;
+    let auto: i64 = sqlx::query("PRAGMA wal_autocheckpoint")
+        .fetch_one(store.writer())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(auto, 0, "the writer must not checkpoint inside a commit");
+    sqlx::query("CREATE TABLE ck (body TEXT)")
+        .execute(store.writer())
+        .await
+        .unwrap();
+    // About 2,000 log pages, twice SQLite's automatic threshold, in separate commits.
+    let body = "x".repeat(4000);
+    for _ in 0..2000 {
+        sqlx::query("INSERT INTO ck (body) VALUES ($1)")
+            .bind(&body)
+            .execute(store.writer())
+            .await
+            .unwrap();
+    }
+    // Only a checkpoint moves pages from the log into the database file.
+    let file = dir.0.join(SQLITE_FILE);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::metadata(&file).unwrap().len() < 8_000_000 {
+        assert!(Instant::now() < deadline, "no checkpoint within 5 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM ck").await, 2000);
+    store.close().await;
+}
+
+#[tokio::test]
 async fn many_nodes_starting_together_all_come_up() {
     let dir = TempDir::new();
     let mut starts = tokio::task::JoinSet::new();
