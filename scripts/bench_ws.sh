@@ -66,7 +66,7 @@ echo
 echo '```'
 if part idle; then
   $DRIVER idle "${URL[n1]}" "$IDLE" "${PID[n1]}"
-  sleep 5 # n1 tears down the idle connections
+  sleep "${IDLE_SETTLE:-5}" # n1 tears down the idle connections
 fi
 if part latency; then $DRIVER latency "${URL[n1]}" "${URL[n3]}" "$RATE" "$SECS"; fi
 if ! part broadcast; then echo '```'; exit 0; fi

@@ -29,16 +29,6 @@ pub struct NewLogRow<'a> {
     pub created_at: i64,
 }
 
-/// Whether the event has a log row (it was consumed).
-pub async fn consumed(store: &Store, event_id: &str) -> Result<bool, MeshError> {
-    let row = sqlx::query("SELECT 1 AS one FROM notification_log WHERE event_id = $1")
-        .bind(event_id)
-        .fetch_optional(store.pool())
-        .await
-        .map_err(db_error)?;
-    Ok(row.is_some())
-}
-
 /// A notification to write.
 pub struct NewNotification<'a> {
     /// Id (the event id).
@@ -57,15 +47,36 @@ pub struct NewNotification<'a> {
     pub created_at: i64,
 }
 
-/// Writes what consuming one event produces, in one transaction: the user's notification
-/// (when there is one) and the log row. Both are keyed by the event id and skipped when
-/// present, so a redelivery changes nothing; true when the log row is new.
+/// Writes what consuming one event produces, in one transaction: the log row, then the
+/// user's notification (when there is one). Both are keyed by the event id. When the log
+/// row is already there the event was consumed before: the transaction is rolled back and
+/// nothing changes (a notification the user has deleted since is not brought back). True
+/// when the event was new.
 pub async fn record(
     store: &Store,
     n: Option<&NewNotification<'_>>,
     r: &NewLogRow<'_>,
 ) -> Result<bool, MeshError> {
     let mut tx = store.writer().begin().await.map_err(db_error)?;
+    let logged = sqlx::query(
+        "INSERT INTO notification_log (event_id, kind, user_id, source, event_time, payload, channels, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(r.event_id)
+    .bind(r.kind)
+    .bind(r.user_id)
+    .bind(r.source)
+    .bind(r.event_time)
+    .bind(r.payload)
+    .bind(r.channels)
+    .bind(r.created_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    if logged.rows_affected() == 0 {
+        tx.rollback().await.map_err(db_error)?;
+        return Ok(false);
+    }
     if let Some(n) = n {
         sqlx::query(
             "INSERT INTO notifications (id, user_id, kind, title, body, data, read_at, created_at) \
@@ -82,23 +93,8 @@ pub async fn record(
         .await
         .map_err(db_error)?;
     }
-    let done = sqlx::query(
-        "INSERT INTO notification_log (event_id, kind, user_id, source, event_time, payload, channels, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(r.event_id)
-    .bind(r.kind)
-    .bind(r.user_id)
-    .bind(r.source)
-    .bind(r.event_time)
-    .bind(r.payload)
-    .bind(r.channels)
-    .bind(r.created_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
-    Ok(done.rows_affected() == 1)
+    Ok(true)
 }
 
 const NOTIFICATION_COLUMNS: &str = "id, user_id, kind, title, body, data, read_at, created_at";

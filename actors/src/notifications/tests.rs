@@ -50,6 +50,16 @@ async fn the_same_event_twice_changes_nothing_the_second_time() {
     let p = page(&s, "u1").await;
     assert_eq!(p.total, 1);
     assert_eq!(p.unread, 1);
+    // Read, then delivered once more: it stays read.
+    s.read(ReadRequest {
+        user_id: "u1".into(),
+        id: "e1".into(),
+    })
+    .await
+    .unwrap();
+    assert!(!s.consume(&e).await.unwrap().fresh);
+    let p = page(&s, "u1").await;
+    assert_eq!((p.total, p.unread), (1, 0));
     assert_eq!(p.items[0].id, "e1");
     assert_eq!(p.items[0].title, "Welcome to Troupe");
     assert_eq!(log_total(&s, kinds::USER_REGISTERED).await, 1);
