@@ -50,8 +50,7 @@ pub struct NewNotification<'a> {
 /// Writes what consuming one event produces, in one transaction: the log row, then the
 /// user's notification (when there is one). Both are keyed by the event id. When the log
 /// row is already there the event was consumed before: the transaction is rolled back and
-/// nothing changes (a notification the user has deleted since is not brought back). True
-/// when the event was new.
+/// nothing changes. True when the event was new.
 pub async fn record(
     store: &Store,
     n: Option<&NewNotification<'_>>,

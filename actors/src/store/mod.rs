@@ -144,7 +144,7 @@ impl Store {
     async fn open(url: &str, backend: Backend) -> Result<Store, anyhow::Error> {
         let store = match backend {
             Backend::Sqlite => {
-                let writer = sqlite_pool(1, SQLITE_WRITER_PRAGMAS)
+                let writer = sqlite_pool(1, Some(SQLITE_WRITER_PRAGMAS))
                     .connect(url)
                     .await
                     .context("connecting")?;
@@ -155,7 +155,7 @@ impl Store {
                     writer.close().await;
                     return Err(anyhow::Error::new(e).context("enabling the write-ahead log"));
                 }
-                let pool = sqlite_pool(SQLITE_POOL, "").connect(url).await;
+                let pool = sqlite_pool(SQLITE_POOL, None).connect(url).await;
                 let pool = match pool {
                     Ok(pool) => pool,
                     Err(e) => {
@@ -226,15 +226,15 @@ impl Store {
     }
 }
 
-/// Options of an SQLite pool of `size` connections with [`SQLITE_PRAGMAS`] and `extra`.
-fn sqlite_pool(size: u32, extra: &'static str) -> AnyPoolOptions {
+/// Options of an SQLite pool of `size` connections with [`SQLITE_PRAGMAS`], then `extra`.
+fn sqlite_pool(size: u32, extra: Option<&'static str>) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute(SQLITE_PRAGMAS).await?;
-                if !extra.is_empty() {
+                if let Some(extra) = extra {
                     conn.execute(extra).await?;
                 }
                 Ok(())
