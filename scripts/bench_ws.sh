@@ -4,6 +4,7 @@
 #   scripts/bench_ws.sh                          # release build, defaults below
 #   PROFILE=dev IDLE=19000 BCAST=19800 scripts/bench_ws.sh
 #   PARTS=latency scripts/bench_ws.sh            # only some of: idle latency broadcast
+#   IDLE_SETTLE=10 PARTS="idle latency" scripts/bench_ws.sh   # seconds between idle and latency
 #
 # - idle: IDLE idle connections on n1; the node's RSS growth per connection.
 # - latency: alice sends POST /messages/send on n1 at RATE/s for SECS s; bob is connected to
