@@ -5,6 +5,7 @@
 #   PROFILE=dev IDLE=19000 BCAST=19800 scripts/bench_ws.sh
 #   PARTS=latency scripts/bench_ws.sh            # only some of: idle latency broadcast
 #   IDLE_SETTLE=10 PARTS="idle latency" scripts/bench_ws.sh   # seconds between idle and latency
+#   BIN=/tmp/troupe-old DRIVER=/tmp/ws_bench-old scripts/bench_ws.sh   # other binaries (A/B)
 #
 # - idle: IDLE idle connections on n1; the node's RSS growth per connection.
 # - latency: alice sends POST /messages/send on n1 at RATE/s for SECS s; bob is connected to
@@ -33,7 +34,7 @@ ulimit -n "$(ulimit -Hn)"
 
 if [ "$PROFILE" = release ]; then
   cargo build --release --quiet --bin troupe --example ws_bench
-  DRIVER=target/release/examples/ws_bench
+  DRIVER=${DRIVER:-target/release/examples/ws_bench}
 else
   cargo build --quiet --bin troupe --example ws_bench
   BIN=target/debug/troupe; DRIVER=target/debug/examples/ws_bench
