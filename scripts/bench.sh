@@ -2,8 +2,9 @@
 # Benchmarks of the cluster runtime (issue "Cluster runtime"), measured side by side in one
 # run on this machine. Prints a markdown report on stdout.
 #
-#   scripts/bench.sh            # default: 10 s per HTTP load, 64 connections
-#   DURATION=20 CONNS=128 scripts/bench.sh
+#   scripts/bench.sh            # default: 3 rounds of 10 s per HTTP load, 64 connections
+#   DURATION=20 CONNS=128 ROUNDS=5 scripts/bench.sh
+#   PARTS=http BIN=/tmp/troupe-old scripts/bench.sh   # only some of: http rpc footprint
 #
 # Needs wrk (apt-get install wrk), curl and python3.
 set -euo pipefail
@@ -12,6 +13,9 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+PARTS=${PARTS:-http rpc footprint}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 # shellcheck source=lib.sh
 . scripts/lib.sh
 need wrk curl python3
@@ -57,21 +61,32 @@ curl -sf "$N1/ping?node=n2" > /dev/null || { echo "cluster did not form"; cat "$
 rps() { wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$1" > "$WORK/wrk.out"; \
         awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out"; }
 p99() { awk '/ 99%/ {print $2}' "$WORK/wrk.out"; }
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 
-echo "## HTTP ($THREADS wrk threads, $CONNS connections, ${DURATION}s each)"
-echo
-echo "| target | requests/s | p99 | ratio to bare axum |"
-echo "|---|---|---|---|"
-BARE=$(rps "http://127.0.0.1:$BASE_PORT/health"); BARE99=$(p99)
-echo "| bare axum \`GET /health\` | $BARE | $BARE99 | 1.00 |"
-PING=$(rps "$N1/ping"); PING99=$(p99)
-echo "| troupe \`GET /ping\` (local service actor) | $PING | $PING99 | $(python3 -c "print(f'{$PING/$BARE:.2f}')") |"
-HOP=$(rps "$N1/ping?node=n2"); HOP99=$(p99)
-echo "| troupe \`GET /ping?node=n2\` (one cluster hop each way) | $HOP | $HOP99 | $(python3 -c "print(f'{$HOP/$BARE:.2f}')") |"
-echo
+if part http; then
+  echo "## HTTP ($THREADS wrk threads, $CONNS connections, ${DURATION}s per load, $ROUNDS rounds)"
+  echo
+  echo "Each round runs the three loads back to back, so drift in the machine's speed lands"
+  echo "on the baseline and on Troupe alike; the ratios are per round, then their median."
+  echo
+  echo "| round | bare axum \`GET /health\` req/s (p99) | \`GET /ping\` req/s (p99) | ratio | \`GET /ping?node=n2\` req/s (p99) | ratio |"
+  echo "|---|---|---|---|---|---|"
+  PING_RATIOS=(); HOP_RATIOS=()
+  for r in $(seq "$ROUNDS"); do
+    BARE=$(rps "http://127.0.0.1:$BASE_PORT/health"); BARE99=$(p99)
+    PING=$(rps "$N1/ping"); PING99=$(p99)
+    HOP=$(rps "$N1/ping?node=n2"); HOP99=$(p99)
+    PING_RATIOS+=("$(ratio "$PING" "$BARE")"); HOP_RATIOS+=("$(ratio "$HOP" "$BARE")")
+    echo "| $r | $BARE ($BARE99) | $PING ($PING99) | ${PING_RATIOS[-1]} | $HOP ($HOP99) | ${HOP_RATIOS[-1]} |"
+  done
+  median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+  echo "| median | | | $(median "${PING_RATIOS[@]}") | | $(median "${HOP_RATIOS[@]}") |"
+  echo
+fi
 
 bench() { curl -sf -X POST "$N1/admin/mesh/bench" -H "authorization: Bearer $TOKEN" \
             -H 'content-type: application/json' -d "$1"; }
+if part rpc; then
 echo "## Node-to-node RPC through the mesh (n1 -> n2, \`POST /admin/mesh/bench\`)"
 echo
 echo "| load | calls/s | p50 | p99 | p99.9 | errors |"
@@ -87,7 +102,9 @@ load = "%d callers" % d["concurrency"] + (", paced at %d/s" % d["rate"] if d["ra
 print("| %s | %.0f | %d us | %d us | %d us | %d |" % (load, d["calls_per_sec"], d["p50_us"], d["p99_us"], d["p999_us"], d["errors"]))'
 done
 echo
+fi
 
+part footprint || exit 0
 echo "## Footprint"
 echo
 for n in n1 n2; do :; done

@@ -240,12 +240,14 @@ pub async fn serve(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let app = troupe_protocols::http::router(http_state);
+    let app = troupe_protocols::http::service(http_state);
     let http_stop = stopped(stop_rx.clone());
     let http = tokio::spawn(async move {
         axum::serve(
             listeners.http,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                std::net::SocketAddr,
+            >(app),
         )
         .with_graceful_shutdown(http_stop)
         .await
