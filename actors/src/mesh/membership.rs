@@ -32,9 +32,11 @@ use ractor_cluster::{NodeServer, NodeServerMessage, NodeSessionMessage, RactorMe
 use rand::Rng;
 use tokio::sync::watch;
 
+use super::transport;
+
 /// Chitchat keys this node advertises.
 pub mod keys {
-    /// TCP address of the ractor_cluster listener (UDP gossip uses the same port).
+    /// TCP address of the cluster listener (UDP gossip uses the same port).
     pub const CLUSTER_ADDR: &str = "cluster_addr";
     /// HTTP ingress address.
     pub const HTTP_ADDR: &str = "http_addr";
@@ -213,6 +215,8 @@ pub struct State {
     me: String,
     chitchat: ChitchatHandle,
     server: ActorRef<NodeServerMessage>,
+    /// The task accepting cluster connections for `server`.
+    acceptor: tokio::task::JoinHandle<()>,
     sessions: HashMap<u64, Session>,
     dials: HashMap<String, Dial>,
     leaving: bool,
@@ -306,15 +310,18 @@ impl Actor for Membership {
     ) -> Result<State, ActorProcessingErr> {
         let config = args.config;
         let me = ractor_name(&config.node, config.incarnation);
+        // Bound before anything starts, so a taken port fails the node at once.
+        let listener = tokio::net::TcpListener::bind(config.cluster_addr).await?;
+        let (unused_port, unused_ip) = transport::unused_server_listener();
         let server = NodeServer::new(
-            config.cluster_addr.port(),
+            unused_port,
             config.cookie.clone(),
             me.clone(),
             config.cluster_addr.ip().to_string(),
             None,
             Some(ractor_cluster::node::NodeConnectionMode::Isolated),
         )
-        .with_listen_addr(config.cluster_addr.ip());
+        .with_listen_addr(unused_ip);
         let (server, _) = Actor::spawn_linked(None, server, (), myself.get_cell()).await?;
         server.cast(NodeServerMessage::SubscribeToEvents {
             id: "troupe-membership".into(),
@@ -338,6 +345,7 @@ impl Actor for Membership {
         Ok(State {
             me,
             chitchat,
+            acceptor: tokio::spawn(transport::accept(listener, server.clone())),
             server,
             sessions: HashMap::new(),
             dials: HashMap::new(),
@@ -355,6 +363,7 @@ impl Actor for Membership {
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
         let _ = state.chitchat.initiate_shutdown();
+        state.acceptor.abort();
         state.server.stop(Some("node stopping".into()));
         Ok(())
     }
@@ -550,7 +559,7 @@ impl State {
             let peer = peer.clone();
             let addr = *addr;
             tokio::spawn(async move {
-                let error = ractor_cluster::client_connect(&server, addr)
+                let error = transport::dial(&server, addr)
                     .await
                     .err()
                     .map(|e| e.to_string());

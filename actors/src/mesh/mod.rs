@@ -4,6 +4,7 @@
 //! - [`error`]: [`MeshError`] and its [`Code`], the one error type that crosses the mesh.
 //! - [`service`]: the [`Service`] trait every service group implements.
 //! - [`membership`]: chitchat gossip bridged to a full mesh of ractor_cluster sessions.
+//! - [`transport`]: the cluster TCP connections under those sessions (buffered reads).
 //! - [`groups`], [`supervisor`], [`worker`], [`pool`]: per node and per service, a
 //!   supervisor with a worker pool (restarts with backoff and an intensity limit) and
 //!   admission control.
@@ -23,6 +24,7 @@ pub mod pool;
 pub mod router;
 pub mod service;
 pub mod supervisor;
+pub mod transport;
 pub mod worker;
 
 use std::collections::HashMap;
