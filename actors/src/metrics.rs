@@ -39,35 +39,42 @@ pub fn describe() {
     );
 }
 
-/// Registered metric handles by label values, so hot paths skip building a key and looking
-/// it up in the registry on every request.
-pub struct Handles<K> {
-    map: std::sync::RwLock<std::collections::HashMap<K, (metrics::Counter, metrics::Histogram)>>,
+/// A counter and a histogram per label set, registered once and then kept by each thread
+/// that records them (in a `thread_local!`): the hot path builds no registry key and touches
+/// no lock or reference count shared with the other worker threads.
+pub type HandleMap<K> = std::collections::HashMap<K, (metrics::Counter, metrics::Histogram)>;
+
+/// Counts one event under `key` and records its duration, registering the handles with
+/// `make` the first time this thread sees `key`.
+pub fn record<K: std::hash::Hash + Eq>(
+    map: &mut HandleMap<K>,
+    key: K,
+    seconds: f64,
+    make: impl FnOnce() -> (metrics::Counter, metrics::Histogram),
+) {
+    let (counter, histogram) = map.entry(key).or_insert_with(make);
+    counter.increment(1);
+    histogram.record(seconds);
 }
 
-impl<K: std::hash::Hash + Eq + Clone> Default for Handles<K> {
-    fn default() -> Self {
-        Self {
-            map: Default::default(),
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl<K: std::hash::Hash + Eq + Clone> Handles<K> {
-    /// The counter and histogram for `key`, registered with `make` on first use.
-    pub fn get(
-        &self,
-        key: &K,
-        make: impl FnOnce() -> (metrics::Counter, metrics::Histogram),
-    ) -> (metrics::Counter, metrics::Histogram) {
-        if let Some(h) = self.map.read().expect("metric handles lock").get(key) {
-            return h.clone();
+    #[test]
+    fn handles_are_registered_once_per_key_and_thread() {
+        let mut map = HandleMap::default();
+        let mut made = Vec::new();
+        for key in ["a", "a", "b", "a"] {
+            record(&mut map, key, 0.5, || {
+                made.push(key);
+                (
+                    metrics::counter!("t_total"),
+                    metrics::histogram!("t_seconds"),
+                )
+            });
         }
-        let h = make();
-        self.map
-            .write()
-            .expect("metric handles lock")
-            .insert(key.clone(), h.clone());
-        h
+        assert_eq!(made, ["a", "b"]);
+        assert_eq!(map.len(), 2);
     }
 }

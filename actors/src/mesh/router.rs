@@ -298,19 +298,22 @@ impl Router {
 
 type CallKey = (&'static str, &'static str, &'static str, &'static str);
 
-static CALL_METRICS: std::sync::LazyLock<crate::metrics::Handles<CallKey>> =
-    std::sync::LazyLock::new(Default::default);
+thread_local! {
+    static CALL_METRICS: std::cell::RefCell<crate::metrics::HandleMap<CallKey>> =
+        Default::default();
+}
 
 fn record(call: &Call, hop: &'static str, code: &'static str, started: Instant) {
     let (service, op) = (call.service, call.op);
-    let (counter, histogram) = CALL_METRICS.get(&(service, op, hop, code), || {
-        (
-            metrics::counter!(crate::metrics::MESH_CALLS, "service" => service, "op" => op, "hop" => hop, "code" => code),
-            metrics::histogram!(crate::metrics::MESH_CALL_SECONDS, "service" => service, "op" => op, "hop" => hop),
-        )
+    let seconds = started.elapsed().as_secs_f64();
+    CALL_METRICS.with_borrow_mut(|map| {
+        crate::metrics::record(map, (service, op, hop, code), seconds, || {
+            (
+                metrics::counter!(crate::metrics::MESH_CALLS, "service" => service, "op" => op, "hop" => hop, "code" => code),
+                metrics::histogram!(crate::metrics::MESH_CALL_SECONDS, "service" => service, "op" => op, "hop" => hop),
+            )
+        })
     });
-    counter.increment(1);
-    histogram.record(started.elapsed().as_secs_f64());
 }
 
 impl std::fmt::Debug for Router {

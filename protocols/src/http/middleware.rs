@@ -10,13 +10,17 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use troupe_actors::mesh::MeshError;
+use troupe_actors::metrics::{record, HandleMap};
 
 use super::error::{body, from_status};
 use super::request_id::REQUEST_ID;
 
-static HTTP_METRICS: std::sync::LazyLock<
-    troupe_actors::metrics::Handles<(String, &'static str, &'static str)>,
-> = std::sync::LazyLock::new(Default::default);
+thread_local! {
+    /// Per route (looked up by `&str`, so no key is allocated), then per method and status.
+    static HTTP_METRICS: std::cell::RefCell<
+        std::collections::HashMap<String, HandleMap<(&'static str, &'static str)>>,
+    > = Default::default();
+}
 
 /// The one cross-cutting layer: records request metrics by route, method and status, and
 /// gives every error response the JSON form of the API contract, with the request id.
@@ -29,16 +33,20 @@ pub async fn observe(req: Request, next: Next) -> Response {
     let status = resp.status();
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     let status_label = status_label(status);
-    let key = (route.to_string(), method, status_label);
-    let (counter, histogram) = HTTP_METRICS.get(&key, || {
-        let route = route.to_string();
-        (
-            metrics::counter!(crate::http::metrics::REQUESTS, "protocol" => "http", "route" => route.clone(), "method" => method, "status" => status_label),
-            metrics::histogram!(crate::http::metrics::REQUEST_SECONDS, "protocol" => "http", "route" => route, "method" => method),
-        )
+    let seconds = started.elapsed().as_secs_f64();
+    HTTP_METRICS.with_borrow_mut(|routes| {
+        let per_route = match routes.get_mut(route) {
+            Some(m) => m,
+            None => routes.entry(route.to_string()).or_default(),
+        };
+        record(per_route, (method, status_label), seconds, || {
+            let route = route.to_string();
+            (
+                metrics::counter!(crate::http::metrics::REQUESTS, "protocol" => "http", "route" => route.clone(), "method" => method, "status" => status_label),
+                metrics::histogram!(crate::http::metrics::REQUEST_SECONDS, "protocol" => "http", "route" => route, "method" => method),
+            )
+        });
     });
-    counter.increment(1);
-    histogram.record(started.elapsed().as_secs_f64());
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
