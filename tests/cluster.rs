@@ -441,6 +441,39 @@ fn garbage_from_a_peer_is_dropped_without_harm() {
 }
 
 #[test]
+fn node_whose_cluster_port_is_taken_stops_with_an_error_naming_it() {
+    let _serial = serial();
+    let dir = scratch_dir("taken-cluster-port");
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let local = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let addrs = Addrs {
+        name: "n1".into(),
+        cluster: squatter.local_addr().unwrap(),
+        http: local(free_port()),
+        grpc: local(free_port()),
+    };
+    let options = Options {
+        nodes: 1,
+        ..Options::default()
+    };
+    let config = write_config(&dir, std::slice::from_ref(&addrs), &options);
+    let mut node = spawn_node(&config, &addrs, &dir, &[]);
+    let status = node
+        .wait_exit(Duration::from_secs(20))
+        .expect("the node exits instead of running without a cluster listener");
+    assert!(!status.success(), "{status:?}");
+    let log = node.log_text();
+    assert!(
+        log.contains(&format!(
+            "cannot start the mesh: cluster_addr {}: Address already in use",
+            addrs.cluster
+        )),
+        "{log}"
+    );
+    assert!(std::net::TcpStream::connect(addrs.http).is_err());
+}
+
+#[test]
 fn bad_config_is_refused_with_every_error_at_once() {
     let dir = scratch_dir("badconfig");
     let path = dir.join("bad.toml");

@@ -311,7 +311,9 @@ impl Actor for Membership {
         let config = args.config;
         let me = ractor_name(&config.node, config.incarnation);
         // Bound before anything starts, so a taken port fails the node at once.
-        let listener = tokio::net::TcpListener::bind(config.cluster_addr).await?;
+        let listener = tokio::net::TcpListener::bind(config.cluster_addr)
+            .await
+            .map_err(|e| format!("cluster_addr {}: {e}", config.cluster_addr))?;
         let (unused_port, unused_ip) = transport::unused_server_listener();
         let server = NodeServer::new(
             unused_port,

@@ -145,7 +145,8 @@ impl Mesh {
                 default_timeout: settings.call_timeout,
             },
         )
-        .await?;
+        .await
+        .map_err(startup_error)?;
 
         let (view_tx, view_rx) = watch::channel(Arc::new(ClusterView::default()));
         let (members_tx, members_rx) = watch::channel(Arc::new(vec![node.to_string()]));
@@ -163,7 +164,8 @@ impl Mesh {
                 rtt: rtt.clone(),
             },
         )
-        .await?;
+        .await
+        .map_err(startup_error)?;
 
         let router = Router::new(node, pools, settings.call_timeout, members_rx);
         let _ = info.router.set(router.clone());
@@ -264,6 +266,15 @@ async fn sample_pools(mesh: Mesh) {
             metrics::gauge!(crate::metrics::WORKERS_ALIVE, "service" => pool.name())
                 .set(pool.alive() as f64);
         }
+    }
+}
+
+/// A runtime actor that failed to start, as its own error: ractor words every failed
+/// `pre_start` as "Actor panicked during startup", also when it returned an error.
+fn startup_error(e: ractor::SpawnErr) -> anyhow::Error {
+    match e {
+        ractor::SpawnErr::StartupFailed(inner) => anyhow::anyhow!("{inner}"),
+        other => other.into(),
     }
 }
 
