@@ -105,5 +105,6 @@ full = sum(1 for ms, n in per.values() if n == held)
 p = lambda q: done[min(len(done) - 1, round((len(done) - 1) * q))] if done else float("nan")
 print(f"broadcast: connections={held} (GET /connections: {sys.argv[3]}) broadcasts={len(done)} "
       f"fully_delivered={full} completion_ms p50={p(0.5):.1f} p99={p(0.99):.1f} max={max(done, default=float('nan')):.1f}")
+print("broadcast: completion_ms in order: " + " ".join(f"{per[k][0] / 1000:.0f}" for k in sorted(per)))
 PY
 echo '```'

@@ -5,7 +5,7 @@ TOKEN=bench-admin-token-0123456789
 BIN=${BIN:-target/release/troupe}
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"; }
 trap cleanup EXIT
 
 # Stops the run at once when a tool it needs is missing, instead of printing empty results.

@@ -84,13 +84,17 @@ pub const FAN_OUT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a hub keeps trying to list the connections of a member that appeared.
 pub const LEARN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections one task of a broadcast writes to before the next task takes over.
+pub const BROADCAST_CHUNK: usize = 512;
+
 /// WebSocket close code "policy violation" (RFC 6455), used for revoked sessions.
 pub const CLOSE_POLICY: u16 = 1008;
 
 /// The write side of one live connection as the hub sees it.
 pub trait Outlet: Send + Sync + 'static {
-    /// Queues a frame (UTF-8 JSON text). `false` when the connection is closing or its send
-    /// queue is full (it then closes itself: a slow client never grows memory).
+    /// Writes a frame (UTF-8 JSON text) to the socket if it can without waiting, else
+    /// queues it. `false` when the connection is closing or its send queue is full (it then
+    /// closes itself: a slow client never grows memory).
     fn push(&self, frame: &Bytes) -> bool;
     /// Asks the connection to close with a WebSocket close code and reason.
     fn close(&self, code: u16, reason: &'static str);
@@ -216,21 +220,43 @@ impl ConnectionHub {
         }
     }
 
-    /// Queues `frame` on every connection of `user_id` here; how many took it.
-    pub fn deliver(&self, user_id: &str, frame: &Bytes) -> u32 {
-        let map = self.by_user.read().expect("hub lock");
-        map.get(user_id).map_or(0, |list| {
-            list.iter().filter(|c| c.outlet.push(frame)).count() as u32
-        })
+    /// Gives `frame` to every connection of `user_id` here; how many took it.
+    pub async fn deliver(&self, user_id: &str, frame: &Bytes) -> u32 {
+        let conns = {
+            let map = self.by_user.read().expect("hub lock");
+            map.get(user_id).cloned().unwrap_or_default()
+        };
+        push_all(&conns, frame).await
     }
 
-    /// Queues `frame` on every connection here; how many took it.
-    pub fn broadcast(&self, frame: &Bytes) -> u32 {
-        let map = self.by_user.read().expect("hub lock");
-        map.values()
-            .flatten()
-            .filter(|c| c.outlet.push(frame))
-            .count() as u32
+    /// Gives `frame` to every connection here; how many took it.
+    ///
+    /// An idle connection's outlet writes the frame to its socket on the spot, so this is
+    /// one system call per connection: the connections are taken out of the lock first and
+    /// handled in chunks of [`BROADCAST_CHUNK`] spread over the runtime's threads, so a
+    /// large node neither holds the lock nor one thread for the whole broadcast.
+    pub async fn broadcast(&self, frame: &Bytes) -> u32 {
+        let all: Vec<Arc<Connection>> = {
+            let map = self.by_user.read().expect("hub lock");
+            map.values().flatten().cloned().collect()
+        };
+        if all.len() <= BROADCAST_CHUNK {
+            return push_all(&all, frame).await;
+        }
+        let all = Arc::new(all);
+        let mut tasks = tokio::task::JoinSet::new();
+        for start in (BROADCAST_CHUNK..all.len()).step_by(BROADCAST_CHUNK) {
+            let (all, frame) = (all.clone(), frame.clone());
+            tasks.spawn(async move {
+                let end = (start + BROADCAST_CHUNK).min(all.len());
+                push_all(&all[start..end], &frame).await
+            });
+        }
+        let mut taken = push_all(&all[..BROADCAST_CHUNK], frame).await;
+        while let Some(n) = tasks.join_next().await {
+            taken += n.unwrap_or(0);
+        }
+        taken
     }
 
     /// The connections here (of `user_id` only, unless empty).
@@ -332,6 +358,19 @@ impl ConnectionHub {
 }
 
 /// Closes connections of revoked sessions, every [`SWEEP`], while the hub lives.
+/// Gives `frame` to each of `conns`; how many took it.
+///
+/// Outside tokio's cooperative budget: an outlet's direct write is one socket operation, and
+/// past the budget (128 per task poll) every further one would find the socket "not ready"
+/// and fall back to the connection's mailbox. The caller bounds the work instead
+/// ([`BROADCAST_CHUNK`]; a delivery is one user's few connections).
+async fn push_all(conns: &[Arc<Connection>], frame: &Bytes) -> u32 {
+    tokio::task::unconstrained(async {
+        conns.iter().filter(|c| c.outlet.push(frame)).count() as u32
+    })
+    .await
+}
+
 async fn sweep(hub: std::sync::Weak<ConnectionHub>, revocations: Revocations) {
     let mut tick = tokio::time::interval(SWEEP);
     loop {
@@ -601,17 +640,16 @@ impl Service for Hub {
             match req.op.as_str() {
                 DELIVER => {
                     let r = DeliverRequest::decode(req.payload)?;
-                    let delivered = r
-                        .items
-                        .iter()
-                        .map(|d| self.hub.deliver(&d.user_id, &d.frame))
-                        .collect();
+                    let mut delivered = Vec::with_capacity(r.items.len());
+                    for d in &r.items {
+                        delivered.push(self.hub.deliver(&d.user_id, &d.frame).await);
+                    }
                     Ok(encode(&DeliverReply { delivered }))
                 }
                 BROADCAST => {
                     let r = BroadcastRequest::decode(req.payload)?;
                     Ok(encode(&BroadcastReply {
-                        delivered: self.hub.broadcast(&r.frame),
+                        delivered: self.hub.broadcast(&r.frame).await,
                     }))
                 }
                 LIST => {

@@ -37,6 +37,29 @@ fn conn(hub: &ConnectionHub, user: &str, session: &str, outlet: Arc<Recorder>) -
     })
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_larger_than_a_chunk_reaches_every_connection_once() {
+    let hub = ConnectionHub::start(NodeInfo::new("n1".into(), 1), Revocations::default());
+    let count = 3 * BROADCAST_CHUNK + 7;
+    let recorders: Vec<Arc<Recorder>> = (0..count)
+        .map(|i| {
+            let r = Arc::new(Recorder {
+                full: i % 100 == 0,
+                ..Recorder::default()
+            });
+            hub.register(conn(&hub, &format!("u{i}"), "s", r.clone()));
+            r
+        })
+        .collect();
+    let full = recorders.iter().filter(|r| r.full).count();
+    let frame = Bytes::from_static(br#"{"type":"broadcast"}"#);
+    assert_eq!(hub.broadcast(&frame).await as usize, count - full);
+    for r in &recorders {
+        let got = r.frames.lock().unwrap().len();
+        assert_eq!(got, usize::from(!r.full));
+    }
+}
+
 #[tokio::test]
 async fn frames_reach_every_connection_of_the_user_and_broadcast_reaches_all() {
     let info = NodeInfo::new("n1".into(), 1);
@@ -59,16 +82,16 @@ async fn frames_reach_every_connection_of_the_user_and_broadcast_reaches_all() {
     assert_eq!(hub.len(), 4);
 
     let frame = Bytes::from_static(br#"{"type":"message"}"#);
-    assert_eq!(hub.deliver("alice", &frame), 2);
-    assert_eq!(hub.deliver("nobody", &frame), 0);
+    assert_eq!(hub.deliver("alice", &frame).await, 2);
+    assert_eq!(hub.deliver("nobody", &frame).await, 0);
     assert_eq!(
-        hub.deliver("carol", &frame),
+        hub.deliver("carol", &frame).await,
         0,
         "a full queue takes nothing"
     );
     assert_eq!(a1.frames.lock().unwrap().len(), 1);
     assert!(b.frames.lock().unwrap().is_empty());
-    assert_eq!(hub.broadcast(&frame), 3);
+    assert_eq!(hub.broadcast(&frame).await, 3);
     assert_eq!(b.frames.lock().unwrap().len(), 1);
 
     let list = hub.list("alice");
@@ -97,7 +120,7 @@ async fn frames_reach_every_connection_of_the_user_and_broadcast_reaches_all() {
     hub.unregister("alice", ca1.id);
     hub.unregister("alice", ca1.id);
     assert_eq!(hub.len(), 3);
-    assert_eq!(hub.deliver("alice", &frame), 1);
+    assert_eq!(hub.deliver("alice", &frame).await, 1);
     hub.close_all(1001, "node shutting down");
     assert_eq!(a2.closed.lock().unwrap().unwrap().0, 1001);
 }

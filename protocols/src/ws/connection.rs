@@ -2,8 +2,11 @@
 //! [`ConnectionHub`]; a reader task feeds it the client's frames.
 //!
 //! Local-only (its message type is not serializable, so ractor never announces it to
-//! peers). Frames for the client arrive from the hub through the connection's [`Outlet`],
-//! which counts them: past `send_queue` waiting frames the client is too slow and the
+//! peers). Frames for the client arrive from the hub through the connection's [`Outlet`].
+//! When nothing is waiting and the socket takes the frame at once, the hub writes it right
+//! there, under the lock the actor writes under, without waking the actor: a broadcast to an
+//! idle node is one non-blocking `write` per connection. Otherwise the frame goes through the
+//! actor's mailbox, counted: past `send_queue` waiting frames the client is too slow and the
 //! connection closes with 1013 instead of queueing more. A write that blocks for
 //! [`WRITE_TIMEOUT`] drops the connection.
 //!
@@ -16,12 +19,13 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{Sink, SinkExt as _, StreamExt as _};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Deserialize;
 use troupe_actors::auth::token;
@@ -50,8 +54,11 @@ fn until_refused(expires_at: u64) -> Duration {
 
 /// Messages of a [`ConnectionActor`].
 pub enum ConnMsg {
-    /// A frame for the client, queued by the hub through the [`Handle`].
+    /// A frame for the client, queued by the hub through the [`Handle`] (when it could
+    /// not write the frame itself).
     Push(Bytes),
+    /// The hub wrote a frame that the socket did not take whole: finish writing it.
+    Flush,
     /// A frame the reader task read from the client; answered once handled, so a client
     /// that floods frames is slowed by TCP rather than queued here.
     Inbound(Message, RpcReplyPort<()>),
@@ -84,7 +91,6 @@ pub struct Args {
 /// The actor's state.
 pub struct ConnState {
     app: AppState,
-    sink: SplitSink<WebSocket, Message>,
     handle: Arc<Handle>,
     conn: Arc<Connection>,
     caller: Caller,
@@ -94,19 +100,95 @@ pub struct ConnState {
     closed: bool,
 }
 
-/// The hub's way into a connection: a bounded count of waiting frames in front of the
-/// actor's mailbox.
+/// The socket's write half, shared by the actor and the hub's direct writes.
+type WriteHalf = tokio::sync::Mutex<SplitSink<WebSocket, Message>>;
+
+/// The hub's way into a connection: the write half, for frames written at once, and a
+/// bounded count of frames waiting in the actor's mailbox.
 pub struct Handle {
     actor: ActorRef<ConnMsg>,
+    sink: WriteHalf,
+    /// Frames taken but not yet written by the actor (`Push` and `Flush` in its mailbox or
+    /// being written). The actor lowers it only once a frame is written, still holding the
+    /// write lock, so a direct write that sees 0 under the lock never overtakes one.
     pending: AtomicUsize,
     limit: usize,
     closing: AtomicBool,
+}
+
+/// What a direct write came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Now {
+    /// The frame is on the socket.
+    Written,
+    /// The frame was taken but the socket did not take all of it: the actor must flush.
+    Unflushed,
+    /// Nothing was taken (an earlier frame is still in the way): use the mailbox.
+    Busy,
+    /// The connection is broken.
+    Failed,
+}
+
+/// Writes `message` now if the sink can take it without waiting. Never blocks: it polls
+/// once with a waker that does nothing, and leaves the rest to the actor.
+fn write_now<S: Sink<Message> + Unpin>(sink: &mut S, message: Message) -> Now {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut sink = std::pin::Pin::new(sink);
+    match sink.as_mut().poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(_)) => return Now::Failed,
+        Poll::Pending => return Now::Busy,
+    }
+    if sink.as_mut().start_send(message).is_err() {
+        return Now::Failed;
+    }
+    match sink.poll_flush(&mut cx) {
+        Poll::Ready(Ok(())) => Now::Written,
+        Poll::Ready(Err(_)) => Now::Failed,
+        Poll::Pending => Now::Unflushed,
+    }
+}
+
+impl Handle {
+    /// Writes `frame` from the caller's thread when nothing is waiting and nobody is
+    /// writing; `None` when it must go through the mailbox instead.
+    fn push_now(&self, frame: &Bytes) -> Option<bool> {
+        if self.pending.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        let mut sink = self.sink.try_lock().ok()?;
+        if self.pending.load(Ordering::Acquire) != 0 || self.closing.load(Ordering::Acquire) {
+            return None;
+        }
+        let Some(message) = text_message(frame.clone()) else {
+            return Some(true);
+        };
+        match write_now(&mut *sink, message) {
+            Now::Written => Some(true),
+            Now::Unflushed => {
+                self.pending.fetch_add(1, Ordering::AcqRel);
+                if self.actor.cast(ConnMsg::Flush).is_err() {
+                    self.pending.fetch_sub(1, Ordering::AcqRel);
+                }
+                Some(true)
+            }
+            Now::Busy => None,
+            Now::Failed => {
+                self.closing.store(true, Ordering::Release);
+                self.actor.stop(Some("write failed".into()));
+                Some(false)
+            }
+        }
+    }
 }
 
 impl Outlet for Handle {
     fn push(&self, frame: &Bytes) -> bool {
         if self.closing.load(Ordering::Relaxed) {
             return false;
+        }
+        if let Some(taken) = self.push_now(frame) {
+            return taken;
         }
         if self.pending.fetch_add(1, Ordering::AcqRel) >= self.limit {
             self.pending.fetch_sub(1, Ordering::AcqRel);
@@ -180,6 +262,7 @@ impl Actor for ConnectionActor {
         let (sink, stream) = args.socket.split();
         let handle = Arc::new(Handle {
             actor: myself.clone(),
+            sink: tokio::sync::Mutex::new(sink),
             pending: AtomicUsize::new(0),
             limit: config.send_queue,
             closing: AtomicBool::new(false),
@@ -200,7 +283,6 @@ impl Actor for ConnectionActor {
         let reader = tokio::spawn(read(stream, myself, config));
         Ok(ConnState {
             app: args.app,
-            sink,
             handle,
             conn,
             caller: args.caller,
@@ -231,30 +313,32 @@ impl Actor for ConnectionActor {
         state: &mut ConnState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            // The futures that write are boxed (as is the handling of a client frame, which
+            // holds a mesh call): an idle connection's actor task should not carry their
+            // space, and on the hot path the hub writes frames itself.
             ConnMsg::Push(frame) => {
-                state.handle.pending.fetch_sub(1, Ordering::AcqRel);
-                if state.closed || state.handle.closing.load(Ordering::Acquire) {
-                    return Ok(());
+                if !Box::pin(write_queued(state, Some(frame))).await {
+                    myself.stop(Some("write failed".into()));
                 }
-                if !send_text(state, frame).await {
+            }
+            ConnMsg::Flush => {
+                if !Box::pin(write_queued(state, None)).await {
                     myself.stop(Some("write failed".into()));
                 }
             }
             ConnMsg::Inbound(message, done) => {
-                // Boxed: the mesh call behind a client frame is a large future, and an idle
-                // connection should not carry its space in the actor's task.
                 let keep = Box::pin(inbound(state, message)).await;
                 let _ = done.send(());
                 if let Some((code, why)) = keep {
-                    close_with(&myself, state, code, why).await;
+                    Box::pin(close_with(&myself, state, code, why)).await;
                 }
             }
             ConnMsg::Tick => {
-                if !state.closed && !write(state, Message::Ping(Bytes::new())).await {
+                if !state.closed && !Box::pin(write(state, Message::Ping(Bytes::new()))).await {
                     myself.stop(Some("ping failed".into()));
                 }
             }
-            ConnMsg::Close(code, why) => close_with(&myself, state, code, why).await,
+            ConnMsg::Close(code, why) => Box::pin(close_with(&myself, state, code, why)).await,
             ConnMsg::Gone => myself.stop(None),
         }
         Ok(())
@@ -263,18 +347,53 @@ impl Actor for ConnectionActor {
 
 /// Writes one frame within [`WRITE_TIMEOUT`]; `false` when the connection is unusable.
 async fn write(state: &mut ConnState, message: Message) -> bool {
+    let mut sink = state.handle.sink.lock().await;
+    write_locked(&mut sink, message).await
+}
+
+/// Writes a frame the hub queued (`Some`), or finishes writing the one it started (`None`),
+/// then takes it off the pending count while still holding the write lock; `false` when the
+/// connection is unusable. A queued frame for a closing connection is dropped.
+async fn write_queued(state: &mut ConnState, frame: Option<Bytes>) -> bool {
+    let handle = &state.handle;
+    let mut sink = handle.sink.lock().await;
+    let ok = match frame {
+        None => matches!(
+            tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await,
+            Ok(Ok(()))
+        ),
+        Some(_) if state.closed || handle.closing.load(Ordering::Acquire) => true,
+        Some(frame) => match text_message(frame) {
+            Some(message) => write_locked(&mut sink, message).await,
+            None => true,
+        },
+    };
+    handle.pending.fetch_sub(1, Ordering::AcqRel);
+    ok
+}
+
+/// [`write`] for a caller that holds the write lock.
+async fn write_locked(sink: &mut SplitSink<WebSocket, Message>, message: Message) -> bool {
     matches!(
-        tokio::time::timeout(WRITE_TIMEOUT, state.sink.send(message)).await,
+        tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await,
         Ok(Ok(()))
     )
 }
 
 async fn send_text(state: &mut ConnState, frame: Bytes) -> bool {
+    match text_message(frame) {
+        Some(message) => write(state, message).await,
+        None => true,
+    }
+}
+
+/// A frame for the client as a text message; `None` (logged: a bug) if it is not UTF-8.
+fn text_message(frame: Bytes) -> Option<Message> {
     match Utf8Bytes::try_from(frame) {
-        Ok(text) => write(state, Message::Text(text)).await,
+        Ok(text) => Some(Message::Text(text)),
         Err(_) => {
             tracing::error!("a frame for a client was not UTF-8; dropped");
-            true
+            None
         }
     }
 }
@@ -429,6 +548,74 @@ mod tests {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     use super::*;
+
+    /// A sink whose readiness and flush are set by the test.
+    #[derive(Default)]
+    struct Scripted {
+        busy: bool,
+        unflushed: bool,
+        broken: bool,
+        taken: Vec<Message>,
+    }
+
+    impl Sink<Message> for Scripted {
+        type Error = ();
+
+        fn poll_ready(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            if self.busy {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        fn start_send(mut self: std::pin::Pin<&mut Self>, item: Message) -> Result<(), ()> {
+            if self.broken {
+                return Err(());
+            }
+            self.taken.push(item);
+            Ok(())
+        }
+
+        fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            if self.unflushed {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        }
+
+        fn poll_close(self: std::pin::Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn text(s: &'static str) -> Message {
+        Message::Text(Utf8Bytes::from_static(s))
+    }
+
+    #[test]
+    fn a_direct_write_takes_the_frame_only_when_the_sink_is_ready() {
+        let mut sink = Scripted::default();
+        assert_eq!(write_now(&mut sink, text("a")), Now::Written);
+        sink.unflushed = true;
+        assert_eq!(write_now(&mut sink, text("b")), Now::Unflushed);
+        assert_eq!(sink.taken.len(), 2, "an unflushed frame is still taken");
+        sink.busy = true;
+        assert_eq!(write_now(&mut sink, text("c")), Now::Busy);
+        assert_eq!(sink.taken.len(), 2, "a busy sink takes nothing");
+        let mut broken = Scripted {
+            broken: true,
+            ..Scripted::default()
+        };
+        assert_eq!(write_now(&mut broken, text("d")), Now::Failed);
+        let taken: Vec<_> = sink
+            .taken
+            .iter()
+            .map(|m| m.to_text().unwrap().to_string())
+            .collect();
+        assert_eq!(taken, ["a", "b"]);
+    }
 
     #[test]
     fn a_connection_lives_until_its_node_refuses_the_token() {
