@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PROFILE=${PROFILE:-release}
-IDLE=${IDLE:-19000}
+IDLE=${IDLE:-19950}
 RATE=${RATE:-1000}
 SECS=${SECS:-10}
 BCAST=${BCAST:-20000}
