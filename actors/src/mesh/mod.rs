@@ -55,6 +55,10 @@ pub struct Settings {
     pub policy: backoff::Policy,
 }
 
+/// This node's pool of each service, by service name. Looked up on every call; the names
+/// are the runtime's own, so the map hashes with foldhash ([`crate::metrics::LabelMap`]).
+pub type Pools = crate::metrics::LabelMap<&'static str, Arc<Pool>>;
+
 /// Facts about this node that services (the system service) read at run time.
 pub struct NodeInfo {
     /// Node name.
@@ -63,7 +67,7 @@ pub struct NodeInfo {
     pub incarnation: u64,
     /// When the node started.
     pub started: Instant,
-    pools: OnceLock<Arc<HashMap<&'static str, Arc<Pool>>>>,
+    pools: OnceLock<Arc<Pools>>,
     router: OnceLock<Router>,
 }
 
@@ -122,7 +126,7 @@ impl Mesh {
     ) -> anyhow::Result<Mesh> {
         crate::metrics::describe();
         let node = settings.membership.node.clone();
-        let pools: HashMap<&'static str, Arc<Pool>> = services
+        let pools: Pools = services
             .into_iter()
             .map(|s| {
                 let name = s.name();

@@ -9,7 +9,6 @@
 //! Every call has a deadline. Ops the service marks idempotent are retried on another
 //! member after an `unavailable` failure, until the deadline; others are tried once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use troupe_proto::mesh::{Caller, Envelope};
 
 use super::endpoint::{self, EndpointMsg};
 use super::pool::Pool;
-use super::{placement, MeshError, Request};
+use super::{placement, MeshError, Pools, Request};
 
 /// Where a call should go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,7 +107,7 @@ enum Hop {
 #[derive(Clone)]
 pub struct Router {
     node: Arc<str>,
-    pools: Arc<HashMap<&'static str, Arc<Pool>>>,
+    pools: Arc<Pools>,
     default_timeout: Duration,
     members: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
 }
@@ -121,7 +120,7 @@ impl Router {
     /// to (itself included), kept current by the membership actor.
     pub fn new(
         node: Arc<str>,
-        pools: Arc<HashMap<&'static str, Arc<Pool>>>,
+        pools: Arc<Pools>,
         default_timeout: Duration,
         members: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
     ) -> Self {

@@ -1,16 +1,20 @@
 //! The cross-cutting layer: request metrics, and JSON error bodies for every failure
 //! (including the router's own 404/405 and the body limit's 413).
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use troupe_actors::mesh::MeshError;
-use troupe_actors::metrics::{record, HandleMap};
+use troupe_actors::metrics::{record, HandleMap, LabelMap};
 
 use super::error::{body, from_status};
 use super::request_id::REQUEST_ID;
@@ -18,18 +22,94 @@ use super::request_id::REQUEST_ID;
 thread_local! {
     /// Per route (looked up by `&str`, so no key is allocated), then per method and status.
     static HTTP_METRICS: std::cell::RefCell<
-        std::collections::HashMap<String, HandleMap<(&'static str, &'static str)>>,
+        LabelMap<String, HandleMap<(&'static str, &'static str)>>,
     > = Default::default();
 }
 
 /// The one cross-cutting layer: records request metrics by route, method and status, and
 /// gives every error response the JSON form of the API contract, with the request id.
-pub async fn observe(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = method_label(req.method());
-    let rid = req.headers().get(REQUEST_ID).cloned();
-    let resp = next.run(req).await;
+///
+/// A plain tower layer rather than `axum::middleware::from_fn`, which clones and boxes the
+/// inner service and boxes its future on every request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ObserveLayer;
+
+impl<S> tower::Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe { inner }
+    }
+}
+
+/// The service of [`ObserveLayer`].
+#[derive(Clone, Debug)]
+pub struct Observe<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for Observe<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Observed<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let seen = Seen {
+            started: Instant::now(),
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            method: method_label(req.method()),
+            rid: req.headers().get(REQUEST_ID).cloned(),
+        };
+        Observed {
+            inner: self.inner.call(req),
+            seen: Some(seen),
+        }
+    }
+}
+
+/// What [`Observe`] notes of a request before running it.
+struct Seen {
+    started: Instant,
+    route: Option<MatchedPath>,
+    method: &'static str,
+    rid: Option<HeaderValue>,
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Observe`]: the inner response, then [`finish`].
+    pub struct Observed<F> {
+        #[pin]
+        inner: F,
+        seen: Option<Seen>,
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for Observed<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(resp) = ready!(this.inner.poll(cx));
+        let seen = this.seen.take().expect("Observed polled after completion");
+        Poll::Ready(Ok(finish(resp, seen)))
+    }
+}
+
+/// Records the metrics of a finished request and turns an error response into JSON.
+fn finish(resp: Response, seen: Seen) -> Response {
+    let Seen {
+        started,
+        route,
+        method,
+        rid,
+    } = seen;
     let status = resp.status();
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     let status_label = status_label(status);

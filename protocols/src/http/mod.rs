@@ -243,7 +243,7 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
-    router.layer(axum::middleware::from_fn(middleware::observe))
+    router.layer(middleware::ObserveLayer)
 }
 
 /// The node's HTTP service: [`router`] inside the `x-request-id` layers.
@@ -252,7 +252,7 @@ pub type Service = SetRequestId<PropagateRequestId<Router>, MakeRequestUuid>;
 /// The full HTTP application of a node, ready to serve: the request-id layers wrap the
 /// router once, outside it. (`Router::layer` would wrap every route in them, each as one
 /// more boxed service cloned and called per request; the router's own per-route layers are
-/// only those that need the matched route or must answer inside `observe`.)
+/// only those that need the matched route or must answer inside [`middleware::ObserveLayer`].)
 pub fn service(state: AppState) -> Service {
     tower::ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(
