@@ -24,29 +24,7 @@ cargo build --release --quiet --bin troupe --example bare_axum
 
 start_bare
 
-declare -A CL HTTP GRPC
-for n in n1 n2; do CL[$n]=$(free_port); HTTP[$n]=$(free_port); GRPC[$n]=$(free_port); done
-cat > "$WORK/cluster.toml" <<TOML
-data_dir = "$WORK/data"
-[cluster]
-cookie = "bench-cookie-0123456789"
-[admin]
-token = "$TOKEN"
-[auth]
-keys = ["bench:bench-signing-key-0123456789abcdef0123"]
-[log]
-level = "warn"
-[[nodes]]
-name = "n1"
-cluster_addr = "127.0.0.1:${CL[n1]}"
-http_addr = "127.0.0.1:${HTTP[n1]}"
-grpc_addr = "127.0.0.1:${GRPC[n1]}"
-[[nodes]]
-name = "n2"
-cluster_addr = "127.0.0.1:${CL[n2]}"
-http_addr = "127.0.0.1:${HTTP[n2]}"
-grpc_addr = "127.0.0.1:${GRPC[n2]}"
-TOML
+write_config "$WORK/cluster.toml" n1 n2
 for n in n1 n2; do
   $BIN node --config "$WORK/cluster.toml" --name $n > "$WORK/$n.log" 2>&1 &
   PIDS+=($!)

@@ -62,22 +62,8 @@ measure() {
 PORT=$(free_port) URL_PATH=/health
 BARE=$(measure target/release/examples/bare_axum "127.0.0.1:$PORT")
 
-PORT=$(free_port) URL_PATH=/ping
-cat > "$WORK/node.toml" <<TOML
-data_dir = "$WORK/data"
-[cluster]
-cookie = "bench-cookie-0123456789"
-seeds = []
-[auth]
-keys = ["bench:bench-signing-key-0123456789abcdef0123"]
-[log]
-level = "warn"
-[[nodes]]
-name = "n1"
-cluster_addr = "127.0.0.1:$(free_port)"
-http_addr = "127.0.0.1:$PORT"
-grpc_addr = "127.0.0.1:$(free_port)"
-TOML
+write_config "$WORK/node.toml" n1
+PORT=${HTTP[n1]} URL_PATH=/ping
 PING=$(measure "$BIN" node --config "$WORK/node.toml" --name n1)
 
 echo "## Instructions per request (callgrind, $N requests on one keep-alive connection)"

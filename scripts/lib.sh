@@ -19,3 +19,25 @@ start_bare() {
   target/release/examples/bare_axum "127.0.0.1:$BASE_PORT" > "$WORK/bare.log" 2>&1 &
   PIDS+=($!)
 }
+
+# Writes a config for the nodes named "$@" to file $1 (data in $WORK, the bench cookie, admin
+# token and signing key, warn-level logs) and sets their free ports in CL, HTTP and GRPC.
+declare -A CL HTTP GRPC
+write_config() {
+  local file=$1 n
+  shift
+  {
+    echo "data_dir = \"$WORK/data\""
+    echo '[cluster]'; echo 'cookie = "bench-cookie-0123456789"'
+    echo '[admin]'; echo "token = \"$TOKEN\""
+    echo '[auth]'; echo 'keys = ["bench:bench-signing-key-0123456789abcdef0123"]'
+    echo '[log]'; echo 'level = "warn"'
+    for n in "$@"; do
+      CL[$n]=$(free_port); HTTP[$n]=$(free_port); GRPC[$n]=$(free_port)
+      echo '[[nodes]]'; echo "name = \"$n\""
+      echo "cluster_addr = \"127.0.0.1:${CL[$n]}\""
+      echo "http_addr = \"127.0.0.1:${HTTP[$n]}\""
+      echo "grpc_addr = \"127.0.0.1:${GRPC[$n]}\""
+    done
+  } > "$file"
+}
