@@ -44,31 +44,13 @@ TONIC_PORT=$(free_port)
 $DIR/examples/bare_tonic "127.0.0.1:$TONIC_PORT" > "$WORK/bare_tonic.log" 2>&1 &
 PIDS+=($!)
 
-CL=$(free_port); HTTP=$(free_port); GRPC=$(free_port)
-cat > "$WORK/cluster.toml" <<TOML
-data_dir = "$WORK/data"
-[cluster]
-cookie = "bench-cookie-0123456789"
-[admin]
-token = "$TOKEN"
-[auth]
-keys = ["bench:bench-signing-key-0123456789abcdef0123"]
-pbkdf2_iterations = 1000
+AUTH_EXTRA='pbkdf2_iterations = 1000
 login_per_account_per_minute = 100000000
-login_per_ip_per_minute = 100000000
-[images]
-max_bytes = 4194304
-[log]
-level = "warn"
-[[nodes]]
-name = "n1"
-cluster_addr = "127.0.0.1:$CL"
-http_addr = "127.0.0.1:$HTTP"
-grpc_addr = "127.0.0.1:$GRPC"
-TOML
+login_per_ip_per_minute = 100000000' EXTRA='[images]
+max_bytes = 4194304' write_config "$WORK/cluster.toml" n1
 $BIN node --config "$WORK/cluster.toml" --name n1 > "$WORK/n1.log" 2>&1 &
 PIDS+=($!)
-N1="http://127.0.0.1:$HTTP"
+N1="http://127.0.0.1:${HTTP[n1]}"
 for _ in $(seq 200); do curl -sf "$N1/health" > /dev/null && break; sleep 0.1; done
 curl -sf "$N1/health" > /dev/null || { echo "node did not start"; cat "$WORK"/*.log; exit 1; }
 
@@ -88,11 +70,11 @@ echo
 echo "| what | requests/s | p99 ms | ratio |"
 echo "|---|---|---|---|"
 BARE=$($LOAD validate "127.0.0.1:$TONIC_PORT" x "$DURATION" "$GRPC_CONC" "$GRPC_CONNS")
-NODE=$($LOAD validate "127.0.0.1:$GRPC" "$ACCESS" "$DURATION" "$GRPC_CONC" "$GRPC_CONNS")
+NODE=$($LOAD validate "127.0.0.1:${GRPC[n1]}" "$ACCESS" "$DURATION" "$GRPC_CONC" "$GRPC_CONNS")
 echo "| bare tonic, trivial ValidateToken | $(field "$BARE" rps) | $(field "$BARE" p99_ms) | 1.00 |"
 echo "| node TokenService/ValidateToken (errors: $(field "$NODE" errors)) | $(field "$NODE" rps) | $(field "$NODE" p99_ms) | $(ratio "$(field "$NODE" rps)" "$(field "$BARE" rps)") |"
 echo
-UP=$($LOAD upload "127.0.0.1:$GRPC" "$ACCESS" "$DURATION" "$UPLOAD_CONC" 2 1048576)
+UP=$($LOAD upload "127.0.0.1:${GRPC[n1]}" "$ACCESS" "$DURATION" "$UPLOAD_CONC" 2 1048576)
 echo "| what | uploads/s | MB/s | p99 ms |"
 echo "|---|---|---|---|"
 echo "| UploadImage, 1 MiB PNG in 64 KiB chunks, $UPLOAD_CONC in flight (errors: $(field "$UP" errors)) | $(field "$UP" rps) | $(field "$UP" mb_per_s) | $(field "$UP" p99_ms) |"

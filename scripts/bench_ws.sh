@@ -40,22 +40,11 @@ else
   BIN=target/debug/troupe; DRIVER=target/debug/examples/ws_bench
 fi
 
-declare -A CL HTTP GRPC
-for n in n1 n2 n3; do CL[$n]=$(free_port); HTTP[$n]=$(free_port); GRPC[$n]=$(free_port); done
-{
-  echo "data_dir = \"$WORK/data\""
-  echo '[cluster]'; echo 'cookie = "bench-cookie-0123456789"'
-  echo '[admin]'; echo "token = \"$TOKEN\""
-  echo '[auth]'; echo 'keys = ["bench:bench-signing-key-0123456789abcdef0123"]'
-  echo 'pbkdf2_iterations = 1000'
-  echo 'login_per_account_per_minute = 100000000'; echo 'login_per_ip_per_minute = 100000000'
-  echo '[ws]'; echo 'ping_interval_s = 30'; echo 'idle_timeout_s = 300'
-  echo '[log]'; echo 'level = "warn"'
-  for n in n1 n2 n3; do
-    echo '[[nodes]]'; echo "name = \"$n\""
-    echo "cluster_addr = \"127.0.0.1:${CL[$n]}\""; echo "http_addr = \"127.0.0.1:${HTTP[$n]}\""; echo "grpc_addr = \"127.0.0.1:${GRPC[$n]}\""
-  done
-} > "$WORK/cluster.toml"
+AUTH_EXTRA='pbkdf2_iterations = 1000
+login_per_account_per_minute = 100000000
+login_per_ip_per_minute = 100000000' EXTRA='[ws]
+ping_interval_s = 30
+idle_timeout_s = 300' write_config "$WORK/cluster.toml" n1 n2 n3
 declare -A PID URL
 for n in n1 n2 n3; do
   $BIN node --config "$WORK/cluster.toml" --name $n > "$WORK/$n.log" 2>&1 &

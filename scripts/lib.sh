@@ -20,20 +20,24 @@ start_bare() {
   PIDS+=($!)
 }
 
-# Writes a config for the nodes named "$@" to file $1 (data in $WORK, the bench cookie, admin
-# token and signing key, warn-level logs) and sets their free ports in CL, HTTP and GRPC.
+# Writes a config for the nodes named after $1 to file $1 and gives each node free ports in
+# CL, HTTP and GRPC (kept when the node has them already, so several configs can name the
+# same node). Each config file gets its own data directory, the bench cookie, admin token and
+# signing key, and warn-level logs; AUTH_EXTRA adds lines to [auth], EXTRA adds whole tables.
 declare -A CL HTTP GRPC
 write_config() {
   local file=$1 n
   shift
   {
-    echo "data_dir = \"$WORK/data\""
+    echo "data_dir = \"$WORK/data-$(basename "$file" .toml)\""
     echo '[cluster]'; echo 'cookie = "bench-cookie-0123456789"'
     echo '[admin]'; echo "token = \"$TOKEN\""
     echo '[auth]'; echo 'keys = ["bench:bench-signing-key-0123456789abcdef0123"]'
+    [ -z "${AUTH_EXTRA:-}" ] || echo "$AUTH_EXTRA"
     echo '[log]'; echo 'level = "warn"'
+    [ -z "${EXTRA:-}" ] || echo "$EXTRA"
     for n in "$@"; do
-      CL[$n]=$(free_port); HTTP[$n]=$(free_port); GRPC[$n]=$(free_port)
+      [ -n "${CL[$n]:-}" ] || { CL[$n]=$(free_port); HTTP[$n]=$(free_port); GRPC[$n]=$(free_port); }
       echo '[[nodes]]'; echo "name = \"$n\""
       echo "cluster_addr = \"127.0.0.1:${CL[$n]}\""
       echo "http_addr = \"127.0.0.1:${HTTP[$n]}\""
