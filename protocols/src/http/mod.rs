@@ -48,7 +48,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestId, PropagateRequestIdLayer, SetRequestId, SetRequestIdLayer,
+    PropagateRequestId, PropagateRequestIdLayer, SetRequestId, SetRequestIdLayer,
 };
 use troupe_actors::mesh::Mesh;
 
@@ -247,7 +247,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The node's HTTP service: [`router`] inside the `x-request-id` layers.
-pub type Service = SetRequestId<PropagateRequestId<Router>, MakeRequestUuid>;
+pub type Service = SetRequestId<PropagateRequestId<Router>, request_id::MakeRequestUuid>;
 
 /// The full HTTP application of a node, ready to serve: the request-id layers wrap the
 /// router once, outside it. (`Router::layer` would wrap every route in them, each as one
@@ -257,7 +257,7 @@ pub fn service(state: AppState) -> Service {
     tower::ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(
             request_id::REQUEST_ID,
-            MakeRequestUuid,
+            request_id::MakeRequestUuid,
         ))
         .layer(PropagateRequestIdLayer::new(request_id::REQUEST_ID))
         .service(router(state))
