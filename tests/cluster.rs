@@ -623,6 +623,20 @@ fn mesh_bench_measures_calls_between_nodes_and_refuses_bad_input() {
     assert_eq!(v["errors"], 0);
     assert!(v["calls_per_sec"].as_f64().unwrap() > 0.0);
     assert!(v["p50_us"].as_u64().unwrap() <= v["p99_us"].as_u64().unwrap());
+    // Paced: timed from each call's scheduled start and from its actual start, which can
+    // only be later, so no percentile of the second exceeds the first.
+    let (status, v) = post(
+        &url,
+        &json!({"node": "n2", "calls": 300, "rate": 1000.0}),
+        Some(ADMIN_TOKEN),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["errors"], 0);
+    for p in ["p50_us", "p99_us", "p999_us", "max_us"] {
+        let (scheduled, sent) = (v[p].as_u64().unwrap(), v["from_send"][p].as_u64().unwrap());
+        assert!(sent > 0 && sent <= scheduled, "{p}: {v}");
+    }
     for bad in [
         json!({"calls": 0}),
         json!({"calls": 10, "concurrency": 0}),
