@@ -663,3 +663,94 @@ fn raw_http(addr: std::net::SocketAddr, request: &[u8]) -> String {
     let _ = stream.read_to_end(&mut answer);
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+/// Each node's counts as `/health/cluster` on `observer` reports them:
+/// name -> (HTTP requests answered, WebSocket connections, live session actors).
+fn node_counts(observer: &Node) -> std::collections::BTreeMap<String, (u64, u64, u64)> {
+    let (status, v) = get(&observer.url("/health/cluster"), None).unwrap();
+    assert_eq!(status, 200, "{v}");
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let count = |k: &str| n[k].as_u64().unwrap_or_else(|| panic!("{k} in {n}"));
+            (
+                n["node"].as_str().unwrap().to_string(),
+                (
+                    count("http_requests"),
+                    count("ws_connections"),
+                    count("live_sessions"),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dashboard_page_and_the_counts_it_draws() {
+    let c = Cluster::start("dashboard", Options::default());
+    let (n1, n2) = (c.node("n1"), c.node("n2"));
+
+    // The page: HTML with no outside assets, drawing the JSON any client can read.
+    let mut resp = get_raw(&n1.url("/dashboard"), &[]);
+    assert_eq!(resp.status(), 200);
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(header("content-type").starts_with("text/html"));
+    assert!(header("content-security-policy").contains("connect-src 'self'"));
+    let html = resp.body_mut().read_to_string().unwrap();
+    for path in [
+        "/cluster",
+        "/health/cluster",
+        "/admin/actors",
+        "/connections",
+    ] {
+        assert!(
+            html.contains(&format!("\"{path}\"")),
+            "the page polls {path}"
+        );
+    }
+    assert!(!html.contains("http://") && !html.contains("https://"));
+
+    // The counts it draws, gathered from every node.
+    let before = node_counts(n1);
+    assert_eq!(before.len(), 3);
+    for _ in 0..7 {
+        assert_eq!(get(&n2.url("/ping"), None).unwrap().0, 200);
+    }
+    let user = new_user(n1, n2, "dash");
+    // The session's actor is activated on its home node when the session is read.
+    let (status, v) = get(&n1.url("/api/sessions/verify"), Some(&user.access)).unwrap();
+    assert_eq!(status, 200, "{v}");
+    let (ws, _) = tungstenite::connect(format!(
+        "ws://{}/ws/{}?token={}",
+        n2.addrs.http, user.id, user.access
+    ))
+    .expect("websocket");
+    // The hub registers the connection just after the handshake.
+    assert!(wait_until(Duration::from_secs(5), || node_counts(n1)["n2"]
+        .1
+        == 1));
+    let after = node_counts(n1);
+    // n2 answered the seven pings and the login at least.
+    assert!(
+        after["n2"].0 >= before["n2"].0 + 8,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(after["n2"].1, 1, "one WebSocket open on n2: {after:?}");
+    assert_eq!(after["n1"].1 + after["n3"].1, 0, "{after:?}");
+    let live = |m: &std::collections::BTreeMap<String, (u64, u64, u64)>| {
+        m.values().map(|c| c.2).sum::<u64>()
+    };
+    assert_eq!(live(&after), live(&before) + 1, "{before:?} -> {after:?}");
+    drop(ws);
+    assert!(wait_until(Duration::from_secs(5), || node_counts(n1)["n2"]
+        .1
+        == 0));
+}

@@ -1,4 +1,7 @@
-//! Names of the metrics the runtime records (the node serves them on `/metrics`).
+//! Names of the metrics the runtime records (the node serves them on `/metrics`), and the
+//! counters `/health` reads back.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Mesh calls by service, op, hop (`local`/`remote`) and result code.
 pub const MESH_CALLS: &str = "troupe_mesh_calls_total";
@@ -39,6 +42,57 @@ pub fn describe() {
     );
 }
 
+/// HTTP requests this node has answered, every route and status: `/health` and `/dashboard`
+/// report it (a request rate is the difference of two readings).
+pub static HTTP_REQUESTS: Striped = Striped::new();
+
+/// Number of slots of a [`Striped`] counter.
+const STRIPES: usize = 16;
+
+/// Hands each thread the slot it adds to in every [`Striped`] counter.
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+}
+
+/// A counter that many threads add to without sharing a cache line on every add: each
+/// thread adds to its own padded slot, and a reading sums the slots. For counts taken on
+/// every request and read rarely.
+pub struct Striped {
+    slots: [Slot; STRIPES],
+}
+
+/// One cache-line-aligned slot of a [`Striped`] counter.
+#[repr(align(128))]
+struct Slot(AtomicU64);
+
+impl Striped {
+    /// A counter at zero.
+    pub const fn new() -> Self {
+        Self {
+            slots: [const { Slot(AtomicU64::new(0)) }; STRIPES],
+        }
+    }
+
+    /// Adds one.
+    pub fn increment(&self) {
+        let stripe = STRIPE.with(|s| *s);
+        self.slots[stripe].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The total so far.
+    pub fn get(&self) -> u64 {
+        self.slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
+impl Default for Striped {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A map keyed by the runtime's own labels (service, op and route names, status codes):
 /// never by client input, so it hashes with foldhash instead of the DoS-resistant but
 /// slower SipHash (which cost about 150 instructions per `&str` on every request).
@@ -65,6 +119,19 @@ pub fn record<K: std::hash::Hash + Eq>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_striped_counter_sums_the_adds_of_every_thread() {
+        let counter = std::sync::Arc::new(Striped::new());
+        let threads: Vec<_> = (0..20)
+            .map(|_| {
+                let c = counter.clone();
+                std::thread::spawn(move || (0..1000).for_each(|_| c.increment()))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(counter.get(), 20_000);
+    }
 
     #[test]
     fn handles_are_registered_once_per_key_and_thread() {

@@ -45,7 +45,7 @@ pub mod frames;
 pub mod messages;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -122,7 +122,6 @@ pub struct ConnectionHub {
     by_user: RwLock<HashMap<String, Vec<Arc<Connection>>>>,
     /// Users other nodes hold, by node: user id -> username (from notes and pulls).
     remote: RwLock<HashMap<String, HashMap<String, String>>>,
-    count: AtomicUsize,
     next: AtomicU64,
 }
 
@@ -133,7 +132,6 @@ impl ConnectionHub {
             info,
             by_user: RwLock::new(HashMap::new()),
             remote: RwLock::new(HashMap::new()),
-            count: AtomicUsize::new(0),
             next: AtomicU64::new(1),
         });
         tokio::spawn(sweep(Arc::downgrade(&hub), revocations));
@@ -148,7 +146,7 @@ impl ConnectionHub {
 
     /// Open connections on this node.
     pub fn len(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+        self.info.ws_connections.load(Ordering::Relaxed)
     }
 
     /// Whether there is none.
@@ -164,7 +162,7 @@ impl ConnectionHub {
             list.push(conn.clone());
             list.len() == 1
         };
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.info.ws_connections.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(crate::metrics::WS_CONNECTIONS).set(self.len() as f64);
         if first {
             tokio::spawn(announce(
@@ -202,7 +200,7 @@ impl ConnectionHub {
         if !removed {
             return;
         }
-        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.info.ws_connections.fetch_sub(1, Ordering::Relaxed);
         metrics::gauge!(crate::metrics::WS_CONNECTIONS).set(self.len() as f64);
         if last {
             let info = self.info.clone();

@@ -67,6 +67,8 @@ pub struct NodeInfo {
     pub incarnation: u64,
     /// When the node started.
     pub started: Instant,
+    /// Open WebSocket connections on this node (kept by the connection hub).
+    pub ws_connections: std::sync::atomic::AtomicUsize,
     pools: OnceLock<Arc<Pools>>,
     router: OnceLock<Router>,
 }
@@ -78,6 +80,7 @@ impl NodeInfo {
             node,
             incarnation,
             started: Instant::now(),
+            ws_connections: Default::default(),
             pools: OnceLock::new(),
             router: OnceLock::new(),
         })

@@ -1,5 +1,19 @@
 //! Requests and replies of the `sessions` service (prost-encoded in the mesh envelope).
 
+/// Reply of `stats`: the session actors of one node.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HostCounts {
+    /// Session actors running now.
+    #[prost(uint64, tag = "1")]
+    pub active: u64,
+    /// Activations since the node started.
+    #[prost(uint64, tag = "2")]
+    pub activations: u64,
+    /// Passivations since the node started.
+    #[prost(uint64, tag = "3")]
+    pub passivations: u64,
+}
+
 /// One login session as callers see it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SessionInfo {

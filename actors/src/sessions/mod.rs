@@ -30,7 +30,7 @@ use crate::store::time::{now_ms, rfc3339_millis};
 use crate::store::Store;
 
 use entity::{SessionEntity, SessionReq};
-use messages::{ByUser, Revoked, SessionInfo, SessionList, Start, Touch};
+use messages::{ByUser, HostCounts, Revoked, SessionInfo, SessionList, Start, Touch};
 
 /// Service name.
 pub const NAME: &str = "sessions";
@@ -51,6 +51,8 @@ pub mod ops {
     pub const REVOKE_USER: &str = "revoke_user";
     /// Record revocations broadcast by another node (node-targeted).
     pub const NOTE_REVOKED: &str = "note_revoked";
+    /// This node's session actors: how many are live (node-targeted; for `/dashboard`).
+    pub const STATS: &str = "stats";
 }
 
 /// Idle session actors are passivated after this long (their state is in the store).
@@ -143,6 +145,17 @@ impl Sessions {
         tracing::warn!("session host was down, restarted it");
         *self.host.lock().expect("host lock") = fresh.clone();
         Ok(fresh)
+    }
+
+    async fn host_counts(&self) -> Result<HostCounts, MeshError> {
+        let host = self.host().await?;
+        let stats = ractor::call!(host, EntityHostMsg::Stats)
+            .map_err(|e| MeshError::unavailable(format!("session host: {e}")))?;
+        Ok(HostCounts {
+            active: stats.active as u64,
+            activations: stats.activations,
+            passivations: stats.passivations,
+        })
     }
 
     async fn entity(&self, req: &Request, op: SessionReq) -> Result<store::Row, MeshError> {
@@ -348,6 +361,7 @@ impl Service for Sessions {
             Op::idempotent(ops::LIST),
             Op::idempotent(ops::REVOKE_USER),
             Op::idempotent(ops::NOTE_REVOKED),
+            Op::idempotent(ops::STATS),
         ];
         OPS
     }
@@ -374,6 +388,7 @@ impl Service for Sessions {
                     }))
                 }
                 ops::REVOKE_USER => Ok(encode(&self.revoke_user(&req).await?)),
+                ops::STATS => Ok(encode(&self.host_counts().await?)),
                 ops::NOTE_REVOKED => {
                     let note = Revoked::decode(req.payload.clone())?;
                     for (i, id) in note.ids.into_iter().enumerate() {

@@ -47,6 +47,10 @@ pub fn report(info: &NodeInfo) -> NodeHealth {
         uptime_ms: info.started.elapsed().as_millis() as u64,
         version: env!("CARGO_PKG_VERSION").to_string(),
         services,
+        http_requests: crate::metrics::HTTP_REQUESTS.get(),
+        ws_connections: info
+            .ws_connections
+            .load(std::sync::atomic::Ordering::Relaxed) as u32,
     }
 }
 

@@ -1,5 +1,5 @@
-//! `GET /health` (this node) and `GET /health/cluster` (every node's health gathered
-//! through the mesh).
+//! `GET /health` (this node) and `GET /health/cluster` (every node's health, with its
+//! count of live session actors, gathered through the mesh; `/dashboard` draws it).
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 use troupe_actors::mesh::{Call, MemberState, Target};
+use troupe_actors::sessions::{self, messages::HostCounts};
 use troupe_actors::system::{health, SYSTEM};
 use troupe_proto::mesh::NodeHealth;
 
@@ -32,6 +33,8 @@ fn node_json(h: &NodeHealth) -> Value {
         "incarnation": h.incarnation,
         "uptime_ms": h.uptime_ms,
         "version": h.version,
+        "http_requests": h.http_requests,
+        "ws_connections": h.ws_connections,
         "services": h.services.iter().map(|s| json!({
             "name": s.name,
             "status": s.status,
@@ -54,17 +57,27 @@ pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCod
         .map(|m| {
             let state = state.clone();
             let name = m.name.clone();
-            let call = Call::new(SYSTEM, health::OP)
-                .to(Target::Node(name.clone()))
-                .request_id(rid.clone())
-                .timeout(Duration::from_secs(1));
-            async move { (name, ask::<NodeHealth>(&state, call).await) }
+            let call = |service, op| {
+                Call::new(service, op)
+                    .to(Target::Node(name.clone()))
+                    .request_id(rid.clone())
+                    .timeout(Duration::from_secs(1))
+            };
+            let health = call(SYSTEM, health::OP);
+            let sessions = call(sessions::NAME, sessions::ops::STATS);
+            async move {
+                let (health, sessions) = tokio::join!(
+                    ask::<NodeHealth>(&state, health),
+                    ask::<HostCounts>(&state, sessions)
+                );
+                (name, health, sessions.ok())
+            }
         });
     let answers = futures_join_all(asks).await;
     let mut nodes = Vec::new();
     let mut services: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
     let mut all_ok = true;
-    for (name, answer) in answers {
+    for (name, answer, sessions) in answers {
         match answer {
             Ok(h) => {
                 all_ok &= h.status == "ok";
@@ -75,7 +88,11 @@ pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCod
                         e.0 += 1;
                     }
                 }
-                nodes.push(node_json(&h));
+                let mut node = node_json(&h);
+                if let Some(s) = sessions {
+                    node["live_sessions"] = s.active.into();
+                }
+                nodes.push(node);
             }
             Err(e) => {
                 all_ok = false;

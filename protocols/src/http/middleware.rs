@@ -114,6 +114,7 @@ fn finish(resp: Response, seen: Seen) -> Response {
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     let status_label = status_label(status);
     let seconds = started.elapsed().as_secs_f64();
+    troupe_actors::metrics::HTTP_REQUESTS.increment();
     HTTP_METRICS.with_borrow_mut(|routes| {
         let per_route = match routes.get_mut(route) {
             Some(m) => m,

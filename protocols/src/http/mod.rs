@@ -11,8 +11,8 @@
 //! - [`json`]: a JSON body extractor whose rejections are API errors.
 //! - [`object`]: reading a JSON object body field by field.
 //! - [`tasks`], [`todos`]: tasks and todo lists.
-//! - [`health`], [`cluster`], [`ping`], [`metrics`], [`admin`], [`bench`]: one file per
-//!   route family.
+//! - [`health`], [`cluster`], [`ping`], [`metrics`], [`dashboard`], [`admin`], [`bench`]: one
+//!   file per route family.
 
 pub mod account;
 pub mod admin;
@@ -21,6 +21,7 @@ pub mod bench;
 pub mod chat;
 pub mod cluster;
 pub mod codes;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod health;
@@ -116,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/cluster", get(cluster::view))
         .route("/ping", get(ping::ping))
         .route("/metrics", get(metrics::render))
+        .route("/dashboard", get(dashboard::page))
         .route("/admin/actors", get(admin::actors))
         .route("/admin/chaos/kill", post(admin::kill))
         .route("/admin/mesh/bench", post(bench::run))

@@ -1,0 +1,29 @@
+//! `GET /dashboard`: a live page of the cluster, public like `/cluster` and
+//! `/health/cluster` that it polls every two seconds: nodes with their state, incarnation,
+//! uptime, HTTP request rate, WebSocket connections and live session actors, and each
+//! service's workers per node. Given the admin token (kept in the browser tab), it also
+//! lists the worker actors (`/admin/actors`) and the open connections (`/connections`).
+//! The page is one static file with no outside assets: it reads the same JSON any client
+//! can, so it shows nothing a client could not ask for itself.
+
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY};
+use axum::response::{Html, IntoResponse};
+
+/// The page.
+const PAGE: &str = include_str!("dashboard.html");
+
+/// The handler.
+pub async fn page() -> impl IntoResponse {
+    (
+        [
+            (CACHE_CONTROL, "no-cache"),
+            // Its own inline script and style, and requests to this node only.
+            (
+                CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'",
+            ),
+        ],
+        Html(PAGE),
+    )
+}
