@@ -623,6 +623,10 @@ fn mesh_bench_measures_calls_between_nodes_and_refuses_bad_input() {
     assert_eq!(v["errors"], 0);
     assert!(v["calls_per_sec"].as_f64().unwrap() > 0.0);
     assert!(v["p50_us"].as_u64().unwrap() <= v["p99_us"].as_u64().unwrap());
+    assert!(
+        v.get("from_send").is_none(),
+        "unpaced calls start when scheduled: {v}"
+    );
     // Paced: timed from each call's scheduled start and from its actual start, which can
     // only be later, so no percentile of the second exceeds the first.
     let (status, v) = post(

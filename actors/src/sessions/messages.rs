@@ -6,12 +6,6 @@ pub struct HostCounts {
     /// Session actors running now.
     #[prost(uint64, tag = "1")]
     pub active: u64,
-    /// Activations since the node started.
-    #[prost(uint64, tag = "2")]
-    pub activations: u64,
-    /// Passivations since the node started.
-    #[prost(uint64, tag = "3")]
-    pub passivations: u64,
 }
 
 /// One login session as callers see it.

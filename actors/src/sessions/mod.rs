@@ -153,8 +153,6 @@ impl Sessions {
             .map_err(|e| MeshError::unavailable(format!("session host: {e}")))?;
         Ok(HostCounts {
             active: stats.active as u64,
-            activations: stats.activations,
-            passivations: stats.passivations,
         })
     }
 

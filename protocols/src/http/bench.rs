@@ -45,8 +45,9 @@ fn ping_call(node: &str) -> Call {
 struct Timings {
     /// From each call's scheduled start.
     scheduled: Vec<u32>,
-    /// From the moment the call was actually started; the same as `scheduled` unpaced.
-    sent: Vec<u32>,
+    /// From the moment the call was actually started; paced runs only (unpaced calls start
+    /// when they are scheduled).
+    sent: Option<Vec<u32>>,
     errors: usize,
 }
 
@@ -85,8 +86,8 @@ async fn unpaced(
         errors += e;
     }
     Ok(Timings {
-        sent: lat.clone(),
         scheduled: lat,
+        sent: None,
         errors,
     })
 }
@@ -117,22 +118,24 @@ async fn paced(router: Router, node: String, calls: usize, rate: f64) -> Result<
             });
         }
     });
-    let mut t = Timings {
-        scheduled: Vec::with_capacity(calls),
-        sent: Vec::with_capacity(calls),
-        errors: 0,
-    };
+    let mut scheduled = Vec::with_capacity(calls);
+    let mut sent = Vec::with_capacity(calls);
+    let mut errors = 0;
     for _ in 0..calls {
         match rx.recv().await {
-            Some(Ok((scheduled, sent))) => {
-                t.scheduled.push(scheduled);
-                t.sent.push(sent);
+            Some(Ok((from_schedule, from_send))) => {
+                scheduled.push(from_schedule);
+                sent.push(from_send);
             }
-            Some(Err(_)) => t.errors += 1,
+            Some(Err(_)) => errors += 1,
             None => break,
         }
     }
-    Ok(t)
+    Ok(Timings {
+        scheduled,
+        sent: Some(sent),
+        errors,
+    })
 }
 
 /// Runs the benchmark.
@@ -158,24 +161,15 @@ pub async fn run(
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let Timings {
-        scheduled: mut lat,
-        mut sent,
+        scheduled,
+        sent,
         errors,
     } = match body.rate {
         Some(rate) => paced(router, node.clone(), body.calls, rate).await?,
         None => unpaced(router, node.clone(), body.calls, concurrency, next).await?,
     };
     let secs = started.elapsed().as_secs_f64();
-    lat.sort_unstable();
-    sent.sort_unstable();
-    let pct = |lat: &[u32], p: f64| -> u32 {
-        if lat.is_empty() {
-            0
-        } else {
-            lat[((lat.len() - 1) as f64 * p).round() as usize]
-        }
-    };
-    Ok(Json(json!({
+    let mut report = json!({
         "from": state.mesh.info().node,
         "to": node,
         "calls": body.calls,
@@ -183,18 +177,32 @@ pub async fn run(
         "concurrency": concurrency,
         "rate": body.rate,
         "seconds": secs,
-        "calls_per_sec": lat.len() as f64 / secs,
-        "p50_us": pct(&lat, 0.50),
-        "p90_us": pct(&lat, 0.90),
-        "p99_us": pct(&lat, 0.99),
-        "p999_us": pct(&lat, 0.999),
-        "max_us": lat.last().copied().unwrap_or(0),
-        "from_send": {
-            "p50_us": pct(&sent, 0.50),
-            "p90_us": pct(&sent, 0.90),
-            "p99_us": pct(&sent, 0.99),
-            "p999_us": pct(&sent, 0.999),
-            "max_us": sent.last().copied().unwrap_or(0),
-        },
-    })))
+        "calls_per_sec": scheduled.len() as f64 / secs,
+    });
+    let fields = report.as_object_mut().expect("a JSON object");
+    fields.extend(percentiles(scheduled));
+    if let Some(sent) = sent {
+        fields.insert("from_send".into(), Value::Object(percentiles(sent)));
+    }
+    Ok(Json(report))
+}
+
+/// The p50, p90, p99, p99.9 and maximum of latencies in microseconds, as JSON fields
+/// (`p50_us`, ..., `max_us`; 0 when there are none).
+fn percentiles(mut lat: Vec<u32>) -> serde_json::Map<String, Value> {
+    lat.sort_unstable();
+    let at = |p: f64| {
+        let i = (lat.len().saturating_sub(1) as f64 * p).round() as usize;
+        lat.get(i).copied().unwrap_or(0)
+    };
+    [
+        ("p50_us", at(0.50)),
+        ("p90_us", at(0.90)),
+        ("p99_us", at(0.99)),
+        ("p999_us", at(0.999)),
+        ("max_us", lat.last().copied().unwrap_or(0)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.into()))
+    .collect()
 }
