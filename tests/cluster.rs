@@ -355,6 +355,19 @@ fn bad_requests_get_json_errors_and_change_nothing() {
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
     let resp = get_raw(&n1.url("/ping"), &[]);
     assert!(!resp.headers()["x-request-id"].is_empty());
+    // An error's body names the same id as its header, the client's or a made one.
+    for given in [Some("rid-404"), None] {
+        let headers: Vec<_> = given.map(|g| ("x-request-id", g)).into_iter().collect();
+        let mut resp = get_raw(&n1.url("/no/such/route"), &headers);
+        assert_eq!(resp.status(), 404);
+        let header = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+        assert_eq!(header.len(), given.map_or(36, str::len), "{header}");
+        let body: serde_json::Value = resp.body_mut().read_json().unwrap();
+        assert_eq!(body["error"]["request_id"], header.as_str(), "{body}");
+        if let Some(g) = given {
+            assert_eq!(header, g);
+        }
+    }
     let (status, v) = get(&n1.url("/no/such/route"), None).unwrap();
     assert_eq!(status, 404);
     assert_eq!(v["error"]["code"], "not_found");

@@ -240,7 +240,7 @@ pub async fn serve(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let app = troupe_protocols::http::service(http_state);
+    let app = troupe_protocols::http::router(http_state);
     let http_stop = stopped(stop_rx.clone());
     let http = tokio::spawn(async move {
         axum::serve(

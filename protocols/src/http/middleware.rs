@@ -1,5 +1,5 @@
-//! The cross-cutting layer: request metrics, and JSON error bodies for every failure
-//! (including the router's own 404/405 and the body limit's 413).
+//! The cross-cutting layer: `x-request-id`, request metrics, and JSON error bodies for every
+//! failure (including the router's own 404/405 and the body limit's 413).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,7 +17,7 @@ use troupe_actors::mesh::MeshError;
 use troupe_actors::metrics::{record, HandleMap, LabelMap};
 
 use super::error::{body, from_status};
-use super::request_id::REQUEST_ID;
+use super::request_id::{new_id, REQUEST_ID};
 
 thread_local! {
     /// Per route (looked up by `&str`, so no key is allocated), then per method and status.
@@ -26,11 +26,15 @@ thread_local! {
     > = Default::default();
 }
 
-/// The one cross-cutting layer: records request metrics by route, method and status, and
-/// gives every error response the JSON form of the API contract, with the request id.
+/// The one cross-cutting layer. It gives every request an `x-request-id` (the client's, or
+/// a new UUID) and echoes it on the reply, records request metrics by route, method and
+/// status, and gives every error response the JSON form of the API contract, with the
+/// request id.
 ///
 /// A plain tower layer rather than `axum::middleware::from_fn`, which clones and boxes the
-/// inner service and boxes its future on every request.
+/// inner service and boxes its future on every request; and one layer rather than
+/// tower-http's pair of request-id layers in front of it, which would clone the id into
+/// the request's extensions and the reply's, and add two more futures to every request.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ObserveLayer;
 
@@ -60,12 +64,20 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let rid = match req.headers().get(REQUEST_ID) {
+            Some(rid) => rid.clone(),
+            None => {
+                let rid = new_id();
+                req.headers_mut().insert(REQUEST_ID, rid.clone());
+                rid
+            }
+        };
         let seen = Seen {
             started: Instant::now(),
             route: req.extensions().get::<MatchedPath>().cloned(),
             method: method_label(req.method()),
-            rid: req.headers().get(REQUEST_ID).cloned(),
+            rid,
         };
         Observed {
             inner: self.inner.call(req),
@@ -79,7 +91,7 @@ struct Seen {
     started: Instant,
     route: Option<MatchedPath>,
     method: &'static str,
-    rid: Option<HeaderValue>,
+    rid: HeaderValue,
 }
 
 pin_project_lite::pin_project! {
@@ -102,8 +114,9 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for Observed<F> {
     }
 }
 
-/// Records the metrics of a finished request and turns an error response into JSON.
-fn finish(resp: Response, seen: Seen) -> Response {
+/// Records the metrics of a finished request, echoes its id (unless the handler set one)
+/// and turns an error response into JSON.
+fn finish(mut resp: Response, seen: Seen) -> Response {
     let Seen {
         started,
         route,
@@ -129,12 +142,13 @@ fn finish(resp: Response, seen: Seen) -> Response {
         });
     });
     if !(status.is_client_error() || status.is_server_error()) {
+        resp.headers_mut().entry(REQUEST_ID).or_insert(rid);
         return resp;
     }
-    let rid = rid
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    resp.headers_mut()
+        .entry(REQUEST_ID)
+        .or_insert_with(|| rid.clone());
+    let rid = rid.to_str().unwrap_or_default();
     // SOAP routes answer every error as a SOAP Fault, never as JSON.
     if crate::soap::ROUTES.contains(&route) {
         return crate::soap::fault::ensure(resp, rid);

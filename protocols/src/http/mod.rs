@@ -48,9 +48,6 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{
-    PropagateRequestId, PropagateRequestIdLayer, SetRequestId, SetRequestIdLayer,
-};
 use troupe_actors::mesh::Mesh;
 
 pub use error::ApiError;
@@ -106,8 +103,8 @@ pub struct Shared {
     pub ws: Arc<crate::ws::Config>,
 }
 
-/// The routes of a node with their per-route layers (body limit, CORS, metrics and JSON
-/// errors); [`service`] adds the request-id layers around them.
+/// The full HTTP application of a node, ready to serve: the routes with their layers (body
+/// limit, CORS, and [`middleware::ObserveLayer`]: request id, metrics and JSON errors).
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.config.cors_origins);
     let max_body = state.config.max_body_bytes;
@@ -246,23 +243,6 @@ pub fn router(state: AppState) -> Router {
         None => router,
     };
     router.layer(middleware::ObserveLayer)
-}
-
-/// The node's HTTP service: [`router`] inside the `x-request-id` layers.
-pub type Service = SetRequestId<PropagateRequestId<Router>, request_id::MakeRequestUuid>;
-
-/// The full HTTP application of a node, ready to serve: the request-id layers wrap the
-/// router once, outside it. (`Router::layer` would wrap every route in them, each as one
-/// more boxed service cloned and called per request; the router's own per-route layers are
-/// only those that need the matched route or must answer inside [`middleware::ObserveLayer`].)
-pub fn service(state: AppState) -> Service {
-    tower::ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(
-            request_id::REQUEST_ID,
-            request_id::MakeRequestUuid,
-        ))
-        .layer(PropagateRequestIdLayer::new(request_id::REQUEST_ID))
-        .service(router(state))
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {

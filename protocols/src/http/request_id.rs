@@ -3,13 +3,13 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, Request};
-use tower_http::request_id::{MakeRequestId, RequestId};
+use axum::http::{HeaderName, HeaderValue};
 
 /// The header name.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The request id of the current request (set by the request-id layer before handlers run).
+/// The request id of the current request (set by [`super::middleware::ObserveLayer`]
+/// before handlers run).
 #[derive(Clone, Debug, Default)]
 pub struct Rid(pub String);
 
@@ -27,19 +27,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Rid {
 }
 
 /// Makes the id of a request that came without one: a random (v4) UUID, lower-case and
-/// hyphenated, as tower-http's `MakeRequestUuid` makes it, but encoded straight into a stack
-/// buffer instead of through `Display` into a `String` and parsed back (one allocation
-/// and the formatting machinery less on every such request).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MakeRequestUuid;
-
-impl MakeRequestId for MakeRequestUuid {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
-        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
-        let value = HeaderValue::from_str(id).expect("a UUID is a valid header value");
-        Some(RequestId::new(value))
-    }
+/// hyphenated, encoded straight into a stack buffer instead of through `Display` into a
+/// `String` and parsed back (one allocation and the formatting machinery less on every
+/// such request).
+pub fn new_id() -> HeaderValue {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(id).expect("a UUID is a valid header value")
 }
 
 #[cfg(test)]
@@ -48,12 +42,8 @@ mod tests {
 
     #[test]
     fn made_ids_are_distinct_v4_uuids() {
-        let req = Request::new(());
-        let mut make = MakeRequestUuid;
-        let a = make.make_request_id(&req).unwrap();
-        let b = make.make_request_id(&req).unwrap();
-        let a = a.header_value().to_str().unwrap();
-        let b = b.header_value().to_str().unwrap();
+        let (a, b) = (new_id(), new_id());
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
         assert_ne!(a, b);
         for id in [a, b] {
             let parsed = uuid::Uuid::parse_str(id).expect("a UUID");
