@@ -64,23 +64,40 @@ fi
 
 bench() { curl -sf -X POST "$N1/admin/mesh/bench" -H "authorization: Bearer $TOKEN" \
             -H 'content-type: application/json' -d "$1"; }
+# CPU time of process $1 in clock ticks, every thread's (exited ones too).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Times the threads of process $1 went to sleep waiting (voluntary context switches); a
+# sleeping thread costs a wake-up when work comes.
+sleeps() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s}'; }
 if part rpc; then
 echo "## Node-to-node RPC through the mesh (n1 -> n2, \`POST /admin/mesh/bench\`)"
 echo
-echo "| load | calls/s | p50 | p99 | p99.9 | errors |"
-echo "|---|---|---|---|---|---|"
+echo "CPU per call is each node's user + kernel time over the run divided by the calls (n1's"
+echo "includes the load generator inside it). Sleeps per call count how often n2's threads (it"
+echo "only answers) went to sleep and so had to be woken again."
+echo
+echo "| load | calls/s | p50 | p99 | p99.9 | errors | CPU per call n1 / n2 | n2 sleeps per call |"
+echo "|---|---|---|---|---|---|---|---|"
 bench '{"node":"n2","calls":20000,"concurrency":64}' > /dev/null   # warm-up
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 for body in '{"node":"n2","calls":300000,"concurrency":64}' \
             '{"node":"n2","calls":300000,"concurrency":256}' \
             '{"node":"n2","calls":100000,"concurrency":64,"rate":10000}'; do
-  bench "$body" | python3 -c '
+  C1=$(cpu_ticks "${PIDS[1]}"); C2=$(cpu_ticks "${PIDS[2]}"); S2=$(sleeps "${PIDS[2]}")
+  bench "$body" > "$WORK/bench.json"
+  C1=$(($(cpu_ticks "${PIDS[1]}") - C1)); C2=$(($(cpu_ticks "${PIDS[2]}") - C2))
+  S2=$(($(sleeps "${PIDS[2]}") - S2))
+  python3 -c '
 import json,sys
-d=json.load(sys.stdin)
+d=json.load(open(sys.argv[1]))
+c1, c2, s2, tick = (int(a) for a in sys.argv[2:])
+n = d["calls"]
 load = "%d callers" % d["concurrency"] + (", paced at %d/s" % d["rate"] if d["rate"] else ", unpaced")
-print("| %s | %.0f | %d us | %d us | %d us | %d |" % (load, d["calls_per_sec"], d["p50_us"], d["p99_us"], d["p999_us"], d["errors"]))
+print("| %s | %.0f | %d us | %d us | %d us | %d | %.0f / %.0f us | %.2f |" % (load, d["calls_per_sec"], d["p50_us"], d["p99_us"], d["p999_us"], d["errors"], c1 * tick / n, c2 * tick / n, s2 / n))
 if d["rate"]:
     s = d["from_send"]
-    print("| the same, timed from each call'"'"'s actual start | | %d us | %d us | %d us | |" % (s["p50_us"], s["p99_us"], s["p999_us"]))'
+    print("| the same, timed from each call'"'"'s actual start | | %d us | %d us | %d us | | | |" % (s["p50_us"], s["p99_us"], s["p999_us"]))' \
+    "$WORK/bench.json" "$C1" "$C2" "$S2" "$TICK_US"
 done
 echo
 fi
@@ -88,8 +105,6 @@ fi
 part footprint || exit 0
 echo "## Footprint"
 echo
-for n in n1 n2; do :; done
-IDLE_PID=${PIDS[1]}
 sleep 1
 echo "- RSS of node n1 after the load above: $(awk '/VmRSS/ {print $2, $3}' /proc/${PIDS[1]}/status)"
 python3 scripts/bench_node.py "$BIN"
