@@ -5,6 +5,8 @@
 #   scripts/bench.sh            # default: 3 rounds of 10 s per HTTP load, 64 connections
 #   DURATION=20 CONNS=128 ROUNDS=5 scripts/bench.sh
 #   PARTS=http BIN=/tmp/troupe-old scripts/bench.sh   # only some of: http rpc footprint
+#   NODE_WORKERS=1 scripts/bench.sh   # the two nodes with 1 tokio worker thread each
+#                                     # (TOKIO_WORKER_THREADS; the baseline keeps its default)
 #
 # Needs wrk (apt-get install wrk), curl and python3.
 set -euo pipefail
@@ -26,7 +28,8 @@ start_bare
 
 write_config "$WORK/cluster.toml" n1 n2
 for n in n1 n2; do
-  $BIN node --config "$WORK/cluster.toml" --name $n > "$WORK/$n.log" 2>&1 &
+  ${NODE_WORKERS:+env TOKIO_WORKER_THREADS=$NODE_WORKERS} \
+    $BIN node --config "$WORK/cluster.toml" --name $n > "$WORK/$n.log" 2>&1 &
   PIDS+=($!)
 done
 N1="http://127.0.0.1:${HTTP[n1]}"
