@@ -320,7 +320,7 @@ async fn refresh(me: std::sync::Weak<Sessions>) {
         let Some(s) = me.upgrade() else { return };
         let now = now_ms();
         ticks = ticks.wrapping_add(1);
-        if ticks % SWEEP_EVERY == 0 {
+        if ticks.is_multiple_of(SWEEP_EVERY) {
             match store::sweep_expired(&s.store, now - RETAIN_EXPIRED_MS).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(deleted = n, "swept expired sessions"),

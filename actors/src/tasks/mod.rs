@@ -511,7 +511,7 @@ async fn watch(me: Weak<Tasks>) {
         }
         // Full scans on membership changes, at start and every FULL_SCAN_EVERY ticks; light
         // ones otherwise.
-        let light = !changed && ticks % FULL_SCAN_EVERY != 0;
+        let light = !changed && !ticks.is_multiple_of(FULL_SCAN_EVERY);
         ticks += 1;
         if let Err(e) = t.scan(light).await {
             tracing::warn!(error = %e, "task scan failed");
