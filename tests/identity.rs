@@ -363,6 +363,25 @@ fn bad_input_is_refused_and_changes_nothing(c: &Cluster) {
         Some(&u.access),
     );
     assert_eq!((status, v["total"].as_u64()), (200, Some(1)), "{v}");
+    // The GET search pages like every list, with either pair of paging parameters.
+    let prefix = format!("pg{}", unique());
+    let (a, b) = (new_user(n1, n1, &prefix), new_user(n1, n1, &prefix));
+    let mut seen = Vec::new();
+    for query in ["page=1&per_page=1", "page=2&per_page=1", "limit=1&offset=1"] {
+        let (status, v) = send(
+            "GET",
+            &n1.url(&format!("/users/search?q={prefix}&{query}")),
+            None,
+            Some(&u.access),
+        );
+        assert_eq!(status, 200, "{query}: {v}");
+        assert_eq!(v["total"], 2, "{query}: {v}");
+        assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{query}: {v}");
+        seen.push(v["items"][0]["username"].as_str().unwrap().to_string());
+    }
+    let mut both = [a.username, b.username];
+    both.sort();
+    assert_eq!(seen, [both[0].clone(), both[1].clone(), both[1].clone()]);
     // Login attempts are rate-limited per account.
     let target = new_user(n1, n1, "ratelimit");
     let mut limited = false;

@@ -7,42 +7,61 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use troupe_actors::auth::{self, messages as am};
 use troupe_actors::mesh::{Call, Code, MeshError};
 use troupe_actors::users::{self, messages as um};
+use utoipa::ToSchema;
 
 use super::auth::{authenticate, Admin, Caller};
-use super::identity::{client, user_json};
+use super::identity::{client, UserView};
 use super::json::Json as Body;
+use super::openapi::ErrorBody;
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
-/// Body of every register path.
-#[derive(Debug, Default, Deserialize)]
+/// Body of every register path. An absent field reads as empty, so that validation reports
+/// every missing or bad field at once (`details.fields`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct RegisterBody {
-    /// Username.
+    /// Required: 3 to 32 characters of letters, digits, `_`, `.` or `-`; unique ignoring
+    /// case.
     #[serde(default)]
+    #[schema(required = true)]
     pub username: String,
-    /// Email.
+    /// Required: an email address of at most 254 characters (one `@`, a non-empty local
+    /// part, a domain with a dot between non-empty labels, no spaces); unique ignoring case.
     #[serde(default)]
+    #[schema(required = true)]
     pub email: String,
-    /// Password.
+    /// Required: 8 to 128 characters with at least one letter and one digit.
     #[serde(default)]
+    #[schema(required = true)]
     pub password: String,
-    /// Optional display name.
+    /// Display name: at most 100 characters without control characters; may be empty or
+    /// absent.
     #[serde(default)]
     pub full_name: String,
 }
 
 /// `POST /auth/register`, `/api/auth/register`, `/users/register`,
 /// `/api/v1/airliner/registerUser`: 201 with the new user.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "The new user: role `user`, not confirmed yet", body = UserView),
+        (status = 400, description = "A field is missing or invalid (`details.fields`)", body = ErrorBody),
+        (status = 409, description = "Username already taken, or email already registered", body = ErrorBody),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     Rid(rid): Rid,
     Body(b): Body<RegisterBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let user: um::User = ask(
         &state,
         Call::new(users::NAME, users::REGISTER)
@@ -55,50 +74,103 @@ pub async fn register(
             }),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(user_json(&user))))
+    Ok((StatusCode::CREATED, Json(user.into())))
 }
 
 /// Body of every login path: `username` or `email` (or `login`), and `password`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct LoginBody {
-    /// Username.
+    /// The account, when `login` is absent: a username or an email address, matched
+    /// ignoring case.
     pub username: Option<String>,
-    /// Email.
+    /// The account, when `login` and `username` are absent: an email address or a
+    /// username, matched ignoring case.
     pub email: Option<String>,
-    /// Either.
+    /// The account: a username or an email address, matched ignoring case. Of `login`,
+    /// `username` and `email` the first present is used; one is required (not blank).
     pub login: Option<String>,
-    /// Password.
+    /// Required (not empty): the account's password.
     #[serde(default)]
+    #[schema(required = true)]
     pub password: String,
-    /// Device label.
+    /// Optional label of the client's device, kept with the new session.
     #[serde(default)]
     pub device: String,
 }
 
-fn pair_json(p: &am::TokenPair) -> Value {
-    let user = p.user.as_ref();
-    json!({
-        "access_token": p.access_token,
-        "refresh_token": p.refresh_token,
-        "token_type": "Bearer",
-        "expires_in": p.expires_in,
-        "token": p.access_token,
-        "session_id": p.session_id,
-        "user": user.map(|u| json!({
-            "id": u.id, "username": u.username, "email": u.email, "roles": u.roles,
-        })),
-    })
+/// A new token pair, the answer of every login path and of `POST /auth/refresh`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPairView {
+    /// Access token (a JWT) for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Single-use token for `POST /auth/refresh`.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The access token again (the name some clients read).
+    pub token: String,
+    /// The session's id (the tokens' `sid` claim).
+    pub session_id: String,
+    /// The user the tokens are for.
+    pub user: Option<TokenUserView>,
+}
+
+/// The user in a [`TokenPairView`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenUserView {
+    /// Opaque id (a UUID).
+    pub id: String,
+    /// Login name, as registered.
+    pub username: String,
+    /// Email address, as registered.
+    pub email: String,
+    /// Roles, e.g. `["user"]`.
+    pub roles: Vec<String>,
+}
+
+impl From<am::TokenPair> for TokenPairView {
+    fn from(p: am::TokenPair) -> Self {
+        Self {
+            token: p.access_token.clone(),
+            access_token: p.access_token,
+            refresh_token: p.refresh_token,
+            token_type: "Bearer",
+            expires_in: p.expires_in,
+            session_id: p.session_id,
+            user: p.user.map(|u| TokenUserView {
+                id: u.id,
+                username: u.username,
+                email: u.email,
+                roles: u.roles,
+            }),
+        }
+    }
 }
 
 /// `POST /login`, `/auth/login`, `/api/auth/login`, `/api/v1/airliner/login`,
 /// `/api/v1/airliner/generateToken`.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "A new session's token pair", body = TokenPairView),
+        (status = 400, description = "No account, or no password, given", body = ErrorBody),
+        (status = 401, description = "Invalid credentials (whatever was wrong)", body = ErrorBody),
+        (status = 429, description = "Too many login attempts for the account or from the address", body = ErrorBody),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     Rid(rid): Rid,
     addr: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Body(b): Body<LoginBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenPairView>, ApiError> {
     let (ip, user_agent) = client(addr, &headers);
     let login = b.login.or(b.username).or(b.email).unwrap_or_default();
     let pair: am::TokenPair = ask(
@@ -114,23 +186,34 @@ pub async fn login(
             }),
     )
     .await?;
-    Ok(Json(pair_json(&pair)))
+    Ok(Json(pair.into()))
 }
 
 /// Body of `POST /auth/refresh`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshBody {
-    /// The refresh token.
+    /// Required: the refresh token of the session's latest pair. It works once; a reused
+    /// one ends its session.
     pub refresh_token: String,
 }
 
 /// `POST /auth/refresh`: a new pair; the presented refresh token is spent, and a reused one
 /// ends its session.
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "A new token pair for the same session", body = TokenPairView),
+        (status = 401, description = "Invalid or expired refresh token, token already used (the session is ended), session ended, or user gone", body = ErrorBody),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     Rid(rid): Rid,
     Body(b): Body<RefreshBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenPairView>, ApiError> {
     let pair: am::TokenPair = ask(
         &state,
         Call::new(auth::NAME, auth::ops::REFRESH)
@@ -140,15 +223,31 @@ pub async fn refresh(
             }),
     )
     .await?;
-    Ok(Json(pair_json(&pair)))
+    Ok(Json(pair.into()))
+}
+
+/// The answer of `POST /auth/logout`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoggedOutView {
+    /// Always `true`.
+    pub logged_out: bool,
+    /// The session that ended.
+    pub session_id: String,
 }
 
 /// `POST /auth/logout`: ends the caller's session on every node.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's session has ended; its tokens no longer work", body = LoggedOutView))
+)]
 pub async fn logout(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LoggedOutView>, ApiError> {
     let _: troupe_actors::sessions::messages::SessionInfo = ask(
         &state,
         Call::new(auth::NAME, auth::ops::LOGOUT)
@@ -156,63 +255,122 @@ pub async fn logout(
             .caller(caller.to_proto()),
     )
     .await?;
-    Ok(Json(
-        json!({ "logged_out": true, "session_id": caller.session_id }),
-    ))
+    Ok(Json(LoggedOutView {
+        logged_out: true,
+        session_id: caller.session_id,
+    }))
 }
 
-fn claims_json(c: &Caller) -> Value {
-    json!({
-        "valid": true,
-        "user_id": c.user_id,
-        "username": c.username,
-        "roles": c.roles,
-        "session_id": c.session_id,
-    })
+/// What a valid access token says.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimsView {
+    /// Always `true` (an invalid token is a 401).
+    pub valid: bool,
+    /// The user's id.
+    pub user_id: String,
+    /// The user's username.
+    pub username: String,
+    /// The user's roles.
+    pub roles: Vec<String>,
+    /// The session's id.
+    pub session_id: String,
+}
+
+impl From<Caller> for ClaimsView {
+    fn from(c: Caller) -> Self {
+        Self {
+            valid: true,
+            user_id: c.user_id,
+            username: c.username,
+            roles: c.roles,
+            session_id: c.session_id,
+        }
+    }
 }
 
 /// `GET /auth/verify-token`: the bearer token's claims, or 401.
-pub async fn verify_token(caller: Caller) -> Json<Value> {
-    Json(claims_json(&caller))
+#[utoipa::path(
+    get,
+    path = "/auth/verify-token",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The bearer token is valid; its claims", body = ClaimsView),
+        (status = 401, description = "No token, or an invalid, expired or revoked one", body = ErrorBody),
+    )
+)]
+pub async fn verify_token(caller: Caller) -> Json<ClaimsView> {
+    Json(caller.into())
 }
 
 /// `GET /auth/verify/:token`: the same for a token given in the path.
+#[utoipa::path(
+    get,
+    path = "/auth/verify/{token}",
+    tag = "auth",
+    params(("token" = String, Path, description = "An access token")),
+    responses(
+        (status = 200, description = "The token is valid; its claims", body = ClaimsView),
+        (status = 401, description = "An invalid, expired or revoked token", body = ErrorBody),
+    )
+)]
 pub async fn verify_path(
     State(state): State<AppState>,
     Path(token): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(claims_json(&authenticate(&state, &token)?)))
+) -> Result<Json<ClaimsView>, ApiError> {
+    Ok(Json(authenticate(&state, &token)?.into()))
 }
 
-/// Body of `POST /auth/admin/create-user`.
-#[derive(Debug, Default, Deserialize)]
+/// Body of `POST /auth/admin/create-user`. An absent field reads as empty, so that validation reports
+/// every missing or bad field at once (`details.fields`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CreateBody {
-    /// Username.
+    /// Required: 3 to 32 characters of letters, digits, `_`, `.` or `-`; unique ignoring
+    /// case.
     #[serde(default)]
+    #[schema(required = true)]
     pub username: String,
-    /// Email.
+    /// Required: an email address of at most 254 characters (one `@`, a non-empty local
+    /// part, a domain with a dot between non-empty labels, no spaces); unique ignoring case.
     #[serde(default)]
+    #[schema(required = true)]
     pub email: String,
-    /// Password.
+    /// Required: 8 to 128 characters with at least one letter and one digit.
     #[serde(default)]
+    #[schema(required = true)]
     pub password: String,
-    /// Display name.
+    /// Display name: at most 100 characters without control characters; may be empty or
+    /// absent.
     #[serde(default)]
     pub full_name: String,
-    /// Roles (default `user`).
+    /// Roles: at most 16 names of 1 to 32 lowercase letters, digits, `_` or `-`
+    /// (duplicates dropped); empty or absent means `["user"]`.
     #[serde(default)]
     pub roles: Vec<String>,
-    /// Mark the account confirmed (default true for admin-created users).
+    /// Whether the email address counts as confirmed; absent means `true`.
     pub confirmed: Option<bool>,
 }
 
 /// `POST /auth/admin/create-user` and `POST /users` (admin): 201 with the user.
+#[utoipa::path(
+    post,
+    path = "/auth/admin/create-user",
+    tag = "auth",
+    security(("admin" = [])),
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "The new user", body = UserView),
+        (status = 400, description = "A field is missing or invalid (`details.fields`)", body = ErrorBody),
+        (status = 403, description = "Not an admin credential", body = ErrorBody),
+        (status = 409, description = "Username already taken, or email already registered", body = ErrorBody),
+    )
+)]
 pub async fn admin_create(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Body(b): Body<CreateBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let user: um::User = ask(
         &state,
         Call::new(users::NAME, users::CREATE)
@@ -227,20 +385,23 @@ pub async fn admin_create(
             }),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(user_json(&user))))
+    Ok((StatusCode::CREATED, Json(user.into())))
 }
 
 /// Body of `POST /auth/admin/set-password` and `/auth/admin/delete-user`: the user by id,
 /// username or email.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TargetBody {
-    /// User id.
+    /// The user's id; used when not empty.
     pub user_id: Option<String>,
-    /// Username.
+    /// Otherwise the user by username or email address, matched ignoring case. One of
+    /// `user_id`, `username` and `email` is required.
     pub username: Option<String>,
-    /// Email.
+    /// Otherwise (no `username`) the user by email address or username, matched ignoring
+    /// case.
     pub email: Option<String>,
-    /// New password (set-password only).
+    /// Set-password only, required there: the new password, 8 to 128 characters with at
+    /// least one letter and one digit. Ignored by delete-user.
     #[serde(default)]
     pub password: String,
 }
@@ -266,12 +427,25 @@ async fn resolve(state: &AppState, rid: &str, b: &TargetBody) -> Result<String, 
 }
 
 /// `POST /auth/admin/set-password`: a new password; the user's sessions end.
+#[utoipa::path(
+    post,
+    path = "/auth/admin/set-password",
+    tag = "auth",
+    security(("admin" = [])),
+    request_body = TargetBody,
+    responses(
+        (status = 200, description = "The user, with the new password set and every session ended", body = UserView),
+        (status = 400, description = "No user named, or an invalid password (`details.fields`)", body = ErrorBody),
+        (status = 403, description = "Not an admin credential", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
 pub async fn admin_set_password(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Body(b): Body<TargetBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     let user_id = resolve(&state, &rid, &b).await?;
     let user: um::User = ask(
         &state,
@@ -283,18 +457,40 @@ pub async fn admin_set_password(
             }),
     )
     .await?;
-    Ok(Json(user_json(&user)))
+    Ok(Json(user.into()))
 }
 
 /// `POST /auth/admin/delete-user`: deletes the user after ending their sessions.
+#[utoipa::path(
+    post,
+    path = "/auth/admin/delete-user",
+    tag = "auth",
+    security(("admin" = [])),
+    request_body = TargetBody,
+    responses(
+        (status = 200, description = "The user is deleted; as it was", body = DeletedUserView),
+        (status = 400, description = "No user named", body = ErrorBody),
+        (status = 403, description = "Not an admin credential", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
 pub async fn admin_delete(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Body(b): Body<TargetBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedUserView>, ApiError> {
     let user_id = resolve(&state, &rid, &b).await?;
     delete_user(&state, rid, user_id).await
+}
+
+/// The answer of a user's deletion.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedUserView {
+    /// Always `true`.
+    pub deleted: bool,
+    /// The user as it was.
+    pub user: UserView,
 }
 
 /// Deletes a user through the auth service (sessions end first).
@@ -302,7 +498,7 @@ pub async fn delete_user(
     state: &AppState,
     rid: String,
     user_id: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedUserView>, ApiError> {
     let user: um::User = ask(
         state,
         Call::new(auth::NAME, auth::ops::DELETE_USER)
@@ -310,7 +506,10 @@ pub async fn delete_user(
             .payload(&am::DeleteUserRequest { user_id }),
     )
     .await?;
-    Ok(Json(json!({ "deleted": true, "user": user_json(&user) })))
+    Ok(Json(DeletedUserView {
+        deleted: true,
+        user: user.into(),
+    }))
 }
 
 /// An error for a request that names nobody.

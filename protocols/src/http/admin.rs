@@ -5,19 +5,21 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, State};
 use axum::Json;
 use rand::seq::IndexedRandom;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use troupe_actors::mesh::{Call, MeshError, Target};
 use troupe_actors::system::{actors, kill, SYSTEM};
 use troupe_proto::mesh::{ActorList, KillReply, KillRequest};
+use utoipa::ToSchema;
 
 use super::auth::Admin;
 use super::health::futures_join_all;
+use super::openapi::ErrorBody;
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
 /// Query of `/admin/actors`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ActorsQuery {
     /// Only this node's actors.
     pub node: Option<String>,
@@ -43,13 +45,51 @@ fn check_service(state: &AppState, service: &str) -> Result<(), ApiError> {
     }
 }
 
+/// One service actor.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActorView {
+    /// The node it runs on.
+    pub node: String,
+    /// Its service group.
+    pub service: String,
+    /// Actor name.
+    pub name: String,
+    /// Actor id; empty while it restarts.
+    pub id: String,
+    /// `worker`.
+    pub role: String,
+    /// `running`, `restarting`, or another actor state in lower case.
+    pub status: String,
+}
+
+/// Answer of `GET /admin/actors`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActorListView {
+    /// Actors in `items`.
+    pub total: usize,
+    /// The actors, node by node.
+    pub items: Vec<ActorView>,
+}
+
 /// Every service actor on every routable node (or one node), gathered through the mesh.
+#[utoipa::path(
+    get,
+    path = "/admin/actors",
+    tag = "admin",
+    security(("admin" = [])),
+    params(ActorsQuery),
+    responses(
+        (status = 200, description = "The actors", body = ActorListView),
+        (status = 404, description = "No member named `node`, or no service named `service`", body = ErrorBody),
+        (status = 503, description = "`node` is a member but not reachable", body = ErrorBody),
+    )
+)]
 pub async fn actors(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Query(q): Query<ActorsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ActorListView>, ApiError> {
     let nodes: Vec<String> = match &q.node {
         Some(n) => {
             check_node(&state, n)?;
@@ -73,17 +113,24 @@ pub async fn actors(
             if q.service.as_ref().is_some_and(|s| *s != a.service) {
                 continue;
             }
-            items.push(json!({
-                "node": a.node, "service": a.service, "name": a.name,
-                "id": a.id, "role": a.role, "status": a.status,
-            }));
+            items.push(ActorView {
+                node: a.node,
+                service: a.service,
+                name: a.name,
+                id: a.id,
+                role: a.role,
+                status: a.status,
+            });
         }
     }
-    Ok(Json(json!({ "total": items.len(), "items": items })))
+    Ok(Json(ActorListView {
+        total: items.len(),
+        items,
+    }))
 }
 
 /// Body of `POST /admin/chaos/kill`; every field optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct KillBody {
     /// Service group whose workers to kill; any when absent.
     pub service: Option<String>,
@@ -93,13 +140,49 @@ pub struct KillBody {
     pub count: Option<u32>,
 }
 
+/// One killed actor.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KilledActor {
+    /// The node it ran on.
+    pub node: String,
+    /// Its service group.
+    pub service: String,
+    /// Actor name.
+    pub actor: String,
+}
+
+/// Answer of `POST /admin/chaos/kill`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KillReport {
+    /// Actors killed.
+    pub count: usize,
+    /// The actors killed.
+    pub killed: Vec<KilledActor>,
+}
+
 /// Kills worker actors by service group, node, or at random; their supervisors restart them.
+#[utoipa::path(
+    post,
+    path = "/admin/chaos/kill",
+    tag = "admin",
+    security(("admin" = [])),
+    request_body(
+        content = Option<KillBody>,
+        description = "Optional: an empty body kills one random worker anywhere"
+    ),
+    responses(
+        (status = 200, description = "The actors killed", body = KillReport),
+        (status = 400, description = "`count` not between 1 and 1000, or a malformed body", body = ErrorBody),
+        (status = 404, description = "No member named `node`, or no service named `service`", body = ErrorBody),
+        (status = 503, description = "`node` is a member but not reachable", body = ErrorBody),
+    )
+)]
 pub async fn kill(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KillReport>, ApiError> {
     // Every field is optional, so an empty body means "one random worker anywhere".
     let body: KillBody = if body.iter().all(u8::is_ascii_whitespace) {
         KillBody::default()
@@ -147,9 +230,16 @@ pub async fn kill(
     let mut killed = Vec::new();
     for answer in futures_join_all(asks).await {
         for k in answer?.killed {
-            killed.push(json!({ "node": k.node, "service": k.service, "actor": k.actor }));
+            killed.push(KilledActor {
+                node: k.node,
+                service: k.service,
+                actor: k.actor,
+            });
         }
     }
     tracing::warn!(count = killed.len(), "chaos: killed actors");
-    Ok(Json(json!({ "count": killed.len(), "killed": killed })))
+    Ok(Json(KillReport {
+        count: killed.len(),
+        killed,
+    }))
 }

@@ -13,17 +13,19 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use troupe_actors::mesh::{Call, MeshError, Router, Target};
 use troupe_actors::system::{ping, PING};
+use utoipa::ToSchema;
 
 use super::auth::Admin;
 use super::json::Json as Body;
+use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 
 /// Body of `POST /admin/mesh/bench`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = MeshBenchBody)]
 pub struct BenchBody {
     /// Target node (this node when absent).
     pub node: Option<String>,
@@ -31,8 +33,55 @@ pub struct BenchBody {
     pub calls: usize,
     /// Concurrent callers, 1..=4096 (default 64).
     pub concurrency: Option<usize>,
-    /// Calls per second; unpaced (as fast as possible) when absent.
+    /// Calls per second, above 0 and at most 10,000,000; unpaced (as fast as possible)
+    /// when absent. Paced calls do not wait for one another, so `concurrency` does not
+    /// apply.
     pub rate: Option<f64>,
+}
+
+/// Answer of `POST /admin/mesh/bench`: throughput, and latency percentiles of the calls that
+/// succeeded, from each call's scheduled start.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeshBenchReport {
+    /// The node that called.
+    pub from: String,
+    /// The node called.
+    pub to: String,
+    /// Calls asked for.
+    pub calls: usize,
+    /// Calls that failed.
+    pub errors: usize,
+    /// Concurrent callers (used by unpaced runs only).
+    pub concurrency: usize,
+    /// Calls per second asked for; `null` when unpaced.
+    pub rate: Option<f64>,
+    /// Wall time of the run, seconds.
+    pub seconds: f64,
+    /// Successful calls per second.
+    pub calls_per_sec: f64,
+    /// Latency from each call's scheduled start.
+    #[serde(flatten)]
+    pub latency: MeshBenchLatency,
+    /// Paced runs only: latency from the moment the call was actually started, which
+    /// leaves out how late the pacer thread woke.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = MeshBenchLatency)]
+    pub from_send: Option<MeshBenchLatency>,
+}
+
+/// Latency percentiles of the calls that succeeded, microseconds (0 when none did).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeshBenchLatency {
+    /// Median.
+    pub p50_us: u32,
+    /// 90th percentile.
+    pub p90_us: u32,
+    /// 99th percentile.
+    pub p99_us: u32,
+    /// 99.9th percentile.
+    pub p999_us: u32,
+    /// Maximum.
+    pub max_us: u32,
 }
 
 fn ping_call(node: &str) -> Call {
@@ -139,11 +188,22 @@ async fn paced(router: Router, node: String, calls: usize, rate: f64) -> Result<
 }
 
 /// Runs the benchmark.
+#[utoipa::path(
+    post,
+    path = "/admin/mesh/bench",
+    tag = "admin",
+    security(("admin" = [])),
+    request_body = BenchBody,
+    responses(
+        (status = 200, description = "Throughput and latency of the run", body = MeshBenchReport),
+        (status = 400, description = "`calls`, `concurrency` or `rate` out of range, or a malformed body", body = ErrorBody),
+    )
+)]
 pub async fn run(
     _: Admin,
     State(state): State<AppState>,
     Body(body): Body<BenchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MeshBenchReport>, ApiError> {
     let concurrency = body.concurrency.unwrap_or(64);
     if !(1..=2_000_000).contains(&body.calls) {
         return Err(MeshError::invalid("calls must be between 1 and 2000000").into());
@@ -169,40 +229,33 @@ pub async fn run(
         None => unpaced(router, node.clone(), body.calls, concurrency, next).await?,
     };
     let secs = started.elapsed().as_secs_f64();
-    let mut report = json!({
-        "from": state.mesh.info().node,
-        "to": node,
-        "calls": body.calls,
-        "errors": errors,
-        "concurrency": concurrency,
-        "rate": body.rate,
-        "seconds": secs,
-        "calls_per_sec": scheduled.len() as f64 / secs,
-    });
-    let fields = report.as_object_mut().expect("a JSON object");
-    fields.extend(percentiles(scheduled));
-    if let Some(sent) = sent {
-        fields.insert("from_send".into(), Value::Object(percentiles(sent)));
-    }
-    Ok(Json(report))
+    Ok(Json(MeshBenchReport {
+        from: state.mesh.info().node.to_string(),
+        to: node,
+        calls: body.calls,
+        errors,
+        concurrency,
+        rate: body.rate,
+        seconds: secs,
+        calls_per_sec: scheduled.len() as f64 / secs,
+        latency: percentiles(scheduled),
+        from_send: sent.map(percentiles),
+    }))
 }
 
-/// The p50, p90, p99, p99.9 and maximum of latencies in microseconds, as JSON fields
-/// (`p50_us`, ..., `max_us`; 0 when there are none).
-fn percentiles(mut lat: Vec<u32>) -> serde_json::Map<String, Value> {
+/// The p50, p90, p99, p99.9 and maximum of latencies in microseconds (0 when there are
+/// none).
+fn percentiles(mut lat: Vec<u32>) -> MeshBenchLatency {
     lat.sort_unstable();
     let at = |p: f64| {
         let i = (lat.len().saturating_sub(1) as f64 * p).round() as usize;
         lat.get(i).copied().unwrap_or(0)
     };
-    [
-        ("p50_us", at(0.50)),
-        ("p90_us", at(0.90)),
-        ("p99_us", at(0.99)),
-        ("p999_us", at(0.999)),
-        ("max_us", lat.last().copied().unwrap_or(0)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.into()))
-    .collect()
+    MeshBenchLatency {
+        p50_us: at(0.50),
+        p90_us: at(0.90),
+        p99_us: at(0.99),
+        p999_us: at(0.999),
+        max_us: lat.last().copied().unwrap_or(0),
+    }
 }

@@ -5,16 +5,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use troupe_actors::chat::{self, messages as cm};
 use troupe_actors::hub::{self, frames};
 use troupe_actors::mesh::{Call, Code, MeshError};
 use troupe_actors::store::time::rfc3339_millis;
+use utoipa::ToSchema;
 
 use super::auth::{Admin, Caller};
 use super::identity::Paging;
 use super::json::Json as Body;
+use super::openapi::ErrorBody;
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
@@ -24,68 +26,158 @@ fn call(op: &'static str, caller: &Caller, rid: String) -> Call {
         .request_id(rid)
 }
 
-fn request_json(r: &cm::ChatRequest) -> Value {
-    json!({
-        "id": r.id,
-        "from_user_id": r.from_user_id,
-        "from_username": r.from_username,
-        "to_user_id": r.to_user_id,
-        "to_username": r.to_username,
-        "status": r.status,
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-    })
+/// A chat request as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatRequestView {
+    /// Opaque id.
+    pub id: String,
+    /// Who asked.
+    pub from_user_id: String,
+    /// The asker's username.
+    pub from_username: String,
+    /// Who is asked.
+    pub to_user_id: String,
+    /// The addressee's username.
+    pub to_username: String,
+    /// `pending` or `accepted`.
+    pub status: String,
+    /// RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+    /// Last change, RFC 3339 UTC with milliseconds.
+    pub updated_at: String,
 }
 
-fn message_json(m: &cm::ChatMessage) -> Value {
-    json!({
-        "id": m.id,
-        "sender_id": m.sender_id,
-        "recipient_id": m.recipient_id,
-        "ciphertext": m.ciphertext,
-        "nonce": m.nonce,
-        "created_at": m.created_at,
-    })
+impl From<cm::ChatRequest> for ChatRequestView {
+    fn from(r: cm::ChatRequest) -> Self {
+        Self {
+            id: r.id,
+            from_user_id: r.from_user_id,
+            from_username: r.from_username,
+            to_user_id: r.to_user_id,
+            to_username: r.to_username,
+            status: r.status,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
-fn page_json(p: &cm::MessagePage) -> Value {
-    json!({
-        "items": p.items.iter().map(message_json).collect::<Vec<_>>(),
-        "total": p.total,
-        "page": p.page,
-        "per_page": p.per_page,
-    })
+/// Chat requests.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatRequestList {
+    /// How many requests `items` holds.
+    pub total: usize,
+    /// The requests, oldest first.
+    pub items: Vec<ChatRequestView>,
+}
+
+/// A stored chat message as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatMessageView {
+    /// Opaque id; ids sort by creation time.
+    pub id: String,
+    /// The sender.
+    pub sender_id: String,
+    /// The recipient.
+    pub recipient_id: String,
+    /// The opaque ciphertext, as sent.
+    pub ciphertext: String,
+    /// The opaque nonce, as sent; empty when none was given.
+    pub nonce: String,
+    /// When it was stored, RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+}
+
+impl From<cm::ChatMessage> for ChatMessageView {
+    fn from(m: cm::ChatMessage) -> Self {
+        Self {
+            id: m.id,
+            sender_id: m.sender_id,
+            recipient_id: m.recipient_id,
+            ciphertext: m.ciphertext,
+            nonce: m.nonce,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// A page of chat messages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatMessagePage {
+    /// The messages of this page.
+    pub items: Vec<ChatMessageView>,
+    /// Messages in all pages.
+    pub total: u64,
+    /// This page (1-based).
+    pub page: u32,
+    /// Messages per page.
+    pub per_page: u32,
+}
+
+impl From<cm::MessagePage> for ChatMessagePage {
+    fn from(p: cm::MessagePage) -> Self {
+        Self {
+            items: p.items.into_iter().map(ChatMessageView::from).collect(),
+            total: p.total,
+            page: p.page,
+            per_page: p.per_page,
+        }
+    }
 }
 
 /// `GET /chat-requests/incoming`: requests addressed to the caller, still pending.
+#[utoipa::path(
+    get,
+    path = "/chat-requests/incoming",
+    tag = "chat",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The pending requests addressed to the caller, oldest first", body = ChatRequestList))
+)]
 pub async fn incoming(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChatRequestList>, ApiError> {
     let list: cm::ChatRequestList = ask(&state, call(chat::INCOMING, &caller, rid)).await?;
-    let items: Vec<Value> = list.items.iter().map(request_json).collect();
-    Ok(Json(json!({ "total": items.len(), "items": items })))
+    let items: Vec<ChatRequestView> = list.items.into_iter().map(ChatRequestView::from).collect();
+    Ok(Json(ChatRequestList {
+        total: items.len(),
+        items,
+    }))
 }
 
-/// Body of `POST /chat-requests/send`.
-#[derive(Debug, Default, Deserialize)]
+/// Body of `POST /chat-requests/send`: the addressee, by id or by username (one is
+/// required; `to_user_id` wins when both are given).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SendRequestBody {
-    /// The addressee's id.
+    /// The addressee's id (at most 64 bytes, no control characters).
     #[serde(default)]
     pub to_user_id: String,
-    /// Or their username.
+    /// Or their username, in any case (at most 254 characters, no control characters).
     #[serde(default)]
     pub username: String,
 }
 
 /// `POST /chat-requests/send`: asks a user (by id or username) to become a contact.
+#[utoipa::path(
+    post,
+    path = "/chat-requests/send",
+    tag = "chat",
+    security(("bearer" = [])),
+    request_body = SendRequestBody,
+    responses(
+        (status = 201, description = "The new request, `pending`", body = ChatRequestView),
+        (status = 400, description = "Neither `to_user_id` nor `username` given, a malformed one, or the caller themself", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "Already contacts, or a request between them is pending", body = ErrorBody),
+    )
+)]
 pub async fn send_request(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Body(b): Body<SendRequestBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ChatRequestView>), ApiError> {
     let r: cm::ChatRequest = ask(
         &state,
         call(chat::SEND_REQUEST, &caller, rid).payload(&cm::SendRequest {
@@ -94,46 +186,73 @@ pub async fn send_request(
         }),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(request_json(&r))))
+    Ok((StatusCode::CREATED, Json(r.into())))
 }
 
 /// `POST /chat-requests/:id/accept`: the addressee accepts; both become contacts.
+#[utoipa::path(
+    post,
+    path = "/chat-requests/{id}/accept",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The chat request's id")),
+    responses(
+        (status = 200, description = "The request, now `accepted`", body = ChatRequestView),
+        (status = 404, description = "No such request addressed to the caller", body = ErrorBody),
+        (status = 409, description = "The request was already accepted", body = ErrorBody),
+    )
+)]
 pub async fn accept(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChatRequestView>, ApiError> {
     let r: cm::ChatRequest = ask(
         &state,
         call(chat::ACCEPT, &caller, rid).payload(&cm::AcceptRequest { id }),
     )
     .await?;
-    Ok(Json(request_json(&r)))
+    Ok(Json(r.into()))
 }
 
 /// Body of `POST /messages/send`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SendMessageBody {
-    /// A contact of the caller.
+    /// A contact of the caller (required; at most 64 bytes, no control characters).
     #[serde(default)]
     pub recipient_id: String,
-    /// Opaque ciphertext.
+    /// Opaque ciphertext, e.g. base64 (required; at most `[chat] max_message_bytes` bytes:
+    /// by default 64 KiB, or half the HTTP body limit when that is smaller; over it: 413).
     #[serde(default)]
     pub ciphertext: String,
-    /// Optional opaque nonce.
+    /// Optional opaque nonce (at most 1024 bytes).
     #[serde(default)]
     pub nonce: Option<String>,
 }
 
 /// `POST /messages/send`: stores a message to a contact (201 once committed), then
 /// delivers it live. A ciphertext over the cap is 413.
+#[utoipa::path(
+    post,
+    path = "/messages/send",
+    tag = "chat",
+    security(("bearer" = [])),
+    request_body = SendMessageBody,
+    responses(
+        (status = 201, description = "The stored message; live delivery follows", body = ChatMessageView),
+        (status = 400, description = "`recipient_id` or `ciphertext` missing or malformed, or the nonce too long", body = ErrorBody),
+        (status = 403, description = "The recipient is not one of the caller's contacts", body = ErrorBody),
+        (status = 404, description = "No such recipient", body = ErrorBody),
+        (status = 413, description = "The ciphertext is over the cap (`details.limit_bytes`)", body = ErrorBody),
+    )
+)]
 pub async fn send_message(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Body(b): Body<SendMessageBody>,
-) -> Result<(StatusCode, Json<Value>), Response> {
+) -> Result<(StatusCode, Json<ChatMessageView>), Response> {
     let sent: Result<cm::ChatMessage, ApiError> = ask(
         &state,
         call(chat::SEND_MESSAGE, &caller, rid).payload(&cm::SendMessage {
@@ -144,7 +263,7 @@ pub async fn send_message(
     )
     .await;
     match sent {
-        Ok(m) => Ok((StatusCode::CREATED, Json(message_json(&m)))),
+        Ok(m) => Ok((StatusCode::CREATED, Json(m.into()))),
         Err(e) if e.0.code == Code::ResourceExhausted && e.0.message == chat::TOO_LARGE => {
             let mut resp = e.into_response();
             *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
@@ -155,12 +274,23 @@ pub async fn send_message(
 }
 
 /// `GET /messages/`: every message the caller sent or received, newest first, paged.
+#[utoipa::path(
+    get,
+    path = "/messages",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(Paging),
+    responses(
+        (status = 200, description = "A page of the caller's messages, newest first", body = ChatMessagePage),
+        (status = 400, description = "`per_page` (or `limit`) over 100", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Query(paging): Query<Paging>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChatMessagePage>, ApiError> {
     let (page, per_page) = paging.resolve();
     let p: cm::MessagePage = ask(
         &state,
@@ -171,17 +301,32 @@ pub async fn list(
         }),
     )
     .await?;
-    Ok(Json(page_json(&p)))
+    Ok(Json(p.into()))
 }
 
 /// `GET /messages/conversation/:contact_id`: the conversation, oldest first, paged.
+#[utoipa::path(
+    get,
+    path = "/messages/conversation/{contact_id}",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(
+        ("contact_id" = String, Path, description = "The other party's user id"),
+        Paging,
+    ),
+    responses(
+        (status = 200, description = "A page of the conversation, oldest first", body = ChatMessagePage),
+        (status = 400, description = "A malformed `contact_id`, or `per_page` (or `limit`) over 100", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
 pub async fn conversation(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Path(contact_id): Path<String>,
     Query(paging): Query<Paging>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChatMessagePage>, ApiError> {
     let (page, per_page) = paging.resolve();
     let p: cm::MessagePage = ask(
         &state,
@@ -192,13 +337,14 @@ pub async fn conversation(
         }),
     )
     .await?;
-    Ok(Json(page_json(&p)))
+    Ok(Json(p.into()))
 }
 
 /// Body of `POST /broadcast`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct BroadcastBody {
-    /// The text every connection receives.
+    /// The text every connection receives (required, not only whitespace; at most 16384
+    /// bytes).
     #[serde(default)]
     pub message: String,
 }
@@ -206,13 +352,36 @@ pub struct BroadcastBody {
 /// Longest broadcast text, in bytes.
 const BROADCAST_MAX: usize = 16 * 1024;
 
+/// What `POST /broadcast` did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BroadcastReport {
+    /// The broadcast's id, also the `id` of the `broadcast` frame: the request's
+    /// `x-request-id`.
+    pub id: String,
+    /// Connections that took the frame, over all nodes.
+    pub delivered: u32,
+    /// The nodes that answered, sorted.
+    pub nodes: Vec<String>,
+}
+
 /// `POST /broadcast` (admin): a frame to every open connection on every node.
+#[utoipa::path(
+    post,
+    path = "/broadcast",
+    tag = "chat",
+    security(("admin" = [])),
+    request_body = BroadcastBody,
+    responses(
+        (status = 200, description = "The `broadcast` frame was queued on every open connection of the nodes that answered", body = BroadcastReport),
+        (status = 400, description = "`message` missing, blank or over 16384 bytes", body = ErrorBody),
+    )
+)]
 pub async fn broadcast(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Body(b): Body<BroadcastBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BroadcastReport>, ApiError> {
     if b.message.trim().is_empty() {
         return Err(MeshError::invalid("message is required")
             .with_details(json!({"fields": {"message": "required"}}))
@@ -230,33 +399,67 @@ pub async fn broadcast(
     };
     let (delivered, nodes) =
         hub::broadcast_all(state.mesh.router(), frames::broadcast(&b.message, &id)).await;
-    Ok(Json(
-        json!({ "id": id, "delivered": delivered, "nodes": nodes }),
-    ))
+    Ok(Json(BroadcastReport {
+        id,
+        delivered,
+        nodes,
+    }))
+}
+
+/// One open WebSocket connection.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionView {
+    /// `node:n`: the node and the connection's number there.
+    pub id: String,
+    /// The connected user.
+    pub user_id: String,
+    /// Their username.
+    pub username: String,
+    /// The node holding the connection.
+    pub node: String,
+    /// When it opened, RFC 3339 UTC with milliseconds.
+    pub since: String,
+}
+
+/// Open connections, cluster-wide.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionList {
+    /// How many connections `items` holds.
+    pub total: usize,
+    /// The connections, by node and opening time.
+    pub items: Vec<ConnectionView>,
 }
 
 /// `GET /connections` (any user, or the admin token): open connections cluster-wide (user,
 /// node, since), gathered from every live member.
+#[utoipa::path(
+    get,
+    path = "/connections",
+    tag = "chat",
+    security(("bearer" = []), ("admin" = [])),
+    responses((status = 200, description = "Every open connection of the live members", body = ConnectionList))
+)]
 pub async fn connections(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     admin: Result<Admin, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConnectionList>, ApiError> {
     if admin.is_err() {
         caller?;
     }
-    let items: Vec<Value> = hub::list_all(state.mesh.router(), "")
+    let items: Vec<ConnectionView> = hub::list_all(state.mesh.router(), "")
         .await
-        .iter()
-        .map(|c| {
-            json!({
-                "id": format!("{}:{}", c.node, c.id),
-                "user_id": c.user_id,
-                "username": c.username,
-                "node": c.node,
-                "since": rfc3339_millis(c.since_ms),
-            })
+        .into_iter()
+        .map(|c| ConnectionView {
+            id: format!("{}:{}", c.node, c.id),
+            user_id: c.user_id,
+            username: c.username,
+            since: rfc3339_millis(c.since_ms),
+            node: c.node,
         })
         .collect();
-    Ok(Json(json!({ "total": items.len(), "items": items })))
+    Ok(Json(ConnectionList {
+        total: items.len(),
+        items,
+    }))
 }

@@ -4,36 +4,73 @@
 
 use axum::extract::State;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use troupe_actors::auth::{self, messages as am};
 use troupe_actors::mesh::{Call, MeshError};
 use troupe_actors::users::{self, messages as um};
+use utoipa::ToSchema;
 
-use super::identity::user_json;
+use super::identity::UserView;
 use super::json::Json as Body;
+use super::openapi::ErrorBody;
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
 /// Body of the code flows: the account (`username`, `email` or `login`), the code
 /// (`code` or `confirmation_code`) and, for a reset, the new password (`new_password` or
 /// `password`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CodeBody {
-    /// Username.
+    /// The account, when `login` is absent: a username or an email address, matched
+    /// ignoring case.
     pub username: Option<String>,
-    /// Email.
+    /// The account, when `login` and `username` are absent: an email address or a
+    /// username, matched ignoring case.
     pub email: Option<String>,
-    /// Either.
+    /// The account: a username or an email address, matched ignoring case. Of `login`,
+    /// `username` and `email` the first present is used; one is required (not blank).
     pub login: Option<String>,
-    /// The code.
+    /// The code from the notification (six digits). Confirmations only, required there
+    /// (`code` or `confirmation_code`, the first present is used; not blank). A code works
+    /// once, until it expires, and not after too many wrong guesses.
     pub code: Option<String>,
-    /// The same (Cognito's name).
+    /// The same as `code` (Cognito's name), used when `code` is absent.
     pub confirmation_code: Option<String>,
-    /// The new password.
+    /// `POST /auth/confirm-forgot-password` only, required there (`new_password` or
+    /// `password`, the first present is used): the new password, 8 to 128 characters with
+    /// at least one letter and one digit.
     pub new_password: Option<String>,
-    /// The same.
+    /// The same as `new_password`, used when `new_password` is absent.
     pub password: Option<String>,
+}
+
+/// The answer of `POST /users/confirm-registration`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfirmedView {
+    /// Always `true`.
+    pub confirmed: bool,
+    /// The user, now confirmed.
+    pub user: UserView,
+}
+
+/// The answer of `POST /auth/forgot-password`, the same whether or not the account exists.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResetCodeSentView {
+    /// Always `true`.
+    pub sent: bool,
+    /// Always "if the account exists, a reset code was sent to its owner".
+    pub message: &'static str,
+    /// Seconds the code works.
+    pub expires_in: u64,
+}
+
+/// The answer of `POST /auth/confirm-forgot-password`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordResetView {
+    /// Always `true`.
+    pub reset: bool,
+    /// The user, with the new password set.
+    pub user: UserView,
 }
 
 impl CodeBody {
@@ -56,11 +93,22 @@ impl CodeBody {
 }
 
 /// `POST /users/confirm-registration`: the registration code confirms the account.
+#[utoipa::path(
+    post,
+    path = "/users/confirm-registration",
+    tag = "auth",
+    request_body = CodeBody,
+    responses(
+        (status = 200, description = "The account is confirmed", body = ConfirmedView),
+        (status = 400, description = "No account or no code given, or an invalid or expired code (whatever was wrong, also an unknown account)", body = ErrorBody),
+        (status = 409, description = "The registration is already confirmed", body = ErrorBody),
+    )
+)]
 pub async fn confirm_registration(
     State(state): State<AppState>,
     Rid(rid): Rid,
     Body(b): Body<CodeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConfirmedView>, ApiError> {
     let req = um::ConfirmRequest {
         login: b.account()?,
         code: b.code()?,
@@ -72,16 +120,29 @@ pub async fn confirm_registration(
             .payload(&req),
     )
     .await?;
-    Ok(Json(json!({ "confirmed": true, "user": user_json(&user) })))
+    Ok(Json(ConfirmedView {
+        confirmed: true,
+        user: user.into(),
+    }))
 }
 
 /// `POST /auth/forgot-password`: sends a reset code to the account's owner. The answer is
 /// the same whether or not the account exists.
+#[utoipa::path(
+    post,
+    path = "/auth/forgot-password",
+    tag = "auth",
+    request_body = CodeBody,
+    responses(
+        (status = 200, description = "A reset code was sent if the account exists (the same answer otherwise)", body = ResetCodeSentView),
+        (status = 400, description = "No account given", body = ErrorBody),
+    )
+)]
 pub async fn forgot_password(
     State(state): State<AppState>,
     Rid(rid): Rid,
     Body(b): Body<CodeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ResetCodeSentView>, ApiError> {
     let reply: am::ForgotReply = ask(
         &state,
         Call::new(auth::NAME, auth::ops::FORGOT_PASSWORD)
@@ -91,20 +152,30 @@ pub async fn forgot_password(
             }),
     )
     .await?;
-    Ok(Json(json!({
-        "sent": true,
-        "message": "if the account exists, a reset code was sent to its owner",
-        "expires_in": reply.expires_in,
-    })))
+    Ok(Json(ResetCodeSentView {
+        sent: true,
+        message: "if the account exists, a reset code was sent to its owner",
+        expires_in: reply.expires_in,
+    }))
 }
 
 /// `POST /auth/confirm-forgot-password`: the code and a new password; every session of the
 /// user ends.
+#[utoipa::path(
+    post,
+    path = "/auth/confirm-forgot-password",
+    tag = "auth",
+    request_body = CodeBody,
+    responses(
+        (status = 200, description = "The new password is set and every session of the user has ended", body = PasswordResetView),
+        (status = 400, description = "No account, code or new password given, an invalid password (`details.fields`), or an invalid or expired code (whatever was wrong, also an unknown account)", body = ErrorBody),
+    )
+)]
 pub async fn confirm_forgot_password(
     State(state): State<AppState>,
     Rid(rid): Rid,
     Body(b): Body<CodeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PasswordResetView>, ApiError> {
     let password = b
         .new_password
         .clone()
@@ -125,5 +196,8 @@ pub async fn confirm_forgot_password(
             .payload(&req),
     )
     .await?;
-    Ok(Json(json!({ "reset": true, "user": user_json(&user) })))
+    Ok(Json(PasswordResetView {
+        reset: true,
+        user: user.into(),
+    }))
 }

@@ -12,7 +12,13 @@ use axum::response::{Html, IntoResponse};
 /// The page.
 const PAGE: &str = include_str!("dashboard.html");
 
-/// The handler.
+/// `GET /dashboard`: the live operations page.
+#[utoipa::path(
+    get,
+    path = "/dashboard",
+    tag = "runtime",
+    responses((status = 200, description = "The dashboard, one HTML page with no outside assets", content_type = "text/html; charset=utf-8", body = String))
+)]
 pub async fn page() -> impl IntoResponse {
     (
         [

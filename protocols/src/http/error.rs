@@ -78,19 +78,20 @@ pub fn code_of(status: StatusCode) -> Code {
     }
 }
 
-/// The JSON body of an error.
+/// The JSON body of an error ([`ErrorBody`](super::openapi::ErrorBody)).
 pub fn body(e: &MeshError, request_id: &str) -> serde_json::Value {
-    let mut err = serde_json::json!({
-        "code": e.code.as_str(),
-        "message": e.message,
-        "request_id": request_id,
-    });
-    if !e.details.is_empty() {
-        if let Ok(details) = serde_json::from_str::<serde_json::Value>(&e.details) {
-            err["details"] = details;
-        }
-    }
-    serde_json::json!({ "error": err })
+    let details = (!e.details.is_empty())
+        .then(|| serde_json::from_str::<serde_json::Value>(&e.details).ok())
+        .flatten();
+    let body = super::openapi::ErrorBody {
+        error: super::openapi::ErrorDetail {
+            code: e.code.as_str(),
+            message: e.message.clone(),
+            request_id: request_id.to_string(),
+            details,
+        },
+    };
+    serde_json::to_value(body).expect("an error body always serializes")
 }
 
 impl IntoResponse for ApiError {

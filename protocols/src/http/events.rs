@@ -9,36 +9,94 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use troupe_actors::events::admin::{self as ev, ops};
 use troupe_actors::mesh::{Call, Code, MeshError, Target};
 use troupe_actors::notifications::{self as n, messages as nm};
+use utoipa::ToSchema;
 
 use super::auth::Admin;
 use super::health::futures_join_all;
 use super::json::Json as Body;
+use super::openapi::ErrorBody;
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
-fn letter_json(d: &ev::DeadLetter) -> Value {
-    json!({
-        "id": d.id,
-        "node": d.node,
-        "sink": d.sink,
-        "event": serde_json::from_str::<Value>(&d.event_json).unwrap_or(Value::Null),
-        "attempts": d.attempts,
-        "last_error": d.last_error,
-        "failed_at": d.failed_at,
-    })
+/// A dead letter: an event that a sink refused every time, kept in its node's outbox.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterView {
+    /// `<event id>.<sink>`.
+    pub id: String,
+    /// The node whose outbox holds it.
+    pub node: String,
+    /// The sink it was for.
+    pub sink: String,
+    /// The event, as JSON (`null` if its stored text is not JSON).
+    #[schema(value_type = Value)]
+    pub event: Value,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last failure.
+    pub last_error: String,
+    /// When the last attempt failed, RFC 3339.
+    pub failed_at: String,
+}
+
+impl From<ev::DeadLetter> for DeadLetterView {
+    fn from(d: ev::DeadLetter) -> Self {
+        Self {
+            event: serde_json::from_str::<Value>(&d.event_json).unwrap_or(Value::Null),
+            id: d.id,
+            node: d.node,
+            sink: d.sink,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            failed_at: d.failed_at,
+        }
+    }
+}
+
+/// Every routable node's dead letters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetters {
+    /// Dead letters in `items`.
+    pub total: usize,
+    /// Oldest failure first.
+    pub items: Vec<DeadLetterView>,
+}
+
+/// Answer of `POST /admin/dead-letters/{id}/replay`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayedDeadLetter {
+    /// Always `true`.
+    pub replayed: bool,
+    /// The dead letter as it was before the replay.
+    pub dead_letter: DeadLetterView,
+}
+
+/// Answer of `DELETE /admin/dead-letters/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedDeadLetter {
+    /// Always `true`.
+    pub deleted: bool,
+    /// The dead letter as it was.
+    pub dead_letter: DeadLetterView,
 }
 
 /// `GET /admin/dead-letters`: every routable node's dead letters, oldest failure first.
+#[utoipa::path(
+    get,
+    path = "/admin/dead-letters",
+    tag = "admin",
+    security(("admin" = [])),
+    responses((status = 200, description = "Every routable node's dead letters", body = DeadLetters))
+)]
 pub async fn list(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeadLetters>, ApiError> {
     let asks = state
         .mesh
         .router()
@@ -57,8 +115,11 @@ pub async fn list(
         items.extend(answer?.items);
     }
     items.sort_by(|a, b| (&a.failed_at, &a.id).cmp(&(&b.failed_at, &b.id)));
-    let items: Vec<Value> = items.iter().map(letter_json).collect();
-    Ok(Json(json!({ "total": items.len(), "items": items })))
+    let items: Vec<DeadLetterView> = items.into_iter().map(DeadLetterView::from).collect();
+    Ok(Json(DeadLetters {
+        total: items.len(),
+        items,
+    }))
 }
 
 /// Runs a dead-letter op on the node that holds `id` (this node first).
@@ -90,68 +151,190 @@ async fn on_holder(
 }
 
 /// `GET /admin/dead-letters/:id`: one dead letter.
+#[utoipa::path(
+    get,
+    path = "/admin/dead-letters/{id}",
+    tag = "admin",
+    security(("admin" = [])),
+    params(("id" = String, Path, description = "The dead letter's id, `<event id>.<sink>`")),
+    responses(
+        (status = 200, description = "The dead letter", body = DeadLetterView),
+        (status = 404, description = "No routable node holds this dead letter", body = ErrorBody),
+    )
+)]
 pub async fn get(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(letter_json(
-        &on_holder(&state, &rid, ops::DEAD_GET, id).await?,
-    )))
+) -> Result<Json<DeadLetterView>, ApiError> {
+    Ok(Json(
+        on_holder(&state, &rid, ops::DEAD_GET, id).await?.into(),
+    ))
 }
 
 /// `POST /admin/dead-letters/:id/replay`: back into its node's outbox, attempts reset.
+#[utoipa::path(
+    post,
+    path = "/admin/dead-letters/{id}/replay",
+    tag = "admin",
+    security(("admin" = [])),
+    params(("id" = String, Path, description = "The dead letter's id, `<event id>.<sink>`")),
+    responses(
+        (status = 200, description = "Back in its node's outbox", body = ReplayedDeadLetter),
+        (status = 404, description = "No routable node holds this dead letter", body = ErrorBody),
+        (status = 409, description = "Its sink is not configured on the node that holds it", body = ErrorBody),
+    )
+)]
 pub async fn replay(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReplayedDeadLetter>, ApiError> {
     let d = on_holder(&state, &rid, ops::DEAD_REPLAY, id).await?;
-    Ok(Json(
-        json!({ "replayed": true, "dead_letter": letter_json(&d) }),
-    ))
+    Ok(Json(ReplayedDeadLetter {
+        replayed: true,
+        dead_letter: d.into(),
+    }))
 }
 
 /// `DELETE /admin/dead-letters/:id`: drops it for good.
+#[utoipa::path(
+    delete,
+    path = "/admin/dead-letters/{id}",
+    tag = "admin",
+    security(("admin" = [])),
+    params(("id" = String, Path, description = "The dead letter's id, `<event id>.<sink>`")),
+    responses(
+        (status = 200, description = "Dropped for good", body = DeletedDeadLetter),
+        (status = 404, description = "No routable node holds this dead letter", body = ErrorBody),
+    )
+)]
 pub async fn drop(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedDeadLetter>, ApiError> {
     let d = on_holder(&state, &rid, ops::DEAD_DROP, id).await?;
-    Ok(Json(
-        json!({ "deleted": true, "dead_letter": letter_json(&d) }),
-    ))
+    Ok(Json(DeletedDeadLetter {
+        deleted: true,
+        dead_letter: d.into(),
+    }))
 }
 
 /// Body of `POST /admin/events/bench`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = EventsBenchBody)]
 pub struct BenchBody {
-    /// Events to publish from this node.
+    /// Events to publish from this node, 1 to 1000000.
     pub count: u32,
-    /// Events per second; unpaced when absent.
+    /// Events per second; unpaced when absent or 0.
     pub rate: Option<u32>,
-    /// Publishes in flight at once (default 64).
+    /// Publishes in flight at once (default 64, also when 0; more than 4096 counts as 4096).
     pub concurrency: Option<u32>,
     /// Run id (default: a new one); the same id on several nodes pools their results.
     pub run: Option<String>,
     /// Wait up to this many ms for every event's notification log row and report the
-    /// publish-to-row latency (default: don't wait).
+    /// publish-to-row latency (default, or 0: don't wait; more than 600000 counts as 600000).
     pub wait_ms: Option<u64>,
+}
+
+/// Answer of `POST /admin/events/bench`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsBenchReport {
+    /// The node that published.
+    pub node: String,
+    /// The run id.
+    pub run: String,
+    /// Events published (acknowledged durable).
+    pub published: u32,
+    /// Failed publishes.
+    pub failed: u32,
+    /// Wall time of the burst, seconds.
+    pub elapsed_s: f64,
+    /// Events published per second (0 when no time elapsed).
+    pub events_per_s: f64,
+    /// Publish latency, microseconds.
+    pub publish_latency_us: PublishLatency,
+    /// Outbox depth when the burst ended.
+    pub outbox_depth: i64,
+    /// Notification log rows of the run when the wait ended; only with `wait_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    pub log_rows: Option<u64>,
+    /// Publish-to-log-row latency of the run, ms; only with `wait_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = RowLatency)]
+    pub publish_to_row_ms: Option<RowLatency>,
+}
+
+/// Publish latency percentiles of a benchmark burst, microseconds.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EventsBenchPublishLatency)]
+pub struct PublishLatency {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+/// Publish-to-log-row latency percentiles of a benchmark run, milliseconds.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EventsBenchRowLatency)]
+pub struct RowLatency {
+    /// Median.
+    pub p50: i64,
+    /// 99th percentile.
+    pub p99: i64,
+    /// Maximum.
+    pub max: i64,
+}
+
+impl From<&nm::BenchStats> for RowLatency {
+    fn from(s: &nm::BenchStats) -> Self {
+        Self {
+            p50: s.p50_ms,
+            p99: s.p99_ms,
+            max: s.max_ms,
+        }
+    }
+}
+
+/// Answer of `GET /admin/events/bench/{run}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsBenchStats {
+    /// The run id.
+    pub run: String,
+    /// Notification log rows of the run.
+    pub log_rows: u64,
+    /// Publish-to-log-row latency, ms.
+    pub publish_to_row_ms: RowLatency,
 }
 
 /// `POST /admin/events/bench` (admin): publishes `count` benchmark events on this node
 /// through the outbox, reports publish latency, and optionally the publish-to-log-row
 /// latency of the run.
+#[utoipa::path(
+    post,
+    path = "/admin/events/bench",
+    tag = "admin",
+    security(("admin" = [])),
+    request_body = BenchBody,
+    responses(
+        (status = 200, description = "What the burst did", body = EventsBenchReport),
+        (status = 400, description = "`count` missing or out of range, or a malformed body", body = ErrorBody),
+    )
+)]
 pub async fn bench(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Body(b): Body<BenchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventsBenchReport>, ApiError> {
     let run = b
         .run
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
@@ -172,16 +355,7 @@ pub async fn bench(
     )
     .await?;
     let secs = r.elapsed_us as f64 / 1e6;
-    let mut out = json!({
-        "node": node,
-        "run": run,
-        "published": r.published,
-        "failed": r.failed,
-        "elapsed_s": secs,
-        "events_per_s": if secs > 0.0 { f64::from(r.published) / secs } else { 0.0 },
-        "publish_latency_us": { "p50": r.p50_us, "p99": r.p99_us, "max": r.max_us },
-        "outbox_depth": r.outbox_depth,
-    });
+    let mut rows: Option<nm::BenchStats> = None;
     if let Some(wait) = b.wait_ms.filter(|w| *w > 0) {
         let deadline = std::time::Instant::now() + Duration::from_millis(wait.min(600_000));
         loop {
@@ -194,25 +368,50 @@ pub async fn bench(
             .await?;
             let done = stats.count >= u64::from(r.published);
             if done || std::time::Instant::now() >= deadline {
-                out["log_rows"] = json!(stats.count);
-                out["publish_to_row_ms"] =
-                    json!({ "p50": stats.p50_ms, "p99": stats.p99_ms, "max": stats.max_ms });
+                rows = Some(stats);
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    Ok(Json(out))
+    Ok(Json(EventsBenchReport {
+        node,
+        run,
+        published: r.published,
+        failed: r.failed,
+        elapsed_s: secs,
+        events_per_s: if secs > 0.0 {
+            f64::from(r.published) / secs
+        } else {
+            0.0
+        },
+        publish_latency_us: PublishLatency {
+            p50: r.p50_us,
+            p99: r.p99_us,
+            max: r.max_us,
+        },
+        outbox_depth: r.outbox_depth,
+        log_rows: rows.as_ref().map(|s| s.count),
+        publish_to_row_ms: rows.as_ref().map(RowLatency::from),
+    }))
 }
 
 /// `GET /admin/events/bench/:run` (admin): publish-to-log-row latency of a run, pooled
 /// over every node that published for it.
+#[utoipa::path(
+    get,
+    path = "/admin/events/bench/{run}",
+    tag = "admin",
+    security(("admin" = [])),
+    params(("run" = String, Path, description = "The run id")),
+    responses((status = 200, description = "The run's notification log rows and their latency", body = EventsBenchStats))
+)]
 pub async fn bench_stats(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Path(run): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventsBenchStats>, ApiError> {
     let stats: nm::BenchStats = ask(
         &state,
         Call::new(n::NAME, n::ops::BENCH_STATS)
@@ -220,9 +419,9 @@ pub async fn bench_stats(
             .payload(&nm::BenchStatsRequest { run: run.clone() }),
     )
     .await?;
-    Ok(Json(json!({
-        "run": run,
-        "log_rows": stats.count,
-        "publish_to_row_ms": { "p50": stats.p50_ms, "p99": stats.p99_ms, "max": stats.max_ms },
-    })))
+    Ok(Json(EventsBenchStats {
+        log_rows: stats.count,
+        publish_to_row_ms: RowLatency::from(&stats),
+        run,
+    }))
 }

@@ -6,48 +6,129 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
 use troupe_actors::mesh::{Call, MemberState, Target};
 use troupe_actors::sessions::{self, messages::HostCounts};
 use troupe_actors::system::{health, SYSTEM};
-use troupe_proto::mesh::NodeHealth;
+use troupe_proto::mesh::{NodeHealth, ServiceHealth};
+use utoipa::ToSchema;
 
 use super::request_id::Rid;
 use super::{ask, AppState};
 
+/// A node's health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeHealthView {
+    /// `ok`, `degraded` (a service has workers down) or `down` (a service has none alive).
+    pub status: String,
+    /// Node name.
+    pub node: String,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// Time since the node started, ms.
+    pub uptime_ms: u64,
+    /// Troupe's version.
+    pub version: String,
+    /// HTTP requests the node has answered since it started.
+    pub http_requests: u64,
+    /// Open WebSocket connections on the node.
+    pub ws_connections: u32,
+    /// Its service groups.
+    pub services: Vec<ServiceHealthView>,
+}
+
+/// One service group on one node.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceHealthView {
+    /// Service name.
+    pub name: String,
+    /// `ok`, `degraded` (some workers down) or `down` (none alive).
+    pub status: String,
+    /// Workers alive.
+    pub workers_alive: u32,
+    /// Workers in all.
+    pub workers_total: u32,
+    /// Calls being handled.
+    pub in_flight: u32,
+    /// Worker restarts since the node started.
+    pub restarts: u64,
+}
+
+impl From<NodeHealth> for NodeHealthView {
+    fn from(h: NodeHealth) -> Self {
+        Self {
+            status: h.status,
+            node: h.node,
+            incarnation: h.incarnation,
+            uptime_ms: h.uptime_ms,
+            version: h.version,
+            http_requests: h.http_requests,
+            ws_connections: h.ws_connections,
+            services: h
+                .services
+                .into_iter()
+                .map(ServiceHealthView::from)
+                .collect(),
+        }
+    }
+}
+
+impl From<ServiceHealth> for ServiceHealthView {
+    fn from(s: ServiceHealth) -> Self {
+        Self {
+            name: s.name,
+            status: s.status,
+            workers_alive: s.workers_alive,
+            workers_total: s.workers_total,
+            in_flight: s.in_flight,
+            restarts: s.restarts,
+        }
+    }
+}
+
 /// This node: status, name, incarnation, uptime, version, services.
-pub async fn node(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "runtime",
+    responses(
+        (status = 200, description = "The node is `ok` or `degraded`", body = NodeHealthView),
+        (status = 503, description = "The node is `down`: a service has no worker alive", body = NodeHealthView),
+    )
+)]
+pub async fn node(State(state): State<AppState>) -> (StatusCode, Json<NodeHealthView>) {
     let h = health::report(state.mesh.info());
     let code = if h.status == "down" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    (code, Json(node_json(&h)))
+    (code, Json(h.into()))
 }
 
-fn node_json(h: &NodeHealth) -> Value {
-    json!({
-        "status": h.status,
-        "node": h.node,
-        "incarnation": h.incarnation,
-        "uptime_ms": h.uptime_ms,
-        "version": h.version,
-        "http_requests": h.http_requests,
-        "ws_connections": h.ws_connections,
-        "services": h.services.iter().map(|s| json!({
-            "name": s.name,
-            "status": s.status,
-            "workers_alive": s.workers_alive,
-            "workers_total": s.workers_total,
-            "in_flight": s.in_flight,
-            "restarts": s.restarts,
-        })).collect::<Vec<_>>(),
-    })
+fn node_json(h: NodeHealth) -> Value {
+    serde_json::to_value(NodeHealthView::from(h)).expect("a health report always serializes")
 }
 
 /// Every member's health, asked through the mesh in parallel; a member that does not
 /// answer within a second counts as down.
+#[utoipa::path(
+    get,
+    path = "/health/cluster",
+    tag = "runtime",
+    responses(
+        (status = 200, description = "The cluster is `ok` or `degraded`: `{\"status\", \"nodes\", \
+            \"services\"}`. `status`: `ok` when every member answered `ok`, `down` when no member \
+            is up, `degraded` otherwise. `nodes`: each member's health as `GET /health` gives it, \
+            plus `live_sessions` (its running session actors) when known; a member that did not \
+            answer, or is declared dead, as `{\"node\", \"status\": \"down\", \"error\"}`. \
+            `services`: by service name, `{\"status\", \"nodes_up\", \"nodes\"}`: the members that \
+            answered and host it, those where it is not `down`, and `ok`, `degraded` or `down` \
+            accordingly", body = Object),
+        (status = 503, description = "No member is up; the same body, with `status` `down`", body = Object),
+    )
+)]
 pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCode, Json<Value>) {
     let view = state.mesh.view();
     let asks = view
@@ -88,7 +169,7 @@ pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCod
                         e.0 += 1;
                     }
                 }
-                let mut node = node_json(&h);
+                let mut node = node_json(h);
                 if let Some(s) = sessions {
                     node["live_sessions"] = s.active.into();
                 }

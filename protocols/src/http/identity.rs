@@ -1,37 +1,61 @@
-//! Shared pieces of the identity routes: the JSON form of a user, paging, client details.
+//! Shared pieces of the identity routes: the API form of a user ([`UserView`]), paging,
+//! client details.
 
 use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use troupe_actors::users::messages::User;
+use utoipa::ToSchema;
 
-/// The public JSON of a user (never a password hash).
-pub fn user_json(u: &User) -> Value {
-    json!({
-        "id": u.id,
-        "username": u.username,
-        "email": u.email,
-        "full_name": u.full_name,
-        "roles": u.roles,
-        "confirmed": u.confirmed,
-        "created_at": u.created_at,
-        "updated_at": u.updated_at,
-    })
+/// A user as the API shows it (never a password hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Opaque id (a UUID).
+    pub id: String,
+    /// Login name, as registered (case preserved; unique ignoring case).
+    pub username: String,
+    /// Email address, as registered (unique ignoring case).
+    pub email: String,
+    /// Display name; may be empty.
+    pub full_name: String,
+    /// Roles, e.g. `["user"]` or `["user", "admin"]`.
+    pub roles: Vec<String>,
+    /// Whether the email address is confirmed.
+    pub confirmed: bool,
+    /// Creation time, RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+    /// Last change, RFC 3339 UTC with milliseconds.
+    pub updated_at: String,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            full_name: u.full_name,
+            roles: u.roles,
+            confirmed: u.confirmed,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
 }
 
 /// `?page=&per_page=` or `?limit=&offset=`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
     /// 1-based page.
     pub page: Option<u32>,
     /// Items per page.
     pub per_page: Option<u32>,
-    /// Alternative: items per page.
+    /// Alternative: items per page; above 0, `page` and `per_page` are ignored.
     pub limit: Option<u32>,
-    /// Alternative: items to skip.
+    /// With `limit`: items to skip, rounded down to a whole number of pages.
     pub offset: Option<u32>,
 }
 

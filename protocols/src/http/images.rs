@@ -7,10 +7,37 @@ use axum::response::{IntoResponse, Response};
 use troupe_actors::images::{self, messages as im};
 use troupe_actors::mesh::{Call, MeshError};
 
+use super::openapi::ErrorBody;
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
-/// The handler.
+/// `GET /images/:id`: a stored image.
+#[utoipa::path(
+    get,
+    path = "/images/{id}",
+    tag = "images",
+    description = "An image's bytes, public (no credential). The type is the one detected from \
+        the bytes at upload (PNG, JPEG, GIF or WebP), never the uploader's word; the reply \
+        carries `Content-Disposition: inline` with the stored file name, \
+        `X-Content-Type-Options: nosniff`, a sandboxing `Content-Security-Policy`, and may be \
+        cached for a day (`Cache-Control: public, max-age=86400, immutable`).",
+    params(("id" = String, Path, description = "The image's id")),
+    responses(
+        (status = 200, description = "The image's bytes (binary), with its detected type as `Content-Type`",
+            content(
+                ("image/png"),
+                ("image/jpeg"),
+                ("image/gif"),
+                ("image/webp"),
+            ),
+            headers(
+                ("Content-Disposition" = String, description = "`inline; filename=\"<stored file name>\"`"),
+                ("Cache-Control" = String, description = "`public, max-age=86400, immutable`"),
+            )
+        ),
+        (status = 404, description = "No such image", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Rid(rid): Rid,

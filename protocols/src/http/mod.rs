@@ -13,6 +13,8 @@
 //! - [`tasks`], [`todos`]: tasks and todo lists.
 //! - [`health`], [`cluster`], [`ping`], [`metrics`], [`dashboard`], [`admin`], [`bench`]: one
 //!   file per route family.
+//! - [`openapi`]: `/openapi.json`, built from the handlers' `#[utoipa::path]` attributes as
+//!   [`router`] registers them.
 
 pub mod account;
 pub mod admin;
@@ -32,6 +34,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod notifications;
 pub mod object;
+pub mod openapi;
 pub mod ping;
 pub mod request_id;
 pub mod sessions;
@@ -43,12 +46,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, Method};
-use axum::routing::{get, post, put};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use troupe_actors::mesh::Mesh;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use openapi::aliased;
 
 pub use error::ApiError;
 
@@ -104,136 +111,111 @@ pub struct Shared {
 }
 
 /// The full HTTP application of a node, ready to serve: the routes with their layers (body
-/// limit, CORS, and [`middleware::ObserveLayer`]: request id, metrics and JSON errors).
+/// limit, CORS, and [`middleware::ObserveLayer`]: request id, metrics and JSON errors), and
+/// `/openapi.json`, which describes them.
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.config.cors_origins);
     let max_body = state.config.max_body_bytes;
-    let router = Router::new()
-        .route("/health", get(health::node))
-        .route("/health/cluster", get(health::cluster))
-        .route("/cluster", get(cluster::view))
-        .route("/ping", get(ping::ping))
-        .route("/metrics", get(metrics::render))
-        .route("/dashboard", get(dashboard::page))
-        .route("/admin/actors", get(admin::actors))
-        .route("/admin/chaos/kill", post(admin::kill))
-        .route("/admin/mesh/bench", post(bench::run))
+    // Every route is registered through `routes!`, which takes its path from the handler's
+    // `#[utoipa::path]`, so the router and /openapi.json are one list.
+    let (routes, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::node))
+        .routes(routes!(health::cluster))
+        .routes(routes!(cluster::view))
+        .routes(routes!(ping::ping))
+        .routes(routes!(metrics::render))
+        .routes(routes!(dashboard::page))
+        .routes(routes!(admin::actors))
+        .routes(routes!(admin::kill))
+        .routes(routes!(bench::run))
         // identity: registration and login under every landscape's paths
-        .route("/auth/register", post(account::register))
-        .route("/api/auth/register", post(account::register))
-        .route("/users/register", post(account::register))
-        .route("/api/v1/airliner/registerUser", post(account::register))
-        .route("/login", post(account::login))
-        .route("/auth/login", post(account::login))
-        .route("/api/auth/login", post(account::login))
-        .route("/api/v1/airliner/login", post(account::login))
-        .route("/api/v1/airliner/generateToken", post(account::login))
-        .route("/auth/refresh", post(account::refresh))
-        .route("/auth/logout", post(account::logout))
-        .route("/auth/verify-token", get(account::verify_token))
-        .route("/auth/verify/{token}", get(account::verify_path))
-        .route("/auth/admin/create-user", post(account::admin_create))
-        .route(
-            "/auth/admin/set-password",
-            post(account::admin_set_password),
-        )
-        .route("/auth/admin/delete-user", post(account::admin_delete))
+        .routes(aliased(
+            routes!(account::register),
+            &[
+                "/api/auth/register",
+                "/users/register",
+                "/api/v1/airliner/registerUser",
+            ],
+        ))
+        .routes(aliased(
+            routes!(account::login),
+            &[
+                "/login",
+                "/api/auth/login",
+                "/api/v1/airliner/login",
+                "/api/v1/airliner/generateToken",
+            ],
+        ))
+        .routes(routes!(account::refresh))
+        .routes(routes!(account::logout))
+        .routes(routes!(account::verify_token))
+        .routes(routes!(account::verify_path))
+        .routes(aliased(routes!(account::admin_create), &["/users"]))
+        .routes(routes!(account::admin_set_password))
+        .routes(routes!(account::admin_delete))
         // profiles and directory
-        .route("/profile", get(users::my_profile))
-        .route(
-            "/users/profile",
-            get(users::my_profile).put(users::update_my_profile),
-        )
-        .route("/users/profile/{id}", get(users::profile))
-        .route("/users", get(users::list).post(account::admin_create))
-        .route(
-            "/users/search",
-            get(users::search_get).post(users::search_post),
-        )
-        .route(
-            "/users/{id}",
-            get(users::get)
-                .put(users::admin_update)
-                .delete(users::admin_delete),
-        )
-        .route("/keys", post(users::put_key))
-        .route("/keys/{user_id}", get(users::get_key))
-        .route("/contacts", get(users::contacts))
-        .route("/contacts/", get(users::contacts))
-        .route("/test-db", get(users::test_db))
+        .routes(aliased(routes!(users::my_profile), &["/profile"]))
+        .routes(routes!(users::update_my_profile))
+        .routes(routes!(users::profile))
+        .routes(routes!(users::list))
+        .routes(routes!(users::search_get, users::search_post))
+        .routes(routes!(
+            users::get,
+            users::admin_update,
+            users::admin_delete
+        ))
+        .routes(routes!(users::put_key))
+        .routes(routes!(users::get_key))
+        .routes(aliased(routes!(users::contacts), &["/contacts/"]))
+        .routes(routes!(users::test_db))
         // sessions
-        .route("/api/sessions", post(sessions::start))
-        .route("/api/sessions/verify", get(sessions::verify))
-        .route(
-            "/api/sessions/{user_id}",
-            get(sessions::list)
-                .put(sessions::update)
-                .delete(sessions::end_all),
-        )
-        .route("/last-connection", get(sessions::last_connection))
-        .route("/connected/health", get(sessions::tracker_health))
+        .routes(routes!(sessions::start))
+        .routes(routes!(sessions::verify))
+        .routes(routes!(sessions::list, sessions::update, sessions::end_all))
+        .routes(routes!(sessions::last_connection))
+        .routes(routes!(sessions::tracker_health))
         // tasks and todos
-        .route(
-            "/api/v1/eventstreammonitor/tasks",
-            get(tasks::list).post(tasks::create),
-        )
-        .route("/api/v1/eventstreammonitor/tasks/{id}", get(tasks::get))
-        .route(
-            "/api/v1/eventstreammonitor/tasks/{id}/cancel",
-            axum::routing::put(tasks::cancel),
-        )
-        .route("/todos", get(todos::list).post(todos::create))
-        .route(
-            "/todos/{id}",
-            get(todos::get).put(todos::update).delete(todos::delete),
-        )
+        .routes(routes!(tasks::list, tasks::create))
+        .routes(routes!(tasks::get))
+        .routes(routes!(tasks::cancel))
+        .routes(routes!(todos::list, todos::create))
+        .routes(routes!(todos::get, todos::update, todos::delete))
         // chat and live connections (landscape E)
-        .route("/ws/{user_id}", get(crate::ws::upgrade))
-        .route("/chat-requests/incoming", get(chat::incoming))
-        .route("/chat-requests/send", post(chat::send_request))
-        .route("/chat-requests/{id}/accept", post(chat::accept))
-        .route("/messages/send", post(chat::send_message))
-        .route("/messages", get(chat::list))
-        .route("/messages/", get(chat::list))
-        .route(
-            "/messages/conversation/{contact_id}",
-            get(chat::conversation),
-        )
-        .route("/broadcast", post(chat::broadcast))
-        .route("/connections", get(chat::connections))
+        .routes(routes!(crate::ws::upgrade))
+        .routes(routes!(chat::incoming))
+        .routes(routes!(chat::send_request))
+        .routes(routes!(chat::accept))
+        .routes(routes!(chat::send_message))
+        .routes(aliased(routes!(chat::list), &["/messages/"]))
+        .routes(routes!(chat::conversation))
+        .routes(routes!(chat::broadcast))
+        .routes(routes!(chat::connections))
         // events, notifications and the emailed-code flows
-        .route("/notifications", get(notifications::list))
-        .route("/notifications/{id}/read", put(notifications::read))
-        .route(
-            "/notifications/preferences",
-            get(notifications::preferences).put(notifications::set_preferences),
-        )
-        .route("/notifications/logs", get(notifications::logs))
-        .route(
-            "/users/confirm-registration",
-            post(codes::confirm_registration),
-        )
-        .route("/auth/forgot-password", post(codes::forgot_password))
-        .route(
-            "/auth/confirm-forgot-password",
-            post(codes::confirm_forgot_password),
-        )
-        .route("/admin/dead-letters", get(events::list))
-        .route(
-            "/admin/dead-letters/{id}",
-            get(events::get).delete(events::drop),
-        )
-        .route("/admin/dead-letters/{id}/replay", post(events::replay))
-        .route("/admin/events/bench", post(events::bench))
-        .route("/admin/events/bench/{run}", get(events::bench_stats))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::read))
+        .routes(routes!(
+            notifications::preferences,
+            notifications::set_preferences
+        ))
+        .routes(routes!(notifications::logs))
+        .routes(routes!(codes::confirm_registration))
+        .routes(routes!(codes::forgot_password))
+        .routes(routes!(codes::confirm_forgot_password))
+        .routes(routes!(events::list))
+        .routes(routes!(events::get, events::drop))
+        .routes(routes!(events::replay))
+        .routes(routes!(events::bench))
+        .routes(routes!(events::bench_stats))
         // SOAP (crate::soap) and images
-        .route("/register", post(crate::soap::handlers::register))
-        .route(
-            "/soap",
-            get(crate::soap::handlers::wsdl).post(crate::soap::handlers::endpoint),
-        )
-        .route("/user/soap", get(crate::soap::handlers::lookup))
-        .route("/images/{id}", get(images::get))
+        .routes(routes!(crate::soap::handlers::register))
+        .routes(routes!(
+            crate::soap::handlers::wsdl,
+            crate::soap::handlers::endpoint
+        ))
+        .routes(routes!(crate::soap::handlers::lookup))
+        .routes(routes!(images::get))
+        .split_for_parts();
+    let router = openapi::serve(routes, doc)
         .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(max_body));

@@ -7,19 +7,22 @@ use serde::{Deserialize, Serialize};
 use troupe_actors::mesh::{Call, MeshError, Target};
 use troupe_actors::system::{ping, PING};
 use troupe_proto::mesh::PingReply;
+use utoipa::ToSchema;
 
+use super::openapi::ErrorBody;
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
 /// Query of `/ping`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PingQuery {
     /// Node that should answer; this node when absent.
     pub node: Option<String>,
 }
 
 /// The answer: which node and incarnation served the ping.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Pong {
     /// Node name.
     pub node: String,
@@ -27,7 +30,19 @@ pub struct Pong {
     pub incarnation: u64,
 }
 
-/// The handler.
+/// `GET /ping` (answered by a `ping` worker on this node) or `GET /ping?node=<name>` (by
+/// that node's, through the mesh).
+#[utoipa::path(
+    get,
+    path = "/ping",
+    tag = "runtime",
+    params(PingQuery),
+    responses(
+        (status = 200, description = "The node that answered", body = Pong),
+        (status = 400, description = "`node` is empty", body = ErrorBody),
+        (status = 404, description = "No member named `node`", body = ErrorBody),
+    )
+)]
 pub async fn ping(
     State(state): State<AppState>,
     Rid(rid): Rid,

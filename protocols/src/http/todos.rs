@@ -4,30 +4,94 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use troupe_actors::mesh::Call;
 use troupe_actors::todos::{self, messages as dm, ops};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::identity::Paging;
 use super::json::Json as Body;
 use super::object::Object;
+use super::openapi::ErrorBody;
 use super::request_id::Rid;
 use super::tasks::Filter;
 use super::{ask, ApiError, AppState};
 
-/// The JSON of a todo.
-pub fn todo_json(t: &dm::Todo) -> Value {
-    json!({
-        "id": t.id,
-        "user_id": t.owner_id,
-        "title": t.title,
-        "description": t.description,
-        "status": t.status,
-        "created_at": t.created_at,
-        "updated_at": t.updated_at,
-        "version": t.version,
-    })
+/// A todo as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TodoView {
+    /// Opaque id.
+    pub id: String,
+    /// The owner.
+    pub user_id: String,
+    /// Title.
+    pub title: String,
+    /// Description; may be empty.
+    pub description: String,
+    /// `pending`, `in_progress` or `done`.
+    pub status: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC.
+    pub updated_at: String,
+    /// Bumped by every change; give it back in `PUT` to change only this version.
+    pub version: u64,
+}
+
+impl From<dm::Todo> for TodoView {
+    fn from(t: dm::Todo) -> Self {
+        Self {
+            id: t.id,
+            user_id: t.owner_id,
+            title: t.title,
+            description: t.description,
+            status: t.status,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            version: t.version,
+        }
+    }
+}
+
+/// A page of todos.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TodoPage {
+    /// The todos of this page, newest first.
+    pub items: Vec<TodoView>,
+    /// Todos in all pages.
+    pub total: u64,
+    /// This page (1-based).
+    pub page: u32,
+    /// Todos per page.
+    pub per_page: u32,
+}
+
+/// Body of `POST /todos` (read field by field, see [`Object`]).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // describes the body; the handler reads it with `Object`
+pub struct CreateTodoBody {
+    /// Title (required, 1-200 characters).
+    title: String,
+    /// Description.
+    description: Option<String>,
+    /// `pending` (default), `in_progress` or `done`.
+    status: Option<String>,
+}
+
+/// Body of `PUT /todos/:id` (read field by field, see [`Object`]).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // describes the body; the handler reads it with `Object`
+pub struct UpdateTodoBody {
+    /// New title.
+    title: Option<String>,
+    /// New description.
+    description: Option<String>,
+    /// New status: `pending`, `in_progress` or `done`.
+    status: Option<String>,
+    /// Change only if the todo is still at this version (409 otherwise).
+    version: Option<u64>,
 }
 
 async fn one(
@@ -36,7 +100,7 @@ async fn one(
     caller: &Caller,
     op: &'static str,
     msg: &impl prost::Message,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TodoView>, ApiError> {
     let t: dm::Todo = ask(
         state,
         Call::new(todos::NAME, op)
@@ -45,18 +109,26 @@ async fn one(
             .payload(msg),
     )
     .await?;
-    Ok(Json(todo_json(&t)))
+    Ok(Json(t.into()))
 }
 
 /// `GET /todos?status=&page=&per_page=`: the caller's todos (an admin's: everyone's, or
 /// `user_id`'s), newest first.
+#[utoipa::path(
+    get,
+    path = "/todos",
+    tag = "todos",
+    security(("bearer" = [])),
+    params(Filter, Paging),
+    responses((status = 200, description = "A page of the caller's todos", body = TodoPage))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Query(filter): Query<Filter>,
     Query(paging): Query<Paging>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TodoPage>, ApiError> {
     let (page, per_page) = paging.resolve();
     let p: dm::TodoPage = ask(
         &state,
@@ -71,21 +143,32 @@ pub async fn list(
             }),
     )
     .await?;
-    Ok(Json(json!({
-        "items": p.items.iter().map(todo_json).collect::<Vec<_>>(),
-        "total": p.total,
-        "page": p.page,
-        "per_page": p.per_page,
-    })))
+    Ok(Json(TodoPage {
+        items: p.items.into_iter().map(TodoView::from).collect(),
+        total: p.total,
+        page: p.page,
+        per_page: p.per_page,
+    }))
 }
 
 /// `POST /todos`: `{"title", "description"?, "status"?}`; 201 with the todo.
+#[utoipa::path(
+    post,
+    path = "/todos",
+    tag = "todos",
+    security(("bearer" = [])),
+    request_body = CreateTodoBody,
+    responses(
+        (status = 201, description = "The new todo", body = TodoView),
+        (status = 400, description = "A field is missing or invalid (`details.fields`)", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Body(body): Body<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TodoView>), ApiError> {
     let mut o = Object::new(&body)?;
     let c = dm::CreateTodo {
         title: o.string("title"),
@@ -98,24 +181,48 @@ pub async fn create(
 }
 
 /// `GET /todos/:id`.
+#[utoipa::path(
+    get,
+    path = "/todos/{id}",
+    tag = "todos",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The todo's id")),
+    responses(
+        (status = 200, description = "The todo", body = TodoView),
+        (status = 404, description = "No such todo, or not the caller's", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TodoView>, ApiError> {
     one(&state, rid, &caller, ops::GET, &dm::TodoRef { id }).await
 }
 
 /// `PUT /todos/:id`: `{"title"?, "description"?, "status"?, "version"?}`; the fields given
 /// change, and with `version` only if the todo is still at it.
+#[utoipa::path(
+    put,
+    path = "/todos/{id}",
+    tag = "todos",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The todo's id")),
+    request_body = UpdateTodoBody,
+    responses(
+        (status = 200, description = "The todo as changed", body = TodoView),
+        (status = 404, description = "No such todo, or not the caller's", body = ErrorBody),
+        (status = 409, description = "`version` given and the todo has moved on", body = ErrorBody),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Path(id): Path<String>,
     Body(body): Body<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TodoView>, ApiError> {
     let mut o = Object::new(&body)?;
     let u = dm::UpdateTodo {
         id,
@@ -131,11 +238,22 @@ pub async fn update(
 }
 
 /// `DELETE /todos/:id`: 200 with the todo as it was.
+#[utoipa::path(
+    delete,
+    path = "/todos/{id}",
+    tag = "todos",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The todo's id")),
+    responses(
+        (status = 200, description = "The todo as it was", body = TodoView),
+        (status = 404, description = "No such todo, or not the caller's", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TodoView>, ApiError> {
     one(&state, rid, &caller, ops::DELETE, &dm::TodoRef { id }).await
 }

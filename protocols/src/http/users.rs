@@ -3,16 +3,18 @@
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use troupe_actors::auth;
 use troupe_actors::mesh::{Call, MeshError};
 use troupe_actors::users::{self, messages as um};
+use utoipa::ToSchema;
 
-use super::account::delete_user;
+use super::account::{delete_user, DeletedUserView};
 use super::auth::{Admin, Caller};
-use super::identity::{user_json, Paging};
+use super::identity::{Paging, UserView};
 use super::json::Json as Body;
+use super::openapi::ErrorBody;
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
@@ -27,37 +29,57 @@ async fn get_user(state: &AppState, rid: String, id: String) -> Result<um::User,
 }
 
 /// `GET /profile`, `GET /users/profile`: the caller's profile.
+#[utoipa::path(
+    get,
+    path = "/users/profile",
+    tag = "users",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's profile", body = UserView))
+)]
 pub async fn my_profile(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(user_json(
-        &get_user(&state, rid, caller.user_id).await?,
-    )))
+) -> Result<Json<UserView>, ApiError> {
+    Ok(Json(get_user(&state, rid, caller.user_id).await?.into()))
 }
 
 /// `GET /users/profile/:id`: a profile, for its owner or an admin.
+#[utoipa::path(
+    get,
+    path = "/users/profile/{id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user's profile", body = UserView),
+        (status = 403, description = "Neither the user nor an admin", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
 pub async fn profile(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     caller.may_act_for(&id)?;
-    Ok(Json(user_json(&get_user(&state, rid, id).await?)))
+    Ok(Json(get_user(&state, rid, id).await?.into()))
 }
 
 /// Body of profile updates; absent fields stay as they are.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateBody {
-    /// Display name.
+    /// New display name: at most 100 characters without control characters; may be empty.
     pub full_name: Option<String>,
-    /// Email.
+    /// New email address: at most 254 characters (one `@`, a non-empty local part, a
+    /// domain with a dot between non-empty labels, no spaces); unique ignoring case.
     pub email: Option<String>,
-    /// New password (ends every session of the user).
+    /// New password: 8 to 128 characters with at least one letter and one digit. Ends
+    /// every session of the user.
     pub password: Option<String>,
-    /// Roles (admin only).
+    /// New roles, admin only (`PUT /users/{id}`; 403 elsewhere): at most 16 names of 1 to 32
+    /// lowercase letters, digits, `_` or `-` (duplicates dropped); empty means `["user"]`.
     pub roles: Option<Vec<String>>,
 }
 
@@ -67,7 +89,7 @@ async fn update(
     id: String,
     b: UpdateBody,
     as_admin: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     let user: um::User = ask(
         state,
         Call::new(auth::NAME, auth::ops::UPDATE_USER)
@@ -83,56 +105,122 @@ async fn update(
             }),
     )
     .await?;
-    Ok(Json(user_json(&user)))
+    Ok(Json(user.into()))
 }
 
 /// `PUT /users/profile`: the caller changes their own profile (not their roles).
+#[utoipa::path(
+    put,
+    path = "/users/profile",
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = UpdateBody,
+    responses(
+        (status = 200, description = "The caller's profile as changed", body = UserView),
+        (status = 400, description = "A field is invalid (`details.fields`)", body = ErrorBody),
+        (status = 403, description = "`roles` given: only an admin changes roles", body = ErrorBody),
+        (status = 409, description = "Email already registered, or the profile is being changed concurrently", body = ErrorBody),
+    )
+)]
 pub async fn update_my_profile(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Body(b): Body<UpdateBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     update(&state, rid, caller.user_id, b, false).await
 }
 
 /// `PUT /users/:id` (admin).
+#[utoipa::path(
+    put,
+    path = "/users/{id}",
+    tag = "users",
+    security(("admin" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = UpdateBody,
+    responses(
+        (status = 200, description = "The user as changed", body = UserView),
+        (status = 400, description = "A field is invalid (`details.fields`)", body = ErrorBody),
+        (status = 403, description = "Not an admin credential", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "Email already registered, or the user is being changed concurrently", body = ErrorBody),
+    )
+)]
 pub async fn admin_update(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Path(id): Path<String>,
     Body(b): Body<UpdateBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserView>, ApiError> {
     update(&state, rid, id, b, true).await
 }
 
 /// `DELETE /users/:id` (admin).
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "users",
+    security(("admin" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user is deleted, after their sessions ended; as it was", body = DeletedUserView),
+        (status = 403, description = "Not an admin credential", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
 pub async fn admin_delete(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletedUserView>, ApiError> {
     delete_user(&state, rid, id).await
 }
 
-fn page_json(p: &um::UserPage) -> Value {
-    json!({
-        "items": p.items.iter().map(user_json).collect::<Vec<_>>(),
-        "total": p.total,
-        "page": p.page,
-        "per_page": p.per_page,
-    })
+/// A page of users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    /// The users of this page.
+    pub items: Vec<UserView>,
+    /// Users that match, in all pages.
+    pub total: u64,
+    /// This page (1-based).
+    pub page: u32,
+    /// Users per page.
+    pub per_page: u32,
+}
+
+impl From<um::UserPage> for UserPage {
+    fn from(p: um::UserPage) -> Self {
+        Self {
+            items: p.items.into_iter().map(UserView::from).collect(),
+            total: p.total,
+            page: p.page,
+            per_page: p.per_page,
+        }
+    }
 }
 
 /// `GET /users`: the directory, paged.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    security(("bearer" = [])),
+    params(Paging),
+    responses(
+        (status = 200, description = "A page of all users, oldest first (20 per page unless asked)", body = UserPage),
+        (status = 400, description = "`per_page` above 100", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Rid(rid): Rid,
     _: Caller,
     Query(paging): Query<Paging>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserPage>, ApiError> {
     let (page, per_page) = paging.resolve();
     let p: um::UserPage = ask(
         &state,
@@ -141,29 +229,43 @@ pub async fn list(
             .payload(&um::ListRequest { page, per_page }),
     )
     .await?;
-    Ok(Json(page_json(&p)))
+    Ok(Json(p.into()))
 }
 
 /// `GET /users/:id`.
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 404, description = "No such user", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Rid(rid): Rid,
     _: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(user_json(&get_user(&state, rid, id).await?)))
+) -> Result<Json<UserView>, ApiError> {
+    Ok(Json(get_user(&state, rid, id).await?.into()))
 }
 
 /// Body of `POST /users/search`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SearchBody {
-    /// Text to find in usernames, emails and names.
+    /// Required: the text to find in usernames, emails and display names, ignoring case;
+    /// 1 to 100 characters without control characters, not only spaces. `%` and `_` match
+    /// themselves.
     #[serde(default)]
+    #[schema(required = true)]
     pub query: String,
-    /// Page.
+    /// Page number from 1; 0 or absent means 1.
     #[serde(default)]
     pub page: u32,
-    /// Items per page.
+    /// Users per page, at most 100; 0 or absent means 20.
     #[serde(default)]
     pub per_page: u32,
 }
@@ -172,7 +274,7 @@ async fn search(
     state: &AppState,
     rid: String,
     req: um::SearchRequest,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserPage>, ApiError> {
     if req.query.trim().is_empty() {
         return Err(MeshError::invalid("query must not be empty")
             .with_details(json!({"fields": {"query": "required"}}))
@@ -185,16 +287,27 @@ async fn search(
             .payload(&req),
     )
     .await?;
-    Ok(Json(page_json(&p)))
+    Ok(Json(p.into()))
 }
 
 /// `POST /users/search`.
+#[utoipa::path(
+    post,
+    path = "/users/search",
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = SearchBody,
+    responses(
+        (status = 200, description = "A page of the users whose username, email or display name contains the query, by username", body = UserPage),
+        (status = 400, description = "No query, or a query or page size out of bounds", body = ErrorBody),
+    )
+)]
 pub async fn search_post(
     State(state): State<AppState>,
     Rid(rid): Rid,
     _: Caller,
     Body(b): Body<SearchBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserPage>, ApiError> {
     let req = um::SearchRequest {
         query: b.query,
         prefix_only: false,
@@ -205,24 +318,36 @@ pub async fn search_post(
 }
 
 /// Query of `GET /users/search`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// Username prefix.
+    /// Required: the username prefix to look for, ignoring case; 1 to 100 characters
+    /// without control characters, not only spaces. `%` and `_` match themselves.
     #[serde(default)]
+    #[param(required = true)]
     pub q: String,
-    /// Paging.
-    #[serde(flatten)]
-    pub paging: Paging,
 }
 
 /// `GET /users/search?q=`: users by username prefix.
+#[utoipa::path(
+    get,
+    path = "/users/search",
+    tag = "users",
+    security(("bearer" = [])),
+    params(SearchQuery, Paging),
+    responses(
+        (status = 200, description = "A page of the users whose username starts with `q`, by username", body = UserPage),
+        (status = 400, description = "No `q`, or `q` or the page size out of bounds", body = ErrorBody),
+    )
+)]
 pub async fn search_get(
     State(state): State<AppState>,
     Rid(rid): Rid,
     _: Caller,
     Query(q): Query<SearchQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let (page, per_page) = q.paging.resolve();
+    Query(paging): Query<Paging>,
+) -> Result<Json<UserPage>, ApiError> {
+    let (page, per_page) = paging.resolve();
     let req = um::SearchRequest {
         query: q.q,
         prefix_only: true,
@@ -233,32 +358,61 @@ pub async fn search_get(
 }
 
 /// Body of `POST /keys`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct KeyBody {
-    /// The public key (opaque to the server).
+    /// Required: the public key as text (e.g. base64), 1 byte to 8 KiB without control
+    /// characters; opaque to the server.
     #[serde(default)]
+    #[schema(required = true)]
     pub public_key: String,
-    /// Its algorithm (default x25519).
+    /// Its algorithm: 1 to 32 characters of letters, digits, `_`, `.` or `-`; empty or
+    /// absent means `x25519`.
     #[serde(default)]
     pub algorithm: String,
 }
 
-fn key_json(k: &um::PublicKey) -> Value {
-    json!({
-        "user_id": k.user_id,
-        "public_key": k.public_key,
-        "algorithm": k.algorithm,
-        "updated_at": k.updated_at,
-    })
+/// A user's public key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    /// The owner's user id.
+    pub user_id: String,
+    /// The key as stored.
+    pub public_key: String,
+    /// Its algorithm.
+    pub algorithm: String,
+    /// Last change, RFC 3339 UTC with milliseconds.
+    pub updated_at: String,
+}
+
+impl From<um::PublicKey> for KeyView {
+    fn from(k: um::PublicKey) -> Self {
+        Self {
+            user_id: k.user_id,
+            public_key: k.public_key,
+            algorithm: k.algorithm,
+            updated_at: k.updated_at,
+        }
+    }
 }
 
 /// `POST /keys`: store the caller's public key.
+#[utoipa::path(
+    post,
+    path = "/keys",
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = KeyBody,
+    responses(
+        (status = 200, description = "The caller's key as stored (any earlier one is replaced)", body = KeyView),
+        (status = 400, description = "A field is missing or invalid (`details.fields`)", body = ErrorBody),
+    )
+)]
 pub async fn put_key(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
     Body(b): Body<KeyBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyView>, ApiError> {
     let k: um::PublicKey = ask(
         &state,
         Call::new(users::NAME, users::PUT_KEY)
@@ -270,16 +424,27 @@ pub async fn put_key(
             }),
     )
     .await?;
-    Ok(Json(key_json(&k)))
+    Ok(Json(k.into()))
 }
 
 /// `GET /keys/:user_id`.
+#[utoipa::path(
+    get,
+    path = "/keys/{user_id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("user_id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user's public key", body = KeyView),
+        (status = 404, description = "No public key for this user", body = ErrorBody),
+    )
+)]
 pub async fn get_key(
     State(state): State<AppState>,
     Rid(rid): Rid,
     _: Caller,
     Path(user_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyView>, ApiError> {
     let k: um::PublicKey = ask(
         &state,
         Call::new(users::NAME, users::GET_KEY)
@@ -287,15 +452,44 @@ pub async fn get_key(
             .payload(&um::GetKeyRequest { user_id }),
     )
     .await?;
-    Ok(Json(key_json(&k)))
+    Ok(Json(k.into()))
+}
+
+/// One of a user's contacts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactView {
+    /// The contact's user id.
+    pub user_id: String,
+    /// The contact's username.
+    pub username: String,
+    /// The contact's display name; may be empty.
+    pub full_name: String,
+    /// When the contact was added, RFC 3339 UTC with milliseconds.
+    pub added_at: String,
+}
+
+/// A user's contacts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactList {
+    /// How many contacts (all of them are in `items`).
+    pub total: usize,
+    /// The contacts, by username.
+    pub items: Vec<ContactView>,
 }
 
 /// `GET /contacts/`: the caller's contacts.
+#[utoipa::path(
+    get,
+    path = "/contacts",
+    tag = "users",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's contacts (made by accepted chat requests)", body = ContactList))
+)]
 pub async fn contacts(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ContactList>, ApiError> {
     let list: um::ContactList = ask(
         &state,
         Call::new(users::NAME, users::LIST_CONTACTS)
@@ -305,27 +499,53 @@ pub async fn contacts(
             }),
     )
     .await?;
-    let items: Vec<Value> = list
+    let items: Vec<ContactView> = list
         .items
-        .iter()
-        .map(|c| json!({"user_id": c.user_id, "username": c.username, "full_name": c.full_name, "added_at": c.added_at}))
+        .into_iter()
+        .map(|c| ContactView {
+            user_id: c.user_id,
+            username: c.username,
+            full_name: c.full_name,
+            added_at: c.added_at,
+        })
         .collect();
-    Ok(Json(json!({ "total": items.len(), "items": items })))
+    Ok(Json(ContactList {
+        total: items.len(),
+        items,
+    }))
+}
+
+/// The answer of `GET /test-db`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DbPingView {
+    /// Always `ok` (a failed round trip is an error).
+    #[schema(example = "ok")]
+    pub db: &'static str,
+    /// The store: `sqlite` or `postgres`.
+    pub backend: String,
+    /// The round trip, milliseconds (with microsecond precision).
+    pub latency_ms: f64,
 }
 
 /// `GET /test-db`: one store round trip through the users service.
+#[utoipa::path(
+    get,
+    path = "/test-db",
+    tag = "users",
+    responses((status = 200, description = "The store answered", body = DbPingView))
+)]
 pub async fn test_db(
     State(state): State<AppState>,
     Rid(rid): Rid,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DbPingView>, ApiError> {
     let p: um::DbPing = ask(
         &state,
         Call::new(users::NAME, users::DB_PING).request_id(rid),
     )
     .await?;
-    Ok(Json(json!({
-        "db": "ok",
-        "backend": p.backend,
-        "latency_ms": p.latency_us as f64 / 1000.0,
-    })))
+    Ok(Json(DbPingView {
+        db: "ok",
+        backend: p.backend,
+        latency_ms: p.latency_us as f64 / 1000.0,
+    }))
 }

@@ -115,6 +115,24 @@ async fn answer(state: &AppState, rid: &str, op: Result<Operation, Fault>) -> Re
 }
 
 /// `POST /register`: a SOAP `RegisterUser` envelope.
+#[utoipa::path(
+    post,
+    path = "/register",
+    tag = "soap",
+    request_body(
+        content = String,
+        content_type = "text/xml",
+        description = "A SOAP 1.1 envelope whose body is a `RegisterUser` request (content type \
+            `text/xml`, `application/xml` or `application/soap+xml`; a `SOAPAction` header, if \
+            not empty, must name `RegisterUser`)"
+    ),
+    responses(
+        (status = 200, description = "A `RegisterUserResponse` envelope with the new user", content_type = "text/xml; charset=utf-8", body = String),
+        (status = 500, description = "A SOAP 1.1 Fault: `soap:Client` for a bad request (malformed \
+            envelope, another operation, invalid fields, username or email taken), `soap:Server` \
+            otherwise; its `detail` carries the error code, message and request id", content_type = "text/xml; charset=utf-8", body = String),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     Rid(rid): Rid,
@@ -132,6 +150,25 @@ pub async fn register(
 }
 
 /// `POST /soap`: any operation of the WSDL.
+#[utoipa::path(
+    post,
+    path = "/soap",
+    tag = "soap",
+    request_body(
+        content = String,
+        content_type = "text/xml",
+        description = "A SOAP 1.1 envelope whose body is one operation of the WSDL: \
+            `RegisterUser` or `LookupUser` (content type `text/xml`, `application/xml` or \
+            `application/soap+xml`; a `SOAPAction` header, if not empty, must name the body's \
+            operation)"
+    ),
+    responses(
+        (status = 200, description = "The operation's response envelope (`RegisterUserResponse` or `LookupUserResponse`)", content_type = "text/xml; charset=utf-8", body = String),
+        (status = 500, description = "A SOAP 1.1 Fault: `soap:Client` for a bad request (malformed \
+            envelope, unknown operation, invalid fields, no such user, ...), `soap:Server` \
+            otherwise; its `detail` carries the error code, message and request id", content_type = "text/xml; charset=utf-8", body = String),
+    )
+)]
 pub async fn endpoint(
     State(state): State<AppState>,
     Rid(rid): Rid,
@@ -143,6 +180,16 @@ pub async fn endpoint(
 }
 
 /// `GET /soap?wsdl`: the WSDL, pointing at this node's `/soap` as the client reached it.
+#[utoipa::path(
+    get,
+    path = "/soap",
+    tag = "soap",
+    params(("wsdl" = String, Query, description = "Asks for the WSDL; any value, or none (`?wsdl`)")),
+    responses(
+        (status = 200, description = "The WSDL 1.1 document of the service", content_type = "text/xml; charset=utf-8", body = String),
+        (status = 500, description = "A SOAP 1.1 Fault (`soap:Client`) when `wsdl` is not in the query", content_type = "text/xml; charset=utf-8", body = String),
+    )
+)]
 pub async fn wsdl(Rid(rid): Rid, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let asks_wsdl = query.as_deref().is_some_and(|q| {
         q.split('&')
@@ -170,13 +217,26 @@ pub async fn wsdl(Rid(rid): Rid, headers: HeaderMap, RawQuery(query): RawQuery) 
 }
 
 /// Query of `GET /user/soap`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LookupQuery {
-    /// The username to look up.
+    /// The username to look up (required; case is ignored): 3 to 32 characters of letters,
+    /// digits, `_`, `.` or `-`.
     pub username: Option<String>,
 }
 
 /// `GET /user/soap?username=`: a `LookupUserResponse` envelope, or a fault.
+#[utoipa::path(
+    get,
+    path = "/user/soap",
+    tag = "soap",
+    params(LookupQuery),
+    responses(
+        (status = 200, description = "A `LookupUserResponse` envelope with the user", content_type = "text/xml; charset=utf-8", body = String),
+        (status = 500, description = "A SOAP 1.1 Fault: `soap:Client` when `username` is missing or \
+            invalid or no user has it, `soap:Server` otherwise", content_type = "text/xml; charset=utf-8", body = String),
+    )
+)]
 pub async fn lookup(
     State(state): State<AppState>,
     Rid(rid): Rid,

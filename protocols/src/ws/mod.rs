@@ -40,6 +40,7 @@ use serde::Deserialize;
 use troupe_actors::mesh::{Code, MeshError};
 
 use crate::http::auth::{authenticate, Caller};
+use crate::http::openapi::ErrorBody;
 use crate::http::AppState;
 
 /// WebSocket settings (`[ws]`).
@@ -71,9 +72,11 @@ impl Default for Config {
 const READ_BUFFER_BYTES: usize = 1024;
 
 /// Query of the upgrade request.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenQuery {
-    /// The access token.
+    /// The access token of `user_id` (or of an admin); when absent or empty, the token is
+    /// taken from `Sec-WebSocket-Protocol`.
     pub token: Option<String>,
 }
 
@@ -101,6 +104,46 @@ fn protocol_token(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// `GET /ws/:user_id`: upgrades and hands the socket to a new connection actor.
+#[utoipa::path(
+    get,
+    path = "/ws/{user_id}",
+    tag = "chat",
+    description = "A WebSocket upgrade (RFC 6455): the live chat channel of `user_id`.\n\n\
+        The access token comes as `?token=` or in `Sec-WebSocket-Protocol`: the bare token, or \
+        `bearer` plus the token as a second protocol (the server echoes `bearer`, or the token \
+        when it was offered alone). It must belong to `user_id` unless the caller is an admin. \
+        A refused credential (missing, invalid, expired, revoked, another user's) still \
+        upgrades, then the server closes at once with 1008.\n\n\
+        Frames are JSON text objects with a `type`. From the client:\n\
+        - `ping` (`ref`?): answered by `pong` (`at`, `ref`?);\n\
+        - `send` (`recipient_id`, `ciphertext`, `nonce`?, `ref`?): stores a chat message to a \
+        contact, as `POST /messages/send` does; answered by a `receipt` with `status` `stored` \
+        (`message_id`, `recipient_id`, `delivered`, `created_at`, `ref`?) or by an `error`.\n\n\
+        From the server:\n\
+        - `message` (`id`, `sender_id`, `recipient_id`, `ciphertext`, `nonce`, `created_at`): \
+        a chat message to this user;\n\
+        - `receipt` with `status` `delivered` (`message_id`, `recipient_id`, `delivered`: the \
+        recipient's connections that got it live, `created_at`): for a message this user sent;\n\
+        - `presence` (`user_id`, `username`, `status`: `online` or `offline`, `node`, `at`): a \
+        contact came or went;\n\
+        - `broadcast` (`id`, `message`, `sent_at`): an admin's `POST /broadcast`;\n\
+        - `error` (`code`, `message`, `ref`?): a client frame failed (also a frame that is not \
+        valid JSON of a known type); the connection stays open;\n\
+        - `pong`.\n\n\
+        Close codes: 1003 for a binary frame, 1007 for invalid UTF-8, 1008 for bad credentials, \
+        a revoked session or a token that expired while open, 1009 for a frame over \
+        `max_frame_bytes`, 1001 after `idle_timeout` without any frame from the client, 1013 \
+        when the client reads too slowly.",
+    params(
+        ("user_id" = String, Path, description = "The user whose channel to open"),
+        TokenQuery,
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "The access token instead of `?token=`: `<token>`, or `bearer, <token>`"),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket is open (a refused credential is closed at once with 1008)"),
+        (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
+    )
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     Path(user_id): Path<String>,

@@ -1,0 +1,284 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description of every HTTP route.
+//!
+//! Each handler carries a `#[utoipa::path]` attribute (method, path, parameters, body,
+//! answers, credential), and [`super::router`] registers handlers through utoipa-axum's
+//! `routes!`, which takes the route's path from that attribute. So the document is built
+//! from the same list the router is, and a route cannot be served without being described.
+//!
+//! Conventions every handler's attribute follows:
+//! - `tag`: one of [`tags`]'s names, by service.
+//! - `security`: [`BEARER`] for a user's access token, [`ADMIN`] for admin rights; none for
+//!   public routes.
+//! - `responses`: the success answers and the errors particular to the route. Every
+//!   operation also gets a `default` answer, [`ErrorBody`], added by [`finish`]: every error
+//!   has that form.
+//! - A handler served under several landscapes' paths is described at one and registered
+//!   with [`aliased`] for the others.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use serde::Serialize;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::UtoipaMethodRouter;
+
+use super::AppState;
+
+/// Name of the security scheme of a user's access token (a JWT from any login path).
+pub const BEARER: &str = "bearer";
+/// Name of the security scheme of admin rights: the admin token (`[admin] token` /
+/// `TROUPE_ADMIN_TOKEN`), or the access token of a user with role `admin`.
+pub const ADMIN: &str = "admin";
+
+/// Every error's body: `{"error": {"code", "message", "request_id", "details"?}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable code: `invalid_argument`, `unauthenticated`, `permission_denied`,
+    /// `not_found`, `already_exists`, `failed_precondition`, `resource_exhausted`,
+    /// `unavailable`, `deadline_exceeded` or `internal`.
+    #[schema(example = "invalid_argument")]
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The request's `x-request-id` (the client's, or the one the node made).
+    pub request_id: String,
+    /// More about the error, e.g. `{"fields": {"email": "is not a valid address"}}` for a
+    /// body that failed validation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// The document's fixed parts; the paths come from the router.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Troupe",
+        description = "One cluster runtime for a company's services. Every node serves every \
+            route; a request is forwarded as a message to the service's actors, wherever they \
+            live. Lists page with `?page=&per_page=` (or `?limit=&offset=`) and return `items` \
+            and `total`. Every reply carries `x-request-id` (the client's, or one the node \
+            made)."
+    ),
+    paths(document),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&Conventions),
+    tags(
+        (name = "runtime", description = "The node and the cluster: health, membership, metrics, ping, the dashboard"),
+        (name = "admin", description = "Operating the runtime: actors, chaos, dead letters, built-in load generators"),
+        (name = "auth", description = "Registration, login, tokens and the emailed-code flows, under every landscape's paths"),
+        (name = "users", description = "Profiles, the user directory, public keys, contacts and user administration"),
+        (name = "sessions", description = "Device sessions and last connection"),
+        (name = "tasks", description = "Long-running tasks with progress (event stream monitor)"),
+        (name = "todos", description = "A user's todo list"),
+        (name = "chat", description = "Chat requests, messages, broadcast and the live WebSocket channel"),
+        (name = "notifications", description = "A user's notifications, preferences and delivery log"),
+        (name = "soap", description = "The legacy SOAP user service and its plain-HTTP companions"),
+        (name = "images", description = "Stored images"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the security schemes and every operation's `default` error answer.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(description))
+                    .build(),
+            )
+        };
+        components.add_security_scheme(
+            BEARER,
+            bearer("An access token from any login path (`access_token`)."),
+        );
+        components.add_security_scheme(
+            ADMIN,
+            bearer(
+                "The admin token (`[admin] token` or `TROUPE_ADMIN_TOKEN`), or the access \
+                 token of a user with role `admin`. Missing: 401; not admin: 403.",
+            ),
+        );
+    }
+}
+
+/// The operations of a path item.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("get", &mut item.get),
+        ("put", &mut item.put),
+        ("post", &mut item.post),
+        ("delete", &mut item.delete),
+        ("patch", &mut item.patch),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.as_mut().map(|op| (method, op)))
+}
+
+/// `get /auth/verify/{token}` -> `get_auth_verify_by_token` (and `get /auth/verify-token`
+/// -> `get_auth_verify_token`; `get /contacts/` -> `get_contacts_`).
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_string();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        id.push('_');
+        let part = match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(param) => {
+                id.push_str("by_");
+                param
+            }
+            None => part,
+        };
+        id.extend(
+            part.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+        );
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        id.push('_');
+    }
+    id
+}
+
+/// Finishes a document the router described: every operation gets an `operationId` made
+/// of its method and path (handler names repeat across services: `list`, `get`, ...), and
+/// a `default` answer of [`ErrorBody`].
+pub fn finish(doc: &mut Document) {
+    let error: RefOr<Response> = ResponseBuilder::new()
+        .description("An error, in the form every error takes")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+        .into();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, op) in operations(item) {
+            op.operation_id = Some(operation_id(method, path));
+            op.responses
+                .responses
+                .entry("default".to_string())
+                .or_insert_with(|| error.clone());
+        }
+    }
+}
+
+/// A route group (`routes!(...)` of one path) also served at each of `aliases`, and
+/// described there the same: one service reached by every landscape's path.
+pub fn aliased<S>(group: UtoipaMethodRouter<S>, aliases: &[&str]) -> UtoipaMethodRouter<S> {
+    let (schemas, mut paths, method_router) = group;
+    let item = paths
+        .paths
+        .values()
+        .next()
+        .cloned()
+        .expect("routes! describes one path");
+    for alias in aliases {
+        paths.paths.insert(alias.to_string(), item.clone());
+    }
+    (schemas, paths, method_router)
+}
+
+/// Finishes `doc`, the description of `routes`, and serves it at `/openapi.json`, rendered
+/// once here.
+pub fn serve(routes: Router<AppState>, mut doc: Document) -> Router<AppState> {
+    finish(&mut doc);
+    let json = doc
+        .to_json()
+        .expect("an OpenAPI document always serializes");
+    routes.route(
+        "/openapi.json",
+        get(document).with_state(Rendered(Bytes::from(json))),
+    )
+}
+
+/// The rendered document.
+#[derive(Clone)]
+struct Rendered(Bytes);
+
+/// `GET /openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "runtime",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json", body = Object))
+)]
+async fn document(State(Rendered(json)): State<Rendered>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem, Paths};
+
+    #[test]
+    fn operation_ids_are_method_and_path() {
+        assert_eq!(
+            operation_id("get", "/auth/verify/{token}"),
+            "get_auth_verify_by_token"
+        );
+        assert_eq!(
+            operation_id("get", "/auth/verify-token"),
+            "get_auth_verify_token"
+        );
+        assert_eq!(
+            operation_id("post", "/api/v1/airliner/registerUser"),
+            "post_api_v1_airliner_registerUser"
+        );
+        assert_eq!(operation_id("get", "/openapi.json"), "get_openapi_json");
+        assert_eq!(operation_id("get", "/contacts/"), "get_contacts_");
+        assert_ne!(
+            operation_id("get", "/contacts"),
+            operation_id("get", "/contacts/")
+        );
+    }
+
+    #[test]
+    fn an_aliased_group_is_described_and_routed_at_every_path() {
+        let mut paths = Paths::new();
+        paths.paths.insert(
+            "/auth/register".into(),
+            PathItem::new(HttpMethod::Post, OperationBuilder::new().build()),
+        );
+        let group: UtoipaMethodRouter = (Vec::new(), paths, axum::routing::post(|| async {}));
+        let (_, paths, _) = aliased(group, &["/users/register", "/api/auth/register"]);
+        let described: Vec<&str> = paths.paths.keys().map(String::as_str).collect();
+        assert_eq!(
+            described,
+            ["/api/auth/register", "/auth/register", "/users/register"]
+        );
+        assert!(paths.paths.values().all(|item| item.post.is_some()));
+    }
+
+    #[test]
+    fn finishing_gives_unique_ids_and_the_error_answer() {
+        let mut doc = ApiDoc::openapi();
+        finish(&mut doc);
+        let item = &doc.paths.paths["/openapi.json"];
+        let op = item.get.as_ref().expect("GET /openapi.json");
+        assert_eq!(op.operation_id.as_deref(), Some("get_openapi_json"));
+        assert!(op.responses.responses.contains_key("200"));
+        assert!(op.responses.responses.contains_key("default"));
+    }
+}
