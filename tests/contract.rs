@@ -193,6 +193,11 @@ fn openapi_describes_the_contract_and_only_routes_that_are_served() {
             "register body lacks {field}: {register}"
         );
     }
+    // ... with the validators' limits.
+    assert_eq!(register["properties"]["username"]["minLength"], 3);
+    assert_eq!(register["properties"]["username"]["maxLength"], 32);
+    assert_eq!(register["properties"]["password"]["minLength"], 8);
+    assert_eq!(register["properties"]["email"]["maxLength"], 254);
     // Aliases are described like the path they stand for.
     assert_eq!(
         body_ref("post", "/api/v1/airliner/registerUser"),

@@ -27,20 +27,35 @@ pub struct RegisterBody {
     /// Required: 3 to 32 characters of letters, digits, `_`, `.` or `-`; unique ignoring
     /// case.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(
+        required = true,
+        min_length = 3,
+        max_length = 32,
+        pattern = r"^[A-Za-z0-9_.-]+$"
+    )]
     pub username: String,
     /// Required: an email address of at most 254 characters (one `@`, a non-empty local
     /// part, a domain with a dot between non-empty labels, no spaces); unique ignoring case.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(
+        required = true,
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@.\s\x00-\x1f\x7f-\x9f]+(\.[^@.\s\x00-\x1f\x7f-\x9f]+)+$"
+    )]
     pub email: String,
     /// Required: 8 to 128 characters with at least one letter and one digit.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(
+        required = true,
+        min_length = 8,
+        max_length = 128,
+        pattern = r"([^\W\d_].*[0-9]|[0-9].*[^\W\d_])"
+    )]
     pub password: String,
     /// Display name: at most 100 characters without control characters; may be empty or
     /// absent.
     #[serde(default)]
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub full_name: String,
 }
 
@@ -328,20 +343,35 @@ pub struct CreateBody {
     /// Required: 3 to 32 characters of letters, digits, `_`, `.` or `-`; unique ignoring
     /// case.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(
+        required = true,
+        min_length = 3,
+        max_length = 32,
+        pattern = r"^[A-Za-z0-9_.-]+$"
+    )]
     pub username: String,
     /// Required: an email address of at most 254 characters (one `@`, a non-empty local
     /// part, a domain with a dot between non-empty labels, no spaces); unique ignoring case.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(
+        required = true,
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@.\s\x00-\x1f\x7f-\x9f]+(\.[^@.\s\x00-\x1f\x7f-\x9f]+)+$"
+    )]
     pub email: String,
     /// Required: 8 to 128 characters with at least one letter and one digit.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(
+        required = true,
+        min_length = 8,
+        max_length = 128,
+        pattern = r"([^\W\d_].*[0-9]|[0-9].*[^\W\d_])"
+    )]
     pub password: String,
     /// Display name: at most 100 characters without control characters; may be empty or
     /// absent.
     #[serde(default)]
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub full_name: String,
     /// Roles: at most 16 names of 1 to 32 lowercase letters, digits, `_` or `-`
     /// (duplicates dropped); empty or absent means `["user"]`.

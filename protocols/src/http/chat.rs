@@ -221,10 +221,17 @@ pub async fn accept(
 pub struct SendMessageBody {
     /// A contact of the caller (required; at most 64 bytes, no control characters).
     #[serde(default)]
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub recipient_id: String,
     /// Opaque ciphertext, e.g. base64 (required; at most `[chat] max_message_bytes` bytes:
     /// by default 64 KiB, or half the HTTP body limit when that is smaller; over it: 413).
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     pub ciphertext: String,
     /// Optional opaque nonce (at most 1024 bytes).
     #[serde(default)]
@@ -346,6 +353,7 @@ pub struct BroadcastBody {
     /// The text every connection receives (required, not only whitespace; at most 16384
     /// bytes).
     #[serde(default)]
+    #[schema(required = true, min_length = 1, max_length = 16384, pattern = r"\S")]
     pub message: String,
 }
 

@@ -18,6 +18,7 @@ use super::{ask, ApiError, AppState};
 #[into_params(parameter_in = Query)]
 pub struct PingQuery {
     /// Node that should answer; this node when absent.
+    #[param(min_length = 1)]
     pub node: Option<String>,
 }
 

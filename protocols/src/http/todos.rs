@@ -72,11 +72,22 @@ pub struct TodoPage {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
 pub struct CreateTodoBody {
-    /// Title (required, 1-200 characters).
+    /// Title: 1 to 200 characters, not only spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     title: String,
-    /// Description.
+    /// Description: at most 2000 characters; line breaks and tabs are the only control
+    /// characters allowed.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     description: Option<String>,
     /// `pending` (default), `in_progress` or `done`.
+    #[schema(pattern = "^(pending|in_progress|done)$")]
     status: Option<String>,
 }
 
@@ -84,11 +95,22 @@ pub struct CreateTodoBody {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
 pub struct UpdateTodoBody {
-    /// New title.
+    /// New title: 1 to 200 characters, not only spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     title: Option<String>,
-    /// New description.
+    /// New description: at most 2000 characters; line breaks and tabs are the only control
+    /// characters allowed.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     description: Option<String>,
     /// New status: `pending`, `in_progress` or `done`.
+    #[schema(pattern = "^(pending|in_progress|done)$")]
     status: Option<String>,
     /// Change only if the todo is still at this version (409 otherwise).
     version: Option<u64>,

@@ -260,7 +260,12 @@ pub struct SearchBody {
     /// 1 to 100 characters without control characters, not only spaces. `%` and `_` match
     /// themselves.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub query: String,
     /// Page number from 1; 0 or absent means 1.
     #[serde(default)]
@@ -363,7 +368,12 @@ pub struct KeyBody {
     /// Required: the public key as text (e.g. base64), 1 byte to 8 KiB without control
     /// characters; opaque to the server.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 8192,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub public_key: String,
     /// Its algorithm: 1 to 32 characters of letters, digits, `_`, `.` or `-`; empty or
     /// absent means `x25519`.
