@@ -148,17 +148,25 @@ pub struct TaskPage {
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
 pub struct CreateTaskBody {
     /// Display name (required): 1 to 200 characters, not blank, without control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     name: String,
     /// Any JSON, kept with the task and shown as its `payload`; at most 16 KiB as JSON text.
     #[schema(value_type = Option<Value>)]
     payload: Option<Value>,
     /// Steps, 1 to 10000 (default 10).
+    #[schema(minimum = 1, maximum = 10000)]
     steps: Option<i64>,
     /// Pause before each step, ms, 0 to 3600000 (default 100).
+    #[schema(minimum = 0, maximum = 3600000)]
     delay_ms: Option<i64>,
     /// Whether another node may continue it after its node is lost (default true).
     resumable: Option<bool>,
     /// Make this step fail on purpose (to exercise `failed`): 1 to `steps`.
+    #[schema(minimum = 1, maximum = 10000)]
     fail_at_step: Option<i64>,
 }
 

@@ -329,7 +329,12 @@ pub struct SearchQuery {
     /// Required: the username prefix to look for, ignoring case; 1 to 100 characters
     /// without control characters, not only spaces. `%` and `_` match themselves.
     #[serde(default)]
-    #[param(required = true)]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub q: String,
 }
 
