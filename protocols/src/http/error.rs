@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use troupe_actors::mesh::{Code, MeshError};
 
+use super::openapi::{ErrorBody, ErrorDetail};
+
 /// An error answered over HTTP.
 #[derive(Debug)]
 pub struct ApiError(pub MeshError);
@@ -78,20 +80,19 @@ pub fn code_of(status: StatusCode) -> Code {
     }
 }
 
-/// The JSON body of an error ([`ErrorBody`](super::openapi::ErrorBody)).
-pub fn body(e: &MeshError, request_id: &str) -> serde_json::Value {
+/// The body of an error: `{"error": {"code", "message", "request_id", "details"?}}`.
+pub fn body(e: &MeshError, request_id: &str) -> ErrorBody {
     let details = (!e.details.is_empty())
         .then(|| serde_json::from_str::<serde_json::Value>(&e.details).ok())
         .flatten();
-    let body = super::openapi::ErrorBody {
-        error: super::openapi::ErrorDetail {
+    ErrorBody {
+        error: ErrorDetail {
             code: e.code.as_str(),
             message: e.message.clone(),
             request_id: request_id.to_string(),
             details,
         },
-    };
-    serde_json::to_value(body).expect("an error body always serializes")
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -154,7 +155,7 @@ mod tests {
     #[test]
     fn error_body_carries_code_message_request_id_and_details() {
         let e = MeshError::invalid("bad").with_details(serde_json::json!({"field": "count"}));
-        let b = body(&e, "rid-1");
+        let b = serde_json::to_value(body(&e, "rid-1")).unwrap();
         assert_eq!(b["error"]["code"], "invalid_argument");
         assert_eq!(b["error"]["message"], "bad");
         assert_eq!(b["error"]["request_id"], "rid-1");

@@ -6,7 +6,7 @@
 //! from the same list the router is, and a route cannot be served without being described.
 //!
 //! Conventions every handler's attribute follows:
-//! - `tag`: one of [`tags`]'s names, by service.
+//! - `tag`: one of the tags [`ApiDoc`] declares, by service.
 //! - `security`: [`BEARER`] for a user's access token, [`ADMIN`] for admin rights; none for
 //!   public routes.
 //! - `responses`: the success answers and the errors particular to the route. Every
@@ -92,7 +92,8 @@ pub struct ErrorDetail {
 )]
 pub struct ApiDoc;
 
-/// Adds the security schemes and every operation's `default` error answer.
+/// Adds the security schemes (`default` error answers are added by [`finish`], once the
+/// router has added the paths).
 struct Conventions;
 
 impl Modify for Conventions {
