@@ -14,7 +14,7 @@ use troupe_actors::store::time::rfc3339_millis;
 use utoipa::ToSchema;
 
 use super::auth::{Admin, Caller};
-use super::identity::Paging;
+use super::identity::{List, Page, Paging};
 use super::json::Json as Body;
 use super::openapi::ErrorBody;
 use super::request_id::Rid;
@@ -62,15 +62,6 @@ impl From<cm::ChatRequest> for ChatRequestView {
     }
 }
 
-/// Chat requests.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChatRequestList {
-    /// How many requests `items` holds.
-    pub total: usize,
-    /// The requests, oldest first.
-    pub items: Vec<ChatRequestView>,
-}
-
 /// A stored chat message as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChatMessageView {
@@ -101,20 +92,7 @@ impl From<cm::ChatMessage> for ChatMessageView {
     }
 }
 
-/// A page of chat messages.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChatMessagePage {
-    /// The messages of this page.
-    pub items: Vec<ChatMessageView>,
-    /// Messages in all pages.
-    pub total: u64,
-    /// This page (1-based).
-    pub page: u32,
-    /// Messages per page.
-    pub per_page: u32,
-}
-
-impl From<cm::MessagePage> for ChatMessagePage {
+impl From<cm::MessagePage> for Page<ChatMessageView> {
     fn from(p: cm::MessagePage) -> Self {
         Self {
             items: p.items.into_iter().map(ChatMessageView::from).collect(),
@@ -131,19 +109,16 @@ impl From<cm::MessagePage> for ChatMessagePage {
     path = "/chat-requests/incoming",
     tag = "chat",
     security(("bearer" = [])),
-    responses((status = 200, description = "The pending requests addressed to the caller, oldest first", body = ChatRequestList))
+    responses((status = 200, description = "The pending requests addressed to the caller, oldest first", body = List<ChatRequestView>))
 )]
 pub async fn incoming(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
-) -> Result<Json<ChatRequestList>, ApiError> {
+) -> Result<Json<List<ChatRequestView>>, ApiError> {
     let list: cm::ChatRequestList = ask(&state, call(chat::INCOMING, &caller, rid)).await?;
     let items: Vec<ChatRequestView> = list.items.into_iter().map(ChatRequestView::from).collect();
-    Ok(Json(ChatRequestList {
-        total: items.len(),
-        items,
-    }))
+    Ok(Json(items.into()))
 }
 
 /// Body of `POST /chat-requests/send`: the addressee, by id or by username (one is
@@ -288,7 +263,7 @@ pub async fn send_message(
     security(("bearer" = [])),
     params(Paging),
     responses(
-        (status = 200, description = "A page of the caller's messages, newest first", body = ChatMessagePage),
+        (status = 200, description = "A page of the caller's messages, newest first", body = Page<ChatMessageView>),
         (status = 400, description = "`per_page` (or `limit`) over 100", body = ErrorBody),
     )
 )]
@@ -297,7 +272,7 @@ pub async fn list(
     Rid(rid): Rid,
     caller: Caller,
     Query(paging): Query<Paging>,
-) -> Result<Json<ChatMessagePage>, ApiError> {
+) -> Result<Json<Page<ChatMessageView>>, ApiError> {
     let (page, per_page) = paging.resolve();
     let p: cm::MessagePage = ask(
         &state,
@@ -322,7 +297,7 @@ pub async fn list(
         Paging,
     ),
     responses(
-        (status = 200, description = "A page of the conversation, oldest first", body = ChatMessagePage),
+        (status = 200, description = "A page of the conversation, oldest first", body = Page<ChatMessageView>),
         (status = 400, description = "A malformed `contact_id`, or `per_page` (or `limit`) over 100", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
     )
@@ -333,7 +308,7 @@ pub async fn conversation(
     caller: Caller,
     Path(contact_id): Path<String>,
     Query(paging): Query<Paging>,
-) -> Result<Json<ChatMessagePage>, ApiError> {
+) -> Result<Json<Page<ChatMessageView>>, ApiError> {
     let (page, per_page) = paging.resolve();
     let p: cm::MessagePage = ask(
         &state,
@@ -429,15 +404,6 @@ pub struct ConnectionView {
     pub since: String,
 }
 
-/// Open connections, cluster-wide.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConnectionList {
-    /// How many connections `items` holds.
-    pub total: usize,
-    /// The connections, by node and opening time.
-    pub items: Vec<ConnectionView>,
-}
-
 /// `GET /connections` (any user, or the admin token): open connections cluster-wide (user,
 /// node, since), gathered from every live member.
 #[utoipa::path(
@@ -445,13 +411,13 @@ pub struct ConnectionList {
     path = "/connections",
     tag = "chat",
     security(("bearer" = []), ("admin" = [])),
-    responses((status = 200, description = "Every open connection of the live members", body = ConnectionList))
+    responses((status = 200, description = "Every open connection of the live members", body = List<ConnectionView>))
 )]
 pub async fn connections(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     admin: Result<Admin, ApiError>,
-) -> Result<Json<ConnectionList>, ApiError> {
+) -> Result<Json<List<ConnectionView>>, ApiError> {
     if admin.is_err() {
         caller?;
     }
@@ -466,8 +432,5 @@ pub async fn connections(
             node: c.node,
         })
         .collect();
-    Ok(Json(ConnectionList {
-        total: items.len(),
-        items,
-    }))
+    Ok(Json(items.into()))
 }

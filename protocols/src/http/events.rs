@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 use super::auth::Admin;
 use super::health::futures_join_all;
+use super::identity::List;
 use super::json::Json as Body;
 use super::openapi::ErrorBody;
 use super::request_id::Rid;
@@ -57,15 +58,6 @@ impl From<ev::DeadLetter> for DeadLetterView {
     }
 }
 
-/// Every routable node's dead letters.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeadLetters {
-    /// Dead letters in `items`.
-    pub total: usize,
-    /// Oldest failure first.
-    pub items: Vec<DeadLetterView>,
-}
-
 /// Answer of `POST /admin/dead-letters/{id}/replay`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReplayedDeadLetter {
@@ -90,13 +82,13 @@ pub struct DeletedDeadLetter {
     path = "/admin/dead-letters",
     tag = "admin",
     security(("admin" = [])),
-    responses((status = 200, description = "Every routable node's dead letters", body = DeadLetters))
+    responses((status = 200, description = "Every routable node's dead letters", body = List<DeadLetterView>))
 )]
 pub async fn list(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
-) -> Result<Json<DeadLetters>, ApiError> {
+) -> Result<Json<List<DeadLetterView>>, ApiError> {
     let asks = state
         .mesh
         .router()
@@ -116,10 +108,7 @@ pub async fn list(
     }
     items.sort_by(|a, b| (&a.failed_at, &a.id).cmp(&(&b.failed_at, &b.id)));
     let items: Vec<DeadLetterView> = items.into_iter().map(DeadLetterView::from).collect();
-    Ok(Json(DeadLetters {
-        total: items.len(),
-        items,
-    }))
+    Ok(Json(items.into()))
 }
 
 /// Runs a dead-letter op on the node that holds `id` (this node first).

@@ -45,6 +45,38 @@ impl From<User> for UserView {
     }
 }
 
+/// A page of a list, as every paged list answers: the page's `items`, the `total` in all
+/// pages, and the page it is (`page`, 1-based, of `per_page` items).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Items in all pages.
+    pub total: u64,
+    /// This page (1-based).
+    pub page: u32,
+    /// Items per page.
+    pub per_page: u32,
+}
+
+/// A whole list, unpaged: its `items`, and `total`, their count.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T> {
+    /// How many items `items` holds.
+    pub total: usize,
+    /// Every item.
+    pub items: Vec<T>,
+}
+
+impl<T> From<Vec<T>> for List<T> {
+    fn from(items: Vec<T>) -> Self {
+        Self {
+            total: items.len(),
+            items,
+        }
+    }
+}
+
 /// `?page=&per_page=` or `?limit=&offset=`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

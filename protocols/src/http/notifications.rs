@@ -12,7 +12,7 @@ use troupe_actors::notifications::{self as n, messages as nm, ops};
 use utoipa::ToSchema;
 
 use super::auth::{Admin, Caller};
-use super::identity::Paging;
+use super::identity::{Page, Paging};
 use super::json::Json as Body;
 use super::openapi::ErrorBody;
 use super::request_id::Rid;
@@ -398,19 +398,6 @@ impl From<nm::LogRow> for NotificationLogRow {
     }
 }
 
-/// A page of the notification log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NotificationLogPage {
-    /// The rows of this page, newest first.
-    pub items: Vec<NotificationLogRow>,
-    /// Matching rows in all pages.
-    pub total: u64,
-    /// This page (1-based).
-    pub page: u32,
-    /// Rows per page.
-    pub per_page: u32,
-}
-
 /// `GET /notifications/logs` (admin): one row per consumed event, newest first,
 /// filterable by `type`, `user` and `since`/`until`.
 #[utoipa::path(
@@ -420,7 +407,7 @@ pub struct NotificationLogPage {
     security(("admin" = [])),
     params(LogsQuery),
     responses(
-        (status = 200, description = "A page of the log, newest first", body = NotificationLogPage),
+        (status = 200, description = "A page of the log, newest first", body = Page<NotificationLogRow>),
         (status = 400, description = "`since` or `until` not an RFC 3339 UTC time, `per_page` (or `limit`) over 500, or a filter too long", body = ErrorBody),
     )
 )]
@@ -429,7 +416,7 @@ pub async fn logs(
     State(state): State<AppState>,
     Rid(rid): Rid,
     Query(q): Query<LogsQuery>,
-) -> Result<Json<NotificationLogPage>, ApiError> {
+) -> Result<Json<Page<NotificationLogRow>>, ApiError> {
     let since_ms = time_param("since", &q.since)?;
     let until_ms = time_param("until", &q.until)?;
     let (page, per_page) = paging(q.page, q.per_page, q.limit, q.offset);
@@ -456,7 +443,7 @@ pub async fn logs(
             }),
     )
     .await?;
-    Ok(Json(NotificationLogPage {
+    Ok(Json(Page {
         items: p.items.into_iter().map(NotificationLogRow::from).collect(),
         total: p.total,
         page,

@@ -13,7 +13,7 @@ use troupe_actors::sessions::{self, messages as sm, ops};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::identity::client;
+use super::identity::{client, List};
 use super::json::Json as Body;
 use super::openapi::ErrorBody;
 use super::request_id::Rid;
@@ -67,15 +67,6 @@ impl SessionView {
             served_by: s.served_by.clone(),
         }
     }
-}
-
-/// A user's sessions.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionList {
-    /// How many sessions `items` holds.
-    pub total: usize,
-    /// Every stored session of the user (ended ones too), latest activity first.
-    pub items: Vec<SessionView>,
 }
 
 /// The sessions `DELETE /api/sessions/:userId` ended.
@@ -269,7 +260,7 @@ async fn list_of(
     security(("bearer" = [])),
     params(("user_id" = String, Path, description = "The user whose sessions to list")),
     responses(
-        (status = 200, description = "The user's sessions", body = SessionList),
+        (status = 200, description = "The user's sessions", body = List<SessionView>),
         (status = 403, description = "Another user's id, and the caller is not an admin", body = ErrorBody),
     )
 )]
@@ -278,7 +269,7 @@ pub async fn list(
     Rid(rid): Rid,
     caller: Caller,
     Path(user_id): Path<String>,
-) -> Result<Json<SessionList>, ApiError> {
+) -> Result<Json<List<SessionView>>, ApiError> {
     caller.may_act_for(&user_id)?;
     let list = list_of(&state, rid, user_id).await?;
     let items: Vec<SessionView> = list
@@ -286,10 +277,7 @@ pub async fn list(
         .iter()
         .map(|s| SessionView::new(s, &caller.session_id))
         .collect();
-    Ok(Json(SessionList {
-        total: items.len(),
-        items,
-    }))
+    Ok(Json(items.into()))
 }
 
 /// `DELETE /api/sessions/:userId`: end every session of the user; their tokens stop

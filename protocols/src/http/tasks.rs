@@ -12,7 +12,7 @@ use troupe_actors::tasks::{self, messages as tm, ops};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::identity::Paging;
+use super::identity::{Page, Paging};
 use super::json::Json as Body;
 use super::object::Object;
 use super::openapi::ErrorBody;
@@ -130,19 +130,6 @@ impl From<tm::Task> for TaskView {
     }
 }
 
-/// A page of tasks.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskPage {
-    /// The tasks of this page, newest first.
-    pub items: Vec<TaskView>,
-    /// Tasks in all pages.
-    pub total: u64,
-    /// This page (1-based).
-    pub page: u32,
-    /// Tasks per page.
-    pub per_page: u32,
-}
-
 /// Body of `POST /api/v1/eventstreammonitor/tasks` (read field by field, see [`Object`]).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
@@ -229,7 +216,7 @@ pub struct Filter {
     security(("bearer" = [])),
     params(Filter, Paging),
     responses(
-        (status = 200, description = "A page of the caller's tasks", body = TaskPage),
+        (status = 200, description = "A page of the caller's tasks", body = Page<TaskView>),
         (status = 400, description = "Unknown `status`, or `per_page` over 100", body = ErrorBody),
         (status = 403, description = "`user_id` of another user, and the caller is not an admin", body = ErrorBody),
     )
@@ -240,7 +227,7 @@ pub async fn list(
     caller: Caller,
     Query(filter): Query<Filter>,
     Query(paging): Query<Paging>,
-) -> Result<Json<TaskPage>, ApiError> {
+) -> Result<Json<Page<TaskView>>, ApiError> {
     let (page, per_page) = paging.resolve();
     let p: tm::TaskPage = ask(
         &state,
@@ -255,7 +242,7 @@ pub async fn list(
             }),
     )
     .await?;
-    Ok(Json(TaskPage {
+    Ok(Json(Page {
         items: p.items.into_iter().map(TaskView::from).collect(),
         total: p.total,
         page: p.page,

@@ -11,7 +11,7 @@ use troupe_actors::todos::{self, messages as dm, ops};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::identity::Paging;
+use super::identity::{Page, Paging};
 use super::json::Json as Body;
 use super::object::Object;
 use super::openapi::ErrorBody;
@@ -53,19 +53,6 @@ impl From<dm::Todo> for TodoView {
             version: t.version,
         }
     }
-}
-
-/// A page of todos.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TodoPage {
-    /// The todos of this page, newest first.
-    pub items: Vec<TodoView>,
-    /// Todos in all pages.
-    pub total: u64,
-    /// This page (1-based).
-    pub page: u32,
-    /// Todos per page.
-    pub per_page: u32,
 }
 
 /// Body of `POST /todos` (read field by field, see [`Object`]).
@@ -142,7 +129,7 @@ async fn one(
     tag = "todos",
     security(("bearer" = [])),
     params(Filter, Paging),
-    responses((status = 200, description = "A page of the caller's todos", body = TodoPage))
+    responses((status = 200, description = "A page of the caller's todos", body = Page<TodoView>))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -150,7 +137,7 @@ pub async fn list(
     caller: Caller,
     Query(filter): Query<Filter>,
     Query(paging): Query<Paging>,
-) -> Result<Json<TodoPage>, ApiError> {
+) -> Result<Json<Page<TodoView>>, ApiError> {
     let (page, per_page) = paging.resolve();
     let p: dm::TodoPage = ask(
         &state,
@@ -165,7 +152,7 @@ pub async fn list(
             }),
     )
     .await?;
-    Ok(Json(TodoPage {
+    Ok(Json(Page {
         items: p.items.into_iter().map(TodoView::from).collect(),
         total: p.total,
         page: p.page,

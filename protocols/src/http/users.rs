@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::account::{delete_user, DeletedUserView};
 use super::auth::{Admin, Caller};
-use super::identity::{Paging, UserView};
+use super::identity::{List, Page, Paging, UserView};
 use super::json::Json as Body;
 use super::openapi::ErrorBody;
 use super::request_id::Rid;
@@ -179,20 +179,7 @@ pub async fn admin_delete(
     delete_user(&state, rid, id).await
 }
 
-/// A page of users.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserPage {
-    /// The users of this page.
-    pub items: Vec<UserView>,
-    /// Users that match, in all pages.
-    pub total: u64,
-    /// This page (1-based).
-    pub page: u32,
-    /// Users per page.
-    pub per_page: u32,
-}
-
-impl From<um::UserPage> for UserPage {
+impl From<um::UserPage> for Page<UserView> {
     fn from(p: um::UserPage) -> Self {
         Self {
             items: p.items.into_iter().map(UserView::from).collect(),
@@ -211,7 +198,7 @@ impl From<um::UserPage> for UserPage {
     security(("bearer" = [])),
     params(Paging),
     responses(
-        (status = 200, description = "A page of all users, oldest first (20 per page unless asked)", body = UserPage),
+        (status = 200, description = "A page of all users, oldest first (20 per page unless asked)", body = Page<UserView>),
         (status = 400, description = "`per_page` above 100", body = ErrorBody),
     )
 )]
@@ -220,7 +207,7 @@ pub async fn list(
     Rid(rid): Rid,
     _: Caller,
     Query(paging): Query<Paging>,
-) -> Result<Json<UserPage>, ApiError> {
+) -> Result<Json<Page<UserView>>, ApiError> {
     let (page, per_page) = paging.resolve();
     let p: um::UserPage = ask(
         &state,
@@ -279,7 +266,7 @@ async fn search(
     state: &AppState,
     rid: String,
     req: um::SearchRequest,
-) -> Result<Json<UserPage>, ApiError> {
+) -> Result<Json<Page<UserView>>, ApiError> {
     if req.query.trim().is_empty() {
         return Err(MeshError::invalid("query must not be empty")
             .with_details(json!({"fields": {"query": "required"}}))
@@ -303,7 +290,7 @@ async fn search(
     security(("bearer" = [])),
     request_body = SearchBody,
     responses(
-        (status = 200, description = "A page of the users whose username, email or display name contains the query, by username", body = UserPage),
+        (status = 200, description = "A page of the users whose username, email or display name contains the query, by username", body = Page<UserView>),
         (status = 400, description = "No query, or a query or page size out of bounds", body = ErrorBody),
     )
 )]
@@ -312,7 +299,7 @@ pub async fn search_post(
     Rid(rid): Rid,
     _: Caller,
     Body(b): Body<SearchBody>,
-) -> Result<Json<UserPage>, ApiError> {
+) -> Result<Json<Page<UserView>>, ApiError> {
     let req = um::SearchRequest {
         query: b.query,
         prefix_only: false,
@@ -346,7 +333,7 @@ pub struct SearchQuery {
     security(("bearer" = [])),
     params(SearchQuery, Paging),
     responses(
-        (status = 200, description = "A page of the users whose username starts with `q`, by username", body = UserPage),
+        (status = 200, description = "A page of the users whose username starts with `q`, by username", body = Page<UserView>),
         (status = 400, description = "No `q`, or `q` or the page size out of bounds", body = ErrorBody),
     )
 )]
@@ -356,7 +343,7 @@ pub async fn search_get(
     _: Caller,
     Query(q): Query<SearchQuery>,
     Query(paging): Query<Paging>,
-) -> Result<Json<UserPage>, ApiError> {
+) -> Result<Json<Page<UserView>>, ApiError> {
     let (page, per_page) = paging.resolve();
     let req = um::SearchRequest {
         query: q.q,
@@ -483,28 +470,19 @@ pub struct ContactView {
     pub added_at: String,
 }
 
-/// A user's contacts.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ContactList {
-    /// How many contacts (all of them are in `items`).
-    pub total: usize,
-    /// The contacts, by username.
-    pub items: Vec<ContactView>,
-}
-
 /// `GET /contacts/`: the caller's contacts.
 #[utoipa::path(
     get,
     path = "/contacts",
     tag = "users",
     security(("bearer" = [])),
-    responses((status = 200, description = "The caller's contacts (made by accepted chat requests)", body = ContactList))
+    responses((status = 200, description = "The caller's contacts (made by accepted chat requests)", body = List<ContactView>))
 )]
 pub async fn contacts(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
-) -> Result<Json<ContactList>, ApiError> {
+) -> Result<Json<List<ContactView>>, ApiError> {
     let list: um::ContactList = ask(
         &state,
         Call::new(users::NAME, users::LIST_CONTACTS)
@@ -524,10 +502,7 @@ pub async fn contacts(
             added_at: c.added_at,
         })
         .collect();
-    Ok(Json(ContactList {
-        total: items.len(),
-        items,
-    }))
+    Ok(Json(items.into()))
 }
 
 /// The answer of `GET /test-db`.
