@@ -411,7 +411,7 @@ pub struct ConnectionView {
     path = "/connections",
     tag = "chat",
     security(("bearer" = []), ("admin" = [])),
-    responses((status = 200, description = "Every open connection of the live members", body = List<ConnectionView>))
+    responses((status = 200, description = "Every open connection of the live members, by node and opening time", body = List<ConnectionView>))
 )]
 pub async fn connections(
     State(state): State<AppState>,

@@ -82,7 +82,7 @@ pub struct DeletedDeadLetter {
     path = "/admin/dead-letters",
     tag = "admin",
     security(("admin" = [])),
-    responses((status = 200, description = "Every routable node's dead letters", body = List<DeadLetterView>))
+    responses((status = 200, description = "Every routable node's dead letters, oldest failure first", body = List<DeadLetterView>))
 )]
 pub async fn list(
     _: Admin,

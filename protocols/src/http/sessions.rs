@@ -260,7 +260,7 @@ async fn list_of(
     security(("bearer" = [])),
     params(("user_id" = String, Path, description = "The user whose sessions to list")),
     responses(
-        (status = 200, description = "The user's sessions", body = List<SessionView>),
+        (status = 200, description = "Every stored session of the user (ended ones too), latest activity first", body = List<SessionView>),
         (status = 403, description = "Another user's id, and the caller is not an admin", body = ErrorBody),
     )
 )]

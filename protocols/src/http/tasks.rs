@@ -216,7 +216,7 @@ pub struct Filter {
     security(("bearer" = [])),
     params(Filter, Paging),
     responses(
-        (status = 200, description = "A page of the caller's tasks", body = Page<TaskView>),
+        (status = 200, description = "A page of the caller's tasks, newest first", body = Page<TaskView>),
         (status = 400, description = "Unknown `status`, or `per_page` over 100", body = ErrorBody),
         (status = 403, description = "`user_id` of another user, and the caller is not an admin", body = ErrorBody),
     )

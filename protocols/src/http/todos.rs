@@ -129,7 +129,7 @@ async fn one(
     tag = "todos",
     security(("bearer" = [])),
     params(Filter, Paging),
-    responses((status = 200, description = "A page of the caller's todos", body = Page<TodoView>))
+    responses((status = 200, description = "A page of the caller's todos, newest first", body = Page<TodoView>))
 )]
 pub async fn list(
     State(state): State<AppState>,

@@ -476,7 +476,7 @@ pub struct ContactView {
     path = "/contacts",
     tag = "users",
     security(("bearer" = [])),
-    responses((status = 200, description = "The caller's contacts (made by accepted chat requests)", body = List<ContactView>))
+    responses((status = 200, description = "The caller's contacts (made by accepted chat requests), by username", body = List<ContactView>))
 )]
 pub async fn contacts(
     State(state): State<AppState>,
