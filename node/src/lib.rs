@@ -75,6 +75,7 @@ pub fn settings(config: &Config, incarnation: u64) -> Settings {
             services: Vec::new(),
         },
         workers: config.services.workers,
+        pool_sizes: Default::default(),
         queue_capacity: config.services.queue_capacity,
         call_timeout: config.services.call_timeout,
         policy: backoff::Policy {

@@ -45,8 +45,11 @@ pub use service::{BoxFuture, Op, Request, Service};
 pub struct Settings {
     /// Membership and transport.
     pub membership: membership::Config,
-    /// Workers per service on this node.
+    /// Workers per service on this node, unless the service or `pool_sizes` says otherwise.
     pub workers: usize,
+    /// Workers of named services on this node (`[services.<name>] workers`); these win over
+    /// [`Service::workers`] and the default.
+    pub pool_sizes: HashMap<String, usize>,
     /// In-flight limit per service on this node.
     pub queue_capacity: usize,
     /// Default deadline of a call.
@@ -133,10 +136,8 @@ impl Mesh {
             .into_iter()
             .map(|s| {
                 let name = s.name();
-                (
-                    name,
-                    Pool::new(s, settings.workers, settings.queue_capacity),
-                )
+                let workers = pool_size(&settings, s.as_ref());
+                (name, Pool::new(s, workers, settings.queue_capacity))
             })
             .collect();
         let pools = Arc::new(pools);
@@ -235,6 +236,17 @@ impl Mesh {
         self.membership.stop(Some("node stopping".into()));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Workers of `service` on this node: its `[services.<name>]` setting, else what the service
+/// asks for given the default.
+pub fn pool_size(settings: &Settings, service: &dyn Service) -> usize {
+    settings
+        .pool_sizes
+        .get(service.name())
+        .copied()
+        .unwrap_or_else(|| service.workers(settings.workers))
+        .max(1)
 }
 
 /// Mesh heartbeat: every second, a `ping` to each routable peer; records the round trip.
