@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+/// Calls run on a service's re-entrant lane instead of a worker (see `mesh::lane`).
+pub const LANE_CALLS: &str = "troupe_mesh_lane_calls_total";
 /// Mesh calls by service, op, hop (`local`/`remote`) and result code.
 pub const MESH_CALLS: &str = "troupe_mesh_calls_total";
 /// Mesh call latency by service, op and hop.
@@ -29,6 +31,10 @@ pub fn describe() {
     describe_histogram!(MESH_CALL_SECONDS, Unit::Seconds, "mesh call latency");
     describe_counter!(ACTOR_RESTARTS, "worker actor restarts by service");
     describe_counter!(REJECTED, "requests refused by admission control");
+    describe_counter!(
+        LANE_CALLS,
+        "calls into a service already waiting on them, run on its lane, by service"
+    );
     describe_gauge!(QUEUE_DEPTH, "in-flight requests per service on this node");
     describe_gauge!(WORKERS_ALIVE, "live worker actors per service on this node");
     describe_gauge!(

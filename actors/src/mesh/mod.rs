@@ -2,14 +2,18 @@
 //!
 //! # Layout
 //! - [`error`]: [`MeshError`] and its [`Code`], the one error type that crosses the mesh.
+//! - [`op`]: typed operations ([`Op<Req, Rep>`], [`ops!`](crate::ops)) and [`Call`].
 //! - [`service`]: the [`Service`] trait every service group implements.
+//! - [`wire`]: the cluster wire format (envelope, reply, pg group names); a leaf module.
 //! - [`membership`]: chitchat gossip bridged to a full mesh of ractor_cluster sessions.
 //! - [`transport`]: the cluster TCP connections under those sessions (buffered reads).
 //! - [`groups`], [`supervisor`], [`worker`], [`pool`]: per node and per service, a
 //!   supervisor with a worker pool (restarts with backoff and an intensity limit) and
 //!   admission control.
 //! - [`endpoint`]: the one remotable actor per service per node (pg group `svc.<name>`).
-//! - [`router`]: local-first selection, deadlines, retries of idempotent ops.
+//! - [`router`]: local-first selection, deadlines, retries of idempotent ops, `tell`.
+//! - [`lane`]: the rule that keeps a pool from waiting on itself (re-entrant calls).
+//! - [`heartbeat`]: the `ping` service and the RTT heartbeat, both the runtime's own.
 //! - [`placement`]: rendezvous hashing and the generic entity host (activate on demand,
 //!   passivate when idle, hand off on membership change).
 //! - [`backoff`]: exponential backoff with full jitter and restart intensity.
@@ -18,13 +22,17 @@ pub mod backoff;
 pub mod endpoint;
 pub mod error;
 pub mod groups;
+pub mod heartbeat;
+pub mod lane;
 pub mod membership;
+pub mod op;
 pub mod placement;
 pub mod pool;
 pub mod router;
 pub mod service;
 pub mod supervisor;
 pub mod transport;
+pub mod wire;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -37,8 +45,9 @@ use tokio::sync::watch;
 pub use error::{Code, MeshError};
 pub use membership::{ClusterView, MemberState, MemberView};
 pub use pool::Pool;
-pub use router::{Call, Router, Target};
-pub use service::{BoxFuture, Op, Request, Service};
+pub use op::{Call, Op, OpInfo, Target};
+pub use router::Router;
+pub use service::{BoxFuture, Request, Service};
 
 /// Everything the runtime needs to start one node.
 #[derive(Clone, Debug)]
@@ -132,6 +141,10 @@ impl Mesh {
     ) -> anyhow::Result<Mesh> {
         crate::metrics::describe();
         let node = settings.membership.node.clone();
+        let mut services = services;
+        if !services.iter().any(|s| s.name() == heartbeat::NAME) {
+            services.push(Arc::new(heartbeat::Ping(info.clone())));
+        }
         let pools: Pools = services
             .into_iter()
             .map(|s| {
@@ -184,7 +197,11 @@ impl Mesh {
             membership,
             groups,
         };
-        tokio::spawn(heartbeat(mesh.clone(), rtt));
+        tokio::spawn(heartbeat::run(
+            mesh.info.node.clone(),
+            mesh.router.clone(),
+            rtt,
+        ));
         tokio::spawn(sample_pools(mesh.clone()));
         Ok(mesh)
     }
@@ -214,11 +231,11 @@ impl Mesh {
                 let nodes = up
                     .iter()
                     .filter(|n| {
-                        !ractor::pg::get_members(&endpoint::node_group(p.name(), n)).is_empty()
+                        !ractor::pg::get_members(&wire::node_group(p.name(), n)).is_empty()
                     })
                     .cloned()
                     .collect();
-                (endpoint::group(p.name()), nodes)
+                (wire::group(p.name()), nodes)
             })
             .collect()
     }
@@ -247,31 +264,6 @@ pub fn pool_size(settings: &Settings, service: &dyn Service) -> usize {
         .copied()
         .unwrap_or_else(|| service.workers(settings.workers))
         .max(1)
-}
-
-/// Mesh heartbeat: every second, a `ping` to each routable peer; records the round trip.
-async fn heartbeat(mesh: Mesh, rtt: membership::RttTable) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let members = mesh.router.members();
-        for peer in members.iter().filter(|m| **m != *mesh.info.node) {
-            let started = Instant::now();
-            let call = Call::new(crate::system::PING, crate::system::ping::OP)
-                .to(Target::Node(peer.clone()))
-                .timeout(Duration::from_millis(500));
-            if mesh.router.call(call).await.is_ok() {
-                let d = started.elapsed();
-                metrics::histogram!(crate::metrics::HEARTBEAT_RTT_SECONDS, "peer" => peer.clone())
-                    .record(d.as_secs_f64());
-                rtt.lock().expect("rtt lock").insert(peer.clone(), d);
-            }
-        }
-        let members: std::collections::HashSet<&String> = members.iter().collect();
-        rtt.lock()
-            .expect("rtt lock")
-            .retain(|p, _| members.contains(p));
-    }
 }
 
 /// Samples queue depth and live workers into gauges every second.

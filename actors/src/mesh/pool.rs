@@ -16,7 +16,7 @@ use ractor::{ActorRef, ActorStatus};
 use rand::seq::IteratorRandom;
 
 use super::worker::{Remote, Reply, WorkerMsg};
-use super::{Code, MeshError, Request, Service};
+use super::{lane, wire, Code, MeshError, Request, Service};
 
 /// One worker slot: the live actor (if any) and a display name with its restart generation.
 #[derive(Clone)]
@@ -198,8 +198,15 @@ impl Pool {
 
     /// Runs `req` on one of this node's workers (round robin over the live ones), within the
     /// request's deadline and the pool's admission limit.
+    ///
+    /// A request whose chain already holds this service runs on the lane instead (see
+    /// [`super::lane`]): a worker of this pool is waiting on it, so it must not wait for one.
     pub async fn dispatch(&self, req: Request) -> Result<Bytes, MeshError> {
-        let _admitted = self.admit()?;
+        let admitted = self.admit()?;
+        if lane::is_reentrant(&req.chain, self.name()) {
+            return on_lane(self.service.clone(), req, admitted).await;
+        }
+        let _admitted = admitted;
         let deadline = req.deadline;
         let worker = self.wait_for_worker(deadline).await?;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -246,10 +253,18 @@ impl Pool {
         let admitted = match self.admit() {
             Ok(a) => a,
             Err(e) => {
-                let _ = port.send(super::endpoint::encode_reply(Err(e), &node));
+                let _ = port.send(wire::encode_reply(Err(e), &node));
                 return Ok(());
             }
         };
+        if lane::is_reentrant(&req.chain, self.name()) {
+            let service = self.service.clone();
+            tokio::spawn(async move {
+                let answer = on_lane(service, req, admitted).await;
+                let _ = port.send(wire::encode_reply(answer, &node));
+            });
+            return Ok(());
+        }
         let Some(worker) = self.pick() else {
             return Err(Box::new((req, port)));
         };
@@ -287,6 +302,28 @@ impl Pool {
             .map(|i| &slots[(start + i) % n])
             .find(|s| is_running(&s.actor))
             .and_then(|s| s.actor.clone())
+    }
+}
+
+/// Runs an admitted request of `service` on its lane: a task of its own, no worker; the
+/// deadline still applies.
+async fn on_lane(
+    service: Arc<dyn Service>,
+    mut req: Request,
+    admitted: Admitted,
+) -> Result<Bytes, MeshError> {
+    metrics::counter!(crate::metrics::LANE_CALLS, "service" => service.name()).increment(1);
+    let deadline = req.deadline;
+    let outer = std::mem::take(&mut req.chain);
+    let task = tokio::spawn(async move {
+        let _admitted = admitted;
+        let name = service.name();
+        lane::scope(outer, name, service.handle(req)).await
+    });
+    match tokio::time::timeout_at(deadline.into(), task).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => Err(MeshError::internal(format!("lane task failed: {e}"))),
+        Err(_) => Err(MeshError::deadline()),
     }
 }
 
@@ -343,7 +380,7 @@ mod tests {
         assert_eq!(pool.in_flight(), 1);
         drop(reply);
         let bytes = rx.blocking_recv().expect("the caller hears back");
-        let err = super::super::endpoint::decode_reply(&bytes).unwrap_err();
+        let err = super::super::wire::decode_reply(&bytes).unwrap_err();
         assert_eq!(err.code, Code::Unavailable);
         assert_eq!(pool.in_flight(), 0);
     }

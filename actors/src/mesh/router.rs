@@ -13,89 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use prost::Message as _;
 use ractor::{ActorCell, ActorRef};
 use rand::seq::IndexedRandom;
-use troupe_proto::mesh::{Caller, Envelope};
 
-use super::endpoint::{self, EndpointMsg};
+use super::endpoint::EndpointMsg;
+use super::op::RawCall;
 use super::pool::Pool;
-use super::{placement, MeshError, Pools, Request};
-
-/// Where a call should go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// Any member of the service group, local first.
-    Any,
-    /// The named node.
-    Node(String),
-    /// The home node of an entity id.
-    Entity(String),
-}
-
-/// One call through the mesh.
-#[derive(Clone, Debug)]
-pub struct Call {
-    /// Service group.
-    pub service: &'static str,
-    /// Op name.
-    pub op: &'static str,
-    /// The service's prost-encoded request.
-    pub payload: Bytes,
-    /// Where to send it.
-    pub target: Target,
-    /// Correlation id.
-    pub request_id: String,
-    /// The authenticated caller.
-    pub caller: Option<Caller>,
-    /// Overrides the router's default timeout.
-    pub timeout: Option<Duration>,
-}
-
-impl Call {
-    /// A call to `service`/`op` with an empty payload, any member.
-    pub fn new(service: &'static str, op: &'static str) -> Self {
-        Self {
-            service,
-            op,
-            payload: Bytes::new(),
-            target: Target::Any,
-            request_id: String::new(),
-            caller: None,
-            timeout: None,
-        }
-    }
-
-    /// Sets the payload from a prost message.
-    pub fn payload(mut self, msg: &impl prost::Message) -> Self {
-        self.payload = Bytes::from(msg.encode_to_vec());
-        self
-    }
-
-    /// Sets the target.
-    pub fn to(mut self, target: Target) -> Self {
-        self.target = target;
-        self
-    }
-
-    /// Sets the request id.
-    pub fn request_id(mut self, id: impl Into<String>) -> Self {
-        self.request_id = id.into();
-        self
-    }
-
-    /// Sets the authenticated caller.
-    pub fn caller(mut self, caller: Caller) -> Self {
-        self.caller = Some(caller);
-        self
-    }
-
-    /// Sets the timeout.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-}
+use super::{lane, placement, wire, Call, MeshError, Op, Pools, Request, Target};
 
 /// Where one attempt goes.
 enum Hop {
@@ -153,33 +77,68 @@ impl Router {
         placement::home(entity, &members).cloned()
     }
 
+    /// Runs `op` with `req` on any member, with the default deadline, and answers its reply.
+    pub async fn ask<Req, Rep>(&self, op: &Op<Req, Rep>, req: Req) -> Result<Rep, MeshError>
+    where
+        Req: prost::Message + Default,
+        Rep: prost::Message + Default,
+    {
+        self.call(op.call(req)).await
+    }
+
+    /// Runs a call and answers its reply.
+    pub async fn call<Rep: prost::Message + Default>(
+        &self,
+        call: Call<Rep>,
+    ) -> Result<Rep, MeshError> {
+        let bytes = self.run(&call.raw).await?;
+        Rep::decode(bytes).map_err(|e| {
+            MeshError::internal(format!(
+                "{}.{}: malformed reply: {e}",
+                call.raw.service, call.raw.op
+            ))
+        })
+    }
+
+    /// Sends a call whose answer nobody needs (fan-out: revocation notes, cache evictions,
+    /// presence) and returns at once: the caller holds no worker while it travels. A
+    /// failure is logged at debug level; what needs a guarantee has another path (a store
+    /// poll, an outbox).
+    pub fn tell<Rep: 'static>(&self, call: Call<Rep>) {
+        let router = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = router.run(&call.raw).await {
+                tracing::debug!(service = call.raw.service, op = call.raw.op, error = %e, "told call failed");
+            }
+        });
+    }
+
     /// Runs a call and returns the service's encoded reply.
-    pub async fn call(&self, call: Call) -> Result<Bytes, MeshError> {
+    async fn run(&self, call: &RawCall) -> Result<Bytes, MeshError> {
         let started = Instant::now();
         let timeout = call.timeout.unwrap_or(self.default_timeout);
         let deadline = started + timeout;
-        let idempotent = self
-            .pools
-            .get(call.service)
-            .is_some_and(|p| p.service().is_idempotent(call.op));
+        let idempotent = call.idempotent;
+        let chain = lane::current();
         let mut tried: Vec<ractor::ActorId> = Vec::new();
         let mut pause = Duration::from_millis(1);
         let mut attempt = 0;
         loop {
             attempt += 1;
             let (hop, result) = match self.pick(&call, &tried) {
-                Ok(Hop::Local(pool)) => {
-                    ("local", pool.dispatch(self.request(&call, deadline)).await)
-                }
+                Ok(Hop::Local(pool)) => (
+                    "local",
+                    pool.dispatch(self.request(call, deadline, &chain)).await,
+                ),
                 Ok(Hop::Remote(cell)) => {
                     tried.push(cell.get_id());
-                    ("remote", self.remote(cell, &call, deadline).await)
+                    ("remote", self.remote(cell, call, deadline, &chain).await)
                 }
                 Err(e) => ("none", Err(e)),
             };
             match result {
                 Ok(bytes) => {
-                    record(&call, hop, "ok", started);
+                    record(call, hop, "ok", started);
                     return Ok(bytes);
                 }
                 // Killed mid-request, or no member right now: an idempotent op may run again.
@@ -194,14 +153,14 @@ impl Router {
                     pause *= 2;
                 }
                 Err(e) => {
-                    record(&call, hop, e.code.as_str(), started);
+                    record(call, hop, e.code.as_str(), started);
                     return Err(e);
                 }
             }
         }
     }
 
-    fn pick(&self, call: &Call, tried: &[ractor::ActorId]) -> Result<Hop, MeshError> {
+    fn pick(&self, call: &RawCall, tried: &[ractor::ActorId]) -> Result<Hop, MeshError> {
         let node = match &call.target {
             Target::Any => None,
             Target::Node(n) => Some(n.clone()),
@@ -212,7 +171,7 @@ impl Router {
         };
         match node {
             Some(n) if n == *self.node => self.local(call.service),
-            Some(n) => ractor::pg::get_members(&endpoint::node_group(call.service, &n))
+            Some(n) => ractor::pg::get_members(&wire::node_group(call.service, &n))
                 .into_iter()
                 .next()
                 .map(Hop::Remote)
@@ -225,7 +184,7 @@ impl Router {
                     return Ok(Hop::Local(pool.clone()));
                 }
                 let remote: Vec<ActorCell> =
-                    ractor::pg::get_members(&endpoint::group(call.service))
+                    ractor::pg::get_members(&wire::group(call.service))
                         .into_iter()
                         .filter(|c| !c.get_id().is_local() && !tried.contains(&c.get_id()))
                         .collect();
@@ -245,53 +204,58 @@ impl Router {
             .ok_or_else(|| MeshError::not_found(format!("unknown service {service}")))
     }
 
-    fn request(&self, call: &Call, deadline: Instant) -> Request {
+    fn request(&self, call: &RawCall, deadline: Instant, chain: &[String]) -> Request {
         Request {
             op: call.op.to_string(),
             payload: call.payload.clone(),
             caller: call.caller.clone(),
             request_id: call.request_id.clone(),
             deadline,
-            entity: match &call.target {
-                Target::Entity(id) => id.clone(),
-                _ => String::new(),
-            },
+            entity: entity_of(&call.target).to_string(),
+            chain: chain.to_vec(),
         }
     }
 
     async fn remote(
         &self,
         cell: ActorCell,
-        call: &Call,
+        call: &RawCall,
         deadline: Instant,
+        chain: &[String],
     ) -> Result<Bytes, MeshError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let env = Envelope {
-            service: call.service.to_string(),
-            op: call.op.to_string(),
-            request_id: call.request_id.clone(),
-            deadline_unix_ms: endpoint::deadline_unix_ms(remaining),
-            caller: call.caller.clone(),
-            payload: call.payload.to_vec(),
-            entity: match &call.target {
-                Target::Entity(id) => id.clone(),
-                _ => String::new(),
+        let env = wire::envelope(
+            wire::Outgoing {
+                service: call.service,
+                op: call.op,
+                payload: &call.payload,
+                request_id: &call.request_id,
+                caller: call.caller.as_ref(),
+                entity: entity_of(&call.target),
+                origin: &self.node,
+                chain,
             },
-            origin_node: self.node.to_string(),
-        }
-        .encode_to_vec();
+            remaining,
+        );
         let actor: ActorRef<EndpointMsg> = cell.into();
         match actor
             .call(|port| EndpointMsg::Call(env, port), Some(remaining))
             .await
         {
-            Ok(ractor::rpc::CallResult::Success(bytes)) => endpoint::decode_reply(&bytes),
+            Ok(ractor::rpc::CallResult::Success(bytes)) => wire::decode_reply(&bytes),
             Ok(ractor::rpc::CallResult::Timeout) => Err(MeshError::deadline()),
             Ok(ractor::rpc::CallResult::SenderError) => {
                 Err(MeshError::unavailable("peer dropped the call"))
             }
             Err(e) => Err(MeshError::unavailable(format!("peer unreachable: {e}"))),
         }
+    }
+}
+
+fn entity_of(target: &Target) -> &str {
+    match target {
+        Target::Entity(id) => id,
+        _ => "",
     }
 }
 
@@ -302,7 +266,7 @@ thread_local! {
         Default::default();
 }
 
-fn record(call: &Call, hop: &'static str, code: &'static str, started: Instant) {
+fn record(call: &RawCall, hop: &'static str, code: &'static str, started: Instant) {
     let (service, op) = (call.service, call.op);
     let seconds = started.elapsed().as_secs_f64();
     CALL_METRICS.with_borrow_mut(|map| {

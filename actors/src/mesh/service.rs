@@ -11,38 +11,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use troupe_proto::mesh::Caller;
 
-use super::MeshError;
+use super::{MeshError, OpInfo};
 
 /// A boxed future, as returned by [`Service::handle`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// One operation a service offers.
-#[derive(Clone, Copy, Debug)]
-pub struct Op {
-    /// Op name as carried in the envelope.
-    pub name: &'static str,
-    /// Whether running it twice has the same effect as once: only these are retried by the
-    /// router after an `unavailable` failure.
-    pub idempotent: bool,
-}
-
-impl Op {
-    /// A read-only or otherwise repeatable op.
-    pub const fn idempotent(name: &'static str) -> Self {
-        Self {
-            name,
-            idempotent: true,
-        }
-    }
-
-    /// An op with effects that must not be repeated blindly.
-    pub const fn effectful(name: &'static str) -> Self {
-        Self {
-            name,
-            idempotent: false,
-        }
-    }
-}
 
 /// One request as a service worker sees it.
 #[derive(Clone, Debug)]
@@ -59,6 +31,25 @@ pub struct Request {
     pub deadline: Instant,
     /// Entity id for per-entity ops; empty otherwise.
     pub entity: String,
+    /// Services whose workers wait on this request (see [`super::lane`]); empty from
+    /// ingress.
+    pub chain: Vec<String>,
+}
+
+impl Request {
+    /// A request of `op` with `payload` from no one in particular, answering within
+    /// `timeout`: for tests and the runtime's own calls.
+    pub fn new(op: &str, payload: Bytes, timeout: std::time::Duration) -> Self {
+        Self {
+            op: op.to_string(),
+            payload,
+            caller: None,
+            request_id: String::new(),
+            deadline: Instant::now() + timeout,
+            entity: String::new(),
+            chain: Vec::new(),
+        }
+    }
 }
 
 /// A service hosted by every node as a supervised actor group.
@@ -66,8 +57,8 @@ pub trait Service: Send + Sync + 'static {
     /// Group name; the node's endpoint joins pg group `svc.<name>`.
     fn name(&self) -> &'static str;
 
-    /// Every op this service answers.
-    fn ops(&self) -> &'static [Op];
+    /// Every op this service answers (the `OPS` of its [`ops!`](crate::ops) declaration).
+    fn ops(&self) -> &'static [OpInfo];
 
     /// Runs one op. Called on a worker actor; long CPU work belongs on a blocking pool.
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>>;
@@ -77,31 +68,28 @@ pub trait Service: Send + Sync + 'static {
     fn workers(&self, default: usize) -> usize {
         default
     }
-
-    /// Whether `op` is marked idempotent in [`Service::ops`].
-    fn is_idempotent(&self, op: &str) -> bool {
-        self.ops().iter().any(|o| o.name == op && o.idempotent)
-    }
 }
 
-/// Calls `op` of `svc` through [`Service::handle`], as the mesh would, with a prost request
-/// and reply: for the services' unit tests.
+/// Calls `op` of `svc` through [`Service::handle`], as the mesh would: for the services'
+/// unit tests.
 #[cfg(test)]
-pub(crate) async fn call_op<S: Service, Req: prost::Message, Rep: prost::Message + Default>(
+pub(crate) async fn call_op<S, Req, Rep>(
     svc: &S,
-    op: &str,
+    op: &super::Op<Req, Rep>,
     req: Req,
     caller: Option<Caller>,
-) -> Result<Rep, MeshError> {
-    let bytes = svc
-        .handle(Request {
-            op: op.to_string(),
-            payload: req.encode_to_vec().into(),
-            caller,
-            request_id: "test".to_string(),
-            deadline: Instant::now() + std::time::Duration::from_secs(10),
-            entity: String::new(),
-        })
-        .await?;
+) -> Result<Rep, MeshError>
+where
+    S: Service,
+    Req: prost::Message + Default,
+    Rep: prost::Message + Default,
+{
+    let mut request = Request::new(
+        op.name,
+        req.encode_to_vec().into(),
+        std::time::Duration::from_secs(10),
+    );
+    request.caller = caller;
+    let bytes = svc.handle(request).await?;
     Ok(Rep::decode(bytes).expect("reply decodes"))
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
-use super::{MeshError, Request, Service};
+use super::{lane, MeshError, Request, Service};
 
 tokio::task_local! {
     /// The worker running the current request; lets chaos spare the actor answering it.
@@ -60,7 +60,7 @@ impl Remote {
 
     fn send(mut self, answer: Result<Bytes, MeshError>) {
         if let Some(port) = self.port.take() {
-            let _ = port.send(super::endpoint::encode_reply(answer, &self.node));
+            let _ = port.send(super::wire::encode_reply(answer, &self.node));
         }
     }
 }
@@ -69,7 +69,7 @@ impl Drop for Remote {
     fn drop(&mut self) {
         if let Some(port) = self.port.take() {
             let stopped = MeshError::unavailable("worker stopped before answering");
-            let _ = port.send(super::endpoint::encode_reply(Err(stopped), &self.node));
+            let _ = port.send(super::wire::encode_reply(Err(stopped), &self.node));
         }
     }
 }
@@ -128,7 +128,10 @@ impl Actor for Worker {
                 let answer = if Instant::now() >= req.deadline {
                     Err(MeshError::deadline())
                 } else {
-                    CURRENT.scope(myself.get_id(), service.handle(req)).await
+                    let mut req = req;
+                    let outer = std::mem::take(&mut req.chain);
+                    let handling = lane::scope(outer, service.name(), service.handle(req));
+                    CURRENT.scope(myself.get_id(), handling).await
                 };
                 reply.send(answer);
             }

@@ -50,6 +50,9 @@ pub struct SessionInfo {
     /// Unix ms of the last activity (for sorting without parsing).
     #[prost(int64, tag = "13")]
     pub last_activity_ms: i64,
+    /// Unix ms when its tokens expire anyway.
+    #[prost(int64, tag = "14")]
+    pub expires_at_ms: i64,
 }
 
 /// `start`: create a session (sent by the auth service at login, to the session's home node).

@@ -21,38 +21,48 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use prost::Message as _;
 use ractor::{Actor, ActorRef, ActorStatus};
 
 use crate::mesh::placement::{self, EntityError, EntityHost, EntityHostMsg};
-use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo, Op, Request, Service, Target};
+use crate::mesh::{BoxFuture, MeshError, NodeInfo, OpInfo, Request, Service, Target};
 use crate::store::time::{now_ms, rfc3339_millis};
 use crate::store::Store;
 
 use entity::{SessionEntity, SessionReq};
-use messages::{ByUser, HostCounts, Revoked, SessionInfo, SessionList, Start, Touch};
+use messages::{ByUser, HostCounts, Revoked, SessionInfo, SessionList, Start};
+use ops::Cmd;
 
 /// Service name.
 pub const NAME: &str = "sessions";
 
-/// Op names.
+/// The ops of `sessions`, declared once.
 pub mod ops {
-    /// Create a session (entity-routed).
-    pub const START: &str = "start";
-    /// Read a session (entity-routed).
-    pub const GET: &str = "get";
-    /// Record activity (entity-routed).
-    pub const TOUCH: &str = "touch";
-    /// End a session (entity-routed) and broadcast the revocation.
-    pub const REVOKE: &str = "revoke";
-    /// Every session of a user.
-    pub const LIST: &str = "list";
-    /// End every session of a user.
-    pub const REVOKE_USER: &str = "revoke_user";
-    /// Record revocations broadcast by another node (node-targeted).
-    pub const NOTE_REVOKED: &str = "note_revoked";
-    /// This node's session actors: how many are live (node-targeted; for `/dashboard`).
-    pub const STATS: &str = "stats";
+    use super::messages::{ByUser, HostCounts, Revoked, SessionInfo, SessionList, Start, Touch};
+
+    crate::ops! {
+        /// An op of `sessions`, decoded at the service's edge.
+        pub enum Cmd for super::NAME {
+            /// Create a session (entity-routed).
+            Start = START("start", effectful): Start => SessionInfo,
+            /// Read a session (entity-routed).
+            Get = GET("get", idempotent): () => SessionInfo,
+            /// Record activity (entity-routed).
+            Touch = TOUCH("touch", idempotent): Touch => SessionInfo,
+            /// End a session (entity-routed) and tell every node.
+            Revoke = REVOKE("revoke", idempotent): () => SessionInfo,
+            /// Every session of a user.
+            List = LIST("list", idempotent): ByUser => SessionList,
+            /// End a session (entity-routed) without telling other nodes: the caller does,
+            /// once for many (`revoke_user`).
+            RevokeOne = REVOKE_ONE("revoke_one", idempotent): () => SessionInfo,
+            /// End every session of a user and tell every node.
+            RevokeUser = REVOKE_USER("revoke_user", idempotent): ByUser => SessionList,
+            /// Record revocations told by another node (node-targeted, sent with `tell`).
+            NoteRevoked = NOTE_REVOKED("note_revoked", idempotent): Revoked => (),
+            /// This node's session actors: how many are live (node-targeted; `/dashboard`).
+            Stats = STATS("stats", idempotent): () => HostCounts,
+        }
+    }
 }
 
 /// Idle session actors are passivated after this long (their state is in the store).
@@ -61,6 +71,8 @@ const IDLE: Duration = Duration::from_secs(300);
 const REFRESH: Duration = Duration::from_millis(500);
 /// Refresh ticks between two sweeps of expired sessions (10 minutes).
 const SWEEP_EVERY: u32 = 1200;
+/// Sessions of one user revoked at once by `revoke_user`.
+const REVOKE_CONCURRENCY: usize = 16;
 /// How long an expired session stays in the store, so `last-connection` still answers.
 const RETAIN_EXPIRED_MS: i64 = 30 * 24 * 3600 * 1000;
 
@@ -187,11 +199,11 @@ impl Sessions {
             served_by: self.info.node.to_string(),
             version: row.version as u64,
             last_activity_ms: row.last_activity,
+            expires_at_ms: row.expires_at,
         }
     }
 
-    async fn start_session(&self, req: &Request) -> Result<store::Row, MeshError> {
-        let s = Start::decode(req.payload.clone())?;
+    async fn start_session(&self, req: &Request, s: Start) -> Result<store::Row, MeshError> {
         if req.entity.is_empty() || s.user_id.is_empty() {
             return Err(MeshError::invalid("session id and user id are required"));
         }
@@ -219,33 +231,59 @@ impl Sessions {
     }
 
     /// Ends one session and tells every node.
-    async fn revoke(&self, req: &Request) -> Result<store::Row, MeshError> {
+    async fn revoke(&self, req: &Request) -> Result<SessionInfo, MeshError> {
         let row = self.entity(req, SessionReq::Revoke).await?;
-        self.broadcast(vec![(row.id.clone(), row.expires_at)]).await;
-        Ok(row)
+        self.broadcast(&[(row.id.clone(), row.expires_at)]);
+        Ok(self.info_of(&row))
     }
 
-    async fn revoke_user(&self, req: &Request) -> Result<SessionList, MeshError> {
-        let by = ByUser::decode(req.payload.clone())?;
+    /// Ends every live session of a user: each on its home node, at most
+    /// [`REVOKE_CONCURRENCY`] at a time, then one note to every node with all of them.
+    ///
+    /// The per-session calls come from this service's own worker back into `sessions`, so
+    /// they run on the service's lane, not on its workers (`mesh::lane`): however many
+    /// sessions there are, the pool never waits on itself.
+    async fn revoke_user(&self, req: &Request, by: ByUser) -> Result<SessionList, MeshError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+
         let router = self.info.router()?;
-        let mut items = Vec::new();
-        for row in store::by_user(&self.store, &by.user_id).await? {
-            if row.revoked_at > 0 {
-                continue;
-            }
-            let call = Call::new(NAME, ops::REVOKE)
-                .to(Target::Entity(row.id.clone()))
-                .request_id(req.request_id.clone());
-            let bytes = router.call(call).await?;
-            items.push(SessionInfo::decode(bytes)?);
-        }
+        let live: Vec<store::Row> = store::by_user(&self.store, &by.user_id)
+            .await?
+            .into_iter()
+            .filter(|row| row.revoked_at == 0)
+            .collect();
+        let remaining = req
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        let revoked: Vec<SessionInfo> = stream::iter(live)
+            .map(|row| {
+                let call = ops::REVOKE_ONE
+                    .call(())
+                    .to(Target::Entity(row.id))
+                    .request_id(req.request_id.clone())
+                    .timeout(remaining);
+                router.call(call)
+            })
+            .buffer_unordered(REVOKE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let ids: Vec<(String, i64)> = revoked
+            .iter()
+            .map(|s| (s.id.clone(), s.expires_at_ms))
+            .collect();
+        self.broadcast(&ids);
+        let mut items = revoked;
+        items.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(SessionList { items })
     }
 
-    /// Records revocations here and casts them to every other routable node; a node that
-    /// misses the broadcast picks them up from the store within [`REFRESH`].
-    async fn broadcast(&self, revoked: Vec<(String, i64)>) {
-        for (id, exp) in &revoked {
+    /// Records revocations here and tells every other routable node, without waiting: a
+    /// node that misses the note picks them up from the store within [`REFRESH`].
+    fn broadcast(&self, revoked: &[(String, i64)]) {
+        if revoked.is_empty() {
+            return;
+        }
+        for (id, exp) in revoked {
             self.revocations.add(id.clone(), *exp);
         }
         let Ok(router) = self.info.router() else {
@@ -255,24 +293,27 @@ impl Sessions {
             ids: revoked.iter().map(|(id, _)| id.clone()).collect(),
             expires_at_ms: revoked.iter().map(|(_, exp)| *exp).collect(),
         };
-        let calls = router
-            .members()
-            .iter()
-            .filter(|m| **m != *self.info.node)
-            .map(|m| {
-                let call = Call::new(NAME, ops::NOTE_REVOKED)
-                    .payload(&note)
-                    .to(Target::Node(m.clone()))
-                    .timeout(Duration::from_secs(1));
-                let router = router.clone();
-                async move { router.call(call).await }
-            })
-            .collect::<Vec<_>>();
-        for call in calls {
-            if let Err(e) = call.await {
-                tracing::warn!(error = %e, "revocation broadcast failed; the store poll will catch up");
-            }
+        for member in router.members().iter().filter(|m| **m != *self.info.node) {
+            let call = ops::NOTE_REVOKED
+                .call(note.clone())
+                .to(Target::Node(member.clone()))
+                .timeout(Duration::from_secs(1));
+            router.tell(call);
         }
+    }
+
+    fn note_revoked(&self, note: Revoked) {
+        for (i, id) in note.ids.into_iter().enumerate() {
+            let exp = note.expires_at_ms.get(i).copied().unwrap_or(i64::MAX);
+            self.revocations.add(id, exp);
+        }
+    }
+
+    async fn list(&self, by: ByUser) -> Result<SessionList, MeshError> {
+        let rows = store::by_user(&self.store, &by.user_id).await?;
+        Ok(SessionList {
+            items: rows.iter().map(|r| self.info_of(r)).collect(),
+        })
     }
 }
 
@@ -341,64 +382,42 @@ async fn refresh(me: std::sync::Weak<Sessions>) {
     }
 }
 
-fn encode(msg: &impl prost::Message) -> Bytes {
-    Bytes::from(msg.encode_to_vec())
-}
-
 impl Service for Sessions {
     fn name(&self) -> &'static str {
         NAME
     }
 
-    fn ops(&self) -> &'static [Op] {
-        const OPS: &[Op] = &[
-            Op::effectful(ops::START),
-            Op::idempotent(ops::GET),
-            Op::idempotent(ops::TOUCH),
-            Op::idempotent(ops::REVOKE),
-            Op::idempotent(ops::LIST),
-            Op::idempotent(ops::REVOKE_USER),
-            Op::idempotent(ops::NOTE_REVOKED),
-            Op::idempotent(ops::STATS),
-        ];
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
-            match req.op.as_str() {
-                ops::START => Ok(encode(&self.info_of(&self.start_session(&req).await?))),
-                ops::GET => Ok(encode(
-                    &self.info_of(&self.entity(&req, SessionReq::Get).await?),
-                )),
-                ops::TOUCH => {
-                    let t = Touch::decode(req.payload.clone())?;
-                    Ok(encode(
-                        &self.info_of(&self.entity(&req, SessionReq::Touch(t)).await?),
-                    ))
+            match Cmd::parse(&req)? {
+                Cmd::Start(s) => {
+                    let row = self.start_session(&req, s).await;
+                    ops::START.reply(row.map(|r| self.info_of(&r)))
                 }
-                ops::REVOKE => Ok(encode(&self.info_of(&self.revoke(&req).await?))),
-                ops::LIST => {
-                    let by = ByUser::decode(req.payload.clone())?;
-                    let rows = store::by_user(&self.store, &by.user_id).await?;
-                    Ok(encode(&SessionList {
-                        items: rows.iter().map(|r| self.info_of(r)).collect(),
-                    }))
+                Cmd::Get(()) => {
+                    let row = self.entity(&req, SessionReq::Get).await;
+                    ops::GET.reply(row.map(|r| self.info_of(&r)))
                 }
-                ops::REVOKE_USER => Ok(encode(&self.revoke_user(&req).await?)),
-                ops::STATS => Ok(encode(&self.host_counts().await?)),
-                ops::NOTE_REVOKED => {
-                    let note = Revoked::decode(req.payload.clone())?;
-                    for (i, id) in note.ids.into_iter().enumerate() {
-                        let exp = note.expires_at_ms.get(i).copied().unwrap_or(i64::MAX);
-                        self.revocations.add(id, exp);
-                    }
-                    Ok(Bytes::new())
+                Cmd::Touch(t) => {
+                    let row = self.entity(&req, SessionReq::Touch(t)).await;
+                    ops::TOUCH.reply(row.map(|r| self.info_of(&r)))
                 }
-                op => Err(MeshError::new(
-                    Code::NotFound,
-                    format!("sessions has no op {op}"),
-                )),
+                Cmd::Revoke(()) => ops::REVOKE.reply(self.revoke(&req).await),
+                Cmd::RevokeOne(()) => {
+                    let row = self.entity(&req, SessionReq::Revoke).await;
+                    ops::REVOKE_ONE.reply(row.map(|r| self.info_of(&r)))
+                }
+                Cmd::List(by) => ops::LIST.reply(self.list(by).await),
+                Cmd::RevokeUser(by) => ops::REVOKE_USER.reply(self.revoke_user(&req, by).await),
+                Cmd::NoteRevoked(note) => {
+                    self.note_revoked(note);
+                    ops::NOTE_REVOKED.reply(Ok(()))
+                }
+                Cmd::Stats(()) => ops::STATS.reply(self.host_counts().await),
             }
         })
     }

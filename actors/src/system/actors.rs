@@ -1,17 +1,12 @@
 //! `system.actors`: every service actor on this node (workers with their restart
 //! generation, and each group's endpoint), for `/admin/actors`.
 
-use bytes::Bytes;
-use prost::Message as _;
 use troupe_proto::mesh::{ActorInfo, ActorList};
 
 use crate::mesh::NodeInfo;
 
-/// Op name.
-pub const OP: &str = "actors";
-
 /// Lists this node's workers.
-pub fn run(info: &NodeInfo) -> Bytes {
+pub fn run(info: &NodeInfo) -> ActorList {
     let node = info.node.to_string();
     let actors = info
         .pools()
@@ -28,5 +23,5 @@ pub fn run(info: &NodeInfo) -> Bytes {
             })
         })
         .collect();
-    ActorList { actors }.encode_to_vec().into()
+    ActorList { actors }
 }

@@ -1,21 +1,11 @@
 //! `system.health`: this node's status and its service groups.
 
-use bytes::Bytes;
-use prost::Message as _;
 use troupe_proto::mesh::{NodeHealth, ServiceHealth};
 
 use crate::mesh::NodeInfo;
 
-/// Op name.
-pub const OP: &str = "health";
-
 /// This node's health: `ok` when every service has all its workers, `degraded` when some
 /// are restarting, `down` when a service has none.
-pub fn run(info: &NodeInfo) -> Bytes {
-    report(info).encode_to_vec().into()
-}
-
-/// The health report itself.
 pub fn report(info: &NodeInfo) -> NodeHealth {
     let services: Vec<ServiceHealth> = info
         .pools()

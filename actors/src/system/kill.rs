@@ -1,22 +1,16 @@
 //! `system.kill`: chaos. Kills worker actors of one service (or of any service) on this
 //! node; their supervisors restart them.
 
-use bytes::Bytes;
-use prost::Message as _;
 use rand::seq::IndexedRandom;
 use troupe_proto::mesh::{KillReply, KillRequest, KilledActor};
 
 use crate::mesh::{MeshError, NodeInfo};
 
-/// Op name.
-pub const OP: &str = "kill";
-
 /// Most actors one request may kill.
 pub const MAX_COUNT: u32 = 1000;
 
 /// Kills `count` random running workers of `service` (any service when empty).
-pub fn run(info: &NodeInfo, payload: &[u8]) -> Result<Bytes, MeshError> {
-    let req = KillRequest::decode(payload)?;
+pub fn run(info: &NodeInfo, req: KillRequest) -> Result<KillReply, MeshError> {
     if req.count == 0 || req.count > MAX_COUNT {
         return Err(MeshError::invalid(format!(
             "count must be between 1 and {MAX_COUNT}"
@@ -52,5 +46,5 @@ pub fn run(info: &NodeInfo, payload: &[u8]) -> Result<Bytes, MeshError> {
             });
         }
     }
-    Ok(KillReply { killed }.encode_to_vec().into())
+    Ok(KillReply { killed })
 }

@@ -1,46 +1,33 @@
 //! The runtime's own services, hosted on every node like any other.
 //!
-//! - `ping` ([`ping`]): answers which node and incarnation served it; the mesh heartbeat
-//!   and `GET /ping` use it.
 //! - `system`: [`health`] (this node's services and workers), [`actors`] (the actor
 //!   listing behind `/admin/actors`) and [`kill`] (chaos: kill worker actors).
+//!
+//! `ping`, which the heartbeat uses, is the mesh's own ([`crate::mesh::heartbeat`]).
 
 pub mod actors;
 pub mod health;
 pub mod kill;
-pub mod ping;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use troupe_proto::mesh::{ActorList, KillReply, KillRequest, NodeHealth};
 
-use crate::mesh::{BoxFuture, MeshError, NodeInfo, Op, Request, Service};
+use crate::mesh::{BoxFuture, MeshError, NodeInfo, OpInfo, Request, Service};
 
-/// Name of the ping service.
-pub const PING: &str = "ping";
 /// Name of the system service.
-pub const SYSTEM: &str = "system";
+pub const NAME: &str = "system";
 
-/// The `ping` service.
-pub struct Ping(pub Arc<NodeInfo>);
-
-impl Service for Ping {
-    fn name(&self) -> &'static str {
-        PING
-    }
-
-    fn ops(&self) -> &'static [Op] {
-        const OPS: &[Op] = &[Op::idempotent(ping::OP)];
-        OPS
-    }
-
-    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
-        Box::pin(async move {
-            match req.op.as_str() {
-                ping::OP => Ok(ping::run(&self.0)),
-                op => Err(unknown_op(PING, op)),
-            }
-        })
+crate::ops! {
+    /// An op of `system`, decoded at the service's edge.
+    pub enum Cmd for NAME {
+        /// This node's status and its service groups ([`health`]).
+        Health = HEALTH("health", idempotent): () => NodeHealth,
+        /// Every service actor on this node ([`actors`]).
+        Actors = ACTORS("actors", idempotent): () => ActorList,
+        /// Kill worker actors, for chaos tests ([`kill`]).
+        Kill = KILL("kill", effectful): KillRequest => KillReply,
     }
 }
 
@@ -49,35 +36,25 @@ pub struct System(pub Arc<NodeInfo>);
 
 impl Service for System {
     fn name(&self) -> &'static str {
-        SYSTEM
+        NAME
     }
 
-    fn ops(&self) -> &'static [Op] {
-        const OPS: &[Op] = &[
-            Op::idempotent(health::OP),
-            Op::idempotent(actors::OP),
-            Op::effectful(kill::OP),
-        ];
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
-        Box::pin(async move {
-            match req.op.as_str() {
-                health::OP => Ok(health::run(&self.0)),
-                actors::OP => Ok(actors::run(&self.0)),
-                kill::OP => kill::run(&self.0, &req.payload),
-                op => Err(unknown_op(SYSTEM, op)),
-            }
-        })
+        let info = &self.0;
+        let answer = Cmd::parse(&req).and_then(|cmd| match cmd {
+            Cmd::Health(()) => HEALTH.reply(Ok(health::report(info))),
+            Cmd::Actors(()) => ACTORS.reply(Ok(actors::run(info))),
+            Cmd::Kill(k) => KILL.reply(kill::run(info, k)),
+        });
+        Box::pin(std::future::ready(answer))
     }
 }
 
-/// The runtime services for a node.
+/// The runtime's services a node hosts besides `ping`, which the mesh starts itself.
 pub fn services(info: &Arc<NodeInfo>) -> Vec<Arc<dyn Service>> {
-    vec![Arc::new(Ping(info.clone())), Arc::new(System(info.clone()))]
-}
-
-fn unknown_op(service: &str, op: &str) -> MeshError {
-    MeshError::not_found(format!("{service} has no op {op}"))
+    vec![Arc::new(System(info.clone()))]
 }
