@@ -204,12 +204,15 @@ pub async fn serve(
         }
     });
 
-    let grpc_state = troupe_protocols::grpc::State::new(troupe_protocols::grpc::Shared {
+    let ingress = Arc::new(troupe_protocols::ingress::Ingress {
         mesh: mesh.clone(),
-        tokens: tokens.clone(),
-        revocations: revocations.clone(),
+        tokens,
+        revocations,
+        request_timeout: config.http.request_timeout,
+    });
+    let grpc_state = troupe_protocols::grpc::State::new(troupe_protocols::grpc::Shared {
+        ingress: ingress.clone(),
         config: troupe_protocols::grpc::Config {
-            request_timeout: config.http.request_timeout,
             max_image_bytes: config.images.max_bytes,
             public_url: config
                 .images
@@ -219,9 +222,7 @@ pub async fn serve(
         },
     });
     let http_state = troupe_protocols::http::AppState::new(troupe_protocols::http::Shared {
-        mesh: mesh.clone(),
-        tokens,
-        revocations,
+        ingress,
         prometheus,
         config: Arc::new(troupe_protocols::http::Config {
             max_body_bytes: config.http.max_body_bytes,
@@ -360,8 +361,7 @@ async fn bootstrap_admin(config: &Config, mesh: &Mesh) -> anyhow::Result<()> {
     let Some(password) = config.admin.password.clone() else {
         return Ok(());
     };
-    let call = Call::new(users::NAME, users::ENSURE_ADMIN)
-        .payload(&um::EnsureAdminRequest {
+    let call = users::ENSURE_ADMIN.call(um::EnsureAdminRequest {
             username: config.admin.username.clone(),
             email: config.admin.email.clone(),
             password,

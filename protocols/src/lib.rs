@@ -2,9 +2,10 @@
 //! one [`troupe_actors::mesh::MeshError`] onto its own error form, once.
 //!
 //! # Layout
+//! - [`ingress`]: the core every protocol shares: the runtime, `ask`, `authenticate`,
+//!   request ids, request metrics.
 //! - [`http`]: REST/JSON on axum: runtime endpoints (`/health`, `/cluster`, `/metrics`,
 //!   `/ping`, `/health/cluster`, `/admin/*`), request ids, JSON errors, body limits, CORS.
-//! - [`grpc`]: tonic server with `grpc.health.v1.Health`.
 //! - [`ws`]: WebSocket ingress, one local-only actor per connection.
 //! - [`mqtt`]: the MQTT bridge, a sink of the event bus (rumqttc).
 //! - [`grpc`]: tonic server: the gRPC API (images, user validation, tokens), health and
@@ -15,6 +16,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod ingress;
 pub mod mqtt;
 pub mod soap;
 pub mod ws;

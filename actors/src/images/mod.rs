@@ -17,7 +17,7 @@
 //! empty owner for an admin's "all"); reading one image is public.
 //!
 //! # Layout
-//! - this file: the [`Service`] impl;
+//! - this file: the ops ([`Cmd`]), the [`Service`] impl and one typed method per op;
 //! - [`messages`]: the prost messages;
 //! - [`sniff`]: type detection and file name cleaning;
 //! - [`store`]: all SQL.
@@ -27,12 +27,11 @@ pub mod sniff;
 pub mod store;
 
 use bytes::Bytes;
-use prost::Message;
 
 pub use messages::*;
 
 use self::store::ImageRow;
-use crate::mesh::{BoxFuture, Code, MeshError, Op, Request, Service};
+use crate::mesh::{BoxFuture, Code, MeshError, OpInfo, Request, Service};
 use crate::store::time::now_ms;
 use crate::store::Store;
 use crate::users::validate;
@@ -40,19 +39,17 @@ use crate::users::validate;
 /// Service name.
 pub const NAME: &str = "images";
 
-/// Op `upload`.
-pub const UPLOAD: &str = "upload";
-/// Op `get`.
-pub const GET: &str = "get";
-/// Op `list`.
-pub const LIST: &str = "list";
-
-/// Every op of the service.
-pub const OPS: &[Op] = &[
-    Op::effectful(UPLOAD),
-    Op::idempotent(GET),
-    Op::idempotent(LIST),
-];
+crate::ops! {
+    /// An op of `images`, decoded at the service's edge.
+    pub enum Cmd for NAME {
+        /// Store one image owned by the caller.
+        Upload = UPLOAD("upload", effectful): UploadRequest => Image,
+        /// One image with its bytes.
+        Get = GET("get", idempotent): GetRequest => ImageData,
+        /// One page of an owner's (or everyone's) images, newest first.
+        List = LIST("list", idempotent): ListRequest => ImagePage,
+    }
+}
 
 /// Default cap on an image's size.
 pub const DEFAULT_MAX_BYTES: usize = 5 * 1024 * 1024;
@@ -141,29 +138,22 @@ impl Service for Images {
         NAME
     }
 
-    fn ops(&self) -> &'static [Op] {
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
-            let payload = req.payload;
-            match req.op.as_str() {
-                UPLOAD => {
-                    let owner = req.caller.map(|c| c.user_id).unwrap_or_default();
-                    reply(self.upload(&owner, Message::decode(payload)?).await)
+            match Cmd::parse(&req)? {
+                Cmd::Upload(u) => {
+                    let owner = req.caller.as_ref().map(|c| c.user_id.as_str());
+                    UPLOAD.reply(self.upload(owner.unwrap_or_default(), u).await)
                 }
-                GET => reply(self.get(Message::decode(payload)?).await),
-                LIST => reply(self.list(Message::decode(payload)?).await),
-                op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
+                Cmd::Get(g) => GET.reply(self.get(g).await),
+                Cmd::List(l) => LIST.reply(self.list(l).await),
             }
         })
     }
-}
-
-/// Encodes a reply.
-fn reply<M: Message>(result: Result<M, MeshError>) -> Result<Bytes, MeshError> {
-    result.map(|m| m.encode_to_vec().into())
 }
 
 #[cfg(test)]

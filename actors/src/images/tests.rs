@@ -38,7 +38,7 @@ async fn an_upload_round_trips_with_its_detected_type_and_clean_name() {
         let data = png(300_000);
         let image: Image = call(
             &svc,
-            UPLOAD,
+            &UPLOAD,
             upload("../x/holiday pic.php", data.clone()),
             caller(&owner),
         )
@@ -50,7 +50,7 @@ async fn an_upload_round_trips_with_its_detected_type_and_clean_name() {
         assert_eq!(image.owner, owner);
         let got: ImageData = call(
             &svc,
-            GET,
+            &GET,
             GetRequest {
                 id: image.id.clone(),
             },
@@ -88,14 +88,14 @@ async fn bad_uploads_are_refused_and_store_nothing() {
             ),
         ];
         for (req, who, code) in cases {
-            let e = call::<_, _, Image>(&svc, UPLOAD, req, who)
+            let e = call::<_, _, Image>(&svc, &UPLOAD, req, who)
                 .await
                 .unwrap_err();
             assert_eq!(e.code, code, "{e}");
         }
         let page: ImagePage = call(
             &svc,
-            LIST,
+            &LIST,
             ListRequest {
                 owner: owner.clone(),
                 ..Default::default()
@@ -107,7 +107,7 @@ async fn bad_uploads_are_refused_and_store_nothing() {
         assert_eq!(page.total, 0);
         let e = call::<_, _, ImageData>(
             &svc,
-            GET,
+            &GET,
             GetRequest {
                 id: uuid::Uuid::new_v4().to_string(),
             },
@@ -132,7 +132,7 @@ async fn lists_page_newest_first_per_owner_or_all() {
         for i in 0..3 {
             let image: Image = call(
                 &svc,
-                UPLOAD,
+                &UPLOAD,
                 upload(&format!("a{i}.png"), png(64)),
                 caller(&a),
             )
@@ -141,12 +141,12 @@ async fn lists_page_newest_first_per_owner_or_all() {
             ids.push(image.id);
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
-        let _: Image = call(&svc, UPLOAD, upload("b.png", png(64)), caller(&b))
+        let _: Image = call(&svc, &UPLOAD, upload("b.png", png(64)), caller(&b))
             .await
             .expect("upload b");
         let page: ImagePage = call(
             &svc,
-            LIST,
+            &LIST,
             ListRequest {
                 owner: a.clone(),
                 page: 1,
@@ -162,7 +162,7 @@ async fn lists_page_newest_first_per_owner_or_all() {
         assert!(page.items.iter().all(|i| i.owner == a));
         let page: ImagePage = call(
             &svc,
-            LIST,
+            &LIST,
             ListRequest {
                 owner: a.clone(),
                 page: 2,
@@ -174,7 +174,7 @@ async fn lists_page_newest_first_per_owner_or_all() {
         .expect("list page 2");
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.items[0].id, ids[0]);
-        let all: ImagePage = call(&svc, LIST, ListRequest::default(), None)
+        let all: ImagePage = call(&svc, &LIST, ListRequest::default(), None)
             .await
             .expect("list all");
         if own_db {
@@ -184,7 +184,7 @@ async fn lists_page_newest_first_per_owner_or_all() {
         }
         let e = call::<_, _, ImagePage>(
             &svc,
-            LIST,
+            &LIST,
             ListRequest {
                 per_page: 1000,
                 ..Default::default()

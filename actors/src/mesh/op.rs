@@ -200,6 +200,11 @@ impl<Rep> Call<Rep> {
         self
     }
 
+    /// Whether a deadline was set with [`Call::timeout`].
+    pub fn has_timeout(&self) -> bool {
+        self.raw.timeout.is_some()
+    }
+
     /// The service it goes to.
     pub fn service(&self) -> &'static str {
         self.raw.service

@@ -18,6 +18,11 @@
 //! | `list_contacts` | idempotent | [`ListContactsRequest`] | [`ContactList`] |
 //! | `ensure_admin` | effectful | [`EnsureAdminRequest`] | [`EnsureAdminReply`] |
 //! | `confirm_registration` | effectful | [`ConfirmRequest`] | [`User`] |
+//! | `db_ping` | idempotent | none | [`DbPing`] |
+//! | `evict` | idempotent | [`GetRequest`] | none |
+//!
+//! `evict` forgets a cached user ([`cache`]); the node that changed the user sends it to
+//! every other node without waiting (`Router::tell`).
 //!
 //! With events ([`Users::with_events`]), `register` publishes `user.registered` and
 //! `user.registration_code` (the emailed confirmation code), `create` (an admin's) publishes
@@ -34,7 +39,7 @@
 //! roles).
 //!
 //! # Layout
-//! - this file: the [`Service`] impl and one typed method per op;
+//! - this file: the ops ([`Cmd`]), the [`Service`] impl and one typed method per op;
 //! - [`messages`]: the prost messages;
 //! - [`store`]: all SQL;
 //! - [`validate`]: field validation.
@@ -45,75 +50,58 @@ pub mod store;
 pub mod validate;
 
 use bytes::Bytes;
-use prost::Message;
 
 pub use messages::*;
 
 use self::store::UserRow;
 use self::validate::Fields;
 use crate::auth::password::Hasher;
-use crate::mesh::{BoxFuture, Code, MeshError, Op, Request, Service};
+use crate::mesh::{BoxFuture, Code, MeshError, OpInfo, Request, Service, Target};
 use crate::store::time::{now_ms, rfc3339_millis};
 use crate::store::Store;
 
 /// Service name.
 pub const NAME: &str = "users";
 
-/// Op `register`.
-pub const REGISTER: &str = "register";
-/// Op `create`.
-pub const CREATE: &str = "create";
-/// Op `get`.
-pub const GET: &str = "get";
-/// Op `get_by_login`.
-pub const GET_BY_LOGIN: &str = "get_by_login";
-/// Op `get_by_username`: one user by username, ignoring case (SOAP `LookupUser`).
-pub const GET_BY_USERNAME: &str = "get_by_username";
-/// Op `update`.
-pub const UPDATE: &str = "update";
-/// Op `delete`.
-pub const DELETE: &str = "delete";
-/// Op `list`.
-pub const LIST: &str = "list";
-/// Op `search`.
-pub const SEARCH: &str = "search";
-/// Op `set_password`.
-pub const SET_PASSWORD: &str = "set_password";
-/// Op `put_key`.
-pub const PUT_KEY: &str = "put_key";
-/// Op `get_key`.
-pub const GET_KEY: &str = "get_key";
-/// Op `list_contacts`.
-pub const LIST_CONTACTS: &str = "list_contacts";
-/// Op `ensure_admin`.
-pub const ENSURE_ADMIN: &str = "ensure_admin";
-/// Op `confirm_registration`.
-pub const CONFIRM_REGISTRATION: &str = "confirm_registration";
-/// Op: forget a cached user (sent by the node that changed it).
-pub const EVICT: &str = "evict";
-/// Op: one round trip to the store (`GET /test-db`).
-pub const DB_PING: &str = "db_ping";
-
-/// Every op of the service.
-pub const OPS: &[Op] = &[
-    Op::effectful(REGISTER),
-    Op::effectful(CREATE),
-    Op::idempotent(GET),
-    Op::idempotent(GET_BY_LOGIN),
-    Op::idempotent(GET_BY_USERNAME),
-    Op::effectful(UPDATE),
-    Op::effectful(DELETE),
-    Op::idempotent(LIST),
-    Op::idempotent(SEARCH),
-    Op::effectful(SET_PASSWORD),
-    Op::effectful(PUT_KEY),
-    Op::idempotent(GET_KEY),
-    Op::idempotent(LIST_CONTACTS),
-    Op::effectful(ENSURE_ADMIN),
-    Op::effectful(CONFIRM_REGISTRATION),
-    Op::idempotent(DB_PING),
-    Op::idempotent(EVICT),
-];
+crate::ops! {
+    /// An op of `users`, decoded at the service's edge.
+    pub enum Cmd for NAME {
+        /// A new account with role `user`, unconfirmed.
+        Register = REGISTER("register", effectful): RegisterRequest => User,
+        /// A new account with the given roles and confirmation (an admin's).
+        Create = CREATE("create", effectful): CreateRequest => User,
+        /// One user by id.
+        Get = GET("get", idempotent): GetRequest => User,
+        /// One user by username or email, with the password hash.
+        GetByLogin = GET_BY_LOGIN("get_by_login", idempotent): GetByLoginRequest => User,
+        /// One user by username, ignoring case (SOAP `LookupUser`).
+        GetByUsername = GET_BY_USERNAME("get_by_username", idempotent): GetByLoginRequest => User,
+        /// Change the given fields of a user.
+        Update = UPDATE("update", effectful): UpdateRequest => User,
+        /// Remove a user and everything theirs; answers the user as it was.
+        Delete = DELETE("delete", effectful): DeleteRequest => User,
+        /// One page of all users, oldest first.
+        List = LIST("list", idempotent): ListRequest => UserPage,
+        /// Users matching a query, by username.
+        Search = SEARCH("search", idempotent): SearchRequest => UserPage,
+        /// Replace a user's password.
+        SetPassword = SET_PASSWORD("set_password", effectful): SetPasswordRequest => User,
+        /// Store or replace a user's public key.
+        PutKey = PUT_KEY("put_key", effectful): PutKeyRequest => PublicKey,
+        /// A user's public key.
+        GetKey = GET_KEY("get_key", idempotent): GetKeyRequest => PublicKey,
+        /// A user's contacts (the caller's when no user is named).
+        ListContacts = LIST_CONTACTS("list_contacts", idempotent): ListContactsRequest => ContactList,
+        /// Create the bootstrap admin unless the username exists.
+        EnsureAdmin = ENSURE_ADMIN("ensure_admin", effectful): EnsureAdminRequest => EnsureAdminReply,
+        /// Spend a registration code and mark the user confirmed.
+        ConfirmRegistration = CONFIRM_REGISTRATION("confirm_registration", effectful): ConfirmRequest => User,
+        /// One round trip to the store (`GET /test-db`).
+        DbPing = DB_PING("db_ping", idempotent): () => DbPing,
+        /// Forget a cached user (told by the node that changed it).
+        Evict = EVICT("evict", idempotent): GetRequest => (),
+    }
+}
 
 /// Read-modify-write attempts of an `update` before giving up on a busy row.
 const UPDATE_ATTEMPTS: u32 = 3;
@@ -209,7 +197,7 @@ impl Users {
         )
         .await?;
         store::confirm(&self.store, &row.id, now_ms()).await?;
-        self.changed(&row.id).await;
+        self.changed(&row.id);
         self.publish(
             crate::events::kinds::USER_CONFIRMED,
             &row.id,
@@ -225,22 +213,19 @@ impl Users {
         self
     }
 
-    /// Evicts `id` here and on every other routable node (best effort: the cache TTL
-    /// bounds staleness on a node that misses it).
-    async fn changed(&self, id: &str) {
+    /// Evicts `id` here and tells every other routable node to, without waiting (best
+    /// effort: the cache TTL bounds staleness on a node that misses it).
+    fn changed(&self, id: &str) {
         self.cache.evict(id);
         let Some(router) = self.info.as_ref().and_then(|i| i.router().ok()) else {
             return;
         };
-        let me = router.node().to_string();
-        for member in router.members().iter().filter(|m| **m != me) {
-            let call = crate::mesh::Call::new(NAME, EVICT)
-                .payload(&GetRequest { id: id.to_string() })
-                .to(crate::mesh::Target::Node(member.clone()))
+        for member in router.members().iter().filter(|m| m.as_str() != router.node()) {
+            let call = EVICT
+                .call(GetRequest { id: id.to_string() })
+                .to(Target::Node(member.clone()))
                 .timeout(std::time::Duration::from_millis(500));
-            if let Err(e) = router.call(call).await {
-                tracing::debug!(peer = %member, error = %e, "users cache eviction not delivered");
-            }
+            router.tell(call);
         }
     }
 
@@ -461,7 +446,7 @@ impl Users {
             next.updated_at = now_ms().max(current.updated_at);
             if store::update_if_version(&self.store, &next, current.version).await? {
                 next.version = current.version + 1;
-                self.changed(&req.id).await;
+                self.changed(&req.id);
                 return Ok(next.to_user(false));
             }
             tracing::debug!(user = %req.id, "update lost a race, retrying");
@@ -479,7 +464,7 @@ impl Users {
         let row = store::delete(&self.store, &req.id)
             .await?
             .ok_or_else(|| MeshError::not_found("user not found"))?;
-        self.changed(&req.id).await;
+        self.changed(&req.id);
         Ok(row.to_user(false))
     }
 
@@ -518,7 +503,7 @@ impl Users {
         let row = store::set_password(&self.store, &req.id, &hash, now_ms())
             .await?
             .ok_or_else(|| MeshError::not_found("user not found"))?;
-        self.changed(&req.id).await;
+        self.changed(&req.id);
         Ok(row.to_user(false))
     }
 
@@ -552,6 +537,20 @@ impl Users {
         store::get_key(&self.store, &req.user_id)
             .await?
             .ok_or_else(|| MeshError::not_found("no public key for this user"))
+    }
+
+    /// `evict`: forgets a cached user (told by the node that changed it).
+    pub fn evict(&self, req: GetRequest) {
+        self.cache.evict(&req.id);
+    }
+
+    /// `db_ping`: one round trip to the store.
+    pub async fn db_ping(&self) -> Result<DbPing, MeshError> {
+        let latency = self.store.ping().await?;
+        Ok(DbPing {
+            latency_us: latency.as_micros() as u64,
+            backend: self.store.backend().as_str().to_string(),
+        })
     }
 
     /// `list_contacts`: the contacts of `user_id`, by username.
@@ -616,60 +615,46 @@ impl Service for Users {
         NAME
     }
 
-    fn ops(&self) -> &'static [Op] {
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
-            let payload = req.payload;
-            match req.op.as_str() {
-                REGISTER => reply(self.register(Message::decode(payload)?).await),
-                CREATE => reply(self.create(Message::decode(payload)?).await),
-                GET => reply(self.get(Message::decode(payload)?).await),
-                GET_BY_LOGIN => reply(self.get_by_login(Message::decode(payload)?).await),
-                GET_BY_USERNAME => reply(self.get_by_username(Message::decode(payload)?).await),
-                UPDATE => reply(self.update(Message::decode(payload)?).await),
-                DELETE => reply(self.delete(Message::decode(payload)?).await),
-                LIST => reply(self.list(Message::decode(payload)?).await),
-                SEARCH => reply(self.search(Message::decode(payload)?).await),
-                SET_PASSWORD => reply(self.set_password(Message::decode(payload)?).await),
-                PUT_KEY => reply(self.put_key(Message::decode(payload)?).await),
-                GET_KEY => reply(self.get_key(Message::decode(payload)?).await),
-                LIST_CONTACTS => {
-                    let r = ListContactsRequest::decode(payload)?;
-                    let user_id = if r.user_id.is_empty() {
-                        req.caller.map(|c| c.user_id).unwrap_or_default()
-                    } else {
-                        r.user_id
+            match Cmd::parse(&req)? {
+                Cmd::Register(r) => REGISTER.reply(self.register(r).await),
+                Cmd::Create(r) => CREATE.reply(self.create(r).await),
+                Cmd::Get(r) => GET.reply(self.get(r).await),
+                Cmd::GetByLogin(r) => GET_BY_LOGIN.reply(self.get_by_login(r).await),
+                Cmd::GetByUsername(r) => GET_BY_USERNAME.reply(self.get_by_username(r).await),
+                Cmd::Update(r) => UPDATE.reply(self.update(r).await),
+                Cmd::Delete(r) => DELETE.reply(self.delete(r).await),
+                Cmd::List(r) => LIST.reply(self.list(r).await),
+                Cmd::Search(r) => SEARCH.reply(self.search(r).await),
+                Cmd::SetPassword(r) => SET_PASSWORD.reply(self.set_password(r).await),
+                Cmd::PutKey(r) => PUT_KEY.reply(self.put_key(r).await),
+                Cmd::GetKey(r) => GET_KEY.reply(self.get_key(r).await),
+                Cmd::ListContacts(r) => {
+                    // An empty user id means the caller's contacts.
+                    let caller = req.caller.as_ref().map(|c| c.user_id.as_str());
+                    let user_id = match r.user_id.as_str() {
+                        "" => caller.unwrap_or_default(),
+                        named => named,
                     };
-                    reply(self.list_contacts(&user_id).await)
+                    LIST_CONTACTS.reply(self.list_contacts(user_id).await)
                 }
-                ENSURE_ADMIN => reply(self.ensure_admin(Message::decode(payload)?).await),
-                CONFIRM_REGISTRATION => {
-                    reply(self.confirm_registration(Message::decode(payload)?).await)
+                Cmd::EnsureAdmin(r) => ENSURE_ADMIN.reply(self.ensure_admin(r).await),
+                Cmd::ConfirmRegistration(r) => {
+                    CONFIRM_REGISTRATION.reply(self.confirm_registration(r).await)
                 }
-                EVICT => {
-                    let r = GetRequest::decode(payload)?;
-                    self.cache.evict(&r.id);
-                    Ok(Bytes::new())
+                Cmd::DbPing(()) => DB_PING.reply(self.db_ping().await),
+                Cmd::Evict(r) => {
+                    self.evict(r);
+                    EVICT.reply(Ok(()))
                 }
-                DB_PING => {
-                    let latency = self.store.ping().await?;
-                    reply(Ok(DbPing {
-                        latency_us: latency.as_micros() as u64,
-                        backend: self.store.backend().as_str().to_string(),
-                    }))
-                }
-                op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
             }
         })
     }
-}
-
-/// Encodes a reply.
-fn reply<M: Message>(result: Result<M, MeshError>) -> Result<Bytes, MeshError> {
-    result.map(|m| m.encode_to_vec().into())
 }
 
 /// SQL `LIMIT` and `OFFSET` of a page.

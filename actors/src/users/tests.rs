@@ -2,7 +2,7 @@
 //! set). Every case is one async fn taking a [`Store`]; PostgreSQL tables are shared with
 //! concurrently running tests, so cases use unique names and never drop anything.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::Row as _;
 use troupe_proto::mesh::Caller;
@@ -53,21 +53,29 @@ fn field_keys(e: &MeshError) -> Vec<String> {
 
 #[test]
 fn every_op_is_listed_once() {
+    const OPS: &[OpInfo] = Cmd::OPS;
     let mut names: Vec<&str> = OPS.iter().map(|o| o.name).collect();
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), OPS.len());
-    for idempotent in [GET, GET_BY_LOGIN, LIST, SEARCH, GET_KEY, LIST_CONTACTS] {
+    for idempotent in [
+        GET.name,
+        GET_BY_LOGIN.name,
+        LIST.name,
+        SEARCH.name,
+        GET_KEY.name,
+        LIST_CONTACTS.name,
+    ] {
         assert!(OPS.iter().any(|o| o.name == idempotent && o.idempotent));
     }
     for effectful in [
-        REGISTER,
-        CREATE,
-        UPDATE,
-        DELETE,
-        SET_PASSWORD,
-        PUT_KEY,
-        ENSURE_ADMIN,
+        REGISTER.name,
+        CREATE.name,
+        UPDATE.name,
+        DELETE.name,
+        SET_PASSWORD.name,
+        PUT_KEY.name,
+        ENSURE_ADMIN.name,
     ] {
         assert!(OPS.iter().any(|o| o.name == effectful && !o.idempotent));
     }
@@ -78,7 +86,7 @@ async fn register_then_get_round_trips() {
     on_each_backend(|store, _| async move {
         let svc = users(store);
         let name = format!("Alice_{}", token());
-        let made: User = call(&svc, REGISTER, register_req(&name), None)
+        let made: User = call(&svc, &REGISTER, register_req(&name), None)
             .await
             .unwrap();
         assert_eq!(made.username, name);
@@ -92,7 +100,7 @@ async fn register_then_get_round_trips() {
 
         let got: User = call(
             &svc,
-            GET,
+            &GET,
             GetRequest {
                 id: made.id.clone(),
             },
@@ -107,7 +115,7 @@ async fn register_then_get_round_trips() {
             name.to_uppercase(),
             format!("{}@EXAMPLE.com", name.to_lowercase()),
         ] {
-            let by_login: User = call(&svc, GET_BY_LOGIN, GetByLoginRequest { login }, None)
+            let by_login: User = call(&svc, &GET_BY_LOGIN, GetByLoginRequest { login }, None)
                 .await
                 .unwrap();
             assert_eq!(by_login.id, made.id);
@@ -117,13 +125,13 @@ async fn register_then_get_round_trips() {
             ));
         }
 
-        let missing = call::<_, _, User>(&svc, GET, GetRequest { id: "nope".into() }, None)
+        let missing = call::<_, _, User>(&svc, &GET, GetRequest { id: "nope".into() }, None)
             .await
             .unwrap_err();
         assert_eq!(missing.code, Code::NotFound);
         let missing = call::<_, _, User>(
             &svc,
-            GET_BY_LOGIN,
+            &GET_BY_LOGIN,
             GetByLoginRequest {
                 login: format!("ghost_{}", token()),
             },
@@ -132,7 +140,7 @@ async fn register_then_get_round_trips() {
         .await
         .unwrap_err();
         assert_eq!(missing.code, Code::NotFound);
-        let empty = call::<_, _, User>(&svc, GET, GetRequest::default(), None)
+        let empty = call::<_, _, User>(&svc, &GET, GetRequest::default(), None)
             .await
             .unwrap_err();
         assert_eq!(empty.code, Code::InvalidArgument);
@@ -196,7 +204,7 @@ async fn every_invalid_field_is_reported_at_once() {
         let svc = users(store);
         let e = call::<_, _, User>(
             &svc,
-            REGISTER,
+            &REGISTER,
             RegisterRequest {
                 username: "x".into(),
                 email: "not-an-email".into(),
@@ -420,7 +428,7 @@ async fn update_changes_fields_and_respects_versions() {
 
         let updated: User = call(
             &svc,
-            UPDATE,
+            &UPDATE,
             UpdateRequest {
                 id: made.id.clone(),
                 full_name: Some("New Name".into()),
@@ -597,7 +605,7 @@ async fn set_password_rehashes() {
         let made = svc.register(register_req(&name)).await.unwrap();
         let u: User = call(
             &svc,
-            SET_PASSWORD,
+            &SET_PASSWORD,
             SetPasswordRequest {
                 id: made.id.clone(),
                 password: "another9pass".into(),
@@ -658,7 +666,7 @@ async fn keys_and_contacts() {
 
         let key: PublicKey = call(
             &svc,
-            PUT_KEY,
+            &PUT_KEY,
             PutKeyRequest {
                 user_id: me.id.clone(),
                 public_key: "AAAA".into(),
@@ -679,7 +687,7 @@ async fn keys_and_contacts() {
             .unwrap();
         let got: PublicKey = call(
             &svc,
-            GET_KEY,
+            &GET_KEY,
             GetKeyRequest {
                 user_id: me.id.clone(),
             },
@@ -735,7 +743,7 @@ async fn keys_and_contacts() {
         };
         let list: ContactList = call(
             &svc,
-            LIST_CONTACTS,
+            &LIST_CONTACTS,
             ListContactsRequest::default(),
             Some(caller),
         )
@@ -748,7 +756,7 @@ async fn keys_and_contacts() {
         let none = svc.list_contacts(&zed.id).await.unwrap();
         assert!(none.items.is_empty());
         let e =
-            call::<_, _, ContactList>(&svc, LIST_CONTACTS, ListContactsRequest::default(), None)
+            call::<_, _, ContactList>(&svc, &LIST_CONTACTS, ListContactsRequest::default(), None)
                 .await
                 .unwrap_err();
         assert_eq!(e.code, Code::InvalidArgument);
@@ -809,7 +817,7 @@ async fn delete_removes_the_user_and_everything_theirs() {
 
         let gone: User = call(
             &svc,
-            DELETE,
+            &DELETE,
             DeleteRequest {
                 id: doomed.id.clone(),
             },
@@ -874,7 +882,7 @@ async fn ensure_admin_is_idempotent() {
             password: "adminpass1".into(),
             full_name: "Admin".into(),
         };
-        let first: EnsureAdminReply = call(&svc, ENSURE_ADMIN, req.clone(), None).await.unwrap();
+        let first: EnsureAdminReply = call(&svc, &ENSURE_ADMIN, req.clone(), None).await.unwrap();
         assert!(first.created);
         let admin = first.user.unwrap();
         assert_eq!(admin.roles, ["user", "admin"]);
@@ -921,19 +929,12 @@ async fn ensure_admin_is_idempotent() {
 async fn unknown_ops_and_garbage_payloads_are_errors() {
     on_each_backend(|store, _| async move {
         let svc = users(store);
-        let e = call::<_, _, User>(&svc, "nope", GetRequest::default(), None)
-            .await
-            .unwrap_err();
+        let nope = Request::new("nope", Bytes::new(), Duration::from_secs(5));
+        let e = svc.handle(nope).await.unwrap_err();
         assert_eq!(e.code, Code::NotFound);
+        let garbage = Bytes::from_static(&[0xff, 0xff, 0xff]);
         let e = svc
-            .handle(Request {
-                op: REGISTER.into(),
-                payload: Bytes::from_static(&[0xff, 0xff, 0xff]),
-                caller: None,
-                request_id: "t".into(),
-                deadline: Instant::now() + Duration::from_secs(5),
-                entity: String::new(),
-            })
+            .handle(Request::new(REGISTER.name, garbage, Duration::from_secs(5)))
             .await
             .unwrap_err();
         assert_eq!(e.code, Code::InvalidArgument);
@@ -949,7 +950,7 @@ async fn users_created_by_an_admin_are_published_as_registered_too() {
         let kind = crate::events::kinds::USER_REGISTERED;
         let self_made: User = call(
             &svc,
-            REGISTER,
+            &REGISTER,
             register_req(&format!("self_{}", token())),
             None,
         )
@@ -964,9 +965,9 @@ async fn users_created_by_an_admin_are_published_as_registered_too() {
             roles: vec!["user".into(), "admin".into()],
             confirmed: true,
         };
-        let made: User = call(&svc, CREATE, req.clone(), None).await.unwrap();
+        let made: User = call(&svc, &CREATE, req.clone(), None).await.unwrap();
         // A refused create publishes nothing.
-        call::<_, _, User>(&svc, CREATE, req, None)
+        call::<_, _, User>(&svc, &CREATE, req, None)
             .await
             .unwrap_err();
 

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use tonic::metadata::MetadataMap;
 use tonic::Status;
-use troupe_actors::auth::token::TokenKind;
-use troupe_actors::mesh::{Call, Code, MeshError};
+use troupe_actors::mesh::{Call, Code, MeshError, Op};
 use troupe_proto::mesh as pb;
 
 use super::error::status;
@@ -32,10 +31,8 @@ impl Context {
     pub fn of(meta: &MetadataMap, default_timeout: Duration) -> Context {
         let request_id = meta
             .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128)
-            .map(String::from)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            .and_then(|v| v.to_str().ok());
+        let request_id = crate::ingress::request_id::accept(request_id);
         let timeout = meta
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
@@ -55,9 +52,13 @@ impl Context {
         }
     }
 
-    /// A mesh call carrying this request's id and deadline.
-    pub fn call(&self, service: &'static str, op: &'static str) -> Call {
-        Call::new(service, op)
+    /// A mesh call of `op` carrying this request's id and deadline.
+    pub fn call<Req, Rep>(&self, op: &Op<Req, Rep>, req: Req) -> Call<Rep>
+    where
+        Req: prost::Message + Default,
+        Rep: prost::Message,
+    {
+        op.call(req)
             .request_id(self.request_id.clone())
             .timeout(self.timeout)
     }
@@ -70,21 +71,7 @@ impl Context {
                 "missing bearer token in the authorization metadata",
             ))
         })?;
-        let claims = state
-            .tokens
-            .verify(token, TokenKind::Access)
-            .map_err(|e| status(e.into()))?;
-        if state.revocations.is_revoked(&claims.sid) {
-            return Err(status(MeshError::new(
-                Code::Unauthenticated,
-                "session has ended",
-            )));
-        }
-        Ok(pb::Caller {
-            user_id: claims.sub,
-            roles: claims.roles,
-            session_id: claims.sid,
-        })
+        Ok(state.authenticate(token).map_err(status)?.to_proto())
     }
 }
 

@@ -57,9 +57,8 @@ impl Images {
     ) -> Result<Response<pb::Image>, Status> {
         let image: im::Image = ask(
             &self.state,
-            ctx.call(images::NAME, images::UPLOAD)
-                .caller(caller)
-                .payload(&im::UploadRequest { filename, data }),
+            ctx.call(&images::UPLOAD, im::UploadRequest { filename, data })
+                .caller(caller),
         )
         .await?;
         Ok(Response::new(self.image(image)))
@@ -81,7 +80,7 @@ impl ImageService for Images {
         &self,
         request: Request<Streaming<pb::UploadImageRequest>>,
     ) -> Result<Response<pb::Image>, Status> {
-        let ctx = Context::of(request.metadata(), self.state.config.request_timeout);
+        let ctx = Context::of(request.metadata(), self.state.request_timeout);
         let caller = ctx.caller(&self.state)?;
         let max = self.state.config.max_image_bytes;
         let mut stream = request.into_inner();
@@ -118,7 +117,7 @@ impl ImageService for Images {
         &self,
         request: Request<pb::UploadImageRequest>,
     ) -> Result<Response<pb::Image>, Status> {
-        let ctx = Context::of(request.metadata(), self.state.config.request_timeout);
+        let ctx = Context::of(request.metadata(), self.state.request_timeout);
         let caller = ctx.caller(&self.state)?;
         let msg = request.into_inner();
         let filename = self.check_metadata(msg.metadata.as_ref())?;
@@ -132,7 +131,7 @@ impl ImageService for Images {
         &self,
         request: Request<pb::ListImagesRequest>,
     ) -> Result<Response<pb::ListImagesResponse>, Status> {
-        let ctx = Context::of(request.metadata(), self.state.config.request_timeout);
+        let ctx = Context::of(request.metadata(), self.state.request_timeout);
         let caller = ctx.caller(&self.state)?;
         let r = request.into_inner();
         let owner = if r.all {
@@ -148,13 +147,12 @@ impl ImageService for Images {
         };
         let page: im::ImagePage = ask(
             &self.state,
-            ctx.call(images::NAME, images::LIST)
-                .caller(caller)
-                .payload(&im::ListRequest {
+            ctx.call(&images::LIST, im::ListRequest {
                     owner,
                     page: r.page,
                     per_page: r.per_page,
-                }),
+                })
+                .caller(caller),
         )
         .await?;
         Ok(Response::new(pb::ListImagesResponse {
@@ -169,12 +167,11 @@ impl ImageService for Images {
         &self,
         request: Request<pb::GetImageRequest>,
     ) -> Result<Response<pb::GetImageResponse>, Status> {
-        let ctx = Context::of(request.metadata(), self.state.config.request_timeout);
+        let ctx = Context::of(request.metadata(), self.state.request_timeout);
         let id = request.into_inner().id;
         let got: im::ImageData = ask(
             &self.state,
-            ctx.call(images::NAME, images::GET)
-                .payload(&im::GetRequest { id }),
+            ctx.call(&images::GET, im::GetRequest { id }),
         )
         .await?;
         let image = got

@@ -27,9 +27,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::Status;
-use troupe_actors::auth::token::Tokens;
-use troupe_actors::mesh::{Call, Mesh, MeshError};
-use troupe_actors::sessions::Revocations;
+use troupe_actors::mesh::Call;
+
+use crate::ingress::Ingress;
 use troupe_proto::auth::token_service_server::TokenServiceServer;
 use troupe_proto::auth::user_validation_server::UserValidationServer;
 use troupe_proto::images::image_service_server::ImageServiceServer;
@@ -37,8 +37,6 @@ use troupe_proto::images::image_service_server::ImageServiceServer;
 /// gRPC ingress settings.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Deadline of a mesh call when the client sends no `grpc-timeout`.
-    pub request_timeout: Duration,
     /// Largest accepted image.
     pub max_image_bytes: usize,
     /// Base of the public image URLs, e.g. `http://127.0.0.1:7181`.
@@ -64,28 +62,25 @@ impl std::ops::Deref for State {
     }
 }
 
-/// The parts of [`State`].
+/// The parts of [`State`]: the ingress core every protocol shares, and gRPC's settings.
 pub struct Shared {
-    /// The node's runtime.
-    pub mesh: Mesh,
-    /// Verifies access tokens locally.
-    pub tokens: Arc<Tokens>,
-    /// Sessions revoked anywhere in the cluster, as this node knows them.
-    pub revocations: Revocations,
+    /// The ingress core (runtime, `ask`, `authenticate`).
+    pub ingress: Arc<Ingress>,
     /// Settings.
     pub config: Config,
 }
 
-/// Runs a mesh call and decodes the service's prost reply; failures become statuses.
-pub async fn ask<R: prost::Message + Default>(state: &State, call: Call) -> Result<R, Status> {
-    let bytes = state
-        .mesh
-        .router()
-        .call(call)
-        .await
-        .map_err(error::status)?;
-    R::decode(bytes)
-        .map_err(|e| error::status(MeshError::internal(format!("undecodable reply: {e}"))))
+impl std::ops::Deref for Shared {
+    type Target = Ingress;
+
+    fn deref(&self) -> &Ingress {
+        &self.ingress
+    }
+}
+
+/// Runs a mesh call with the request's deadline; failures become statuses.
+pub async fn ask<R: prost::Message + Default>(state: &State, call: Call<R>) -> Result<R, Status> {
+    state.ingress.ask(call).await.map_err(error::status)
 }
 
 /// Room for the protobuf framing around an image's bytes in one message.

@@ -30,14 +30,13 @@ impl TokenService for Tokens {
         &self,
         request: Request<pb::ValidateTokenRequest>,
     ) -> Result<Response<pb::ValidateTokenResponse>, Status> {
-        let ctx = Context::of(request.metadata(), self.state.config.request_timeout);
+        let ctx = Context::of(request.metadata(), self.state.request_timeout);
         let token = Some(request.into_inner().token)
             .filter(|t| !t.is_empty())
             .or_else(|| ctx.token.clone())
             .ok_or_else(|| invalid("token is required (in the request or as the bearer token)"))?;
         let call = ctx
-            .call(auth::NAME, auth::ops::VERIFY)
-            .payload(&am::VerifyRequest { token });
+            .call(&auth::ops::VERIFY, am::VerifyRequest { token });
         match ask::<am::VerifyReply>(&self.state, call).await {
             Ok(v) => Ok(Response::new(pb::ValidateTokenResponse {
                 valid: true,
@@ -63,7 +62,7 @@ impl TokenService for Tokens {
         &self,
         request: Request<pb::GenerateTokenRequest>,
     ) -> Result<Response<pb::GenerateTokenResponse>, Status> {
-        let ctx = Context::of(request.metadata(), self.state.config.request_timeout);
+        let ctx = Context::of(request.metadata(), self.state.request_timeout);
         let ip = request
             .remote_addr()
             .map(|a| a.ip().to_string())
@@ -79,8 +78,7 @@ impl TokenService for Tokens {
         let r = request.into_inner();
         let pair: am::TokenPair = ask(
             &self.state,
-            ctx.call(auth::NAME, auth::ops::LOGIN)
-                .payload(&am::LoginRequest {
+            ctx.call(&auth::ops::LOGIN, am::LoginRequest {
                     login: r.username,
                     password: r.password,
                     ip,

@@ -31,15 +31,14 @@ impl UserValidation for Validation {
         &self,
         request: Request<pb::ValidateUserRequest>,
     ) -> Result<Response<pb::ValidateUserResponse>, Status> {
-        let ctx = Context::of(request.metadata(), self.state.config.request_timeout);
+        let ctx = Context::of(request.metadata(), self.state.request_timeout);
         let ip = request
             .remote_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
         let r = request.into_inner();
         let call = ctx
-            .call(auth::NAME, auth::ops::CHECK)
-            .payload(&am::LoginRequest {
+            .call(&auth::ops::CHECK, am::LoginRequest {
                 login: r.username,
                 password: r.password,
                 ip,

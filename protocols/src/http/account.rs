@@ -13,7 +13,7 @@ use troupe_actors::mesh::{Call, Code, MeshError};
 use troupe_actors::users::{self, messages as um};
 use utoipa::ToSchema;
 
-use super::auth::{authenticate, Admin, Caller};
+use super::auth::{Admin, Caller};
 use super::identity::{client, UserView};
 use super::json::Json as Body;
 use super::openapi::ErrorBody;
@@ -79,14 +79,13 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let user: um::User = ask(
         &state,
-        Call::new(users::NAME, users::REGISTER)
-            .request_id(rid)
-            .payload(&um::RegisterRequest {
+        users::REGISTER.call(um::RegisterRequest {
                 username: b.username,
                 email: b.email,
                 password: b.password,
                 full_name: b.full_name,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
@@ -190,15 +189,14 @@ pub async fn login(
     let login = b.login.or(b.username).or(b.email).unwrap_or_default();
     let pair: am::TokenPair = ask(
         &state,
-        Call::new(auth::NAME, auth::ops::LOGIN)
-            .request_id(rid)
-            .payload(&am::LoginRequest {
+        auth::ops::LOGIN.call(am::LoginRequest {
                 login,
                 password: b.password,
                 ip,
                 user_agent,
                 device: b.device,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(pair.into()))
@@ -231,11 +229,10 @@ pub async fn refresh(
 ) -> Result<Json<TokenPairView>, ApiError> {
     let pair: am::TokenPair = ask(
         &state,
-        Call::new(auth::NAME, auth::ops::REFRESH)
-            .request_id(rid)
-            .payload(&am::RefreshRequest {
+        auth::ops::REFRESH.call(am::RefreshRequest {
                 refresh_token: b.refresh_token,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(pair.into()))
@@ -265,7 +262,7 @@ pub async fn logout(
 ) -> Result<Json<LoggedOutView>, ApiError> {
     let _: troupe_actors::sessions::messages::SessionInfo = ask(
         &state,
-        Call::new(auth::NAME, auth::ops::LOGOUT)
+        auth::ops::LOGOUT.call(())
             .request_id(rid)
             .caller(caller.to_proto()),
     )
@@ -333,7 +330,7 @@ pub async fn verify_path(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Json<ClaimsView>, ApiError> {
-    Ok(Json(authenticate(&state, &token)?.into()))
+    Ok(Json(state.authenticate(&token)?.into()))
 }
 
 /// Body of `POST /auth/admin/create-user`. An absent field reads as empty, so that validation reports
@@ -403,16 +400,15 @@ pub async fn admin_create(
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let user: um::User = ask(
         &state,
-        Call::new(users::NAME, users::CREATE)
-            .request_id(rid)
-            .payload(&um::CreateRequest {
+        users::CREATE.call(um::CreateRequest {
                 username: b.username,
                 email: b.email,
                 password: b.password,
                 full_name: b.full_name,
                 roles: b.roles,
                 confirmed: b.confirmed.unwrap_or(true),
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
@@ -448,9 +444,8 @@ async fn resolve(state: &AppState, rid: &str, b: &TargetBody) -> Result<String, 
         .ok_or_else(|| MeshError::invalid("user_id, username or email is required"))?;
     let user: um::User = ask(
         state,
-        Call::new(users::NAME, users::GET_BY_LOGIN)
-            .request_id(rid.to_string())
-            .payload(&um::GetByLoginRequest { login }),
+        users::GET_BY_LOGIN.call(um::GetByLoginRequest { login })
+            .request_id(rid.to_string()),
     )
     .await?;
     Ok(user.id)
@@ -479,12 +474,11 @@ pub async fn admin_set_password(
     let user_id = resolve(&state, &rid, &b).await?;
     let user: um::User = ask(
         &state,
-        Call::new(auth::NAME, auth::ops::SET_PASSWORD)
-            .request_id(rid)
-            .payload(&am::SetPasswordRequest {
+        auth::ops::SET_PASSWORD.call(am::SetPasswordRequest {
                 user_id,
                 password: b.password,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(user.into()))
@@ -531,9 +525,8 @@ pub async fn delete_user(
 ) -> Result<Json<DeletedUserView>, ApiError> {
     let user: um::User = ask(
         state,
-        Call::new(auth::NAME, auth::ops::DELETE_USER)
-            .request_id(rid)
-            .payload(&am::DeleteUserRequest { user_id }),
+        auth::ops::DELETE_USER.call(am::DeleteUserRequest { user_id })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(DeletedUserView {

@@ -102,7 +102,7 @@ pub async fn actors(
     }
     let asks = nodes.into_iter().map(|n| {
         let state = state.clone();
-        let call = Call::new(SYSTEM, actors::OP)
+        let call = actors::OP.call(())
             .to(Target::Node(n))
             .request_id(rid.clone());
         async move { ask::<ActorList>(&state, call).await }
@@ -218,13 +218,12 @@ pub async fn kill(
     let service = body.service.unwrap_or_default();
     let asks = per_node.into_iter().map(|(n, c)| {
         let state = state.clone();
-        let call = Call::new(SYSTEM, kill::OP)
-            .to(Target::Node(n))
-            .request_id(rid.clone())
-            .payload(&KillRequest {
+        let call = kill::OP.call(KillRequest {
                 service: service.clone(),
                 count: c,
-            });
+            })
+            .to(Target::Node(n))
+            .request_id(rid.clone());
         async move { ask::<KillReply>(&state, call).await }
     });
     let mut killed = Vec::new();

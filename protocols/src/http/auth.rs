@@ -6,80 +6,21 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use troupe_actors::auth::token::TokenKind;
 use troupe_actors::mesh::{Code, MeshError};
-use troupe_proto::mesh as pb;
 
 use super::{ApiError, AppState};
 
-/// An authenticated user: a valid access token whose session is not revoked.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// User id.
-    pub user_id: String,
-    /// Username.
-    pub username: String,
-    /// Roles.
-    pub roles: Vec<String>,
-    /// Session id.
-    pub session_id: String,
-    /// When the access token expires (its `exp` claim), unix seconds. This node accepts the
-    /// token until [`LEEWAY_SECS`](troupe_actors::auth::token::LEEWAY_SECS) later; an open WebSocket closes then.
-    pub expires_at: u64,
-}
-
-impl Caller {
-    /// Whether the caller has role `admin`.
-    pub fn is_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == "admin")
-    }
-
-    /// The caller as carried in mesh envelopes.
-    pub fn to_proto(&self) -> pb::Caller {
-        pb::Caller {
-            user_id: self.user_id.clone(),
-            roles: self.roles.clone(),
-            session_id: self.session_id.clone(),
-        }
-    }
-
-    /// Allows acting on `user_id`'s resources: the owner or an admin.
-    pub fn may_act_for(&self, user_id: &str) -> Result<(), ApiError> {
-        if self.user_id == user_id || self.is_admin() {
-            Ok(())
-        } else {
-            Err(MeshError::new(Code::PermissionDenied, "not your resource").into())
-        }
-    }
-}
+pub use crate::ingress::Caller;
 
 fn missing() -> ApiError {
     MeshError::new(Code::Unauthenticated, "missing bearer token").into()
-}
-
-/// Verifies an access token on this node (no mesh hop): signature, expiry, revocation.
-pub fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError> {
-    let claims = state
-        .tokens
-        .verify(token, TokenKind::Access)
-        .map_err(MeshError::from)?;
-    if state.revocations.is_revoked(&claims.sid) {
-        return Err(MeshError::new(Code::Unauthenticated, "session has ended").into());
-    }
-    Ok(Caller {
-        user_id: claims.sub,
-        username: claims.username,
-        roles: claims.roles,
-        session_id: claims.sid,
-        expires_at: claims.exp,
-    })
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(state, bearer(parts).ok_or_else(missing)?)
+        Ok(state.authenticate(bearer(parts).ok_or_else(missing)?)?)
     }
 }
 
@@ -98,7 +39,7 @@ impl FromRequestParts<AppState> for Admin {
             }
         }
         // Not the admin token: it may be an admin user's access token.
-        match authenticate(state, presented) {
+        match state.authenticate(presented) {
             Ok(caller) if caller.is_admin() => Ok(Admin(Some(caller))),
             Ok(_) => Err(MeshError::new(Code::PermissionDenied, "admin only").into()),
             Err(_) => Err(MeshError::new(Code::PermissionDenied, "not an admin credential").into()),

@@ -85,7 +85,7 @@ pub struct MeshBenchLatency {
 }
 
 fn ping_call(node: &str) -> Call {
-    Call::new(PING, ping::OP)
+    ping::OP.call(())
         .to(Target::Node(node.to_string()))
         .timeout(Duration::from_secs(5))
 }

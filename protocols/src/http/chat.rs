@@ -21,7 +21,7 @@ use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
 fn call(op: &'static str, caller: &Caller, rid: String) -> Call {
-    Call::new(chat::NAME, op)
+    op.call(())
         .caller(caller.to_proto())
         .request_id(rid)
 }

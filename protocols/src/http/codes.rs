@@ -115,9 +115,8 @@ pub async fn confirm_registration(
     };
     let user: um::User = ask(
         &state,
-        Call::new(users::NAME, users::CONFIRM_REGISTRATION)
-            .request_id(rid)
-            .payload(&req),
+        users::CONFIRM_REGISTRATION.call(req)
+            .request_id(rid),
     )
     .await?;
     Ok(Json(ConfirmedView {
@@ -145,11 +144,10 @@ pub async fn forgot_password(
 ) -> Result<Json<ResetCodeSentView>, ApiError> {
     let reply: am::ForgotReply = ask(
         &state,
-        Call::new(auth::NAME, auth::ops::FORGOT_PASSWORD)
-            .request_id(rid)
-            .payload(&am::ForgotRequest {
+        auth::ops::FORGOT_PASSWORD.call(am::ForgotRequest {
                 login: b.account()?,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(ResetCodeSentView {
@@ -191,9 +189,8 @@ pub async fn confirm_forgot_password(
     };
     let user: um::User = ask(
         &state,
-        Call::new(auth::NAME, auth::ops::CONFIRM_FORGOT_PASSWORD)
-            .request_id(rid)
-            .payload(&req),
+        auth::ops::CONFIRM_FORGOT_PASSWORD.call(req)
+            .request_id(rid),
     )
     .await?;
     Ok(Json(PasswordResetView {

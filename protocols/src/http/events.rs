@@ -97,7 +97,7 @@ pub async fn list(
         .into_iter()
         .map(|node| {
             let state = state.clone();
-            let call = Call::new(ev::NAME, ops::DEAD_LIST)
+            let call = ops::DEAD_LIST.call(())
                 .to(Target::Node(node))
                 .request_id(rid.clone());
             async move { ask::<ev::DeadLetterList>(&state, call).await }
@@ -126,10 +126,9 @@ async fn on_holder(
     let mut nodes = vec![me.clone()];
     nodes.extend(router.members().iter().filter(|m| **m != me).cloned());
     for node in nodes {
-        let call = Call::new(ev::NAME, op)
+        let call = op.call(ev::DeadLetterId { id: id.clone() })
             .to(Target::Node(node))
-            .request_id(rid.to_string())
-            .payload(&ev::DeadLetterId { id: id.clone() });
+            .request_id(rid.to_string());
         match ask::<ev::DeadLetter>(state, call).await {
             Ok(d) => return Ok(d),
             Err(e) if e.0.code == Code::NotFound && e.0.message == "no such dead letter" => {}
@@ -336,10 +335,9 @@ pub async fn bench(
     let node = state.mesh.router().node().to_string();
     let r: ev::BenchReply = ask(
         &state,
-        Call::new(ev::NAME, ops::BENCH)
+        ops::BENCH.call(req)
             .to(Target::Node(node.clone()))
             .request_id(rid.clone())
-            .payload(&req)
             .timeout(Duration::from_secs(3600)),
     )
     .await?;
@@ -350,9 +348,8 @@ pub async fn bench(
         loop {
             let stats: nm::BenchStats = ask(
                 &state,
-                Call::new(n::NAME, n::ops::BENCH_STATS)
-                    .request_id(rid.clone())
-                    .payload(&nm::BenchStatsRequest { run: run.clone() }),
+                n::ops::BENCH_STATS.call(nm::BenchStatsRequest { run: run.clone() })
+                    .request_id(rid.clone()),
             )
             .await?;
             let done = stats.count >= u64::from(r.published);
@@ -403,9 +400,8 @@ pub async fn bench_stats(
 ) -> Result<Json<EventsBenchStats>, ApiError> {
     let stats: nm::BenchStats = ask(
         &state,
-        Call::new(n::NAME, n::ops::BENCH_STATS)
-            .request_id(rid)
-            .payload(&nm::BenchStatsRequest { run: run.clone() }),
+        n::ops::BENCH_STATS.call(nm::BenchStatsRequest { run: run.clone() })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(EventsBenchStats {

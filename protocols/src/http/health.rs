@@ -139,7 +139,7 @@ pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCod
             let state = state.clone();
             let name = m.name.clone();
             let call = |service, op| {
-                Call::new(service, op)
+                op.call(())
                     .to(Target::Node(name.clone()))
                     .request_id(rid.clone())
                     .timeout(Duration::from_secs(1))

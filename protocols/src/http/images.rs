@@ -45,9 +45,8 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let got: im::ImageData = ask(
         &state,
-        Call::new(images::NAME, images::GET)
-            .request_id(rid)
-            .payload(&im::GetRequest { id }),
+        images::GET.call(im::GetRequest { id })
+            .request_id(rid),
     )
     .await?;
     let image = got

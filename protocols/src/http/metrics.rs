@@ -1,4 +1,4 @@
-//! `GET /metrics` (Prometheus text) and the names of the HTTP metrics.
+//! `GET /metrics` (Prometheus text).
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -6,20 +6,7 @@ use axum::response::IntoResponse;
 
 use super::AppState;
 
-/// Requests by protocol, route, method and status.
-pub const REQUESTS: &str = "troupe_requests_total";
-/// Request latency by protocol, route and method.
-pub const REQUEST_SECONDS: &str = "troupe_request_duration_seconds";
-
-/// Describes the HTTP metrics once.
-pub fn describe() {
-    metrics::describe_counter!(REQUESTS, "requests by protocol, route, method and status");
-    metrics::describe_histogram!(
-        REQUEST_SECONDS,
-        metrics::Unit::Seconds,
-        "request latency by protocol, route and method"
-    );
-}
+pub use crate::ingress::metrics::{describe, REQUESTS, REQUEST_SECONDS};
 
 /// Renders every metric of this node.
 #[utoipa::path(

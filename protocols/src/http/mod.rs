@@ -50,7 +50,6 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use troupe_actors::mesh::Mesh;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -58,6 +57,8 @@ use utoipa_axum::routes;
 use openapi::aliased;
 
 pub use error::ApiError;
+
+use crate::ingress::Ingress;
 
 /// HTTP ingress settings.
 #[derive(Clone, Debug)]
@@ -92,14 +93,11 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// The parts of [`AppState`].
+/// The parts of [`AppState`]: the ingress core every protocol shares (reached through
+/// `Deref`: `state.mesh`, `state.ask(..)`, `state.authenticate(..)`), and HTTP's own.
 pub struct Shared {
-    /// The node's runtime.
-    pub mesh: Mesh,
-    /// Verifies access tokens locally.
-    pub tokens: Arc<troupe_actors::auth::token::Tokens>,
-    /// Sessions revoked anywhere in the cluster, as this node knows them.
-    pub revocations: troupe_actors::sessions::Revocations,
+    /// The ingress core.
+    pub ingress: Arc<Ingress>,
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
     /// Settings.
@@ -108,6 +106,14 @@ pub struct Shared {
     pub hub: Arc<troupe_actors::hub::ConnectionHub>,
     /// WebSocket settings.
     pub ws: Arc<crate::ws::Config>,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Ingress;
+
+    fn deref(&self) -> &Ingress {
+        &self.ingress
+    }
 }
 
 /// The full HTTP application of a node, ready to serve: the routes with their layers (body
@@ -244,20 +250,11 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Runs a mesh call and decodes the service's prost reply.
+/// Runs a mesh call with the request deadline and answers its typed reply; a failure
+/// becomes the API's error.
 pub async fn ask<R: prost::Message + Default>(
     state: &AppState,
-    call: troupe_actors::mesh::Call,
+    call: troupe_actors::mesh::Call<R>,
 ) -> Result<R, ApiError> {
-    let call = if call.timeout.is_none() {
-        call.timeout(state.config.request_timeout)
-    } else {
-        call
-    };
-    let bytes = state.mesh.router().call(call).await?;
-    R::decode(bytes).map_err(|e| {
-        ApiError(troupe_actors::mesh::MeshError::internal(format!(
-            "undecodable reply: {e}"
-        )))
-    })
+    Ok(state.ingress.ask(call).await?)
 }

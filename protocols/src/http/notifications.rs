@@ -181,14 +181,13 @@ pub async fn list(
     let (page, per_page) = paging(q.page, q.per_page, q.limit, q.offset);
     let p: nm::NotificationPage = ask(
         &state,
-        Call::new(n::NAME, ops::LIST)
-            .request_id(rid)
-            .payload(&nm::ListRequest {
+        ops::LIST.call(nm::ListRequest {
                 user_id: caller.user_id,
                 page,
                 per_page,
                 unread_only: q.unread.unwrap_or(false),
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(NotificationPage {
@@ -221,12 +220,11 @@ pub async fn read(
 ) -> Result<Json<NotificationView>, ApiError> {
     let x: nm::Notification = ask(
         &state,
-        Call::new(n::NAME, ops::READ)
-            .request_id(rid)
-            .payload(&nm::ReadRequest {
+        ops::READ.call(nm::ReadRequest {
                 user_id: caller.user_id,
                 id,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(x.into()))
@@ -247,11 +245,10 @@ pub async fn preferences(
 ) -> Result<Json<NotificationPreferences>, ApiError> {
     let p: nm::Preferences = ask(
         &state,
-        Call::new(n::NAME, ops::PREFS_GET)
-            .request_id(rid)
-            .payload(&nm::PrefsRequest {
+        ops::PREFS_GET.call(nm::PrefsRequest {
                 user_id: caller.user_id,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(p.into()))
@@ -304,13 +301,12 @@ pub async fn set_preferences(
     }
     let p: nm::Preferences = ask(
         &state,
-        Call::new(n::NAME, ops::PREFS_PUT)
-            .request_id(rid)
-            .payload(&nm::PrefsUpdate {
+        ops::PREFS_PUT.call(nm::PrefsUpdate {
                 user_id: caller.user_id,
                 email,
                 log,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(p.into()))
@@ -431,16 +427,15 @@ pub async fn logs(
     let offset = (page - 1).saturating_mul(per_page);
     let p: nm::LogPage = ask(
         &state,
-        Call::new(n::NAME, ops::LOGS)
-            .request_id(rid)
-            .payload(&nm::LogsRequest {
+        ops::LOGS.call(nm::LogsRequest {
                 kind: q.kind.or(q.event_type).unwrap_or_default(),
                 user_id: q.user.or(q.user_id).unwrap_or_default(),
                 since_ms,
                 until_ms,
                 offset,
                 limit: per_page,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(Page {

@@ -60,7 +60,7 @@ pub async fn ping(
         }
     };
     let reply: PingReply =
-        ask(&state, Call::new(PING, ping::OP).to(target).request_id(rid)).await?;
+        ask(&state, ping::OP.call(()).to(target).request_id(rid)).await?;
     Ok(Json(Pong {
         node: reply.node,
         incarnation: reply.incarnation,

@@ -26,13 +26,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Rid {
     }
 }
 
-/// Makes the id of a request that came without one: a random (v4) UUID, lower-case and
-/// hyphenated, encoded straight into a stack buffer instead of through `Display` into a
-/// `String` and parsed back (one allocation and the formatting machinery less on every
-/// such request).
+/// Makes the id of a request that came without one ([`crate::ingress::request_id`]) as a
+/// header value, with no `String` in between.
 pub fn new_id() -> HeaderValue {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    let id = crate::ingress::request_id::new_id_in(&mut buf);
     HeaderValue::from_str(id).expect("a UUID is a valid header value")
 }
 

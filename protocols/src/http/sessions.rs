@@ -169,9 +169,8 @@ async fn touch(
     };
     ask(
         state,
-        Call::new(sessions::NAME, ops::TOUCH)
+        ops::TOUCH.call(t)
             .request_id(rid)
-            .payload(&t)
             .to(Target::Entity(caller.session_id.clone())),
     )
     .await
@@ -245,9 +244,8 @@ async fn list_of(
 ) -> Result<sm::SessionList, ApiError> {
     ask(
         state,
-        Call::new(sessions::NAME, ops::LIST)
-            .request_id(rid)
-            .payload(&sm::ByUser { user_id }),
+        ops::LIST.call(sm::ByUser { user_id })
+            .request_id(rid),
     )
     .await
 }
@@ -302,9 +300,8 @@ pub async fn end_all(
     caller.may_act_for(&user_id)?;
     let ended: sm::SessionList = ask(
         &state,
-        Call::new(sessions::NAME, ops::REVOKE_USER)
-            .request_id(rid)
-            .payload(&sm::ByUser { user_id }),
+        ops::REVOKE_USER.call(sm::ByUser { user_id })
+            .request_id(rid),
     )
     .await?;
     let ids: Vec<String> = ended.items.into_iter().map(|s| s.id).collect();
@@ -332,7 +329,7 @@ pub async fn verify(
 ) -> Result<Json<SessionCheck>, ApiError> {
     let s: sm::SessionInfo = ask(
         &state,
-        Call::new(sessions::NAME, ops::GET)
+        ops::GET.call(())
             .request_id(rid)
             .to(Target::Entity(caller.session_id.clone())),
     )

@@ -188,10 +188,9 @@ pub async fn create(
     o.finish()?;
     let t: tm::Task = ask(
         &state,
-        Call::new(tasks::NAME, ops::CREATE)
+        ops::CREATE.call(c)
             .request_id(rid)
-            .caller(caller.to_proto())
-            .payload(&c),
+            .caller(caller.to_proto()),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(t.into())))
@@ -231,15 +230,14 @@ pub async fn list(
     let (page, per_page) = paging.resolve();
     let p: tm::TaskPage = ask(
         &state,
-        Call::new(tasks::NAME, ops::LIST)
-            .request_id(rid)
-            .caller(caller.to_proto())
-            .payload(&tm::ListTasks {
+        ops::LIST.call(tm::ListTasks {
                 status: filter.status.unwrap_or_default(),
                 owner_id: filter.user_id.unwrap_or_default(),
                 page,
                 per_page,
-            }),
+            })
+            .request_id(rid)
+            .caller(caller.to_proto()),
     )
     .await?;
     Ok(Json(Page {
@@ -270,10 +268,9 @@ pub async fn get(
 ) -> Result<Json<TaskView>, ApiError> {
     let t: tm::Task = ask(
         &state,
-        Call::new(tasks::NAME, ops::GET)
+        ops::GET.call(tm::TaskRef { id, history: true })
             .request_id(rid)
-            .caller(caller.to_proto())
-            .payload(&tm::TaskRef { id, history: true }),
+            .caller(caller.to_proto()),
     )
     .await?;
     Ok(Json(t.into()))
@@ -301,11 +298,10 @@ pub async fn cancel(
 ) -> Result<Json<TaskView>, ApiError> {
     let t: tm::Task = ask(
         &state,
-        Call::new(tasks::NAME, ops::CANCEL)
+        ops::CANCEL.call(tm::TaskRef { id, history: false })
             .request_id(rid)
             .caller(caller.to_proto())
-            .to(Target::Entity(id.clone()))
-            .payload(&tm::TaskRef { id, history: false }),
+            .to(Target::Entity(id.clone())),
     )
     .await?;
     Ok(Json(t.into()))

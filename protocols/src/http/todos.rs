@@ -112,10 +112,9 @@ async fn one(
 ) -> Result<Json<TodoView>, ApiError> {
     let t: dm::Todo = ask(
         state,
-        Call::new(todos::NAME, op)
+        op.call(msg.clone())
             .request_id(rid)
-            .caller(caller.to_proto())
-            .payload(msg),
+            .caller(caller.to_proto()),
     )
     .await?;
     Ok(Json(t.into()))
@@ -141,15 +140,14 @@ pub async fn list(
     let (page, per_page) = paging.resolve();
     let p: dm::TodoPage = ask(
         &state,
-        Call::new(todos::NAME, ops::LIST)
-            .request_id(rid)
-            .caller(caller.to_proto())
-            .payload(&dm::ListTodos {
+        ops::LIST.call(dm::ListTodos {
                 status: filter.status.unwrap_or_default(),
                 owner_id: filter.user_id.unwrap_or_default(),
                 page,
                 per_page,
-            }),
+            })
+            .request_id(rid)
+            .caller(caller.to_proto()),
     )
     .await?;
     Ok(Json(Page {

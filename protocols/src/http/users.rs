@@ -21,9 +21,8 @@ use super::{ask, ApiError, AppState};
 async fn get_user(state: &AppState, rid: String, id: String) -> Result<um::User, ApiError> {
     ask(
         state,
-        Call::new(users::NAME, users::GET)
-            .request_id(rid)
-            .payload(&um::GetRequest { id }),
+        users::GET.call(um::GetRequest { id })
+            .request_id(rid),
     )
     .await
 }
@@ -92,9 +91,7 @@ async fn update(
 ) -> Result<Json<UserView>, ApiError> {
     let user: um::User = ask(
         state,
-        Call::new(auth::NAME, auth::ops::UPDATE_USER)
-            .request_id(rid)
-            .payload(&um::UpdateRequest {
+        auth::ops::UPDATE_USER.call(um::UpdateRequest {
                 id,
                 full_name: b.full_name,
                 email: b.email,
@@ -102,7 +99,8 @@ async fn update(
                 roles: b.roles.map(|roles| um::RoleList { roles }),
                 as_admin,
                 version: 0,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(user.into()))
@@ -211,9 +209,8 @@ pub async fn list(
     let (page, per_page) = paging.resolve();
     let p: um::UserPage = ask(
         &state,
-        Call::new(users::NAME, users::LIST)
-            .request_id(rid)
-            .payload(&um::ListRequest { page, per_page }),
+        users::LIST.call(um::ListRequest { page, per_page })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(p.into()))
@@ -274,9 +271,8 @@ async fn search(
     }
     let p: um::UserPage = ask(
         state,
-        Call::new(users::NAME, users::SEARCH)
-            .request_id(rid)
-            .payload(&req),
+        users::SEARCH.call(req)
+            .request_id(rid),
     )
     .await?;
     Ok(Json(p.into()))
@@ -417,13 +413,12 @@ pub async fn put_key(
 ) -> Result<Json<KeyView>, ApiError> {
     let k: um::PublicKey = ask(
         &state,
-        Call::new(users::NAME, users::PUT_KEY)
-            .request_id(rid)
-            .payload(&um::PutKeyRequest {
+        users::PUT_KEY.call(um::PutKeyRequest {
                 user_id: caller.user_id,
                 public_key: b.public_key,
                 algorithm: b.algorithm,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(k.into()))
@@ -449,9 +444,8 @@ pub async fn get_key(
 ) -> Result<Json<KeyView>, ApiError> {
     let k: um::PublicKey = ask(
         &state,
-        Call::new(users::NAME, users::GET_KEY)
-            .request_id(rid)
-            .payload(&um::GetKeyRequest { user_id }),
+        users::GET_KEY.call(um::GetKeyRequest { user_id })
+            .request_id(rid),
     )
     .await?;
     Ok(Json(k.into()))
@@ -485,11 +479,10 @@ pub async fn contacts(
 ) -> Result<Json<List<ContactView>>, ApiError> {
     let list: um::ContactList = ask(
         &state,
-        Call::new(users::NAME, users::LIST_CONTACTS)
-            .request_id(rid)
-            .payload(&um::ListContactsRequest {
+        users::LIST_CONTACTS.call(um::ListContactsRequest {
                 user_id: caller.user_id,
-            }),
+            })
+            .request_id(rid),
     )
     .await?;
     let items: Vec<ContactView> = list
@@ -530,7 +523,7 @@ pub async fn test_db(
 ) -> Result<Json<DbPingView>, ApiError> {
     let p: um::DbPing = ask(
         &state,
-        Call::new(users::NAME, users::DB_PING).request_id(rid),
+        users::DB_PING.call(()).request_id(rid),
     )
     .await?;
     Ok(Json(DbPingView {

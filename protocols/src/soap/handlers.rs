@@ -66,14 +66,13 @@ async fn run(state: &AppState, rid: &str, op: Operation) -> Result<String, Fault
         } => {
             let user: um::User = ask(
                 state,
-                Call::new(users::NAME, users::REGISTER)
-                    .request_id(rid)
-                    .payload(&um::RegisterRequest {
+                users::REGISTER.call(um::RegisterRequest {
                         username,
                         email,
                         password,
                         full_name,
-                    }),
+                    })
+                    .request_id(rid),
             )
             .await?;
             Ok(response::user("RegisterUserResponse", &user))
@@ -93,11 +92,10 @@ async fn lookup_user(state: &AppState, rid: &str, username: &str) -> Result<um::
     validate::username(username).map_err(|m| Fault::client(format!("username {m}")))?;
     Ok(ask(
         state,
-        Call::new(users::NAME, users::GET_BY_USERNAME)
-            .request_id(rid)
-            .payload(&um::GetByLoginRequest {
+        users::GET_BY_USERNAME.call(um::GetByLoginRequest {
                 login: username.to_string(),
-            }),
+            })
+            .request_id(rid),
     )
     .await?)
 }

@@ -442,10 +442,9 @@ async fn inbound(state: &mut ConnState, message: Message) -> Option<(u16, Cow<'s
                         ciphertext,
                         nonce: nonce.unwrap_or_default(),
                     };
-                    let call = Call::new(chat::NAME, chat::SEND_MESSAGE)
+                    let call = chat::SEND_MESSAGE.call(req)
                         .caller(state.caller.to_proto())
-                        .request_id(format!("ws-{}", state.conn.id))
-                        .payload(&req);
+                        .request_id(format!("ws-{}", state.conn.id));
                     match ask::<cm::ChatMessage>(&state.app, call).await {
                         Ok(m) => frames::receipt(&m, "stored", 0, &reference),
                         Err(e) => frames::error(&e.0, &reference),

@@ -39,7 +39,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use troupe_actors::mesh::{Code, MeshError};
 
-use crate::http::auth::{authenticate, Caller};
+use crate::http::auth::Caller;
 use crate::http::openapi::ErrorBody;
 use crate::http::AppState;
 
@@ -179,7 +179,7 @@ pub async fn upgrade(
 /// The caller the token proves, allowed to hold `user_id`'s connection.
 fn admit(state: &AppState, token: Option<&str>, user_id: &str) -> Result<Caller, MeshError> {
     let token = token.ok_or_else(|| MeshError::new(Code::Unauthenticated, "missing token"))?;
-    let caller = authenticate(state, token).map_err(|e| e.0)?;
+    let caller = state.authenticate(token)?;
     if caller.user_id != user_id && !caller.is_admin() {
         return Err(MeshError::new(
             Code::PermissionDenied,
