@@ -36,6 +36,49 @@ fn identity_on_sqlite() {
     identity_suite(&mut c);
 }
 
+/// Ending 100 sessions of one user at once: the pool of `sessions` used to starve itself
+/// (each revocation waited on calls that needed its own workers) and answered 504 after 5 s.
+#[test]
+fn ending_a_hundred_sessions_answers_at_once_and_every_token_stops_everywhere() {
+    let c = Cluster::start(
+        "revoke-100",
+        Options {
+            auth_toml: "login_per_account_per_minute = 1000\nlogin_per_ip_per_minute = 1000"
+                .into(),
+            ..Options::default()
+        },
+    );
+    let u = new_user(c.node("n1"), c.node("n2"), "many");
+    let mut tokens = vec![u.access.clone()];
+    for i in 1..100 {
+        let node = &c.nodes[i % c.nodes.len()];
+        let (status, v) = login(node, &u.username, &u.password);
+        assert_eq!(status, 200, "login {i}: {v}");
+        tokens.push(v["access_token"].as_str().unwrap().to_string());
+    }
+    let (status, v) = send(
+        "DELETE",
+        &c.node("n2").url(&format!("/api/sessions/{}", u.id)),
+        None,
+        Some(&u.access),
+    );
+    let answered = std::time::Instant::now();
+    // 200 means it answered within the request deadline (5 s): past it, 504.
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["ended"], 100, "{v}");
+    // Every token is refused on every node within a second of the answer.
+    let mut accepted: Vec<(&Node, &String)> = c
+        .nodes
+        .iter()
+        .flat_map(|n| tokens.iter().map(move |t| (n, t)))
+        .collect();
+    while !accepted.is_empty() && answered.elapsed() < Duration::from_secs(1) {
+        accepted.retain(|(n, t)| send("GET", &n.url("/profile"), None, Some(t)).0 != 401);
+    }
+    let late: Vec<&str> = accepted.iter().map(|(n, _)| n.addrs.name.as_str()).collect();
+    assert!(late.is_empty(), "tokens still accepted a second later on {late:?}");
+}
+
 #[test]
 fn identity_on_postgres() {
     let Some(storage) = postgres_storage("identity_on_postgres") else {

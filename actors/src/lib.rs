@@ -5,6 +5,8 @@
 //!   with supervision and admission control, the router, entity placement.
 //! - [`system`]: the runtime's own services (`ping`, `system`: health, actor listing, chaos).
 //! - [`store`]: the SQL store (sqlx; SQLite or PostgreSQL) and its migrations.
+//! - [`common`]: what several services share: the caller as owner-or-admin ([`common::Who`]),
+//!   field validation.
 //! - [`users`], [`auth`], `sessions`: identity services.
 //! - [`tasks`], [`todos`]: step-wise jobs with one actor per running task; todo lists.
 //! - [`hub`], [`chat`]: live connections (presence, delivery) and chat between contacts.
@@ -20,6 +22,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod common;
 pub mod events;
 pub mod hub;
 pub mod images;

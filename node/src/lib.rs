@@ -28,7 +28,7 @@ use troupe_actors::auth::password::Hasher;
 use troupe_actors::auth::token::{SigningKey, Tokens};
 use troupe_actors::auth::{Auth, Limits};
 use troupe_actors::events::Publisher;
-use troupe_actors::mesh::{backoff, membership, Call, Mesh, NodeInfo, Settings};
+use troupe_actors::mesh::{backoff, membership, Mesh, NodeInfo, Settings};
 use troupe_actors::sessions::{Revocations, Sessions};
 use troupe_actors::store::Store;
 use troupe_actors::users::{self, messages as um, Users};
@@ -309,7 +309,6 @@ fn events(
         .with_context(|| format!("cannot open the event outbox at {}", dir.display()))?;
     let mut sinks: Vec<Arc<dyn sink::Sink>> = vec![Arc::new(sink::Subscriber::new(
         info.clone(),
-        notifications::NAME,
         notifications::ops::CONSUME,
     ))];
     if let Some(m) = &config.mqtt {
@@ -368,12 +367,11 @@ async fn bootstrap_admin(config: &Config, mesh: &Mesh) -> anyhow::Result<()> {
             full_name: "Administrator".into(),
         })
         .timeout(Duration::from_secs(30));
-    let bytes = mesh
+    let reply = mesh
         .router()
         .call(call)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the bootstrap admin user: {e}"))?;
-    let reply = <um::EnsureAdminReply as prost::Message>::decode(bytes)?;
     if reply.created {
         tracing::info!(username = %config.admin.username, "created the bootstrap admin user");
     }

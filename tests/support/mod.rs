@@ -157,6 +157,8 @@ pub struct Options {
     pub nodes: usize,
     /// Extra TOML appended to the generated config (e.g. `[http]` limits).
     pub extra_toml: String,
+    /// Extra keys of the generated `[auth]` table (e.g. login rate limits).
+    pub auth_toml: String,
     /// Seeds: only the first node's cluster address (so discovery is exercised).
     pub single_seed: bool,
     /// A `[storage]` table (empty: the embedded SQLite file in the cluster's directory).
@@ -174,6 +176,7 @@ impl Default for Options {
         Self {
             nodes: 3,
             extra_toml: String::new(),
+            auth_toml: String::new(),
             single_seed: true,
             storage_toml: String::new(),
             env: Vec::new(),
@@ -204,9 +207,10 @@ pub fn write_config(dir: &Path, addrs: &[Addrs], options: &Options) -> PathBuf {
         addrs.iter().map(|a| format!("\"{}\"", a.cluster)).collect()
     };
     let mut toml = format!(
-        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\n[auth]\nkeys = [\"{AUTH_KEY}\"]\npbkdf2_iterations = 1000\n{}\n\n{}\n",
+        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\n[auth]\nkeys = [\"{AUTH_KEY}\"]\npbkdf2_iterations = 1000\n{}\n{}\n\n{}\n",
         dir.join("data").display(),
         seeds.join(", "),
+        options.auth_toml,
         options.storage_toml,
         options.extra_toml
     );

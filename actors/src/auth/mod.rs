@@ -31,40 +31,53 @@ use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::events::{kinds, NewEvent, Publisher};
-use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo, Op, Request, Service, Target};
+use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo, OpInfo, Request, Service, Target};
 use crate::sessions::{self, messages as sm, Revocations};
 use crate::store::Store;
 use crate::users::{self, messages as um};
 
 use messages::*;
+use ops::Cmd;
 use password::Hasher;
 use token::{TokenKind, Tokens};
 
 /// Service name.
 pub const NAME: &str = "auth";
 
-/// Op names.
+/// The ops of `auth`, declared once.
 pub mod ops {
-    /// Username/email + password -> token pair and a new session.
-    pub const LOGIN: &str = "login";
-    /// Refresh token -> new token pair (the old refresh token is spent).
-    pub const REFRESH: &str = "refresh";
-    /// End the caller's session.
-    pub const LOGOUT: &str = "logout";
-    /// Check an access token.
-    pub const VERIFY: &str = "verify";
-    /// Set a user's password and end their sessions.
-    pub const SET_PASSWORD: &str = "set_password";
-    /// Delete a user and end their sessions.
-    pub const DELETE_USER: &str = "delete_user";
-    /// Update a user; a password change ends their sessions.
-    pub const UPDATE_USER: &str = "update_user";
-    /// Issue a password reset code.
-    pub const FORGOT_PASSWORD: &str = "forgot_password";
-    /// Reset a password with a code; ends the user's sessions.
-    pub const CONFIRM_FORGOT_PASSWORD: &str = "confirm_forgot_password";
-    /// Username/email + password -> the user, without a session (gRPC `ValidateUser`).
-    pub const CHECK: &str = "check";
+    use super::messages::{
+        DeleteUserRequest, ForgotReply, ForgotRequest, LoginRequest, RefreshRequest, ResetRequest,
+        SetPasswordRequest, TokenPair, VerifyReply, VerifyRequest,
+    };
+    use crate::sessions::messages::SessionInfo;
+    use crate::users::messages::{UpdateRequest, User};
+
+    crate::ops! {
+        /// An op of `auth`, decoded at the service's edge.
+        pub enum Cmd for super::NAME {
+            /// Username/email + password -> token pair and a new session.
+            Login = LOGIN("login", effectful): LoginRequest => TokenPair,
+            /// Refresh token -> new token pair (the old refresh token is spent).
+            Refresh = REFRESH("refresh", effectful): RefreshRequest => TokenPair,
+            /// End the caller's session.
+            Logout = LOGOUT("logout", idempotent): () => SessionInfo,
+            /// Check an access token.
+            Verify = VERIFY("verify", idempotent): VerifyRequest => VerifyReply,
+            /// Set a user's password and end their sessions.
+            SetPassword = SET_PASSWORD("set_password", effectful): SetPasswordRequest => User,
+            /// Delete a user and end their sessions.
+            DeleteUser = DELETE_USER("delete_user", effectful): DeleteUserRequest => User,
+            /// Update a user; a password change ends their sessions.
+            UpdateUser = UPDATE_USER("update_user", effectful): UpdateRequest => User,
+            /// Issue a password reset code.
+            ForgotPassword = FORGOT_PASSWORD("forgot_password", effectful): ForgotRequest => ForgotReply,
+            /// Reset a password with a code; ends the user's sessions.
+            ConfirmForgotPassword = CONFIRM_FORGOT_PASSWORD("confirm_forgot_password", effectful): ResetRequest => User,
+            /// Username/email + password -> the user, without a session (gRPC `ValidateUser`).
+            Check = CHECK("check", idempotent): LoginRequest => User,
+        }
+    }
 }
 
 /// Login limits.
@@ -100,14 +113,6 @@ pub struct Auth {
 
 fn quota(per_minute: u32) -> Quota {
     Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("at least one"))
-}
-
-fn decode<M: prost::Message + Default>(b: &Bytes) -> Result<M, MeshError> {
-    Ok(M::decode(b.clone())?)
-}
-
-fn encode(msg: &impl prost::Message) -> Bytes {
-    Bytes::from(msg.encode_to_vec())
 }
 
 /// The one answer to every failed login, whatever failed.
@@ -157,23 +162,23 @@ impl Auth {
         me
     }
 
-    async fn call<R: prost::Message + Default>(
+    /// Runs `call` through the mesh on behalf of `req`: same request id, within what is
+    /// left of its deadline.
+    async fn call<Rep: prost::Message + Default>(
         &self,
         req: &Request,
-        call: Call,
-    ) -> Result<R, MeshError> {
+        call: Call<Rep>,
+    ) -> Result<Rep, MeshError> {
         let router = self.info.router()?;
         let left = req
             .deadline
             .saturating_duration_since(std::time::Instant::now());
-        let bytes = router
+        router
             .call(call.request_id(req.request_id.clone()).timeout(left))
-            .await?;
-        Ok(R::decode(bytes)?)
+            .await
     }
 
-    async fn login(&self, req: &Request) -> Result<TokenPair, MeshError> {
-        let login: LoginRequest = decode(&req.payload)?;
+    async fn login(&self, req: &Request, login: LoginRequest) -> Result<TokenPair, MeshError> {
         let user = self.credentials(req, &login).await?;
         let pair = self
             .open_session(req, user, &login.ip, &login.user_agent, &login.device)
@@ -190,8 +195,7 @@ impl Auth {
 
     /// `check`: the user a login and password belong to, without starting a session (gRPC
     /// `ValidateUser`); rate-limited like a login.
-    async fn check(&self, req: &Request) -> Result<um::User, MeshError> {
-        let login: LoginRequest = decode(&req.payload)?;
+    async fn check(&self, req: &Request, login: LoginRequest) -> Result<um::User, MeshError> {
         let mut user = self.credentials(req, &login).await?;
         user.password_hash.clear();
         Ok(user)
@@ -219,19 +223,7 @@ impl Auth {
                 "too many login attempts, retry later",
             ));
         }
-        let found: Result<um::User, MeshError> = self
-            .call(
-                req,
-                Call::new(users::NAME, users::GET_BY_LOGIN).payload(&um::GetByLoginRequest {
-                    login: login.login.trim().to_string(),
-                }),
-            )
-            .await;
-        let user = match found {
-            Ok(u) => Some(u),
-            Err(e) if e.code == Code::NotFound => None,
-            Err(e) => return Err(e),
-        };
+        let user = self.find(req, &login.login).await?;
         // Unknown users cost a hash too, so timing does not tell whether an account exists.
         let ok = self
             .hasher
@@ -259,23 +251,21 @@ impl Auth {
 
     /// The account named by a login, if any.
     async fn find(&self, req: &Request, login: &str) -> Result<Option<um::User>, MeshError> {
-        let found: Result<um::User, MeshError> = self
-            .call(
-                req,
-                Call::new(users::NAME, users::GET_BY_LOGIN).payload(&um::GetByLoginRequest {
-                    login: login.trim().to_string(),
-                }),
-            )
-            .await;
-        match found {
+        let by_login = um::GetByLoginRequest {
+            login: login.trim().to_string(),
+        };
+        match self.call(req, users::GET_BY_LOGIN.call(by_login)).await {
             Ok(u) => Ok(Some(u)),
             Err(e) if e.code == Code::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    async fn forgot_password(&self, req: &Request) -> Result<ForgotReply, MeshError> {
-        let r: ForgotRequest = decode(&req.payload)?;
+    async fn forgot_password(
+        &self,
+        req: &Request,
+        r: ForgotRequest,
+    ) -> Result<ForgotReply, MeshError> {
         if r.login.trim().is_empty() {
             return Err(MeshError::invalid("username or email is required"));
         }
@@ -301,8 +291,11 @@ impl Auth {
         })
     }
 
-    async fn confirm_forgot_password(&self, req: &Request) -> Result<um::User, MeshError> {
-        let r: ResetRequest = decode(&req.payload)?;
+    async fn confirm_forgot_password(
+        &self,
+        req: &Request,
+        r: ResetRequest,
+    ) -> Result<um::User, MeshError> {
         if r.login.trim().is_empty() || r.code.trim().is_empty() {
             return Err(MeshError::invalid(
                 "username or email, code and new password are required",
@@ -324,15 +317,11 @@ impl Auth {
             self.codes.max_failures,
         )
         .await?;
-        let user: um::User = self
-            .call(
-                req,
-                Call::new(users::NAME, users::SET_PASSWORD).payload(&um::SetPasswordRequest {
-                    id: user.id.clone(),
-                    password: r.password,
-                }),
-            )
-            .await?;
+        let set = um::SetPasswordRequest {
+            id: user.id.clone(),
+            password: r.password,
+        };
+        let user = self.call(req, users::SET_PASSWORD.call(set)).await?;
         self.end_sessions(req, &user.id).await?;
         let payload = serde_json::json!({"username": user.username, "email": user.email});
         self.publish(kinds::PASSWORD_RESET, &user.id, payload).await;
@@ -357,14 +346,10 @@ impl Auth {
             metadata: "{}".into(),
             ttl_s: self.tokens.refresh_ttl().as_secs(),
         };
-        let _: sm::SessionInfo = self
-            .call(
-                req,
-                Call::new(sessions::NAME, sessions::ops::START)
-                    .payload(&start)
-                    .to(Target::Entity(sid.clone())),
-            )
-            .await?;
+        let call = sessions::ops::START
+            .call(start)
+            .to(Target::Entity(sid.clone()));
+        self.call(req, call).await?;
         self.pair(user, sid).await
     }
 
@@ -400,8 +385,7 @@ impl Auth {
         })
     }
 
-    async fn refresh(&self, req: &Request) -> Result<TokenPair, MeshError> {
-        let r: RefreshRequest = decode(&req.payload)?;
+    async fn refresh(&self, req: &Request, r: RefreshRequest) -> Result<TokenPair, MeshError> {
         let claims = self.tokens.verify(&r.refresh_token, TokenKind::Refresh)?;
         if self.revocations.is_revoked(&claims.sid) {
             return Err(MeshError::new(Code::Unauthenticated, "session has ended"));
@@ -409,39 +393,31 @@ impl Auth {
         if !store::spend(&self.store, &claims.jti).await? {
             // A refresh token used twice was stolen or replayed: end the whole session.
             tracing::warn!(sid = %claims.sid, "refresh token reused, revoking its session");
-            let _: Result<sm::SessionInfo, _> = self
-                .call(
-                    req,
-                    Call::new(sessions::NAME, sessions::ops::REVOKE)
-                        .to(Target::Entity(claims.sid.clone())),
-                )
-                .await;
+            let revoke = sessions::ops::REVOKE
+                .call(())
+                .to(Target::Entity(claims.sid.clone()));
+            if let Err(e) = self.call(req, revoke).await {
+                tracing::warn!(sid = %claims.sid, error = %e, "reused refresh token's session not revoked");
+            }
             return Err(MeshError::new(
                 Code::Unauthenticated,
                 "refresh token already used; the session has been ended",
             ));
         }
-        let session: sm::SessionInfo = self
-            .call(
-                req,
-                Call::new(sessions::NAME, sessions::ops::TOUCH)
-                    .payload(&sm::Touch::default())
-                    .to(Target::Entity(claims.sid.clone())),
-            )
-            .await
-            .map_err(|e| match e.code {
-                Code::NotFound | Code::FailedPrecondition => {
-                    MeshError::new(Code::Unauthenticated, "session has ended")
-                }
-                _ => e,
-            })?;
-        let user: um::User = self
-            .call(
-                req,
-                Call::new(users::NAME, users::GET).payload(&um::GetRequest {
-                    id: session.user_id.clone(),
-                }),
-            )
+        let touch = sessions::ops::TOUCH
+            .call(sm::Touch::default())
+            .to(Target::Entity(claims.sid.clone()));
+        let session = self.call(req, touch).await.map_err(|e| match e.code {
+            Code::NotFound | Code::FailedPrecondition => {
+                MeshError::new(Code::Unauthenticated, "session has ended")
+            }
+            _ => e,
+        })?;
+        let get = um::GetRequest {
+            id: session.user_id.clone(),
+        };
+        let user = self
+            .call(req, users::GET.call(get))
             .await
             .map_err(|e| match e.code {
                 Code::NotFound => MeshError::new(Code::Unauthenticated, "user no longer exists"),
@@ -450,8 +426,7 @@ impl Auth {
         self.pair(user, claims.sid).await
     }
 
-    fn verify(&self, req: &Request) -> Result<VerifyReply, MeshError> {
-        let v: VerifyRequest = decode(&req.payload)?;
+    fn verify(&self, v: VerifyRequest) -> Result<VerifyReply, MeshError> {
         let claims = self.tokens.verify(&v.token, TokenKind::Access)?;
         if self.revocations.is_revoked(&claims.sid) {
             return Err(MeshError::new(Code::Unauthenticated, "session has ended"));
@@ -472,61 +447,55 @@ impl Auth {
             .map(|c| c.session_id.clone())
             .filter(|s| !s.is_empty())
             .ok_or_else(|| MeshError::new(Code::Unauthenticated, "no session to end"))?;
-        self.call(
-            req,
-            Call::new(sessions::NAME, sessions::ops::REVOKE).to(Target::Entity(sid)),
-        )
-        .await
+        let revoke = sessions::ops::REVOKE.call(()).to(Target::Entity(sid));
+        self.call(req, revoke).await
     }
 
     async fn end_sessions(&self, req: &Request, user_id: &str) -> Result<(), MeshError> {
-        let _: sm::SessionList = self
-            .call(
-                req,
-                Call::new(sessions::NAME, sessions::ops::REVOKE_USER).payload(&sm::ByUser {
-                    user_id: user_id.to_string(),
-                }),
-            )
-            .await?;
+        let by = sm::ByUser {
+            user_id: user_id.to_string(),
+        };
+        self.call(req, sessions::ops::REVOKE_USER.call(by)).await?;
         Ok(())
     }
 
-    async fn set_password(&self, req: &Request) -> Result<um::User, MeshError> {
-        let r: SetPasswordRequest = decode(&req.payload)?;
-        let user: um::User = self
-            .call(
-                req,
-                Call::new(users::NAME, users::SET_PASSWORD).payload(&um::SetPasswordRequest {
-                    id: r.user_id.clone(),
-                    password: r.password,
-                }),
-            )
-            .await?;
+    async fn set_password(
+        &self,
+        req: &Request,
+        r: SetPasswordRequest,
+    ) -> Result<um::User, MeshError> {
+        let set = um::SetPasswordRequest {
+            id: r.user_id.clone(),
+            password: r.password,
+        };
+        let user = self.call(req, users::SET_PASSWORD.call(set)).await?;
         self.end_sessions(req, &r.user_id).await?;
         Ok(user)
     }
 
-    async fn update_user(&self, req: &Request) -> Result<um::User, MeshError> {
-        let r: um::UpdateRequest = decode(&req.payload)?;
+    async fn update_user(
+        &self,
+        req: &Request,
+        r: um::UpdateRequest,
+    ) -> Result<um::User, MeshError> {
         let changes_password = r.password.as_ref().is_some_and(|p| !p.is_empty());
-        let user: um::User = self
-            .call(req, Call::new(users::NAME, users::UPDATE).payload(&r))
-            .await?;
+        let id = r.id.clone();
+        let user = self.call(req, users::UPDATE.call(r)).await?;
         if changes_password {
-            self.end_sessions(req, &r.id).await?;
+            self.end_sessions(req, &id).await?;
         }
         Ok(user)
     }
 
-    async fn delete_user(&self, req: &Request) -> Result<um::User, MeshError> {
-        let r: DeleteUserRequest = decode(&req.payload)?;
+    async fn delete_user(
+        &self,
+        req: &Request,
+        r: DeleteUserRequest,
+    ) -> Result<um::User, MeshError> {
         // End the sessions first: their tokens must stop working before the account goes.
         self.end_sessions(req, &r.user_id).await?;
-        self.call(
-            req,
-            Call::new(users::NAME, users::DELETE).payload(&um::DeleteRequest { id: r.user_id }),
-        )
-        .await
+        let delete = um::DeleteRequest { id: r.user_id };
+        self.call(req, users::DELETE.call(delete)).await
     }
 }
 
@@ -541,38 +510,27 @@ impl Service for Auth {
         default.max(4) * 4
     }
 
-    fn ops(&self) -> &'static [Op] {
-        const OPS: &[Op] = &[
-            Op::effectful(ops::LOGIN),
-            Op::effectful(ops::REFRESH),
-            Op::idempotent(ops::LOGOUT),
-            Op::idempotent(ops::VERIFY),
-            Op::effectful(ops::SET_PASSWORD),
-            Op::effectful(ops::DELETE_USER),
-            Op::effectful(ops::UPDATE_USER),
-            Op::effectful(ops::FORGOT_PASSWORD),
-            Op::effectful(ops::CONFIRM_FORGOT_PASSWORD),
-            Op::idempotent(ops::CHECK),
-        ];
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
-            match req.op.as_str() {
-                ops::LOGIN => Ok(encode(&self.login(&req).await?)),
-                ops::REFRESH => Ok(encode(&self.refresh(&req).await?)),
-                ops::LOGOUT => Ok(encode(&self.logout(&req).await?)),
-                ops::VERIFY => Ok(encode(&self.verify(&req)?)),
-                ops::SET_PASSWORD => Ok(encode(&self.set_password(&req).await?)),
-                ops::DELETE_USER => Ok(encode(&self.delete_user(&req).await?)),
-                ops::UPDATE_USER => Ok(encode(&self.update_user(&req).await?)),
-                ops::FORGOT_PASSWORD => Ok(encode(&self.forgot_password(&req).await?)),
-                ops::CONFIRM_FORGOT_PASSWORD => {
-                    Ok(encode(&self.confirm_forgot_password(&req).await?))
+            match Cmd::parse(&req)? {
+                Cmd::Login(r) => ops::LOGIN.reply(self.login(&req, r).await),
+                Cmd::Refresh(r) => ops::REFRESH.reply(self.refresh(&req, r).await),
+                Cmd::Logout(()) => ops::LOGOUT.reply(self.logout(&req).await),
+                Cmd::Verify(r) => ops::VERIFY.reply(self.verify(r)),
+                Cmd::SetPassword(r) => ops::SET_PASSWORD.reply(self.set_password(&req, r).await),
+                Cmd::DeleteUser(r) => ops::DELETE_USER.reply(self.delete_user(&req, r).await),
+                Cmd::UpdateUser(r) => ops::UPDATE_USER.reply(self.update_user(&req, r).await),
+                Cmd::ForgotPassword(r) => {
+                    ops::FORGOT_PASSWORD.reply(self.forgot_password(&req, r).await)
                 }
-                ops::CHECK => Ok(encode(&self.check(&req).await?)),
-                op => Err(MeshError::not_found(format!("auth has no op {op}"))),
+                Cmd::ConfirmForgotPassword(r) => {
+                    ops::CONFIRM_FORGOT_PASSWORD.reply(self.confirm_forgot_password(&req, r).await)
+                }
+                Cmd::Check(r) => ops::CHECK.reply(self.check(&req, r).await),
             }
         })
     }

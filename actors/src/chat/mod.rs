@@ -36,44 +36,40 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use prost::Message as _;
 
 pub use messages::*;
 
+use crate::common::validate;
 use crate::hub::{self, frames, DeliverRequest, Delivery};
-use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, Op, Request, Service};
+use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, OpInfo, Request, Service};
 use crate::store::time::{now_ms, rfc3339_millis};
 use crate::store::Store;
-use crate::users::validate;
 
 /// Service name.
 pub const NAME: &str = "chat";
-/// Op `send_request`.
-pub const SEND_REQUEST: &str = "send_request";
-/// Op `incoming`.
-pub const INCOMING: &str = "incoming";
-/// Op `accept`.
-pub const ACCEPT: &str = "accept";
-/// Op `send_message`.
-pub const SEND_MESSAGE: &str = "send_message";
-/// Op `list_messages`.
-pub const LIST_MESSAGES: &str = "list_messages";
-/// Op `conversation`.
-pub const CONVERSATION: &str = "conversation";
+
+crate::ops! {
+    /// An op of `chat`, decoded at the service's edge; each acts for the envelope's caller.
+    pub enum Cmd for NAME {
+        /// Ask another user to become a contact.
+        SendRequest = SEND_REQUEST("send_request", effectful): SendRequest => ChatRequest,
+        /// The pending requests addressed to the caller.
+        Incoming = INCOMING("incoming", idempotent): () => ChatRequestList,
+        /// Accept a pending request: both become contacts.
+        Accept = ACCEPT("accept", effectful): AcceptRequest => ChatRequest,
+        /// Store a message to a contact, then deliver it live.
+        SendMessage = SEND_MESSAGE("send_message", effectful): SendMessage => ChatMessage,
+        /// The caller's messages with everyone (`with` is ignored).
+        ListMessages = LIST_MESSAGES("list_messages", idempotent): ListMessages => MessagePage,
+        /// The caller's messages with one contact (`with` is required).
+        Conversation = CONVERSATION("conversation", idempotent): ListMessages => MessagePage,
+    }
+}
 
 /// The message of the error for a ciphertext over the cap.
 pub const TOO_LARGE: &str = "ciphertext too large";
 /// Longest accepted nonce, in bytes.
 pub const NONCE_MAX: usize = 1024;
-
-const OPS: &[Op] = &[
-    Op::effectful(SEND_REQUEST),
-    Op::idempotent(INCOMING),
-    Op::effectful(ACCEPT),
-    Op::effectful(SEND_MESSAGE),
-    Op::idempotent(LIST_MESSAGES),
-    Op::idempotent(CONVERSATION),
-];
 
 /// The service.
 pub struct Chat {
@@ -111,7 +107,7 @@ impl Chat {
             }
             req.to_user_id
         } else if !req.username.is_empty() {
-            validate::login(&req.username)?;
+            crate::users::validate::login(&req.username)?;
             store::user_by_username(&self.store, &req.username)
                 .await?
                 .ok_or_else(|| MeshError::not_found("user not found"))?
@@ -174,7 +170,9 @@ impl Chat {
             .ok_or_else(|| MeshError::internal("accepted request vanished"))
     }
 
-    /// `send_message`: stores the message, then delivers it live in the background.
+    /// `send_message`: stores the message, then delivers it live in the background: to the
+    /// recipient's connections, then a receipt with their count to the sender's (sent
+    /// without waiting for an answer).
     pub async fn send_message(&self, me: &str, req: SendMessage) -> Result<ChatMessage, MeshError> {
         validate::id("recipient_id", &req.recipient_id)?;
         if req.ciphertext.is_empty() {
@@ -230,13 +228,31 @@ impl Chat {
                         frame: frames::receipt(&m, "delivered", delivered, ""),
                     }],
                 };
-                hub::deliver(&router, to_sender).await;
+                hub::send(&router, to_sender);
             });
         }
         Ok(message)
     }
 
-    /// `list_messages` / `conversation`.
+    /// `list_messages`: the caller's messages with everyone.
+    async fn list_messages(
+        &self,
+        me: &str,
+        mut req: ListMessages,
+    ) -> Result<MessagePage, MeshError> {
+        req.with.clear();
+        self.list(me, req).await
+    }
+
+    /// `conversation`: the caller's messages with one contact.
+    async fn conversation(&self, me: &str, req: ListMessages) -> Result<MessagePage, MeshError> {
+        if req.with.is_empty() {
+            return Err(MeshError::invalid("contact_id is required"));
+        }
+        self.list(me, req).await
+    }
+
+    /// The caller's messages, with everyone or only with `req.with`.
     pub async fn list(&self, me: &str, req: ListMessages) -> Result<MessagePage, MeshError> {
         let (page, per_page) = validate::page(req.page, req.per_page)?;
         let limit = i64::from(per_page);
@@ -261,17 +277,13 @@ impl Chat {
     }
 }
 
-fn reply<M: prost::Message>(result: Result<M, MeshError>) -> Result<Bytes, MeshError> {
-    result.map(|m| Bytes::from(m.encode_to_vec()))
-}
-
 impl Service for Chat {
     fn name(&self) -> &'static str {
         NAME
     }
 
-    fn ops(&self) -> &'static [Op] {
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
@@ -280,25 +292,13 @@ impl Service for Chat {
                 Some(c) if !c.user_id.is_empty() => c.user_id.clone(),
                 _ => return Err(MeshError::new(Code::Unauthenticated, "caller required")),
             };
-            let payload = req.payload;
-            match req.op.as_str() {
-                SEND_REQUEST => reply(self.send_request(&me, SendRequest::decode(payload)?).await),
-                INCOMING => reply(self.incoming(&me).await),
-                ACCEPT => reply(self.accept(&me, AcceptRequest::decode(payload)?).await),
-                SEND_MESSAGE => reply(self.send_message(&me, SendMessage::decode(payload)?).await),
-                LIST_MESSAGES => {
-                    let mut r = ListMessages::decode(payload)?;
-                    r.with.clear();
-                    reply(self.list(&me, r).await)
-                }
-                CONVERSATION => {
-                    let r = ListMessages::decode(payload)?;
-                    if r.with.is_empty() {
-                        return Err(MeshError::invalid("contact_id is required"));
-                    }
-                    reply(self.list(&me, r).await)
-                }
-                op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
+            match Cmd::parse(&req)? {
+                Cmd::SendRequest(r) => SEND_REQUEST.reply(self.send_request(&me, r).await),
+                Cmd::Incoming(()) => INCOMING.reply(self.incoming(&me).await),
+                Cmd::Accept(r) => ACCEPT.reply(self.accept(&me, r).await),
+                Cmd::SendMessage(m) => SEND_MESSAGE.reply(self.send_message(&me, m).await),
+                Cmd::ListMessages(l) => LIST_MESSAGES.reply(self.list_messages(&me, l).await),
+                Cmd::Conversation(l) => CONVERSATION.reply(self.conversation(&me, l).await),
             }
         })
     }

@@ -20,24 +20,32 @@ use prost::Message;
 use super::bus::Bus;
 use super::outbox::Entry;
 use super::{NewEvent, Publish};
-use crate::mesh::{BoxFuture, MeshError, Op, Request, Service};
+use crate::mesh::{BoxFuture, MeshError, OpInfo, Request, Service};
 use crate::store::time::rfc3339_millis;
+use ops::Cmd;
 
 /// Service name.
 pub const NAME: &str = "event_bus";
 
-/// Op names.
+/// The ops of `event_bus`, declared once.
 pub mod ops {
-    /// List this node's dead letters.
-    pub const DEAD_LIST: &str = "dead_list";
-    /// One dead letter.
-    pub const DEAD_GET: &str = "dead_get";
-    /// Put a dead letter back in the outbox.
-    pub const DEAD_REPLAY: &str = "dead_replay";
-    /// Remove a dead letter.
-    pub const DEAD_DROP: &str = "dead_drop";
-    /// Publish a burst of benchmark events from this node.
-    pub const BENCH: &str = "bench";
+    use super::{BenchReply, BenchRequest, DeadLetter, DeadLetterId, DeadLetterList};
+
+    crate::ops! {
+        /// An op of `event_bus`, decoded at the service's edge.
+        pub enum Cmd for super::NAME {
+            /// List this node's dead letters.
+            DeadList = DEAD_LIST("dead_list", idempotent): () => DeadLetterList,
+            /// One dead letter.
+            DeadGet = DEAD_GET("dead_get", idempotent): DeadLetterId => DeadLetter,
+            /// Put a dead letter back in the outbox; answers it as it was.
+            DeadReplay = DEAD_REPLAY("dead_replay", effectful): DeadLetterId => DeadLetter,
+            /// Remove a dead letter; answers it as it was.
+            DeadDrop = DEAD_DROP("dead_drop", effectful): DeadLetterId => DeadLetter,
+            /// Publish a burst of benchmark events from this node.
+            Bench = BENCH("bench", effectful): BenchRequest => BenchReply,
+        }
+    }
 }
 
 /// Kind of the events `bench` publishes.
@@ -154,12 +162,50 @@ impl Events {
         }
     }
 
-    fn id(payload: Bytes) -> Result<String, MeshError> {
-        let id = DeadLetterId::decode(payload)?.id;
-        if id.is_empty() || id.len() > 200 {
+    fn id(r: &DeadLetterId) -> Result<&str, MeshError> {
+        if r.id.is_empty() || r.id.len() > 200 {
             return Err(MeshError::invalid("a dead-letter id is required"));
         }
-        Ok(id)
+        Ok(&r.id)
+    }
+
+    /// `dead_list`.
+    fn dead_list(&self) -> DeadLetterList {
+        DeadLetterList {
+            items: self
+                .bus
+                .outbox()
+                .dead_letters()
+                .iter()
+                .map(|e| self.letter(e))
+                .collect(),
+        }
+    }
+
+    /// `dead_get`.
+    fn dead_get(&self, r: &DeadLetterId) -> Result<DeadLetter, MeshError> {
+        let e = self
+            .bus
+            .outbox()
+            .dead_letter(Self::id(r)?)?
+            .ok_or_else(|| MeshError::not_found("no such dead letter"))?;
+        Ok(self.letter(&e))
+    }
+
+    /// `dead_replay`.
+    async fn dead_replay(&self, r: &DeadLetterId) -> Result<DeadLetter, MeshError> {
+        let e = self.bus.replay(Self::id(r)?).await?;
+        Ok(self.letter(&e))
+    }
+
+    /// `dead_drop`.
+    fn dead_drop(&self, r: &DeadLetterId) -> Result<DeadLetter, MeshError> {
+        let e = self
+            .bus
+            .outbox()
+            .drop_dead(Self::id(r)?)?
+            .ok_or_else(|| MeshError::not_found("no such dead letter"))?;
+        Ok(self.letter(&e))
     }
 
     async fn bench(&self, req: BenchRequest) -> Result<BenchReply, MeshError> {
@@ -238,55 +284,19 @@ impl Service for Events {
         NAME
     }
 
-    fn ops(&self) -> &'static [Op] {
-        const OPS: &[Op] = &[
-            Op::idempotent(ops::DEAD_LIST),
-            Op::idempotent(ops::DEAD_GET),
-            Op::effectful(ops::DEAD_REPLAY),
-            Op::effectful(ops::DEAD_DROP),
-            Op::effectful(ops::BENCH),
-        ];
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
-            let outbox = self.bus.outbox();
-            let reply = match req.op.as_str() {
-                ops::DEAD_LIST => DeadLetterList {
-                    items: outbox
-                        .dead_letters()
-                        .iter()
-                        .map(|e| self.letter(e))
-                        .collect(),
-                }
-                .encode_to_vec(),
-                ops::DEAD_GET => {
-                    let id = Self::id(req.payload)?;
-                    let e = outbox
-                        .dead_letter(&id)?
-                        .ok_or_else(|| MeshError::not_found("no such dead letter"))?;
-                    self.letter(&e).encode_to_vec()
-                }
-                ops::DEAD_REPLAY => {
-                    let id = Self::id(req.payload)?;
-                    let e = self.bus.replay(&id).await?;
-                    self.letter(&e).encode_to_vec()
-                }
-                ops::DEAD_DROP => {
-                    let id = Self::id(req.payload)?;
-                    let e = outbox
-                        .drop_dead(&id)?
-                        .ok_or_else(|| MeshError::not_found("no such dead letter"))?;
-                    self.letter(&e).encode_to_vec()
-                }
-                ops::BENCH => self
-                    .bench(BenchRequest::decode(req.payload)?)
-                    .await?
-                    .encode_to_vec(),
-                op => return Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
-            };
-            Ok(Bytes::from(reply))
+            match Cmd::parse(&req)? {
+                Cmd::DeadList(()) => ops::DEAD_LIST.reply(Ok(self.dead_list())),
+                Cmd::DeadGet(r) => ops::DEAD_GET.reply(self.dead_get(&r)),
+                Cmd::DeadReplay(r) => ops::DEAD_REPLAY.reply(self.dead_replay(&r).await),
+                Cmd::DeadDrop(r) => ops::DEAD_DROP.reply(self.dead_drop(&r)),
+                Cmd::Bench(b) => ops::BENCH.reply(self.bench(b).await),
+            }
         })
     }
 }

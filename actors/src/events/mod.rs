@@ -6,7 +6,8 @@
 //! [`Event`] carries an id, so consumers drop redeliveries.
 //!
 //! # Layout
-//! - this file: the event types, well-known kinds, and the [`Publish`] trait services see.
+//! - this file: the event types (and [`EventJson`], an event as a subscriber's op receives
+//!   it), well-known kinds, and the [`Publish`] trait services see.
 //! - [`outbox`]: the node-local sled outbox (pending and dead-letter trees, group commit).
 //! - [`sink`]: the [`Sink`](sink::Sink) trait destinations implement (the MQTT bridge lives
 //!   in `troupe-protocols`), and [`Subscriber`](sink::Subscriber), delivery to a service.
@@ -124,6 +125,31 @@ impl Event {
             }
         }
         e
+    }
+}
+
+/// An [`Event`] as the op of a subscribing service receives it
+/// ([`Subscriber`](sink::Subscriber)): its JSON, the one form events have on every wire
+/// (the MQTT bridge, the dead-letter queue).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EventJson {
+    /// The event, as JSON.
+    #[prost(string, tag = "1")]
+    pub json: String,
+}
+
+impl EventJson {
+    /// `event` as JSON.
+    pub fn of(event: &Event) -> Self {
+        Self {
+            json: serde_json::to_string(event).unwrap_or_default(),
+        }
+    }
+
+    /// The event it carries; `invalid_argument` when it is not one.
+    pub fn event(&self) -> Result<Event, MeshError> {
+        serde_json::from_str(&self.json)
+            .map_err(|e| MeshError::invalid(format!("malformed event: {e}")))
     }
 }
 

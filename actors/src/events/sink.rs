@@ -7,10 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
-use super::Event;
-use crate::mesh::{BoxFuture, Call, MeshError, NodeInfo};
+use super::{Event, EventJson};
+use crate::mesh::{BoxFuture, MeshError, NodeInfo, Op};
 
 /// A destination of events. The outbox calls [`Sink::deliver`] until it succeeds (or the
 /// attempts run out), so a sink must tolerate the same event twice.
@@ -33,37 +31,38 @@ pub trait Sink: Send + Sync + 'static {
     fn deliver(&self, event: Arc<Event>) -> BoxFuture<'static, Result<(), MeshError>>;
 }
 
-/// Delivers events to a service of the cluster: a call of `service`/`op` whose payload is
-/// the event's JSON, on any member hosting the service (this node first).
-pub struct Subscriber {
+/// Delivers events to a service of the cluster: a call of its `op` with the event
+/// ([`EventJson`]), on any member hosting the service (this node first). The op's answer
+/// only says that the service has the event.
+pub struct Subscriber<Rep> {
     info: Arc<NodeInfo>,
-    service: &'static str,
-    op: &'static str,
+    op: Op<EventJson, Rep>,
     timeout: Duration,
 }
 
-impl Subscriber {
-    /// A subscriber sink named after `service`.
-    pub fn new(info: Arc<NodeInfo>, service: &'static str, op: &'static str) -> Self {
+impl<Rep> Subscriber<Rep> {
+    /// A subscriber sink calling `op`, named after its service.
+    pub fn new(info: Arc<NodeInfo>, op: Op<EventJson, Rep>) -> Self {
         Self {
             info,
-            service,
             op,
             timeout: Duration::from_secs(10),
         }
     }
 }
 
-impl Sink for Subscriber {
+impl<Rep: prost::Message + Default + 'static> Sink for Subscriber<Rep> {
     fn name(&self) -> &str {
-        self.service
+        self.op.service
     }
 
     fn deliver(&self, event: Arc<Event>) -> BoxFuture<'static, Result<(), MeshError>> {
         let router = self.info.router().cloned();
-        let mut call = Call::new(self.service, self.op).timeout(self.timeout);
-        call.payload = Bytes::from(serde_json::to_vec(&*event).unwrap_or_default());
-        call.request_id = format!("event-{}", event.id);
+        let call = self
+            .op
+            .call(EventJson::of(&event))
+            .timeout(self.timeout)
+            .request_id(format!("event-{}", event.id));
         Box::pin(async move {
             router?.call(call).await?;
             Ok(())

@@ -14,8 +14,11 @@
 //! | `note` | idempotent | [`PresenceNote`] | [`PresenceNote`] |
 //!
 //! [`deliver`], [`broadcast_all`] and [`list_all`] fan a call out to every member this node
-//! routes to. A member that died leaves routing within about a second, so its connections
-//! drop out of [`list_all`] (and `GET /connections`) with it.
+//! routes to and wait for the answers (how many connections took a frame, which
+//! connections there are); [`send`] and the presence notes fan out without waiting
+//! ([`Router::tell`]), as nobody reads their answers. A member that died leaves routing
+//! within about a second, so its connections drop out of [`list_all`] (and
+//! `GET /connections`) with it.
 //!
 //! Presence: a user's first connection on a node announces `online` to the user's contacts;
 //! when the last one on a node closes and no other node holds one, `offline`. Every hub also
@@ -50,32 +53,31 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use prost::Message as _;
 
 pub use messages::*;
 
-use crate::mesh::{BoxFuture, Call, MeshError, NodeInfo, Op, Request, Router, Service, Target};
+use crate::mesh::{BoxFuture, MeshError, NodeInfo, Op, OpInfo, Request, Router, Service, Target};
 use crate::sessions::Revocations;
 use crate::store::time::now_ms;
 use crate::users::{self, messages as um};
 
 /// Service name.
 pub const NAME: &str = "hub";
-/// Op `deliver`.
-pub const DELIVER: &str = "deliver";
-/// Op `broadcast`.
-pub const BROADCAST: &str = "broadcast";
-/// Op `list`.
-pub const LIST: &str = "list";
-/// Op `note`.
-pub const NOTE: &str = "note";
 
-const OPS: &[Op] = &[
-    Op::effectful(DELIVER),
-    Op::effectful(BROADCAST),
-    Op::idempotent(LIST),
-    Op::idempotent(NOTE),
-];
+crate::ops! {
+    /// An op of `hub`, decoded at the service's edge; each is sent to one node's hub
+    /// (`Target::Node`).
+    pub enum Cmd for NAME {
+        /// Give frames to users' connections on this node; per item, the connections reached.
+        Deliver = DELIVER("deliver", effectful): DeliverRequest => DeliverReply,
+        /// Give a frame to every connection on this node.
+        Broadcast = BROADCAST("broadcast", effectful): BroadcastRequest => BroadcastReply,
+        /// This node's connections (of one user, or all).
+        List = LIST("list", idempotent): ListRequest => ConnectionList,
+        /// Another node now holds a user, or no longer does; answers the note.
+        Note = NOTE("note", idempotent): PresenceNote => PresenceNote,
+    }
+}
 
 /// How often connections of revoked sessions are looked for.
 pub const SWEEP: Duration = Duration::from_millis(250);
@@ -171,12 +173,12 @@ impl ConnectionHub {
                 conn.username.clone(),
                 true,
             ));
-            tokio::spawn(note_all(
-                self.info.clone(),
+            note_all(
+                &self.info,
                 conn.user_id.clone(),
                 conn.username.clone(),
                 true,
-            ));
+            );
         }
     }
 
@@ -206,7 +208,7 @@ impl ConnectionHub {
             let info = self.info.clone();
             let user = user_id.to_string();
             tokio::spawn(async move {
-                note_all(info.clone(), user.clone(), String::new(), false).await;
+                note_all(&info, user.clone(), String::new(), false);
                 let Ok(router) = info.router() else { return };
                 let elsewhere = list_all(router, &user).await;
                 if let Some(c) = elsewhere.first() {
@@ -381,8 +383,9 @@ async fn sweep(hub: std::sync::Weak<ConnectionHub>, revocations: Revocations) {
     }
 }
 
-/// Tells every other member's hub that this node now holds `user_id` (or no longer does).
-async fn note_all(info: Arc<NodeInfo>, user_id: String, username: String, online: bool) {
+/// Tells every other member's hub that this node now holds `user_id` (or no longer does),
+/// without waiting for their answers.
+fn note_all(info: &NodeInfo, user_id: String, username: String, online: bool) {
     let Ok(router) = info.router() else { return };
     let note = PresenceNote {
         user_id,
@@ -390,12 +393,7 @@ async fn note_all(info: Arc<NodeInfo>, user_id: String, username: String, online
         node: info.node.to_string(),
         online,
     };
-    let payload = Bytes::from(note.encode_to_vec());
-    for (node, answer) in fan_out::<PresenceNote>(router, NOTE, payload).await {
-        if let Err(e) = answer {
-            tracing::debug!(node = %node, error = %e, "presence note not taken");
-        }
-    }
+    tell_all(router, &NOTE, note);
 }
 
 /// Follows the routable members: pulls the connection list of every member that appears
@@ -444,7 +442,6 @@ async fn watch_members(hub: std::sync::Weak<ConnectionHub>) {
 /// reachable (its groups may sync a moment after its session is up), for at most
 /// [`LEARN_TIMEOUT`].
 async fn learn(hub: std::sync::Weak<ConnectionHub>, node: String) {
-    let payload = Bytes::from(ListRequest::default().encode_to_vec());
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(50);
     loop {
@@ -454,14 +451,11 @@ async fn learn(hub: std::sync::Weak<ConnectionHub>, node: String) {
         if !router.members().contains(&node) {
             return;
         }
-        let mut call = Call::new(NAME, LIST)
+        let call = LIST
+            .call(ListRequest::default())
             .to(Target::Node(node.clone()))
             .timeout(FAN_OUT_TIMEOUT);
-        call.payload = payload.clone();
-        let answer = router.call(call).await.and_then(|b| {
-            ConnectionList::decode(b).map_err(|e| MeshError::internal(format!("bad reply: {e}")))
-        });
-        match answer {
+        match router.call(call).await {
             Ok(list) => {
                 let Some(h) = hub.upgrade() else { return };
                 let users = h.learn(&node, list, &router.members());
@@ -484,14 +478,12 @@ async fn learn(hub: std::sync::Weak<ConnectionHub>, node: String) {
 /// Tells `user_id`'s contacts, wherever they are connected, that the user came or went.
 async fn announce(info: Arc<NodeInfo>, user_id: String, username: String, online: bool) {
     let Ok(router) = info.router() else { return };
-    let call = Call::new(users::NAME, users::LIST_CONTACTS)
-        .payload(&um::ListContactsRequest {
+    let call = users::LIST_CONTACTS
+        .call(um::ListContactsRequest {
             user_id: user_id.clone(),
         })
         .timeout(FAN_OUT_TIMEOUT);
-    let contacts = match router.call(call).await.and_then(|b| {
-        um::ContactList::decode(b).map_err(|e| MeshError::internal(format!("bad reply: {e}")))
-    }) {
+    let contacts = match router.call(call).await {
         Ok(list) => list.items,
         Err(e) => {
             tracing::warn!(user = %user_id, error = %e, "presence: cannot list contacts");
@@ -509,32 +501,31 @@ async fn announce(info: Arc<NodeInfo>, user_id: String, username: String, online
             frame: frame.clone(),
         })
         .collect();
-    deliver(router, DeliverRequest { items }).await;
+    send(router, DeliverRequest { items });
 }
 
 /// Sends one call to the hub of every member this node routes to, concurrently; the
 /// answers of the members that answered in time.
-async fn fan_out<R: prost::Message + Default + 'static>(
+async fn fan_out<Req, Rep>(
     router: &Router,
-    op: &'static str,
-    payload: Bytes,
-) -> Vec<(String, Result<R, MeshError>)> {
+    op: &Op<Req, Rep>,
+    req: Req,
+) -> Vec<(String, Result<Rep, MeshError>)>
+where
+    Req: prost::Message + Default + Clone,
+    Rep: prost::Message + Default + 'static,
+{
     let handles: Vec<_> = router
         .members()
         .iter()
         .map(|node| {
-            let mut call = Call::new(NAME, op)
+            let call = op
+                .call(req.clone())
                 .to(Target::Node(node.clone()))
                 .timeout(FAN_OUT_TIMEOUT);
-            call.payload = payload.clone();
             let router = router.clone();
             let node = node.clone();
-            tokio::spawn(async move {
-                let answer = router.call(call).await.and_then(|b| {
-                    R::decode(b).map_err(|e| MeshError::internal(format!("bad hub reply: {e}")))
-                });
-                (node, answer)
-            })
+            tokio::spawn(async move { (node, router.call(call).await) })
         })
         .collect();
     let mut out = Vec::with_capacity(handles.len());
@@ -546,12 +537,26 @@ async fn fan_out<R: prost::Message + Default + 'static>(
     out
 }
 
+/// Sends one call to the hub of every member this node routes to and returns at once: for
+/// fan-out whose answers nobody reads.
+fn tell_all<Req, Rep>(router: &Router, op: &Op<Req, Rep>, req: Req)
+where
+    Req: prost::Message + Default + Clone,
+    Rep: prost::Message + 'static,
+{
+    for node in router.members().iter() {
+        let call = op
+            .call(req.clone())
+            .to(Target::Node(node.clone()))
+            .timeout(FAN_OUT_TIMEOUT);
+        router.tell(call);
+    }
+}
+
 /// Delivers frames to users' connections on every node; per item, the connections reached.
 pub async fn deliver(router: &Router, req: DeliverRequest) -> Vec<u32> {
-    let n = req.items.len();
-    let payload = Bytes::from(req.encode_to_vec());
-    let mut total = vec![0u32; n];
-    for (node, answer) in fan_out::<DeliverReply>(router, DELIVER, payload).await {
+    let mut total = vec![0u32; req.items.len()];
+    for (node, answer) in fan_out(router, &DELIVER, req).await {
         match answer {
             Ok(r) => {
                 for (t, d) in total.iter_mut().zip(r.delivered) {
@@ -564,13 +569,18 @@ pub async fn deliver(router: &Router, req: DeliverRequest) -> Vec<u32> {
     total
 }
 
+/// Delivers frames to users' connections on every node without waiting: for deliveries
+/// whose count nobody reads (presence, receipts). A node that misses one only logs it.
+pub fn send(router: &Router, req: DeliverRequest) {
+    tell_all(router, &DELIVER, req);
+}
+
 /// Queues `frame` on every connection of every node; the connections reached and the nodes
 /// that answered.
 pub async fn broadcast_all(router: &Router, frame: Bytes) -> (u32, Vec<String>) {
-    let payload = Bytes::from(BroadcastRequest { frame }.encode_to_vec());
     let mut delivered = 0;
     let mut nodes = Vec::new();
-    for (node, answer) in fan_out::<BroadcastReply>(router, BROADCAST, payload).await {
+    for (node, answer) in fan_out(router, &BROADCAST, BroadcastRequest { frame }).await {
         match answer {
             Ok(r) => {
                 delivered += r.delivered;
@@ -586,13 +596,10 @@ pub async fn broadcast_all(router: &Router, frame: Bytes) -> (u32, Vec<String>) 
 /// Every open connection in the cluster (of `user_id` only, unless empty), by node and
 /// opening time.
 pub async fn list_all(router: &Router, user_id: &str) -> Vec<ConnectionInfo> {
-    let payload = Bytes::from(
-        ListRequest {
-            user_id: user_id.to_string(),
-        }
-        .encode_to_vec(),
-    );
-    let mut items: Vec<ConnectionInfo> = fan_out::<ConnectionList>(router, LIST, payload)
+    let req = ListRequest {
+        user_id: user_id.to_string(),
+    };
+    let mut items: Vec<ConnectionInfo> = fan_out(router, &LIST, req)
         .await
         .into_iter()
         .filter_map(|(node, answer)| match answer {
@@ -618,10 +625,33 @@ impl Hub {
     pub fn new(hub: Arc<ConnectionHub>) -> Self {
         Self { hub }
     }
-}
 
-fn encode(m: &impl prost::Message) -> Bytes {
-    Bytes::from(m.encode_to_vec())
+    /// `deliver`.
+    async fn deliver(&self, r: DeliverRequest) -> Result<DeliverReply, MeshError> {
+        let mut delivered = Vec::with_capacity(r.items.len());
+        for d in &r.items {
+            delivered.push(self.hub.deliver(&d.user_id, &d.frame).await);
+        }
+        Ok(DeliverReply { delivered })
+    }
+
+    /// `broadcast`.
+    async fn broadcast(&self, r: BroadcastRequest) -> Result<BroadcastReply, MeshError> {
+        Ok(BroadcastReply {
+            delivered: self.hub.broadcast(&r.frame).await,
+        })
+    }
+
+    /// `list`.
+    fn list(&self, r: &ListRequest) -> Result<ConnectionList, MeshError> {
+        Ok(self.hub.list(&r.user_id))
+    }
+
+    /// `note`: records it and answers it.
+    fn note(&self, n: PresenceNote) -> Result<PresenceNote, MeshError> {
+        self.hub.note(n.clone());
+        Ok(n)
+    }
 }
 
 impl Service for Hub {
@@ -629,37 +659,17 @@ impl Service for Hub {
         NAME
     }
 
-    fn ops(&self) -> &'static [Op] {
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
-            match req.op.as_str() {
-                DELIVER => {
-                    let r = DeliverRequest::decode(req.payload)?;
-                    let mut delivered = Vec::with_capacity(r.items.len());
-                    for d in &r.items {
-                        delivered.push(self.hub.deliver(&d.user_id, &d.frame).await);
-                    }
-                    Ok(encode(&DeliverReply { delivered }))
-                }
-                BROADCAST => {
-                    let r = BroadcastRequest::decode(req.payload)?;
-                    Ok(encode(&BroadcastReply {
-                        delivered: self.hub.broadcast(&r.frame).await,
-                    }))
-                }
-                LIST => {
-                    let r = ListRequest::decode(req.payload)?;
-                    Ok(encode(&self.hub.list(&r.user_id)))
-                }
-                NOTE => {
-                    let n = PresenceNote::decode(req.payload)?;
-                    self.hub.note(n.clone());
-                    Ok(encode(&n))
-                }
-                op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
+            match Cmd::parse(&req)? {
+                Cmd::Deliver(r) => DELIVER.reply(self.deliver(r).await),
+                Cmd::Broadcast(r) => BROADCAST.reply(self.broadcast(r).await),
+                Cmd::List(r) => LIST.reply(self.list(&r)),
+                Cmd::Note(n) => NOTE.reply(self.note(n)),
             }
         })
     }

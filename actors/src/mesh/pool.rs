@@ -354,7 +354,7 @@ impl Drop for Admitted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::{BoxFuture, Op};
+    use crate::mesh::{BoxFuture, OpInfo};
 
     struct Nop;
 
@@ -363,7 +363,7 @@ mod tests {
             "t-nop"
         }
 
-        fn ops(&self) -> &'static [Op] {
+        fn ops(&self) -> &'static [OpInfo] {
             &[]
         }
 

@@ -11,6 +11,11 @@ use super::backoff::{Backoff, Policy};
 use super::groups::{self, Groups};
 use super::*;
 
+/// `echo` of the test services: answers its payload (bytes, as `BytesValue`).
+const ECHO: Op<Vec<u8>, Vec<u8>> = Op::idempotent("t-router", "echo");
+/// `slow`: sleeps 200 ms, then answers like `echo`.
+const SLOW: Op<Vec<u8>, Vec<u8>> = Op::effectful("t-router", "slow");
+
 /// A service whose `slow` op sleeps and whose `echo` op answers its payload.
 struct Echo {
     name: &'static str,
@@ -22,8 +27,8 @@ impl Service for Echo {
         self.name
     }
 
-    fn ops(&self) -> &'static [Op] {
-        const OPS: &[Op] = &[Op::idempotent("echo"), Op::effectful("slow")];
+    fn ops(&self) -> &'static [OpInfo] {
+        const OPS: &[OpInfo] = &[ECHO.info(), SLOW.info()];
         OPS
     }
 
@@ -79,14 +84,7 @@ async fn start(
 }
 
 fn request(op: &str, timeout: Duration) -> Request {
-    Request {
-        op: op.into(),
-        payload: Bytes::from_static(b"hi"),
-        caller: None,
-        request_id: "t".into(),
-        deadline: Instant::now() + timeout,
-        entity: String::new(),
-    }
+    Request::new(op, Bytes::from_static(b"hi"), timeout)
 }
 
 async fn wait_alive(pool: &Pool, n: usize, within: Duration) -> bool {
@@ -189,23 +187,19 @@ async fn the_router_serves_locally_and_reports_unknown_nodes_unavailable() {
     let pools = Arc::new([("t-router", pool.clone())].into_iter().collect());
     let (_tx, rx) = tokio::sync::watch::channel(Arc::new(vec!["test-node".to_string()]));
     let router = Router::new("test-node".into(), pools, Duration::from_secs(1), rx);
-    let mut call = Call::new("t-router", "echo");
-    call.payload = Bytes::from_static(b"hello");
-    assert_eq!(
-        router.call(call.clone()).await,
-        Ok(Bytes::from_static(b"hello"))
-    );
+    let call = ECHO.call(b"hello".to_vec());
+    assert_eq!(router.call(call.clone()).await, Ok(b"hello".to_vec()));
     assert_eq!(
         router
             .call(call.clone().to(Target::Node("test-node".into())))
             .await,
-        Ok(Bytes::from_static(b"hello"))
+        Ok(b"hello".to_vec())
     );
     assert_eq!(
         router
             .call(call.clone().to(Target::Entity("e-1".into())))
             .await,
-        Ok(Bytes::from_static(b"hello")),
+        Ok(b"hello".to_vec()),
         "a single-member cluster is every entity's home"
     );
     let err = router
@@ -214,4 +208,149 @@ async fn the_router_serves_locally_and_reports_unknown_nodes_unavailable() {
         .unwrap_err();
     assert_eq!(err.code, Code::Unavailable);
     root.stop(None);
+}
+
+/// A test service that calls on: `outer` calls `next` (an op of any service) and answers
+/// what it answered; `inner` answers where it ran: `worker` or `lane`.
+struct Relay {
+    name: &'static str,
+    next: Option<Op<(), String>>,
+    router: Arc<std::sync::OnceLock<Router>>,
+}
+
+impl Service for Relay {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn ops(&self) -> &'static [OpInfo] {
+        &[]
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        Box::pin(async move {
+            let answer = match (req.op.as_str(), self.next) {
+                ("inner", _) => {
+                    let on_worker = super::worker::CURRENT.try_with(|_| ()).is_ok();
+                    if on_worker { "worker" } else { "lane" }.to_string()
+                }
+                (_, Some(next)) => {
+                    let router = self.router.get().expect("router set");
+                    router.ask(&next, ()).await?
+                }
+                (op, None) => return Err(MeshError::not_found(format!("no op {op}"))),
+            };
+            Ok(Bytes::from(prost::Message::encode_to_vec(&answer)))
+        })
+    }
+}
+
+/// Starts `relays` (one worker each) on one node and answers its router.
+async fn relays(relays: Vec<Relay>) -> (Router, ractor::ActorRef<groups::GroupsMsg>) {
+    let cell = relays[0].router.clone();
+    let pools: Vec<Arc<Pool>> = relays
+        .into_iter()
+        .map(|r| Pool::new(Arc::new(r), 1, 16))
+        .collect();
+    let (root, _) = Actor::spawn(
+        None,
+        Groups,
+        groups::Args {
+            pools: pools.clone(),
+            policy: policy(10),
+            node: "test-node".into(),
+            default_timeout: Duration::from_secs(2),
+        },
+    )
+    .await
+    .unwrap();
+    for pool in &pools {
+        assert!(wait_alive(pool, 1, Duration::from_secs(1)).await);
+    }
+    let map = Arc::new(pools.iter().map(|p| (p.name(), p.clone())).collect());
+    // The sender may go: the members stay as last sent.
+    let (_, rx) = tokio::sync::watch::channel(Arc::new(vec!["test-node".to_string()]));
+    let router = Router::new("test-node".into(), map, Duration::from_secs(2), rx);
+    let _ = cell.set(router.clone());
+    (router, root)
+}
+
+#[tokio::test]
+async fn a_worker_calling_its_own_service_is_served_on_the_lane_not_left_waiting() {
+    let cell = Arc::new(std::sync::OnceLock::new());
+    const OUTER: Op<(), String> = Op::effectful("t-self", "outer");
+    const INNER: Op<(), String> = Op::idempotent("t-self", "inner");
+    let (router, root) = relays(vec![Relay {
+        name: "t-self",
+        next: Some(INNER),
+        router: cell,
+    }])
+    .await;
+    // The pool's only worker runs `outer` and waits on `inner` of the same service: with a
+    // worker per call this waited until the deadline. Within 2 s it must answer, from the lane.
+    let started = Instant::now();
+    let answer = router.call(OUTER.call(()).timeout(Duration::from_secs(2))).await;
+    assert_eq!(answer, Ok("lane".to_string()));
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    // A call from outside any worker still runs on a worker.
+    assert_eq!(router.ask(&INNER, ()).await, Ok("worker".to_string()));
+    root.stop(None);
+}
+
+#[tokio::test]
+async fn a_two_service_cycle_is_served_on_the_lane_not_left_waiting() {
+    let cell = Arc::new(std::sync::OnceLock::new());
+    const A_OUTER: Op<(), String> = Op::effectful("t-cyc-a", "outer");
+    const B_MID: Op<(), String> = Op::effectful("t-cyc-b", "outer");
+    const A_INNER: Op<(), String> = Op::idempotent("t-cyc-a", "inner");
+    let (router, root) = relays(vec![
+        Relay {
+            name: "t-cyc-a",
+            next: Some(B_MID),
+            router: cell.clone(),
+        },
+        Relay {
+            name: "t-cyc-b",
+            next: Some(A_INNER),
+            router: cell,
+        },
+    ])
+    .await;
+    // a's only worker waits on b, whose only worker waits on a: a's `inner` takes the lane.
+    let answer = router
+        .call(A_OUTER.call(()).timeout(Duration::from_secs(2)))
+        .await;
+    assert_eq!(answer, Ok("lane".to_string()));
+    root.stop(None);
+}
+
+#[tokio::test]
+async fn the_lane_is_bounded_by_admission_and_refuses_at_once() {
+    let svc = Arc::new(Echo {
+        name: "t-lane-full",
+        ran: AtomicUsize::new(0),
+    });
+    let pool = Pool::new(svc, 1, 1);
+    // No workers at all (no supervisor): a re-entrant request still runs, on the lane...
+    let mut req = request("echo", Duration::from_secs(1));
+    req.chain = vec!["t-lane-full".into()];
+    assert_eq!(pool.dispatch(req).await, Ok(Bytes::from_static(b"hi")));
+    // ...but within the admission limit: with the one slot taken, the next is refused now.
+    let mut slow = request("slow", Duration::from_secs(2));
+    slow.chain = vec!["t-lane-full".into()];
+    let busy = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.dispatch(slow).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut next = request("echo", Duration::from_secs(1));
+    next.chain = vec!["t-lane-full".into()];
+    let started = Instant::now();
+    assert_eq!(
+        pool.dispatch(next).await.unwrap_err().code,
+        Code::ResourceExhausted
+    );
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert!(busy.await.unwrap().is_ok());
+    assert_eq!(pool.in_flight(), 0);
 }

@@ -13,10 +13,10 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{messages as nm, ops, templates, NAME as NOTIFICATIONS};
+use super::{messages as nm, ops, templates};
 use crate::events::sink::Sink;
 use crate::events::{kinds, Event};
-use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo};
+use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo};
 use crate::users::{self, messages as um};
 
 /// SMTP settings (`[smtp]`).
@@ -112,31 +112,23 @@ impl Sink for Email {
             let router = router?;
             let timeout = Duration::from_secs(5);
             if !ALWAYS.contains(&event.kind.as_str()) {
-                let prefs = router
-                    .call(
-                        Call::new(NOTIFICATIONS, ops::PREFS_GET)
-                            .payload(&nm::PrefsRequest {
-                                user_id: user_id.clone(),
-                            })
-                            .timeout(timeout),
-                    )
-                    .await?;
-                let prefs = <nm::Preferences as prost::Message>::decode(prefs)?;
+                let call = ops::PREFS_GET
+                    .call(nm::PrefsRequest {
+                        user_id: user_id.clone(),
+                    })
+                    .timeout(timeout);
+                let prefs = router.call(call).await?;
                 if !prefs.email {
                     return Ok(());
                 }
             }
-            let user = router
-                .call(
-                    Call::new(users::NAME, users::GET)
-                        .payload(&um::GetRequest {
-                            id: user_id.clone(),
-                        })
-                        .timeout(timeout),
-                )
-                .await;
-            let user = match user {
-                Ok(bytes) => <um::User as prost::Message>::decode(bytes)?,
+            let call = users::GET
+                .call(um::GetRequest {
+                    id: user_id.clone(),
+                })
+                .timeout(timeout);
+            let user = match router.call(call).await {
+                Ok(user) => user,
                 // The user is gone: nobody to write to.
                 Err(e) if e.code == Code::NotFound => return Ok(()),
                 Err(e) => return Err(e),

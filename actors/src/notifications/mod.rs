@@ -5,7 +5,7 @@
 //! # Ops
 //! | op | kind | request | reply |
 //! |---|---|---|---|
-//! | `consume` | idempotent | the [`Event`] as JSON | [`Consumed`] |
+//! | `consume` | idempotent | [`EventJson`] (the [`Event`] as JSON) | [`Consumed`] |
 //! | `list` | idempotent | [`ListRequest`] | [`NotificationPage`] |
 //! | `read` | idempotent | [`ReadRequest`] | [`Notification`] |
 //! | `prefs_get` | idempotent | [`PrefsRequest`] | [`Preferences`] |
@@ -35,34 +35,45 @@ pub mod store;
 pub mod templates;
 
 use bytes::Bytes;
-use prost::Message;
 
 pub use messages::*;
 
-use crate::events::Event;
-use crate::mesh::{BoxFuture, MeshError, Op, Request, Service};
+use crate::events::{Event, EventJson};
+use crate::mesh::{BoxFuture, MeshError, OpInfo, Request, Service};
 use crate::store::time::now_ms;
 use crate::store::Store;
+use ops::Cmd;
 
 /// Service name.
 pub const NAME: &str = "notifications";
 
-/// Op names.
+/// The ops of `notifications`, declared once.
 pub mod ops {
-    /// Consume one event (JSON).
-    pub const CONSUME: &str = "consume";
-    /// A user's notifications.
-    pub const LIST: &str = "list";
-    /// Mark one read.
-    pub const READ: &str = "read";
-    /// A user's preferences.
-    pub const PREFS_GET: &str = "prefs_get";
-    /// Change a user's preferences.
-    pub const PREFS_PUT: &str = "prefs_put";
-    /// The notification log (admin).
-    pub const LOGS: &str = "logs";
-    /// Latency of a benchmark run.
-    pub const BENCH_STATS: &str = "bench_stats";
+    use super::messages::{
+        BenchStats, BenchStatsRequest, Consumed, ListRequest, LogPage, LogsRequest, Notification,
+        NotificationPage, Preferences, PrefsRequest, PrefsUpdate, ReadRequest,
+    };
+    use crate::events::EventJson;
+
+    crate::ops! {
+        /// An op of `notifications`, decoded at the service's edge.
+        pub enum Cmd for super::NAME {
+            /// Consume one event (the bus's subscriber sink).
+            Consume = CONSUME("consume", idempotent): EventJson => Consumed,
+            /// A user's notifications.
+            List = LIST("list", idempotent): ListRequest => NotificationPage,
+            /// Mark one read.
+            Read = READ("read", idempotent): ReadRequest => Notification,
+            /// A user's preferences.
+            PrefsGet = PREFS_GET("prefs_get", idempotent): PrefsRequest => Preferences,
+            /// Change a user's preferences.
+            PrefsPut = PREFS_PUT("prefs_put", effectful): PrefsUpdate => Preferences,
+            /// The notification log (admin).
+            Logs = LOGS("logs", idempotent): LogsRequest => LogPage,
+            /// Latency of a benchmark run.
+            BenchStats = BENCH_STATS("bench_stats", idempotent): BenchStatsRequest => BenchStats,
+        }
+    }
 }
 
 /// Most rows one page of the log answers.
@@ -153,6 +164,11 @@ impl Notifications {
         Ok(Consumed { fresh })
     }
 
+    /// `consume` as the bus's subscriber sink calls it: the event arrives as JSON.
+    async fn consume_json(&self, e: &EventJson) -> Result<Consumed, MeshError> {
+        self.consume(&e.event()?).await
+    }
+
     async fn list(&self, req: ListRequest) -> Result<NotificationPage, MeshError> {
         need_user(&req.user_id)?;
         let (page, per_page) = page(req.page, req.per_page, MAX_PAGE)?;
@@ -182,6 +198,11 @@ impl Notifications {
         store::mark_read(&self.store, &req.user_id, &req.id, now_ms())
             .await?
             .ok_or_else(|| MeshError::not_found("notification not found"))
+    }
+
+    async fn prefs_get(&self, req: PrefsRequest) -> Result<Preferences, MeshError> {
+        need_user(&req.user_id)?;
+        store::prefs(&self.store, &req.user_id).await
     }
 
     async fn prefs_put(&self, req: PrefsUpdate) -> Result<Preferences, MeshError> {
@@ -314,26 +335,13 @@ pub fn parse_time(s: &str) -> Option<i64> {
     Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms)
 }
 
-fn reply<M: Message>(m: M) -> Bytes {
-    Bytes::from(m.encode_to_vec())
-}
-
 impl Service for Notifications {
     fn name(&self) -> &'static str {
         NAME
     }
 
-    fn ops(&self) -> &'static [Op] {
-        const OPS: &[Op] = &[
-            Op::idempotent(ops::CONSUME),
-            Op::idempotent(ops::LIST),
-            Op::idempotent(ops::READ),
-            Op::idempotent(ops::PREFS_GET),
-            Op::effectful(ops::PREFS_PUT),
-            Op::idempotent(ops::LOGS),
-            Op::idempotent(ops::BENCH_STATS),
-        ];
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        Cmd::OPS
     }
 
     /// Consuming mostly waits on the database: more workers than cores keep it busy.
@@ -343,24 +351,14 @@ impl Service for Notifications {
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
-            let p = req.payload;
-            match req.op.as_str() {
-                ops::CONSUME => {
-                    let event: Event = serde_json::from_slice(&p)
-                        .map_err(|e| MeshError::invalid(format!("malformed event: {e}")))?;
-                    Ok(reply(self.consume(&event).await?))
-                }
-                ops::LIST => Ok(reply(self.list(Message::decode(p)?).await?)),
-                ops::READ => Ok(reply(self.read(Message::decode(p)?).await?)),
-                ops::PREFS_GET => {
-                    let r = PrefsRequest::decode(p)?;
-                    need_user(&r.user_id)?;
-                    Ok(reply(store::prefs(&self.store, &r.user_id).await?))
-                }
-                ops::PREFS_PUT => Ok(reply(self.prefs_put(Message::decode(p)?).await?)),
-                ops::LOGS => Ok(reply(self.logs(Message::decode(p)?).await?)),
-                ops::BENCH_STATS => Ok(reply(self.bench_stats(Message::decode(p)?).await?)),
-                op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
+            match Cmd::parse(&req)? {
+                Cmd::Consume(e) => ops::CONSUME.reply(self.consume_json(&e).await),
+                Cmd::List(r) => ops::LIST.reply(self.list(r).await),
+                Cmd::Read(r) => ops::READ.reply(self.read(r).await),
+                Cmd::PrefsGet(r) => ops::PREFS_GET.reply(self.prefs_get(r).await),
+                Cmd::PrefsPut(r) => ops::PREFS_PUT.reply(self.prefs_put(r).await),
+                Cmd::Logs(r) => ops::LOGS.reply(self.logs(r).await),
+                Cmd::BenchStats(r) => ops::BENCH_STATS.reply(self.bench_stats(r).await),
             }
         })
     }

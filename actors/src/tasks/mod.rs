@@ -50,49 +50,54 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use prost::Message;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef, ActorStatus};
-use troupe_proto::mesh::Caller;
 
 pub use messages::*;
 
 use self::host::{Host, HostMsg};
 use self::runner::Ctx;
 use self::store::{Status, TaskRow, Unfinished};
+use crate::common::{self, validate::Fields, Who};
 use crate::events::{kinds, Publisher};
 use crate::mesh::placement;
-use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo, Op, Request, Service, Target};
+use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, OpInfo, Request, Service, Target};
 use crate::store::time::now_ms;
 use crate::store::Store;
-use crate::users::validate::{self as common, Fields};
+use ops::{Cmd, RunCmd};
 
 /// Service name.
 pub const NAME: &str = "tasks";
 /// Name of the companion service that only runs tasks ([`Runs`]).
 pub const RUNS: &str = "task_runs";
 
-/// Op names.
+/// The ops of `tasks` and of its companion `task_runs`, declared once.
 pub mod ops {
-    /// Create a task for the caller.
-    pub const CREATE: &str = "create";
-    /// Run a task on this node, its home (entity-routed; internal; served by [`super::Runs`]).
-    pub const RUN: &str = "run";
-    /// One task.
-    pub const GET: &str = "get";
-    /// A page of tasks.
-    pub const LIST: &str = "list";
-    /// Cancel a task (entity-routed).
-    pub const CANCEL: &str = "cancel";
-}
+    use super::messages::{CreateTask, ListTasks, Task, TaskPage, TaskRef};
 
-/// Every op of the service.
-pub const OPS: &[Op] = &[
-    Op::effectful(ops::CREATE),
-    Op::idempotent(ops::GET),
-    Op::idempotent(ops::LIST),
-    Op::effectful(ops::CANCEL),
-];
+    crate::ops! {
+        /// An op of `tasks`, decoded at the service's edge.
+        pub enum Cmd for super::NAME {
+            /// Create a task for the caller.
+            Create = CREATE("create", effectful): CreateTask => Task,
+            /// One task.
+            Get = GET("get", idempotent): TaskRef => Task,
+            /// A page of tasks.
+            List = LIST("list", idempotent): ListTasks => TaskPage,
+            /// Cancel a task (entity-routed).
+            Cancel = CANCEL("cancel", effectful): TaskRef => Task,
+        }
+    }
+
+    crate::ops! {
+        /// An op of `task_runs`, decoded at the service's edge.
+        pub enum RunCmd for super::RUNS {
+            /// Run a task on this node, its home (entity-routed; internal; served by
+            /// [`super::Runs`]).
+            Run = RUN("run", idempotent): TaskRef => Task,
+        }
+    }
+}
 
 /// Names of the metrics this service records.
 pub mod metrics {
@@ -132,36 +137,6 @@ impl Default for Settings {
             scan_interval: Duration::from_secs(2),
             max_activations: 5,
         }
-    }
-}
-
-/// Who makes a request, as far as task and todo visibility goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Who {
-    /// User id.
-    pub user_id: String,
-    /// Whether the caller has role `admin`.
-    pub admin: bool,
-}
-
-impl Who {
-    /// The caller of a request; `unauthenticated` without one.
-    pub fn of(caller: Option<&Caller>) -> Result<Who, MeshError> {
-        match caller {
-            Some(c) if !c.user_id.is_empty() => Ok(Who {
-                user_id: c.user_id.clone(),
-                admin: c.roles.iter().any(|r| r == "admin"),
-            }),
-            _ => Err(MeshError::new(
-                Code::Unauthenticated,
-                "a signed-in caller is required",
-            )),
-        }
-    }
-
-    /// Whether this caller may see what `owner_id` owns.
-    pub fn may_see(&self, owner_id: &str) -> bool {
-        self.admin || self.user_id == owner_id
     }
 }
 
@@ -278,19 +253,15 @@ impl Tasks {
             _ => return Ok(self.run_here(id, req.deadline).await?.to_task(Vec::new())),
         };
         let remaining = req.deadline.saturating_duration_since(Instant::now());
-        let bytes = router
-            .call(
-                Call::new(RUNS, ops::RUN)
-                    .to(Target::Entity(id.to_string()))
-                    .payload(&TaskRef {
-                        id: id.to_string(),
-                        history: false,
-                    })
-                    .request_id(req.request_id.clone())
-                    .timeout(remaining),
-            )
-            .await?;
-        Ok(Task::decode(bytes)?)
+        let call = ops::RUN
+            .call(TaskRef {
+                id: id.to_string(),
+                history: false,
+            })
+            .to(Target::Entity(id.to_string()))
+            .request_id(req.request_id.clone())
+            .timeout(remaining);
+        router.call(call).await
     }
 
     /// `run`: runs the task on this node.
@@ -329,7 +300,7 @@ impl Tasks {
     }
 
     async fn visible(&self, who: &Who, id: &str) -> Result<TaskRow, MeshError> {
-        common::id("id", id)?;
+        common::validate::id("id", id)?;
         match store::get(&self.ctx.store, id).await? {
             Some(row) if who.may_see(&row.owner_id) => Ok(row),
             _ => Err(MeshError::not_found("task not found")),
@@ -359,7 +330,7 @@ impl Tasks {
                 ))
             }
         };
-        let (page, per_page) = common::page(l.page, l.per_page)?;
+        let (page, per_page) = common::validate::page(l.page, l.per_page)?;
         let limit = i64::from(per_page);
         let offset = (i64::from(page) - 1) * limit;
         let (rows, total) = store::list(&self.ctx.store, owner, status, limit, offset).await?;
@@ -519,17 +490,13 @@ async fn watch(me: Weak<Tasks>) {
     }
 }
 
-fn reply<M: Message>(result: Result<M, MeshError>) -> Result<Bytes, MeshError> {
-    result.map(|m| m.encode_to_vec().into())
-}
-
 impl Service for Tasks {
     fn name(&self) -> &'static str {
         NAME
     }
 
-    fn ops(&self) -> &'static [Op] {
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        Cmd::OPS
     }
 
     /// Ops mostly wait (on the store, the task actors, the task's home node): more workers.
@@ -539,20 +506,13 @@ impl Service for Tasks {
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
-            let payload = req.payload.clone();
-            match req.op.as_str() {
-                op @ (ops::CREATE | ops::GET | ops::LIST | ops::CANCEL) => {
-                    let who = Who::of(req.caller.as_ref())?;
-                    match op {
-                        ops::CREATE => {
-                            reply(self.create(&who, &req, CreateTask::decode(payload)?).await)
-                        }
-                        ops::GET => reply(self.get(&who, &TaskRef::decode(payload)?).await),
-                        ops::LIST => reply(self.list(&who, &ListTasks::decode(payload)?).await),
-                        _ => reply(self.cancel(&who, &TaskRef::decode(payload)?).await),
-                    }
-                }
-                op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
+            let cmd = Cmd::parse(&req)?;
+            let who = Who::of(req.caller.as_ref())?;
+            match cmd {
+                Cmd::Create(c) => ops::CREATE.reply(self.create(&who, &req, c).await),
+                Cmd::Get(r) => ops::GET.reply(self.get(&who, &r).await),
+                Cmd::List(l) => ops::LIST.reply(self.list(&who, &l).await),
+                Cmd::Cancel(r) => ops::CANCEL.reply(self.cancel(&who, &r).await),
             }
         })
     }
@@ -568,6 +528,13 @@ impl Runs {
     pub fn new(tasks: Arc<Tasks>) -> Arc<Self> {
         Arc::new(Self(tasks))
     }
+
+    /// `run`: runs the task on this node and answers it as it is once its actor runs.
+    async fn run(&self, r: TaskRef, req: &Request) -> Result<Task, MeshError> {
+        common::validate::id("id", &r.id)?;
+        let row = self.0.run_here(&r.id, req.deadline).await?;
+        Ok(row.to_task(Vec::new()))
+    }
 }
 
 impl Service for Runs {
@@ -575,9 +542,8 @@ impl Service for Runs {
         RUNS
     }
 
-    fn ops(&self) -> &'static [Op] {
-        const OPS: &[Op] = &[Op::idempotent(ops::RUN)];
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        RunCmd::OPS
     }
 
     fn workers(&self, default: usize) -> usize {
@@ -586,17 +552,9 @@ impl Service for Runs {
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
-            if req.op != ops::RUN {
-                return Err(MeshError::not_found(format!("{RUNS} has no op {}", req.op)));
+            match RunCmd::parse(&req)? {
+                RunCmd::Run(r) => ops::RUN.reply(self.run(r, &req).await),
             }
-            let r = TaskRef::decode(req.payload)?;
-            common::id("id", &r.id)?;
-            reply(
-                self.0
-                    .run_here(&r.id, req.deadline)
-                    .await
-                    .map(|row| row.to_task(Vec::new())),
-            )
         })
     }
 }

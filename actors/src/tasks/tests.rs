@@ -46,14 +46,9 @@ fn user() -> String {
 }
 
 fn request() -> Request {
-    Request {
-        op: ops::CREATE.to_string(),
-        payload: Bytes::new(),
-        caller: None,
-        request_id: "test".to_string(),
-        deadline: Instant::now() + Duration::from_secs(10),
-        entity: String::new(),
-    }
+    let mut req = Request::new(ops::CREATE.name, Bytes::new(), Duration::from_secs(10));
+    req.request_id = "test".to_string();
+    req
 }
 
 fn spec(steps: i64, delay_ms: i64) -> CreateTask {
@@ -558,8 +553,8 @@ fn orphans_are_the_unrun_tasks_homed_here() {
 
 #[test]
 fn every_op_is_listed_once() {
-    let mut names: Vec<&str> = OPS.iter().map(|o| o.name).collect();
+    let mut names: Vec<&str> = Cmd::OPS.iter().map(|o| o.name).collect();
     names.sort_unstable();
     names.dedup();
-    assert_eq!(names.len(), OPS.len());
+    assert_eq!(names.len(), Cmd::OPS.len());
 }

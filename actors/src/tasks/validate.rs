@@ -1,5 +1,5 @@
 //! Field checks of the `tasks` service. Bad fields are collected in a
-//! [`Fields`](crate::users::validate::Fields) so one answer lists them all.
+//! [`Fields`](crate::common::validate::Fields) so one answer lists them all.
 
 /// Longest task name, in characters.
 pub const NAME_MAX: usize = 200;

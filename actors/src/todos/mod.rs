@@ -26,43 +26,40 @@ pub mod store;
 pub mod validate;
 
 use bytes::Bytes;
-use prost::Message;
 
 pub use messages::*;
 
 use self::store::TodoRow;
+use crate::common::{self, validate::Fields, Who};
 use crate::events::{kinds, NewEvent, Publisher};
-use crate::mesh::{BoxFuture, Code, MeshError, Op, Request, Service};
+use crate::mesh::{BoxFuture, Code, MeshError, OpInfo, Request, Service};
 use crate::store::time::now_ms;
 use crate::store::Store;
-use crate::tasks::Who;
-use crate::users::validate::{self as common, Fields};
+use ops::Cmd;
 
 /// Service name.
 pub const NAME: &str = "todos";
 
-/// Op names.
+/// The ops of `todos`, declared once.
 pub mod ops {
-    /// Create a todo for the caller.
-    pub const CREATE: &str = "create";
-    /// One todo.
-    pub const GET: &str = "get";
-    /// A page of todos.
-    pub const LIST: &str = "list";
-    /// Change a todo.
-    pub const UPDATE: &str = "update";
-    /// Delete a todo.
-    pub const DELETE: &str = "delete";
-}
+    use super::messages::{CreateTodo, ListTodos, Todo, TodoPage, TodoRef, UpdateTodo};
 
-/// Every op of the service.
-pub const OPS: &[Op] = &[
-    Op::effectful(ops::CREATE),
-    Op::idempotent(ops::GET),
-    Op::idempotent(ops::LIST),
-    Op::effectful(ops::UPDATE),
-    Op::effectful(ops::DELETE),
-];
+    crate::ops! {
+        /// An op of `todos`, decoded at the service's edge.
+        pub enum Cmd for super::NAME {
+            /// Create a todo for the caller.
+            Create = CREATE("create", effectful): CreateTodo => Todo,
+            /// One todo.
+            Get = GET("get", idempotent): TodoRef => Todo,
+            /// A page of todos.
+            List = LIST("list", idempotent): ListTodos => TodoPage,
+            /// Change a todo.
+            Update = UPDATE("update", effectful): UpdateTodo => Todo,
+            /// Delete a todo; answers it as it was.
+            Delete = DELETE("delete", effectful): TodoRef => Todo,
+        }
+    }
+}
 
 /// Read-modify-write attempts of a change that keeps losing races.
 const ATTEMPTS: usize = 3;
@@ -108,7 +105,7 @@ impl Todos {
     }
 
     async fn visible(&self, who: &Who, id: &str) -> Result<TodoRow, MeshError> {
-        common::id("id", id)?;
+        common::validate::id("id", id)?;
         match store::get(&self.store, id).await? {
             Some(row) if who.may_see(&row.owner_id) => Ok(row),
             _ => Err(MeshError::not_found("todo not found")),
@@ -155,7 +152,7 @@ impl Todos {
                 ))
             }
         };
-        let (page, per_page) = common::page(l.page, l.per_page)?;
+        let (page, per_page) = common::validate::page(l.page, l.per_page)?;
         let limit = i64::from(per_page);
         let offset = (i64::from(page) - 1) * limit;
         let (rows, total) = store::list(&self.store, owner, status, limit, offset).await?;
@@ -169,7 +166,7 @@ impl Todos {
 
     /// `update`: changes the given fields; nothing given changes nothing.
     pub async fn update(&self, who: &Who, u: UpdateTodo) -> Result<Todo, MeshError> {
-        common::id("id", &u.id)?;
+        common::validate::id("id", &u.id)?;
         let mut fields = Fields::new();
         if let Some(t) = &u.title {
             fields.check("title", validate::title(t));
@@ -257,30 +254,24 @@ impl Todos {
     }
 }
 
-fn reply<M: Message>(result: Result<M, MeshError>) -> Result<Bytes, MeshError> {
-    result.map(|m| m.encode_to_vec().into())
-}
-
 impl Service for Todos {
     fn name(&self) -> &'static str {
         NAME
     }
 
-    fn ops(&self) -> &'static [Op] {
-        OPS
+    fn ops(&self) -> &'static [OpInfo] {
+        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
             let who = Who::of(req.caller.as_ref())?;
-            let payload = req.payload;
-            match req.op.as_str() {
-                ops::CREATE => reply(self.create(&who, Message::decode(payload)?).await),
-                ops::GET => reply(self.get(&who, &Message::decode(payload)?).await),
-                ops::LIST => reply(self.list(&who, &Message::decode(payload)?).await),
-                ops::UPDATE => reply(self.update(&who, Message::decode(payload)?).await),
-                ops::DELETE => reply(self.delete(&who, &Message::decode(payload)?).await),
-                op => Err(MeshError::not_found(format!("{NAME} has no op {op}"))),
+            match Cmd::parse(&req)? {
+                Cmd::Create(c) => ops::CREATE.reply(self.create(&who, c).await),
+                Cmd::Get(r) => ops::GET.reply(self.get(&who, &r).await),
+                Cmd::List(l) => ops::LIST.reply(self.list(&who, &l).await),
+                Cmd::Update(u) => ops::UPDATE.reply(self.update(&who, u).await),
+                Cmd::Delete(r) => ops::DELETE.reply(self.delete(&who, &r).await),
             }
         })
     }

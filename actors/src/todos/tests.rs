@@ -2,12 +2,12 @@
 //! ownership, validation, optimistic concurrency and the events each change publishes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use troupe_proto::mesh::Caller;
 
 use super::*;
 use crate::events::Recorder;
+use crate::mesh::service::call_op;
 use crate::store::tests::{on_each_backend, sqlite};
 
 fn todos(store: Store) -> (Todos, Arc<Recorder>) {
@@ -244,21 +244,17 @@ async fn bad_fields_are_all_reported_and_change_nothing() {
 async fn ops_need_a_caller() {
     let (store, _dir) = sqlite().await;
     let (svc, _) = todos(store);
-    let req = |caller: Option<Caller>| Request {
-        op: ops::CREATE.to_string(),
-        payload: new_todo("x").encode_to_vec().into(),
-        caller,
-        request_id: "t".into(),
-        deadline: Instant::now() + Duration::from_secs(5),
-        entity: String::new(),
-    };
-    let e = svc.handle(req(None)).await.unwrap_err();
+    let e = call_op(&svc, &ops::CREATE, new_todo("x"), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, Code::Unauthenticated);
     let caller = Caller {
         user_id: "u1".into(),
         roles: vec!["user".into()],
         session_id: "s".into(),
     };
-    let bytes = svc.handle(req(Some(caller))).await.unwrap();
-    assert_eq!(Todo::decode(bytes).unwrap().owner_id, "u1");
+    let todo = call_op(&svc, &ops::CREATE, new_todo("x"), Some(caller))
+        .await
+        .unwrap();
+    assert_eq!(todo.owner_id, "u1");
 }

@@ -1,5 +1,5 @@
 //! Field checks of the `todos` service. Bad fields are collected in a
-//! [`Fields`](crate::users::validate::Fields) so one answer lists them all.
+//! [`Fields`](crate::common::validate::Fields) so one answer lists them all.
 
 /// Longest title, in characters.
 pub const TITLE_MAX: usize = 200;

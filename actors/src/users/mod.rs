@@ -220,7 +220,11 @@ impl Users {
         let Some(router) = self.info.as_ref().and_then(|i| i.router().ok()) else {
             return;
         };
-        for member in router.members().iter().filter(|m| m.as_str() != router.node()) {
+        for member in router
+            .members()
+            .iter()
+            .filter(|m| m.as_str() != router.node())
+        {
             let call = EVICT
                 .call(GetRequest { id: id.to_string() })
                 .to(Target::Node(member.clone()))

@@ -4,7 +4,6 @@
 use tonic::{Request, Response, Status};
 use troupe_actors::auth::{self, messages as am};
 use troupe_actors::mesh::Code;
-use troupe_actors::users::messages as um;
 use troupe_proto::auth as pb;
 use troupe_proto::auth::user_validation_server::UserValidation;
 
@@ -45,8 +44,7 @@ impl UserValidation for Validation {
                 user_agent: String::new(),
                 device: "grpc".into(),
             });
-        let bytes = self.state.mesh.router().call(call).await;
-        let user = match bytes.and_then(|b| Ok(<um::User as prost::Message>::decode(b)?)) {
+        let user = match self.state.mesh.router().call(call).await {
             Ok(u) => u,
             Err(e) if e.code == Code::Unauthenticated => {
                 return Ok(Response::new(pb::ValidateUserResponse::default()))

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use troupe_actors::auth::{self, messages as am};
-use troupe_actors::mesh::{Call, Code, MeshError};
+use troupe_actors::mesh::{Code, MeshError};
 use troupe_actors::users::{self, messages as um};
 use utoipa::ToSchema;
 

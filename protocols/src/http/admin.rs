@@ -6,8 +6,8 @@ use axum::extract::{Query, State};
 use axum::Json;
 use rand::seq::IndexedRandom;
 use serde::{Deserialize, Serialize};
-use troupe_actors::mesh::{Call, MeshError, Target};
-use troupe_actors::system::{actors, kill, SYSTEM};
+use troupe_actors::mesh::{MeshError, Target};
+use troupe_actors::system;
 use troupe_proto::mesh::{ActorList, KillReply, KillRequest};
 use utoipa::ToSchema;
 
@@ -102,7 +102,7 @@ pub async fn actors(
     }
     let asks = nodes.into_iter().map(|n| {
         let state = state.clone();
-        let call = actors::OP.call(())
+        let call = system::ACTORS.call(())
             .to(Target::Node(n))
             .request_id(rid.clone());
         async move { ask::<ActorList>(&state, call).await }
@@ -191,9 +191,9 @@ pub async fn kill(
             .map_err(|e| MeshError::invalid(format!("malformed json body: {e}")))?
     };
     let count = body.count.unwrap_or(1);
-    if count == 0 || count > kill::MAX_COUNT {
+    if count == 0 || count > system::kill::MAX_COUNT {
         return Err(
-            MeshError::invalid(format!("count must be between 1 and {}", kill::MAX_COUNT)).into(),
+            MeshError::invalid(format!("count must be between 1 and {}", system::kill::MAX_COUNT)).into(),
         );
     }
     if let Some(s) = &body.service {
@@ -218,7 +218,7 @@ pub async fn kill(
     let service = body.service.unwrap_or_default();
     let asks = per_node.into_iter().map(|(n, c)| {
         let state = state.clone();
-        let call = kill::OP.call(KillRequest {
+        let call = system::KILL.call(KillRequest {
                 service: service.clone(),
                 count: c,
             })

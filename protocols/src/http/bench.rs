@@ -15,7 +15,8 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use troupe_actors::mesh::{Call, MeshError, Router, Target};
-use troupe_actors::system::{ping, PING};
+use troupe_actors::mesh::heartbeat::PING;
+use troupe_proto::mesh::PingReply;
 use utoipa::ToSchema;
 
 use super::auth::Admin;
@@ -84,8 +85,8 @@ pub struct MeshBenchLatency {
     pub max_us: u32,
 }
 
-fn ping_call(node: &str) -> Call {
-    ping::OP.call(())
+fn ping_call(node: &str) -> Call<PingReply> {
+    PING.call(())
         .to(Target::Node(node.to_string()))
         .timeout(Duration::from_secs(5))
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use troupe_actors::chat::{self, messages as cm};
 use troupe_actors::hub::{self, frames};
-use troupe_actors::mesh::{Call, Code, MeshError};
+use troupe_actors::mesh::{Call, Code, MeshError, Op};
 use troupe_actors::store::time::rfc3339_millis;
 use utoipa::ToSchema;
 
@@ -20,10 +20,13 @@ use super::openapi::ErrorBody;
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
-fn call(op: &'static str, caller: &Caller, rid: String) -> Call {
-    op.call(())
-        .caller(caller.to_proto())
-        .request_id(rid)
+/// A call of `op` with `req` for `caller`.
+fn call<Req, Rep>(op: &Op<Req, Rep>, req: Req, caller: &Caller, rid: String) -> Call<Rep>
+where
+    Req: prost::Message + Default,
+    Rep: prost::Message,
+{
+    op.call(req).caller(caller.to_proto()).request_id(rid)
 }
 
 /// A chat request as the API shows it.
@@ -116,7 +119,7 @@ pub async fn incoming(
     Rid(rid): Rid,
     caller: Caller,
 ) -> Result<Json<List<ChatRequestView>>, ApiError> {
-    let list: cm::ChatRequestList = ask(&state, call(chat::INCOMING, &caller, rid)).await?;
+    let list: cm::ChatRequestList = ask(&state, call(&chat::INCOMING, (), &caller, rid)).await?;
     let items: Vec<ChatRequestView> = list.items.into_iter().map(ChatRequestView::from).collect();
     Ok(Json(items.into()))
 }
@@ -155,10 +158,10 @@ pub async fn send_request(
 ) -> Result<(StatusCode, Json<ChatRequestView>), ApiError> {
     let r: cm::ChatRequest = ask(
         &state,
-        call(chat::SEND_REQUEST, &caller, rid).payload(&cm::SendRequest {
+        call(&chat::SEND_REQUEST, cm::SendRequest {
             to_user_id: b.to_user_id,
             username: b.username,
-        }),
+        }, &caller, rid),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(r.into())))
@@ -185,7 +188,7 @@ pub async fn accept(
 ) -> Result<Json<ChatRequestView>, ApiError> {
     let r: cm::ChatRequest = ask(
         &state,
-        call(chat::ACCEPT, &caller, rid).payload(&cm::AcceptRequest { id }),
+        call(&chat::ACCEPT, cm::AcceptRequest { id }, &caller, rid),
     )
     .await?;
     Ok(Json(r.into()))
@@ -237,11 +240,11 @@ pub async fn send_message(
 ) -> Result<(StatusCode, Json<ChatMessageView>), Response> {
     let sent: Result<cm::ChatMessage, ApiError> = ask(
         &state,
-        call(chat::SEND_MESSAGE, &caller, rid).payload(&cm::SendMessage {
+        call(&chat::SEND_MESSAGE, cm::SendMessage {
             recipient_id: b.recipient_id,
             ciphertext: b.ciphertext,
             nonce: b.nonce.unwrap_or_default(),
-        }),
+        }, &caller, rid),
     )
     .await;
     match sent {
@@ -276,11 +279,11 @@ pub async fn list(
     let (page, per_page) = paging.resolve();
     let p: cm::MessagePage = ask(
         &state,
-        call(chat::LIST_MESSAGES, &caller, rid).payload(&cm::ListMessages {
+        call(&chat::LIST_MESSAGES, cm::ListMessages {
             with: String::new(),
             page,
             per_page,
-        }),
+        }, &caller, rid),
     )
     .await?;
     Ok(Json(p.into()))
@@ -312,11 +315,11 @@ pub async fn conversation(
     let (page, per_page) = paging.resolve();
     let p: cm::MessagePage = ask(
         &state,
-        call(chat::CONVERSATION, &caller, rid).payload(&cm::ListMessages {
+        call(&chat::CONVERSATION, cm::ListMessages {
             with: contact_id,
             page,
             per_page,
-        }),
+        }, &caller, rid),
     )
     .await?;
     Ok(Json(p.into()))

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use troupe_actors::auth::{self, messages as am};
-use troupe_actors::mesh::{Call, MeshError};
+use troupe_actors::mesh::MeshError;
 use troupe_actors::users::{self, messages as um};
 use utoipa::ToSchema;
 

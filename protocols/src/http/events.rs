@@ -12,7 +12,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use troupe_actors::events::admin::{self as ev, ops};
-use troupe_actors::mesh::{Call, Code, MeshError, Target};
+use troupe_actors::mesh::{Code, MeshError, Op, Target};
 use troupe_actors::notifications::{self as n, messages as nm};
 use utoipa::ToSchema;
 
@@ -115,7 +115,7 @@ pub async fn list(
 async fn on_holder(
     state: &AppState,
     rid: &str,
-    op: &'static str,
+    op: &Op<ev::DeadLetterId, ev::DeadLetter>,
     id: String,
 ) -> Result<ev::DeadLetter, ApiError> {
     if id.is_empty() || id.len() > 200 {
@@ -157,7 +157,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<DeadLetterView>, ApiError> {
     Ok(Json(
-        on_holder(&state, &rid, ops::DEAD_GET, id).await?.into(),
+        on_holder(&state, &rid, &ops::DEAD_GET, id).await?.into(),
     ))
 }
 
@@ -180,7 +180,7 @@ pub async fn replay(
     Rid(rid): Rid,
     Path(id): Path<String>,
 ) -> Result<Json<ReplayedDeadLetter>, ApiError> {
-    let d = on_holder(&state, &rid, ops::DEAD_REPLAY, id).await?;
+    let d = on_holder(&state, &rid, &ops::DEAD_REPLAY, id).await?;
     Ok(Json(ReplayedDeadLetter {
         replayed: true,
         dead_letter: d.into(),
@@ -205,7 +205,7 @@ pub async fn drop(
     Rid(rid): Rid,
     Path(id): Path<String>,
 ) -> Result<Json<DeletedDeadLetter>, ApiError> {
-    let d = on_holder(&state, &rid, ops::DEAD_DROP, id).await?;
+    let d = on_holder(&state, &rid, &ops::DEAD_DROP, id).await?;
     Ok(Json(DeletedDeadLetter {
         deleted: true,
         dead_letter: d.into(),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use troupe_actors::mesh::{Call, MemberState, Target};
 use troupe_actors::sessions::{self, messages::HostCounts};
-use troupe_actors::system::{health, SYSTEM};
+use troupe_actors::system;
 use troupe_proto::mesh::{NodeHealth, ServiceHealth};
 use utoipa::ToSchema;
 
@@ -98,7 +98,7 @@ impl From<ServiceHealth> for ServiceHealthView {
     )
 )]
 pub async fn node(State(state): State<AppState>) -> (StatusCode, Json<NodeHealthView>) {
-    let h = health::report(state.mesh.info());
+    let h = system::health::report(state.mesh.info());
     let code = if h.status == "down" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -138,14 +138,8 @@ pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCod
         .map(|m| {
             let state = state.clone();
             let name = m.name.clone();
-            let call = |service, op| {
-                op.call(())
-                    .to(Target::Node(name.clone()))
-                    .request_id(rid.clone())
-                    .timeout(Duration::from_secs(1))
-            };
-            let health = call(SYSTEM, health::OP);
-            let sessions = call(sessions::NAME, sessions::ops::STATS);
+            let health = on_node(system::HEALTH.call(()), &name, &rid);
+            let sessions = on_node(sessions::ops::STATS.call(()), &name, &rid);
             async move {
                 let (health, sessions) = tokio::join!(
                     ask::<NodeHealth>(&state, health),
@@ -230,4 +224,12 @@ where
         }
     }
     out
+}
+
+/// `call` sent to node `name`, with a short deadline: one node's answer must not hold up
+/// the cluster view.
+fn on_node<R>(call: Call<R>, name: &str, rid: &str) -> Call<R> {
+    call.to(Target::Node(name.to_string()))
+        .request_id(rid)
+        .timeout(Duration::from_secs(1))
 }

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use troupe_actors::images::{self, messages as im};
-use troupe_actors::mesh::{Call, MeshError};
+use troupe_actors::mesh::MeshError;
 
 use super::openapi::ErrorBody;
 use super::request_id::Rid;

@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use troupe_actors::mesh::{Call, MeshError};
+use troupe_actors::mesh::MeshError;
 use troupe_actors::notifications::{self as n, messages as nm, ops};
 use utoipa::ToSchema;
 

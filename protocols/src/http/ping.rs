@@ -4,8 +4,8 @@
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use troupe_actors::mesh::{Call, MeshError, Target};
-use troupe_actors::system::{ping, PING};
+use troupe_actors::mesh::{MeshError, Target};
+use troupe_actors::mesh::heartbeat::PING;
 use troupe_proto::mesh::PingReply;
 use utoipa::ToSchema;
 
@@ -60,7 +60,7 @@ pub async fn ping(
         }
     };
     let reply: PingReply =
-        ask(&state, ping::OP.call(()).to(target).request_id(rid)).await?;
+        ask(&state, PING.call(()).to(target).request_id(rid)).await?;
     Ok(Json(Pong {
         node: reply.node,
         incarnation: reply.incarnation,

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use troupe_actors::mesh::{Call, MeshError, Target};
+use troupe_actors::mesh::{MeshError, Target};
 use troupe_actors::sessions::{self, messages as sm, ops};
 use utoipa::ToSchema;
 

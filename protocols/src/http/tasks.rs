@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use troupe_actors::mesh::{Call, Target};
-use troupe_actors::tasks::{self, messages as tm, ops};
+use troupe_actors::mesh::Target;
+use troupe_actors::tasks::{messages as tm, ops};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
@@ -298,7 +298,7 @@ pub async fn cancel(
 ) -> Result<Json<TaskView>, ApiError> {
     let t: tm::Task = ask(
         &state,
-        ops::CANCEL.call(tm::TaskRef { id, history: false })
+        ops::CANCEL.call(tm::TaskRef { id: id.clone(), history: false })
             .request_id(rid)
             .caller(caller.to_proto())
             .to(Target::Entity(id.clone())),

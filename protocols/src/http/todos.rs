@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
-use troupe_actors::mesh::Call;
-use troupe_actors::todos::{self, messages as dm, ops};
+use troupe_actors::mesh::Op;
+use troupe_actors::todos::{messages as dm, ops};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
@@ -103,18 +103,16 @@ pub struct UpdateTodoBody {
     version: Option<u64>,
 }
 
-async fn one(
+async fn one<Req: prost::Message + Default>(
     state: &AppState,
     rid: String,
     caller: &Caller,
-    op: &'static str,
-    msg: &impl prost::Message,
+    op: &Op<Req, dm::Todo>,
+    msg: Req,
 ) -> Result<Json<TodoView>, ApiError> {
-    let t: dm::Todo = ask(
+    let t = ask(
         state,
-        op.call(msg.clone())
-            .request_id(rid)
-            .caller(caller.to_proto()),
+        op.call(msg).request_id(rid).caller(caller.to_proto()),
     )
     .await?;
     Ok(Json(t.into()))
@@ -183,7 +181,7 @@ pub async fn create(
         status: o.string("status"),
     };
     o.finish()?;
-    let todo = one(&state, rid, &caller, ops::CREATE, &c).await?;
+    let todo = one(&state, rid, &caller, &ops::CREATE, c).await?;
     Ok((StatusCode::CREATED, todo))
 }
 
@@ -205,7 +203,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TodoView>, ApiError> {
-    one(&state, rid, &caller, ops::GET, &dm::TodoRef { id }).await
+    one(&state, rid, &caller, &ops::GET, dm::TodoRef { id }).await
 }
 
 /// `PUT /todos/:id`: `{"title"?, "description"?, "status"?, "version"?}`; the fields given
@@ -241,7 +239,7 @@ pub async fn update(
             .map(|v| u64::try_from(v).unwrap_or(u64::MAX)),
     };
     o.finish()?;
-    one(&state, rid, &caller, ops::UPDATE, &u).await
+    one(&state, rid, &caller, &ops::UPDATE, u).await
 }
 
 /// `DELETE /todos/:id`: 200 with the todo as it was.
@@ -262,5 +260,5 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TodoView>, ApiError> {
-    one(&state, rid, &caller, ops::DELETE, &dm::TodoRef { id }).await
+    one(&state, rid, &caller, &ops::DELETE, dm::TodoRef { id }).await
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use troupe_actors::auth;
-use troupe_actors::mesh::{Call, MeshError};
+use troupe_actors::mesh::MeshError;
 use troupe_actors::users::{self, messages as um};
 use utoipa::ToSchema;
 

@@ -8,7 +8,6 @@ use axum::http::header::{CONTENT_TYPE, HOST};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use troupe_actors::mesh::Call;
 use troupe_actors::users::{self, messages as um, validate};
 
 use super::envelope::{self, Limits, Operation};

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use troupe_actors::auth::token;
 use troupe_actors::chat::{self, messages as cm};
 use troupe_actors::hub::{self, frames, Connection, Outlet};
-use troupe_actors::mesh::{Call, MeshError};
+use troupe_actors::mesh::MeshError;
 
 use super::close;
 use crate::http::auth::Caller;
