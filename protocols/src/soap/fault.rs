@@ -8,8 +8,9 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use troupe_actors::mesh::{Code, MeshError};
+use xml::writer::XmlEvent;
 
-use super::response::{envelope, escape, CONTENT_TYPE_XML};
+use super::response::{envelope, CONTENT_TYPE_XML};
 use super::NS;
 use crate::http::ApiError;
 
@@ -84,28 +85,25 @@ impl Fault {
         self
     }
 
-    /// The fault envelope.
+    /// The fault envelope: `faultcode`, `faultstring` and a `detail` holding `tns:Error`
+    /// (`code`, `message`, `requestId`, and `details` when there are some) in [`NS`].
     pub fn to_xml(&self) -> String {
-        let mut detail = format!(
-            "<tns:Error xmlns:tns=\"{NS}\"><tns:code>{}</tns:code><tns:message>{}</tns:message>\
-             <tns:requestId>{}</tns:requestId>",
-            self.error.code.as_str(),
-            escape(&self.error.message),
-            escape(&self.request_id),
-        );
-        if !self.error.details.is_empty() {
-            detail.push_str(&format!(
-                "<tns:details>{}</tns:details>",
-                escape(&self.error.details)
-            ));
-        }
-        detail.push_str("</tns:Error>");
-        envelope(&format!(
-            "<soap:Fault><faultcode>{}</faultcode><faultstring>{}</faultstring>\
-             <detail>{detail}</detail></soap:Fault>",
-            self.code.as_str(),
-            escape(&self.error.message),
-        ))
+        envelope(|xml| {
+            xml.start(XmlEvent::start_element("soap:Fault"));
+            xml.text_element("faultcode", self.code.as_str());
+            xml.text_element("faultstring", &self.error.message);
+            xml.start(XmlEvent::start_element("detail"));
+            xml.start(XmlEvent::start_element("tns:Error").ns("tns", NS));
+            xml.text_element("tns:code", self.error.code.as_str());
+            xml.text_element("tns:message", &self.error.message);
+            xml.text_element("tns:requestId", &self.request_id);
+            if !self.error.details.is_empty() {
+                xml.text_element("tns:details", &self.error.details);
+            }
+            xml.end();
+            xml.end();
+            xml.end();
+        })
     }
 }
 
@@ -185,10 +183,46 @@ mod tests {
             xml.contains("<tns:requestId>rid-1</tns:requestId>"),
             "{xml}"
         );
-        assert!(
-            xml.contains("bad &lt;name&gt; &amp; &quot;more&quot;"),
-            "{xml}"
-        );
+        assert!(xml.contains("bad &lt;name&gt; &amp; \"more\""), "{xml}");
         assert!(!xml.contains("<name>"));
+    }
+
+    #[test]
+    fn a_fault_keeps_its_shape() {
+        assert_eq!(
+            Fault::from(MeshError::invalid("bad")).request_id("rid-1").to_xml(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+             <soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>\
+             <soap:Fault><faultcode>soap:Client</faultcode><faultstring>bad</faultstring>\
+             <detail><tns:Error xmlns:tns=\"urn:troupe:users:v1\"><tns:code>invalid_argument</tns:code>\
+             <tns:message>bad</tns:message><tns:requestId>rid-1</tns:requestId></tns:Error>\
+             </detail></soap:Fault></soap:Body></soap:Envelope>"
+        );
+    }
+
+    #[test]
+    fn a_fault_round_trips_markup_quotes_and_non_ascii_text() {
+        let message = "user <\"Zoë\"> & 'Ågot' ]]> 既に存在します";
+        let error = MeshError::new(Code::AlreadyExists, message)
+            .with_details(serde_json::json!({ "field": "<username>", "value": "é&" }));
+        let details = error.details.clone();
+        let xml = Fault::from(error).request_id("r&<1>").to_xml();
+        let env = |f: &str| format!("{{{}}}{f}", crate::soap::ENV_NS);
+        let tns = |f: &str| format!("{{{NS}}}{f}");
+        let plain = |f: &str| format!("{{}}{f}");
+        assert_eq!(
+            crate::soap::response::tests::texts(&xml),
+            [
+                (plain("faultcode"), "soap:Client".to_string()),
+                (plain("faultstring"), message.to_string()),
+                (tns("code"), "already_exists".to_string()),
+                (tns("message"), message.to_string()),
+                (tns("requestId"), "r&<1>".to_string()),
+                (tns("details"), details),
+                (tns("Error"), String::new()),
+                (plain("detail"), String::new()),
+                (env("Fault"), String::new()),
+            ]
+        );
     }
 }

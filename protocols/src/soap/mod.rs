@@ -8,7 +8,7 @@
 //! # Layout
 //! - [`envelope`]: request parsing and its limits.
 //! - [`fault`]: mesh error -> SOAP Fault (and Faults for errors raised outside handlers).
-//! - [`response`]: response envelopes and XML escaping.
+//! - [`response`]: writing response envelopes (xml-rs's writer).
 //! - [`wsdl`]: the WSDL 1.1 contract.
 //! - [`handlers`]: the routes.
 
