@@ -271,7 +271,7 @@ pub async fn serve(
     shutdown.await;
     tracing::info!("leaving the cluster");
     mesh.leave(config.cluster.gossip_interval * 4).await;
-    hub.close_all(1001, "node shutting down");
+    hub.close_all(troupe_actors::hub::CloseReason::ShuttingDown);
     let _ = stop_tx.send(true);
     let drain = async {
         let _ = http.await;

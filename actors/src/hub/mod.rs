@@ -36,8 +36,9 @@
 //! (union), so the worst case is a user noted online a moment too long: a redundant
 //! `offline` announcement if that node dies.
 //!
-//! A connection whose session is revoked is closed (policy violation) by a sweep of the
-//! node's revocation set every [`SWEEP`].
+//! A connection whose session is revoked is closed ([`CloseReason::SessionRevoked`]) by a
+//! sweep of the node's revocation set every [`SWEEP`]. The hub says why it closes a
+//! connection, never how: the protocol holding the connection picks its close code.
 //!
 //! # Layout
 //! - this file: [`ConnectionHub`], [`Outlet`], the service and the fan-out helpers;
@@ -89,8 +90,25 @@ pub const LEARN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections one task of a broadcast writes to before the next task takes over.
 pub const BROADCAST_CHUNK: usize = 512;
 
-/// WebSocket close code "policy violation" (RFC 6455), used for revoked sessions.
-pub const CLOSE_POLICY: u16 = 1008;
+/// Why the hub asks a connection to close, in the hub's terms; the protocol holding the
+/// connection turns it into its own (a WebSocket close code and reason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The session whose token opened the connection was revoked (the revocation sweep).
+    SessionRevoked,
+    /// The node is leaving the cluster ([`ConnectionHub::close_all`] at shutdown).
+    ShuttingDown,
+}
+
+impl CloseReason {
+    /// The reason for people, e.g. `session revoked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::SessionRevoked => "session revoked",
+            CloseReason::ShuttingDown => "node shutting down",
+        }
+    }
+}
 
 /// The write side of one live connection as the hub sees it.
 pub trait Outlet: Send + Sync + 'static {
@@ -98,8 +116,8 @@ pub trait Outlet: Send + Sync + 'static {
     /// queues it. `false` when the connection is closing or its send queue is full (it then
     /// closes itself: a slow client never grows memory).
     fn push(&self, frame: &Bytes) -> bool;
-    /// Asks the connection to close with a WebSocket close code and reason.
-    fn close(&self, code: u16, reason: &'static str);
+    /// Asks the connection to close, for `why`.
+    fn close(&self, why: CloseReason);
 }
 
 /// One registered connection.
@@ -280,11 +298,12 @@ impl ConnectionHub {
         }
     }
 
-    /// Asks every connection here to close (a node leaving the cluster: 1001).
-    pub fn close_all(&self, code: u16, reason: &'static str) {
+    /// Asks every connection here to close, for `why` (a node leaving the cluster:
+    /// [`CloseReason::ShuttingDown`]).
+    pub fn close_all(&self, why: CloseReason) {
         let map = self.by_user.read().expect("hub lock");
         for c in map.values().flatten() {
-            c.outlet.close(code, reason);
+            c.outlet.close(why);
         }
     }
 
@@ -349,7 +368,7 @@ impl ConnectionHub {
         let mut closed = 0;
         for c in map.values().flatten() {
             if revocations.is_revoked(&c.session_id) {
-                c.outlet.close(CLOSE_POLICY, "session revoked");
+                c.outlet.close(CloseReason::SessionRevoked);
                 closed += 1;
             }
         }

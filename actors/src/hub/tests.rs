@@ -8,7 +8,7 @@ use super::*;
 #[derive(Default)]
 struct Recorder {
     frames: Mutex<Vec<Bytes>>,
-    closed: Mutex<Option<(u16, &'static str)>>,
+    closed: Mutex<Option<CloseReason>>,
     full: bool,
 }
 
@@ -21,8 +21,8 @@ impl Outlet for Recorder {
         true
     }
 
-    fn close(&self, code: u16, reason: &'static str) {
-        *self.closed.lock().unwrap() = Some((code, reason));
+    fn close(&self, why: CloseReason) {
+        *self.closed.lock().unwrap() = Some(why);
     }
 }
 
@@ -102,7 +102,8 @@ async fn frames_reach_every_connection_of_the_user_and_broadcast_reaches_all() {
         .all(|c| c.node == "n1" && c.user_id == "alice"));
     assert_eq!(hub.list("").items.len(), 4);
 
-    // A revoked session's connection is closed with 1008 by the sweep.
+    // A revoked session's connection is closed by the sweep, as revoked (1008 over a
+    // WebSocket: see troupe_protocols::ws::close).
     revocations.add("s3", i64::MAX);
     let swept = tokio::time::timeout(Duration::from_secs(2), async {
         while b.closed.lock().unwrap().is_none() {
@@ -114,15 +115,21 @@ async fn frames_reach_every_connection_of_the_user_and_broadcast_reaches_all() {
         swept.is_ok(),
         "the sweep did not close the revoked connection"
     );
-    assert_eq!(b.closed.lock().unwrap().unwrap().0, CLOSE_POLICY);
+    assert_eq!(
+        b.closed.lock().unwrap().unwrap(),
+        CloseReason::SessionRevoked
+    );
     assert!(a1.closed.lock().unwrap().is_none());
 
     hub.unregister("alice", ca1.id);
     hub.unregister("alice", ca1.id);
     assert_eq!(hub.len(), 3);
     assert_eq!(hub.deliver("alice", &frame).await, 1);
-    hub.close_all(1001, "node shutting down");
-    assert_eq!(a2.closed.lock().unwrap().unwrap().0, 1001);
+    hub.close_all(CloseReason::ShuttingDown);
+    assert_eq!(
+        a2.closed.lock().unwrap().unwrap(),
+        CloseReason::ShuttingDown
+    );
 }
 
 #[test]

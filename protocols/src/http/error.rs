@@ -105,6 +105,11 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Marks an error response already in its protocol's own error form (a SOAP Fault, see
+/// `crate::soap::fault`): [`super::middleware::ObserveLayer`] leaves its body as it is.
+#[derive(Clone, Copy, Debug)]
+pub struct Final;
+
 /// The error for a status produced outside a handler (no route, body limit, ...).
 pub fn from_status(status: StatusCode) -> MeshError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {

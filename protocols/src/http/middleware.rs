@@ -1,5 +1,6 @@
 //! The cross-cutting layer: `x-request-id`, request metrics, and JSON error bodies for every
-//! failure (including the router's own 404/405 and the body limit's 413).
+//! failure (including the router's own 404/405 and the body limit's 413) but those of the
+//! SOAP routes, which are Faults already (see `crate::soap::router`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,7 +17,7 @@ use axum::Json;
 use troupe_actors::mesh::MeshError;
 use troupe_actors::metrics::{record, HandleMap, LabelMap};
 
-use super::error::{body, from_status};
+use super::error::{body, from_status, Final};
 use super::request_id::{new_id, REQUEST_ID};
 
 thread_local! {
@@ -29,7 +30,7 @@ thread_local! {
 /// The one cross-cutting layer. It gives every request an `x-request-id` (the client's, or
 /// a new UUID) and echoes it on the reply, records request metrics by route, method and
 /// status, and gives every error response the JSON form of the API contract, with the
-/// request id.
+/// request id, unless it is [`Final`] (a SOAP Fault).
 ///
 /// A plain tower layer rather than `axum::middleware::from_fn`, which clones and boxes the
 /// inner service and boxes its future on every request; and one layer rather than
@@ -148,11 +149,11 @@ fn finish(mut resp: Response, seen: Seen) -> Response {
     resp.headers_mut()
         .entry(REQUEST_ID)
         .or_insert_with(|| rid.clone());
-    let rid = rid.to_str().unwrap_or_default();
-    // SOAP routes answer every error as a SOAP Fault, never as JSON.
-    if crate::soap::ROUTES.contains(&route) {
-        return crate::soap::fault::ensure(resp, rid);
+    // Already in its protocol's error form: the SOAP routes answer every error as a Fault.
+    if resp.extensions().get::<Final>().is_some() {
+        return resp;
     }
+    let rid = rid.to_str().unwrap_or_default();
     let error = match resp.extensions().get::<MeshError>() {
         Some(e) => e.clone(),
         None if is_json(&resp) => return resp,

@@ -117,8 +117,9 @@ impl std::ops::Deref for Shared {
 }
 
 /// The full HTTP application of a node, ready to serve: the routes with their layers (body
-/// limit, CORS, and [`middleware::ObserveLayer`]: request id, metrics and JSON errors), and
-/// `/openapi.json`, which describes them.
+/// limit, CORS, and [`middleware::ObserveLayer`]: request id, metrics and JSON errors), the
+/// SOAP routes ([`crate::soap::router`], whose errors are Faults), and `/openapi.json`, which
+/// describes them all.
 pub fn router(state: AppState) -> Router {
     let cors = cors(&state.config.cors_origins);
     let max_body = state.config.max_body_bytes;
@@ -212,19 +213,15 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(events::replay))
         .routes(routes!(events::bench))
         .routes(routes!(events::bench_stats))
-        // SOAP (crate::soap) and images
-        .routes(routes!(crate::soap::handlers::register))
-        .routes(routes!(
-            crate::soap::handlers::wsdl,
-            crate::soap::handlers::endpoint
-        ))
-        .routes(routes!(crate::soap::handlers::lookup))
+        // images
         .routes(routes!(images::get))
-        .split_for_parts();
-    let router = openapi::serve(routes, doc)
         .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
-        .with_state(state)
-        .layer(RequestBodyLimitLayer::new(max_body));
+        // A layer wraps each route added so far, and the fallback. The SOAP routes, merged
+        // after, carry their own body limit, inside the layer that makes their errors Faults.
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .merge(crate::soap::router(max_body))
+        .split_for_parts();
+    let router = openapi::serve(routes, doc).with_state(state);
     // No allow-listed origin means no cross-origin access at all: no CORS layer to run.
     let router = match cors {
         Some(cors) => router.layer(cors),

@@ -2,7 +2,8 @@
 //! endpoint, importable by standard toolkits (zeep, .NET, JAX-WS) as is. The service
 //! address is this node's `/soap` as the client reached it (the `Host` header).
 
-use super::response::escape;
+use xml::escape::escape_str_attribute;
+
 use super::NS;
 
 /// `soapAction` of an operation, as the WSDL declares it.
@@ -12,7 +13,9 @@ pub fn action(operation: &str) -> String {
 
 /// The WSDL, with `location` as the SOAP endpoint's address.
 pub fn document(location: &str) -> String {
-    let location = escape(location);
+    // The one variable attribute of a fixed document: escaped by xml-rs, as the writer
+    // escapes the replies' text.
+    let location = escape_str_attribute(location);
     let register = action("RegisterUser");
     let lookup = action("LookupUser");
     format!(

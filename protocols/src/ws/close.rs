@@ -1,6 +1,7 @@
-//! WebSocket close codes (RFC 6455 section 7.4.1), and the one mapping of a mesh error onto
-//! a close code.
+//! WebSocket close codes (RFC 6455 section 7.4.1), and the one mapping onto a close code of
+//! a mesh error ([`code_of`]) and of a reason the hub closes a connection for ([`for_hub`]).
 
+use troupe_actors::hub::CloseReason;
 use troupe_actors::mesh::{Code, MeshError};
 
 /// The client closed, or the server closes normally.
@@ -15,7 +16,7 @@ pub const UNSUPPORTED_DATA: u16 = 1003;
 pub const INVALID_PAYLOAD: u16 = 1007;
 /// A missing, forged, expired or revoked token (also when it expires or is revoked while
 /// the connection is open), or another user's connection path.
-pub const POLICY: u16 = troupe_actors::hub::CLOSE_POLICY;
+pub const POLICY: u16 = 1008;
 /// A frame or message over the configured maximum.
 pub const TOO_BIG: u16 = 1009;
 /// An unexpected failure on the server.
@@ -32,6 +33,15 @@ pub fn code_of(e: &MeshError) -> u16 {
         Code::AlreadyExists | Code::FailedPrecondition => POLICY,
         Code::Internal => INTERNAL,
     }
+}
+
+/// The close code and reason for a connection the hub closes.
+pub fn for_hub(why: CloseReason) -> (u16, &'static str) {
+    let code = match why {
+        CloseReason::SessionRevoked => POLICY,
+        CloseReason::ShuttingDown => GOING_AWAY,
+    };
+    (code, why.as_str())
 }
 
 /// A close reason as sent: at most 123 bytes (the control frame limit), cut on a character
@@ -54,6 +64,18 @@ mod tests {
         assert_eq!(code_of(&MeshError::new(Code::PermissionDenied, "x")), 1008);
         assert_eq!(code_of(&MeshError::internal("x")), 1011);
         assert_eq!(code_of(&MeshError::new(Code::ResourceExhausted, "x")), 1013);
+    }
+
+    #[test]
+    fn a_revoked_session_is_a_policy_violation_and_a_node_leaving_goes_away() {
+        assert_eq!(
+            for_hub(CloseReason::SessionRevoked),
+            (1008, "session revoked")
+        );
+        assert_eq!(
+            for_hub(CloseReason::ShuttingDown),
+            (1001, "node shutting down")
+        );
     }
 
     #[test]

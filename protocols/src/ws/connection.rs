@@ -180,6 +180,13 @@ impl Handle {
             }
         }
     }
+
+    /// Has the actor close the connection with `code` and `reason`, once.
+    fn shut(&self, code: u16, reason: &'static str) {
+        if !self.closing.swap(true, Ordering::AcqRel) {
+            let _ = self.actor.cast(ConnMsg::Close(code, Cow::Borrowed(reason)));
+        }
+    }
 }
 
 impl Outlet for Handle {
@@ -192,7 +199,7 @@ impl Outlet for Handle {
         }
         if self.pending.fetch_add(1, Ordering::AcqRel) >= self.limit {
             self.pending.fetch_sub(1, Ordering::AcqRel);
-            self.close(
+            self.shut(
                 close::TRY_AGAIN_LATER,
                 "send queue full: the client reads too slowly",
             );
@@ -205,10 +212,9 @@ impl Outlet for Handle {
         true
     }
 
-    fn close(&self, code: u16, reason: &'static str) {
-        if !self.closing.swap(true, Ordering::AcqRel) {
-            let _ = self.actor.cast(ConnMsg::Close(code, Cow::Borrowed(reason)));
-        }
+    fn close(&self, why: hub::CloseReason) {
+        let (code, reason) = close::for_hub(why);
+        self.shut(code, reason);
     }
 }
 
