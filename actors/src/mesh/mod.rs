@@ -7,9 +7,12 @@
 //! - [`wire`]: the cluster wire format (envelope, reply, pg group names); a leaf module.
 //! - [`membership`]: chitchat gossip bridged to a full mesh of ractor_cluster sessions.
 //! - [`transport`]: the cluster TCP connections under those sessions (buffered reads).
-//! - [`groups`], [`supervisor`], [`worker`], [`pool`]: per node and per service, a
-//!   supervisor with a worker pool (restarts with backoff and an intensity limit) and
-//!   admission control.
+//! - [`groups`], [`supervisor`], [`worker`], [`pool`], [`admission`]: per node and per
+//!   service, a supervisor with a worker pool (restarts with backoff and an intensity limit)
+//!   and admission control.
+//!
+//! Imports among the call path have no cycle: `router` -> `endpoint` -> `pool` -> `worker`,
+//! each of them -> `wire`, `lane`, `admission` (leaves).
 //! - [`endpoint`]: the one remotable actor per service per node (pg group `svc.<name>`).
 //! - [`router`]: local-first selection, deadlines, retries of idempotent ops, `tell`.
 //! - [`lane`]: the rule that keeps a pool from waiting on itself (re-entrant calls).
@@ -18,6 +21,7 @@
 //!   passivate when idle, hand off on membership change).
 //! - [`backoff`]: exponential backoff with full jitter and restart intensity.
 
+pub mod admission;
 pub mod backoff;
 pub mod endpoint;
 pub mod error;

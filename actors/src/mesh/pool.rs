@@ -15,6 +15,7 @@ use bytes::Bytes;
 use ractor::{ActorRef, ActorStatus};
 use rand::seq::IteratorRandom;
 
+use super::admission::Admitted;
 use super::worker::{Remote, Reply, WorkerMsg};
 use super::{lane, wire, Code, MeshError, Request, Service};
 
@@ -291,7 +292,7 @@ impl Pool {
                 ),
             ));
         }
-        Ok(Admitted(self.in_flight.clone()))
+        Ok(Admitted::new(self.in_flight.clone()))
     }
 
     fn pick(&self) -> Option<ActorRef<WorkerMsg>> {
@@ -335,21 +336,6 @@ fn is_running(actor: &Option<ActorRef<WorkerMsg>>) -> bool {
 
 /// A remote call handed back by [`Pool::dispatch_remote`]: the request and its reply port.
 pub type Unsent = (Request, ractor::RpcReplyPort<Vec<u8>>);
-
-/// One admitted request; releases its admission slot when dropped (after the answer).
-pub struct Admitted(Arc<AtomicUsize>);
-
-impl std::fmt::Debug for Admitted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Admitted")
-    }
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 #[cfg(test)]
 mod tests {

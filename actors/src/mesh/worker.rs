@@ -36,7 +36,7 @@ pub enum Reply {
 pub struct Remote {
     port: Option<RpcReplyPort<Vec<u8>>>,
     node: std::sync::Arc<str>,
-    _admitted: super::pool::Admitted,
+    _admitted: super::admission::Admitted,
 }
 
 impl Remote {
@@ -44,7 +44,7 @@ impl Remote {
     pub fn new(
         port: RpcReplyPort<Vec<u8>>,
         node: std::sync::Arc<str>,
-        admitted: super::pool::Admitted,
+        admitted: super::admission::Admitted,
     ) -> Self {
         Self {
             port: Some(port),
