@@ -771,3 +771,49 @@ fn dashboard_page_and_the_counts_it_draws() {
         .1
         == 0));
 }
+
+#[test]
+fn pool_sizes_follow_the_services_tables() {
+    let c = Cluster::start(
+        "pools",
+        Options {
+            nodes: 1,
+            extra_toml: "[services.users]\nworkers = 7\n".into(),
+            ..Options::default()
+        },
+    );
+    let n1 = c.node("n1");
+    // users: its own table; auth: what the service asks for (4 x 4); todos: the default.
+    let want = [("users", 7), ("auth", 16), ("todos", 4)];
+
+    let (status, v) = get(&n1.url("/admin/actors"), Some(ADMIN_TOKEN)).unwrap();
+    assert_eq!(status, 200, "{v}");
+    let pool = |service: &str| {
+        v["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["node"] == "n1" && p["service"] == service)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {service} pool in {v}"))
+    };
+    for (service, size) in want {
+        assert_eq!(pool(service)["size"], size, "{service}: {v}");
+        let workers = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["service"] == service)
+            .count();
+        assert_eq!(workers, size, "{service} workers listed: {v}");
+    }
+
+    // The dashboard draws the same sizes from /health/cluster (live / size).
+    let (status, v) = get(&n1.url("/health/cluster"), None).unwrap();
+    assert_eq!(status, 200, "{v}");
+    let services = v["nodes"][0]["services"].as_array().unwrap();
+    for (service, size) in want {
+        let s = services.iter().find(|s| s["name"] == service).unwrap();
+        assert_eq!(s["workers_total"], size, "{service}: {s}");
+    }
+}

@@ -271,6 +271,19 @@ impl<'t> Section<'t> {
         self.used.insert(key.to_owned());
         self.table?.get(key)
     }
+
+    /// The keys nobody asked for yet, with their values (for sections whose sub-tables are
+    /// named by the user, like `[services.<name>]`).
+    pub(super) fn unread(&self) -> Vec<(&'t str, &'t Value)> {
+        let Some(table) = self.table else {
+            return Vec::new();
+        };
+        table
+            .iter()
+            .filter(|(key, _)| !self.used.contains(*key))
+            .map(|(key, value)| (key.as_str(), value))
+            .collect()
+    }
 }
 
 /// Collects errors while reading the layers of the configuration.
