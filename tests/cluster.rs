@@ -817,3 +817,38 @@ fn pool_sizes_follow_the_services_tables() {
         assert_eq!(s["workers_total"], size, "{service}: {s}");
     }
 }
+
+/// Lines of `log` at WARN or ERROR level (text format: the level follows the timestamp).
+fn alarming(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|line| {
+            let mut words = line.split_whitespace();
+            let _timestamp = words.next();
+            matches!(words.next(), Some("WARN" | "ERROR"))
+        })
+        .collect()
+}
+
+#[test]
+fn three_nodes_starting_together_on_a_fresh_store_agree_and_log_no_warning() {
+    // Cluster::start spawns every node at once on a new data dir (one SQLite file shared by
+    // all three, none migrated yet) and returns once each sees the others up.
+    let c = Cluster::start(
+        "fresh",
+        Options {
+            single_seed: false,
+            ..Options::default()
+        },
+    );
+    for n in &c.nodes {
+        let log = n.log_text();
+        assert!(log.contains("store ready"), "{}:\n{log}", n.addrs.name);
+        assert!(alarming(&log).is_empty(), "{}:\n{log}", n.addrs.name);
+    }
+    // Each node works on the one migrated store (that each version is applied once is
+    // store::tests' business).
+    for n in &c.nodes {
+        let (status, v) = get(&n.url("/test-db"), None).unwrap();
+        assert_eq!((status, &v["db"]), (200, &json!("ok")), "{v}");
+    }
+}
