@@ -771,3 +771,84 @@ fn dashboard_page_and_the_counts_it_draws() {
         .1
         == 0));
 }
+
+#[test]
+fn pool_sizes_follow_the_services_tables() {
+    let c = Cluster::start(
+        "pools",
+        Options {
+            nodes: 1,
+            extra_toml: "[services.users]\nworkers = 7\n".into(),
+            ..Options::default()
+        },
+    );
+    let n1 = c.node("n1");
+    // users: its own table; auth: what the service asks for (4 x 4); todos: the default.
+    let want = [("users", 7), ("auth", 16), ("todos", 4)];
+
+    let (status, v) = get(&n1.url("/admin/actors"), Some(ADMIN_TOKEN)).unwrap();
+    assert_eq!(status, 200, "{v}");
+    let pool = |service: &str| {
+        v["pools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["node"] == "n1" && p["service"] == service)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {service} pool in {v}"))
+    };
+    for (service, size) in want {
+        assert_eq!(pool(service)["size"], size, "{service}: {v}");
+        let workers = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["service"] == service)
+            .count();
+        assert_eq!(workers, size, "{service} workers listed: {v}");
+    }
+
+    // The dashboard draws the same sizes from /health/cluster (live / size).
+    let (status, v) = get(&n1.url("/health/cluster"), None).unwrap();
+    assert_eq!(status, 200, "{v}");
+    let services = v["nodes"][0]["services"].as_array().unwrap();
+    for (service, size) in want {
+        let s = services.iter().find(|s| s["name"] == service).unwrap();
+        assert_eq!(s["workers_total"], size, "{service}: {s}");
+    }
+}
+
+/// Lines of `log` at WARN or ERROR level (text format: the level follows the timestamp).
+fn alarming(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|line| {
+            let mut words = line.split_whitespace();
+            let _timestamp = words.next();
+            matches!(words.next(), Some("WARN" | "ERROR"))
+        })
+        .collect()
+}
+
+#[test]
+fn three_nodes_starting_together_on_a_fresh_store_agree_and_log_no_warning() {
+    // Cluster::start spawns every node at once on a new data dir (one SQLite file shared by
+    // all three, none migrated yet) and returns once each sees the others up.
+    let c = Cluster::start(
+        "fresh",
+        Options {
+            single_seed: false,
+            ..Options::default()
+        },
+    );
+    for n in &c.nodes {
+        let log = n.log_text();
+        assert!(log.contains("store ready"), "{}:\n{log}", n.addrs.name);
+        assert!(alarming(&log).is_empty(), "{}:\n{log}", n.addrs.name);
+    }
+    // Each node works on the one migrated store (that each version is applied once is
+    // store::tests' business).
+    for n in &c.nodes {
+        let (status, v) = get(&n.url("/test-db"), None).unwrap();
+        assert_eq!((status, &v["db"]), (200, &json!("ok")), "{v}");
+    }
+}

@@ -35,6 +35,25 @@ use troupe_actors::users::{self, messages as um, Users};
 
 pub use config::Config;
 
+/// Every service a node hosts, by name: the runtime's own, then the application's.
+/// `[services.<name>]` accepts exactly these names, and [`serve`] refuses to start if the
+/// services it builds are not exactly these.
+pub const SERVICES: &[&str] = &[
+    troupe_actors::system::PING,
+    troupe_actors::system::SYSTEM,
+    troupe_actors::notifications::NAME,
+    troupe_actors::events::admin::NAME,
+    users::NAME,
+    troupe_actors::sessions::NAME,
+    troupe_actors::auth::NAME,
+    troupe_actors::tasks::RUNS,
+    troupe_actors::tasks::NAME,
+    troupe_actors::todos::NAME,
+    troupe_actors::hub::NAME,
+    troupe_actors::chat::NAME,
+    troupe_actors::images::NAME,
+];
+
 /// The bound sockets a node serves on (bound before [`serve`] so a test or the CLI reports
 /// a taken port before anything starts).
 pub struct Listeners {
@@ -75,7 +94,12 @@ pub fn settings(config: &Config, incarnation: u64) -> Settings {
             services: Vec::new(),
         },
         workers: config.services.workers,
-        pool_sizes: Default::default(),
+        pool_sizes: config
+            .services
+            .pool_sizes
+            .iter()
+            .map(|(name, size)| (name.clone(), *size))
+            .collect(),
         queue_capacity: config.services.queue_capacity,
         call_timeout: config.services.call_timeout,
         policy: backoff::Policy {
@@ -188,6 +212,14 @@ pub async fn serve(
         store.clone(),
         config.images.max_bytes,
     )));
+    let mut names: Vec<&str> = services.iter().map(|s| s.name()).collect();
+    let mut expected = SERVICES.to_vec();
+    names.sort_unstable();
+    expected.sort_unstable();
+    anyhow::ensure!(
+        names == expected,
+        "the node builds services {names:?} but SERVICES lists {expected:?}"
+    );
     let mesh = Mesh::start(settings(&config, incarnation), info, services)
         .await
         .context("cannot start the mesh")?;

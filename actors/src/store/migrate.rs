@@ -1,21 +1,34 @@
 //! The schema: SQL files from `actors/migrations/`, embedded at build time and applied by
 //! sqlx's [`Migrator`] when a node connects.
 //!
-//! Several nodes may start at once on one database. On PostgreSQL sqlx serializes them
-//! with an advisory lock. SQLite has no such lock: two nodes may both see a migration as
-//! pending and both apply it. Every statement is written `IF NOT EXISTS`, so the second
-//! application changes nothing and only its bookkeeping insert fails; the run is then
-//! retried after a short random pause and finds the migration applied.
+//! Several nodes may start at once on one database, and exactly one of them must apply
+//! each migration. They agree through a lock in the store itself, held for the whole
+//! run (check what is applied, apply the rest, record it); the others wait for it and
+//! then find every migration applied, so a normal start logs nothing alarming.
+//!
+//! - PostgreSQL: sqlx's migrator already takes a session-level advisory lock
+//!   (`pg_advisory_lock`, keyed by the database name) before it reads `_sqlx_migrations`,
+//!   and waiting nodes block in it. We use it as is.
+//! - SQLite (one file shared by every local node): sqlx takes no lock there, so two nodes
+//!   could both see a migration as pending and both apply it. The run goes inside one
+//!   `BEGIN IMMEDIATE` transaction instead: it takes the file's write lock up front, so
+//!   the first node in holds it from its first read to its commit, and every other node
+//!   waits in SQLite's busy handler (`busy_timeout`) until then. sqlx's per-migration
+//!   transactions become savepoints inside it. Chosen over a lock row with a lease
+//!   because SQLite already is the lock: nothing to expire or clean up, a node that dies
+//!   mid-run releases it with its connection, and its half-applied run rolls back
+//!   whole. A wait longer than the busy timeout (the file busy with other writes) is
+//!   waited out again, quietly, up to [`LOCK_WAIT`].
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rand::Rng as _;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::Connection as _;
 
-use super::Store;
+use super::{Backend, Store};
 use crate::mesh::BoxFuture;
 
 /// Every migration: version, description and SQL, in order.
@@ -43,8 +56,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "chat", include_str!("../../migrations/0005_chat.sql")),
 ];
 
-/// Attempts at one migration run before giving up.
-const ATTEMPTS: u32 = 5;
+/// Longest a node waits for another node's migration run on SQLite.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// The embedded migrations as a sqlx [`MigrationSource`].
 #[derive(Clone, Copy, Debug, Default)]
@@ -74,44 +87,50 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
-/// Applies pending migrations, retrying a failed run a few times.
+/// Applies pending migrations, holding the store's migration lock (see the module doc).
 ///
-/// Each attempt runs on its own connection, which is closed (not returned to the pool)
-/// after a failure so a PostgreSQL advisory lock it may still hold goes with it.
+/// `run_direct` rather than `Migrator::run`: the latter's higher-ranked `Acquire` bound
+/// makes the future not `Send`, and nodes connect from spawned tasks. After a failure the
+/// connection is closed, not returned to the pool, so a lock it may still hold goes with it.
 pub async fn run(store: &Store) -> Result<(), anyhow::Error> {
     let migrator = Migrator::new(Embedded)
         .await
         .context("loading embedded migrations")?;
-    let mut attempt = 1;
-    loop {
-        let mut conn = store
-            .writer()
-            .acquire()
+    let mut conn = store
+        .writer()
+        .acquire()
+        .await
+        .context("acquiring a connection to migrate")?;
+    let result = match store.backend() {
+        Backend::Postgres => migrator
+            .run_direct(&mut *conn)
             .await
-            .context("acquiring a connection to migrate")?;
-        // `run_direct` rather than `run(&mut *conn)`: the latter's higher-ranked `Acquire`
-        // bound makes the future not `Send`, and nodes connect from spawned tasks.
-        match migrator.run_direct(&mut *conn).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                let _ = conn.close().await;
-                if attempt >= ATTEMPTS {
-                    return Err(e).context("applying migrations");
-                }
-                tracing::warn!(
-                    backend = store.backend().as_str(),
-                    attempt,
-                    error = %e,
-                    "migration run failed, retrying"
-                );
-                tokio::time::sleep(jitter()).await;
-                attempt += 1;
-            }
-        }
+            .context("applying migrations"),
+        Backend::Sqlite => run_sqlite(&migrator, &mut conn).await,
+    };
+    if result.is_err() {
+        let _ = conn.close().await;
     }
+    result
 }
 
-/// A short random pause between attempts, so racing nodes fall out of step.
-pub(crate) fn jitter() -> Duration {
-    Duration::from_millis(rand::rng().random_range(20..200))
+/// The SQLite run: every step inside one `BEGIN IMMEDIATE` transaction.
+async fn run_sqlite(migrator: &Migrator, conn: &mut sqlx::AnyConnection) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut tx = loop {
+        match conn.begin_with("BEGIN IMMEDIATE").await {
+            Ok(tx) => break tx,
+            Err(sqlx::Error::Database(e))
+                if super::sqlite_busy(e.as_ref()) && started.elapsed() < LOCK_WAIT =>
+            {
+                tracing::debug!(waited = ?started.elapsed(), "another node is migrating, waiting");
+            }
+            Err(e) => return Err(e).context("taking the migration lock"),
+        }
+    };
+    migrator
+        .run_direct(&mut *tx)
+        .await
+        .context("applying migrations")?;
+    tx.commit().await.context("committing migrations")
 }

@@ -9,7 +9,8 @@
 //!   (see [`time`]).
 //!
 //! [`Store::connect`] runs the embedded migrations ([`migrate`]); several nodes may start
-//! at once against the same database.
+//! at once against the same database, and they agree through a lock in the store which
+//! one applies them.
 //!
 //! Services turn `sqlx` failures into a [`MeshError`] with [`db_error`], which never lets
 //! SQL or driver text reach a client.
@@ -22,6 +23,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use rand::Rng as _;
 use sqlx::any::AnyPoolOptions;
 use sqlx::error::{DatabaseError, ErrorKind};
 use sqlx::{AnyPool, Executor as _};
@@ -105,8 +107,10 @@ impl Store {
     ///
     /// With no `url`, opens (creating it and `data_dir` if missing) the SQLite file
     /// `data_dir/troupe.db`. Otherwise `url` (`sqlite:...` or `postgres://...`) is used as
-    /// given. Opening and migrating are retried a few times with a short random pause, so
-    /// nodes starting together on one database all come up.
+    /// given. Nodes starting together on one database agree through the store's migration
+    /// lock which of them applies the migrations ([`migrate`]); a failed open (the server
+    /// not up yet, the file locked past the busy timeout) is retried a few times with a
+    /// short random pause.
     pub async fn connect(url: Option<&str>, data_dir: &Path) -> Result<Store, anyhow::Error> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
@@ -132,7 +136,7 @@ impl Store {
                         error = %format!("{e:#}"),
                         "opening the store failed, retrying"
                     );
-                    tokio::time::sleep(migrate::jitter()).await;
+                    tokio::time::sleep(jitter()).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e.context(format!("cannot open database {}", redact(&url)))),
@@ -367,6 +371,11 @@ fn sqlite_busy(e: &dyn DatabaseError) -> bool {
         .and_then(|s| s.code())
         .and_then(|c| c.parse::<i32>().ok())
         .is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+}
+
+/// A short random pause between attempts, so racing nodes fall out of step.
+fn jitter() -> Duration {
+    Duration::from_millis(rand::rng().random_range(20..200))
 }
 
 /// The URL of `data_dir/troupe.db`, creating the directory and the file if missing.

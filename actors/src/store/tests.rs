@@ -110,6 +110,209 @@ async fn concurrent_connects_to_one_file_migrate_once() {
     c.close().await;
 }
 
+/// `n` stores on one fresh SQLite file, opened as `n` nodes would open it but not migrated.
+async fn unmigrated_sqlite(dir: &TempDir, n: usize) -> Vec<Store> {
+    sqlx::any::install_default_drivers();
+    let url = sqlite_file_url(&dir.0).expect("url");
+    let mut stores = Vec::new();
+    for _ in 0..n {
+        let writer = sqlite_pool(1, Some(SQLITE_WRITER_PRAGMAS))
+            .connect(&url)
+            .await
+            .expect("writer");
+        writer
+            .execute("PRAGMA journal_mode = WAL")
+            .await
+            .expect("wal");
+        let pool = sqlite_pool(2, None).connect(&url).await.expect("readers");
+        stores.push(Store {
+            pool,
+            writer,
+            backend: Backend::Sqlite,
+        });
+    }
+    stores
+}
+
+/// Runs the migrations from every store at once (each on its own task and pool, as
+/// separate nodes do); all must succeed and record each version exactly once.
+async fn migrate_together(stores: &[Store]) {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(stores.len()));
+    let mut runs = tokio::task::JoinSet::new();
+    for store in stores {
+        let (store, start) = (store.clone(), start.clone());
+        runs.spawn(async move {
+            start.wait().await;
+            migrate::run(&store).await
+        });
+    }
+    while let Some(run) = runs.join_next().await {
+        run.expect("join")
+            .expect("every node's migration run succeeds");
+    }
+    let rows = sqlx::query(
+        "SELECT version, COUNT(*) FROM _sqlx_migrations WHERE success = TRUE \
+         GROUP BY version ORDER BY version",
+    )
+    .fetch_all(stores[0].pool())
+    .await
+    .expect("migrations table");
+    let recorded: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let expected: Vec<(i64, i64)> = (migrate::Embedded::migrations().iter())
+        .map(|m| (m.version, 1))
+        .collect();
+    assert_eq!(recorded, expected, "each version recorded once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_migrating_one_fresh_file_at_once_apply_each_version_once() {
+    let dir = TempDir::new();
+    let stores = unmigrated_sqlite(&dir, 6).await;
+    migrate_together(&stores).await;
+    assert_eq!(count(&stores[5], "SELECT COUNT(*) FROM users").await, 0);
+    // Later starts find everything applied.
+    migrate_together(&stores[..2]).await;
+    for s in &stores {
+        s.close().await;
+    }
+}
+
+/// Applies all embedded migrations but the last, as the previous release did.
+async fn migrate_all_but_the_last(store: &Store) {
+    let all = migrate::Embedded::migrations();
+    let previous = sqlx::migrate::Migrator {
+        migrations: all[..all.len() - 1].to_vec().into(),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    let mut conn = store.writer().acquire().await.unwrap();
+    previous.run_direct(&mut *conn).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_upgrading_one_file_at_once_apply_the_new_version_once() {
+    let dir = TempDir::new();
+    let stores = unmigrated_sqlite(&dir, 6).await;
+    migrate_all_but_the_last(&stores[0]).await;
+    // `_sqlx_migrations` exists now, so a run's first statement only reads: without a lock
+    // taken up front, every node would see the last migration pending.
+    migrate_together(&stores).await;
+    for s in &stores {
+        s.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_node_waits_for_the_node_migrating_then_finds_the_schema_applied() {
+    use sqlx::Connection as _;
+    let dir = TempDir::new();
+    let stores = unmigrated_sqlite(&dir, 2).await;
+    migrate_all_but_the_last(&stores[0]).await;
+    // One node is mid-run: it holds the lock and has applied the new migration, not yet
+    // committed.
+    let migrator = sqlx::migrate::Migrator::new(migrate::Embedded)
+        .await
+        .unwrap();
+    let mut holder = stores[0].writer().acquire().await.unwrap();
+    let mut run = holder.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    migrator.run_direct(&mut *run).await.unwrap();
+    let waiter = tokio::spawn({
+        let store = stores[1].clone();
+        async move { migrate::run(&store).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiter.is_finished(),
+        "a node went ahead while another was migrating"
+    );
+    // The run commits; the waiter then finds every migration applied and applies none.
+    run.commit().await.unwrap();
+    drop(holder);
+    waiter.await.unwrap().expect("the waiter's run succeeds");
+    let rows = sqlx::query("SELECT COUNT(*), COUNT(DISTINCT version) FROM _sqlx_migrations")
+        .fetch_one(stores[1].pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        (rows.get::<i64, _>(0), rows.get::<i64, _>(1)),
+        (applied(), applied())
+    );
+    for s in &stores {
+        s.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_nodes_migrating_one_fresh_database_at_once_apply_each_version_once() {
+    let Ok(url) = std::env::var(PG_ENV) else {
+        println!("skipped: {PG_ENV} not set");
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    // A database of its own, so the run starts from nothing and disturbs no one.
+    let name = format!("troupe_migrate_{}", uuid::Uuid::new_v4().simple());
+    let admin = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("postgres");
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create database");
+    let fresh = with_database(&url, &name);
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        let pool = AnyPoolOptions::new()
+            .max_connections(2)
+            .connect(&fresh)
+            .await
+            .expect("connect");
+        stores.push(Store {
+            writer: pool.clone(),
+            pool,
+            backend: Backend::Postgres,
+        });
+    }
+    migrate_together(&stores).await;
+    for s in &stores {
+        s.close().await;
+    }
+    admin
+        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .expect("drop database");
+    admin.close().await;
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+#[test]
+fn database_names_are_replaced_in_urls() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+}
+
 #[tokio::test]
 async fn commits_never_checkpoint_and_the_background_task_does() {
     let (store, dir) = sqlite().await;

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use toml::Value;
 
-use super::{any, at_least, between, email_like, min_chars, mismatch, Reader, Section, Setting};
+use super::reader::{
+    any, at_least, between, email_like, min_chars, mismatch, name_chars, Reader, Section,
+};
 
 /// `[events]` settings: delivery retries of the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,23 +105,6 @@ impl Default for Notifications {
             registration_code_ttl: Duration::from_secs(86_400),
             reset_code_ttl: Duration::from_secs(900),
             code_max_failures: 5,
-        }
-    }
-}
-
-impl Setting for bool {
-    fn from_toml(value: &Value) -> Result<Self, String> {
-        match value {
-            Value::Boolean(b) => Ok(*b),
-            other => Err(mismatch("a boolean", other)),
-        }
-    }
-
-    fn from_text(text: &str) -> Result<Self, String> {
-        match text.trim() {
-            "true" | "1" | "yes" => Ok(true),
-            "false" | "0" | "no" => Ok(false),
-            _ => Err(format!("expected true or false, got {text:?}")),
         }
     }
 }
@@ -255,12 +240,7 @@ impl Reader<'_> {
             Some("TROUPE_MQTT_PORT"),
             &between(1u32, 65_535),
         );
-        let prefix = self.get(
-            &mut section,
-            "client_id_prefix",
-            None,
-            &super::name_chars(""),
-        );
+        let prefix = self.get(&mut section, "client_id_prefix", None, &name_chars(""));
         let topic_prefix = self.get(&mut section, "topic_prefix", None, &|v: &String| {
             topic_name(&format!("{v}x"))
         });

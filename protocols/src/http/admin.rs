@@ -62,6 +62,20 @@ pub struct ActorView {
     pub status: String,
 }
 
+/// One service's worker pool on one node.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolView {
+    /// The node it runs on.
+    pub node: String,
+    /// Its service group.
+    pub service: String,
+    /// Worker slots (`[services.<name>] workers`, else what the service asks for, else
+    /// `[services] workers`).
+    pub size: usize,
+    /// Workers running now; the others are restarting.
+    pub alive: usize,
+}
+
 /// Answer of `GET /admin/actors`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActorListView {
@@ -69,6 +83,34 @@ pub struct ActorListView {
     pub total: usize,
     /// The actors, node by node.
     pub items: Vec<ActorView>,
+    /// The pools those actors make up, node by node.
+    pub pools: Vec<PoolView>,
+}
+
+/// The pools of `items`: the listing has one worker per slot of a pool, restarting ones
+/// included, so a pool's size is its number of workers.
+fn pools(items: &[ActorView]) -> Vec<PoolView> {
+    let mut pools: Vec<PoolView> = Vec::new();
+    for a in items.iter().filter(|a| a.role == "worker") {
+        let pool = match pools
+            .iter_mut()
+            .position(|p| p.node == a.node && p.service == a.service)
+        {
+            Some(i) => &mut pools[i],
+            None => {
+                pools.push(PoolView {
+                    node: a.node.clone(),
+                    service: a.service.clone(),
+                    size: 0,
+                    alive: 0,
+                });
+                pools.last_mut().expect("just pushed")
+            }
+        };
+        pool.size += 1;
+        pool.alive += usize::from(a.status == "running");
+    }
+    pools
 }
 
 /// Every service actor on every routable node (or one node), gathered through the mesh.
@@ -125,6 +167,7 @@ pub async fn actors(
     }
     Ok(Json(ActorListView {
         total: items.len(),
+        pools: pools(&items),
         items,
     }))
 }
@@ -241,4 +284,43 @@ pub async fn kill(
         count: killed.len(),
         killed,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(node: &str, service: &str, status: &str) -> ActorView {
+        ActorView {
+            node: node.into(),
+            service: service.into(),
+            name: format!("{service}.w0#1"),
+            id: String::new(),
+            role: "worker".into(),
+            status: status.into(),
+        }
+    }
+
+    #[test]
+    fn pools_count_every_slot_and_the_running_ones() {
+        let items = [
+            worker("n1", "auth", "running"),
+            worker("n1", "auth", "restarting"),
+            worker("n1", "users", "running"),
+            worker("n2", "auth", "running"),
+        ];
+        let pools = pools(&items);
+        let got: Vec<(&str, &str, usize, usize)> = pools
+            .iter()
+            .map(|p| (p.node.as_str(), p.service.as_str(), p.size, p.alive))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("n1", "auth", 2, 1),
+                ("n1", "users", 1, 1),
+                ("n2", "auth", 1, 1)
+            ]
+        );
+    }
 }

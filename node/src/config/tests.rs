@@ -1,0 +1,400 @@
+//! Tests of the whole configuration: the sample file, defaults, precedence of file, env
+//! and flags, node selection, and every error reported at once. The helpers here are
+//! shared with the sections' own tests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::nodes::{DEFAULT_CLUSTER_ADDR, DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR};
+use super::*;
+
+/// The sample `cluster.toml` at the repository root.
+pub(super) const SAMPLE: &str = include_str!("../../../cluster.toml");
+
+/// An environment of `pairs`.
+pub(super) fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Overrides that only name the node.
+pub(super) fn named(name: &str) -> Overrides {
+    Overrides {
+        name: Some(name.to_owned()),
+        ..Overrides::default()
+    }
+}
+
+/// A socket address from text.
+pub(super) fn addr(text: &str) -> SocketAddr {
+    text.parse().unwrap()
+}
+
+/// The errors of `text`, which must not parse.
+pub(super) fn errors(
+    text: &str,
+    overrides: &Overrides,
+    env: &HashMap<String, String>,
+) -> ConfigErrors {
+    match parse(text, "test.toml", overrides, env) {
+        Ok(config) => panic!("expected errors, got {config:?}"),
+        Err(errors) => errors,
+    }
+}
+
+/// The keys of `errors`, in order.
+pub(super) fn keys(errors: &ConfigErrors) -> Vec<&str> {
+    errors.0.iter().map(|e| e.key.as_str()).collect()
+}
+
+#[test]
+fn sample_parses_for_every_node() {
+    for (i, name) in ["n1", "n2", "n3"].into_iter().enumerate() {
+        let config = parse(SAMPLE, "cluster.toml", &named(name), &env(&[])).unwrap();
+        let port = |base: u16| addr(&format!("127.0.0.1:{}", base + i as u16));
+        assert_eq!(config.node.name, name);
+        assert_eq!(config.node.cluster_addr, port(7101));
+        assert_eq!(config.node.http_addr, port(7181));
+        assert_eq!(config.node.grpc_addr, port(7191));
+        let expected: Vec<SocketAddr> = (0..3)
+            .filter(|j| *j != i)
+            .map(|j| addr(&format!("127.0.0.1:{}", 7101 + j)))
+            .collect();
+        assert_eq!(config.cluster.seeds, expected);
+        assert_eq!(config.nodes.len(), 3);
+    }
+    let config = parse(SAMPLE, "cluster.toml", &named("n1"), &env(&[])).unwrap();
+    assert_eq!(config.cluster.name, "troupe-dev");
+    assert_eq!(config.cluster.gossip_interval, Duration::from_millis(100));
+    assert_eq!(config.cluster.phi_threshold, 8.0);
+    assert_eq!(config.cluster.dial_backoff_max, Duration::from_secs(1));
+    assert_eq!(config.admin.token, None);
+    assert_eq!(config.http.max_body_bytes, 1_048_576);
+    assert_eq!(config.http.request_timeout, Duration::from_secs(5));
+    assert!(config.http.cors_origins.is_empty());
+    assert_eq!(config.services.workers, 4);
+    assert_eq!(config.services.queue_capacity, 1024);
+    assert_eq!(config.services.call_timeout, Duration::from_secs(5));
+    assert_eq!(config.supervision.restart_base, Duration::from_millis(5));
+    assert_eq!(config.supervision.restart_max, Duration::from_secs(5));
+    assert_eq!(config.supervision.max_restarts, 10);
+    assert_eq!(config.supervision.restart_window, Duration::from_secs(10));
+    assert_eq!(config.log.format, LogFormat::Text);
+    assert_eq!(config.log.level, "info");
+    assert_eq!(config.data_dir, PathBuf::from("data"));
+}
+
+#[test]
+fn minimal_file_takes_defaults() {
+    let text = "[cluster]\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
+        cluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\n\
+        grpc_addr = \"127.0.0.1:7191\"\n";
+    // A single entry is selected without a name.
+    let config = parse(text, "t", &Overrides::default(), &env(&[])).unwrap();
+    assert_eq!(config.node.name, "solo");
+    assert!(config.cluster.seeds.is_empty());
+    assert_eq!(config.services.workers, 4);
+    assert_eq!(config.data_dir, PathBuf::from("data"));
+}
+
+#[test]
+fn no_file_uses_default_addresses() {
+    let vars = env(&[
+        ("TROUPE_CLUSTER_COOKIE", "sekrit-cookie"),
+        ("TROUPE_AUTH_KEYS", "k1:0123456789abcdef0123456789abcdef"),
+    ]);
+    let config = load(None, &named("x"), &vars).unwrap();
+    assert_eq!(config.auth.keys[0].0, "k1");
+    assert_eq!(config.auth.pbkdf2_iterations, 100_000);
+    assert_eq!(config.storage.url, None);
+    assert_eq!(config.node.cluster_addr, addr(DEFAULT_CLUSTER_ADDR));
+    assert_eq!(config.node.http_addr, addr(DEFAULT_HTTP_ADDR));
+    assert_eq!(config.node.grpc_addr, addr(DEFAULT_GRPC_ADDR));
+    assert!(config.nodes.is_empty());
+    assert!(config.cluster.seeds.is_empty());
+
+    let errors = load(None, &named("x"), &env(&[])).unwrap_err();
+    assert_eq!(keys(&errors), ["cluster.cookie", "auth.keys"]);
+    assert!(errors.0[0].message.contains("TROUPE_CLUSTER_COOKIE"));
+    assert!(errors.0[1].message.contains("TROUPE_AUTH_KEYS"));
+
+    let vars = env(&[
+        ("TROUPE_CLUSTER_COOKIE", "sekrit-cookie"),
+        (
+            "TROUPE_AUTH_KEYS",
+            "k1:short,:nokid0123456789abcdef0123456789",
+        ),
+        ("TROUPE_STORAGE_URL", "mysql://nope"),
+    ]);
+    let errors = load(None, &named("x"), &vars).unwrap_err();
+    assert_eq!(
+        keys(&errors),
+        ["TROUPE_STORAGE_URL", "TROUPE_AUTH_KEYS", "TROUPE_AUTH_KEYS"]
+    );
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let path = Path::new("/nonexistent/troupe/cluster.toml");
+    let errors = load(Some(path), &named("n1"), &env(&[])).unwrap_err();
+    assert_eq!(keys(&errors), ["/nonexistent/troupe/cluster.toml"]);
+}
+
+#[test]
+fn env_overrides_file() {
+    let vars = env(&[
+        ("TROUPE_NODE_NAME", "n2"),
+        ("TROUPE_CLUSTER_NAME", "other"),
+        ("TROUPE_CLUSTER_COOKIE", "from-the-env"),
+        ("TROUPE_CLUSTER_SEEDS", "10.0.0.1:7101, 10.0.0.2:7101"),
+        ("TROUPE_CLUSTER_GOSSIP_INTERVAL_MS", "250"),
+        ("TROUPE_CLUSTER_PHI_THRESHOLD", "12.5"),
+        ("TROUPE_ADMIN_TOKEN", "0123456789abcdef"),
+        ("TROUPE_HTTP_MAX_BODY_BYTES", "2048"),
+        ("TROUPE_HTTP_REQUEST_TIMEOUT_MS", "700"),
+        ("TROUPE_SERVICES_WORKERS", "8"),
+        ("TROUPE_SERVICES_QUEUE_CAPACITY", "16"),
+        ("TROUPE_SERVICES_CALL_TIMEOUT_MS", "900"),
+        ("TROUPE_LOG_FORMAT", "json"),
+        ("TROUPE_LOG_LEVEL", "debug,troupe=trace"),
+        ("TROUPE_DATA_DIR", "/var/lib/troupe"),
+        ("TROUPE_HTTP_ADDR", "127.0.0.1:8181"),
+    ]);
+    let config = parse(SAMPLE, "cluster.toml", &Overrides::default(), &vars).unwrap();
+    assert_eq!(config.node.name, "n2");
+    assert_eq!(config.node.cluster_addr, addr("127.0.0.1:7102"));
+    assert_eq!(config.node.http_addr, addr("127.0.0.1:8181"));
+    assert_eq!(config.node.grpc_addr, addr("127.0.0.1:7192"));
+    assert_eq!(config.cluster.name, "other");
+    assert_eq!(config.cluster.cookie, "from-the-env");
+    let seeds = vec![addr("10.0.0.1:7101"), addr("10.0.0.2:7101")];
+    assert_eq!(config.cluster.seeds, seeds);
+    assert_eq!(config.cluster.gossip_interval, Duration::from_millis(250));
+    assert_eq!(config.cluster.phi_threshold, 12.5);
+    assert_eq!(config.admin.token.as_deref(), Some("0123456789abcdef"));
+    assert_eq!(config.http.max_body_bytes, 2048);
+    assert_eq!(config.http.request_timeout, Duration::from_millis(700));
+    assert_eq!(config.services.workers, 8);
+    assert_eq!(config.services.queue_capacity, 16);
+    assert_eq!(config.services.call_timeout, Duration::from_millis(900));
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!(config.log.level, "debug,troupe=trace");
+    assert_eq!(config.data_dir, PathBuf::from("/var/lib/troupe"));
+    // The file's entries stay as written.
+    assert_eq!(config.nodes[1].http_addr, addr("127.0.0.1:7182"));
+}
+
+#[test]
+fn overrides_beat_env() {
+    let vars = env(&[
+        ("TROUPE_NODE_NAME", "n2"),
+        ("TROUPE_CLUSTER_SEEDS", "10.0.0.1:7101"),
+        ("TROUPE_DATA_DIR", "/from/env"),
+        ("TROUPE_CLUSTER_ADDR", "127.0.0.1:8101"),
+        ("TROUPE_GRPC_ADDR", "127.0.0.1:8191"),
+    ]);
+    let overrides = Overrides {
+        name: Some("n3".to_owned()),
+        cluster_addr: Some("127.0.0.1:9101".to_owned()),
+        seeds: vec!["10.0.0.9:7101,10.0.0.8:7101".to_owned()],
+        data_dir: Some("/from/flag".to_owned()),
+        ..Overrides::default()
+    };
+    let config = parse(SAMPLE, "cluster.toml", &overrides, &vars).unwrap();
+    assert_eq!(config.node.name, "n3");
+    assert_eq!(config.node.cluster_addr, addr("127.0.0.1:9101"));
+    assert_eq!(config.node.http_addr, addr("127.0.0.1:7183"));
+    assert_eq!(config.node.grpc_addr, addr("127.0.0.1:8191"));
+    let seeds = vec![addr("10.0.0.9:7101"), addr("10.0.0.8:7101")];
+    assert_eq!(config.cluster.seeds, seeds);
+    assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
+}
+
+#[test]
+fn reports_every_mistake_with_its_key() {
+    let text = r#"
+data_dir = 7
+bogus = true
+
+[cluster]
+name = "troupe-dev"
+cookie = "short"
+seeds = ["127.0.0.1:7101", "nowhere"]
+gossip_interval_ms = 0
+phi_threshold = -1.0
+
+[admin]
+token = "tiny"
+
+[http]
+max_body_bytes = "1MB"
+cors_origins = ["*"]
+
+[services]
+workers = 0
+queue_capacity = 0
+call_timeout_ms = -5
+
+[supervision]
+restart_base_ms = 100
+restart_max_ms = 10
+
+[log]
+format = "yaml"
+level = "info,x=nope"
+
+[[nodes]]
+name = "n1"
+cluster_addr = "127.0.0.1:7101"
+http_addr = "127.0.0.1:7181"
+grpc_addr = "127.0.0.1:7181"
+
+[[nodes]]
+name = "n1"
+cluster_addr = "127.0.0.1:7102"
+htp_addr = "127.0.0.1:7182"
+grpc_addr = "127.0.0.1:7101"
+
+[[nodes]]
+name = "bad name!"
+cluster_addr = "localhost"
+http_addr = "127.0.0.1:7183"
+grpc_addr = "127.0.0.1:7193"
+"#;
+    let errors = errors(text, &named("n1"), &env(&[]));
+    let found = keys(&errors);
+    for key in [
+        "data_dir",
+        "bogus",
+        "cluster.cookie",
+        "cluster.seeds[1]",
+        "cluster.gossip_interval_ms",
+        "cluster.phi_threshold",
+        "admin.token",
+        "http.max_body_bytes",
+        "http.cors_origins[0]",
+        "services.workers",
+        "services.queue_capacity",
+        "services.call_timeout_ms",
+        "supervision.restart_max_ms",
+        "log.format",
+        "log.level",
+        "nodes[0].grpc_addr",
+        "nodes[1].name",
+        "nodes[1].htp_addr",
+        "nodes[1].http_addr",
+        "nodes[1].grpc_addr",
+        "nodes[2].name",
+        "nodes[2].cluster_addr",
+    ] {
+        assert!(found.contains(&key), "no error for {key} in:\n{errors}");
+    }
+    let message = |key: &str| &errors.0.iter().find(|e| e.key == key).unwrap().message;
+    assert_eq!(
+        message("http.max_body_bytes"),
+        "expected an integer, got a string"
+    );
+    assert_eq!(message("nodes[1].htp_addr"), "unknown key");
+    assert_eq!(message("nodes[1].http_addr"), "missing");
+    assert_eq!(message("bogus"), "unknown key");
+    // One line per error, "<key>: <problem>".
+    let display = errors.to_string();
+    assert_eq!(display.lines().count(), errors.0.len());
+    assert!(display.contains("nodes[1].htp_addr: unknown key"));
+    // Secrets are not echoed.
+    assert!(!display.contains("short") && !display.contains("tiny"));
+}
+
+#[test]
+fn syntax_error_is_keyed_by_file() {
+    let errors = errors("[cluster\nname = 1", &named("n1"), &env(&[]));
+    assert_eq!(keys(&errors), ["test.toml"]);
+    assert!(
+        errors.0[0].message.starts_with("line 1, column"),
+        "{errors}"
+    );
+    assert_eq!(errors.to_string().lines().count(), 1);
+}
+
+#[test]
+fn unknown_troupe_env_is_ignored() {
+    let vars = env(&[("TROUPE_TEST_PG", "postgres://x"), ("TROUPE_WHATEVER", "1")]);
+    let config = parse(SAMPLE, "cluster.toml", &named("n1"), &vars).unwrap();
+    assert_eq!(config.node.name, "n1");
+}
+
+#[test]
+fn bad_env_value_is_keyed_by_variable() {
+    let vars = env(&[
+        ("TROUPE_SERVICES_WORKERS", "many"),
+        ("TROUPE_CLUSTER_PHI_THRESHOLD", "0"),
+        ("TROUPE_HTTP_ADDR", "127.0.0.1"),
+        ("TROUPE_LOG_FORMAT", "xml"),
+    ]);
+    let errors = errors(SAMPLE, &named("n1"), &vars);
+    let mut found = keys(&errors);
+    found.sort_unstable();
+    let expected = [
+        "TROUPE_CLUSTER_PHI_THRESHOLD",
+        "TROUPE_HTTP_ADDR",
+        "TROUPE_LOG_FORMAT",
+        "TROUPE_SERVICES_WORKERS",
+    ];
+    assert_eq!(found, expected, "{errors}");
+}
+
+#[test]
+fn missing_node_name() {
+    let errors = errors(SAMPLE, &Overrides::default(), &env(&[]));
+    assert_eq!(
+        errors.to_string(),
+        "node: no node name given (use --name or TROUPE_NODE_NAME)"
+    );
+}
+
+#[test]
+fn unknown_node_needs_all_addresses() {
+    let errors = errors(SAMPLE, &named("n9"), &env(&[]));
+    let expected = r#"node: no [[nodes]] entry named "n9" (known: n1, n2, n3)"#;
+    assert_eq!(errors.to_string(), expected);
+
+    let vars = env(&[("TROUPE_GRPC_ADDR", "10.0.0.9:7191")]);
+    let overrides = Overrides {
+        name: Some("n9".to_owned()),
+        cluster_addr: Some("10.0.0.9:7101".to_owned()),
+        http_addr: Some("10.0.0.9:7181".to_owned()),
+        ..Overrides::default()
+    };
+    let config = parse(SAMPLE, "cluster.toml", &overrides, &vars).unwrap();
+    assert_eq!(config.node.name, "n9");
+    assert_eq!(config.node.cluster_addr, addr("10.0.0.9:7101"));
+    assert_eq!(config.node.http_addr, addr("10.0.0.9:7181"));
+    assert_eq!(config.node.grpc_addr, addr("10.0.0.9:7191"));
+    let seeds: Vec<SocketAddr> = ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]
+        .map(addr)
+        .to_vec();
+    assert_eq!(config.cluster.seeds, seeds);
+}
+
+#[test]
+fn overridden_addresses_must_not_collide() {
+    let overrides = Overrides {
+        http_addr: Some("127.0.0.1:7101".to_owned()),
+        ..named("n1")
+    };
+    let errors = errors(SAMPLE, &overrides, &env(&[]));
+    assert_eq!(keys(&errors), ["--http-addr"], "{errors}");
+}
+
+#[test]
+fn secrets_are_redacted_in_debug() {
+    let vars = env(&[("TROUPE_ADMIN_TOKEN", "0123456789abcdef-secret")]);
+    let config = parse(SAMPLE, "cluster.toml", &named("n1"), &vars).unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains(&config.cluster.cookie));
+    assert!(!debug.contains("secret"));
+}
