@@ -39,8 +39,8 @@ pub use config::Config;
 /// `[services.<name>]` accepts exactly these names, and [`serve`] refuses to start if the
 /// services it builds are not exactly these.
 pub const SERVICES: &[&str] = &[
-    troupe_actors::system::PING,
-    troupe_actors::system::SYSTEM,
+    troupe_actors::mesh::heartbeat::NAME,
+    troupe_actors::system::NAME,
     troupe_actors::notifications::NAME,
     troupe_actors::events::admin::NAME,
     users::NAME,
@@ -212,7 +212,9 @@ pub async fn serve(
         store.clone(),
         config.images.max_bytes,
     )));
+    // `ping` is the runtime's own: Mesh::start adds it.
     let mut names: Vec<&str> = services.iter().map(|s| s.name()).collect();
+    names.push(troupe_actors::mesh::heartbeat::NAME);
     let mut expected = SERVICES.to_vec();
     names.sort_unstable();
     expected.sort_unstable();
