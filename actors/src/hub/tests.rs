@@ -2,8 +2,11 @@
 //! connection actor would be.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::*;
+use crate::mesh::NodeInfo;
+use crate::sessions::Revocations;
 
 #[derive(Default)]
 struct Recorder {
