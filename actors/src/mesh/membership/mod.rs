@@ -18,8 +18,14 @@
 //!
 //! It publishes a [`ClusterView`] (for `/cluster`) and the list of routable member names
 //! (for the router and entity placement) on watch channels.
+//!
+//! # Layout
+//! - this module: the [`Membership`] actor (gossip, sessions, dialing, publishing).
+//! - [`view`]: the pure rules it applies to what gossip reports: which incarnation counts,
+//!   which peers get a session, each member's [`MemberState`], the routable list.
+//! - `tests`: gossip on loopback as the actor reads it (cluster ids, restarts).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
@@ -33,6 +39,11 @@ use rand::Rng;
 use tokio::sync::watch;
 
 use super::transport;
+
+pub mod view;
+
+pub use view::{ractor_name, ClusterView, MemberState, MemberView};
+use view::{Local, Member, Members};
 
 /// Chitchat keys this node advertises.
 pub mod keys {
@@ -77,59 +88,6 @@ pub struct Config {
     pub dial_backoff_max: Duration,
     /// Services hosted here.
     pub services: Vec<&'static str>,
-}
-
-/// How this node sees a member.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MemberState {
-    /// Alive and routed to.
-    Up,
-    /// Alive per gossip but no session yet (joining, or a session is being re-established).
-    Suspect,
-    /// Announced a graceful leave.
-    Leaving,
-    /// Declared dead by the failure detector.
-    Down,
-}
-
-/// One member in a [`ClusterView`].
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct MemberView {
-    /// Node name.
-    pub name: String,
-    /// Incarnation (chitchat generation).
-    pub incarnation: u64,
-    /// State as this node sees it.
-    pub state: MemberState,
-    /// Cluster address.
-    pub cluster_addr: String,
-    /// HTTP address.
-    pub http_addr: String,
-    /// gRPC address.
-    pub grpc_addr: String,
-    /// Services it hosts.
-    pub services: Vec<String>,
-    /// Last mesh heartbeat round trip, milliseconds.
-    pub rtt_ms: Option<f64>,
-}
-
-/// What this node knows of the cluster.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct ClusterView {
-    /// Every known member (newest incarnation per name), this node included, sorted by name.
-    pub members: Vec<MemberView>,
-}
-
-impl ClusterView {
-    /// Names of the members in state `up`.
-    pub fn up(&self) -> Vec<String> {
-        self.members
-            .iter()
-            .filter(|m| m.state == MemberState::Up)
-            .map(|m| m.name.clone())
-            .collect()
-    }
 }
 
 /// Shared map of peer name to last heartbeat RTT, filled by the heartbeat task.
@@ -200,15 +158,6 @@ struct Dial {
     since: Option<Instant>,
 }
 
-struct Member {
-    id: ChitchatId,
-    kv: BTreeMap<String, String>,
-    /// Heartbeats arrive (the failure detector says alive).
-    live: bool,
-    /// The failure detector declared it dead (a member merely not live yet is joining).
-    dead: bool,
-}
-
 /// Membership state.
 pub struct State {
     config: Config,
@@ -223,11 +172,6 @@ pub struct State {
     view_tx: watch::Sender<Arc<ClusterView>>,
     members_tx: watch::Sender<Arc<Vec<String>>>,
     rtt: RttTable,
-}
-
-/// The ractor node name of a member incarnation.
-pub fn ractor_name(node: &str, incarnation: u64) -> String {
-    format!("{node}@{incarnation}")
 }
 
 struct Events(ActorRef<MembershipMsg>);
@@ -409,13 +353,10 @@ impl Actor for Membership {
 
 impl State {
     fn on_session(&mut self, event: SessionEvent, info: NodeServerSessionInformation) {
-        // ractor names a peer `<node name>@<hostname>`; ours is `<name>@<incarnation>`.
-        let peer = info.peer_name.as_ref().map(|n| {
-            n.name
-                .rsplit_once('@')
-                .map_or(n.name.as_str(), |(p, _)| p)
-                .to_string()
-        });
+        let peer = info
+            .peer_name
+            .as_ref()
+            .map(|n| view::session_peer(&n.name).to_string());
         match event {
             SessionEvent::Opened => {
                 self.sessions.insert(
@@ -487,26 +428,11 @@ impl State {
     }
 
     async fn reconcile(&mut self, myself: &ActorRef<MembershipMsg>) {
-        let members = self.read_members().await;
+        let members = read_members(&self.chitchat).await;
         let now = Instant::now();
 
         // Which ractor names should have a session: live, up, newest incarnation, not me.
-        let mut wanted: HashMap<String, (SocketAddr, &Member)> = HashMap::new();
-        for m in members.values() {
-            if !m.live || m.id.node_id.as_ref() == self.config.node.as_ref() {
-                continue;
-            }
-            if m.kv.get(keys::STATE).map(String::as_str) == Some("leaving") || self.leaving {
-                continue;
-            }
-            let Some(addr) =
-                m.kv.get(keys::CLUSTER_ADDR)
-                    .and_then(|a| a.parse::<SocketAddr>().ok())
-            else {
-                continue;
-            };
-            wanted.insert(ractor_name(&m.id.node_id, m.id.generation_id), (addr, m));
-        }
+        let wanted = view::wanted(&members, &self.config.node, self.leaving);
 
         // Stop sessions nobody wants any more.
         for s in self.sessions.values() {
@@ -517,7 +443,7 @@ impl State {
                 Some(p) => {
                     wanted.contains_key(p)
                         || now.duration_since(s.opened) < UNKNOWN_PEER_GRACE
-                            && !self.known_gone(p, &members)
+                            && !view::known_gone(p, &members)
                 }
                 None => now.duration_since(s.opened) < UNKNOWN_PEER_GRACE,
             };
@@ -528,7 +454,7 @@ impl State {
         }
 
         // Dial the members we have no session with.
-        for (peer, (addr, _)) in &wanted {
+        for (peer, addr) in &wanted {
             if self
                 .sessions
                 .values()
@@ -573,112 +499,32 @@ impl State {
         self.publish(&members, &wanted);
     }
 
-    fn known_gone(&self, peer: &str, members: &BTreeMap<String, Member>) -> bool {
-        let Some((name, incarnation)) = peer
-            .rsplit_once('@')
-            .and_then(|(n, i)| Some((n, i.parse::<u64>().ok()?)))
-        else {
-            return true;
-        };
-        members.get(name).is_some_and(|m| {
-            m.id.generation_id > incarnation
-                || m.kv.get(keys::STATE).map(String::as_str) == Some("leaving")
-        })
-    }
-
-    /// Newest incarnation per node name, with liveness and keys.
-    async fn read_members(&self) -> BTreeMap<String, Member> {
-        let guard = self.chitchat.chitchat();
-        let cc = guard.lock().await;
-        let live: std::collections::HashSet<ChitchatId> = cc.live_nodes().cloned().collect();
-        let dead: std::collections::HashSet<ChitchatId> = cc.dead_nodes().cloned().collect();
-        let mut out: BTreeMap<String, Member> = BTreeMap::new();
-        for (id, state) in cc.node_states() {
-            let newer = out
-                .get(id.node_id.as_ref())
-                .is_none_or(|m| m.id.generation_id < id.generation_id);
-            if !newer {
-                continue;
-            }
-            out.insert(
-                id.node_id.to_string(),
-                Member {
-                    id: id.clone(),
-                    kv: state
-                        .key_values()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                    live: live.contains(id),
-                    dead: dead.contains(id),
-                },
-            );
-        }
-        out
-    }
-
-    fn publish(
-        &self,
-        members: &BTreeMap<String, Member>,
-        wanted: &HashMap<String, (SocketAddr, &Member)>,
-    ) {
-        let ready: std::collections::HashSet<&str> = self
+    fn publish(&self, members: &Members, wanted: &BTreeMap<String, SocketAddr>) {
+        let ready: HashSet<&str> = self
             .sessions
             .values()
             .filter(|s| s.ready)
             .filter_map(|s| s.peer.as_deref())
             .collect();
         let rtt = self.rtt.lock().expect("rtt lock").clone();
-        let view: Vec<MemberView> = members
-            .values()
-            .map(|m| {
-                let rname = ractor_name(&m.id.node_id, m.id.generation_id);
-                let is_me = m.id.node_id.as_ref() == self.config.node.as_ref();
-                let leaving = m.kv.get(keys::STATE).map(String::as_str) == Some("leaving");
-                let state = if is_me {
-                    if self.leaving {
-                        MemberState::Leaving
-                    } else {
-                        MemberState::Up
-                    }
-                } else if m.dead {
-                    MemberState::Down
-                } else if !m.live {
-                    MemberState::Suspect
-                } else if leaving {
-                    MemberState::Leaving
-                } else if ready.contains(rname.as_str()) && wanted.contains_key(&rname) {
-                    MemberState::Up
-                } else {
-                    MemberState::Suspect
-                };
-                let get = |k: &str| m.kv.get(k).cloned().unwrap_or_default();
-                MemberView {
-                    name: m.id.node_id.to_string(),
-                    incarnation: m.id.generation_id,
-                    state,
-                    cluster_addr: get(keys::CLUSTER_ADDR),
-                    http_addr: get(keys::HTTP_ADDR),
-                    grpc_addr: get(keys::GRPC_ADDR),
-                    services: get(keys::SERVICES)
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect(),
-                    rtt_ms: rtt
-                        .get(m.id.node_id.as_ref())
-                        .map(|d| d.as_secs_f64() * 1000.0),
-                }
-            })
-            .collect();
-        let view = ClusterView { members: view };
-        let up = view.up();
+        let cluster = view::cluster_view(
+            members,
+            &Local {
+                node: &self.config.node,
+                leaving: self.leaving,
+                ready: &ready,
+                wanted,
+                rtt: &rtt,
+            },
+        );
+        let up = cluster.up();
         for (label, st) in [
             ("up", MemberState::Up),
             ("suspect", MemberState::Suspect),
             ("leaving", MemberState::Leaving),
             ("down", MemberState::Down),
         ] {
-            let n = view.members.iter().filter(|m| m.state == st).count();
+            let n = cluster.members.iter().filter(|m| m.state == st).count();
             metrics::gauge!(crate::metrics::CLUSTER_MEMBERS, "state" => label).set(n as f64);
         }
         self.members_tx.send_if_modified(|cur| {
@@ -689,6 +535,29 @@ impl State {
                 false
             }
         });
-        self.view_tx.send_replace(Arc::new(view));
+        self.view_tx.send_replace(Arc::new(cluster));
     }
 }
+
+/// Newest incarnation per node name, with liveness and keys, as chitchat reports them now.
+async fn read_members(chitchat: &ChitchatHandle) -> Members {
+    let guard = chitchat.chitchat();
+    let cc = guard.lock().await;
+    let live: HashSet<&ChitchatId> = cc.live_nodes().collect();
+    let dead: HashSet<&ChitchatId> = cc.dead_nodes().collect();
+    view::newest(cc.node_states().iter().map(|(id, state)| {
+        Member {
+            name: id.node_id.to_string(),
+            incarnation: id.generation_id,
+            kv: state
+                .key_values()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            live: live.contains(id),
+            dead: dead.contains(id),
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests;
