@@ -43,8 +43,7 @@ fn ending_a_hundred_sessions_answers_at_once_and_every_token_stops_everywhere() 
     let c = Cluster::start(
         "revoke-100",
         Options {
-            auth_toml: "login_per_account_per_minute = 1000\nlogin_per_ip_per_minute = 1000"
-                .into(),
+            auth_toml: "login_per_account_per_minute = 1000\nlogin_per_ip_per_minute = 1000".into(),
             ..Options::default()
         },
     );
@@ -75,8 +74,14 @@ fn ending_a_hundred_sessions_answers_at_once_and_every_token_stops_everywhere() 
     while !accepted.is_empty() && answered.elapsed() < Duration::from_secs(1) {
         accepted.retain(|(n, t)| send("GET", &n.url("/profile"), None, Some(t)).0 != 401);
     }
-    let late: Vec<&str> = accepted.iter().map(|(n, _)| n.addrs.name.as_str()).collect();
-    assert!(late.is_empty(), "tokens still accepted a second later on {late:?}");
+    let late: Vec<&str> = accepted
+        .iter()
+        .map(|(n, _)| n.addrs.name.as_str())
+        .collect();
+    assert!(
+        late.is_empty(),
+        "tokens still accepted a second later on {late:?}"
+    );
 }
 
 #[test]

@@ -394,7 +394,8 @@ async fn bootstrap_admin(config: &Config, mesh: &Mesh) -> anyhow::Result<()> {
     let Some(password) = config.admin.password.clone() else {
         return Ok(());
     };
-    let call = users::ENSURE_ADMIN.call(um::EnsureAdminRequest {
+    let call = users::ENSURE_ADMIN
+        .call(um::EnsureAdminRequest {
             username: config.admin.username.clone(),
             email: config.admin.email.clone(),
             password,

@@ -52,6 +52,8 @@ impl<Rep> Subscriber<Rep> {
 }
 
 impl<Rep: prost::Message + Default + 'static> Sink for Subscriber<Rep> {
+    /// The sink is named after the service it delivers to, not after the op.
+    #[allow(clippy::misnamed_getters)]
     fn name(&self) -> &str {
         self.op.service
     }

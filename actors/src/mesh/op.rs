@@ -109,7 +109,10 @@ impl<Req: prost::Message + Default, Rep: prost::Message> Op<Req, Rep> {
     /// Decodes this op's request from the bytes that arrived (the service's edge).
     pub fn decode(&self, payload: &Bytes) -> Result<Req, MeshError> {
         Req::decode(payload.clone()).map_err(|e| {
-            MeshError::invalid(format!("{}.{}: malformed request: {e}", self.service, self.name))
+            MeshError::invalid(format!(
+                "{}.{}: malformed request: {e}",
+                self.service, self.name
+            ))
         })
     }
 
@@ -319,8 +322,14 @@ mod tests {
         assert_eq!(
             Cmd::OPS,
             &[
-                OpInfo { name: "read", idempotent: true },
-                OpInfo { name: "write", idempotent: false }
+                OpInfo {
+                    name: "read",
+                    idempotent: true
+                },
+                OpInfo {
+                    name: "write",
+                    idempotent: false
+                }
             ]
         );
         assert_eq!(READ.service, "t-svc");
@@ -352,9 +361,14 @@ mod tests {
         assert_eq!(err.code, Code::NotFound);
         assert_eq!(err.message, "t-svc has no op nope");
         // Field 1 as a varint where a string is expected.
-        let err = Cmd::parse(&request("read", vec![0x08, 0x01])).err().unwrap();
+        let err = Cmd::parse(&request("read", vec![0x08, 0x01]))
+            .err()
+            .unwrap();
         assert_eq!(err.code, Code::InvalidArgument);
-        assert!(err.message.starts_with("t-svc.read: malformed request"), "{err}");
+        assert!(
+            err.message.starts_with("t-svc.read: malformed request"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -366,7 +380,9 @@ mod tests {
             }))
             .unwrap();
         assert_eq!(
-            <PingReply as prost::Message>::decode(bytes).unwrap().incarnation,
+            <PingReply as prost::Message>::decode(bytes)
+                .unwrap()
+                .incarnation,
             7
         );
     }

@@ -125,7 +125,7 @@ impl Router {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (hop, result) = match self.pick(&call, &tried) {
+            let (hop, result) = match self.pick(call, &tried) {
                 Ok(Hop::Local(pool)) => (
                     "local",
                     pool.dispatch(self.request(call, deadline, &chain)).await,
@@ -183,11 +183,10 @@ impl Router {
                 if let Some(pool) = local.filter(|p| p.alive() > 0) {
                     return Ok(Hop::Local(pool.clone()));
                 }
-                let remote: Vec<ActorCell> =
-                    ractor::pg::get_members(&wire::group(call.service))
-                        .into_iter()
-                        .filter(|c| !c.get_id().is_local() && !tried.contains(&c.get_id()))
-                        .collect();
+                let remote: Vec<ActorCell> = ractor::pg::get_members(&wire::group(call.service))
+                    .into_iter()
+                    .filter(|c| !c.get_id().is_local() && !tried.contains(&c.get_id()))
+                    .collect();
                 if let Some(cell) = remote.choose(&mut rand::rng()) {
                     return Ok(Hop::Remote(cell.clone()));
                 }

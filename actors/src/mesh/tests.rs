@@ -289,9 +289,15 @@ async fn a_worker_calling_its_own_service_is_served_on_the_lane_not_left_waiting
     // The pool's only worker runs `outer` and waits on `inner` of the same service: with a
     // worker per call this waited until the deadline. Within 2 s it must answer, from the lane.
     let started = Instant::now();
-    let answer = router.call(OUTER.call(()).timeout(Duration::from_secs(2))).await;
+    let answer = router
+        .call(OUTER.call(()).timeout(Duration::from_secs(2)))
+        .await;
     assert_eq!(answer, Ok("lane".to_string()));
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     // A call from outside any worker still runs on a worker.
     assert_eq!(router.ask(&INNER, ()).await, Ok("worker".to_string()));
     root.stop(None);

@@ -158,7 +158,10 @@ mod tests {
         assert_eq!((req.request_id.as_str(), req.entity.as_str()), ("r1", "e1"));
         assert_eq!(req.chain, chain);
         let left = req.deadline.saturating_duration_since(Instant::now());
-        assert!(left <= Duration::from_secs(2) && left > Duration::from_secs(1), "{left:?}");
+        assert!(
+            left <= Duration::from_secs(2) && left > Duration::from_secs(1),
+            "{left:?}"
+        );
     }
 
     #[test]
@@ -175,6 +178,9 @@ mod tests {
         assert_eq!(decode_reply(&ok).unwrap(), Bytes::from_static(b"x"));
         let err = encode_reply(Err(MeshError::not_found("no such user")), "n2");
         let err = decode_reply(&err).unwrap_err();
-        assert_eq!((err.code, err.message.as_str()), (Code::NotFound, "no such user"));
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (Code::NotFound, "no such user")
+        );
     }
 }

@@ -29,9 +29,7 @@ pub struct Context {
 impl Context {
     /// Reads the context of a request.
     pub fn of(meta: &MetadataMap, default_timeout: Duration) -> Context {
-        let request_id = meta
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok());
+        let request_id = meta.get("x-request-id").and_then(|v| v.to_str().ok());
         let request_id = crate::ingress::request_id::accept(request_id);
         let timeout = meta
             .get("grpc-timeout")

@@ -147,12 +147,15 @@ impl ImageService for Images {
         };
         let page: im::ImagePage = ask(
             &self.state,
-            ctx.call(&images::LIST, im::ListRequest {
+            ctx.call(
+                &images::LIST,
+                im::ListRequest {
                     owner,
                     page: r.page,
                     per_page: r.per_page,
-                })
-                .caller(caller),
+                },
+            )
+            .caller(caller),
         )
         .await?;
         Ok(Response::new(pb::ListImagesResponse {
@@ -169,11 +172,8 @@ impl ImageService for Images {
     ) -> Result<Response<pb::GetImageResponse>, Status> {
         let ctx = Context::of(request.metadata(), self.state.request_timeout);
         let id = request.into_inner().id;
-        let got: im::ImageData = ask(
-            &self.state,
-            ctx.call(&images::GET, im::GetRequest { id }),
-        )
-        .await?;
+        let got: im::ImageData =
+            ask(&self.state, ctx.call(&images::GET, im::GetRequest { id })).await?;
         let image = got
             .image
             .ok_or_else(|| status(MeshError::internal("image reply without metadata")))?;

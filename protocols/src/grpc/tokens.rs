@@ -35,8 +35,7 @@ impl TokenService for Tokens {
             .filter(|t| !t.is_empty())
             .or_else(|| ctx.token.clone())
             .ok_or_else(|| invalid("token is required (in the request or as the bearer token)"))?;
-        let call = ctx
-            .call(&auth::ops::VERIFY, am::VerifyRequest { token });
+        let call = ctx.call(&auth::ops::VERIFY, am::VerifyRequest { token });
         match ask::<am::VerifyReply>(&self.state, call).await {
             Ok(v) => Ok(Response::new(pb::ValidateTokenResponse {
                 valid: true,
@@ -78,13 +77,16 @@ impl TokenService for Tokens {
         let r = request.into_inner();
         let pair: am::TokenPair = ask(
             &self.state,
-            ctx.call(&auth::ops::LOGIN, am::LoginRequest {
+            ctx.call(
+                &auth::ops::LOGIN,
+                am::LoginRequest {
                     login: r.username,
                     password: r.password,
                     ip,
                     user_agent,
                     device: "grpc".into(),
-                }),
+                },
+            ),
         )
         .await?;
         Ok(Response::new(pb::GenerateTokenResponse {

@@ -36,14 +36,16 @@ impl UserValidation for Validation {
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
         let r = request.into_inner();
-        let call = ctx
-            .call(&auth::ops::CHECK, am::LoginRequest {
+        let call = ctx.call(
+            &auth::ops::CHECK,
+            am::LoginRequest {
                 login: r.username,
                 password: r.password,
                 ip,
                 user_agent: String::new(),
                 device: "grpc".into(),
-            });
+            },
+        );
         let user = match self.state.mesh.router().call(call).await {
             Ok(u) => u,
             Err(e) if e.code == Code::Unauthenticated => {

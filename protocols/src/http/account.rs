@@ -79,7 +79,8 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let user: um::User = ask(
         &state,
-        users::REGISTER.call(um::RegisterRequest {
+        users::REGISTER
+            .call(um::RegisterRequest {
                 username: b.username,
                 email: b.email,
                 password: b.password,
@@ -189,7 +190,8 @@ pub async fn login(
     let login = b.login.or(b.username).or(b.email).unwrap_or_default();
     let pair: am::TokenPair = ask(
         &state,
-        auth::ops::LOGIN.call(am::LoginRequest {
+        auth::ops::LOGIN
+            .call(am::LoginRequest {
                 login,
                 password: b.password,
                 ip,
@@ -229,7 +231,8 @@ pub async fn refresh(
 ) -> Result<Json<TokenPairView>, ApiError> {
     let pair: am::TokenPair = ask(
         &state,
-        auth::ops::REFRESH.call(am::RefreshRequest {
+        auth::ops::REFRESH
+            .call(am::RefreshRequest {
                 refresh_token: b.refresh_token,
             })
             .request_id(rid),
@@ -262,7 +265,8 @@ pub async fn logout(
 ) -> Result<Json<LoggedOutView>, ApiError> {
     let _: troupe_actors::sessions::messages::SessionInfo = ask(
         &state,
-        auth::ops::LOGOUT.call(())
+        auth::ops::LOGOUT
+            .call(())
             .request_id(rid)
             .caller(caller.to_proto()),
     )
@@ -400,7 +404,8 @@ pub async fn admin_create(
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let user: um::User = ask(
         &state,
-        users::CREATE.call(um::CreateRequest {
+        users::CREATE
+            .call(um::CreateRequest {
                 username: b.username,
                 email: b.email,
                 password: b.password,
@@ -444,7 +449,8 @@ async fn resolve(state: &AppState, rid: &str, b: &TargetBody) -> Result<String, 
         .ok_or_else(|| MeshError::invalid("user_id, username or email is required"))?;
     let user: um::User = ask(
         state,
-        users::GET_BY_LOGIN.call(um::GetByLoginRequest { login })
+        users::GET_BY_LOGIN
+            .call(um::GetByLoginRequest { login })
             .request_id(rid.to_string()),
     )
     .await?;
@@ -474,7 +480,8 @@ pub async fn admin_set_password(
     let user_id = resolve(&state, &rid, &b).await?;
     let user: um::User = ask(
         &state,
-        auth::ops::SET_PASSWORD.call(am::SetPasswordRequest {
+        auth::ops::SET_PASSWORD
+            .call(am::SetPasswordRequest {
                 user_id,
                 password: b.password,
             })
@@ -525,7 +532,8 @@ pub async fn delete_user(
 ) -> Result<Json<DeletedUserView>, ApiError> {
     let user: um::User = ask(
         state,
-        auth::ops::DELETE_USER.call(am::DeleteUserRequest { user_id })
+        auth::ops::DELETE_USER
+            .call(am::DeleteUserRequest { user_id })
             .request_id(rid),
     )
     .await?;

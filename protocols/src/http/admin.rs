@@ -144,7 +144,8 @@ pub async fn actors(
     }
     let asks = nodes.into_iter().map(|n| {
         let state = state.clone();
-        let call = system::ACTORS.call(())
+        let call = system::ACTORS
+            .call(())
             .to(Target::Node(n))
             .request_id(rid.clone());
         async move { ask::<ActorList>(&state, call).await }
@@ -235,9 +236,11 @@ pub async fn kill(
     };
     let count = body.count.unwrap_or(1);
     if count == 0 || count > system::kill::MAX_COUNT {
-        return Err(
-            MeshError::invalid(format!("count must be between 1 and {}", system::kill::MAX_COUNT)).into(),
-        );
+        return Err(MeshError::invalid(format!(
+            "count must be between 1 and {}",
+            system::kill::MAX_COUNT
+        ))
+        .into());
     }
     if let Some(s) = &body.service {
         check_service(&state, s)?;
@@ -261,7 +264,8 @@ pub async fn kill(
     let service = body.service.unwrap_or_default();
     let asks = per_node.into_iter().map(|(n, c)| {
         let state = state.clone();
-        let call = system::KILL.call(KillRequest {
+        let call = system::KILL
+            .call(KillRequest {
                 service: service.clone(),
                 count: c,
             })

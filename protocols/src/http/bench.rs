@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use troupe_actors::mesh::{Call, MeshError, Router, Target};
 use troupe_actors::mesh::heartbeat::PING;
+use troupe_actors::mesh::{Call, MeshError, Router, Target};
 use troupe_proto::mesh::PingReply;
 use utoipa::ToSchema;
 

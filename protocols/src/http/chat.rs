@@ -158,10 +158,15 @@ pub async fn send_request(
 ) -> Result<(StatusCode, Json<ChatRequestView>), ApiError> {
     let r: cm::ChatRequest = ask(
         &state,
-        call(&chat::SEND_REQUEST, cm::SendRequest {
-            to_user_id: b.to_user_id,
-            username: b.username,
-        }, &caller, rid),
+        call(
+            &chat::SEND_REQUEST,
+            cm::SendRequest {
+                to_user_id: b.to_user_id,
+                username: b.username,
+            },
+            &caller,
+            rid,
+        ),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(r.into())))
@@ -240,11 +245,16 @@ pub async fn send_message(
 ) -> Result<(StatusCode, Json<ChatMessageView>), Response> {
     let sent: Result<cm::ChatMessage, ApiError> = ask(
         &state,
-        call(&chat::SEND_MESSAGE, cm::SendMessage {
-            recipient_id: b.recipient_id,
-            ciphertext: b.ciphertext,
-            nonce: b.nonce.unwrap_or_default(),
-        }, &caller, rid),
+        call(
+            &chat::SEND_MESSAGE,
+            cm::SendMessage {
+                recipient_id: b.recipient_id,
+                ciphertext: b.ciphertext,
+                nonce: b.nonce.unwrap_or_default(),
+            },
+            &caller,
+            rid,
+        ),
     )
     .await;
     match sent {
@@ -279,11 +289,16 @@ pub async fn list(
     let (page, per_page) = paging.resolve();
     let p: cm::MessagePage = ask(
         &state,
-        call(&chat::LIST_MESSAGES, cm::ListMessages {
-            with: String::new(),
-            page,
-            per_page,
-        }, &caller, rid),
+        call(
+            &chat::LIST_MESSAGES,
+            cm::ListMessages {
+                with: String::new(),
+                page,
+                per_page,
+            },
+            &caller,
+            rid,
+        ),
     )
     .await?;
     Ok(Json(p.into()))
@@ -315,11 +330,16 @@ pub async fn conversation(
     let (page, per_page) = paging.resolve();
     let p: cm::MessagePage = ask(
         &state,
-        call(&chat::CONVERSATION, cm::ListMessages {
-            with: contact_id,
-            page,
-            per_page,
-        }, &caller, rid),
+        call(
+            &chat::CONVERSATION,
+            cm::ListMessages {
+                with: contact_id,
+                page,
+                per_page,
+            },
+            &caller,
+            rid,
+        ),
     )
     .await?;
     Ok(Json(p.into()))

@@ -115,8 +115,7 @@ pub async fn confirm_registration(
     };
     let user: um::User = ask(
         &state,
-        users::CONFIRM_REGISTRATION.call(req)
-            .request_id(rid),
+        users::CONFIRM_REGISTRATION.call(req).request_id(rid),
     )
     .await?;
     Ok(Json(ConfirmedView {
@@ -144,7 +143,8 @@ pub async fn forgot_password(
 ) -> Result<Json<ResetCodeSentView>, ApiError> {
     let reply: am::ForgotReply = ask(
         &state,
-        auth::ops::FORGOT_PASSWORD.call(am::ForgotRequest {
+        auth::ops::FORGOT_PASSWORD
+            .call(am::ForgotRequest {
                 login: b.account()?,
             })
             .request_id(rid),
@@ -189,8 +189,7 @@ pub async fn confirm_forgot_password(
     };
     let user: um::User = ask(
         &state,
-        auth::ops::CONFIRM_FORGOT_PASSWORD.call(req)
-            .request_id(rid),
+        auth::ops::CONFIRM_FORGOT_PASSWORD.call(req).request_id(rid),
     )
     .await?;
     Ok(Json(PasswordResetView {

@@ -97,7 +97,8 @@ pub async fn list(
         .into_iter()
         .map(|node| {
             let state = state.clone();
-            let call = ops::DEAD_LIST.call(())
+            let call = ops::DEAD_LIST
+                .call(())
                 .to(Target::Node(node))
                 .request_id(rid.clone());
             async move { ask::<ev::DeadLetterList>(&state, call).await }
@@ -126,7 +127,8 @@ async fn on_holder(
     let mut nodes = vec![me.clone()];
     nodes.extend(router.members().iter().filter(|m| **m != me).cloned());
     for node in nodes {
-        let call = op.call(ev::DeadLetterId { id: id.clone() })
+        let call = op
+            .call(ev::DeadLetterId { id: id.clone() })
             .to(Target::Node(node))
             .request_id(rid.to_string());
         match ask::<ev::DeadLetter>(state, call).await {
@@ -335,7 +337,8 @@ pub async fn bench(
     let node = state.mesh.router().node().to_string();
     let r: ev::BenchReply = ask(
         &state,
-        ops::BENCH.call(req)
+        ops::BENCH
+            .call(req)
             .to(Target::Node(node.clone()))
             .request_id(rid.clone())
             .timeout(Duration::from_secs(3600)),
@@ -348,7 +351,8 @@ pub async fn bench(
         loop {
             let stats: nm::BenchStats = ask(
                 &state,
-                n::ops::BENCH_STATS.call(nm::BenchStatsRequest { run: run.clone() })
+                n::ops::BENCH_STATS
+                    .call(nm::BenchStatsRequest { run: run.clone() })
                     .request_id(rid.clone()),
             )
             .await?;
@@ -400,7 +404,8 @@ pub async fn bench_stats(
 ) -> Result<Json<EventsBenchStats>, ApiError> {
     let stats: nm::BenchStats = ask(
         &state,
-        n::ops::BENCH_STATS.call(nm::BenchStatsRequest { run: run.clone() })
+        n::ops::BENCH_STATS
+            .call(nm::BenchStatsRequest { run: run.clone() })
             .request_id(rid),
     )
     .await?;

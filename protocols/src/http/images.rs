@@ -45,8 +45,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let got: im::ImageData = ask(
         &state,
-        images::GET.call(im::GetRequest { id })
-            .request_id(rid),
+        images::GET.call(im::GetRequest { id }).request_id(rid),
     )
     .await?;
     let image = got

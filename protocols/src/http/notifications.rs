@@ -181,7 +181,8 @@ pub async fn list(
     let (page, per_page) = paging(q.page, q.per_page, q.limit, q.offset);
     let p: nm::NotificationPage = ask(
         &state,
-        ops::LIST.call(nm::ListRequest {
+        ops::LIST
+            .call(nm::ListRequest {
                 user_id: caller.user_id,
                 page,
                 per_page,
@@ -220,7 +221,8 @@ pub async fn read(
 ) -> Result<Json<NotificationView>, ApiError> {
     let x: nm::Notification = ask(
         &state,
-        ops::READ.call(nm::ReadRequest {
+        ops::READ
+            .call(nm::ReadRequest {
                 user_id: caller.user_id,
                 id,
             })
@@ -245,7 +247,8 @@ pub async fn preferences(
 ) -> Result<Json<NotificationPreferences>, ApiError> {
     let p: nm::Preferences = ask(
         &state,
-        ops::PREFS_GET.call(nm::PrefsRequest {
+        ops::PREFS_GET
+            .call(nm::PrefsRequest {
                 user_id: caller.user_id,
             })
             .request_id(rid),
@@ -301,7 +304,8 @@ pub async fn set_preferences(
     }
     let p: nm::Preferences = ask(
         &state,
-        ops::PREFS_PUT.call(nm::PrefsUpdate {
+        ops::PREFS_PUT
+            .call(nm::PrefsUpdate {
                 user_id: caller.user_id,
                 email,
                 log,
@@ -427,7 +431,8 @@ pub async fn logs(
     let offset = (page - 1).saturating_mul(per_page);
     let p: nm::LogPage = ask(
         &state,
-        ops::LOGS.call(nm::LogsRequest {
+        ops::LOGS
+            .call(nm::LogsRequest {
                 kind: q.kind.or(q.event_type).unwrap_or_default(),
                 user_id: q.user.or(q.user_id).unwrap_or_default(),
                 since_ms,

@@ -4,8 +4,8 @@
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use troupe_actors::mesh::{MeshError, Target};
 use troupe_actors::mesh::heartbeat::PING;
+use troupe_actors::mesh::{MeshError, Target};
 use troupe_proto::mesh::PingReply;
 use utoipa::ToSchema;
 
@@ -59,8 +59,7 @@ pub async fn ping(
             Target::Node(n)
         }
     };
-    let reply: PingReply =
-        ask(&state, PING.call(()).to(target).request_id(rid)).await?;
+    let reply: PingReply = ask(&state, PING.call(()).to(target).request_id(rid)).await?;
     Ok(Json(Pong {
         node: reply.node,
         incarnation: reply.incarnation,

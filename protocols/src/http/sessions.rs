@@ -169,7 +169,8 @@ async fn touch(
     };
     ask(
         state,
-        ops::TOUCH.call(t)
+        ops::TOUCH
+            .call(t)
             .request_id(rid)
             .to(Target::Entity(caller.session_id.clone())),
     )
@@ -244,8 +245,7 @@ async fn list_of(
 ) -> Result<sm::SessionList, ApiError> {
     ask(
         state,
-        ops::LIST.call(sm::ByUser { user_id })
-            .request_id(rid),
+        ops::LIST.call(sm::ByUser { user_id }).request_id(rid),
     )
     .await
 }
@@ -300,7 +300,8 @@ pub async fn end_all(
     caller.may_act_for(&user_id)?;
     let ended: sm::SessionList = ask(
         &state,
-        ops::REVOKE_USER.call(sm::ByUser { user_id })
+        ops::REVOKE_USER
+            .call(sm::ByUser { user_id })
             .request_id(rid),
     )
     .await?;
@@ -329,7 +330,8 @@ pub async fn verify(
 ) -> Result<Json<SessionCheck>, ApiError> {
     let s: sm::SessionInfo = ask(
         &state,
-        ops::GET.call(())
+        ops::GET
+            .call(())
             .request_id(rid)
             .to(Target::Entity(caller.session_id.clone())),
     )

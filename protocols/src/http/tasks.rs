@@ -188,7 +188,8 @@ pub async fn create(
     o.finish()?;
     let t: tm::Task = ask(
         &state,
-        ops::CREATE.call(c)
+        ops::CREATE
+            .call(c)
             .request_id(rid)
             .caller(caller.to_proto()),
     )
@@ -230,7 +231,8 @@ pub async fn list(
     let (page, per_page) = paging.resolve();
     let p: tm::TaskPage = ask(
         &state,
-        ops::LIST.call(tm::ListTasks {
+        ops::LIST
+            .call(tm::ListTasks {
                 status: filter.status.unwrap_or_default(),
                 owner_id: filter.user_id.unwrap_or_default(),
                 page,
@@ -268,7 +270,8 @@ pub async fn get(
 ) -> Result<Json<TaskView>, ApiError> {
     let t: tm::Task = ask(
         &state,
-        ops::GET.call(tm::TaskRef { id, history: true })
+        ops::GET
+            .call(tm::TaskRef { id, history: true })
             .request_id(rid)
             .caller(caller.to_proto()),
     )
@@ -298,7 +301,11 @@ pub async fn cancel(
 ) -> Result<Json<TaskView>, ApiError> {
     let t: tm::Task = ask(
         &state,
-        ops::CANCEL.call(tm::TaskRef { id: id.clone(), history: false })
+        ops::CANCEL
+            .call(tm::TaskRef {
+                id: id.clone(),
+                history: false,
+            })
             .request_id(rid)
             .caller(caller.to_proto())
             .to(Target::Entity(id.clone())),

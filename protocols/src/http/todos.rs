@@ -138,7 +138,8 @@ pub async fn list(
     let (page, per_page) = paging.resolve();
     let p: dm::TodoPage = ask(
         &state,
-        ops::LIST.call(dm::ListTodos {
+        ops::LIST
+            .call(dm::ListTodos {
                 status: filter.status.unwrap_or_default(),
                 owner_id: filter.user_id.unwrap_or_default(),
                 page,

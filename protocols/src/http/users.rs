@@ -21,8 +21,7 @@ use super::{ask, ApiError, AppState};
 async fn get_user(state: &AppState, rid: String, id: String) -> Result<um::User, ApiError> {
     ask(
         state,
-        users::GET.call(um::GetRequest { id })
-            .request_id(rid),
+        users::GET.call(um::GetRequest { id }).request_id(rid),
     )
     .await
 }
@@ -91,7 +90,8 @@ async fn update(
 ) -> Result<Json<UserView>, ApiError> {
     let user: um::User = ask(
         state,
-        auth::ops::UPDATE_USER.call(um::UpdateRequest {
+        auth::ops::UPDATE_USER
+            .call(um::UpdateRequest {
                 id,
                 full_name: b.full_name,
                 email: b.email,
@@ -209,7 +209,8 @@ pub async fn list(
     let (page, per_page) = paging.resolve();
     let p: um::UserPage = ask(
         &state,
-        users::LIST.call(um::ListRequest { page, per_page })
+        users::LIST
+            .call(um::ListRequest { page, per_page })
             .request_id(rid),
     )
     .await?;
@@ -269,12 +270,7 @@ async fn search(
             .with_details(json!({"fields": {"query": "required"}}))
             .into());
     }
-    let p: um::UserPage = ask(
-        state,
-        users::SEARCH.call(req)
-            .request_id(rid),
-    )
-    .await?;
+    let p: um::UserPage = ask(state, users::SEARCH.call(req).request_id(rid)).await?;
     Ok(Json(p.into()))
 }
 
@@ -413,7 +409,8 @@ pub async fn put_key(
 ) -> Result<Json<KeyView>, ApiError> {
     let k: um::PublicKey = ask(
         &state,
-        users::PUT_KEY.call(um::PutKeyRequest {
+        users::PUT_KEY
+            .call(um::PutKeyRequest {
                 user_id: caller.user_id,
                 public_key: b.public_key,
                 algorithm: b.algorithm,
@@ -444,7 +441,8 @@ pub async fn get_key(
 ) -> Result<Json<KeyView>, ApiError> {
     let k: um::PublicKey = ask(
         &state,
-        users::GET_KEY.call(um::GetKeyRequest { user_id })
+        users::GET_KEY
+            .call(um::GetKeyRequest { user_id })
             .request_id(rid),
     )
     .await?;
@@ -479,7 +477,8 @@ pub async fn contacts(
 ) -> Result<Json<List<ContactView>>, ApiError> {
     let list: um::ContactList = ask(
         &state,
-        users::LIST_CONTACTS.call(um::ListContactsRequest {
+        users::LIST_CONTACTS
+            .call(um::ListContactsRequest {
                 user_id: caller.user_id,
             })
             .request_id(rid),
@@ -521,11 +520,7 @@ pub async fn test_db(
     State(state): State<AppState>,
     Rid(rid): Rid,
 ) -> Result<Json<DbPingView>, ApiError> {
-    let p: um::DbPing = ask(
-        &state,
-        users::DB_PING.call(()).request_id(rid),
-    )
-    .await?;
+    let p: um::DbPing = ask(&state, users::DB_PING.call(()).request_id(rid)).await?;
     Ok(Json(DbPingView {
         db: "ok",
         backend: p.backend,

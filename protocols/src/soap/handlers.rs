@@ -65,7 +65,8 @@ async fn run(state: &AppState, rid: &str, op: Operation) -> Result<String, Fault
         } => {
             let user: um::User = ask(
                 state,
-                users::REGISTER.call(um::RegisterRequest {
+                users::REGISTER
+                    .call(um::RegisterRequest {
                         username,
                         email,
                         password,
@@ -91,7 +92,8 @@ async fn lookup_user(state: &AppState, rid: &str, username: &str) -> Result<um::
     validate::username(username).map_err(|m| Fault::client(format!("username {m}")))?;
     Ok(ask(
         state,
-        users::GET_BY_USERNAME.call(um::GetByLoginRequest {
+        users::GET_BY_USERNAME
+            .call(um::GetByLoginRequest {
                 login: username.to_string(),
             })
             .request_id(rid),

@@ -448,7 +448,8 @@ async fn inbound(state: &mut ConnState, message: Message) -> Option<(u16, Cow<'s
                         ciphertext,
                         nonce: nonce.unwrap_or_default(),
                     };
-                    let call = chat::SEND_MESSAGE.call(req)
+                    let call = chat::SEND_MESSAGE
+                        .call(req)
                         .caller(state.caller.to_proto())
                         .request_id(format!("ws-{}", state.conn.id));
                     match ask::<cm::ChatMessage>(&state.app, call).await {
