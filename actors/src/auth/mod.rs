@@ -535,3 +535,6 @@ impl Service for Auth {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -303,3 +303,6 @@ impl Service for Chat {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

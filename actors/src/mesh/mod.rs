@@ -20,12 +20,16 @@
 //! - [`placement`]: rendezvous hashing and the generic entity host (activate on demand,
 //!   passivate when idle, hand off on membership change).
 //! - [`backoff`]: exponential backoff with full jitter and restart intensity.
+//! - `harness` (tests only): one node in-process on these pieces, without membership or
+//!   sockets, for the services' unit tests.
 
 pub mod admission;
 pub mod backoff;
 pub mod endpoint;
 pub mod error;
 pub mod groups;
+#[cfg(test)]
+pub(crate) mod harness;
 pub mod heartbeat;
 pub mod lane;
 pub mod membership;
@@ -48,8 +52,8 @@ use tokio::sync::watch;
 
 pub use error::{Code, MeshError};
 pub use membership::{ClusterView, MemberState, MemberView};
-pub use pool::Pool;
 pub use op::{Call, Op, OpInfo, Target};
+pub use pool::Pool;
 pub use router::Router;
 pub use service::{BoxFuture, Request, Service};
 
@@ -145,33 +149,9 @@ impl Mesh {
     ) -> anyhow::Result<Mesh> {
         crate::metrics::describe();
         let node = settings.membership.node.clone();
-        let mut services = services;
-        if !services.iter().any(|s| s.name() == heartbeat::NAME) {
-            services.push(Arc::new(heartbeat::Ping(info.clone())));
-        }
-        let pools: Pools = services
-            .into_iter()
-            .map(|s| {
-                let name = s.name();
-                let workers = pool_size(&settings, s.as_ref());
-                (name, Pool::new(s, workers, settings.queue_capacity))
-            })
-            .collect();
-        let pools = Arc::new(pools);
-        let _ = info.pools.set(pools.clone());
-
-        let (groups, _) = Actor::spawn(
-            None,
-            groups::Groups,
-            groups::Args {
-                pools: pools.values().cloned().collect(),
-                policy: settings.policy.clone(),
-                node: node.clone(),
-                default_timeout: settings.call_timeout,
-            },
-        )
-        .await
-        .map_err(startup_error)?;
+        let (pools, groups) = start_local(&info, services, &settings)
+            .await
+            .map_err(startup_error)?;
 
         let (view_tx, view_rx) = watch::channel(Arc::new(ClusterView::default()));
         let (members_tx, members_rx) = watch::channel(Arc::new(vec![node.to_string()]));
@@ -234,9 +214,7 @@ impl Mesh {
             .map(|p| {
                 let nodes = up
                     .iter()
-                    .filter(|n| {
-                        !ractor::pg::get_members(&wire::node_group(p.name(), n)).is_empty()
-                    })
+                    .filter(|n| !ractor::pg::get_members(&wire::node_group(p.name(), n)).is_empty())
                     .cloned()
                     .collect();
                 (wire::group(p.name()), nodes)
@@ -260,7 +238,7 @@ impl Mesh {
 }
 
 /// Workers of `service` on this node: its `[services.<name>]` setting, else what the service
-/// asks for given the default.
+/// asks for given the default; at least one.
 pub fn pool_size(settings: &Settings, service: &dyn Service) -> usize {
     settings
         .pool_sizes
@@ -268,6 +246,40 @@ pub fn pool_size(settings: &Settings, service: &dyn Service) -> usize {
         .copied()
         .unwrap_or_else(|| service.workers(settings.workers))
         .max(1)
+}
+
+/// The local half of a node, shared by [`Mesh::start`] and the test harness: one pool per
+/// service (`ping` added, the runtime's own), sized by [`pool_size`], set on `info`, and their
+/// supervision tree (`Groups`: per service a supervisor, its workers and the endpoint).
+pub(crate) async fn start_local(
+    info: &Arc<NodeInfo>,
+    mut services: Vec<Arc<dyn Service>>,
+    settings: &Settings,
+) -> Result<(Arc<Pools>, ActorRef<groups::GroupsMsg>), ractor::SpawnErr> {
+    if !services.iter().any(|s| s.name() == heartbeat::NAME) {
+        services.push(Arc::new(heartbeat::Ping(info.clone())));
+    }
+    let pools: Pools = services
+        .into_iter()
+        .map(|s| {
+            let workers = pool_size(settings, s.as_ref());
+            (s.name(), Pool::new(s, workers, settings.queue_capacity))
+        })
+        .collect();
+    let pools = Arc::new(pools);
+    let _ = info.pools.set(pools.clone());
+    let (groups, _) = Actor::spawn(
+        None,
+        groups::Groups,
+        groups::Args {
+            pools: pools.values().cloned().collect(),
+            policy: settings.policy.clone(),
+            node: info.node.clone(),
+            default_timeout: settings.call_timeout,
+        },
+    )
+    .await?;
+    Ok((pools, groups))
 }
 
 /// Samples queue depth and live workers into gauges every second.

@@ -422,3 +422,6 @@ impl Service for Sessions {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

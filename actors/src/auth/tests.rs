@@ -1,0 +1,290 @@
+//! The `auth` service with `users` and `sessions` on a one-node harness
+//! ([`crate::mesh::harness`]) over SQLite, and PostgreSQL when `TROUPE_TEST_PG` is set:
+//! login, refresh rotation and reuse, logout, and wrong passwords.
+
+use std::time::Duration;
+
+use troupe_proto::mesh::Caller;
+
+use super::ops::{LOGIN, LOGOUT, REFRESH, VERIFY};
+use super::token::SigningKey;
+use super::*;
+use crate::events::Recorder;
+use crate::mesh::harness::Harness;
+use crate::sessions::Sessions;
+use crate::store::tests::on_each_backend;
+use crate::users::Users;
+
+/// Cheap hashing for tests.
+const ITERATIONS: u32 = 1000;
+const PASSWORD: &str = "password1";
+
+/// A node running `users`, `sessions` and `auth` over one store.
+struct Node {
+    harness: Harness,
+    tokens: Arc<Tokens>,
+    revocations: Revocations,
+    events: Arc<Recorder>,
+}
+
+impl Node {
+    async fn start(store: Store) -> Self {
+        let builder = Harness::builder();
+        let info = builder.info();
+        let hasher = Hasher::new(ITERATIONS);
+        let key = SigningKey {
+            kid: "k1".into(),
+            secret: vec![7; token::MIN_SECRET_LEN],
+        };
+        let tokens = Arc::new(
+            Tokens::new(
+                vec![key],
+                Duration::from_secs(900),
+                Duration::from_secs(86_400),
+                "troupe-test",
+            )
+            .unwrap(),
+        );
+        let revocations = Revocations::default();
+        let events = Arc::new(Recorder::default());
+        let users = Users::new(store.clone(), hasher.clone()).on_node(info.clone());
+        let sessions = Sessions::start(info.clone(), store.clone(), revocations.clone())
+            .await
+            .expect("sessions start");
+        let auth = Auth::new(
+            info,
+            store,
+            hasher,
+            tokens.clone(),
+            revocations.clone(),
+            Limits {
+                per_account_per_minute: 100,
+                per_ip_per_minute: 100,
+            },
+            Events {
+                publisher: events.clone(),
+                codes: codes::Settings::default(),
+            },
+        );
+        let harness = builder.start(vec![Arc::new(users), sessions, auth]).await;
+        Self {
+            harness,
+            tokens,
+            revocations,
+            events,
+        }
+    }
+
+    fn router(&self) -> &crate::mesh::Router {
+        self.harness.router()
+    }
+
+    /// Registers a user with a unique name and [`PASSWORD`].
+    async fn register(&self) -> um::User {
+        let name = format!("ann_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let req = um::RegisterRequest {
+            username: name.clone(),
+            email: format!("{name}@example.com"),
+            password: PASSWORD.into(),
+            full_name: "Ann".into(),
+        };
+        self.router().ask(&users::REGISTER, req).await.unwrap()
+    }
+
+    async fn login(&self, login: &str, password: &str) -> Result<TokenPair, MeshError> {
+        let req = LoginRequest {
+            login: login.into(),
+            password: password.into(),
+            ip: "10.0.0.9".into(),
+            user_agent: "agent/1".into(),
+            device: "phone".into(),
+        };
+        self.router().ask(&LOGIN, req).await
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, MeshError> {
+        let req = RefreshRequest {
+            refresh_token: refresh_token.into(),
+        };
+        self.router().ask(&REFRESH, req).await
+    }
+
+    async fn verify(&self, token: &str) -> Result<VerifyReply, MeshError> {
+        let req = VerifyRequest {
+            token: token.into(),
+        };
+        self.router().ask(&VERIFY, req).await
+    }
+
+    async fn session(&self, sid: &str) -> sm::SessionInfo {
+        let call = sessions::ops::GET.call(()).to(Target::Entity(sid.into()));
+        self.router().call(call).await.unwrap()
+    }
+
+    async fn sessions_of(&self, user_id: &str) -> Vec<sm::SessionInfo> {
+        let by = sm::ByUser {
+            user_id: user_id.into(),
+        };
+        self.router()
+            .ask(&sessions::ops::LIST, by)
+            .await
+            .unwrap()
+            .items
+    }
+}
+
+fn unauthenticated(answer: Result<impl std::fmt::Debug, MeshError>) -> String {
+    let err = answer.unwrap_err();
+    assert_eq!(err.code, Code::Unauthenticated, "{err}");
+    err.message
+}
+
+#[tokio::test]
+async fn login_answers_verifiable_tokens_of_a_live_session() {
+    on_each_backend(|store, _| async move {
+        let node = Node::start(store).await;
+        let user = node.register().await;
+        let pair = node
+            .login(&user.username.to_uppercase(), PASSWORD)
+            .await
+            .unwrap();
+
+        let who = pair.user.clone().unwrap();
+        assert_eq!(who.id, user.id);
+        assert!(who.password_hash.is_empty());
+        assert_eq!(pair.expires_in, 900);
+        let claims = node
+            .tokens
+            .verify(&pair.access_token, TokenKind::Access)
+            .unwrap();
+        assert_eq!(
+            (claims.sub.as_str(), claims.sid.as_str()),
+            (user.id.as_str(), pair.session_id.as_str())
+        );
+        let refresh = node
+            .tokens
+            .verify(&pair.refresh_token, TokenKind::Refresh)
+            .unwrap();
+        assert_eq!(refresh.sid, pair.session_id);
+        let verified = node.verify(&pair.access_token).await.unwrap();
+        assert_eq!(
+            (verified.user_id, verified.session_id),
+            (user.id.clone(), pair.session_id.clone())
+        );
+
+        let session = node.session(&pair.session_id).await;
+        assert_eq!(session.user_id, user.id);
+        assert!(!session.revoked);
+        assert_eq!(
+            (
+                session.ip.as_str(),
+                session.user_agent.as_str(),
+                session.device.as_str()
+            ),
+            ("10.0.0.9", "agent/1", "phone")
+        );
+        let logged_in: Vec<_> = node
+            .events
+            .events()
+            .into_iter()
+            .filter(|e| e.kind == kinds::USER_LOGGED_IN)
+            .collect();
+        assert_eq!(logged_in.len(), 1);
+        assert_eq!(logged_in[0].user_id.as_deref(), Some(user.id.as_str()));
+        node.harness.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_reused_refresh_token_ends_the_session() {
+    on_each_backend(|store, _| async move {
+        let node = Node::start(store).await;
+        let user = node.register().await;
+        let first = node.login(&user.email, PASSWORD).await.unwrap();
+
+        let second = node.refresh(&first.refresh_token).await.unwrap();
+        assert_eq!(second.session_id, first.session_id);
+        assert_ne!(second.refresh_token, first.refresh_token);
+        assert_eq!(second.user.as_ref().unwrap().id, user.id);
+        assert!(node.verify(&second.access_token).await.is_ok());
+        assert!(!node.session(&first.session_id).await.revoked);
+
+        // The spent token is refused, and its reuse ends the whole session.
+        let message = unauthenticated(node.refresh(&first.refresh_token).await);
+        assert_eq!(
+            message,
+            "refresh token already used; the session has been ended"
+        );
+        assert!(node.session(&first.session_id).await.revoked);
+        assert!(node.revocations.is_revoked(&first.session_id));
+        // So the rotated pair stops working too.
+        let message = unauthenticated(node.refresh(&second.refresh_token).await);
+        assert_eq!(message, "session has ended");
+        unauthenticated(node.verify(&second.access_token).await);
+        node.harness.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn logout_ends_the_callers_session() {
+    on_each_backend(|store, _| async move {
+        let node = Node::start(store).await;
+        let user = node.register().await;
+        let pair = node.login(&user.username, PASSWORD).await.unwrap();
+        let other = node.login(&user.username, PASSWORD).await.unwrap();
+
+        // Without a session there is nothing to end.
+        unauthenticated(node.router().ask(&LOGOUT, ()).await);
+        let caller = Caller {
+            user_id: user.id.clone(),
+            roles: user.roles.clone(),
+            session_id: pair.session_id.clone(),
+        };
+        let ended = node
+            .router()
+            .call(LOGOUT.call(()).caller(caller))
+            .await
+            .unwrap();
+        assert_eq!(
+            (ended.id.as_str(), ended.revoked),
+            (pair.session_id.as_str(), true)
+        );
+        assert!(node.revocations.is_revoked(&pair.session_id));
+        assert!(node.session(&pair.session_id).await.revoked);
+        unauthenticated(node.verify(&pair.access_token).await);
+        unauthenticated(node.refresh(&pair.refresh_token).await);
+
+        // The user's other session lives on.
+        assert!(!node.revocations.is_revoked(&other.session_id));
+        assert!(node.verify(&other.access_token).await.is_ok());
+        node.harness.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_unauthenticated_and_starts_no_session() {
+    on_each_backend(|store, _| async move {
+        let node = Node::start(store).await;
+        let user = node.register().await;
+
+        let wrong = unauthenticated(node.login(&user.username, "password2").await);
+        assert_eq!(wrong, "invalid credentials");
+        // An unknown account gets the very same answer.
+        let unknown = unauthenticated(node.login("nobody_at_all", PASSWORD).await);
+        assert_eq!(unknown, wrong);
+        assert!(node.sessions_of(&user.id).await.is_empty());
+        assert!(node
+            .events
+            .events()
+            .iter()
+            .all(|e| e.kind != kinds::USER_LOGGED_IN));
+        // A missing password is a bad request, not a failed login.
+        let err = node.login(&user.username, "").await.unwrap_err();
+        assert_eq!(err.code, Code::InvalidArgument);
+        node.harness.stop().await;
+    })
+    .await;
+}
