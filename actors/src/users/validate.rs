@@ -141,11 +141,15 @@ pub fn full_name(s: &str) -> Result<(), String> {
     }
 }
 
-/// 1 to 16 role names of 1 to 32 characters of `[a-z0-9_-]`. Answers them deduplicated,
+/// 1 to 16 role names of 1 to 32 characters of `[a-z0-9_-]` (16 names given, duplicates
+/// included, as the API's schema counts them). Answers them deduplicated,
 /// in their first-seen order; an empty list becomes `["user"]`.
 pub fn roles(roles: &[String]) -> Result<Vec<String>, String> {
     if roles.is_empty() {
         return Ok(vec!["user".to_string()]);
+    }
+    if roles.len() > ROLES_MAX {
+        return Err(roles_message());
     }
     let valid = |r: &String| {
         (1..=ROLE_MAX).contains(&r.len())
@@ -198,12 +202,13 @@ pub fn algorithm(s: &str) -> Result<(), String> {
     }
 }
 
-/// An id (of a user): 1 to 64 characters without control characters.
+/// An id (of a user): 1 to 64 characters without control characters (characters, as the
+/// API's schema counts them, not bytes).
 pub fn id(field: &'static str, s: &str) -> Result<(), MeshError> {
     if s.is_empty() {
         return Err(MeshError::invalid(format!("{field} is required")));
     }
-    if s.len() > ID_MAX || s.chars().any(char::is_control) {
+    if s.chars().count() > ID_MAX || s.chars().any(char::is_control) {
         return Err(MeshError::invalid(format!("{field} is malformed")));
     }
     Ok(())
