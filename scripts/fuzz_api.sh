@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Property-based fuzzing of the REST API from its own contract: schemathesis reads a node's
 # /openapi.json, generates requests that fit (and that break) each operation's schema, and
-# checks every answer: no 5xx, a status the document lists, the declared content type, and
-# a body that matches the declared schema. Prints schemathesis's report.
+# runs every check it has (-c all): no 5xx; the status, content type, headers and body the
+# document declares; every schema-valid request accepted and every schema-violating one
+# refused; required headers, methods and credentials enforced. Prints schemathesis's report
+# and fails when any check failed.
 #
 #   scripts/fuzz_api.sh                  # 40 examples per operation, release build
 #   EXAMPLES=200 scripts/fuzz_api.sh
@@ -11,10 +13,18 @@
 #   BIN=/tmp/troupe scripts/fuzz_api.sh  # that binary as it is, nothing built
 #
 # Needs schemathesis (pip install schemathesis), curl and python3. Runs one node with its
-# own store in a scratch directory; admin load generators, chaos, broadcast, the WebSocket
-# upgrade and the calls that end the fuzzing user's own sessions are left out, and so are
-# the SOAP routes: SOAP 1.1's HTTP binding answers every fault with HTTP 500, which the
-# "no 5xx" check would count (tests/soap_grpc.rs covers their bad input).
+# own store in a scratch directory, and fuzzes every REST operation, in three runs:
+# 1. all but those of 2 and 3, with requests that fit and that break their schema;
+# 2. the load generators (POST /admin/mesh/bench, /admin/events/bench) and chaos
+#    (POST /admin/chaos/kill) with requests that break their schema only: each must be
+#    refused, and a valid one would load the machine or kill actors for real;
+# 3. last, the calls that end the fuzzing user's sessions (logout, DELETE
+#    /api/sessions/{user_id}, a new password through PUT /users/profile).
+# Left out: the WebSocket upgrade (GET /ws/{user_id}: a request that fits turns the
+# connection into a WebSocket, which an HTTP fuzzer cannot speak; tests/chat.rs covers the
+# socket and tests/contract.rs its refusal of a plain request), and the SOAP routes (SOAP
+# 1.1's HTTP binding answers every fault with HTTP 500; tests/soap_grpc.rs covers their bad
+# input). scripts/fuzz/hooks.py drops the refusals of the few rules no schema can state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXAMPLES=${EXAMPLES:-40}

@@ -395,6 +395,19 @@ mod tests {
     }
 
     #[test]
+    fn first_given_skips_the_earlier_fields_that_are_not_given() {
+        let rule = first_non_null(&["login", "email"], json!({"type": "string"}));
+        assert_eq!(
+            rule,
+            json!({"anyOf": [
+                {"required": ["login"], "properties": {"login": {"type": "string"}}},
+                {"required": ["email"], "properties": {
+                    "login": {"type": "null"}, "email": {"type": "string"}}},
+            ]})
+        );
+    }
+
+    #[test]
     fn finishing_gives_unique_ids_and_the_error_answer() {
         let mut doc = ApiDoc::openapi();
         finish(&mut doc);
