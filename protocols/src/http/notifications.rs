@@ -344,7 +344,8 @@ pub async fn set_preferences(
     let email = b.email.or(nested.and_then(|c| c.email));
     let log = b.log.or(nested.and_then(|c| c.log));
     let in_app = b.in_app.or(nested.and_then(|c| c.in_app));
-    if in_app == Some(false) {
+    // `false` is refused wherever it is, also nested under a flat `true`.
+    if in_app == Some(false) || nested.and_then(|c| c.in_app) == Some(false) {
         return Err(MeshError::invalid("in-app notifications cannot be turned off").into());
     }
     if email.is_none() && log.is_none() && in_app.is_none() {
@@ -485,6 +486,11 @@ pub async fn logs(
     Rid(rid): Rid,
     Query(q): Query<LogsQuery>,
 ) -> Result<Json<Page<NotificationLogRow>>, ApiError> {
+    // Each filter has its length, also the twin that its first name overrides.
+    let long = |v: &Option<String>, max: usize| v.as_ref().is_some_and(|v| v.chars().count() > max);
+    if long(&q.kind, 65) || long(&q.event_type, 65) || long(&q.user, 64) || long(&q.user_id, 64) {
+        return Err(MeshError::invalid("filter too long").into());
+    }
     let since_ms = time_param("since", &q.since)?;
     let until_ms = time_param("until", &q.until)?;
     let (page, per_page) = paging(q.page, q.per_page, q.limit, q.offset, n::MAX_LOG_PAGE)?;
