@@ -248,7 +248,9 @@ fn the_document_states_the_rules_the_server_enforces() {
     // A login names its account by the first of `login`, `username` and `email` given, and
     // needs one: the schema says so, and a body without one is refused.
     let login = schema("LoginBody");
-    let alternatives = login["allOf"][0]["anyOf"].as_array().expect("{login}");
+    let alternatives = login["allOf"][0]["anyOf"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no alternatives: {login}"));
     let required: Vec<&str> = alternatives
         .iter()
         .map(|a| a["required"][0].as_str().unwrap())
