@@ -225,3 +225,93 @@ fn request(method: &str, url: &str) -> Answer {
     let body = serde_json::json!({});
     send(&method.to_uppercase(), url, Some(&body), None)
 }
+
+#[test]
+fn the_document_states_the_rules_the_server_enforces() {
+    let c = Cluster::start(
+        "contract_rules",
+        Options {
+            nodes: 1,
+            ..Options::default()
+        },
+    );
+    let n1 = c.node("n1");
+    let (_, doc) = get(&n1.url("/openapi.json"), None).unwrap();
+    let schema = |name: &str| doc["components"]["schemas"][name].clone();
+    let param = |m: &str, p: &str, name: &str| {
+        doc["paths"][p][m]["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|x| x["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("{m} {p}: no parameter {name}"))
+    };
+
+    // A login names its account by the first of `login`, `username` and `email` given, and
+    // needs one: the schema says so, and a body without one is refused.
+    let login = schema("LoginBody");
+    let alternatives = login["allOf"][0]["anyOf"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no alternatives: {login}"));
+    let required: Vec<&str> = alternatives
+        .iter()
+        .map(|a| a["required"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(required, ["login", "username", "email"], "{login}");
+    let (status, _) = post(
+        &n1.url("/auth/login"),
+        &serde_json::json!({"password": "passw0rd-long"}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        &n1.url("/auth/login"),
+        &serde_json::json!({"username": null, "email": "nobody@example.com", "password": "x"}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        status, 401,
+        "an account given by email alone is a login attempt"
+    );
+
+    // Page bounds are in the schema, and the server refuses what is above them.
+    let page = param("get", "/notifications/logs", "page");
+    assert_eq!(page["schema"]["maximum"], 1_000_000, "{page}");
+    let per_page = param("get", "/notifications/logs", "per_page");
+    assert_eq!(per_page["schema"]["maximum"], 500, "{per_page}");
+    assert_eq!(param("get", "/todos", "per_page")["schema"]["maximum"], 100);
+    let logs = |query: &str| {
+        get(
+            &n1.url(&format!("/notifications/logs?{query}")),
+            Some(ADMIN_TOKEN),
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(logs("page=1000000"), 200);
+    assert_eq!(logs("page=1000001"), 400);
+    assert_eq!(logs("per_page=500"), 200);
+    assert_eq!(logs("per_page=501"), 400);
+    assert_eq!(logs("since=2026-01-31T12:00:00Z"), 200);
+    assert_eq!(logs("since=+026-01-31T12:00:00Z"), 400);
+
+    // The WebSocket upgrade states its headers; a plain GET is refused.
+    assert_eq!(param("get", "/ws/{user_id}", "Upgrade")["required"], true);
+    assert_eq!(get(&n1.url("/ws/someone"), None).unwrap().0, 400);
+
+    // Ids in paths have their length; whole floats are integers, as in JSON Schema.
+    let id = param("get", "/todos/{id}", "id");
+    assert_eq!(id["schema"]["maxLength"], 64, "{id}");
+    let user = new_user(n1, n1, "rules");
+    let (status, v) = post(
+        &n1.url("/users/search"),
+        &serde_json::json!({"query": "rules", "page": 1.0, "per_page": 5.0}),
+        Some(&user.access),
+    )
+    .unwrap();
+    assert_eq!(
+        (status, &v["per_page"]),
+        (200, &serde_json::json!(5)),
+        "{v}"
+    );
+}

@@ -57,12 +57,13 @@ impl Fields {
     }
 }
 
-/// An id: 1 to 64 characters without control characters.
+/// An id: 1 to 64 characters without control characters (characters, as the API's schema
+/// counts them, not bytes).
 pub fn id(field: &'static str, s: &str) -> Result<(), MeshError> {
     if s.is_empty() {
         return Err(MeshError::invalid(format!("{field} is required")));
     }
-    if s.len() > ID_MAX || s.chars().any(char::is_control) {
+    if s.chars().count() > ID_MAX || s.chars().any(char::is_control) {
         return Err(MeshError::invalid(format!("{field} is malformed")));
     }
     Ok(())

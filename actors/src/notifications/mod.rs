@@ -219,7 +219,7 @@ impl Notifications {
     }
 
     async fn logs(&self, req: LogsRequest) -> Result<LogPage, MeshError> {
-        if req.kind.len() > 65 || req.user_id.len() > 64 {
+        if req.kind.chars().count() > 65 || req.user_id.chars().count() > 64 {
             return Err(MeshError::invalid("filter too long"));
         }
         if req.since_ms < 0 || req.until_ms < 0 {
@@ -304,10 +304,23 @@ fn page(page: u32, per_page: u32, max: u32) -> Result<(u32, u32), MeshError> {
     Ok((page.max(1), per_page))
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS[.mmm]Z` to unix milliseconds.
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` to unix milliseconds (the fraction's digits
+/// past milliseconds are ignored).
 pub fn parse_time(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || !s.ends_with('Z') || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    // Digits where digits go (no signs), and a fraction of digits only.
+    let digits_at = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    if !digits_at.iter().all(|&i| b[i].is_ascii_digit())
+        || b[13] != b':'
+        || b[16] != b':'
+        || (b.len() > 20
+            && (b.len() == 21
+                || b[19] != b'.'
+                || !b[20..b.len() - 1].iter().all(u8::is_ascii_digit)))
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();

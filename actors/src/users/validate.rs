@@ -97,11 +97,15 @@ pub fn full_name(s: &str) -> Result<(), String> {
     }
 }
 
-/// 1 to 16 role names of 1 to 32 characters of `[a-z0-9_-]`. Answers them deduplicated,
+/// 1 to 16 role names of 1 to 32 characters of `[a-z0-9_-]` (16 names given, duplicates
+/// included, as the API's schema counts them). Answers them deduplicated,
 /// in their first-seen order; an empty list becomes `["user"]`.
 pub fn roles(roles: &[String]) -> Result<Vec<String>, String> {
     if roles.is_empty() {
         return Ok(vec!["user".to_string()]);
+    }
+    if roles.len() > ROLES_MAX {
+        return Err(roles_message());
     }
     let valid = |r: &String| {
         (1..=ROLE_MAX).contains(&r.len())

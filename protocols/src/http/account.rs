@@ -14,9 +14,9 @@ use troupe_actors::users::{self, messages as um};
 use utoipa::ToSchema;
 
 use super::auth::{Admin, Caller};
-use super::identity::{client, UserView};
+use super::identity::{client, RoleName, UserView};
 use super::json::Json as Body;
-use super::openapi::ErrorBody;
+use super::openapi::{self, ErrorBody, Rule};
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
@@ -49,7 +49,7 @@ pub struct RegisterBody {
         required = true,
         min_length = 8,
         max_length = 128,
-        pattern = r"([^\W\d_].*[0-9]|[0-9].*[^\W\d_])"
+        pattern = r"([^\W\d_][\s\S]*[0-9]|[0-9][\s\S]*[^\W\d_])"
     )]
     pub password: String,
     /// Display name: at most 100 characters without control characters; may be empty or
@@ -92,7 +92,10 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
-/// Body of every login path: `username` or `email` (or `login`), and `password`.
+/// Body of every login path: `username` or `email` (or `login`), and `password`. Of
+/// `login`, `username` and `email` the first given (not absent, not `null`) names the
+/// account, and one is required: 1 to 254 characters once trimmed, without control
+/// characters (the schema's `allOf` states it).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct LoginBody {
     /// The account, when `login` is absent: a username or an email address, matched
@@ -106,11 +109,20 @@ pub struct LoginBody {
     pub login: Option<String>,
     /// Required (not empty): the account's password.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 1)]
     pub password: String,
     /// Optional label of the client's device, kept with the new session.
     #[serde(default)]
     pub device: String,
+}
+
+impl Rule for LoginBody {
+    fn rules() -> Vec<serde_json::Value> {
+        vec![openapi::first_non_null(
+            &["login", "username", "email"],
+            openapi::account(),
+        )]
+    }
 }
 
 /// A new token pair, the answer of every login path and of `POST /auth/refresh`.
@@ -366,7 +378,7 @@ pub struct CreateBody {
         required = true,
         min_length = 8,
         max_length = 128,
-        pattern = r"([^\W\d_].*[0-9]|[0-9].*[^\W\d_])"
+        pattern = r"([^\W\d_][\s\S]*[0-9]|[0-9][\s\S]*[^\W\d_])"
     )]
     pub password: String,
     /// Display name: at most 100 characters without control characters; may be empty or
@@ -377,6 +389,7 @@ pub struct CreateBody {
     /// Roles: at most 16 names of 1 to 32 lowercase letters, digits, `_` or `-`
     /// (duplicates dropped); empty or absent means `["user"]`.
     #[serde(default)]
+    #[schema(max_items = 16, value_type = Vec<RoleName>)]
     pub roles: Vec<String>,
     /// Whether the email address counts as confirmed; absent means `true`.
     pub confirmed: Option<bool>,
@@ -419,21 +432,57 @@ pub async fn admin_create(
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
-/// Body of `POST /auth/admin/set-password` and `/auth/admin/delete-user`: the user by id,
-/// username or email.
+/// Body of `POST /auth/admin/delete-user`, and the user of `/auth/admin/set-password`: the
+/// user by id, username or email. The first of them given names the user (`user_id` counts
+/// as not given when empty), and one is required (the schema's `allOf` states it).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TargetBody {
-    /// The user's id; used when not empty.
+    /// The user's id (1 to 64 characters without control characters); used when not
+    /// empty.
     pub user_id: Option<String>,
-    /// Otherwise the user by username or email address, matched ignoring case. One of
-    /// `user_id`, `username` and `email` is required.
+    /// Otherwise the user by username or email address (1 to 254 characters without
+    /// control characters), matched ignoring case.
     pub username: Option<String>,
-    /// Otherwise (no `username`) the user by email address or username, matched ignoring
-    /// case.
+    /// Otherwise (no `username`) the user by email address or username, the same way.
     pub email: Option<String>,
-    /// Set-password only, required there: the new password, 8 to 128 characters with at
-    /// least one letter and one digit. Ignored by delete-user.
+}
+
+impl Rule for TargetBody {
+    fn rules() -> Vec<serde_json::Value> {
+        let login = serde_json::json!({
+            "type": "string", "minLength": 1, "maxLength": 254, "pattern": openapi::NO_CONTROL
+        });
+        let null = serde_json::json!({"type": "null"});
+        vec![openapi::first_given(&[
+            (
+                "user_id",
+                serde_json::json!({
+                    "type": "string", "minLength": 1, "maxLength": 64,
+                    "pattern": openapi::NO_CONTROL
+                }),
+                serde_json::json!({"type": ["string", "null"], "maxLength": 0}),
+            ),
+            ("username", login.clone(), null.clone()),
+            ("email", login, null),
+        ])]
+    }
+}
+
+/// Body of `POST /auth/admin/set-password`: the user ([`TargetBody`]) and the new password.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct SetPasswordBody {
+    /// The user.
+    #[serde(flatten)]
+    pub user: TargetBody,
+    /// Required: the new password, 8 to 128 characters with at least one letter and one
+    /// digit.
     #[serde(default)]
+    #[schema(
+        required = true,
+        min_length = 8,
+        max_length = 128,
+        pattern = r"([^\W\d_][\s\S]*[0-9]|[0-9][\s\S]*[^\W\d_])"
+    )]
     pub password: String,
 }
 
@@ -463,7 +512,7 @@ async fn resolve(state: &AppState, rid: &str, b: &TargetBody) -> Result<String, 
     path = "/auth/admin/set-password",
     tag = "auth",
     security(("admin" = [])),
-    request_body = TargetBody,
+    request_body = SetPasswordBody,
     responses(
         (status = 200, description = "The user, with the new password set and every session ended", body = UserView),
         (status = 400, description = "No user named, or an invalid password (`details.fields`)", body = ErrorBody),
@@ -475,9 +524,9 @@ pub async fn admin_set_password(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
-    Body(b): Body<TargetBody>,
+    Body(b): Body<SetPasswordBody>,
 ) -> Result<Json<UserView>, ApiError> {
-    let user_id = resolve(&state, &rid, &b).await?;
+    let user_id = resolve(&state, &rid, &b.user).await?;
     let user: um::User = ask(
         &state,
         auth::ops::SET_PASSWORD

@@ -180,7 +180,8 @@ pub struct KillBody {
     pub service: Option<String>,
     /// Node to kill on; random routable nodes when absent.
     pub node: Option<String>,
-    /// How many actors (default 1, at most 1000).
+    /// How many actors, 1 to 1000 (default 1).
+    #[schema(minimum = 1, maximum = 1000)]
     pub count: Option<u32>,
 }
 
@@ -227,11 +228,12 @@ pub async fn kill(
     Rid(rid): Rid,
     body: axum::body::Bytes,
 ) -> Result<Json<KillReport>, ApiError> {
-    // Every field is optional, so an empty body means "one random worker anywhere".
-    let body: KillBody = if body.iter().all(u8::is_ascii_whitespace) {
+    // Every field is optional, so an empty body means "one random worker anywhere" (white
+    // space alone is not JSON, and is refused like any other).
+    let body: KillBody = if body.is_empty() {
         KillBody::default()
     } else {
-        serde_json::from_slice(&body)
+        super::json::from_slice(&body)
             .map_err(|e| MeshError::invalid(format!("malformed json body: {e}")))?
     };
     let count = body.count.unwrap_or(1);

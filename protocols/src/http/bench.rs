@@ -31,12 +31,14 @@ pub struct BenchBody {
     /// Target node (this node when absent).
     pub node: Option<String>,
     /// Number of calls, 1..=2,000,000.
+    #[schema(minimum = 1, maximum = 2_000_000)]
     pub calls: usize,
     /// Concurrent callers, 1..=4096 (default 64).
+    #[schema(minimum = 1, maximum = 4096)]
     pub concurrency: Option<usize>,
-    /// Calls per second, above 0 and at most 10,000,000; unpaced (as fast as possible)
-    /// when absent. Paced calls do not wait for one another, so `concurrency` does not
-    /// apply.
+    /// Calls per second, 1 to 10,000,000; unpaced (as fast as possible) when absent.
+    /// Paced calls do not wait for one another, so `concurrency` does not apply.
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub rate: Option<f64>,
 }
 
@@ -212,8 +214,11 @@ pub async fn run(
     if !(1..=4096).contains(&concurrency) {
         return Err(MeshError::invalid("concurrency must be between 1 and 4096").into());
     }
-    if body.rate.is_some_and(|r| !(r > 0.0 && r <= 10_000_000.0)) {
-        return Err(MeshError::invalid("rate must be positive").into());
+    if body
+        .rate
+        .is_some_and(|r| !(1.0..=10_000_000.0).contains(&r))
+    {
+        return Err(MeshError::invalid("rate must be between 1 and 10000000").into());
     }
     let node = body
         .node

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::auth::{Admin, Caller};
 use super::identity::{List, Page, Paging};
 use super::json::Json as Body;
-use super::openapi::ErrorBody;
+use super::openapi::{self, ErrorBody, Rule};
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
@@ -125,15 +125,31 @@ pub async fn incoming(
 }
 
 /// Body of `POST /chat-requests/send`: the addressee, by id or by username (one is
-/// required; `to_user_id` wins when both are given).
+/// required; `to_user_id` wins when both are given and it is not empty; the schema's
+/// `allOf` states it).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SendRequestBody {
-    /// The addressee's id (at most 64 bytes, no control characters).
+    /// The addressee's id (1 to 64 characters, no control characters).
     #[serde(default)]
     pub to_user_id: String,
-    /// Or their username, in any case (at most 254 characters, no control characters).
+    /// Or their username, in any case (1 to 254 characters, no control characters).
     #[serde(default)]
     pub username: String,
+}
+
+impl Rule for SendRequestBody {
+    fn rules() -> Vec<serde_json::Value> {
+        let valid = |max: usize| {
+            serde_json::json!({
+                "type": "string", "minLength": 1, "maxLength": max, "pattern": openapi::NO_CONTROL
+            })
+        };
+        let empty = serde_json::json!({"type": "string", "maxLength": 0});
+        vec![openapi::first_given(&[
+            ("to_user_id", valid(64), empty.clone()),
+            ("username", valid(254), empty),
+        ])]
+    }
 }
 
 /// `POST /chat-requests/send`: asks a user (by id or username) to become a contact.
@@ -178,7 +194,7 @@ pub async fn send_request(
     path = "/chat-requests/{id}/accept",
     tag = "chat",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The chat request's id")),
+    params(("id" = String, Path, description = "The chat request's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The request, now `accepted`", body = ChatRequestView),
         (status = 404, description = "No such request addressed to the caller", body = ErrorBody),
@@ -311,7 +327,7 @@ pub async fn list(
     tag = "chat",
     security(("bearer" = [])),
     params(
-        ("contact_id" = String, Path, description = "The other party's user id"),
+        ("contact_id" = String, Path, description = "The other party's user id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"),
         Paging,
     ),
     responses(

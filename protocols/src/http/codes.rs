@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use troupe_actors::auth::{self, messages as am};
 use troupe_actors::mesh::MeshError;
 use troupe_actors::users::{self, messages as um};
@@ -12,36 +13,80 @@ use utoipa::ToSchema;
 
 use super::identity::UserView;
 use super::json::Json as Body;
-use super::openapi::ErrorBody;
+use super::openapi::{self, ErrorBody, Rule};
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
-/// Body of the code flows: the account (`username`, `email` or `login`), the code
-/// (`code` or `confirmation_code`) and, for a reset, the new password (`new_password` or
-/// `password`).
+/// The account a code flow is about, and the body of `POST /auth/forgot-password`:
+/// `username`, `email` or `login`. The first given (not absent, not `null`) names the
+/// account, and one is required: 1 to 254 characters once trimmed, without control
+/// characters (the schema's `allOf` states it).
 #[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct CodeBody {
+pub struct Account {
     /// The account, when `login` is absent: a username or an email address, matched
     /// ignoring case.
     pub username: Option<String>,
     /// The account, when `login` and `username` are absent: an email address or a
     /// username, matched ignoring case.
     pub email: Option<String>,
-    /// The account: a username or an email address, matched ignoring case. Of `login`,
-    /// `username` and `email` the first present is used; one is required (not blank).
+    /// The account: a username or an email address, matched ignoring case; comes first.
     pub login: Option<String>,
-    /// The code from the notification (six digits). Confirmations only, required there
-    /// (`code` or `confirmation_code`, the first present is used; not blank). A code works
-    /// once, until it expires, and not after too many wrong guesses.
+}
+
+impl Rule for Account {
+    fn rules() -> Vec<Value> {
+        vec![openapi::first_non_null(
+            &["login", "username", "email"],
+            openapi::account(),
+        )]
+    }
+}
+
+/// Body of `POST /users/confirm-registration`: the account ([`Account`]) and the code from
+/// the notification, `code` or `confirmation_code` (the first given is used; one is
+/// required).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ConfirmBody {
+    /// The account.
+    #[serde(flatten)]
+    pub account: Account,
+    /// The code from the notification: six digits. A code works once, until it expires,
+    /// and not after too many wrong guesses; a wrong one is a 400.
     pub code: Option<String>,
     /// The same as `code` (Cognito's name), used when `code` is absent.
     pub confirmation_code: Option<String>,
-    /// `POST /auth/confirm-forgot-password` only, required there (`new_password` or
-    /// `password`, the first present is used): the new password, 8 to 128 characters with
-    /// at least one letter and one digit.
+}
+
+impl Rule for ConfirmBody {
+    fn rules() -> Vec<Value> {
+        vec![openapi::first_non_null(
+            &["code", "confirmation_code"],
+            json!({"type": "string", "pattern": "^[0-9]{6}$"}),
+        )]
+    }
+}
+
+/// Body of `POST /auth/confirm-forgot-password`: the account and code ([`ConfirmBody`]),
+/// and the new password, `new_password` or `password` (the first given is used; one is
+/// required).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ResetBody {
+    /// The account and the code.
+    #[serde(flatten)]
+    pub confirm: ConfirmBody,
+    /// The new password: 8 to 128 characters with at least one letter and one digit.
     pub new_password: Option<String>,
     /// The same as `new_password`, used when `new_password` is absent.
     pub password: Option<String>,
+}
+
+impl Rule for ResetBody {
+    fn rules() -> Vec<Value> {
+        vec![openapi::first_non_null(
+            &["new_password", "password"],
+            openapi::password(),
+        )]
+    }
 }
 
 /// The answer of `POST /users/confirm-registration`.
@@ -73,14 +118,22 @@ pub struct PasswordResetView {
     pub user: UserView,
 }
 
-impl CodeBody {
+impl Account {
+    /// The account name, trimmed (as the logins read it).
     fn account(&self) -> Result<String, ApiError> {
         self.login
-            .clone()
-            .or_else(|| self.username.clone())
-            .or_else(|| self.email.clone())
-            .filter(|s| !s.trim().is_empty())
+            .as_deref()
+            .or(self.username.as_deref())
+            .or(self.email.as_deref())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
             .ok_or_else(|| MeshError::invalid("username or email is required").into())
+    }
+}
+
+impl ConfirmBody {
+    fn account(&self) -> Result<String, ApiError> {
+        self.account.account()
     }
 
     fn code(&self) -> Result<String, ApiError> {
@@ -92,12 +145,22 @@ impl CodeBody {
     }
 }
 
+impl ResetBody {
+    fn account(&self) -> Result<String, ApiError> {
+        self.confirm.account()
+    }
+
+    fn code(&self) -> Result<String, ApiError> {
+        self.confirm.code()
+    }
+}
+
 /// `POST /users/confirm-registration`: the registration code confirms the account.
 #[utoipa::path(
     post,
     path = "/users/confirm-registration",
     tag = "auth",
-    request_body = CodeBody,
+    request_body = ConfirmBody,
     responses(
         (status = 200, description = "The account is confirmed", body = ConfirmedView),
         (status = 400, description = "No account or no code given, or an invalid or expired code (whatever was wrong, also an unknown account)", body = ErrorBody),
@@ -107,7 +170,7 @@ impl CodeBody {
 pub async fn confirm_registration(
     State(state): State<AppState>,
     Rid(rid): Rid,
-    Body(b): Body<CodeBody>,
+    Body(b): Body<ConfirmBody>,
 ) -> Result<Json<ConfirmedView>, ApiError> {
     let req = um::ConfirmRequest {
         login: b.account()?,
@@ -130,7 +193,7 @@ pub async fn confirm_registration(
     post,
     path = "/auth/forgot-password",
     tag = "auth",
-    request_body = CodeBody,
+    request_body = Account,
     responses(
         (status = 200, description = "A reset code was sent if the account exists (the same answer otherwise)", body = ResetCodeSentView),
         (status = 400, description = "No account given", body = ErrorBody),
@@ -139,7 +202,7 @@ pub async fn confirm_registration(
 pub async fn forgot_password(
     State(state): State<AppState>,
     Rid(rid): Rid,
-    Body(b): Body<CodeBody>,
+    Body(b): Body<Account>,
 ) -> Result<Json<ResetCodeSentView>, ApiError> {
     let reply: am::ForgotReply = ask(
         &state,
@@ -163,7 +226,7 @@ pub async fn forgot_password(
     post,
     path = "/auth/confirm-forgot-password",
     tag = "auth",
-    request_body = CodeBody,
+    request_body = ResetBody,
     responses(
         (status = 200, description = "The new password is set and every session of the user has ended", body = PasswordResetView),
         (status = 400, description = "No account, code or new password given, an invalid password (`details.fields`), or an invalid or expired code (whatever was wrong, also an unknown account)", body = ErrorBody),
@@ -172,7 +235,7 @@ pub async fn forgot_password(
 pub async fn confirm_forgot_password(
     State(state): State<AppState>,
     Rid(rid): Rid,
-    Body(b): Body<CodeBody>,
+    Body(b): Body<ResetBody>,
 ) -> Result<Json<PasswordResetView>, ApiError> {
     let password = b
         .new_password

@@ -219,15 +219,21 @@ pub async fn drop(
 #[schema(as = EventsBenchBody)]
 pub struct BenchBody {
     /// Events to publish from this node, 1 to 1000000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub count: u32,
-    /// Events per second; unpaced when absent or 0.
+    /// Events per second, at most 1000000; unpaced when absent or 0.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub rate: Option<u32>,
-    /// Publishes in flight at once (default 64, also when 0; more than 4096 counts as 4096).
+    /// Publishes in flight at once, at most 4096 (default 64, also when 0).
+    #[schema(minimum = 0, maximum = 4096)]
     pub concurrency: Option<u32>,
-    /// Run id (default: a new one); the same id on several nodes pools their results.
+    /// Run id, 1 to 64 letters, digits, `-` or `_` (default: a new one); the same id on
+    /// several nodes pools their results.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub run: Option<String>,
-    /// Wait up to this many ms for every event's notification log row and report the
-    /// publish-to-row latency (default, or 0: don't wait; more than 600000 counts as 600000).
+    /// Wait up to this many ms, at most 600000, for every event's notification log row
+    /// and report the publish-to-row latency (default, or 0: don't wait).
+    #[schema(minimum = 0, maximum = 600_000)]
     pub wait_ms: Option<u64>,
 }
 
@@ -325,6 +331,26 @@ pub async fn bench(
     Rid(rid): Rid,
     Body(b): Body<BenchBody>,
 ) -> Result<Json<EventsBenchReport>, ApiError> {
+    let valid_run = |r: &str| {
+        (1..=64).contains(&r.len())
+            && r.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    };
+    if b.run.as_deref().is_some_and(|r| !valid_run(r)) {
+        return Err(
+            MeshError::invalid("run must be 1-64 characters of A-Z, a-z, 0-9, '-', '_'").into(),
+        );
+    }
+    let bounds = [
+        ("rate", b.rate.map(u64::from), 1_000_000),
+        ("concurrency", b.concurrency.map(u64::from), 4096),
+        ("wait_ms", b.wait_ms, 600_000),
+    ];
+    for (name, v, max) in bounds {
+        if v.is_some_and(|v| v > max) {
+            return Err(MeshError::invalid(format!("{name} must be at most {max}")).into());
+        }
+    }
     let run = b
         .run
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
@@ -393,7 +419,7 @@ pub async fn bench(
     path = "/admin/events/bench/{run}",
     tag = "admin",
     security(("admin" = [])),
-    params(("run" = String, Path, description = "The run id")),
+    params(("run" = String, Path, description = "The run id: 1 to 64 letters, digits, `-` or `_`", pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, description = "The run's notification log rows and their latency", body = EventsBenchStats))
 )]
 pub async fn bench_stats(

@@ -1,5 +1,5 @@
 //! Shared pieces of the identity routes: the API form of a user ([`UserView`]), paging,
-//! client details.
+//! ids, role names, client details.
 
 use std::net::SocketAddr;
 
@@ -7,7 +7,13 @@ use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use troupe_actors::users::messages::User;
+use troupe_actors::users::validate::PER_PAGE_MAX;
 use utoipa::ToSchema;
+
+/// A role name: 1 to 32 lowercase letters, digits, `_` or `-`.
+#[derive(Debug, ToSchema)]
+#[schema(pattern = r"^[a-z0-9_-]{1,32}$")]
+pub struct RoleName(pub String);
 
 /// A user as the API shows it (never a password hash).
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,18 +83,77 @@ impl<T> From<Vec<T>> for List<T> {
     }
 }
 
-/// `?page=&per_page=` or `?limit=&offset=`.
+/// Highest page number a list serves.
+pub const PAGE_MAX: u32 = 1_000_000;
+
+/// Largest `offset`: with `limit` 1 it is the last row of page [`PAGE_MAX`].
+pub const OFFSET_MAX: u32 = PAGE_MAX - 1;
+
+/// `?page=&per_page=` or `?limit=&offset=`, in bounds (a value out of them is a 400).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(try_from = "RawPaging")]
 #[into_params(parameter_in = Query)]
 pub struct Paging {
-    /// 1-based page.
+    /// 1-based page, at most 1000000; 0 or absent means 1.
+    #[param(minimum = 0, maximum = 1_000_000)]
     pub page: Option<u32>,
-    /// Items per page.
+    /// Items per page, at most 100; 0 or absent means 20.
+    #[param(minimum = 0, maximum = 100)]
     pub per_page: Option<u32>,
-    /// Alternative: items per page; above 0, `page` and `per_page` are ignored.
+    /// Alternative: items per page, at most 100; above 0, `page` and `per_page` are
+    /// ignored.
+    #[param(minimum = 0, maximum = 100)]
     pub limit: Option<u32>,
-    /// With `limit`: items to skip, rounded down to a whole number of pages.
+    /// With `limit`: items to skip, at most 999999, rounded down to a whole number of
+    /// pages.
+    #[param(minimum = 0, maximum = 999_999)]
     pub offset: Option<u32>,
+}
+
+/// [`Paging`] as it arrives, before its bounds are checked.
+#[derive(Deserialize)]
+struct RawPaging {
+    page: Option<u32>,
+    per_page: Option<u32>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+impl TryFrom<RawPaging> for Paging {
+    type Error = String;
+
+    fn try_from(p: RawPaging) -> Result<Self, String> {
+        check_paging(p.page, p.per_page, p.limit, p.offset, PER_PAGE_MAX)?;
+        Ok(Paging {
+            page: p.page,
+            per_page: p.per_page,
+            limit: p.limit,
+            offset: p.offset,
+        })
+    }
+}
+
+/// Checks the bounds of a page request: `page` at most [`PAGE_MAX`], `per_page` and
+/// `limit` at most `per_page_max`, `offset` at most [`OFFSET_MAX`].
+pub fn check_paging(
+    page: Option<u32>,
+    per_page: Option<u32>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+    per_page_max: u32,
+) -> Result<(), String> {
+    if page.is_some_and(|p| p > PAGE_MAX) {
+        return Err(format!("page must be at most {PAGE_MAX}"));
+    }
+    for (name, v) in [("per_page", per_page), ("limit", limit)] {
+        if v.is_some_and(|v| v > per_page_max) {
+            return Err(format!("{name} must be between 1 and {per_page_max}"));
+        }
+    }
+    if offset.is_some_and(|o| o > OFFSET_MAX) {
+        return Err(format!("offset must be at most {OFFSET_MAX}"));
+    }
+    Ok(())
 }
 
 impl Paging {

@@ -21,7 +21,7 @@ use super::{ask, ApiError, AppState};
         carries `Content-Disposition: inline` with the stored file name, \
         `X-Content-Type-Options: nosniff`, a sandboxing `Content-Security-Policy`, and may be \
         cached for a day (`Cache-Control: public, max-age=86400, immutable`).",
-    params(("id" = String, Path, description = "The image's id")),
+    params(("id" = String, Path, description = "The image's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The image's bytes (binary), with its detected type as `Content-Type`",
             content(

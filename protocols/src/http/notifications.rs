@@ -12,26 +12,29 @@ use troupe_actors::notifications::{self as n, messages as nm, ops};
 use utoipa::ToSchema;
 
 use super::auth::{Admin, Caller};
-use super::identity::{Page, Paging};
+use super::identity::{check_paging, Page, Paging};
 use super::json::Json as Body;
-use super::openapi::ErrorBody;
+use super::openapi::{ErrorBody, Rule};
 use super::request_id::Rid;
 use super::{ask, ApiError, AppState};
 
-/// `(page, per_page)` of `?page=&per_page=` or `?limit=&offset=` (0 = default).
+/// `(page, per_page)` of `?page=&per_page=` or `?limit=&offset=` (0 = default), in the
+/// bounds of [`check_paging`] with pages of at most `per_page_max`.
 fn paging(
     page: Option<u32>,
     per_page: Option<u32>,
     limit: Option<u32>,
     offset: Option<u32>,
-) -> (u32, u32) {
-    Paging {
+    per_page_max: u32,
+) -> Result<(u32, u32), ApiError> {
+    check_paging(page, per_page, limit, offset, per_page_max).map_err(MeshError::invalid)?;
+    Ok(Paging {
         page,
         per_page,
         limit,
         offset,
     }
-    .resolve()
+    .resolve())
 }
 
 /// The JSON of a stored JSON text (an empty or broken one is `{}`).
@@ -147,14 +150,19 @@ impl From<nm::Preferences> for NotificationPreferences {
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// 1-based page (default 1).
+    /// 1-based page, at most 1000000; 0 or absent means 1.
+    #[param(minimum = 0, maximum = 1_000_000)]
     pub page: Option<u32>,
-    /// Items per page: 1 to 100 (default 20).
+    /// Items per page, at most 100; 0 or absent means 20.
+    #[param(minimum = 0, maximum = 100)]
     pub per_page: Option<u32>,
-    /// Alternative: items per page; when given (and not 0), `page` and `per_page` are
-    /// ignored.
+    /// Alternative: items per page, at most 100; when given (and not 0), `page` and
+    /// `per_page` are ignored.
+    #[param(minimum = 0, maximum = 100)]
     pub limit: Option<u32>,
-    /// Alternative: items to skip, with `limit` (rounded down to a multiple of it).
+    /// Alternative: items to skip, with `limit`, at most 999999 (rounded down to a
+    /// multiple of `limit`).
+    #[param(minimum = 0, maximum = 999_999)]
     pub offset: Option<u32>,
     /// Only unread ones (`?unread=true`).
     pub unread: Option<bool>,
@@ -178,7 +186,7 @@ pub async fn list(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<NotificationPage>, ApiError> {
-    let (page, per_page) = paging(q.page, q.per_page, q.limit, q.offset);
+    let (page, per_page) = paging(q.page, q.per_page, q.limit, q.offset, n::MAX_PAGE)?;
     let p: nm::NotificationPage = ask(
         &state,
         ops::LIST
@@ -258,8 +266,8 @@ pub async fn preferences(
 }
 
 /// Body of `PUT /notifications/preferences`: channels to change, flat or under
-/// `channels`. At least one of `email`, `log` and `in_app` must be given (flat or nested);
-/// the channels not given keep their setting.
+/// `channels`. At least one of `email`, `log` and `in_app` must be given (flat or nested;
+/// the schema's `allOf` states it); the channels not given keep their setting.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct PrefsBody {
     /// Email on or off (sent only when the node has SMTP configured).
@@ -267,11 +275,51 @@ pub struct PrefsBody {
     /// A line in the node's log on or off.
     pub log: Option<bool>,
     /// In-app is always on: `true` changes nothing, `false` is refused (400).
+    #[schema(schema_with = always_on)]
     pub in_app: Option<bool>,
     /// The same fields, nested (`{"channels": {"email": true}}`); a flat field wins over
-    /// its nested twin, and a `channels` inside `channels` is ignored.
-    #[schema(no_recursion)]
-    pub channels: Option<Box<PrefsBody>>,
+    /// its nested twin.
+    pub channels: Option<Channels>,
+}
+
+/// The channels of a [`PrefsBody`], nested under `channels`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct Channels {
+    /// Email on or off.
+    pub email: Option<bool>,
+    /// A line in the node's log on or off.
+    pub log: Option<bool>,
+    /// In-app is always on: `true` changes nothing, `false` is refused (400).
+    #[schema(schema_with = always_on)]
+    pub in_app: Option<bool>,
+}
+
+/// The schema of `in_app`: `true` or `null`.
+fn always_on() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Boolean,
+            Type::Null,
+        ]))
+        .enum_values(Some([json!(true), Value::Null]))
+        .description(Some(
+            "In-app is always on: `true` changes nothing, `false` is refused (400).",
+        ))
+        .build()
+}
+
+impl Rule for PrefsBody {
+    fn rules() -> Vec<Value> {
+        let given = |f: &str| json!({"required": [f], "properties": {f: {"type": "boolean"}}});
+        let flat: Vec<Value> = ["email", "log", "in_app"].map(given).into();
+        let mut any = flat.clone();
+        any.push(json!({
+            "required": ["channels"],
+            "properties": {"channels": {"type": "object", "anyOf": flat}}
+        }));
+        vec![json!({ "anyOf": any })]
+    }
 }
 
 /// `PUT /notifications/preferences`: changes the caller's channels.
@@ -292,11 +340,12 @@ pub async fn set_preferences(
     caller: Caller,
     Body(b): Body<PrefsBody>,
 ) -> Result<Json<NotificationPreferences>, ApiError> {
-    let nested = b.channels.as_deref();
+    let nested = b.channels.as_ref();
     let email = b.email.or(nested.and_then(|c| c.email));
     let log = b.log.or(nested.and_then(|c| c.log));
     let in_app = b.in_app.or(nested.and_then(|c| c.in_app));
-    if in_app == Some(false) {
+    // `false` is refused wherever it is, also nested under a flat `true`.
+    if in_app == Some(false) || nested.and_then(|c| c.in_app) == Some(false) {
         return Err(MeshError::invalid("in-app notifications cannot be turned off").into());
     }
     if email.is_none() && log.is_none() && in_app.is_none() {
@@ -320,41 +369,61 @@ pub async fn set_preferences(
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogsQuery {
-    /// 1-based page (default 1).
+    /// 1-based page, at most 1000000; 0 or absent means 1.
+    #[param(minimum = 0, maximum = 1_000_000)]
     pub page: Option<u32>,
-    /// Rows per page: 1 to 500 (default 20).
+    /// Rows per page, at most 500; 0 or absent means 20.
+    #[param(minimum = 0, maximum = 500)]
     pub per_page: Option<u32>,
-    /// Alternative: rows per page; when given (and not 0), `page` and `per_page` are
-    /// ignored.
+    /// Alternative: rows per page, at most 500; when given (and not 0), `page` and
+    /// `per_page` are ignored.
+    #[param(minimum = 0, maximum = 500)]
     pub limit: Option<u32>,
-    /// Alternative: rows to skip, with `limit` (rounded down to a multiple of it).
+    /// Alternative: rows to skip, with `limit`, at most 999999 (rounded down to a
+    /// multiple of `limit`).
+    #[param(minimum = 0, maximum = 999_999)]
     pub offset: Option<u32>,
     /// Event kind, exact (`user.registered`) or a prefix with a trailing `*` (`task.*`);
-    /// at most 65 bytes.
+    /// at most 65 characters.
     #[serde(rename = "type")]
+    #[param(max_length = 65)]
     pub kind: Option<String>,
     /// The same as `type` (used when `type` is absent).
+    #[param(max_length = 65)]
     pub event_type: Option<String>,
-    /// Only events about this user id (at most 64 bytes).
+    /// Only events about this user id (at most 64 characters).
+    #[param(max_length = 64)]
     pub user: Option<String>,
     /// The same as `user` (used when `user` is absent).
+    #[param(max_length = 64)]
     pub user_id: Option<String>,
     /// Only rows consumed at or after this time: RFC 3339 UTC,
-    /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z`.
+    /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, from 1971 on; empty: no bound.
+    #[param(
+        pattern = r"^((19[7-9][1-9]|19[89]0|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?Z)?$"
+    )]
     pub since: Option<String>,
     /// Only rows consumed before this time, in the same form as `since`.
+    #[param(
+        pattern = r"^((19[7-9][1-9]|19[89]0|[2-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?Z)?$"
+    )]
     pub until: Option<String>,
 }
+
+/// 1971-01-01T00:00:00Z in unix milliseconds: the first time `since` and `until` take.
+const FIRST_TIME_MS: i64 = 365 * 86_400_000;
 
 fn time_param(name: &str, v: &Option<String>) -> Result<i64, ApiError> {
     match v.as_deref().filter(|s| !s.is_empty()) {
         None => Ok(0),
-        Some(s) => n::parse_time(s).filter(|ms| *ms > 0).ok_or_else(|| {
-            MeshError::invalid(format!(
-                "{name} must be an RFC 3339 UTC time like 2026-01-31T12:00:00Z"
-            ))
-            .into()
-        }),
+        Some(s) => n::parse_time(s)
+            .filter(|ms| *ms >= FIRST_TIME_MS)
+            .ok_or_else(|| {
+                MeshError::invalid(format!(
+                    "{name} must be an RFC 3339 UTC time from 1971 on like 2026-01-31T12:00:00Z"
+                ))
+                .into()
+            }),
     }
 }
 
@@ -417,9 +486,14 @@ pub async fn logs(
     Rid(rid): Rid,
     Query(q): Query<LogsQuery>,
 ) -> Result<Json<Page<NotificationLogRow>>, ApiError> {
+    // Each filter has its length, also the twin that its first name overrides.
+    let long = |v: &Option<String>, max: usize| v.as_ref().is_some_and(|v| v.chars().count() > max);
+    if long(&q.kind, 65) || long(&q.event_type, 65) || long(&q.user, 64) || long(&q.user_id, 64) {
+        return Err(MeshError::invalid("filter too long").into());
+    }
     let since_ms = time_param("since", &q.since)?;
     let until_ms = time_param("until", &q.until)?;
-    let (page, per_page) = paging(q.page, q.per_page, q.limit, q.offset);
+    let (page, per_page) = paging(q.page, q.per_page, q.limit, q.offset, n::MAX_LOG_PAGE)?;
     let (page, per_page) = (page.max(1), if per_page == 0 { 20 } else { per_page });
     if per_page > n::MAX_LOG_PAGE {
         return Err(MeshError::invalid(format!(

@@ -45,7 +45,13 @@ impl<'a> Object<'a> {
     /// A whole-number field.
     pub fn int(&mut self, key: &'static str) -> Option<i64> {
         let v = self.present(key)?;
-        match v.as_i64() {
+        // A whole float (`2.0`) is an integer as JSON Schema has it.
+        let whole = || {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64)
+                .map(|f| f as i64)
+        };
+        match v.as_i64().or_else(whole) {
             Some(n) => Some(n),
             None => {
                 let message = if v.is_number() {

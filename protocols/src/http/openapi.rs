@@ -14,6 +14,10 @@
 //!   has that form.
 //! - A handler served under several landscapes' paths is described at one and registered
 //!   with [`aliased`] for the others.
+//! - Every rule the server enforces on a request is in its schema: bounds, lengths, patterns
+//!   and formats through `#[schema(...)]` / `#[param(...)]`, and the rules those attributes
+//!   cannot state (one of several fields required) as a [`Rule`] of the body type, which
+//!   [`finish`] adds to its schema. `scripts/fuzz_api.sh` checks that the two agree.
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -22,7 +26,9 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use serde::Serialize;
+use serde_json::{json, Value};
 use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -159,10 +165,126 @@ fn operation_id(method: &str, path: &str) -> String {
     id
 }
 
+/// Pattern of text without control characters (Unicode `Cc`: U+0000 to U+001F and U+007F
+/// to U+009F), what `char::is_control` refuses.
+pub const NO_CONTROL: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+
+/// Pattern of an account name as the logins and the code flows read it (a username or an
+/// email address): 1 to 254 characters once the white space around it is trimmed, without
+/// control characters inside. `\s` differs between regex dialects, so white space is
+/// spelled out as Rust's `char::is_whitespace` has it.
+pub const ACCOUNT: &str = concat!(
+    r"^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"[^\x00-\x1f\x7f-\x9f \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"(?:[^\x00-\x1f\x7f-\x9f]{0,252}",
+    r"[^\x00-\x1f\x7f-\x9f \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?",
+    r"[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+);
+
+/// Pattern of a password's letter-and-digit rule (with `minLength` 8 and `maxLength` 128):
+/// at least one letter and one digit, in either order.
+pub const PASSWORD: &str = r"([^\W\d_][\s\S]*[0-9]|[0-9][\s\S]*[^\W\d_])";
+
+/// A rule of a request body that `#[schema(...)]` attributes cannot state (e.g. "one of
+/// these fields is required"), as JSON Schemas the body must also match.
+pub trait Rule: ToSchema {
+    /// The schemas the body must match besides its derived one.
+    fn rules() -> Vec<Value>;
+}
+
+/// The rule "of `fields`, the first one given matches its schema; one is given", how the
+/// logins read `login`, `username` and `email`. Each field comes with the schema of a valid
+/// value and the schema of a value that counts as not given (besides being absent), e.g.
+/// `null`.
+pub fn first_given(fields: &[(&str, Value, Value)]) -> Value {
+    let alternatives: Vec<Value> = (0..fields.len())
+        .map(|i| {
+            let mut properties = serde_json::Map::new();
+            for (earlier, _, skipped) in &fields[..i] {
+                properties.insert(earlier.to_string(), skipped.clone());
+            }
+            let (name, valid, _) = &fields[i];
+            properties.insert(name.to_string(), valid.clone());
+            json!({"required": [name], "properties": properties})
+        })
+        .collect();
+    json!({ "anyOf": alternatives })
+}
+
+/// [`first_given`] of fields that each count as not given when `null`, and are valid when
+/// they match `valid`.
+pub fn first_non_null(fields: &[&str], valid: Value) -> Value {
+    let fields: Vec<(&str, Value, Value)> = fields
+        .iter()
+        .map(|f| (*f, valid.clone(), json!({"type": "null"})))
+        .collect();
+    first_given(&fields)
+}
+
+/// The schema of an account name ([`ACCOUNT`]).
+pub fn account() -> Value {
+    json!({"type": "string", "pattern": ACCOUNT})
+}
+
+/// The schema of a password: 8 to 128 characters with at least one letter and one digit.
+pub fn password() -> Value {
+    json!({"type": "string", "minLength": 8, "maxLength": 128, "pattern": PASSWORD})
+}
+
+/// Adds `T`'s [`Rule`] to its schema among `doc`'s components: as an `allOf` beside the
+/// derived keywords of an object, or as more items of a derived `allOf` (a body with a
+/// `#[serde(flatten)]` field).
+fn add_rule<T: Rule>(doc: &mut Document) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    let Some(RefOr::T(schema)) = components.schemas.get_mut(T::name().as_ref()) else {
+        return;
+    };
+    let rules = T::rules();
+    match schema {
+        Schema::Object(object) => {
+            object
+                .extensions
+                .get_or_insert_with(Default::default)
+                .insert("allOf".to_string(), Value::Array(rules));
+        }
+        Schema::AllOf(all) => all
+            .items
+            .extend(rules.into_iter().map(|rule| RefOr::T(keywords(rule)))),
+        _ => panic!("a rule goes with an object or allOf schema"),
+    }
+}
+
+/// A schema of the keywords of `rule`, a JSON object (utoipa has no type for `anyOf`
+/// beside other keywords, so they go in as they are).
+fn keywords(rule: Value) -> Schema {
+    let Value::Object(keywords) = rule else {
+        panic!("a rule is a JSON object");
+    };
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(SchemaType::AnyValue)
+            .extensions(Some(keywords.into_iter().collect()))
+            .build(),
+    )
+}
+
+/// Every body with a [`Rule`].
+fn add_rules(doc: &mut Document) {
+    use super::{account, chat, codes, notifications};
+    add_rule::<account::LoginBody>(doc);
+    add_rule::<account::TargetBody>(doc);
+    add_rule::<chat::SendRequestBody>(doc);
+    add_rule::<codes::Account>(doc);
+    add_rule::<codes::ConfirmBody>(doc);
+    add_rule::<codes::ResetBody>(doc);
+    add_rule::<notifications::PrefsBody>(doc);
+}
+
 /// Finishes a document the router described: every operation gets an `operationId` made
 /// of its method and path (handler names repeat across services: `list`, `get`, ...), and
-/// a `default` answer of [`ErrorBody`].
+/// a `default` answer of [`ErrorBody`]; and the bodies' [`Rule`]s join their schemas.
 pub fn finish(doc: &mut Document) {
+    add_rules(doc);
     let error: RefOr<Response> = ResponseBuilder::new()
         .description("An error, in the form every error takes")
         .content(
@@ -270,6 +392,19 @@ mod tests {
             ["/api/auth/register", "/auth/register", "/users/register"]
         );
         assert!(paths.paths.values().all(|item| item.post.is_some()));
+    }
+
+    #[test]
+    fn first_given_skips_the_earlier_fields_that_are_not_given() {
+        let rule = first_non_null(&["login", "email"], json!({"type": "string"}));
+        assert_eq!(
+            rule,
+            json!({"anyOf": [
+                {"required": ["login"], "properties": {"login": {"type": "string"}}},
+                {"required": ["email"], "properties": {
+                    "login": {"type": "null"}, "email": {"type": "string"}}},
+            ]})
+        );
     }
 
     #[test]

@@ -201,9 +201,12 @@ pub async fn create(
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Filter {
-    /// Only this status.
+    /// Only this status: `pending`, `running`, `completed`, `failed` or `cancelled`
+    /// (empty: any).
+    #[param(pattern = "^(pending|running|completed|failed|cancelled)?$")]
     pub status: Option<String>,
-    /// Only this owner (admins).
+    /// Only this owner (admins; anyone else's own id); empty: the caller's (an admin's:
+    /// everyone's).
     pub user_id: Option<String>,
 }
 
@@ -256,7 +259,7 @@ pub async fn list(
     path = "/api/v1/eventstreammonitor/tasks/{id}",
     tag = "tasks",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The task's id")),
+    params(("id" = String, Path, description = "The task's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The task, with its step log (`history`)", body = TaskView),
         (status = 404, description = "No such task, or not the caller's", body = ErrorBody),
@@ -286,7 +289,7 @@ pub async fn get(
     path = "/api/v1/eventstreammonitor/tasks/{id}/cancel",
     tag = "tasks",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The task's id")),
+    params(("id" = String, Path, description = "The task's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The cancelled task", body = TaskView),
         (status = 404, description = "No such task, or not the caller's", body = ErrorBody),

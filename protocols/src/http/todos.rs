@@ -4,7 +4,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use troupe_actors::mesh::Op;
 use troupe_actors::todos::{messages as dm, ops};
@@ -16,7 +16,6 @@ use super::json::Json as Body;
 use super::object::Object;
 use super::openapi::ErrorBody;
 use super::request_id::Rid;
-use super::tasks::Filter;
 use super::{ask, ApiError, AppState};
 
 /// A todo as the API shows it.
@@ -101,6 +100,18 @@ pub struct UpdateTodoBody {
     status: Option<String>,
     /// Change only if the todo is still at this version (409 otherwise).
     version: Option<u64>,
+}
+
+/// Filters of `GET /todos`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Filter {
+    /// Only this status: `pending`, `in_progress` or `done` (empty: any).
+    #[param(pattern = "^(pending|in_progress|done)?$")]
+    pub status: Option<String>,
+    /// Only this owner (admins; anyone else's own id); empty: the caller's (an admin's:
+    /// everyone's).
+    pub user_id: Option<String>,
 }
 
 async fn one<Req: prost::Message + Default>(
@@ -192,7 +203,7 @@ pub async fn create(
     path = "/todos/{id}",
     tag = "todos",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The todo's id")),
+    params(("id" = String, Path, description = "The todo's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The todo", body = TodoView),
         (status = 404, description = "No such todo, or not the caller's", body = ErrorBody),
@@ -214,7 +225,7 @@ pub async fn get(
     path = "/todos/{id}",
     tag = "todos",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The todo's id")),
+    params(("id" = String, Path, description = "The todo's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     request_body = UpdateTodoBody,
     responses(
         (status = 200, description = "The todo as changed", body = TodoView),
@@ -249,7 +260,7 @@ pub async fn update(
     path = "/todos/{id}",
     tag = "todos",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The todo's id")),
+    params(("id" = String, Path, description = "The todo's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The todo as it was", body = TodoView),
         (status = 404, description = "No such todo, or not the caller's", body = ErrorBody),

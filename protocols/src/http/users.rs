@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use troupe_actors::auth;
 use troupe_actors::mesh::MeshError;
+use troupe_actors::users::validate::PER_PAGE_MAX;
 use troupe_actors::users::{self, messages as um};
 use utoipa::ToSchema;
 
 use super::account::{delete_user, DeletedUserView};
 use super::auth::{Admin, Caller};
-use super::identity::{List, Page, Paging, UserView};
+use super::identity::{check_paging, List, Page, Paging, RoleName, UserView};
 use super::json::Json as Body;
 use super::openapi::ErrorBody;
 use super::request_id::Rid;
@@ -48,7 +49,7 @@ pub async fn my_profile(
     path = "/users/profile/{id}",
     tag = "users",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The user's id")),
+    params(("id" = String, Path, description = "The user's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The user's profile", body = UserView),
         (status = 403, description = "Neither the user nor an admin", body = ErrorBody),
@@ -69,15 +70,26 @@ pub async fn profile(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateBody {
     /// New display name: at most 100 characters without control characters; may be empty.
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub full_name: Option<String>,
     /// New email address: at most 254 characters (one `@`, a non-empty local part, a
     /// domain with a dot between non-empty labels, no spaces); unique ignoring case.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@.\s\x00-\x1f\x7f-\x9f]+(\.[^@.\s\x00-\x1f\x7f-\x9f]+)+$"
+    )]
     pub email: Option<String>,
     /// New password: 8 to 128 characters with at least one letter and one digit. Ends
     /// every session of the user.
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        pattern = r"([^\W\d_][\s\S]*[0-9]|[0-9][\s\S]*[^\W\d_])"
+    )]
     pub password: Option<String>,
     /// New roles, admin only (`PUT /users/{id}`; 403 elsewhere): at most 16 names of 1 to 32
     /// lowercase letters, digits, `_` or `-` (duplicates dropped); empty means `["user"]`.
+    #[schema(max_items = 16, value_type = Option<Vec<RoleName>>)]
     pub roles: Option<Vec<String>>,
 }
 
@@ -135,7 +147,7 @@ pub async fn update_my_profile(
     path = "/users/{id}",
     tag = "users",
     security(("admin" = [])),
-    params(("id" = String, Path, description = "The user's id")),
+    params(("id" = String, Path, description = "The user's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     request_body = UpdateBody,
     responses(
         (status = 200, description = "The user as changed", body = UserView),
@@ -161,7 +173,7 @@ pub async fn admin_update(
     path = "/users/{id}",
     tag = "users",
     security(("admin" = [])),
-    params(("id" = String, Path, description = "The user's id")),
+    params(("id" = String, Path, description = "The user's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The user is deleted, after their sessions ended; as it was", body = DeletedUserView),
         (status = 403, description = "Not an admin credential", body = ErrorBody),
@@ -223,7 +235,7 @@ pub async fn list(
     path = "/users/{id}",
     tag = "users",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The user's id")),
+    params(("id" = String, Path, description = "The user's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The user", body = UserView),
         (status = 404, description = "No such user", body = ErrorBody),
@@ -252,11 +264,13 @@ pub struct SearchBody {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub query: String,
-    /// Page number from 1; 0 or absent means 1.
+    /// Page number from 1, at most 1000000; 0 or absent means 1.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub page: u32,
     /// Users per page, at most 100; 0 or absent means 20.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
     pub per_page: u32,
 }
 
@@ -292,6 +306,8 @@ pub async fn search_post(
     _: Caller,
     Body(b): Body<SearchBody>,
 ) -> Result<Json<Page<UserView>>, ApiError> {
+    check_paging(Some(b.page), Some(b.per_page), None, None, PER_PAGE_MAX)
+        .map_err(MeshError::invalid)?;
     let req = um::SearchRequest {
         query: b.query,
         prefix_only: false,
@@ -362,6 +378,7 @@ pub struct KeyBody {
     /// Its algorithm: 1 to 32 characters of letters, digits, `_`, `.` or `-`; empty or
     /// absent means `x25519`.
     #[serde(default)]
+    #[schema(max_length = 32, pattern = r"^[A-Za-z0-9_.-]*$")]
     pub algorithm: String,
 }
 
@@ -427,7 +444,7 @@ pub async fn put_key(
     path = "/keys/{user_id}",
     tag = "users",
     security(("bearer" = [])),
-    params(("user_id" = String, Path, description = "The user's id")),
+    params(("user_id" = String, Path, description = "The user's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The user's public key", body = KeyView),
         (status = 404, description = "No public key for this user", body = ErrorBody),

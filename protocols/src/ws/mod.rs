@@ -138,10 +138,16 @@ fn protocol_token(headers: &HeaderMap) -> Option<(String, String)> {
         ("user_id" = String, Path, description = "The user whose channel to open"),
         TokenQuery,
         ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "The access token instead of `?token=`: `<token>`, or `bearer, <token>`"),
+        ("Connection" = String, Header, description = "Contains `upgrade` (any case)",
+            pattern = "[Uu][Pp][Gg][Rr][Aa][Dd][Ee]"),
+        ("Upgrade" = String, Header, description = "`websocket` (any case)",
+            pattern = "^[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt]$"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`", pattern = "^13$"),
+        ("Sec-WebSocket-Key" = String, Header, description = "The client's nonce (RFC 6455: 16 random bytes in base64)"),
     ),
     responses(
         (status = 101, description = "Switching Protocols: the WebSocket is open (a refused credential is closed at once with 1008)"),
-        (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
+        (status = 400, description = "Not a WebSocket upgrade request (a header above missing or wrong)", body = ErrorBody),
     )
 )]
 pub async fn upgrade(
