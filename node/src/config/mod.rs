@@ -222,6 +222,11 @@ pub fn parse(
     }
 }
 
+/// The cookie of the sample `cluster.toml`: for one machine's development cluster only.
+pub const SAMPLE_COOKIE: &str = "troupe-dev-cookie";
+/// The signing secret of the sample `cluster.toml`: for one machine's development cluster only.
+pub const SAMPLE_SIGNING_SECRET: &str = "troupe-dev-signing-key-0123456789abcdef";
+
 /// 1-based line and column of byte `offset` in `text`.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
@@ -231,6 +236,38 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Reader<'_> {
+    /// The sample cookie and signing key are published in this repository: a node that
+    /// listens on any address other than loopback refuses them, naming the setting.
+    fn refuse_samples_off_loopback(
+        &mut self,
+        node: &Node,
+        cluster: Option<&Cluster>,
+        auth: Option<&Auth>,
+    ) {
+        let exposed: Vec<String> = [node.cluster_addr, node.http_addr, node.grpc_addr]
+            .iter()
+            .filter(|a| !a.ip().is_loopback())
+            .map(|a| a.to_string())
+            .collect();
+        let Some(first) = exposed.first() else {
+            return;
+        };
+        let why = format!(
+            "the sample value from cluster.toml is refused on a node that listens on {first}, \
+             which is not loopback; set a secret of your own"
+        );
+        if cluster.is_some_and(|c| c.cookie == SAMPLE_COOKIE) {
+            self.error("cluster.cookie (TROUPE_CLUSTER_COOKIE)", why.clone());
+        }
+        if auth.is_some_and(|a| {
+            a.keys
+                .iter()
+                .any(|(_, secret)| secret == SAMPLE_SIGNING_SECRET)
+        }) {
+            self.error("auth.keys (TROUPE_AUTH_KEYS)", why);
+        }
+    }
+
     /// Reads every section of `table` in turn, then assembles the [`Config`] (`None`
     /// when a required part is missing; the errors say why).
     fn config(&mut self, table: &Table, overrides: &Overrides) -> Option<Config> {
@@ -258,6 +295,7 @@ impl Reader<'_> {
         self.finish(root);
 
         let node = node?;
+        self.refuse_samples_off_loopback(&node, cluster.as_ref(), auth.as_ref());
         // Seed with every other listed node unless told otherwise; never self.
         let seeds = explicit_seeds.unwrap_or_else(|| {
             let others = partial_nodes

@@ -362,7 +362,15 @@ fn unknown_node_needs_all_addresses() {
     let expected = r#"node: no [[nodes]] entry named "n9" (known: n1, n2, n3)"#;
     assert_eq!(errors.to_string(), expected);
 
-    let vars = env(&[("TROUPE_GRPC_ADDR", "10.0.0.9:7191")]);
+    // Secrets of its own: a node off loopback refuses the sample ones.
+    let vars = env(&[
+        ("TROUPE_GRPC_ADDR", "10.0.0.9:7191"),
+        ("TROUPE_CLUSTER_COOKIE", "a-cookie-of-our-own"),
+        (
+            "TROUPE_AUTH_KEYS",
+            "k1:a-signing-secret-of-our-own-0123456789",
+        ),
+    ]);
     let overrides = Overrides {
         name: Some("n9".to_owned()),
         cluster_addr: Some("10.0.0.9:7101".to_owned()),
@@ -397,4 +405,43 @@ fn secrets_are_redacted_in_debug() {
     let debug = format!("{config:?}");
     assert!(!debug.contains(&config.cluster.cookie));
     assert!(!debug.contains("secret"));
+}
+
+#[test]
+fn sample_secrets_are_refused_off_loopback_and_name_the_setting() {
+    // On loopback the sample is fine (the development cluster).
+    assert!(parse(SAMPLE, "cluster.toml", &named("n1"), &env(&[])).is_ok());
+    // Listening on a routable address with the sample cookie and key: both refused.
+    let exposed = Overrides {
+        http_addr: Some("198.18.0.1:7181".to_owned()),
+        ..named("n1")
+    };
+    let refused = errors(SAMPLE, &exposed, &env(&[]));
+    assert_eq!(
+        keys(&refused),
+        [
+            "cluster.cookie (TROUPE_CLUSTER_COOKIE)",
+            "auth.keys (TROUPE_AUTH_KEYS)"
+        ]
+    );
+    assert!(
+        refused.0[0].message.contains("198.18.0.1:7181"),
+        "{refused}"
+    );
+    // Secrets of one's own are accepted on the same address.
+    let own = env(&[
+        ("TROUPE_CLUSTER_COOKIE", "a-cookie-of-our-own"),
+        (
+            "TROUPE_AUTH_KEYS",
+            "k1:a-signing-secret-of-our-own-0123456789",
+        ),
+    ]);
+    let config = parse(SAMPLE, "cluster.toml", &exposed, &own).unwrap();
+    assert_eq!(config.node.http_addr, addr("198.18.0.1:7181"));
+    // One sample secret left is still refused, alone.
+    let half = env(&[("TROUPE_CLUSTER_COOKIE", "a-cookie-of-our-own")]);
+    assert_eq!(
+        keys(&errors(SAMPLE, &exposed, &half)),
+        ["auth.keys (TROUPE_AUTH_KEYS)"]
+    );
 }
