@@ -21,6 +21,10 @@ pub const WORKERS_ALIVE: &str = "troupe_workers_alive";
 pub const CLUSTER_MEMBERS: &str = "troupe_cluster_members";
 /// Mesh heartbeat round trip to each peer.
 pub const HEARTBEAT_RTT_SECONDS: &str = "troupe_heartbeat_rtt_seconds";
+/// Gossip datagrams that could not be sent, all peers (`mesh::membership::gossip`).
+pub const GOSSIP_SEND_FAILURES: &str = "troupe_gossip_send_failures_total";
+/// Peers the last gossip send to failed.
+pub const GOSSIP_UNREACHABLE: &str = "troupe_gossip_unreachable_peers";
 /// Open WebSocket connections on this node.
 pub const WS_CONNECTIONS: &str = "troupe_ws_connections";
 
@@ -35,6 +39,11 @@ pub fn describe() {
         LANE_CALLS,
         "calls into a service already waiting on them, run on its lane, by service"
     );
+    describe_counter!(
+        GOSSIP_SEND_FAILURES,
+        "gossip datagrams that could not be sent"
+    );
+    describe_gauge!(GOSSIP_UNREACHABLE, "peers the last gossip send to failed");
     describe_gauge!(QUEUE_DEPTH, "in-flight requests per service on this node");
     describe_gauge!(WORKERS_ALIVE, "live worker actors per service on this node");
     describe_gauge!(

@@ -19,6 +19,9 @@
 //! It publishes a [`ClusterView`] (for `/cluster`) and the list of routable member names
 //! (for the router and entity placement) on watch channels.
 //!
+//! Gossip runs over [`gossip::QuietUdp`]: chitchat's UDP transport, except that a peer out of
+//! reach is logged once per change and counted, not logged on every gossip round.
+//!
 //! # Layout
 //! - this module: the [`Membership`] actor (gossip, sessions, dialing, publishing).
 //! - [`view`]: the pure rules it applies to what gossip reports: which incarnation counts,
@@ -30,7 +33,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
-use chitchat::transport::UdpTransport;
 use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::node::NodeServerSessionInformation;
@@ -40,6 +42,7 @@ use tokio::sync::watch;
 
 use super::transport;
 
+pub mod gossip;
 pub mod view;
 
 pub use view::{ractor_name, ClusterView, MemberState, MemberView};
@@ -238,7 +241,7 @@ impl Membership {
             (keys::STATE.into(), "up".into()),
             (keys::VERSION.into(), env!("CARGO_PKG_VERSION").into()),
         ];
-        Ok(chitchat::spawn_chitchat(cc, kvs, &UdpTransport).await?)
+        Ok(chitchat::spawn_chitchat(cc, kvs, &gossip::QuietUdp).await?)
     }
 }
 
