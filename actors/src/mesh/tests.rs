@@ -287,17 +287,12 @@ async fn a_worker_calling_its_own_service_is_served_on_the_lane_not_left_waiting
     }])
     .await;
     // The pool's only worker runs `outer` and waits on `inner` of the same service: with a
-    // worker per call this waited until the deadline. Within 2 s it must answer, from the lane.
-    let started = Instant::now();
+    // worker per call this waited until the deadline and answered deadline_exceeded. It must
+    // answer within the deadline, from the lane.
     let answer = router
         .call(OUTER.call(()).timeout(Duration::from_secs(2)))
         .await;
     assert_eq!(answer, Ok("lane".to_string()));
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
     // A call from outside any worker still runs on a worker.
     assert_eq!(router.ask(&INNER, ()).await, Ok("worker".to_string()));
     root.stop(None);
@@ -351,12 +346,12 @@ async fn the_lane_is_bounded_by_admission_and_refuses_at_once() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut next = request("echo", Duration::from_secs(1));
     next.chain = vec!["t-lane-full".into()];
-    let started = Instant::now();
     assert_eq!(
         pool.dispatch(next).await.unwrap_err().code,
         Code::ResourceExhausted
     );
-    assert!(started.elapsed() < Duration::from_millis(100));
+    // Refused while the slot is still taken: it did not wait for the slow request.
+    assert!(!busy.is_finished(), "the refusal waited for the slot");
     assert!(busy.await.unwrap().is_ok());
     assert_eq!(pool.in_flight(), 0);
 }
