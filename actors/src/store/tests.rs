@@ -421,6 +421,45 @@ async fn postgres_connects_migrates_and_pings() {
     b.close().await;
 }
 
+/// `url` with `sslmode` (and more query parameters) set.
+fn with_query(url: &str, query: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{query}")
+}
+
+/// PostgreSQL over TLS: `sslmode=require` encrypts (the server says so in `pg_stat_ssl`),
+/// and `sslmode=verify-full` against the public roots refuses a server whose certificate no
+/// public root signed (this machine's PostgreSQL has Debian's self-signed one), so the
+/// certificate really is checked. Skipped when the server does not offer TLS.
+#[tokio::test]
+async fn postgres_over_tls_encrypts_and_verifies_the_server() {
+    let Ok(url) = std::env::var(PG_ENV) else {
+        println!("skipped: {PG_ENV} not set");
+        return;
+    };
+    let dir = TempDir::new();
+    let store = match Store::connect(Some(&with_query(&url, "sslmode=require")), &dir.0).await {
+        Ok(store) => store,
+        Err(e) => {
+            println!("skipped: the PostgreSQL server at {PG_ENV} offers no TLS ({e:#})");
+            return;
+        }
+    };
+    let ssl = count(
+        &store,
+        "SELECT COUNT(*) FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+    )
+    .await;
+    assert_eq!(ssl, 1, "the connection is not encrypted");
+    store.close().await;
+    let refused = Store::connect(Some(&with_query(&url, "sslmode=verify-full")), &dir.0).await;
+    let Err(error) = refused else {
+        panic!("a server certificate no trusted root signed was accepted");
+    };
+    let error = format!("{error:#}");
+    assert!(error.contains("certificate"), "{error}");
+}
+
 #[tokio::test]
 async fn errors_map_to_codes_without_leaking_sql() {
     on_each_backend(|store, _| async move {
