@@ -852,3 +852,23 @@ fn three_nodes_starting_together_on_a_fresh_store_agree_and_log_no_warning() {
         assert_eq!((status, &v["db"]), (200, &json!("ok")), "{v}");
     }
 }
+
+/// A seed may be a host name: gossip resolves it (again on every round), as a Kubernetes
+/// headless service needs. n2 and n3 know the cluster only as `localhost:<n1's port>`.
+#[test]
+fn nodes_find_the_cluster_through_a_host_name_seed() {
+    let mut c = Cluster::start(
+        "seed-host",
+        Options {
+            late: vec!["n2".into(), "n3".into()],
+            ..Options::default()
+        },
+    );
+    let port = c.node("n1").addrs.cluster.port();
+    c.set_env("TROUPE_CLUSTER_SEEDS", &format!("localhost:{port}"));
+    c.start_node("n2");
+    c.start_node("n3");
+    for n in ["n1", "n2", "n3"] {
+        assert_eq!(up_members(c.node(n)), ["n1", "n2", "n3"], "as {n} sees it");
+    }
+}

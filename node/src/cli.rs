@@ -48,7 +48,8 @@ pub struct NodeArgs {
     /// gRPC address.
     #[arg(long)]
     pub grpc_addr: Option<String>,
-    /// A seed's cluster address; repeat for more. Replaces the configured seeds.
+    /// A seed's cluster address, IP:port or host:port; repeat for more. Replaces the
+    /// configured seeds.
     #[arg(long = "seed")]
     pub seeds: Vec<String>,
     /// Directory for node-local state.

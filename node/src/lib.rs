@@ -87,7 +87,7 @@ pub fn settings(config: &Config, incarnation: u64) -> Settings {
             cluster_addr: config.node.cluster_addr,
             http_addr: config.node.http_addr,
             grpc_addr: config.node.grpc_addr,
-            seeds: config.cluster.seeds.clone(),
+            seeds: config.cluster.seeds.iter().map(|s| s.to_string()).collect(),
             gossip_interval: config.cluster.gossip_interval,
             phi_threshold: config.cluster.phi_threshold,
             dial_backoff_max: config.cluster.dial_backoff_max,

@@ -307,6 +307,12 @@ impl Cluster {
 
     /// Starts a node that is not running (a `late` one, or one killed before) and waits
     /// until every running node sees every running node as `up`.
+    /// Sets a `TROUPE_*` variable for the nodes started from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     pub fn start_node(&mut self, name: &str) {
         self.restart(name);
         let names = self.running();

@@ -15,7 +15,7 @@ pub struct Cluster {
     /// Shared secret for node-to-node sessions (at least 8 characters).
     pub cookie: String,
     /// Cluster addresses to contact first, never including this node's own.
-    pub seeds: Vec<SocketAddr>,
+    pub seeds: Vec<Seed>,
     /// Interval between gossip rounds (`gossip_interval_ms`).
     pub gossip_interval: Duration,
     /// Phi-accrual failure detector threshold.
@@ -38,6 +38,58 @@ impl fmt::Debug for Cluster {
     }
 }
 
+/// A seed: an `IP:port`, or a `host:port` that gossip resolves again on every round (so a
+/// seed may be a DNS name whose addresses change, e.g. a Kubernetes headless service).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Seed {
+    /// An address as given.
+    Addr(SocketAddr),
+    /// A host name and port, resolved by gossip each round.
+    Host(String),
+}
+
+impl Seed {
+    /// `host:port` with a host of letters, digits, `-` and `.` (1-253 characters) and a port.
+    fn parse(text: &str) -> Result<Seed, String> {
+        let text = text.trim();
+        if let Ok(addr) = text.parse() {
+            return Ok(Seed::Addr(addr));
+        }
+        let bad = || format!("expected IP:port or host:port, got {text:?}");
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let host_ok = (1..=253).contains(&host.len())
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !host.starts_with(['-', '.']);
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 && host_ok => Ok(Seed::Host(text.to_owned())),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seed::Addr(addr) => write!(f, "{addr}"),
+            Seed::Host(host) => f.write_str(host),
+        }
+    }
+}
+
+impl PartialEq<SocketAddr> for Seed {
+    fn eq(&self, other: &SocketAddr) -> bool {
+        matches!(self, Seed::Addr(addr) if addr == other)
+    }
+}
+
+impl super::reader::Setting for Seed {
+    fn from_text(text: &str) -> Result<Self, String> {
+        Seed::parse(text)
+    }
+}
+
 impl Reader<'_> {
     /// Reads `[cluster]`; the seeds are returned apart (`None`: not given)
     /// since their default depends on the selected node.
@@ -45,7 +97,7 @@ impl Reader<'_> {
         &mut self,
         root: &mut Section<'_>,
         overrides: &Overrides,
-    ) -> (Option<Cluster>, Option<Vec<SocketAddr>>) {
+    ) -> (Option<Cluster>, Option<Vec<Seed>>) {
         let mut section = self.section(root, "cluster");
         let name = self.get(
             &mut section,
@@ -89,5 +141,39 @@ impl Reader<'_> {
             dial_backoff_max: Duration::from_millis(dial_ms.unwrap_or(1000)),
         });
         (cluster, seeds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_are_addresses_or_host_names_with_a_port() {
+        assert_eq!(
+            Seed::parse("10.0.0.1:7101"),
+            Ok(Seed::Addr("10.0.0.1:7101".parse().unwrap()))
+        );
+        assert_eq!(
+            Seed::parse(" troupe-0.troupe.default.svc.cluster.local:7101 "),
+            Ok(Seed::Host(
+                "troupe-0.troupe.default.svc.cluster.local:7101".into()
+            ))
+        );
+        assert_eq!(
+            Seed::parse("localhost:7101").unwrap().to_string(),
+            "localhost:7101"
+        );
+        for bad in [
+            "localhost",
+            "host:0",
+            "host:70000",
+            ":7101",
+            "-x:7101",
+            "a b:7101",
+            "h/x:1",
+        ] {
+            assert!(Seed::parse(bad).is_err(), "{bad}");
+        }
     }
 }

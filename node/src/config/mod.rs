@@ -52,7 +52,7 @@ mod ws;
 
 pub use admin::Admin;
 pub use auth::Auth;
-pub use cluster::Cluster;
+pub use cluster::{Cluster, Seed};
 pub use events::{Events, Mqtt, Notifications, Smtp};
 pub use http::Http;
 pub use images::Images;
@@ -301,12 +301,15 @@ impl Reader<'_> {
             let others = partial_nodes
                 .iter()
                 .filter(|n| n.name.as_ref() != Some(&node.name));
-            others.filter_map(|n| n.cluster_addr).collect()
+            others
+                .filter_map(|n| n.cluster_addr)
+                .map(Seed::Addr)
+                .collect()
         });
         let mut seen = HashSet::new();
         let seeds = seeds
             .into_iter()
-            .filter(|addr| *addr != node.cluster_addr && seen.insert(*addr))
+            .filter(|seed| *seed != node.cluster_addr && seen.insert(seed.clone()))
             .collect();
         let nodes = partial_nodes
             .iter()

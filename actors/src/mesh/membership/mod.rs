@@ -81,8 +81,9 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// Advertised gRPC address.
     pub grpc_addr: SocketAddr,
-    /// Gossip seeds.
-    pub seeds: Vec<SocketAddr>,
+    /// Gossip seeds: `IP:port` or `host:port`; chitchat resolves host names again on every
+    /// round.
+    pub seeds: Vec<String>,
     /// Gossip period.
     pub gossip_interval: Duration,
     /// Phi-accrual threshold.
@@ -226,7 +227,7 @@ impl Membership {
             cluster_id: config.cluster_id.clone(),
             gossip_interval: config.gossip_interval,
             listen_addr: config.cluster_addr,
-            seed_nodes: config.seeds.iter().map(|s| s.to_string()).collect(),
+            seed_nodes: config.seeds.clone(),
             failure_detector_config: fd,
             marked_for_deletion_grace_period: Duration::from_secs(3600),
             catchup_callback: None,

@@ -36,7 +36,7 @@ fn config(node: &str, incarnation: u64, cluster_id: &str, addr: SocketAddr) -> C
 
 async fn gossip(config: Config, seeds: &[SocketAddr]) -> ChitchatHandle {
     let config = Config {
-        seeds: seeds.to_vec(),
+        seeds: seeds.iter().map(|s| s.to_string()).collect(),
         ..config
     };
     Membership::spawn_gossip(&config)
