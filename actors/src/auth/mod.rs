@@ -31,7 +31,7 @@ use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::events::{kinds, NewEvent, Publisher};
-use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo, OpInfo, Request, Service, Target};
+use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo, Request, Service, Target};
 use crate::sessions::{self, messages as sm, Revocations};
 use crate::store::Store;
 use crate::users::{self, messages as um};
@@ -508,10 +508,6 @@ impl Service for Auth {
     /// workers than cores keep every core hashing.
     fn workers(&self, default: usize) -> usize {
         default.max(4) * 4
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

@@ -41,7 +41,7 @@ pub use messages::*;
 
 use crate::common::validate;
 use crate::hub::{self, frames, DeliverRequest, Delivery};
-use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, OpInfo, Request, Service};
+use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, Request, Service};
 use crate::store::time::{now_ms, rfc3339_millis};
 use crate::store::Store;
 
@@ -280,10 +280,6 @@ impl Chat {
 impl Service for Chat {
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

@@ -20,7 +20,7 @@ use prost::Message;
 use super::bus::Bus;
 use super::outbox::Entry;
 use super::{NewEvent, Publish};
-use crate::mesh::{BoxFuture, MeshError, OpInfo, Request, Service};
+use crate::mesh::{BoxFuture, MeshError, Request, Service};
 use crate::store::time::rfc3339_millis;
 use ops::Cmd;
 
@@ -282,10 +282,6 @@ impl Events {
 impl Service for Events {
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

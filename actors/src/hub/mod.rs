@@ -68,7 +68,7 @@ pub use index::{
 pub use messages::*;
 pub use presence::LEARN_TIMEOUT;
 
-use crate::mesh::{BoxFuture, MeshError, OpInfo, Request, Service};
+use crate::mesh::{BoxFuture, MeshError, Request, Service};
 
 /// Service name.
 pub const NAME: &str = "hub";
@@ -130,10 +130,6 @@ impl Hub {
 impl Service for Hub {
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

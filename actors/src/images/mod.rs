@@ -31,7 +31,7 @@ use bytes::Bytes;
 pub use messages::*;
 
 use self::store::ImageRow;
-use crate::mesh::{BoxFuture, Code, MeshError, OpInfo, Request, Service};
+use crate::mesh::{BoxFuture, Code, MeshError, Request, Service};
 use crate::store::time::now_ms;
 use crate::store::Store;
 use crate::users::validate;
@@ -136,10 +136,6 @@ impl Images {
 impl Service for Images {
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

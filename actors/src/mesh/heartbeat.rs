@@ -14,7 +14,7 @@ use bytes::Bytes;
 use troupe_proto::mesh::PingReply;
 
 use super::membership::RttTable;
-use super::{BoxFuture, MeshError, NodeInfo, OpInfo, Request, Router, Service, Target};
+use super::{BoxFuture, MeshError, NodeInfo, Request, Router, Service, Target};
 
 /// Name of the ping service.
 pub const NAME: &str = "ping";
@@ -42,10 +42,6 @@ impl Ping {
 impl Service for Ping {
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

@@ -23,7 +23,7 @@ use troupe_proto::mesh::Caller;
 
 use super::MeshError;
 
-/// The name and retry class of one op, as the runtime lists them ([`super::Service::ops`]).
+/// The name and retry class of one op, as a declaration's `Cmd::OPS` lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpInfo {
     /// Op name as carried in the envelope.
@@ -191,12 +191,6 @@ impl<Rep> Call<Rep> {
         self
     }
 
-    /// Sets the caller when there is one.
-    pub fn caller_opt(mut self, caller: Option<Caller>) -> Self {
-        self.raw.caller = caller;
-        self
-    }
-
     /// Overrides the router's default deadline.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.raw.timeout = Some(timeout);
@@ -216,11 +210,6 @@ impl<Rep> Call<Rep> {
     /// The op's name.
     pub fn op(&self) -> &'static str {
         self.raw.op
-    }
-
-    /// Where it goes.
-    pub fn target(&self) -> &Target {
-        &self.raw.target
     }
 }
 
@@ -268,7 +257,7 @@ macro_rules! ops {
         }
 
         impl $cmd {
-            /// Every op, as [`Service::ops`]($crate::mesh::Service::ops) lists them.
+            /// Every op of the declaration, with its retry class.
             pub const OPS: &'static [$crate::mesh::OpInfo] = &[$($op.info(),)*];
 
             /// Turns the op name and bytes that arrived into a typed command: an unknown op

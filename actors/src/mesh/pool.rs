@@ -340,17 +340,13 @@ pub type Unsent = (Request, ractor::RpcReplyPort<Vec<u8>>);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::{BoxFuture, OpInfo};
+    use crate::mesh::BoxFuture;
 
     struct Nop;
 
     impl Service for Nop {
         fn name(&self) -> &'static str {
             "t-nop"
-        }
-
-        fn ops(&self) -> &'static [OpInfo] {
-            &[]
         }
 
         fn handle(&self, _: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

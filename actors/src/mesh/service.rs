@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use troupe_proto::mesh::Caller;
 
-use super::{MeshError, OpInfo};
+use super::MeshError;
 
 /// A boxed future, as returned by [`Service::handle`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -56,9 +56,6 @@ impl Request {
 pub trait Service: Send + Sync + 'static {
     /// Group name; the node's endpoint joins pg group `svc.<name>`.
     fn name(&self) -> &'static str;
-
-    /// Every op this service answers (the `OPS` of its [`ops!`](crate::ops) declaration).
-    fn ops(&self) -> &'static [OpInfo];
 
     /// Runs one op. Called on a worker actor; long CPU work belongs on a blocking pool.
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>>;

@@ -13,8 +13,6 @@ use super::*;
 
 /// `echo` of the test services: answers its payload (bytes, as `BytesValue`).
 const ECHO: Op<Vec<u8>, Vec<u8>> = Op::idempotent("t-router", "echo");
-/// `slow`: sleeps 200 ms, then answers like `echo`.
-const SLOW: Op<Vec<u8>, Vec<u8>> = Op::effectful("t-router", "slow");
 
 /// A service whose `slow` op sleeps and whose `echo` op answers its payload.
 struct Echo {
@@ -25,11 +23,6 @@ struct Echo {
 impl Service for Echo {
     fn name(&self) -> &'static str {
         self.name
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        const OPS: &[OpInfo] = &[ECHO.info(), SLOW.info()];
-        OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
@@ -221,10 +214,6 @@ struct Relay {
 impl Service for Relay {
     fn name(&self) -> &'static str {
         self.name
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        &[]
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

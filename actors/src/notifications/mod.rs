@@ -39,7 +39,7 @@ use bytes::Bytes;
 pub use messages::*;
 
 use crate::events::{Event, EventJson};
-use crate::mesh::{BoxFuture, MeshError, OpInfo, Request, Service};
+use crate::mesh::{BoxFuture, MeshError, Request, Service};
 use crate::store::time::now_ms;
 use crate::store::Store;
 use ops::Cmd;
@@ -351,10 +351,6 @@ pub fn parse_time(s: &str) -> Option<i64> {
 impl Service for Notifications {
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
     }
 
     /// Consuming mostly waits on the database: more workers than cores keep it busy.

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use ractor::{Actor, ActorRef, ActorStatus};
 
 use crate::mesh::placement::{self, EntityError, EntityHost, EntityHostMsg};
-use crate::mesh::{BoxFuture, MeshError, NodeInfo, OpInfo, Request, Service, Target};
+use crate::mesh::{BoxFuture, MeshError, NodeInfo, Request, Service, Target};
 use crate::store::time::{now_ms, rfc3339_millis};
 use crate::store::Store;
 
@@ -385,10 +385,6 @@ async fn refresh(me: std::sync::Weak<Sessions>) {
 impl Service for Sessions {
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use troupe_proto::mesh::{ActorList, KillReply, KillRequest, NodeHealth};
 
-use crate::mesh::{BoxFuture, MeshError, NodeInfo, OpInfo, Request, Service};
+use crate::mesh::{BoxFuture, MeshError, NodeInfo, Request, Service};
 
 /// Name of the system service.
 pub const NAME: &str = "system";
@@ -37,10 +37,6 @@ pub struct System(pub Arc<NodeInfo>);
 impl Service for System {
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

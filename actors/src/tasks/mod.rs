@@ -61,7 +61,7 @@ use self::store::{Status, TaskRow, Unfinished};
 use crate::common::{self, validate::Fields, Who};
 use crate::events::{kinds, Publisher};
 use crate::mesh::placement;
-use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, OpInfo, Request, Service, Target};
+use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, Request, Service, Target};
 use crate::store::time::now_ms;
 use crate::store::Store;
 use ops::{Cmd, RunCmd};
@@ -495,10 +495,6 @@ impl Service for Tasks {
         NAME
     }
 
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
-    }
-
     /// Ops mostly wait (on the store, the task actors, the task's home node): more workers.
     fn workers(&self, default: usize) -> usize {
         default * 4
@@ -540,10 +536,6 @@ impl Runs {
 impl Service for Runs {
     fn name(&self) -> &'static str {
         RUNS
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        RunCmd::OPS
     }
 
     fn workers(&self, default: usize) -> usize {

@@ -32,7 +32,7 @@ pub use messages::*;
 use self::store::TodoRow;
 use crate::common::{self, validate::Fields, Who};
 use crate::events::{kinds, NewEvent, Publisher};
-use crate::mesh::{BoxFuture, Code, MeshError, OpInfo, Request, Service};
+use crate::mesh::{BoxFuture, Code, MeshError, Request, Service};
 use crate::store::time::now_ms;
 use crate::store::Store;
 use ops::Cmd;
@@ -257,10 +257,6 @@ impl Todos {
 impl Service for Todos {
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

@@ -56,7 +56,7 @@ pub use messages::*;
 use self::store::UserRow;
 use self::validate::Fields;
 use crate::auth::password::Hasher;
-use crate::mesh::{BoxFuture, Code, MeshError, OpInfo, Request, Service, Target};
+use crate::mesh::{BoxFuture, Code, MeshError, Request, Service, Target};
 use crate::store::time::{now_ms, rfc3339_millis};
 use crate::store::Store;
 
@@ -617,10 +617,6 @@ impl Users {
 impl Service for Users {
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn ops(&self) -> &'static [OpInfo] {
-        Cmd::OPS
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

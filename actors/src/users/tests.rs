@@ -9,6 +9,7 @@ use troupe_proto::mesh::Caller;
 
 use super::*;
 use crate::mesh::service::call_op as call;
+use crate::mesh::OpInfo;
 use crate::store::tests::on_each_backend;
 
 /// Cheap hashing for tests.
