@@ -25,6 +25,14 @@ pub const HEARTBEAT_RTT_SECONDS: &str = "troupe_heartbeat_rtt_seconds";
 pub const GOSSIP_SEND_FAILURES: &str = "troupe_gossip_send_failures_total";
 /// Peers the last gossip send to failed.
 pub const GOSSIP_UNREACHABLE: &str = "troupe_gossip_unreachable_peers";
+/// 1 while this node owns entities and tasks, 0 while it is fenced (a lost split, no lease).
+pub const NODE_OWNER: &str = "troupe_partition_owner";
+/// Split decisions taken by this node, by verdict (`win`, `lose`).
+pub const PARTITION_DECISIONS: &str = "troupe_partition_decisions_total";
+/// Unreachable members this node downed after their lease was released or ran out.
+pub const MEMBERS_DOWNED: &str = "troupe_partition_members_downed_total";
+/// Entity activations started on this node, by entity kind.
+pub const ENTITY_ACTIVATIONS: &str = "troupe_entity_activations_total";
 /// Open WebSocket connections on this node.
 pub const WS_CONNECTIONS: &str = "troupe_ws_connections";
 
@@ -44,6 +52,16 @@ pub fn describe() {
         "gossip datagrams that could not be sent"
     );
     describe_gauge!(GOSSIP_UNREACHABLE, "peers the last gossip send to failed");
+    describe_gauge!(
+        NODE_OWNER,
+        "1 while this node owns entities and tasks, 0 while fenced"
+    );
+    describe_counter!(PARTITION_DECISIONS, "split decisions by verdict");
+    describe_counter!(
+        MEMBERS_DOWNED,
+        "unreachable members downed once their lease was released or ran out"
+    );
+    describe_counter!(ENTITY_ACTIVATIONS, "entity activations started, by kind");
     describe_gauge!(QUEUE_DEPTH, "in-flight requests per service on this node");
     describe_gauge!(WORKERS_ALIVE, "live worker actors per service on this node");
     describe_gauge!(

@@ -92,6 +92,7 @@ pub fn settings(config: &Config, incarnation: u64) -> Settings {
             phi_threshold: config.cluster.phi_threshold,
             dial_backoff_max: config.cluster.dial_backoff_max,
             services: Vec::new(),
+            partition: config.cluster.partition.clone(),
         },
         workers: config.services.workers,
         pool_sizes: config
@@ -110,6 +111,7 @@ pub fn settings(config: &Config, incarnation: u64) -> Settings {
             max_restarts: config.supervision.max_restarts,
             window: config.supervision.restart_window,
         },
+        leases: None,
     }
 }
 
@@ -222,7 +224,9 @@ pub async fn serve(
         names == expected,
         "the node builds services {names:?} but SERVICES lists {expected:?}"
     );
-    let mesh = Mesh::start(settings(&config, incarnation), info, services)
+    let mut mesh_settings = settings(&config, incarnation);
+    mesh_settings.leases = Some(Arc::new(store.clone()));
+    let mesh = Mesh::start(mesh_settings, info, services)
         .await
         .context("cannot start the mesh")?;
     bus.redeliver();

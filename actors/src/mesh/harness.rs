@@ -81,6 +81,7 @@ impl Builder {
                 phi_threshold: 8.0,
                 dial_backoff_max: Duration::from_secs(1),
                 services: Vec::new(),
+                partition: Default::default(),
             },
             workers: WORKERS,
             pool_sizes: self.pool_sizes,
@@ -91,6 +92,7 @@ impl Builder {
                 max_restarts: 10,
                 window: Duration::from_secs(10),
             },
+            leases: None,
         };
         let (pools, groups) = start_local(&info, services, &settings)
             .await

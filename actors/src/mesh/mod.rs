@@ -17,6 +17,8 @@
 //! - [`router`]: local-first selection, deadlines, retries of idempotent ops, `tell`.
 //! - [`lane`]: the rule that keeps a pool from waiting on itself (re-entrant calls).
 //! - [`heartbeat`]: the `ping` service and the RTT heartbeat, both the runtime's own.
+//! - [`partition`]: the split-brain resolver (keep-majority / static-quorum) and the node
+//!   lease that fences a losing side.
 //! - [`placement`]: rendezvous hashing and the generic entity host (activate on demand,
 //!   passivate when idle, hand off on membership change).
 //! - [`backoff`]: exponential backoff with full jitter and restart intensity.
@@ -34,6 +36,7 @@ pub mod heartbeat;
 pub mod lane;
 pub mod membership;
 pub mod op;
+pub mod partition;
 pub mod placement;
 pub mod pool;
 pub mod router;
@@ -73,6 +76,9 @@ pub struct Settings {
     pub call_timeout: Duration,
     /// Worker restart policy.
     pub policy: backoff::Policy,
+    /// Node leases (the store), which fence the losing side of a split; `None` lets
+    /// ownership follow the split verdict alone.
+    pub leases: Option<Arc<dyn partition::Leases>>,
 }
 
 /// This node's pool of each service, by service name. Looked up on every call; the names
@@ -155,6 +161,14 @@ impl Mesh {
 
         let (view_tx, view_rx) = watch::channel(Arc::new(ClusterView::default()));
         let (members_tx, members_rx) = watch::channel(Arc::new(vec![node.to_string()]));
+        let (placement_tx, placement_rx) = watch::channel(Arc::new(vec![node.to_string()]));
+        let (allowed_tx, allowed_rx) = watch::channel(Ok(()));
+        let ownership = partition::keeper::spawn(
+            node.clone(),
+            settings.leases.clone(),
+            settings.membership.partition.lease_ttl,
+            allowed_rx,
+        );
         let rtt: membership::RttTable = Arc::new(StdMutex::new(HashMap::new()));
         let mut mconf = settings.membership.clone();
         mconf.services = pools.keys().copied().collect();
@@ -167,12 +181,16 @@ impl Mesh {
                 view_tx,
                 members_tx,
                 rtt: rtt.clone(),
+                placement_tx,
+                allowed_tx,
+                leases: settings.leases.clone(),
             },
         )
         .await
         .map_err(startup_error)?;
 
-        let router = Router::new(node, pools, settings.call_timeout, members_rx);
+        let router = Router::new(node, pools, settings.call_timeout, members_rx)
+            .with_partition(placement_rx, ownership);
         let _ = info.router.set(router.clone());
         let mesh = Mesh {
             info,

@@ -3,8 +3,10 @@
 //! - `Target::Any`: this node's pool first (no serialization, no network); when it has no
 //!   live worker, a remote endpoint of the service's pg group `svc.<service>`.
 //! - `Target::Node(name)`: that node's endpoint (pg group `svc.<service>@<name>`).
-//! - `Target::Entity(id)`: the entity's home node by rendezvous hashing over the members this
-//!   node routes to (see [`super::placement`]).
+//! - `Target::Entity(id)`: the entity's home node by rendezvous hashing over the *placement*
+//!   members (see [`super::placement`]): the routable members plus those unreachable but not
+//!   yet downed, which keep their entities until then (see [`super::partition`]). A node
+//!   that is fenced answers every entity-bound call with `unavailable`.
 //!
 //! Every call has a deadline. Ops the service marks idempotent are retried on another
 //! member after an `unavailable` failure, until the deadline; others are tried once.
@@ -18,6 +20,7 @@ use rand::seq::IndexedRandom;
 
 use super::endpoint::EndpointMsg;
 use super::op::RawCall;
+use super::partition::Ownership;
 use super::pool::Pool;
 use super::{lane, placement, wire, Call, MeshError, Op, Pools, Request, Target};
 
@@ -34,6 +37,8 @@ pub struct Router {
     pools: Arc<Pools>,
     default_timeout: Duration,
     members: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
+    placement: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
+    ownership: Ownership,
 }
 
 /// Attempts of an idempotent call (the first included).
@@ -52,8 +57,27 @@ impl Router {
             node,
             pools,
             default_timeout,
+            placement: members.clone(),
             members,
+            ownership: Ownership::always(),
         }
+    }
+
+    /// Places entities over `placement` (kept current by the membership actor) instead of
+    /// the routable members, and refuses entity-bound calls while `ownership` is fenced.
+    pub fn with_partition(
+        mut self,
+        placement: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
+        ownership: Ownership,
+    ) -> Self {
+        self.placement = placement;
+        self.ownership = ownership;
+        self
+    }
+
+    /// Whether this node may own entities and tasks now.
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
     }
 
     /// This node's name.
@@ -71,9 +95,20 @@ impl Router {
         self.members.clone()
     }
 
-    /// The home node of an entity id among the current members.
+    /// Names of the members that own entities and tasks as far as this node knows, sorted:
+    /// the routable members plus the unreachable ones not downed yet.
+    pub fn placement(&self) -> Arc<Vec<String>> {
+        self.placement.borrow().clone()
+    }
+
+    /// A receiver that sees every change of the placement members.
+    pub fn watch_placement(&self) -> tokio::sync::watch::Receiver<Arc<Vec<String>>> {
+        self.placement.clone()
+    }
+
+    /// The home node of an entity id among the placement members.
     pub fn home_of(&self, entity: &str) -> Option<String> {
-        let members = self.members();
+        let members = self.placement();
         placement::home(entity, &members).cloned()
     }
 
@@ -164,10 +199,11 @@ impl Router {
         let node = match &call.target {
             Target::Any => None,
             Target::Node(n) => Some(n.clone()),
-            Target::Entity(id) => Some(
+            Target::Entity(id) => Some({
+                self.ownership.check()?;
                 self.home_of(id)
-                    .ok_or_else(|| MeshError::unavailable("no member to place the entity on"))?,
-            ),
+                    .ok_or_else(|| MeshError::unavailable("no member to place the entity on"))?
+            }),
         };
         match node {
             Some(n) if n == *self.node => self.local(call.service),

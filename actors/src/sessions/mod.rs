@@ -325,23 +325,34 @@ async fn spawn_host(
         store: store.clone(),
         node: info.node.clone(),
     };
-    let (host, _) = Actor::spawn(None, EntityHost::new(entity, IDLE), ()).await?;
+    let host = EntityHost::new(entity, IDLE).fenced_with(info.clone());
+    let (host, _) = Actor::spawn(None, host, ()).await?;
     Ok(host)
 }
 
-/// Passivates the sessions whose home moved whenever the routable members change.
+/// Passivates the sessions whose home moved whenever the placement members change, and
+/// every session when this node is fenced (it lost a split: see
+/// [`crate::mesh::partition`]).
 async fn handoff(me: std::sync::Weak<Sessions>) {
-    let mut members = loop {
+    let (mut members, mut owner) = loop {
         let Some(s) = me.upgrade() else { return };
         if let Ok(r) = s.info.router() {
-            break r.watch_members();
+            break (r.watch_placement(), r.ownership().watch());
         }
         drop(s);
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    while members.changed().await.is_ok() {
+    loop {
+        tokio::select! {
+            c = members.changed() => if c.is_err() { return },
+            c = owner.changed() => if c.is_err() { return },
+        }
         let Some(s) = me.upgrade() else { return };
-        let list = members.borrow_and_update().to_vec();
+        let list = if owner.borrow_and_update().is_owner() {
+            members.borrow_and_update().to_vec()
+        } else {
+            Vec::new()
+        };
         if let Ok(host) = s.host().await {
             let _ = host.cast(EntityHostMsg::Rebalance {
                 members: list,

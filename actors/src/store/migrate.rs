@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0004_tasks_todos.sql"),
     ),
     (5, "chat", include_str!("../../migrations/0005_chat.sql")),
+    (
+        6,
+        "node_leases",
+        include_str!("../../migrations/0006_node_leases.sql"),
+    ),
 ];
 
 /// Longest a node waits for another node's migration run on SQLite.

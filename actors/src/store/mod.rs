@@ -15,6 +15,7 @@
 //! Services turn `sqlx` failures into a [`MeshError`] with [`db_error`], which never lets
 //! SQL or driver text reach a client.
 
+pub mod lease;
 pub mod migrate;
 pub mod time;
 

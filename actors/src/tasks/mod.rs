@@ -266,6 +266,9 @@ impl Tasks {
 
     /// `run`: runs the task on this node.
     async fn run_here(&self, id: &str, deadline: Instant) -> Result<TaskRow, MeshError> {
+        if let Ok(router) = self.info.router() {
+            router.ownership().check()?;
+        }
         let host = self.host().await?;
         let timeout = deadline.saturating_duration_since(Instant::now());
         let id = id.to_string();
@@ -390,7 +393,11 @@ impl Tasks {
     /// the store, which the next full scan covers): it stays cheap on a node running
     /// thousands of tasks.
     pub async fn scan(&self, light: bool) -> Result<usize, MeshError> {
-        let members = self.info.router()?.members();
+        let router = self.info.router()?;
+        if !router.ownership().is_owner() {
+            return Ok(0);
+        }
+        let members = router.placement();
         let host = self.host().await?;
         let running: HashSet<String> = match host
             .call(HostMsg::Running, Some(Duration::from_secs(5)))
@@ -449,13 +456,16 @@ fn parse_status(s: &str) -> Result<Status, String> {
 /// Every how many periodic scans one is full (see [`Tasks::scan`]).
 const FULL_SCAN_EVERY: u64 = 10;
 
-/// Watches the routable members: on every change, releases the tasks whose home moved and
+/// Watches the placement members and this node's ownership: on every change, releases the tasks whose home moved (all of them when fenced) and
 /// scans for tasks to run; scans every `scan_interval` besides.
 async fn watch(me: Weak<Tasks>) {
-    let (mut members, every) = loop {
+    let ((mut members, mut owner), every) = loop {
         let Some(t) = me.upgrade() else { return };
         if let Ok(r) = t.info.router() {
-            break (r.watch_members(), t.settings.scan_interval);
+            break (
+                (r.watch_placement(), r.ownership().watch()),
+                t.settings.scan_interval,
+            );
         }
         drop(t);
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -471,11 +481,22 @@ async fn watch(me: Weak<Tasks>) {
                 }
                 true
             }
+            c = owner.changed() => {
+                if c.is_err() {
+                    return;
+                }
+                true
+            }
             _ = tick.tick() => false,
         };
         let Some(t) = me.upgrade() else { return };
         if changed {
-            let list = members.borrow_and_update().to_vec();
+            // Fenced (a lost split): every task actor here lets go.
+            let list = if owner.borrow_and_update().is_owner() {
+                members.borrow_and_update().to_vec()
+            } else {
+                Vec::new()
+            };
             if let Ok(host) = t.host().await {
                 let _ = host.cast(HostMsg::Rebalance { members: list });
             }

@@ -23,6 +23,8 @@ pub struct Cluster {
     /// Upper bound of the jittered backoff between dials to a member
     /// (`dial_backoff_max_ms`).
     pub dial_backoff_max: Duration,
+    /// How network splits are decided (`[cluster.partition]`).
+    pub partition: troupe_actors::mesh::partition::Config,
 }
 
 impl fmt::Debug for Cluster {
@@ -34,6 +36,7 @@ impl fmt::Debug for Cluster {
             .field("gossip_interval", &self.gossip_interval)
             .field("phi_threshold", &self.phi_threshold)
             .field("dial_backoff_max", &self.dial_backoff_max)
+            .field("partition", &self.partition)
             .finish()
     }
 }
@@ -131,6 +134,7 @@ impl Reader<'_> {
         let phi_env = Some("TROUPE_CLUSTER_PHI_THRESHOLD");
         let phi_threshold = self.get(&mut section, "phi_threshold", phi_env, &positive);
         let dial_ms = self.get(&mut section, "dial_backoff_max_ms", None, &at_least(1));
+        let partition = self.partition(&mut section);
         self.finish(section);
         let cluster = cookie.map(|cookie| Cluster {
             name: name.unwrap_or_else(|| "troupe-dev".to_owned()),
@@ -139,6 +143,7 @@ impl Reader<'_> {
             gossip_interval: Duration::from_millis(gossip_ms.unwrap_or(100)),
             phi_threshold: phi_threshold.unwrap_or(8.0),
             dial_backoff_max: Duration::from_millis(dial_ms.unwrap_or(1000)),
+            partition,
         });
         (cluster, seeds)
     }

@@ -41,6 +41,7 @@ mod http;
 mod images;
 mod log;
 mod nodes;
+mod partition;
 mod reader;
 mod services;
 mod storage;

@@ -40,12 +40,15 @@ use ractor_cluster::{NodeServer, NodeServerMessage, NodeSessionMessage, RactorMe
 use rand::Rng;
 use tokio::sync::watch;
 
+use super::partition::keeper::Allowed;
+use super::partition::quorum::{Tracker, Verdict};
+use super::partition::{self, Leases};
 use super::transport;
 
 pub mod gossip;
 pub mod view;
 
-pub use view::{ractor_name, ClusterView, MemberState, MemberView};
+pub use view::{ractor_name, ClusterView, MemberState, MemberView, PartitionView};
 use view::{Local, Member, Members};
 
 /// Chitchat keys this node advertises.
@@ -92,6 +95,8 @@ pub struct Config {
     pub dial_backoff_max: Duration,
     /// Services hosted here.
     pub services: Vec<&'static str>,
+    /// How splits are decided ([`partition`]).
+    pub partition: partition::Config,
 }
 
 /// Shared map of peer name to last heartbeat RTT, filled by the heartbeat task.
@@ -118,6 +123,13 @@ pub enum MembershipMsg {
     },
     /// Announce a graceful leave through gossip; sent by the node on SIGTERM.
     Leave(ractor::RpcReplyPort<()>),
+    /// An attempt to down `member` in the lease store finished; sent by the downing task.
+    Downed {
+        /// The member's name.
+        member: String,
+        /// Whether its lease was released or expired, so it is downed now.
+        downed: bool,
+    },
 }
 
 /// Kinds of session events.
@@ -143,6 +155,12 @@ pub struct Args {
     pub members_tx: watch::Sender<Arc<Vec<String>>>,
     /// Heartbeat RTTs.
     pub rtt: RttTable,
+    /// Publishes the placement members (routable ones plus unreachable ones not downed).
+    pub placement_tx: watch::Sender<Arc<Vec<String>>>,
+    /// Tells the lease keeper whether this node may own ([`partition::keeper`]).
+    pub allowed_tx: watch::Sender<Allowed>,
+    /// The node leases, to down unreachable members only once theirs ran out.
+    pub leases: Option<Arc<dyn Leases>>,
 }
 
 struct Session {
@@ -176,7 +194,22 @@ pub struct State {
     view_tx: watch::Sender<Arc<ClusterView>>,
     members_tx: watch::Sender<Arc<Vec<String>>>,
     rtt: RttTable,
+    split: Split,
 }
+
+/// The split-brain resolver's state in the membership actor.
+struct Split {
+    tracker: Tracker,
+    verdict: Verdict,
+    placement_tx: watch::Sender<Arc<Vec<String>>>,
+    allowed_tx: watch::Sender<Allowed>,
+    leases: Option<Arc<dyn Leases>>,
+    /// When each unreachable member was last tried for downing (one try in flight each).
+    downing: HashMap<String, Option<Instant>>,
+}
+
+/// Pause between two attempts to down one member whose lease is still valid.
+const DOWN_RETRY: Duration = Duration::from_millis(250);
 
 struct Events(ActorRef<MembershipMsg>);
 
@@ -303,6 +336,19 @@ impl Actor for Membership {
             view_tx: args.view_tx,
             members_tx: args.members_tx,
             rtt: args.rtt,
+            split: Split {
+                tracker: Tracker::new(
+                    &config.node,
+                    config.partition.strategy,
+                    config.partition.stable_after,
+                    Instant::now(),
+                ),
+                verdict: Verdict::Healthy,
+                placement_tx: args.placement_tx,
+                allowed_tx: args.allowed_tx,
+                leases: args.leases,
+                downing: HashMap::new(),
+            },
             config,
         })
     }
@@ -338,8 +384,25 @@ impl Actor for Membership {
                     state.backoff(&peer);
                 }
             }
+            MembershipMsg::Downed { member, downed } => {
+                state
+                    .split
+                    .downing
+                    .insert(member.clone(), Some(Instant::now()));
+                if downed {
+                    tracing::warn!(%member, "downed an unreachable member: its lease is released or ran out, its entities and tasks move");
+                    metrics::counter!(crate::metrics::MEMBERS_DOWNED).increment(1);
+                    state.split.tracker.down(&member);
+                    state.split.downing.remove(&member);
+                    state.reconcile(&myself).await;
+                }
+            }
             MembershipMsg::Leave(reply) => {
                 state.leaving = true;
+                let _ = state
+                    .split
+                    .allowed_tx
+                    .send(Err("this node is leaving the cluster".into()));
                 state
                     .chitchat
                     .chitchat()
@@ -500,10 +563,113 @@ impl State {
         }
         self.dials.retain(|p, _| wanted.contains_key(p));
 
-        self.publish(&members, &wanted);
+        let mut cluster = self.view(&members, &wanted);
+        cluster.partition = self.resolve(&cluster, myself);
+        self.publish(cluster);
     }
 
-    fn publish(&self, members: &Members, wanted: &BTreeMap<String, SocketAddr>) {
+    /// Feeds the split tracker what this node sees, acts on its verdict (fence, or down
+    /// the unreachable members whose lease is gone) and publishes placement.
+    fn resolve(
+        &mut self,
+        cluster: &ClusterView,
+        myself: &ActorRef<MembershipMsg>,
+    ) -> PartitionView {
+        let up: std::collections::BTreeSet<String> = cluster.up().into_iter().collect();
+        let left: std::collections::BTreeSet<String> = cluster
+            .members
+            .iter()
+            .filter(|m| m.state == MemberState::Leaving)
+            .map(|m| m.name.clone())
+            .collect();
+        let now = Instant::now();
+        let split = &mut self.split;
+        let verdict = split.tracker.observe(&up, &left, now);
+        if std::mem::discriminant(&verdict) != std::mem::discriminant(&split.verdict) {
+            match &verdict {
+                Verdict::Healthy => tracing::info!("every known member is reachable"),
+                Verdict::Undecided => {
+                    tracing::warn!(unreachable = ?split.tracker.unreachable(), "members unreachable; deciding the split once it is stable")
+                }
+                Verdict::Win { down } => {
+                    metrics::counter!(crate::metrics::PARTITION_DECISIONS, "verdict" => "win")
+                        .increment(1);
+                    tracing::warn!(?down, strategy = self.config.partition.strategy.name(), "this side wins the split; downing the unreachable members once their leases are gone");
+                }
+                Verdict::Lose { reason } => {
+                    metrics::counter!(crate::metrics::PARTITION_DECISIONS, "verdict" => "lose")
+                        .increment(1);
+                    tracing::warn!(%reason, "this side loses the split: fencing this node");
+                }
+            }
+        }
+        let allowed: Allowed = match &verdict {
+            _ if self.leaving => Err("this node is leaving the cluster".into()),
+            Verdict::Lose { reason } => Err(format!("lost a network split: {reason}").into()),
+            _ => Ok(()),
+        };
+        split.allowed_tx.send_if_modified(|cur| {
+            let changed = *cur != allowed;
+            *cur = allowed;
+            changed
+        });
+        if let Verdict::Win { down } = &verdict {
+            for member in down {
+                let slot = split.downing.entry(member.clone()).or_insert(None);
+                // `None`: never tried; `Some(t)`: last answer at t. In flight: far future.
+                if slot.is_some_and(|t| now < t + DOWN_RETRY) {
+                    continue;
+                }
+                *slot = Some(now + Duration::from_secs(3600));
+                let (me, member) = (myself.clone(), member.clone());
+                match split.leases.clone() {
+                    None => {
+                        let _ = me.cast(MembershipMsg::Downed {
+                            member,
+                            downed: true,
+                        });
+                    }
+                    Some(leases) => {
+                        tokio::spawn(async move {
+                            let downed = match leases.down(&member).await {
+                                Ok(d) => d,
+                                Err(e) => {
+                                    tracing::debug!(%member, error = %e, "downing check failed");
+                                    false
+                                }
+                            };
+                            let _ = me.cast(MembershipMsg::Downed { member, downed });
+                        });
+                    }
+                }
+            }
+        }
+        split.downing.retain(|m, _| !up.contains(m));
+        let verdict_name = match &verdict {
+            Verdict::Healthy => "healthy",
+            Verdict::Undecided => "undecided",
+            Verdict::Win { .. } => "win",
+            Verdict::Lose { .. } => "lose",
+        };
+        split.verdict = verdict;
+        let placement = split.tracker.placement();
+        split.placement_tx.send_if_modified(|cur| {
+            if **cur != placement {
+                *cur = Arc::new(placement.clone());
+                true
+            } else {
+                false
+            }
+        });
+        PartitionView {
+            strategy: self.config.partition.strategy.name(),
+            verdict: verdict_name,
+            unreachable: split.tracker.unreachable(),
+            placement,
+        }
+    }
+
+    fn view(&self, members: &Members, wanted: &BTreeMap<String, SocketAddr>) -> ClusterView {
         let ready: HashSet<&str> = self
             .sessions
             .values()
@@ -511,7 +677,7 @@ impl State {
             .filter_map(|s| s.peer.as_deref())
             .collect();
         let rtt = self.rtt.lock().expect("rtt lock").clone();
-        let cluster = view::cluster_view(
+        view::cluster_view(
             members,
             &Local {
                 node: &self.config.node,
@@ -520,7 +686,10 @@ impl State {
                 wanted,
                 rtt: &rtt,
             },
-        );
+        )
+    }
+
+    fn publish(&self, cluster: ClusterView) {
         let up = cluster.up();
         for (label, st) in [
             ("up", MemberState::Up),

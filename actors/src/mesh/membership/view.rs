@@ -58,6 +58,22 @@ pub struct MemberView {
 pub struct ClusterView {
     /// Every known member (newest incarnation per name), this node included, sorted by name.
     pub members: Vec<MemberView>,
+    /// The split-brain resolver's standing on this node.
+    pub partition: PartitionView,
+}
+
+/// The split-brain resolver's standing on one node (see [`crate::mesh::partition`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionView {
+    /// `keep-majority` or `static-quorum`.
+    pub strategy: &'static str,
+    /// `healthy`, `undecided` (a split not stable yet), `win` or `lose`.
+    pub verdict: &'static str,
+    /// Members counted but not reachable from here.
+    pub unreachable: Vec<String>,
+    /// Members that own entities and tasks as far as this node knows (unreachable ones
+    /// keep theirs until downed).
+    pub placement: Vec<String>,
 }
 
 impl ClusterView {
@@ -208,7 +224,10 @@ pub fn cluster_view(members: &Members, local: &Local<'_>) -> ClusterView {
             rtt_ms: local.rtt.get(&m.name).map(|d| d.as_secs_f64() * 1000.0),
         })
         .collect();
-    ClusterView { members }
+    ClusterView {
+        members,
+        partition: PartitionView::default(),
+    }
 }
 
 /// The ractor node name of a member incarnation: `<node>@<incarnation>`.

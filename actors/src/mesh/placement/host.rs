@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::entity::{Entity, EntityActor, EntityError, EntityMsg, Reply};
 use super::rendezvous::home;
+use crate::mesh::NodeInfo;
 
 /// Counters and gauges reported by [`EntityHostMsg::Stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +111,7 @@ pub struct EntityHost<E: Entity> {
     entity: Arc<E>,
     idle_timeout: Duration,
     shutdown_timeout: Duration,
+    node: Option<Arc<NodeInfo>>,
 }
 
 impl<E: Entity> EntityHost<E> {
@@ -126,7 +128,16 @@ impl<E: Entity> EntityHost<E> {
             entity: entity.into(),
             idle_timeout,
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
+            node: None,
         }
+    }
+
+    /// Refuses every request with [`EntityError::Unavailable`] while the node is fenced
+    /// (it lost a split, or holds no lease: see [`crate::mesh::partition`]), as its
+    /// router's ownership says once the mesh runs.
+    pub fn fenced_with(mut self, node: Arc<NodeInfo>) -> Self {
+        self.node = Some(node);
+        self
     }
 
     /// Sets how long a stopping host waits for its entities to passivate
@@ -225,6 +236,7 @@ impl<E: Entity> EntityHost<E> {
     ) {
         state.next_epoch += 1;
         let epoch = state.next_epoch;
+        metrics::counter!(crate::metrics::ENTITY_ACTIVATIONS, "kind" => E::KIND).increment(1);
         state.slots.insert(
             id.clone(),
             Slot::Activating {
@@ -458,6 +470,11 @@ impl<E: Entity> Actor for EntityHost<E> {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             EntityHostMsg::Request { id, req, reply } => {
+                let router = self.node.as_ref().and_then(|n| n.router().ok());
+                if let Some(Err(e)) = router.map(|r| r.ownership().check()) {
+                    let _ = reply.send(Err(EntityError::Unavailable(e.message)));
+                    return Ok(());
+                }
                 let pending = Pending {
                     req,
                     reply: Reply::new(reply),
