@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Leases, Owner, Ownership};
+use super::{Deadline, Leases, Owner, Ownership};
 
 /// What the membership actor allows: `Ok` to own, or the reason to fence.
 pub type Allowed = Result<(), Arc<str>>;
@@ -40,8 +40,9 @@ pub fn spawn(
     allowed: watch::Receiver<Allowed>,
 ) -> Ownership {
     let (tx, rx) = watch::channel(Owner::Fenced("starting: no lease yet".into()));
-    tokio::spawn(run(node, leases, ttl, allowed, tx));
-    Ownership::new(rx)
+    let deadline = Arc::new(Deadline::never());
+    tokio::spawn(run(node, leases, ttl, allowed, tx, deadline.clone()));
+    Ownership::new(rx, deadline)
 }
 
 struct Held {
@@ -75,6 +76,7 @@ async fn run(
     ttl: Duration,
     mut allowed: watch::Receiver<Allowed>,
     tx: watch::Sender<Owner>,
+    gate: Arc<Deadline>,
 ) {
     let mut held: Option<Held> = None;
     let mut failing = false;
@@ -83,7 +85,10 @@ async fn run(
         let now = Instant::now();
         let mut wake = now + ttl / 3;
         match (verdict, &leases) {
-            (Ok(()), None) => publish(&tx, Owner::Owner { epoch: 0 }),
+            (Ok(()), None) => {
+                gate.set_never();
+                publish(&tx, Owner::Owner { epoch: 0 })
+            }
             (Err(why), None) => publish(&tx, Owner::Fenced(why)),
             (Err(why), Some(leases)) => {
                 publish(&tx, Owner::Fenced(why));
@@ -104,6 +109,7 @@ async fn run(
                             deadline: now + ttl - margin(ttl),
                             renew_at: now + ttl / 3,
                         });
+                        gate.set((now + ttl - margin(ttl)).into_std());
                         publish(&tx, Owner::Owner { epoch });
                     }
                     Err(e) => {
@@ -125,6 +131,7 @@ async fn run(
                             failing = false;
                             h.deadline = now + ttl - margin(ttl);
                             h.renew_at = now + ttl / 3;
+                            gate.set(h.deadline.into_std());
                         }
                         Ok(Ok(false)) => {
                             held = None;

@@ -40,8 +40,9 @@
 pub mod keeper;
 pub mod quorum;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -107,14 +108,56 @@ impl Owner {
     }
 }
 
-/// This node's ownership, as the lease keeper publishes it. Cheap to clone.
+/// This node's ownership, as the lease keeper publishes it, and the local deadline of the
+/// lease it holds: past that deadline the node does not own, even before the keeper runs
+/// again (a process that was frozen and resumes must not act on a lease that ran out).
+/// Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Ownership(watch::Receiver<Owner>);
+pub struct Ownership {
+    rx: watch::Receiver<Owner>,
+    deadline: Arc<Deadline>,
+}
+
+/// A monotonic deadline readable without a lock: milliseconds since a process-wide origin.
+#[derive(Debug)]
+pub(crate) struct Deadline(AtomicU64);
+
+impl Deadline {
+    fn origin() -> Instant {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        *ORIGIN.get_or_init(Instant::now)
+    }
+
+    /// No deadline.
+    pub(crate) fn never() -> Self {
+        Self(AtomicU64::new(u64::MAX))
+    }
+
+    /// Removes the deadline.
+    pub(crate) fn set_never(&self) {
+        self.0.store(u64::MAX, Ordering::Release);
+    }
+
+    /// Sets the deadline to `at`.
+    pub(crate) fn set(&self, at: Instant) {
+        let ms = at.saturating_duration_since(Self::origin()).as_millis();
+        self.0
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Release);
+    }
+
+    /// Whether the deadline has passed.
+    pub(crate) fn passed(&self) -> bool {
+        let now = Instant::now()
+            .saturating_duration_since(Self::origin())
+            .as_millis();
+        u128::from(self.0.load(Ordering::Acquire)) <= now
+    }
+}
 
 impl Ownership {
-    /// A gate over a keeper's channel.
-    pub fn new(rx: watch::Receiver<Owner>) -> Self {
-        Self(rx)
+    /// A gate over a keeper's channel and deadline.
+    pub(crate) fn new(rx: watch::Receiver<Owner>, deadline: Arc<Deadline>) -> Self {
+        Self { rx, deadline }
     }
 
     /// A gate that always owns (a node without partitions to fear: the test harness).
@@ -122,22 +165,27 @@ impl Ownership {
         let (tx, rx) = watch::channel(Owner::Owner { epoch: 0 });
         // Keep the sender alive for as long as the process, so `changed()` never ends.
         std::mem::forget(tx);
-        Self(rx)
+        Self::new(rx, Arc::new(Deadline::never()))
     }
 
     /// The state now.
     pub fn get(&self) -> Owner {
-        self.0.borrow().clone()
+        match &*self.rx.borrow() {
+            Owner::Owner { .. } if self.deadline.passed() => {
+                Owner::Fenced("the node lease ran out before it was renewed".into())
+            }
+            owner => owner.clone(),
+        }
     }
 
     /// Whether this node may own single-owner state now.
     pub fn is_owner(&self) -> bool {
-        self.0.borrow().is_owner()
+        self.get().is_owner()
     }
 
     /// `Ok` while this node owns; otherwise the `unavailable` error entity-bound calls get.
     pub fn check(&self) -> Result<(), MeshError> {
-        match &*self.0.borrow() {
+        match self.get() {
             Owner::Owner { .. } => Ok(()),
             Owner::Fenced(why) => Err(MeshError::unavailable(format!(
                 "this node does not own entities now: {why}"
@@ -145,9 +193,9 @@ impl Ownership {
         }
     }
 
-    /// A receiver that wakes on every change.
+    /// A receiver that wakes on every change the keeper publishes.
     pub fn watch(&self) -> watch::Receiver<Owner> {
-        self.0.clone()
+        self.rx.clone()
     }
 }
 
