@@ -85,6 +85,7 @@ pub fn settings(config: &Config, incarnation: u64) -> Settings {
             cluster_id: config.cluster.name.clone(),
             cookie: config.cluster.cookie.clone(),
             cluster_addr: config.node.cluster_addr,
+            advertise_addr: config.node.advertise_cluster_addr.to_string(),
             http_addr: config.node.http_addr,
             grpc_addr: config.node.grpc_addr,
             seeds: config.cluster.seeds.iter().map(|s| s.to_string()).collect(),
