@@ -872,3 +872,32 @@ fn nodes_find_the_cluster_through_a_host_name_seed() {
         assert_eq!(up_members(c.node(n)), ["n1", "n2", "n3"], "as {n} sees it");
     }
 }
+
+/// A node may bind every interface and tell peers where to reach it (as in a container):
+/// n3 binds 0.0.0.0 and advertises the host name `localhost`, which it resolves for gossip
+/// and its peers resolve when they dial. The others list, dial and route to it.
+#[test]
+fn a_node_binding_every_interface_is_reached_at_its_advertised_address() {
+    let mut c = Cluster::start(
+        "advertise",
+        Options {
+            late: vec!["n3".into()],
+            ..Options::default()
+        },
+    );
+    let port = c.node("n3").addrs.cluster.port();
+    c.set_env("TROUPE_CLUSTER_ADDR", &format!("0.0.0.0:{port}"));
+    let advertised = format!("localhost:{port}");
+    c.set_env("TROUPE_ADVERTISE_CLUSTER_ADDR", &advertised);
+    c.start_node("n3");
+    for n in ["n1", "n2", "n3"] {
+        let observer = c.node(n);
+        assert_eq!(up_members(observer), ["n1", "n2", "n3"], "as {n} sees it");
+        let n3 = member(observer, "n3").unwrap();
+        assert_eq!(n3["cluster_addr"], advertised.as_str(), "as {n} sees it");
+        let (status, v) = get(&observer.url("/ping?node=n3"), None).unwrap();
+        assert_eq!((status, &v["node"]), (200, &json!("n3")), "{n} -> n3: {v}");
+    }
+    let (status, v) = get(&c.node("n3").url("/ping?node=n1"), None).unwrap();
+    assert_eq!((status, &v["node"]), (200, &json!("n1")), "n3 -> n1: {v}");
+}

@@ -48,6 +48,10 @@ pub struct NodeArgs {
     /// gRPC address.
     #[arg(long)]
     pub grpc_addr: Option<String>,
+    /// Where peers reach this node's cluster address, IP:port or host:port (NAT, containers);
+    /// default: the cluster address. Required when that is 0.0.0.0 or [::].
+    #[arg(long)]
+    pub advertise_cluster_addr: Option<String>,
     /// A seed's cluster address, IP:port or host:port; repeat for more. Replaces the
     /// configured seeds.
     #[arg(long = "seed")]

@@ -54,6 +54,14 @@ pub const SERVICES: &[&str] = &[
     troupe_actors::images::NAME,
 ];
 
+/// How many gossip intervals a leaving node keeps serving after announcing its leave, so
+/// peers stop routing to it before it stops accepting.
+pub const LEAVE_GOSSIP_ROUNDS: u32 = 4;
+
+/// How long a leaving node waits for in-flight requests to finish once it stops accepting
+/// (a deployment's grace period must exceed this plus the leave announcement).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The bound sockets a node serves on (bound before [`serve`] so a test or the CLI reports
 /// a taken port before anything starts).
 pub struct Listeners {
@@ -85,6 +93,7 @@ pub fn settings(config: &Config, incarnation: u64) -> Settings {
             cluster_id: config.cluster.name.clone(),
             cookie: config.cluster.cookie.clone(),
             cluster_addr: config.node.cluster_addr,
+            advertise_addr: config.node.advertise_cluster_addr.to_string(),
             http_addr: config.node.http_addr,
             grpc_addr: config.node.grpc_addr,
             seeds: config.cluster.seeds.iter().map(|s| s.to_string()).collect(),
@@ -308,18 +317,16 @@ pub async fn serve(
 
     shutdown.await;
     tracing::info!("leaving the cluster");
-    mesh.leave(config.cluster.gossip_interval * 4).await;
+    mesh.leave(config.cluster.gossip_interval * LEAVE_GOSSIP_ROUNDS)
+        .await;
     hub.close_all(troupe_actors::hub::CloseReason::ShuttingDown);
     let _ = stop_tx.send(true);
     let drain = async {
         let _ = http.await;
         let _ = grpc.await;
     };
-    if tokio::time::timeout(Duration::from_secs(10), drain)
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight requests did not drain within 10s");
+    if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+        tracing::warn!(timeout = ?DRAIN_TIMEOUT, "in-flight requests did not drain in time");
     }
     mesh.stop().await;
     tracing::info!("node stopped");

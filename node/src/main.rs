@@ -40,6 +40,7 @@ async fn node(args: troupe::cli::NodeArgs) -> anyhow::Result<()> {
         cluster_addr: args.cluster_addr,
         http_addr: args.http_addr,
         grpc_addr: args.grpc_addr,
+        advertise_cluster_addr: args.advertise_cluster_addr,
         seeds: args.seeds,
         data_dir: args.data_dir,
     };

@@ -74,6 +74,7 @@ impl Builder {
                 cluster_id: "harness".into(),
                 cookie: String::new(),
                 cluster_addr: UNUSED,
+                advertise_addr: UNUSED.to_string(),
                 http_addr: UNUSED,
                 grpc_addr: UNUSED,
                 seeds: Vec::new(),

@@ -41,22 +41,27 @@ impl fmt::Debug for Cluster {
     }
 }
 
-/// A seed: an `IP:port`, or a `host:port` that gossip resolves again on every round (so a
-/// seed may be a DNS name whose addresses change, e.g. a Kubernetes headless service).
+/// An address peers reach a node at: an `IP:port`, or a `host:port` resolved again each time
+/// it is used (so it may be a DNS name whose addresses change, e.g. a Kubernetes headless
+/// service or a StatefulSet pod's stable name). Seeds and advertised cluster addresses
+/// (`nodes.rs`) are both of this kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Seed {
+pub enum PeerAddr {
     /// An address as given.
     Addr(SocketAddr),
-    /// A host name and port, resolved by gossip each round.
+    /// A host name and port, resolved by whoever dials it, each time.
     Host(String),
 }
 
-impl Seed {
+/// A seed: gossip resolves a host name again on every round.
+pub type Seed = PeerAddr;
+
+impl PeerAddr {
     /// `host:port` with a host of letters, digits, `-` and `.` (1-253 characters) and a port.
-    fn parse(text: &str) -> Result<Seed, String> {
+    pub(super) fn parse(text: &str) -> Result<PeerAddr, String> {
         let text = text.trim();
         if let Ok(addr) = text.parse() {
-            return Ok(Seed::Addr(addr));
+            return Ok(PeerAddr::Addr(addr));
         }
         let bad = || format!("expected IP:port or host:port, got {text:?}");
         let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
@@ -66,30 +71,40 @@ impl Seed {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
             && !host.starts_with(['-', '.']);
         match port.parse::<u16>() {
-            Ok(p) if p > 0 && host_ok => Ok(Seed::Host(text.to_owned())),
+            Ok(p) if p > 0 && host_ok => Ok(PeerAddr::Host(text.to_owned())),
             _ => Err(bad()),
         }
     }
-}
 
-impl std::fmt::Display for Seed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    /// A loopback address, or the host name `localhost`: reachable from this machine only.
+    pub fn is_loopback(&self) -> bool {
         match self {
-            Seed::Addr(addr) => write!(f, "{addr}"),
-            Seed::Host(host) => f.write_str(host),
+            PeerAddr::Addr(addr) => addr.ip().is_loopback(),
+            PeerAddr::Host(host) => host
+                .rsplit_once(':')
+                .is_some_and(|(name, _)| name.eq_ignore_ascii_case("localhost")),
         }
     }
 }
 
-impl PartialEq<SocketAddr> for Seed {
-    fn eq(&self, other: &SocketAddr) -> bool {
-        matches!(self, Seed::Addr(addr) if addr == other)
+impl std::fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerAddr::Addr(addr) => write!(f, "{addr}"),
+            PeerAddr::Host(host) => f.write_str(host),
+        }
     }
 }
 
-impl super::reader::Setting for Seed {
+impl PartialEq<SocketAddr> for PeerAddr {
+    fn eq(&self, other: &SocketAddr) -> bool {
+        matches!(self, PeerAddr::Addr(addr) if addr == other)
+    }
+}
+
+impl super::reader::Setting for PeerAddr {
     fn from_text(text: &str) -> Result<Self, String> {
-        Seed::parse(text)
+        PeerAddr::parse(text)
     }
 }
 

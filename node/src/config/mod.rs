@@ -53,7 +53,7 @@ mod ws;
 
 pub use admin::Admin;
 pub use auth::Auth;
-pub use cluster::{Cluster, Seed};
+pub use cluster::{Cluster, PeerAddr, Seed};
 pub use events::{Events, Mqtt, Notifications, Smtp};
 pub use http::Http;
 pub use images::Images;
@@ -114,7 +114,7 @@ pub struct Config {
 /// Command-line overrides (highest precedence), all optional.
 ///
 /// Errors in these values are keyed by flag: `--name`, `--cluster-addr`,
-/// `--http-addr`, `--grpc-addr`, `--seed` and `--data-dir`.
+/// `--http-addr`, `--grpc-addr`, `--advertise-cluster-addr`, `--seed` and `--data-dir`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     /// Name of the node to run as.
@@ -125,6 +125,8 @@ pub struct Overrides {
     pub http_addr: Option<String>,
     /// gRPC address of this node (`IP:port`).
     pub grpc_addr: Option<String>,
+    /// Where peers reach this node's cluster address (`IP:port` or `host:port`).
+    pub advertise_cluster_addr: Option<String>,
     /// Seed addresses; each item may itself be comma-separated. When
     /// non-empty, replaces the seeds from the file and environment.
     pub seeds: Vec<String>,
@@ -238,24 +240,28 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 impl Reader<'_> {
     /// The sample cookie and signing key are published in this repository: a node that
-    /// listens on any address other than loopback refuses them, naming the setting.
+    /// listens on, or advertises, any address other than loopback refuses them, naming the
+    /// setting.
     fn refuse_samples_off_loopback(
         &mut self,
         node: &Node,
         cluster: Option<&Cluster>,
         auth: Option<&Auth>,
     ) {
-        let exposed: Vec<String> = [node.cluster_addr, node.http_addr, node.grpc_addr]
-            .iter()
+        let listened = [node.cluster_addr, node.http_addr, node.grpc_addr]
+            .into_iter()
             .filter(|a| !a.ip().is_loopback())
-            .map(|a| a.to_string())
-            .collect();
+            .map(|a| a.to_string());
+        let advertised = Some(&node.advertise_cluster_addr)
+            .filter(|a| !a.is_loopback())
+            .map(|a| a.to_string());
+        let exposed: Vec<String> = listened.chain(advertised).collect();
         let Some(first) = exposed.first() else {
             return;
         };
         let why = format!(
-            "the sample value from cluster.toml is refused on a node that listens on {first}, \
-             which is not loopback; set a secret of your own"
+            "the sample value from cluster.toml is refused on a node that listens on or \
+             advertises {first}, which is not loopback; set a secret of your own"
         );
         if cluster.is_some_and(|c| c.cookie == SAMPLE_COOKIE) {
             self.error("cluster.cookie (TROUPE_CLUSTER_COOKIE)", why.clone());
@@ -302,15 +308,16 @@ impl Reader<'_> {
             let others = partial_nodes
                 .iter()
                 .filter(|n| n.name.as_ref() != Some(&node.name));
-            others
-                .filter_map(|n| n.cluster_addr)
-                .map(Seed::Addr)
-                .collect()
+            others.filter_map(PartialNode::peer_addr).collect()
         });
         let mut seen = HashSet::new();
         let seeds = seeds
             .into_iter()
-            .filter(|seed| *seed != node.cluster_addr && seen.insert(seed.clone()))
+            .filter(|seed| {
+                *seed != node.cluster_addr
+                    && *seed != node.advertise_cluster_addr
+                    && seen.insert(seed.clone())
+            })
             .collect();
         let nodes = partial_nodes
             .iter()

@@ -1,5 +1,11 @@
 //! `[[nodes]]` and the selection of the node this process runs as (`--name` /
 //! `TROUPE_NODE_NAME`), with its address overrides (flags, then `TROUPE_*_ADDR`).
+//!
+//! A node binds its `cluster_addr` and tells peers to reach it at its
+//! `advertise_cluster_addr` (default: the bind address). The two differ behind NAT or in a
+//! container, where a node binds `0.0.0.0:7101` and is reached at a name or address it
+//! cannot see on its own interfaces; an unspecified bind address therefore needs an explicit
+//! advertised one.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,7 +13,7 @@ use std::net::SocketAddr;
 use toml::Value;
 
 use super::reader::{any, mismatch, name_chars, Reader, Section};
-use super::Overrides;
+use super::{Overrides, PeerAddr};
 
 /// Cluster address used when there is no `[[nodes]]` entry to take it from.
 pub(super) const DEFAULT_CLUSTER_ADDR: &str = "127.0.0.1:7101";
@@ -27,6 +33,9 @@ pub struct Node {
     pub http_addr: SocketAddr,
     /// gRPC listen address.
     pub grpc_addr: SocketAddr,
+    /// Where peers dial and gossip to this node (`IP:port` or `host:port`); the same port
+    /// number carries TCP and UDP. Default: `cluster_addr`.
+    pub advertise_cluster_addr: PeerAddr,
 }
 
 /// One `[[nodes]]` entry as far as it could be read.
@@ -37,6 +46,10 @@ pub(super) struct PartialNode {
     pub(super) cluster_addr: Option<SocketAddr>,
     pub(super) http_addr: Option<SocketAddr>,
     pub(super) grpc_addr: Option<SocketAddr>,
+    /// `advertise_cluster_addr` when the entry gives a good one.
+    pub(super) advertise_cluster_addr: Option<PeerAddr>,
+    /// The entry gives `advertise_cluster_addr`, good or bad.
+    advertise_given: bool,
 }
 
 impl PartialNode {
@@ -46,7 +59,19 @@ impl PartialNode {
             cluster_addr: self.cluster_addr?,
             http_addr: self.http_addr?,
             grpc_addr: self.grpc_addr?,
+            advertise_cluster_addr: self.peer_addr()?,
         })
+    }
+
+    /// Where peers reach this entry's node: its advertised address, else its cluster address.
+    pub(super) fn peer_addr(&self) -> Option<PeerAddr> {
+        let bound = self.cluster_addr.map(PeerAddr::Addr);
+        self.advertise_cluster_addr.clone().or(bound)
+    }
+
+    /// Its cluster address binds every interface and nothing says where peers reach it.
+    fn unadvertised(&self) -> bool {
+        !self.advertise_given && self.cluster_addr.is_some_and(|a| a.ip().is_unspecified())
     }
 
     fn addrs(&self) -> [(&'static str, Option<SocketAddr>); 3] {
@@ -77,12 +102,20 @@ impl Reader<'_> {
                 continue;
             };
             let mut section = Section::new(path.clone(), Some(table));
+            let advertise_given = section.has("advertise_cluster_addr");
             let node = PartialNode {
                 path,
                 name: self.required(&mut section, "name", &name_chars("")),
                 cluster_addr: self.required(&mut section, "cluster_addr", &any),
                 http_addr: self.required(&mut section, "http_addr", &any),
                 grpc_addr: self.required(&mut section, "grpc_addr", &any),
+                advertise_cluster_addr: self.get(
+                    &mut section,
+                    "advertise_cluster_addr",
+                    None,
+                    &advertisable,
+                ),
+                advertise_given,
             };
             self.finish(section);
             nodes.push(node);
@@ -150,6 +183,19 @@ impl Reader<'_> {
             addrs[i] = flag_addr.or(env_addr);
         }
 
+        let flag_advertise = self.text(
+            "--advertise-cluster-addr",
+            overrides.advertise_cluster_addr.as_deref(),
+            &advertisable,
+        );
+        let env_advertise = self.text(
+            "TROUPE_ADVERTISE_CLUSTER_ADDR",
+            self.env("TROUPE_ADVERTISE_CLUSTER_ADDR"),
+            &advertisable,
+        );
+        let advertise_given = overrides.advertise_cluster_addr.is_some()
+            || self.env("TROUPE_ADVERTISE_CLUSTER_ADDR").is_some();
+
         let name = if name_given {
             flag_name.or(env_name)?
         } else if let [only] = nodes {
@@ -181,11 +227,29 @@ impl Reader<'_> {
             }
         };
         let [cluster_addr, http_addr, grpc_addr] = [0, 1, 2].map(|i| addrs[i].or(defaults[i]));
+        let cluster_addr = cluster_addr?;
+        let advertised = (flag_advertise.or(env_advertise))
+            .or_else(|| entry.and_then(|e| e.advertise_cluster_addr.clone()));
+        // Every other entry is a default seed: each must say where it is reached too.
+        for other in nodes.iter().filter(|n| n.name.as_ref() != Some(&name)) {
+            if other.unadvertised() {
+                let key = format!("{}.advertise_cluster_addr", other.path);
+                self.error(key, unadvertised_message(other.cluster_addr));
+            }
+        }
+        let advertise_given = advertise_given || entry.is_some_and(|e| e.advertise_given);
+        if advertised.is_none() && cluster_addr.ip().is_unspecified() && !advertise_given {
+            let key = entry.map_or("advertise_cluster_addr".to_owned(), |e| {
+                format!("{}.advertise_cluster_addr", e.path)
+            });
+            self.error(key, unadvertised_message(Some(cluster_addr)));
+        }
         let node = Node {
             name,
-            cluster_addr: cluster_addr?,
+            cluster_addr,
             http_addr: http_addr?,
             grpc_addr: grpc_addr?,
+            advertise_cluster_addr: advertised.unwrap_or(PeerAddr::Addr(cluster_addr)),
         };
 
         // Collisions among file addresses are reported by `nodes`; only
@@ -214,4 +278,25 @@ impl Reader<'_> {
         }
         Some(node)
     }
+}
+
+/// An advertised address must be one a peer can dial: not `0.0.0.0` / `::`, not port 0.
+fn advertisable(addr: &PeerAddr) -> Result<(), String> {
+    match addr {
+        PeerAddr::Addr(a) if a.ip().is_unspecified() => Err(format!(
+            "{a} is not an address a peer can dial; give this node's reachable IP or host name"
+        )),
+        PeerAddr::Addr(a) if a.port() == 0 => Err(format!("{a} has no port")),
+        _ => Ok(()),
+    }
+}
+
+/// Why a node that binds every interface needs an advertised address.
+fn unadvertised_message(cluster_addr: Option<SocketAddr>) -> String {
+    let bound = cluster_addr.map_or_else(String::new, |a| format!(" {a}"));
+    format!(
+        "missing: cluster_addr{bound} binds every interface, so peers cannot dial it; set the \
+         address they reach this node at (advertise_cluster_addr in its [[nodes]] entry, \
+         --advertise-cluster-addr or TROUPE_ADVERTISE_CLUSTER_ADDR)"
+    )
 }

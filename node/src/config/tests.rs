@@ -445,3 +445,165 @@ fn sample_secrets_are_refused_off_loopback_and_name_the_setting() {
         ["auth.keys (TROUPE_AUTH_KEYS)"]
     );
 }
+
+/// Three nodes as in a container deployment: each binds every interface and is reached at
+/// its own name.
+const ADVERTISED: &str = r#"
+[cluster]
+cookie = "a-cookie-of-our-own"
+[auth]
+keys = ["k1:a-signing-secret-of-our-own-0123456789"]
+[[nodes]]
+name = "n1"
+cluster_addr = "0.0.0.0:7101"
+http_addr = "0.0.0.0:7181"
+grpc_addr = "0.0.0.0:7191"
+advertise_cluster_addr = "n1.troupe.internal:7101"
+[[nodes]]
+name = "n2"
+cluster_addr = "0.0.0.0:7102"
+http_addr = "0.0.0.0:7182"
+grpc_addr = "0.0.0.0:7192"
+advertise_cluster_addr = "10.1.0.2:7102"
+[[nodes]]
+name = "n3"
+cluster_addr = "10.1.0.3:7103"
+http_addr = "10.1.0.3:7183"
+grpc_addr = "10.1.0.3:7193"
+"#;
+
+#[test]
+fn advertised_cluster_address_defaults_to_the_bind_address_and_seeds_others() {
+    let host = |text: &str| PeerAddr::Host(text.to_owned());
+    let n1 = parse(ADVERTISED, "t.toml", &named("n1"), &env(&[])).unwrap();
+    assert_eq!(n1.node.cluster_addr, addr("0.0.0.0:7101"));
+    assert_eq!(
+        n1.node.advertise_cluster_addr,
+        host("n1.troupe.internal:7101")
+    );
+    // Seeds are where the others are reached, not where they bind.
+    assert_eq!(
+        n1.cluster.seeds,
+        [
+            PeerAddr::Addr(addr("10.1.0.2:7102")),
+            PeerAddr::Addr(addr("10.1.0.3:7103"))
+        ]
+    );
+    let n3 = parse(ADVERTISED, "t.toml", &named("n3"), &env(&[])).unwrap();
+    assert_eq!(
+        n3.node.advertise_cluster_addr,
+        PeerAddr::Addr(addr("10.1.0.3:7103"))
+    );
+    assert_eq!(n3.cluster.seeds[0], host("n1.troupe.internal:7101"));
+    assert_eq!(n3.nodes[0].advertise_cluster_addr, n3.cluster.seeds[0]);
+
+    // Environment over file, flag over environment.
+    let vars = env(&[("TROUPE_ADVERTISE_CLUSTER_ADDR", "troupe-0.peers:7101")]);
+    let config = parse(ADVERTISED, "t.toml", &named("n1"), &vars).unwrap();
+    assert_eq!(
+        config.node.advertise_cluster_addr,
+        host("troupe-0.peers:7101")
+    );
+    let flag = Overrides {
+        advertise_cluster_addr: Some("198.18.0.1:7101".to_owned()),
+        ..named("n1")
+    };
+    let config = parse(ADVERTISED, "t.toml", &flag, &vars).unwrap();
+    assert_eq!(
+        config.node.advertise_cluster_addr,
+        PeerAddr::Addr(addr("198.18.0.1:7101"))
+    );
+}
+
+#[test]
+fn a_node_binding_every_interface_must_say_where_it_is_reached() {
+    let unadvertised =
+        ADVERTISED.replace("advertise_cluster_addr = \"n1.troupe.internal:7101\"\n", "");
+    // Whichever node runs, the entry that binds 0.0.0.0 without an advertised address is
+    // named (it is a seed of the others).
+    for name in ["n1", "n3"] {
+        let refused = errors(&unadvertised, &named(name), &env(&[]));
+        assert_eq!(
+            keys(&refused),
+            ["nodes[0].advertise_cluster_addr"],
+            "{refused}"
+        );
+        assert!(refused.0[0].message.contains("0.0.0.0:7101"), "{refused}");
+        assert!(
+            refused.0[0]
+                .message
+                .contains("TROUPE_ADVERTISE_CLUSTER_ADDR"),
+            "{refused}"
+        );
+    }
+    // The environment of the node itself supplies it.
+    let vars = env(&[("TROUPE_ADVERTISE_CLUSTER_ADDR", "10.1.0.1:7101")]);
+    assert!(parse(&unadvertised, "t.toml", &named("n1"), &vars).is_ok());
+
+    // A node that is not in the file: flags and environment only.
+    let own = [
+        ("TROUPE_CLUSTER_COOKIE", "a-cookie-of-our-own"),
+        (
+            "TROUPE_AUTH_KEYS",
+            "k1:a-signing-secret-of-our-own-0123456789",
+        ),
+        ("TROUPE_CLUSTER_ADDR", "0.0.0.0:7101"),
+    ];
+    let refused = load(None, &named("troupe-0"), &env(&own)).unwrap_err();
+    assert_eq!(keys(&refused), ["advertise_cluster_addr"], "{refused}");
+    let pod = [
+        own.as_slice(),
+        &[(
+            "TROUPE_ADVERTISE_CLUSTER_ADDR",
+            "troupe-0.troupe-peers.default.svc.cluster.local:7101",
+        )],
+    ]
+    .concat();
+    let config = load(None, &named("troupe-0"), &env(&pod)).unwrap();
+    assert_eq!(config.node.cluster_addr, addr("0.0.0.0:7101"));
+
+    // Advertising what cannot be dialed is refused, by its source.
+    let bad = [
+        ("TROUPE_ADVERTISE_CLUSTER_ADDR", "0.0.0.0:7101"),
+        ("TROUPE_CLUSTER_COOKIE", "a-cookie-of-our-own"),
+    ];
+    let flag = Overrides {
+        advertise_cluster_addr: Some("no-port".to_owned()),
+        ..named("n1")
+    };
+    let file = ADVERTISED.replace("10.1.0.2:7102", "10.1.0.2:0");
+    let refused = errors(&file, &flag, &env(&bad));
+    assert_eq!(
+        keys(&refused),
+        [
+            "nodes[1].advertise_cluster_addr",
+            "--advertise-cluster-addr",
+            "TROUPE_ADVERTISE_CLUSTER_ADDR"
+        ],
+        "{refused}"
+    );
+}
+
+#[test]
+fn sample_secrets_are_refused_when_the_advertised_address_is_not_loopback() {
+    for advertised in ["198.18.0.1:7101", "troupe-0.peers:7101"] {
+        let exposed = Overrides {
+            advertise_cluster_addr: Some(advertised.to_owned()),
+            ..named("n1")
+        };
+        let refused = errors(SAMPLE, &exposed, &env(&[]));
+        assert_eq!(
+            keys(&refused),
+            [
+                "cluster.cookie (TROUPE_CLUSTER_COOKIE)",
+                "auth.keys (TROUPE_AUTH_KEYS)"
+            ]
+        );
+        assert!(refused.0[0].message.contains(advertised), "{refused}");
+    }
+    let local = Overrides {
+        advertise_cluster_addr: Some("localhost:7101".to_owned()),
+        ..named("n1")
+    };
+    assert!(parse(SAMPLE, "cluster.toml", &local, &env(&[])).is_ok());
+}

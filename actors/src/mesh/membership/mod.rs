@@ -78,8 +78,12 @@ pub struct Config {
     pub cluster_id: String,
     /// Shared secret of ractor_cluster sessions.
     pub cookie: String,
-    /// TCP (sessions) and UDP (gossip) address.
+    /// TCP (sessions) and UDP (gossip) address this node binds.
     pub cluster_addr: SocketAddr,
+    /// Where peers reach `cluster_addr`: `IP:port` or `host:port`. Advertised as the
+    /// `cluster_addr` key (peers resolve a host name each time they dial it) and, resolved
+    /// once at start, as chitchat's gossip address of this node.
+    pub advertise_addr: String,
     /// Advertised HTTP address.
     pub http_addr: SocketAddr,
     /// Advertised gRPC address.
@@ -246,7 +250,7 @@ impl Membership {
         let id = ChitchatId::new(
             config.node.to_string(),
             config.incarnation,
-            config.cluster_addr,
+            resolve_advertised(&config.advertise_addr, config.cluster_addr).await,
         );
         let fd = FailureDetectorConfig {
             phi_threshold: config.phi_threshold,
@@ -268,7 +272,7 @@ impl Membership {
             protocol_version: chitchat::ProtocolVersion::V0,
         };
         let kvs = vec![
-            (keys::CLUSTER_ADDR.into(), config.cluster_addr.to_string()),
+            (keys::CLUSTER_ADDR.into(), config.advertise_addr.clone()),
             (keys::HTTP_ADDR.into(), config.http_addr.to_string()),
             (keys::GRPC_ADDR.into(), config.grpc_addr.to_string()),
             (keys::SERVICES.into(), config.services.join(",")),
@@ -300,7 +304,7 @@ impl Actor for Membership {
             unused_port,
             config.cookie.clone(),
             me.clone(),
-            config.cluster_addr.ip().to_string(),
+            advertised_host(&config.advertise_addr).to_string(),
             None,
             Some(ractor_cluster::node::NodeConnectionMode::Isolated),
         )
@@ -324,7 +328,13 @@ impl Actor for Membership {
             }
         });
         myself.send_interval(config.gossip_interval / 2, || MembershipMsg::Reconcile);
-        tracing::info!(node = %config.node, incarnation = config.incarnation, addr = %config.cluster_addr, "membership started");
+        tracing::info!(
+            node = %config.node,
+            incarnation = config.incarnation,
+            addr = %config.cluster_addr,
+            advertised = %config.advertise_addr,
+            "membership started"
+        );
         Ok(State {
             me,
             chitchat,
@@ -552,9 +562,9 @@ impl State {
             let server = self.server.clone();
             let me = myself.clone();
             let peer = peer.clone();
-            let addr = *addr;
+            let addr = addr.clone();
             tokio::spawn(async move {
-                let error = transport::dial(&server, addr)
+                let error = dial_advertised(&server, &addr)
                     .await
                     .err()
                     .map(|e| e.to_string());
@@ -669,7 +679,7 @@ impl State {
         }
     }
 
-    fn view(&self, members: &Members, wanted: &BTreeMap<String, SocketAddr>) -> ClusterView {
+    fn view(&self, members: &Members, wanted: &BTreeMap<String, String>) -> ClusterView {
         let ready: HashSet<&str> = self
             .sessions
             .values()
@@ -710,6 +720,55 @@ impl State {
         });
         self.view_tx.send_replace(Arc::new(cluster));
     }
+}
+
+/// Dials a peer at the cluster address it advertises, resolving a host name now (its address
+/// may have changed since the last dial) and trying each address it resolves to in turn.
+async fn dial_advertised(
+    server: &ActorRef<NodeServerMessage>,
+    advertised: &str,
+) -> anyhow::Result<()> {
+    let mut last = anyhow::anyhow!("{advertised} resolves to no address");
+    for addr in tokio::net::lookup_host(advertised).await? {
+        match transport::dial(server, addr).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e.context(format!("{advertised} ({addr})")),
+        }
+    }
+    Err(last)
+}
+
+/// The address chitchat gossips to this node at: `advertised` itself, or what its host name
+/// resolves to, preferring an address of the family of `bind` (the gossip socket's). A pod's
+/// own DNS name may not resolve until the pod is published, so this waits, retrying with
+/// backoff, rather than start a member nobody can gossip to.
+async fn resolve_advertised(advertised: &str, bind: SocketAddr) -> SocketAddr {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let found = tokio::net::lookup_host(advertised).await.map(|addrs| {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            let same_family = addrs.iter().find(|a| a.is_ipv4() == bind.is_ipv4());
+            same_family.or(addrs.first()).copied()
+        });
+        match found {
+            Ok(Some(addr)) => return addr,
+            Ok(None) => {
+                tracing::warn!(%advertised, "advertised cluster address resolves to nothing yet; retrying")
+            }
+            Err(e) => {
+                tracing::warn!(%advertised, error = %e, "cannot resolve the advertised cluster address yet; retrying")
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The host part of an advertised `host:port` or `IP:port` (what ractor_cluster announces
+/// as this node's host name).
+fn advertised_host(advertised: &str) -> &str {
+    let host = advertised.rsplit_once(':').map_or(advertised, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// Newest incarnation per node name, with liveness and keys, as chitchat reports them now.

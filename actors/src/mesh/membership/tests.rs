@@ -24,6 +24,7 @@ fn config(node: &str, incarnation: u64, cluster_id: &str, addr: SocketAddr) -> C
         cluster_id: cluster_id.into(),
         cookie: "test".into(),
         cluster_addr: addr,
+        advertise_addr: addr.to_string(),
         http_addr: "127.0.0.1:1".parse().unwrap(),
         grpc_addr: "127.0.0.1:2".parse().unwrap(),
         seeds: Vec::new(),

@@ -136,10 +136,10 @@ pub fn newest(nodes: impl IntoIterator<Item = Member>) -> Members {
     out
 }
 
-/// The peers this node keeps a ractor session with, by ractor name, with their cluster
-/// address: live, not leaving, advertising a valid `cluster_addr`, not `node` itself. Nobody
-/// once this node is `leaving`.
-pub fn wanted(members: &Members, node: &str, leaving: bool) -> BTreeMap<String, SocketAddr> {
+/// The peers this node keeps a ractor session with, by ractor name, with the cluster address
+/// they advertise: live, not leaving, advertising a [`dialable`] `cluster_addr`, not `node`
+/// itself. Nobody once this node is `leaving`.
+pub fn wanted(members: &Members, node: &str, leaving: bool) -> BTreeMap<String, String> {
     if leaving {
         return BTreeMap::new();
     }
@@ -147,10 +147,25 @@ pub fn wanted(members: &Members, node: &str, leaving: bool) -> BTreeMap<String, 
         .values()
         .filter(|m| m.live && m.name != node && !m.leaving())
         .filter_map(|m| {
-            let addr = m.kv.get(keys::CLUSTER_ADDR)?.parse::<SocketAddr>().ok()?;
-            Some((m.ractor_name(), addr))
+            let addr = m.kv.get(keys::CLUSTER_ADDR).filter(|a| dialable(a))?;
+            Some((m.ractor_name(), addr.clone()))
         })
         .collect()
+}
+
+/// An advertised cluster address a dial can use: `IP:port`, or `host:port` (resolved by the
+/// dial, each time: a StatefulSet pod's name keeps naming it across restarts).
+pub fn dialable(addr: &str) -> bool {
+    if addr.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    addr.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    })
 }
 
 /// Whether the session peer `peer` (a ractor name) is known to be gone: gossip shows a newer
@@ -174,7 +189,7 @@ pub struct Local<'a> {
     /// Ractor names of the peers with a ready session.
     pub ready: &'a HashSet<&'a str>,
     /// The peers this node wants sessions with ([`wanted`]).
-    pub wanted: &'a BTreeMap<String, SocketAddr>,
+    pub wanted: &'a BTreeMap<String, String>,
     /// Last heartbeat round trip by node name.
     pub rtt: &'a HashMap<String, Duration>,
 }
@@ -388,7 +403,7 @@ mod tests {
         let want = wanted(&members, ME, false);
         assert_eq!(
             want.into_iter().collect::<Vec<_>>(),
-            vec![("n2@200".to_string(), "127.0.0.1:7010".parse().unwrap())]
+            vec![("n2@200".to_string(), "127.0.0.1:7010".to_string())]
         );
         let (view, up) = Node::with_sessions(&[]).view(&members);
         assert_eq!(view.members[1].state, MemberState::Suspect);
@@ -488,7 +503,7 @@ mod tests {
         ]);
         assert_eq!(
             wanted(&members, ME, false).into_iter().collect::<Vec<_>>(),
-            vec![("n2@250".to_string(), "127.0.0.1:7030".parse().unwrap())]
+            vec![("n2@250".to_string(), "127.0.0.1:7030".to_string())]
         );
         let (view, _) = Node::with_sessions(&["n2@200"]).view(&members);
         assert_eq!(
@@ -555,13 +570,31 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_advertising_a_host_name_is_dialed_by_that_name() {
+        let mut pod = member("n2", 200, 7010);
+        let name = "troupe-1.troupe-peers.default.svc.cluster.local:7101";
+        pod.kv.insert(keys::CLUSTER_ADDR.into(), name.into());
+        let members = newest([member(ME, 100, 7000), pod]);
+        assert_eq!(
+            wanted(&members, ME, false).into_iter().collect::<Vec<_>>(),
+            vec![("n2@200".to_string(), name.to_string())]
+        );
+        for good in ["127.0.0.1:7101", "[::1]:7101", "localhost:7101", name] {
+            assert!(dialable(good), "{good}");
+        }
+        for bad in ["", "localhost", "host:0", ":7101", "a b:7101", "h/x:1"] {
+            assert!(!dialable(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn live_peer_without_a_usable_cluster_addr_is_never_dialed_nor_up() {
         let mut no_addr = member("n2", 200, 7010);
         no_addr.kv.remove(keys::CLUSTER_ADDR);
         let mut bad_addr = member("n3", 300, 7020);
         bad_addr
             .kv
-            .insert(keys::CLUSTER_ADDR.into(), "not-an-address".into());
+            .insert(keys::CLUSTER_ADDR.into(), "not an address".into());
         let members = newest([member(ME, 100, 7000), no_addr, bad_addr]);
         assert!(wanted(&members, ME, false).is_empty());
         let (view, up) = Node::with_sessions(&["n2@200", "n3@300"]).view(&members);
