@@ -210,6 +210,14 @@ struct Split {
     leases: Option<Arc<dyn Leases>>,
     /// When each unreachable member was last tried for downing (one try in flight each).
     downing: HashMap<String, Option<Instant>>,
+    /// After a lost split healed: when this node may own again.
+    rejoin_at: Option<Instant>,
+}
+
+/// How long a node that lost a split waits, once it reaches everyone again, before it owns
+/// again: a few gossip rounds for the winners to see it back and hand its entities over.
+fn handover(gossip_interval: Duration) -> Duration {
+    (gossip_interval * 5).max(Duration::from_millis(500))
 }
 
 /// Pause between two attempts to down one member whose lease is still valid.
@@ -358,6 +366,7 @@ impl Actor for Membership {
                 allowed_tx: args.allowed_tx,
                 leases: args.leases,
                 downing: HashMap::new(),
+                rejoin_at: None,
             },
             config,
         })
@@ -613,9 +622,25 @@ impl State {
                 }
             }
         }
+        // A loser that sees everyone again waits a hand-over pause before it owns again,
+        // so the winners have passivated what moves back to it by then.
+        match (&split.verdict, &verdict) {
+            (Verdict::Lose { .. }, Verdict::Healthy) => {
+                split.rejoin_at = Some(now + handover(self.config.gossip_interval));
+                tracing::info!("the split healed: owning again after the hand-over pause");
+            }
+            (_, Verdict::Lose { .. }) => split.rejoin_at = None,
+            _ => {}
+        }
+        if split.rejoin_at.is_some_and(|t| now >= t) {
+            split.rejoin_at = None;
+        }
         let allowed: Allowed = match &verdict {
             _ if self.leaving => Err("this node is leaving the cluster".into()),
             Verdict::Lose { reason } => Err(format!("lost a network split: {reason}").into()),
+            _ if split.rejoin_at.is_some() => {
+                Err("rejoining after a lost split: handing entities back".into())
+            }
             _ => Ok(()),
         };
         split.allowed_tx.send_if_modified(|cur| {
