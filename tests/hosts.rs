@@ -68,11 +68,13 @@ fn three_nodes_in_three_namespaces_form_a_cluster_and_serve_rest_on_their_addres
     assert_eq!((status, v["title"].as_str()), (200, Some("across hosts")));
 }
 
-/// A client writing todos through one node until told to stop: acknowledged todos (id,
-/// title) and failed attempts.
+/// What a [`Writer`] did: acknowledged todos (id, title) and failed attempts.
+type Written = (Vec<(String, String)>, Vec<String>);
+
+/// A client writing todos through one node until told to stop.
 struct Writer {
     stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<(Vec<(String, String)>, Vec<String>)>,
+    handle: std::thread::JoinHandle<Written>,
 }
 
 impl Writer {
@@ -96,7 +98,7 @@ impl Writer {
         Writer { stop, handle }
     }
 
-    fn finish(self) -> (Vec<(String, String)>, Vec<String>) {
+    fn finish(self) -> Written {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().expect("writer thread")
     }

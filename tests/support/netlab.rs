@@ -134,11 +134,29 @@ fn pid_alive(pid: u32) -> bool {
     PathBuf::from(format!("/proc/{pid}")).exists()
 }
 
-/// The pid a lab name carries (`trl<pid:06x>...`), if it is one of ours.
+/// The pid a lab name carries (`trl<pid:06x><n:02x>` then `b`, `v<k>`, `p`, `pp` or
+/// `-<suffix>`), if it is one of ours.
 fn owner(name: &str) -> Option<u32> {
     let prefix = STALE_PREFIXES.iter().find(|p| name.starts_with(**p))?;
-    let rest = name[prefix.len()..].trim_start_matches('-');
-    u32::from_str_radix(rest.get(..6)?, 16).ok()
+    let rest = &name[prefix.len()..];
+    let stem = rest.get(..8)?;
+    let tail = &rest[8..];
+    let ours = tail == "b"
+        || tail == "p"
+        || tail == "pp"
+        || tail.starts_with('-')
+        || tail
+            .strip_prefix('v')
+            .is_some_and(|k| k.parse::<u8>().is_ok());
+    if !ours || !stem.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let pid = u32::from_str_radix(&stem[..6], 16).ok()?;
+    let pid_max = fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4_194_304);
+    (pid <= pid_max).then_some(pid)
 }
 
 /// Removes namespaces (and the processes in them) and links left by labs whose owner
