@@ -8,10 +8,12 @@
 #   sudo scripts/bench_netem.sh                          # release build, 60 s
 #   sudo PROFILE=debug DURATION_S=60 scripts/bench_netem.sh
 #   sudo NETEM="loss 10% delay 100ms 20ms" scripts/bench_netem.sh
-#   sudo ALLOW_NO_NETEM=1 scripts/bench_netem.sh         # kernel without sch_netem: sample
-#                                                        # undegraded links (labelled so)
 #
-# Needs root, iproute2 with tc, a kernel with sch_netem, curl and python3.
+# A kernel without sch_netem cannot delay packets: then, with iptables installed, the loss
+# alone is applied (iptables statistic match, labelled "loss only"); without iptables the
+# run stops unless ALLOW_NO_NETEM=1, which samples undegraded links (labelled so).
+#
+# Needs root, iproute2 with tc, a kernel with sch_netem (or iptables), curl and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION_S=${DURATION_S:-60}
@@ -36,6 +38,9 @@ echo "lab: 198.18.$LAB_SUBNET.0/24, binary $BIN"
 # shellcheck disable=SC2086
 if lab_degrade $NETEM 2> "$WORK/tc.err"; then
   LINKS="netem $NETEM"
+elif LOSS=$(echo "$NETEM" | grep -o 'loss [0-9.]*%' | grep -o '[0-9.]*') && command -v iptables > /dev/null \
+  && lab_drop "$LOSS"; then
+  LINKS="loss only: $LOSS % dropped by iptables, NO delay (tc netem unavailable: $(tr '\n' ' ' < "$WORK/tc.err"))"
 elif [ -n "${ALLOW_NO_NETEM:-}" ]; then
   LINKS="NOT degraded (tc netem unavailable: $(tr '\n' ' ' < "$WORK/tc.err"))"
 else

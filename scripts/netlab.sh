@@ -23,10 +23,10 @@ lab_need() {
 lab_remove_stale() {
   local name pid
   for name in $(ip netns list | awk '{print $1}') $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do
-    case $name in trl*|trb*) ;; *) continue ;; esac
-    pid=$(echo "${name#tr?}" | sed 's/^-//' | cut -c1-6)
-    [[ $pid =~ ^[0-9a-f]{6}$ ]] || continue
-    [ -d "/proc/$((16#$pid))" ] && continue
+    [[ $name =~ ^tr[lb]([0-9a-f]{6})[0-9a-f]{2}(b|p|pp|v[0-9]+|-.+)$ ]] || continue
+    pid=$((16#${BASH_REMATCH[1]}))
+    [ "$pid" -le "$(cat /proc/sys/kernel/pid_max)" ] || continue
+    [ -d "/proc/$pid" ] && continue
     if ip netns list | awk '{print $1}' | grep -qx "$name"; then
       for p in $(ip netns pids "$name" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
       ip netns del "$name" 2>/dev/null || true
@@ -93,6 +93,16 @@ lab_degrade() {
   local n
   for n in "${LAB_NODES[@]}"; do
     tc qdisc replace dev "${LAB_VETH[$n]}" root netem "$@" || return 1
+  done
+}
+
+# lab_drop 5: drops that percentage of the packets arriving at every node (iptables
+# statistic match in each namespace): loss without delay, for kernels without sch_netem.
+lab_drop() {
+  local p n
+  p=$(python3 -c "print($1 / 100)")
+  for n in "${LAB_NODES[@]}"; do
+    ip netns exec "${LAB_NS[$n]}" iptables -A INPUT -m statistic --mode random --probability "$p" -j DROP || return 1
   done
 }
 
