@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod netlab;
+
 /// The admin token every test cluster uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// The bootstrap admin user's password (username `admin`).
@@ -169,6 +171,9 @@ pub struct Options {
     /// Nodes in the config that [`Cluster::start`] does not start ([`Cluster::start_node`]
     /// starts them later).
     pub late: Vec<String>,
+    /// Extra TOML lines of one node's `[[nodes]]` entry, by node name (per-node settings
+    /// such as a certificate path).
+    pub node_toml: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -181,6 +186,7 @@ impl Default for Options {
             storage_toml: String::new(),
             env: Vec::new(),
             late: Vec::new(),
+            node_toml: Vec::new(),
         }
     }
 }
@@ -219,6 +225,10 @@ pub fn write_config(dir: &Path, addrs: &[Addrs], options: &Options) -> PathBuf {
             "\n[[nodes]]\nname = \"{}\"\ncluster_addr = \"{}\"\nhttp_addr = \"{}\"\ngrpc_addr = \"{}\"\n",
             a.name, a.cluster, a.http, a.grpc
         ));
+        for (_, lines) in options.node_toml.iter().filter(|(n, _)| *n == a.name) {
+            toml.push_str(lines);
+            toml.push('\n');
+        }
     }
     let path = dir.join("cluster.toml");
     fs::write(&path, toml).expect("write config");
@@ -227,10 +237,29 @@ pub fn write_config(dir: &Path, addrs: &[Addrs], options: &Options) -> PathBuf {
 
 /// Starts one node process from a config file.
 pub fn spawn_node(config: &Path, addrs: &Addrs, dir: &Path, env: &[(&str, &str)]) -> Node {
+    spawn_node_via(&[], config, addrs, dir, env)
+}
+
+/// Starts one node process from a config file, through `wrapper` (a command that runs its
+/// arguments, e.g. `ip netns exec <ns>`, which execs in place so the child is the node).
+pub fn spawn_node_via(
+    wrapper: &[&str],
+    config: &Path,
+    addrs: &Addrs,
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> Node {
     let log = dir.join(format!("{}-{}.log", addrs.name, rand_u64() % 100_000));
     let out = fs::File::create(&log).expect("create log");
     let err = out.try_clone().expect("clone log");
-    let mut cmd = Command::new(troupe_bin());
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(troupe_bin());
+            cmd
+        }
+        None => Command::new(troupe_bin()),
+    };
     cmd.arg("node")
         .arg("--config")
         .arg(config)
