@@ -16,6 +16,7 @@ impl Reader<'_> {
         let defaults = Partition::default();
         let mut section = self.section(cluster, "partition");
         let env = Some("TROUPE_CLUSTER_PARTITION_STRATEGY");
+        let strategy_given = section.has("strategy");
         let strategy: Option<String> = self.get(&mut section, "strategy", env, &|s: &String| {
             if STRATEGIES.contains(&s.as_str()) {
                 Ok(())
@@ -41,7 +42,8 @@ impl Reader<'_> {
                 }
             },
             _ => {
-                if has_quorum {
+                // A bad strategy or quorum value is reported already.
+                if quorum.is_some() && !(strategy_given && strategy.is_none()) {
                     self.error(
                         section.key("quorum"),
                         "only with strategy = \"static-quorum\"",
@@ -56,5 +58,97 @@ impl Reader<'_> {
             stable_after: stable_ms.map_or(defaults.stable_after, Duration::from_millis),
             lease_ttl: lease_ms.map_or(defaults.lease_ttl, Duration::from_millis),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use troupe_actors::mesh::partition::Strategy;
+
+    use crate::config::parse;
+    use crate::config::tests::{env, errors, keys, named, SAMPLE};
+
+    /// The sample with its `[cluster.partition]` keys replaced by `body`.
+    fn with_partition(body: &str) -> String {
+        let kept: Vec<&str> = SAMPLE
+            .lines()
+            .filter(|l| {
+                !["strategy =", "stable_after_ms =", "lease_ttl_ms ="]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .collect();
+        kept.join("\n").replace(
+            "[cluster.partition]\n",
+            &format!("[cluster.partition]\n{body}"),
+        )
+    }
+
+    #[test]
+    fn keep_majority_is_the_default_and_every_setting_reaches_the_mesh() {
+        let config = parse(SAMPLE, "t", &named("n1"), &env(&[])).unwrap();
+        let p = &config.cluster.partition;
+        assert_eq!(p.strategy, Strategy::KeepMajority);
+        assert_eq!(p.stable_after, Duration::from_secs(2));
+        assert_eq!(p.lease_ttl, Duration::from_secs(4));
+
+        let text = with_partition(
+            "strategy = \"static-quorum\"\nquorum = 2\nstable_after_ms = 1500\nlease_ttl_ms = 9000\n",
+        );
+        let config = parse(&text, "t", &named("n1"), &env(&[])).unwrap();
+        let settings = crate::settings(&config, 1);
+        let p = settings.membership.partition;
+        assert_eq!(p.strategy, Strategy::StaticQuorum(2));
+        assert_eq!(p.stable_after, Duration::from_millis(1500));
+        assert_eq!(p.lease_ttl, Duration::from_millis(9000));
+
+        let config = parse(
+            SAMPLE,
+            "t",
+            &named("n1"),
+            &env(&[("TROUPE_CLUSTER_PARTITION_STRATEGY", "keep-majority")]),
+        )
+        .unwrap();
+        assert_eq!(config.cluster.partition.strategy, Strategy::KeepMajority);
+    }
+
+    #[test]
+    fn every_bad_partition_setting_is_reported_at_once() {
+        let bad = |body: &str| {
+            let text = with_partition(body);
+            let errors = errors(&text, &named("n1"), &env(&[]));
+            let mut found: Vec<String> = keys(&errors).into_iter().map(String::from).collect();
+            found.sort_unstable();
+            (found, errors.to_string())
+        };
+        let (found, text) = bad(
+            "strategy = \"majority\"\nstable_after_ms = 5\nlease_ttl_ms = 10\nquorum = 0\nfoo = 1\n",
+        );
+        assert_eq!(
+            found,
+            [
+                "cluster.partition.foo",
+                "cluster.partition.lease_ttl_ms",
+                "cluster.partition.quorum",
+                "cluster.partition.stable_after_ms",
+                "cluster.partition.strategy",
+            ],
+            "{text}"
+        );
+        assert!(
+            text.contains("must be one of keep-majority, static-quorum"),
+            "{text}"
+        );
+        let (found, text) = bad("strategy = \"static-quorum\"\n");
+        assert_eq!(found, ["cluster.partition.quorum"], "{text}");
+        assert!(
+            text.contains("static-quorum needs the quorum size"),
+            "{text}"
+        );
+        let (found, text) = bad("quorum = 2\n");
+        assert_eq!(found, ["cluster.partition.quorum"], "{text}");
+        assert!(text.contains("only with strategy"), "{text}");
     }
 }
