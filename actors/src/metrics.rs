@@ -31,8 +31,6 @@ pub const NODE_OWNER: &str = "troupe_partition_owner";
 pub const PARTITION_DECISIONS: &str = "troupe_partition_decisions_total";
 /// Unreachable members this node downed after their lease was released or ran out.
 pub const MEMBERS_DOWNED: &str = "troupe_partition_members_downed_total";
-/// Entity activations started on this node, by entity kind.
-pub const ENTITY_ACTIVATIONS: &str = "troupe_entity_activations_total";
 /// Open WebSocket connections on this node.
 pub const WS_CONNECTIONS: &str = "troupe_ws_connections";
 
@@ -61,7 +59,6 @@ pub fn describe() {
         MEMBERS_DOWNED,
         "unreachable members downed once their lease was released or ran out"
     );
-    describe_counter!(ENTITY_ACTIVATIONS, "entity activations started, by kind");
     describe_gauge!(QUEUE_DEPTH, "in-flight requests per service on this node");
     describe_gauge!(WORKERS_ALIVE, "live worker actors per service on this node");
     describe_gauge!(

@@ -236,7 +236,6 @@ impl<E: Entity> EntityHost<E> {
     ) {
         state.next_epoch += 1;
         let epoch = state.next_epoch;
-        metrics::counter!(crate::metrics::ENTITY_ACTIVATIONS, "kind" => E::KIND).increment(1);
         state.slots.insert(
             id.clone(),
             Slot::Activating {
