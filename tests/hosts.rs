@@ -3,11 +3,6 @@
 //! network is split. Partitions are blackhole routes, degraded links are `tc netem`, forged
 //! gossip comes from the root namespace. Needs root and iproute2; elsewhere every test
 //! prints why it was skipped.
-//!
-//! Tests that prove parts of issue 20 still being built (they fail until those land):
-//! - `a_task_runs_across_a_partition_exactly_once`: the partition strategy.
-//! - `forged_gossip_adds_no_member_and_harms_no_node`: sealed gossip.
-//! - `mutual_tls_across_namespaces`: mutual TLS (skipped while `troupe certs` is missing).
 
 mod support;
 
@@ -106,6 +101,21 @@ impl Writer {
 
 /// Polls every node's view until `done(name, up)` holds for each; returns when each node
 /// first satisfied it (None: not within `timeout`).
+/// The `partition` object of `node`'s `/cluster`.
+fn partition(node: &Node) -> Value {
+    get(&node.url("/cluster"), None).unwrap().1["partition"].clone()
+}
+
+/// `POST /auth/refresh` on `node`.
+fn refresh(node: &Node, token: &str) -> Answer {
+    post(
+        &node.url("/auth/refresh"),
+        &json!({ "refresh_token": token }),
+        None,
+    )
+    .unwrap()
+}
+
 fn first_seen(
     c: &LabCluster,
     timeout: Duration,
@@ -157,11 +167,38 @@ fn a_two_one_split_is_seen_on_both_sides_and_heals_with_every_acknowledged_todo_
             "{n} during the split"
         );
     }
+    // The cut-off side lost (keep-majority, 1 of 3) and fenced itself; the majority downed
+    // it once its lease was released, so placement no longer counts it.
+    let p3 = partition(c.node("n3"));
+    assert_eq!(p3["verdict"], "lose", "n3: {p3}");
+    assert_eq!(p3["owner"], false, "n3: {p3}");
+    assert!(
+        p3["fenced"].as_str().is_some_and(|f| f.contains("split")),
+        "n3: {p3}"
+    );
+    for n in ["n1", "n2"] {
+        let p = partition(c.node(n));
+        assert_eq!(p["owner"], true, "{n}: {p}");
+        assert_eq!(p["placement"], json!(["n1", "n2"]), "{n}: {p}");
+    }
+    // An entity-bound call on the fenced side is refused and changes nothing: the refresh
+    // token still works once the split has healed.
+    let (status, v) = refresh(c.node("n3"), &u.refresh);
+    assert_eq!(status, 503, "refresh on the fenced side: {v}");
 
     c.lab.heal();
     let healed = first_seen(&c, Duration::from_secs(10), |_, up| up == all());
     eprintln!("views converged after heal: {healed:?}");
     std::thread::sleep(Duration::from_millis(500));
+    // After the hand-over pause n3 owns again and serves entity-bound calls.
+    assert!(
+        wait_until(Duration::from_secs(5), || partition(c.node("n3"))["owner"]
+            == true),
+        "n3 did not own again after the heal: {}",
+        partition(c.node("n3"))
+    );
+    let (status, v) = refresh(c.node("n3"), &u.refresh);
+    assert_eq!(status, 200, "refresh on n3 after the heal: {v}");
     let (acked, failed) = writer.finish();
     let total = acked.len() + failed.len();
     eprintln!(

@@ -390,20 +390,6 @@ impl Auth {
         if self.revocations.is_revoked(&claims.sid) {
             return Err(MeshError::new(Code::Unauthenticated, "session has ended"));
         }
-        if !store::spend(&self.store, &claims.jti).await? {
-            // A refresh token used twice was stolen or replayed: end the whole session.
-            tracing::warn!(sid = %claims.sid, "refresh token reused, revoking its session");
-            let revoke = sessions::ops::REVOKE
-                .call(())
-                .to(Target::Entity(claims.sid.clone()));
-            if let Err(e) = self.call(req, revoke).await {
-                tracing::warn!(sid = %claims.sid, error = %e, "reused refresh token's session not revoked");
-            }
-            return Err(MeshError::new(
-                Code::Unauthenticated,
-                "refresh token already used; the session has been ended",
-            ));
-        }
         let touch = sessions::ops::TOUCH
             .call(sm::Touch::default())
             .to(Target::Entity(claims.sid.clone()));
@@ -423,6 +409,23 @@ impl Auth {
                 Code::NotFound => MeshError::new(Code::Unauthenticated, "user no longer exists"),
                 _ => e,
             })?;
+        // Spent only once the session and user answered: a refresh that fails on the way
+        // (a session home unavailable, e.g. on the losing side of a split) changes nothing
+        // and the same token works again.
+        if !store::spend(&self.store, &claims.jti).await? {
+            // A refresh token used twice was stolen or replayed: end the whole session.
+            tracing::warn!(sid = %claims.sid, "refresh token reused, revoking its session");
+            let revoke = sessions::ops::REVOKE
+                .call(())
+                .to(Target::Entity(claims.sid.clone()));
+            if let Err(e) = self.call(req, revoke).await {
+                tracing::warn!(sid = %claims.sid, error = %e, "reused refresh token's session not revoked");
+            }
+            return Err(MeshError::new(
+                Code::Unauthenticated,
+                "refresh token already used; the session has been ended",
+            ));
+        }
         self.pair(user, claims.sid).await
     }
 
