@@ -504,11 +504,23 @@ fn forged_gossip_adds_no_member_and_harms_no_node() {
 #[test]
 fn links_with_loss_and_delay_declare_no_member_down() {
     let test = "links_with_loss_and_delay_declare_no_member_down";
-    if !netlab::available(test) || !netlab::netem_available(test) {
+    if !netlab::available(test) {
+        return;
+    }
+    let netem = netlab::netem_available(test);
+    if !netem && !netlab::iptables_available() {
+        eprintln!("skipped: {test} (neither tc netem nor iptables here)");
+        println!("skipped: {test} (neither tc netem nor iptables here)");
         return;
     }
     let c = LabCluster::start("hosts-netem", Options::default());
-    c.lab.degrade(&["loss", "5%", "delay", "50ms"]);
+    if netem {
+        c.lab.degrade(&["loss", "5%", "delay", "50ms"]);
+    } else {
+        // This kernel cannot delay packets: the loss alone, said so in the output.
+        eprintln!("{test}: loss only (5 % dropped by iptables), no delay");
+        c.lab.drop_incoming(5.0);
+    }
     let mut false_downs = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(20) {

@@ -104,7 +104,7 @@ pub fn available(test: &str) -> bool {
 }
 
 /// Whether `tc` can add a netem qdisc here (kernels without `sch_netem` cannot); when not,
-/// prints why `test` is skipped and returns false.
+/// prints why and returns false.
 pub fn netem_available(test: &str) -> bool {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed) % 256;
     let dev = format!("{PREFIX}{:06x}{n:02x}p", std::process::id());
@@ -123,11 +123,16 @@ pub fn netem_available(test: &str) -> bool {
     match result {
         Ok(_) => true,
         Err(e) => {
-            eprintln!("skipped: {test} (tc netem unavailable: {e})");
-            println!("skipped: {test} (tc netem unavailable: {e})");
+            eprintln!("{test}: tc netem unavailable: {e}");
+            println!("{test}: tc netem unavailable: {e}");
             false
         }
     }
+}
+
+/// Whether `iptables` runs here (the loss-only fallback of [`Lab::drop_incoming`]).
+pub fn iptables_available() -> bool {
+    run("iptables", &["--version"]).is_ok()
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -337,6 +342,34 @@ impl Lab {
             let mut args = vec!["qdisc", "replace", "dev", &h.veth, "root", "netem"];
             args.extend_from_slice(netem);
             must("tc", &args);
+        }
+    }
+
+    /// Drops `percent` of the packets arriving at every host (iptables' statistic match in
+    /// each namespace): loss without delay, for kernels without `sch_netem`. The rules go
+    /// with the namespaces.
+    pub fn drop_incoming(&self, percent: f64) {
+        let p = format!("{}", percent / 100.0);
+        for h in &self.hosts {
+            must(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &h.ns,
+                    "iptables",
+                    "-A",
+                    "INPUT",
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                    &p,
+                    "-j",
+                    "DROP",
+                ],
+            );
         }
     }
 
