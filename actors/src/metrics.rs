@@ -25,6 +25,9 @@ pub const HEARTBEAT_RTT_SECONDS: &str = "troupe_heartbeat_rtt_seconds";
 pub const GOSSIP_SEND_FAILURES: &str = "troupe_gossip_send_failures_total";
 /// Peers the last gossip send to failed.
 pub const GOSSIP_UNREACHABLE: &str = "troupe_gossip_unreachable_peers";
+/// Cluster peers refused by mutual TLS, by reason (`mesh::tls::Reason`: `wrong_ca`,
+/// `wrong_name`, `expired`, `handshake`, ...).
+pub const CLUSTER_TLS_REFUSED: &str = "troupe_cluster_tls_refused_total";
 /// Open WebSocket connections on this node.
 pub const WS_CONNECTIONS: &str = "troupe_ws_connections";
 
@@ -42,6 +45,10 @@ pub fn describe() {
     describe_counter!(
         GOSSIP_SEND_FAILURES,
         "gossip datagrams that could not be sent"
+    );
+    describe_counter!(
+        CLUSTER_TLS_REFUSED,
+        "cluster peers refused by mutual TLS, by reason"
     );
     describe_gauge!(GOSSIP_UNREACHABLE, "peers the last gossip send to failed");
     describe_gauge!(QUEUE_DEPTH, "in-flight requests per service on this node");

@@ -92,6 +92,8 @@ pub fn settings(config: &Config, incarnation: u64) -> Settings {
             phi_threshold: config.cluster.phi_threshold,
             dial_backoff_max: config.cluster.dial_backoff_max,
             services: Vec::new(),
+            // Loaded from the files when the node starts: see [`cluster_tls`].
+            tls: None,
         },
         workers: config.services.workers,
         pool_sizes: config
@@ -113,6 +115,20 @@ pub fn settings(config: &Config, incarnation: u64) -> Settings {
     }
 }
 
+/// Reads and checks this node's TLS files (`[cluster.tls]`); `None` with
+/// `insecure_plaintext`. The error names the setting at fault.
+pub fn cluster_tls(config: &Config) -> anyhow::Result<Option<troupe_actors::mesh::tls::Tls>> {
+    let Some(files) = &config.cluster.tls else {
+        tracing::warn!("cluster sessions are plaintext (insecure_plaintext = true)");
+        return Ok(None);
+    };
+    let tls = files
+        .load(&config.node.name)
+        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    tracing::info!(ca = %files.ca.display(), cert = %files.cert.display(), "cluster sessions use mutual TLS");
+    Ok(Some(tls))
+}
+
 /// Runs one node until `shutdown` resolves, then leaves gracefully: announce the leave
 /// through gossip, keep serving while peers stop routing here, stop accepting, drain
 /// in-flight requests, stop the actors.
@@ -126,6 +142,7 @@ pub async fn serve(
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64;
+    let tls = cluster_tls(&config)?;
     let info = NodeInfo::new(config.node.name.as_str().into(), incarnation);
     let store = Store::connect(config.storage.url.as_deref(), &config.data_dir)
         .await
@@ -222,7 +239,9 @@ pub async fn serve(
         names == expected,
         "the node builds services {names:?} but SERVICES lists {expected:?}"
     );
-    let mesh = Mesh::start(settings(&config, incarnation), info, services)
+    let mut mesh_settings = settings(&config, incarnation);
+    mesh_settings.membership.tls = tls;
+    let mesh = Mesh::start(mesh_settings, info, services)
         .await
         .context("cannot start the mesh")?;
     bus.redeliver();

@@ -81,6 +81,7 @@ impl Builder {
                 phi_threshold: 8.0,
                 dial_backoff_max: Duration::from_secs(1),
                 services: Vec::new(),
+                tls: None,
             },
             workers: WORKERS,
             pool_sizes: self.pool_sizes,

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use toml::Value;
 
@@ -37,6 +38,10 @@ pub(super) struct PartialNode {
     pub(super) cluster_addr: Option<SocketAddr>,
     pub(super) http_addr: Option<SocketAddr>,
     pub(super) grpc_addr: Option<SocketAddr>,
+    /// `tls_cert`: this node's certificate (default `<dir of cluster.tls.ca>/<name>.pem`).
+    pub(super) tls_cert: Option<PathBuf>,
+    /// `tls_key`: this node's private key (default `<dir of cluster.tls.ca>/<name>.key`).
+    pub(super) tls_key: Option<PathBuf>,
 }
 
 impl PartialNode {
@@ -47,6 +52,14 @@ impl PartialNode {
             http_addr: self.http_addr?,
             grpc_addr: self.grpc_addr?,
         })
+    }
+
+    /// `tls_cert` and `tls_key` with their keys.
+    pub(super) fn tls_paths(&self) -> [(String, Option<PathBuf>); 2] {
+        [
+            (format!("{}.tls_cert", self.path), self.tls_cert.clone()),
+            (format!("{}.tls_key", self.path), self.tls_key.clone()),
+        ]
     }
 
     fn addrs(&self) -> [(&'static str, Option<SocketAddr>); 3] {
@@ -83,6 +96,8 @@ impl Reader<'_> {
                 cluster_addr: self.required(&mut section, "cluster_addr", &any),
                 http_addr: self.required(&mut section, "http_addr", &any),
                 grpc_addr: self.required(&mut section, "grpc_addr", &any),
+                tls_cert: self.get(&mut section, "tls_cert", None, &any),
+                tls_key: self.get(&mut section, "tls_key", None, &any),
             };
             self.finish(section);
             nodes.push(node);

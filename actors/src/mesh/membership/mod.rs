@@ -40,6 +40,7 @@ use ractor_cluster::{NodeServer, NodeServerMessage, NodeSessionMessage, RactorMe
 use rand::Rng;
 use tokio::sync::watch;
 
+use super::tls::{Reason, Refusal, Tls};
 use super::transport;
 
 pub mod gossip;
@@ -92,6 +93,9 @@ pub struct Config {
     pub dial_backoff_max: Duration,
     /// Services hosted here.
     pub services: Vec<&'static str>,
+    /// Mutual TLS on every cluster connection; `None` runs plaintext
+    /// (`insecure_plaintext`).
+    pub tls: Option<Tls>,
 }
 
 /// Shared map of peer name to last heartbeat RTT, filled by the heartbeat task.
@@ -150,6 +154,9 @@ struct Session {
     peer: Option<String>,
     authenticated: bool,
     ready: bool,
+    /// Refused by TLS (its certificate does not name the member it claims to be): being
+    /// stopped, never counted ready.
+    refused: bool,
     opened: Instant,
     addr: String,
 }
@@ -295,7 +302,11 @@ impl Actor for Membership {
         Ok(State {
             me,
             chitchat,
-            acceptor: tokio::spawn(transport::accept(listener, server.clone())),
+            acceptor: tokio::spawn(transport::accept(
+                listener,
+                server.clone(),
+                config.tls.clone(),
+            )),
             server,
             sessions: HashMap::new(),
             dials: HashMap::new(),
@@ -370,6 +381,7 @@ impl State {
                         peer,
                         authenticated: false,
                         ready: false,
+                        refused: false,
                         opened: Instant::now(),
                         addr: info.peer_addr,
                     },
@@ -384,13 +396,36 @@ impl State {
                         peer: None,
                         authenticated: false,
                         ready: false,
+                        refused: false,
                         opened: Instant::now(),
                         addr: info.peer_addr.clone(),
                     });
                 if peer.is_some() {
                     s.peer = peer.clone();
                 }
+                // The name the peer claims in ractor's handshake must be the one its TLS
+                // handshake proved, before the session is ever routed to.
+                if !s.authenticated {
+                    if let Some(tls) = &self.config.tls {
+                        let claimed = s.peer.as_deref().and_then(view::parse_ractor_name);
+                        let verdict = match claimed {
+                            Some((node, _)) => tls.verify_session(&s.addr, node),
+                            None => Err(Refusal {
+                                reason: Reason::WrongName,
+                                detail: format!("peer sent no node name ({:?})", s.peer),
+                            }),
+                        };
+                        if let Err(refusal) = verdict {
+                            tls.refusals().note(&s.addr, &refusal);
+                            s.refused = true;
+                            s.actor.stop(Some(format!("refused: {refusal}")));
+                        }
+                    }
+                }
                 s.authenticated = true;
+                if s.refused {
+                    return;
+                }
                 if event == SessionEvent::Ready {
                     s.ready = true;
                     if let Some(p) = &peer {
@@ -400,8 +435,13 @@ impl State {
                 }
             }
             SessionEvent::Down => {
+                if let Some(tls) = &self.config.tls {
+                    tls.forget(&info.peer_addr);
+                }
                 if let Some(s) = self.sessions.remove(&info.node_id) {
-                    if s.authenticated {
+                    if s.refused {
+                        // Logged (once per peer) and counted when refused.
+                    } else if s.authenticated {
                         tracing::info!(peer = ?s.peer, addr = %s.addr, "session closed");
                     } else {
                         tracing::warn!(
@@ -490,8 +530,10 @@ impl State {
             let me = myself.clone();
             let peer = peer.clone();
             let addr = *addr;
+            let tls = self.config.tls.clone();
             tokio::spawn(async move {
-                let error = transport::dial(&server, addr)
+                let name = view::parse_ractor_name(&peer).map_or(peer.as_str(), |(n, _)| n);
+                let error = transport::dial(&server, addr, tls.as_ref(), name)
                     .await
                     .err()
                     .map(|e| e.to_string());
@@ -507,7 +549,7 @@ impl State {
         let ready: HashSet<&str> = self
             .sessions
             .values()
-            .filter(|s| s.ready)
+            .filter(|s| s.ready && !s.refused)
             .filter_map(|s| s.peer.as_deref())
             .collect();
         let rtt = self.rtt.lock().expect("rtt lock").clone();

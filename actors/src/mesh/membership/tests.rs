@@ -31,6 +31,7 @@ fn config(node: &str, incarnation: u64, cluster_id: &str, addr: SocketAddr) -> C
         phi_threshold: 8.0,
         dial_backoff_max: Duration::from_secs(1),
         services: vec!["ping"],
+        tls: None,
     }
 }
 
