@@ -2,15 +2,17 @@
 //!
 //! # Layout
 //! - [`config`]: `cluster.toml` + `TROUPE_*` env + flags, validated completely before start.
-//! - [`cli`]: the command line (`troupe node`, `troupe dev`, `troupe chaos`).
+//! - [`cli`]: the command line (`troupe node`, `troupe dev`, `troupe certs`, `troupe chaos`).
 //! - [`serve`]: starts one node on given listeners and runs it until a shutdown future
 //!   resolves, then leaves the cluster gracefully.
 //! - [`dev`]: `troupe dev --nodes N`, a local cluster of N node processes.
+//! - [`certs`]: `troupe certs`, a development CA and node certificates for cluster TLS.
 //! - [`chaos`]: `troupe chaos`, kills random actors of a running cluster at a given rate.
 //! - [`telemetry`]: logs and the Prometheus recorder.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod certs;
 pub mod chaos;
 pub mod cli;
 pub mod config;
