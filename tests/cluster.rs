@@ -544,6 +544,7 @@ fn cli_help_explains_every_subcommand() {
         vec!["node", "--help"],
         vec!["dev", "--help"],
         vec!["chaos", "--help"],
+        vec!["certs", "--help"],
     ] {
         let out = std::process::Command::new(troupe_bin())
             .args(&args)
@@ -1140,5 +1141,119 @@ fn expired_certificate_is_refused() {
         .filter(|l| l.contains("reason=expired"))
         .collect();
     assert_eq!(lines.len(), 1, "{log}");
+    cluster_unharmed(&c, &["n1", "n2"]);
+}
+
+/// A ractor_cluster stream over a TLS client session, for an impostor written here.
+struct TlsPeer(tokio_rustls::client::TlsStream<tokio::net::TcpStream>);
+
+impl ractor_cluster::ClusterBidiStream for TlsPeer {
+    fn split(self: Box<Self>) -> (ractor_cluster::BoxRead, ractor_cluster::BoxWrite) {
+        let (read, write) = tokio::io::split(self.0);
+        (Box::new(read), Box::new(write))
+    }
+    fn peer_label(&self) -> Option<String> {
+        None
+    }
+    fn local_label(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Dials `addr` over TLS with `cert`/`key`, then runs ractor's handshake with the cluster
+/// cookie under the ractor name `name`, as a troupe node would. Keeps the session until the
+/// runtime is dropped.
+fn ractor_impostor(
+    runtime: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    name: &str,
+) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::sync::Arc;
+
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key).unwrap())
+        .unwrap();
+    let name = name.to_owned();
+    runtime.block_on(async move {
+        let server = ractor_cluster::NodeServer::new(
+            0,
+            COOKIE.into(),
+            name,
+            "127.0.0.1".into(),
+            None,
+            Some(ractor_cluster::node::NodeConnectionMode::Isolated),
+        );
+        let (server, _) = ractor::Actor::spawn(None, server, ()).await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("n1").unwrap(), tcp)
+            .await
+            .unwrap();
+        ractor_cluster::client_connect_external(&server, Box::new(TlsPeer(tls)))
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn peer_with_another_members_certificate_claiming_a_third_name_is_refused() {
+    let c = Cluster::start(
+        "tls-claim",
+        Options {
+            nodes: 2,
+            ..Options::default()
+        },
+    );
+    let certs = c.dir.join("certs");
+    let n1 = c.node("n1");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // n2's valid certificate, and the right cookie, but ractor's handshake says n3.
+    for _ in 0..2 {
+        ractor_impostor(
+            &runtime,
+            n1.addrs.cluster,
+            &certs.join("ca.pem"),
+            &certs.join("n2.pem"),
+            &certs.join("n2.key"),
+            "n3@12345",
+        );
+    }
+    let counted = wait_until(Duration::from_secs(10), || {
+        tls_refusals(n1, "wrong_name") >= 2
+    });
+    assert!(counted, "{}", n1.log_text());
+    let log = n1.log_text();
+    let lines: Vec<_> = refusal_lines(&log)
+        .into_iter()
+        .filter(|l| l.contains("reason=wrong_name"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].contains(r#"peer claims to be "n3" but its certificate does not name it"#),
+        "{log}"
+    );
+    // Refused when it authenticated: never ready.
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("session ready") && l.contains("n3@12345")),
+        "{log}"
+    );
     cluster_unharmed(&c, &["n1", "n2"]);
 }

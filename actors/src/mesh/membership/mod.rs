@@ -416,7 +416,12 @@ impl State {
                             }),
                         };
                         if let Err(refusal) = verdict {
-                            tls.refusals().note(&s.addr, &refusal);
+                            // An inbound peer comes from an ephemeral port: log it by IP.
+                            let peer = match s.addr.parse::<SocketAddr>() {
+                                Ok(addr) if info.is_server => addr.ip().to_string(),
+                                _ => s.addr.clone(),
+                            };
+                            tls.refusals().note(&peer, &refusal);
                             s.refused = true;
                             s.actor.stop(Some(format!("refused: {refusal}")));
                         }
