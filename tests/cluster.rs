@@ -375,10 +375,12 @@ fn bad_requests_get_json_errors_and_change_nothing() {
 
 #[test]
 fn node_with_the_wrong_cookie_is_refused_and_logged() {
+    // Plaintext, so the intruder (which has no certificate) reaches ractor's cookie check.
     let c = Cluster::start(
         "cookie",
         Options {
             nodes: 2,
+            plaintext: true,
             ..Options::default()
         },
     );
@@ -542,6 +544,7 @@ fn cli_help_explains_every_subcommand() {
         vec!["node", "--help"],
         vec!["dev", "--help"],
         vec!["chaos", "--help"],
+        vec!["certs", "--help"],
     ] {
         let out = std::process::Command::new(troupe_bin())
             .args(&args)
@@ -900,4 +903,386 @@ fn a_node_binding_every_interface_is_reached_at_its_advertised_address() {
     }
     let (status, v) = get(&c.node("n3").url("/ping?node=n1"), None).unwrap();
     assert_eq!((status, &v["node"]), (200, &json!("n1")), "n3 -> n1: {v}");
+}
+
+/// A node that is not in the cluster's config: addresses of its own, given by env.
+fn outsider(name: &str) -> Addrs {
+    Addrs {
+        name: name.into(),
+        cluster: ([127, 0, 0, 1], free_port()).into(),
+        http: ([127, 0, 0, 1], free_port()).into(),
+        grpc: ([127, 0, 0, 1], free_port()).into(),
+    }
+}
+
+/// The env that gives `addrs` to a node started from another node's config.
+fn addr_env(addrs: &Addrs) -> Vec<(String, String)> {
+    vec![
+        ("TROUPE_CLUSTER_ADDR".into(), addrs.cluster.to_string()),
+        ("TROUPE_HTTP_ADDR".into(), addrs.http.to_string()),
+        ("TROUPE_GRPC_ADDR".into(), addrs.grpc.to_string()),
+    ]
+}
+
+fn spawn_with(
+    config: &std::path::Path,
+    addrs: &Addrs,
+    dir: &std::path::Path,
+    env: &[(String, String)],
+) -> Node {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    spawn_node(config, addrs, dir, &env)
+}
+
+/// `troupe_cluster_tls_refused_total{reason="<reason>"}` on `node` (0 when absent).
+fn tls_refusals(node: &Node, reason: &str) -> u64 {
+    let text = get_raw(&node.url("/metrics"), &[])
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let needle = format!("troupe_cluster_tls_refused_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Lines of `log` that report a TLS refusal.
+fn refusal_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("cluster peer refused (tls)"))
+        .collect()
+}
+
+/// After an intruder was refused: the cluster still has exactly `members` up everywhere,
+/// never the intruder, and serves calls between them.
+fn cluster_unharmed(c: &Cluster, members: &[&str]) {
+    for n in &c.nodes {
+        assert_eq!(up_members(n), names(members), "{}", c.logs());
+        let (status, _) = get(&n.url("/ping?node=n3"), None).unwrap();
+        assert_ne!(status, 200);
+        for to in members {
+            let (status, v) = get(&n.url(&format!("/ping?node={to}")), None).unwrap();
+            assert_eq!((status, v["node"].as_str()), (200, Some(*to)), "{v}");
+        }
+    }
+}
+
+#[test]
+fn three_nodes_over_mutual_tls_form_a_mesh_and_route_calls() {
+    let c = Cluster::start("tls", Options::default());
+    for from in &c.nodes {
+        assert!(
+            from.log_text().contains("cluster sessions use mutual TLS"),
+            "{}",
+            from.log_text()
+        );
+        for to in &c.nodes {
+            let (status, v) =
+                get(&from.url(&format!("/ping?node={}", to.addrs.name)), None).unwrap();
+            assert_eq!(status, 200, "{} -> {}: {v}", from.addrs.name, to.addrs.name);
+            assert_eq!(v["node"], to.addrs.name.as_str());
+        }
+        assert!(refusal_lines(&from.log_text()).is_empty(), "{}", c.logs());
+    }
+}
+
+#[test]
+fn node_with_a_certificate_from_another_ca_is_refused() {
+    let c = Cluster::start(
+        "tls-foreign-ca",
+        Options {
+            nodes: 2,
+            ..Options::default()
+        },
+    );
+    let foreign = c.dir.join("foreign");
+    make_certs(&foreign, &["n3"], &[]);
+    let n3 = outsider("n3");
+    let mut env = addr_env(&n3);
+    env.push((
+        "TROUPE_CLUSTER_TLS_CA".into(),
+        foreign.join("ca.pem").display().to_string(),
+    ));
+    let node = spawn_with(&c.config, &n3, &c.dir, &env);
+    // n1 and n2 see it in gossip and dial it: its certificate is from another CA.
+    let counted = wait_until(Duration::from_secs(10), || {
+        c.nodes.iter().all(|n| tls_refusals(n, "wrong_ca") > 0)
+    });
+    assert!(counted, "{}\n{}", c.logs(), node.log_text());
+    // Redials go on, but each peer is logged once per reason.
+    std::thread::sleep(Duration::from_secs(3));
+    cluster_unharmed(&c, &["n1", "n2"]);
+    for n in &c.nodes {
+        let log = n.log_text();
+        let lines = refusal_lines(&log);
+        let about_n3: Vec<_> = lines.iter().filter(|l| l.contains("wrong_ca")).collect();
+        assert_eq!(about_n3.len(), 1, "{log}");
+        assert!(tls_refusals(n, "wrong_ca") >= 2, "{log}");
+    }
+    // The intruder's own log says why, once per peer.
+    let log = node.log_text();
+    for peer in ["n1", "n2"] {
+        let why: Vec<_> = refusal_lines(&log)
+            .into_iter()
+            .filter(|l| l.contains(&format!("peer={peer} at")))
+            .collect();
+        assert_eq!(why.len(), 1, "{log}");
+        assert!(why[0].contains("reason=wrong_ca"), "{log}");
+    }
+}
+
+#[test]
+fn plaintext_node_dialing_a_tls_cluster_is_refused() {
+    let c = Cluster::start(
+        "tls-plaintext",
+        Options {
+            nodes: 2,
+            ..Options::default()
+        },
+    );
+    // Its own config: the cluster's nodes plus itself, plaintext.
+    let n3 = outsider("n3");
+    let dir = c.dir.join("plaintext");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut addrs: Vec<Addrs> = c.nodes.iter().map(|n| n.addrs.clone()).collect();
+    addrs.push(n3.clone());
+    let options = Options {
+        plaintext: true,
+        ..Options::default()
+    };
+    let config = write_config(&dir, &addrs, &options);
+    let node = spawn_with(&config, &n3, &dir, &[]);
+    let counted = wait_until(Duration::from_secs(10), || {
+        c.nodes.iter().all(|n| tls_refusals(n, "handshake") > 0)
+    });
+    assert!(counted, "{}\n{}", c.logs(), node.log_text());
+    std::thread::sleep(Duration::from_secs(3));
+    cluster_unharmed(&c, &["n1", "n2"]);
+    for n in &c.nodes {
+        let log = n.log_text();
+        // Once for its inbound connections (by IP), once as the member dialed.
+        let lines = refusal_lines(&log);
+        assert!((1..=2).contains(&lines.len()), "{log}");
+        assert!(
+            lines.iter().all(|l| l.contains("reason=handshake")),
+            "{log}"
+        );
+    }
+}
+
+#[test]
+fn node_presenting_another_nodes_certificate_refuses_to_start() {
+    let c = Cluster::start(
+        "tls-impostor",
+        Options {
+            nodes: 2,
+            ..Options::default()
+        },
+    );
+    // n3 with n2's certificate and key: a valid certificate of the cluster CA, but it names
+    // n2. The node checks its own files before it joins.
+    let certs = c.dir.join("certs");
+    std::fs::copy(certs.join("n2.pem"), certs.join("n3.pem")).unwrap();
+    std::fs::copy(certs.join("n2.key"), certs.join("n3.key")).unwrap();
+    let n3 = outsider("n3");
+    let mut impostor = spawn_with(&c.config, &n3, &c.dir, &addr_env(&n3));
+    let status = impostor
+        .wait_exit(Duration::from_secs(20))
+        .expect("the impostor exits");
+    assert!(!status.success());
+    let log = impostor.log_text();
+    assert!(
+        log.contains("cluster.tls.ca (TROUPE_CLUSTER_TLS_CA) (default"),
+        "{log}"
+    );
+    assert!(log.contains("does not name this node (\"n3\")"), "{log}");
+    cluster_unharmed(&c, &["n1", "n2"]);
+}
+
+#[test]
+fn expired_certificate_is_refused() {
+    let c = Cluster::start(
+        "tls-expired",
+        Options {
+            nodes: 2,
+            ..Options::default()
+        },
+    );
+    // A certificate for n3 from the cluster's own CA, expired yesterday.
+    let certs = c.dir.join("certs");
+    let old = c.dir.join("expired");
+    let (ca, ca_key) = (certs.join("ca.pem"), certs.join("ca.key"));
+    make_certs(
+        &old,
+        &["n3"],
+        &[
+            "--ca",
+            ca.to_str().unwrap(),
+            "--ca-key",
+            ca_key.to_str().unwrap(),
+            "--expired",
+        ],
+    );
+    // A node refuses to start with it...
+    let n3 = outsider("n3");
+    let mut env = addr_env(&n3);
+    env.push(("TROUPE_CLUSTER_TLS_CA".into(), ca.display().to_string()));
+    let mut config_text = std::fs::read_to_string(&c.config).unwrap();
+    config_text.push_str(&format!(
+        "\n[[nodes]]\nname = \"n3\"\ncluster_addr = \"{}\"\nhttp_addr = \"{}\"\ngrpc_addr = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        n3.cluster,
+        n3.http,
+        n3.grpc,
+        old.join("n3.pem").display(),
+        old.join("n3.key").display()
+    ));
+    let config = c.dir.join("with-n3.toml");
+    std::fs::write(&config, config_text).unwrap();
+    let mut node = spawn_with(&config, &n3, &c.dir, &[]);
+    let status = node.wait_exit(Duration::from_secs(20)).expect("exits");
+    assert!(!status.success());
+    let log = node.log_text();
+    assert!(
+        log.contains("nodes[2].tls_cert: the certificate is expired"),
+        "{log}"
+    );
+
+    // ...and a peer presenting it is refused in the handshake, counted and logged once.
+    let n1 = c.node("n1");
+    for _ in 0..3 {
+        let refused = tls_probe(
+            n1.addrs.cluster,
+            &ca,
+            &old.join("n3.pem"),
+            &old.join("n3.key"),
+            "n1",
+        );
+        assert!(
+            refused.is_err(),
+            "an expired client certificate was accepted"
+        );
+    }
+    let counted = wait_until(Duration::from_secs(5), || tls_refusals(n1, "expired") >= 3);
+    assert!(counted, "{}", n1.log_text());
+    let log = n1.log_text();
+    let lines: Vec<_> = refusal_lines(&log)
+        .into_iter()
+        .filter(|l| l.contains("reason=expired"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    cluster_unharmed(&c, &["n1", "n2"]);
+}
+
+/// A ractor_cluster stream over a TLS client session, for an impostor written here.
+struct TlsPeer(tokio_rustls::client::TlsStream<tokio::net::TcpStream>);
+
+impl ractor_cluster::ClusterBidiStream for TlsPeer {
+    fn split(self: Box<Self>) -> (ractor_cluster::BoxRead, ractor_cluster::BoxWrite) {
+        let (read, write) = tokio::io::split(self.0);
+        (Box::new(read), Box::new(write))
+    }
+    fn peer_label(&self) -> Option<String> {
+        None
+    }
+    fn local_label(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Dials `addr` over TLS with `cert`/`key`, then runs ractor's handshake with the cluster
+/// cookie under the ractor name `name`, as a troupe node would. Keeps the session until the
+/// runtime is dropped.
+fn ractor_impostor(
+    runtime: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    name: &str,
+) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::sync::Arc;
+
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key).unwrap())
+        .unwrap();
+    let name = name.to_owned();
+    runtime.block_on(async move {
+        let server = ractor_cluster::NodeServer::new(
+            0,
+            COOKIE.into(),
+            name,
+            "127.0.0.1".into(),
+            None,
+            Some(ractor_cluster::node::NodeConnectionMode::Isolated),
+        );
+        let (server, _) = ractor::Actor::spawn(None, server, ()).await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("n1").unwrap(), tcp)
+            .await
+            .unwrap();
+        ractor_cluster::client_connect_external(&server, Box::new(TlsPeer(tls)))
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn peer_with_another_members_certificate_claiming_a_third_name_is_refused() {
+    let c = Cluster::start(
+        "tls-claim",
+        Options {
+            nodes: 2,
+            ..Options::default()
+        },
+    );
+    let certs = c.dir.join("certs");
+    let n1 = c.node("n1");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // n2's valid certificate, and the right cookie, but ractor's handshake says n3.
+    for _ in 0..2 {
+        ractor_impostor(
+            &runtime,
+            n1.addrs.cluster,
+            &certs.join("ca.pem"),
+            &certs.join("n2.pem"),
+            &certs.join("n2.key"),
+            "n3@12345",
+        );
+    }
+    let counted = wait_until(Duration::from_secs(10), || {
+        tls_refusals(n1, "wrong_name") >= 2
+    });
+    assert!(counted, "{}", n1.log_text());
+    let log = n1.log_text();
+    let lines: Vec<_> = refusal_lines(&log)
+        .into_iter()
+        .filter(|l| l.contains("reason=wrong_name"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].contains(r#"peer claims to be "n3" but its certificate does not name it"#),
+        "{log}"
+    );
+    // Refused when it authenticated: never ready.
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("session ready") && l.contains("n3@12345")),
+        "{log}"
+    );
+    cluster_unharmed(&c, &["n1", "n2"]);
 }

@@ -31,6 +31,9 @@ pub const NODE_OWNER: &str = "troupe_partition_owner";
 pub const PARTITION_DECISIONS: &str = "troupe_partition_decisions_total";
 /// Unreachable members this node downed after their lease was released or ran out.
 pub const MEMBERS_DOWNED: &str = "troupe_partition_members_downed_total";
+/// Cluster peers refused by mutual TLS, by reason (`mesh::tls::Reason`: `wrong_ca`,
+/// `wrong_name`, `expired`, `handshake`, ...).
+pub const CLUSTER_TLS_REFUSED: &str = "troupe_cluster_tls_refused_total";
 /// Open WebSocket connections on this node.
 pub const WS_CONNECTIONS: &str = "troupe_ws_connections";
 
@@ -48,6 +51,10 @@ pub fn describe() {
     describe_counter!(
         GOSSIP_SEND_FAILURES,
         "gossip datagrams that could not be sent"
+    );
+    describe_counter!(
+        CLUSTER_TLS_REFUSED,
+        "cluster peers refused by mutual TLS, by reason"
     );
     describe_gauge!(GOSSIP_UNREACHABLE, "peers the last gossip send to failed");
     describe_gauge!(

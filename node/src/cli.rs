@@ -25,6 +25,12 @@ pub enum Command {
     /// Start a local cluster of N nodes on 127.0.0.1 with embedded defaults (no server to
     /// install). Ctrl-C stops every node gracefully.
     Dev(DevArgs),
+    /// Make a development CA and node certificates for mutual TLS between nodes.
+    ///
+    /// Writes DIR/ca.pem, DIR/ca.key and DIR/<node>.pem, DIR/<node>.key for every node
+    /// (keys mode 0600). With --ca and --ca-key, signs the node certificates with that
+    /// existing CA instead. Never overwrites a file without --force.
+    Certs(CertsArgs),
     /// Kill random actors of a running cluster at a given rate, through the admin API, and
     /// report what was killed.
     Chaos(ChaosArgs),
@@ -71,6 +77,33 @@ pub struct DevArgs {
     /// Data directory of the local cluster.
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
+}
+
+/// `troupe certs`.
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write the files to (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Node names, comma-separated or repeated; each becomes its certificate's DNS name.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub nodes: Vec<String>,
+    /// Validity of the node certificates, in days (the CA made here is valid 10 years).
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
+    pub days: u32,
+    /// An existing CA certificate (made by `troupe certs`) to sign with, instead of a new
+    /// CA.
+    #[arg(long, requires = "ca_key")]
+    pub ca: Option<PathBuf>,
+    /// The private key of --ca.
+    #[arg(long, requires = "ca")]
+    pub ca_key: Option<PathBuf>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+    /// Make certificates that expired yesterday (for tests of refusal).
+    #[arg(long, hide = true)]
+    pub expired: bool,
 }
 
 /// `troupe chaos`.

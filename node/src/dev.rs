@@ -4,7 +4,9 @@
 //! Node k gets cluster/HTTP/gRPC ports 7100+k, 7180+k and 7190+k (the sample
 //! `cluster.toml` uses the same ones), every other node as a seed, a cookie made for this
 //! run, and the admin token from `TROUPE_ADMIN_TOKEN` (or one made for this run and
-//! printed). Each node's output is prefixed with its name. Ctrl-C (or SIGTERM) stops every
+//! printed). Sessions between the nodes use mutual TLS: a development CA and node
+//! certificates are made in `<data dir>/certs` the first time (`troupe certs`) and reused
+//! while they pass the nodes' start-up check. Each node's output is prefixed with its name. Ctrl-C (or SIGTERM) stops every
 //! node gracefully.
 
 use std::process::Stdio;
@@ -44,6 +46,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("dev:{}", Alphanumeric.sample_string(&mut rand::rng(), 48)));
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let certs = args.data_dir.join("certs");
+    let names: Vec<String> = (1..=args.nodes).map(|k| format!("n{k}")).collect();
+    if crate::certs::ensure(&certs, &names)? {
+        println!("troupe dev: made TLS certificates in {}", certs.display());
+    }
+    let ca = certs.join("ca.pem").display().to_string();
 
     let mut children: Vec<(String, Child)> = Vec::new();
     println!("troupe dev: starting {} nodes", args.nodes);
@@ -61,6 +69,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .env("TROUPE_ADMIN_TOKEN", &token)
             .env("TROUPE_CLUSTER_NAME", "troupe-dev")
             .env("TROUPE_AUTH_KEYS", &auth_keys)
+            .env("TROUPE_CLUSTER_TLS_CA", &ca)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);

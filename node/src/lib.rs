@@ -2,15 +2,17 @@
 //!
 //! # Layout
 //! - [`config`]: `cluster.toml` + `TROUPE_*` env + flags, validated completely before start.
-//! - [`cli`]: the command line (`troupe node`, `troupe dev`, `troupe chaos`).
+//! - [`cli`]: the command line (`troupe node`, `troupe dev`, `troupe certs`, `troupe chaos`).
 //! - [`serve`]: starts one node on given listeners and runs it until a shutdown future
 //!   resolves, then leaves the cluster gracefully.
 //! - [`dev`]: `troupe dev --nodes N`, a local cluster of N node processes.
+//! - [`certs`]: `troupe certs`, a development CA and node certificates for cluster TLS.
 //! - [`chaos`]: `troupe chaos`, kills random actors of a running cluster at a given rate.
 //! - [`telemetry`]: logs and the Prometheus recorder.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod certs;
 pub mod chaos;
 pub mod cli;
 pub mod config;
@@ -102,6 +104,8 @@ pub fn settings(config: &Config, incarnation: u64) -> Settings {
             dial_backoff_max: config.cluster.dial_backoff_max,
             services: Vec::new(),
             partition: config.cluster.partition.clone(),
+            // Loaded from the files when the node starts: see [`cluster_tls`].
+            tls: None,
         },
         workers: config.services.workers,
         pool_sizes: config
@@ -124,6 +128,20 @@ pub fn settings(config: &Config, incarnation: u64) -> Settings {
     }
 }
 
+/// Reads and checks this node's TLS files (`[cluster.tls]`); `None` with
+/// `insecure_plaintext`. The error names the setting at fault.
+pub fn cluster_tls(config: &Config) -> anyhow::Result<Option<troupe_actors::mesh::tls::Tls>> {
+    let Some(files) = &config.cluster.tls else {
+        tracing::warn!("cluster sessions are plaintext (insecure_plaintext = true)");
+        return Ok(None);
+    };
+    let tls = files
+        .load(&config.node.name)
+        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    tracing::info!(ca = %files.ca.display(), cert = %files.cert.display(), "cluster sessions use mutual TLS");
+    Ok(Some(tls))
+}
+
 /// Runs one node until `shutdown` resolves, then leaves gracefully: announce the leave
 /// through gossip, keep serving while peers stop routing here, stop accepting, drain
 /// in-flight requests, stop the actors.
@@ -137,6 +155,7 @@ pub async fn serve(
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis() as u64;
+    let tls = cluster_tls(&config)?;
     let info = NodeInfo::new(config.node.name.as_str().into(), incarnation);
     let store = Store::connect(config.storage.url.as_deref(), &config.data_dir)
         .await
@@ -235,6 +254,7 @@ pub async fn serve(
     );
     let mut mesh_settings = settings(&config, incarnation);
     mesh_settings.leases = Some(Arc::new(store.clone()));
+    mesh_settings.membership.tls = tls;
     let mesh = Mesh::start(mesh_settings, info, services)
         .await
         .context("cannot start the mesh")?;

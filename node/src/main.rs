@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Node(args) => node(args).await,
             Command::Dev(args) => troupe::dev::run(args).await,
+            Command::Certs(args) => troupe::certs::run(args),
             Command::Chaos(args) => troupe::chaos::run(args).await,
         }
     });

@@ -174,6 +174,9 @@ pub struct Options {
     /// Extra TOML lines of one node's `[[nodes]]` entry, by node name (per-node settings
     /// such as a certificate path).
     pub node_toml: Vec<(String, String)>,
+    /// Sessions between nodes in plaintext (`insecure_plaintext = true`) instead of mutual
+    /// TLS with certificates from `troupe certs` in `<dir>/certs`.
+    pub plaintext: bool,
 }
 
 impl Default for Options {
@@ -187,6 +190,7 @@ impl Default for Options {
             env: Vec::new(),
             late: Vec::new(),
             node_toml: Vec::new(),
+            plaintext: false,
         }
     }
 }
@@ -205,15 +209,47 @@ pub fn troupe_bin() -> &'static str {
     env!("CARGO_BIN_EXE_troupe")
 }
 
-/// Writes a config for `addrs`.
+/// Runs `troupe certs --out <out> --nodes <nodes>` with `extra` arguments; panics with
+/// its output when it fails.
+pub fn make_certs(out: &Path, nodes: &[&str], extra: &[&str]) {
+    let output = Command::new(troupe_bin())
+        .arg("certs")
+        .arg("--out")
+        .arg(out)
+        .args(["--nodes", &nodes.join(",")])
+        .args(extra)
+        .output()
+        .expect("run troupe certs");
+    assert!(
+        output.status.success(),
+        "troupe certs failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Writes a config for `addrs`; unless `options.plaintext`, with mutual TLS and the
+/// certificates of every node in `<dir>/certs` (made the first time).
 pub fn write_config(dir: &Path, addrs: &[Addrs], options: &Options) -> PathBuf {
+    let security = if options.plaintext {
+        "insecure_plaintext = true\n".to_owned()
+    } else {
+        let certs = dir.join("certs");
+        if !certs.join("ca.pem").exists() {
+            let nodes: Vec<&str> = addrs.iter().map(|a| a.name.as_str()).collect();
+            make_certs(&certs, &nodes, &[]);
+        }
+        format!(
+            "\n[cluster.tls]\nca = \"{}\"\n",
+            certs.join("ca.pem").display()
+        )
+    };
     let seeds: Vec<String> = if options.single_seed {
         vec![format!("\"{}\"", addrs[0].cluster)]
     } else {
         addrs.iter().map(|a| format!("\"{}\"", a.cluster)).collect()
     };
     let mut toml = format!(
-        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\n[auth]\nkeys = [\"{AUTH_KEY}\"]\npbkdf2_iterations = 1000\n{}\n{}\n\n{}\n",
+        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n{security}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\n[auth]\nkeys = [\"{AUTH_KEY}\"]\npbkdf2_iterations = 1000\n{}\n{}\n\n{}\n",
         dir.join("data").display(),
         seeds.join(", "),
         options.auth_toml,
@@ -614,4 +650,52 @@ pub fn send(method: &str, url: &str, body: Option<&Value>, token: Option<&str>) 
         }
     };
     finish(resp).expect("http")
+}
+
+/// Connects to the cluster port `addr` as a TLS client presenting `cert`/`key` (PEM), trusting
+/// `ca`, expecting the server to be `server_name`, and sends a byte: `Err` with the error when
+/// the session is refused (TLS 1.3: the server's verdict on the client certificate arrives
+/// after the client's handshake is done, so this reads until it does).
+pub fn tls_probe(
+    addr: SocketAddr,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+    server_name: &str,
+) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain: Vec<_> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let name = ServerName::try_from(server_name.to_owned()).unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut sock = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    tls.write_all(&[0; 8]).map_err(|e| e.to_string())?;
+    let mut byte = [0];
+    match tls.read(&mut byte) {
+        Ok(0) => Err("closed".into()),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -83,6 +83,7 @@ impl Builder {
                 dial_backoff_max: Duration::from_secs(1),
                 services: Vec::new(),
                 partition: Default::default(),
+                tls: None,
             },
             workers: WORKERS,
             pool_sizes: self.pool_sizes,

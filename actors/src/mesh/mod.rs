@@ -7,6 +7,7 @@
 //! - [`wire`]: the cluster wire format (envelope, reply, pg group names); a leaf module.
 //! - [`membership`]: chitchat gossip bridged to a full mesh of ractor_cluster sessions.
 //! - [`transport`]: the cluster TCP connections under those sessions (buffered reads).
+//! - [`tls`]: mutual TLS on those connections (the cluster CA, node names in certificates).
 //! - [`groups`], [`supervisor`], [`worker`], [`pool`], [`admission`]: per node and per
 //!   service, a supervisor with a worker pool (restarts with backoff and an intensity limit)
 //!   and admission control.
@@ -42,6 +43,7 @@ pub mod pool;
 pub mod router;
 pub mod service;
 pub mod supervisor;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 pub mod worker;

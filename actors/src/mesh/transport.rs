@@ -8,6 +8,11 @@
 //! one write, so behind a [`BufReader`] one `read` takes in every frame of such a batch. The
 //! session protocol (handshake, cookie, framing) is ractor_cluster's, unchanged.
 //!
+//! With TLS configured ([`Tls`]), every connection is wrapped in a TLS session first: the
+//! dialer's handshake runs in the dial task, the acceptor's in a task per connection (never
+//! in the accept loop, and bounded by a timeout), and a refused peer never reaches
+//! ractor_cluster.
+//!
 //! ractor_cluster's `NodeServer` always starts a listener of its own; Troupe binds it to an
 //! ephemeral loopback port ([`unused_server_listener`]) where nothing connects, and accepts on
 //! the configured cluster address with [`accept`].
@@ -17,8 +22,10 @@ use std::time::Duration;
 
 use ractor::ActorRef;
 use ractor_cluster::{BoxRead, BoxWrite, ClusterBidiStream, NodeServerMessage};
-use tokio::io::BufReader;
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+
+use super::tls::Tls;
 
 /// Read buffer per cluster connection.
 pub const READ_BUFFER: usize = 64 * 1024;
@@ -28,34 +35,67 @@ pub fn unused_server_listener() -> (u16, std::net::IpAddr) {
     (0, Ipv4Addr::LOCALHOST.into())
 }
 
+/// The bytes under a cluster connection.
+enum Conn {
+    Plain(TcpStream),
+    Accepted(tokio_rustls::server::TlsStream<TcpStream>),
+    Dialed(tokio_rustls::client::TlsStream<TcpStream>),
+}
+
 /// One cluster connection, handed to ractor_cluster.
 struct PeerStream {
-    stream: TcpStream,
+    conn: Conn,
     peer: SocketAddr,
     local: SocketAddr,
 }
 
+/// Sets the socket options of a cluster connection and reads its addresses.
+fn prepare(stream: &TcpStream) -> std::io::Result<(SocketAddr, SocketAddr)> {
+    // Mesh calls are small request/reply frames: send each batch at once.
+    stream.set_nodelay(true)?;
+    Ok((stream.peer_addr()?, stream.local_addr()?))
+}
+
 impl PeerStream {
     fn new(stream: TcpStream) -> std::io::Result<Self> {
-        // Mesh calls are small request/reply frames: send each batch at once.
-        stream.set_nodelay(true)?;
+        let (peer, local) = prepare(&stream)?;
         Ok(Self {
-            peer: stream.peer_addr()?,
-            local: stream.local_addr()?,
-            stream,
+            conn: Conn::Plain(stream),
+            peer,
+            local,
         })
     }
 }
 
+/// The halves of a TLS stream, the read half buffered.
+fn split_tls<S>(stream: S) -> (BoxRead, BoxWrite)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (read, write) = tokio::io::split(stream);
+    (
+        Box::new(BufReader::with_capacity(READ_BUFFER, read)),
+        Box::new(write),
+    )
+}
+
 impl ClusterBidiStream for PeerStream {
     fn split(self: Box<Self>) -> (BoxRead, BoxWrite) {
-        let (read, write) = self.stream.into_split();
-        (
-            Box::new(BufReader::with_capacity(READ_BUFFER, read)),
-            Box::new(write),
-        )
+        match self.conn {
+            Conn::Plain(stream) => {
+                let (read, write) = stream.into_split();
+                (
+                    Box::new(BufReader::with_capacity(READ_BUFFER, read)),
+                    Box::new(write),
+                )
+            }
+            Conn::Accepted(stream) => split_tls(stream),
+            Conn::Dialed(stream) => split_tls(stream),
+        }
     }
 
+    /// The peer's address; [`Tls`] keeps what the handshake proved under this label, and
+    /// ractor_cluster reports it as the session's `peer_addr`.
     fn peer_label(&self) -> Option<String> {
         Some(self.peer.to_string())
     }
@@ -65,15 +105,40 @@ impl ClusterBidiStream for PeerStream {
     }
 }
 
-/// Opens a session to the peer at `addr` (the handshake goes on in the session actor).
-pub async fn dial(server: &ActorRef<NodeServerMessage>, addr: SocketAddr) -> anyhow::Result<()> {
-    let stream = PeerStream::new(TcpStream::connect(addr).await?)?;
+/// Opens a session to the member `peer` at `addr` (the handshake goes on in the session
+/// actor). With `tls`, the peer's certificate must name `peer`.
+pub async fn dial(
+    server: &ActorRef<NodeServerMessage>,
+    addr: SocketAddr,
+    tls: Option<&Tls>,
+    peer: &str,
+) -> anyhow::Result<()> {
+    let tcp = TcpStream::connect(addr).await?;
+    let stream = match tls {
+        None => PeerStream::new(tcp)?,
+        Some(tls) => {
+            let (peer_addr, local) = prepare(&tcp)?;
+            let label = peer_addr.to_string();
+            match tls.connect(tcp, peer, &label).await {
+                Ok(stream) => PeerStream {
+                    conn: Conn::Dialed(stream),
+                    peer: peer_addr,
+                    local,
+                },
+                Err(refusal) => {
+                    tls.refusals().note(&format!("{peer} at {addr}"), &refusal);
+                    return Err(refusal.into());
+                }
+            }
+        }
+    };
     ractor_cluster::client_connect_external(server, Box::new(stream)).await?;
     Ok(())
 }
 
-/// Accepts cluster connections on `listener` for `server` until the server stops.
-pub async fn accept(listener: TcpListener, server: ActorRef<NodeServerMessage>) {
+/// Accepts cluster connections on `listener` for `server` until the server stops; with
+/// `tls`, each after a TLS handshake of its own task.
+pub async fn accept(listener: TcpListener, server: ActorRef<NodeServerMessage>, tls: Option<Tls>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -84,21 +149,53 @@ pub async fn accept(listener: TcpListener, server: ActorRef<NodeServerMessage>) 
                 continue;
             }
         };
-        let stream = match PeerStream::new(stream) {
-            Ok(s) => s,
+        let (peer, local) = match prepare(&stream) {
+            Ok(addrs) => addrs,
             Err(e) => {
                 tracing::debug!(error = %e, "cluster connection closed before its session started");
                 continue;
             }
         };
-        let opened = NodeServerMessage::ConnectionOpenedExternal {
-            stream: Box::new(stream),
-            is_server: true,
+        let Some(tls) = tls.clone() else {
+            let stream = PeerStream {
+                conn: Conn::Plain(stream),
+                peer,
+                local,
+            };
+            if !open(&server, stream) {
+                return;
+            }
+            continue;
         };
-        if server.cast(opened).is_err() {
-            return;
-        }
+        let server = server.clone();
+        tokio::spawn(async move {
+            match tls.accept(stream, &peer.to_string()).await {
+                Ok(stream) => {
+                    let stream = PeerStream {
+                        conn: Conn::Accepted(stream),
+                        peer,
+                        local,
+                    };
+                    if !open(&server, stream) {
+                        tls.forget(&peer.to_string());
+                    }
+                }
+                // Inbound connections come from ephemeral ports: the peer is its IP.
+                Err(refusal) => {
+                    tls.refusals().note(&peer.ip().to_string(), &refusal);
+                }
+            }
+        });
     }
+}
+
+/// Hands an accepted connection to the node server; false when the server is gone.
+fn open(server: &ActorRef<NodeServerMessage>, stream: PeerStream) -> bool {
+    let opened = NodeServerMessage::ConnectionOpenedExternal {
+        stream: Box::new(stream),
+        is_server: true,
+    };
+    server.cast(opened).is_ok()
 }
 
 #[cfg(test)]

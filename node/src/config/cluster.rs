@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::reader::{any, at_least, between, min_chars, name_chars, positive, Reader, Section};
+use super::tls::{Files, Security};
 use super::Overrides;
 
 /// `[cluster]` settings.
@@ -25,6 +26,8 @@ pub struct Cluster {
     pub dial_backoff_max: Duration,
     /// How network splits are decided (`[cluster.partition]`).
     pub partition: troupe_actors::mesh::partition::Config,
+    /// Mutual TLS between nodes (`[cluster.tls]`); `None` only with `insecure_plaintext`.
+    pub tls: Option<Files>,
 }
 
 impl fmt::Debug for Cluster {
@@ -37,6 +40,7 @@ impl fmt::Debug for Cluster {
             .field("phi_threshold", &self.phi_threshold)
             .field("dial_backoff_max", &self.dial_backoff_max)
             .field("partition", &self.partition)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -109,13 +113,13 @@ impl super::reader::Setting for PeerAddr {
 }
 
 impl Reader<'_> {
-    /// Reads `[cluster]`; the seeds are returned apart (`None`: not given)
-    /// since their default depends on the selected node.
+    /// Reads `[cluster]`; the seeds and the transport security are returned apart
+    /// (seeds `None`: not given) since their defaults depend on the selected node.
     pub(super) fn cluster(
         &mut self,
         root: &mut Section<'_>,
         overrides: &Overrides,
-    ) -> (Option<Cluster>, Option<Vec<Seed>>) {
+    ) -> (Option<Cluster>, Option<Vec<Seed>>, Security) {
         let mut section = self.section(root, "cluster");
         let name = self.get(
             &mut section,
@@ -150,6 +154,7 @@ impl Reader<'_> {
         let phi_threshold = self.get(&mut section, "phi_threshold", phi_env, &positive);
         let dial_ms = self.get(&mut section, "dial_backoff_max_ms", None, &at_least(1));
         let partition = self.partition(&mut section);
+        let security = self.security(&mut section);
         self.finish(section);
         let cluster = cookie.map(|cookie| Cluster {
             name: name.unwrap_or_else(|| "troupe-dev".to_owned()),
@@ -159,8 +164,9 @@ impl Reader<'_> {
             phi_threshold: phi_threshold.unwrap_or(8.0),
             dial_backoff_max: Duration::from_millis(dial_ms.unwrap_or(1000)),
             partition,
+            tls: None,
         });
-        (cluster, seeds)
+        (cluster, seeds, security)
     }
 }
 

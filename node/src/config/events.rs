@@ -389,7 +389,7 @@ mod tests {
 
     use super::super::{parse, Config, Overrides};
 
-    const BASE: &str = "[cluster]\ncookie = \"cookie-123456\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"n1\"\ncluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\ngrpc_addr = \"127.0.0.1:7191\"\n";
+    const BASE: &str = "[cluster]\ninsecure_plaintext = true\ncookie = \"cookie-123456\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"n1\"\ncluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\ngrpc_addr = \"127.0.0.1:7191\"\n";
 
     fn load(extra: &str, env: &[(&str, &str)]) -> Result<Config, String> {
         let env: HashMap<String, String> = env

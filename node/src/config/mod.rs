@@ -18,7 +18,8 @@
 //!   sections share, the TOML table being read, and the `Reader` that applies `TROUPE_*`
 //!   overrides and collects every error.
 //! - One file per section, each with its type, its own rules and its `impl Reader`
-//!   method: `cluster.rs` (`[cluster]`), `admin.rs` (`[admin]`), `storage.rs`
+//!   method: `cluster.rs` (`[cluster]`), `tls.rs` (`[cluster.tls]`, `insecure_plaintext`
+//!   and the TLS files of a node), `admin.rs` (`[admin]`), `storage.rs`
 //!   (`[storage]`), `auth.rs` (`[auth]`), `http.rs` (`[http]`), `images.rs` (`[images]`),
 //!   `services.rs` (`[services]` and `[services.<name>]`), `supervision.rs`
 //!   (`[supervision]`), `log.rs` (`[log]`), `tasks.rs` (`[tasks]`), `ws.rs` (`[ws]` and
@@ -49,6 +50,7 @@ mod supervision;
 mod tasks;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod ws;
 
 pub use admin::Admin;
@@ -63,6 +65,7 @@ pub use services::Services;
 pub use storage::Storage;
 pub use supervision::Supervision;
 pub use tasks::Tasks;
+pub use tls::Files as TlsFiles;
 pub use ws::Ws;
 
 use nodes::PartialNode;
@@ -283,7 +286,7 @@ impl Reader<'_> {
         let data_dir = self.text("--data-dir", overrides.data_dir.as_deref(), &any);
         let data_dir = data_dir.or(file_data_dir).unwrap_or_else(|| "data".into());
 
-        let (cluster, explicit_seeds) = self.cluster(&mut root, overrides);
+        let (cluster, explicit_seeds, security) = self.cluster(&mut root, overrides);
 
         let admin = self.admin(&mut root);
         let storage = self.storage(&mut root);
@@ -303,6 +306,7 @@ impl Reader<'_> {
 
         let node = node?;
         self.refuse_samples_off_loopback(&node, cluster.as_ref(), auth.as_ref());
+        let tls = self.tls_files(&security, &node, &partial_nodes);
         // Seed with every other listed node unless told otherwise; never self.
         let seeds = explicit_seeds.unwrap_or_else(|| {
             let others = partial_nodes
@@ -324,7 +328,11 @@ impl Reader<'_> {
             .filter_map(PartialNode::complete)
             .collect();
         Some(Config {
-            cluster: Cluster { seeds, ..cluster? },
+            cluster: Cluster {
+                seeds,
+                tls,
+                ..cluster?
+            },
             admin,
             storage,
             auth: auth?,

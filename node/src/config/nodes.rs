@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use toml::Value;
 
@@ -50,6 +51,10 @@ pub(super) struct PartialNode {
     pub(super) advertise_cluster_addr: Option<PeerAddr>,
     /// The entry gives `advertise_cluster_addr`, good or bad.
     advertise_given: bool,
+    /// `tls_cert`: this node's certificate (default `<dir of cluster.tls.ca>/<name>.pem`).
+    pub(super) tls_cert: Option<PathBuf>,
+    /// `tls_key`: this node's private key (default `<dir of cluster.tls.ca>/<name>.key`).
+    pub(super) tls_key: Option<PathBuf>,
 }
 
 impl PartialNode {
@@ -72,6 +77,14 @@ impl PartialNode {
     /// Its cluster address binds every interface and nothing says where peers reach it.
     fn unadvertised(&self) -> bool {
         !self.advertise_given && self.cluster_addr.is_some_and(|a| a.ip().is_unspecified())
+    }
+
+    /// `tls_cert` and `tls_key` with their keys.
+    pub(super) fn tls_paths(&self) -> [(String, Option<PathBuf>); 2] {
+        [
+            (format!("{}.tls_cert", self.path), self.tls_cert.clone()),
+            (format!("{}.tls_key", self.path), self.tls_key.clone()),
+        ]
     }
 
     fn addrs(&self) -> [(&'static str, Option<SocketAddr>); 3] {
@@ -116,6 +129,8 @@ impl Reader<'_> {
                     &advertisable,
                 ),
                 advertise_given,
+                tls_cert: self.get(&mut section, "tls_cert", None, &any),
+                tls_key: self.get(&mut section, "tls_key", None, &any),
             };
             self.finish(section);
             nodes.push(node);

@@ -48,7 +48,7 @@ mod tests {
 
     #[test]
     fn tasks_section_defaults_env_and_bad_values() {
-        let base = "[cluster]\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
+        let base = "[cluster]\ninsecure_plaintext = true\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
             cluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\n\
             grpc_addr = \"127.0.0.1:7191\"\n";
         let config = parse(base, "t", &Overrides::default(), &env(&[])).unwrap();

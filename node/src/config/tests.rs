@@ -90,7 +90,7 @@ fn sample_parses_for_every_node() {
 
 #[test]
 fn minimal_file_takes_defaults() {
-    let text = "[cluster]\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
+    let text = "[cluster]\ninsecure_plaintext = true\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
         cluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\n\
         grpc_addr = \"127.0.0.1:7191\"\n";
     // A single entry is selected without a name.
@@ -106,6 +106,7 @@ fn no_file_uses_default_addresses() {
     let vars = env(&[
         ("TROUPE_CLUSTER_COOKIE", "sekrit-cookie"),
         ("TROUPE_AUTH_KEYS", "k1:0123456789abcdef0123456789abcdef"),
+        ("TROUPE_CLUSTER_INSECURE_PLAINTEXT", "true"),
     ]);
     let config = load(None, &named("x"), &vars).unwrap();
     assert_eq!(config.auth.keys[0].0, "k1");
@@ -118,7 +119,10 @@ fn no_file_uses_default_addresses() {
     assert!(config.cluster.seeds.is_empty());
 
     let errors = load(None, &named("x"), &env(&[])).unwrap_err();
-    assert_eq!(keys(&errors), ["cluster.cookie", "auth.keys"]);
+    assert_eq!(
+        keys(&errors),
+        ["cluster.cookie", "auth.keys", "cluster.tls"]
+    );
     assert!(errors.0[0].message.contains("TROUPE_CLUSTER_COOKIE"));
     assert!(errors.0[1].message.contains("TROUPE_AUTH_KEYS"));
 
@@ -129,6 +133,7 @@ fn no_file_uses_default_addresses() {
             "k1:short,:nokid0123456789abcdef0123456789",
         ),
         ("TROUPE_STORAGE_URL", "mysql://nope"),
+        ("TROUPE_CLUSTER_INSECURE_PLAINTEXT", "true"),
     ]);
     let errors = load(None, &named("x"), &vars).unwrap_err();
     assert_eq!(
@@ -451,6 +456,7 @@ fn sample_secrets_are_refused_off_loopback_and_name_the_setting() {
 const ADVERTISED: &str = r#"
 [cluster]
 cookie = "a-cookie-of-our-own"
+insecure_plaintext = true
 [auth]
 keys = ["k1:a-signing-secret-of-our-own-0123456789"]
 [[nodes]]
@@ -548,6 +554,7 @@ fn a_node_binding_every_interface_must_say_where_it_is_reached() {
             "k1:a-signing-secret-of-our-own-0123456789",
         ),
         ("TROUPE_CLUSTER_ADDR", "0.0.0.0:7101"),
+        ("TROUPE_CLUSTER_INSECURE_PLAINTEXT", "true"),
     ];
     let refused = load(None, &named("troupe-0"), &env(&own)).unwrap_err();
     assert_eq!(keys(&refused), ["advertise_cluster_addr"], "{refused}");
@@ -606,4 +613,97 @@ fn sample_secrets_are_refused_when_the_advertised_address_is_not_loopback() {
         ..named("n1")
     };
     assert!(parse(SAMPLE, "cluster.toml", &local, &env(&[])).is_ok());
+}
+
+/// The nodes of the sample file, with `cluster` as the `[cluster]` section.
+fn with_cluster(cluster: &str, node_extra: &str) -> String {
+    format!(
+        "[cluster]\ncookie = \"12345678\"\n{cluster}\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n\
+         [[nodes]]\nname = \"n1\"\ncluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\ngrpc_addr = \"127.0.0.1:7191\"\n{node_extra}\n\
+         [[nodes]]\nname = \"n2\"\ncluster_addr = \"127.0.0.1:7102\"\nhttp_addr = \"127.0.0.1:7182\"\ngrpc_addr = \"127.0.0.1:7192\"\n"
+    )
+}
+
+#[test]
+fn tls_files_default_to_the_ca_directory_and_can_be_set_per_node() {
+    let config = parse(SAMPLE, "cluster.toml", &named("n2"), &env(&[])).unwrap();
+    let tls = config.cluster.tls.unwrap();
+    assert_eq!(tls.ca, Path::new("data/certs/ca.pem"));
+    assert_eq!(tls.cert, Path::new("data/certs/n2.pem"));
+    assert_eq!(tls.key, Path::new("data/certs/n2.key"));
+    assert!(tls.settings[1].starts_with("cluster.tls.ca"), "{tls:?}");
+
+    let text = with_cluster(
+        "[cluster.tls]\nca = \"/etc/troupe/ca.pem\"",
+        "tls_cert = \"/secrets/n1.crt\"\ntls_key = \"/secrets/n1.key\"",
+    );
+    let tls = parse(&text, "test.toml", &named("n1"), &env(&[]))
+        .unwrap()
+        .cluster
+        .tls
+        .unwrap();
+    assert_eq!(tls.cert, Path::new("/secrets/n1.crt"));
+    assert_eq!(tls.key, Path::new("/secrets/n1.key"));
+    assert_eq!(tls.settings[1], "nodes[0].tls_cert");
+    assert_eq!(tls.settings[2], "nodes[0].tls_key");
+    // n2 has no entry of its own: the defaults.
+    let tls = parse(&text, "test.toml", &named("n2"), &env(&[]))
+        .unwrap()
+        .cluster
+        .tls
+        .unwrap();
+    assert_eq!(tls.cert, Path::new("/etc/troupe/n2.pem"));
+
+    // The environment can point at another CA.
+    let vars = env(&[("TROUPE_CLUSTER_TLS_CA", "/other/ca.pem")]);
+    let tls = parse(SAMPLE, "cluster.toml", &named("n1"), &vars)
+        .unwrap()
+        .cluster
+        .tls
+        .unwrap();
+    assert_eq!(tls.key, Path::new("/other/n1.key"));
+}
+
+#[test]
+fn a_node_without_tls_or_insecure_plaintext_refuses_to_start() {
+    let errors = errors(&with_cluster("", ""), &named("n1"), &env(&[]));
+    assert_eq!(keys(&errors), ["cluster.tls"]);
+    let message = &errors.0[0].message;
+    assert!(message.contains("[cluster.tls] ca"), "{message}");
+    assert!(message.contains("insecure_plaintext = true"), "{message}");
+
+    let config = parse(
+        &with_cluster("insecure_plaintext = true", ""),
+        "test.toml",
+        &named("n1"),
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(config.cluster.tls, None);
+    let vars = env(&[("TROUPE_CLUSTER_INSECURE_PLAINTEXT", "true")]);
+    assert!(parse(&with_cluster("", ""), "test.toml", &named("n1"), &vars).is_ok());
+}
+
+#[test]
+fn tls_settings_that_contradict_each_other_are_reported_together() {
+    let text = with_cluster(
+        "insecure_plaintext = true\n[cluster.tls]\nca = \"ca.pem\"\nbogus = 1",
+        "",
+    );
+    let both = errors(&text, &named("n1"), &env(&[]));
+    assert_eq!(
+        keys(&both),
+        ["cluster.tls.bogus", "cluster.insecure_plaintext"]
+    );
+    let text = with_cluster("insecure_plaintext = true", "tls_cert = \"n1.pem\"");
+    let stray = errors(&text, &named("n1"), &env(&[]));
+    assert_eq!(keys(&stray), ["nodes[0].tls_cert"]);
+}
+
+#[test]
+fn with_tls_a_node_name_must_be_a_dns_label() {
+    let text = with_cluster("[cluster.tls]\nca = \"ca.pem\"", "").replace("\"n1\"", "\"123\"");
+    let errors = errors(&text, &named("123"), &env(&[]));
+    assert_eq!(keys(&errors), ["node"]);
+    assert!(errors.0[0].message.contains("DNS label"), "{errors}");
 }

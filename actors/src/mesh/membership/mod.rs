@@ -43,6 +43,7 @@ use tokio::sync::watch;
 use super::partition::keeper::Allowed;
 use super::partition::quorum::{Tracker, Verdict};
 use super::partition::{self, Leases};
+use super::tls::{Reason, Refusal, Tls};
 use super::transport;
 
 pub mod gossip;
@@ -101,6 +102,9 @@ pub struct Config {
     pub services: Vec<&'static str>,
     /// How splits are decided ([`partition`]).
     pub partition: partition::Config,
+    /// Mutual TLS on every cluster connection; `None` runs plaintext
+    /// (`insecure_plaintext`).
+    pub tls: Option<Tls>,
 }
 
 /// Shared map of peer name to last heartbeat RTT, filled by the heartbeat task.
@@ -172,6 +176,9 @@ struct Session {
     peer: Option<String>,
     authenticated: bool,
     ready: bool,
+    /// Refused by TLS (its certificate does not name the member it claims to be): being
+    /// stopped, never counted ready.
+    refused: bool,
     opened: Instant,
     addr: String,
 }
@@ -346,7 +353,11 @@ impl Actor for Membership {
         Ok(State {
             me,
             chitchat,
-            acceptor: tokio::spawn(transport::accept(listener, server.clone())),
+            acceptor: tokio::spawn(transport::accept(
+                listener,
+                server.clone(),
+                config.tls.clone(),
+            )),
             server,
             sessions: HashMap::new(),
             dials: HashMap::new(),
@@ -452,6 +463,7 @@ impl State {
                         peer,
                         authenticated: false,
                         ready: false,
+                        refused: false,
                         opened: Instant::now(),
                         addr: info.peer_addr,
                     },
@@ -466,13 +478,41 @@ impl State {
                         peer: None,
                         authenticated: false,
                         ready: false,
+                        refused: false,
                         opened: Instant::now(),
                         addr: info.peer_addr.clone(),
                     });
                 if peer.is_some() {
                     s.peer = peer.clone();
                 }
+                // The name the peer claims in ractor's handshake must be the one its TLS
+                // handshake proved, before the session is ever routed to.
+                if !s.authenticated {
+                    if let Some(tls) = &self.config.tls {
+                        let claimed = s.peer.as_deref().and_then(view::parse_ractor_name);
+                        let verdict = match claimed {
+                            Some((node, _)) => tls.verify_session(&s.addr, node),
+                            None => Err(Refusal {
+                                reason: Reason::WrongName,
+                                detail: format!("peer sent no node name ({:?})", s.peer),
+                            }),
+                        };
+                        if let Err(refusal) = verdict {
+                            // An inbound peer comes from an ephemeral port: log it by IP.
+                            let peer = match s.addr.parse::<SocketAddr>() {
+                                Ok(addr) if info.is_server => addr.ip().to_string(),
+                                _ => s.addr.clone(),
+                            };
+                            tls.refusals().note(&peer, &refusal);
+                            s.refused = true;
+                            s.actor.stop(Some(format!("refused: {refusal}")));
+                        }
+                    }
+                }
                 s.authenticated = true;
+                if s.refused {
+                    return;
+                }
                 if event == SessionEvent::Ready {
                     s.ready = true;
                     if let Some(p) = &peer {
@@ -482,8 +522,13 @@ impl State {
                 }
             }
             SessionEvent::Down => {
+                if let Some(tls) = &self.config.tls {
+                    tls.forget(&info.peer_addr);
+                }
                 if let Some(s) = self.sessions.remove(&info.node_id) {
-                    if s.authenticated {
+                    if s.refused {
+                        // Logged (once per peer) and counted when refused.
+                    } else if s.authenticated {
                         tracing::info!(peer = ?s.peer, addr = %s.addr, "session closed");
                     } else {
                         tracing::warn!(
@@ -572,8 +617,10 @@ impl State {
             let me = myself.clone();
             let peer = peer.clone();
             let addr = addr.clone();
+            let tls = self.config.tls.clone();
             tokio::spawn(async move {
-                let error = dial_advertised(&server, &addr)
+                let name = view::parse_ractor_name(&peer).map_or(peer.as_str(), |(n, _)| n);
+                let error = dial_advertised(&server, &addr, tls.as_ref(), name)
                     .await
                     .err()
                     .map(|e| e.to_string());
@@ -708,7 +755,7 @@ impl State {
         let ready: HashSet<&str> = self
             .sessions
             .values()
-            .filter(|s| s.ready)
+            .filter(|s| s.ready && !s.refused)
             .filter_map(|s| s.peer.as_deref())
             .collect();
         let rtt = self.rtt.lock().expect("rtt lock").clone();
@@ -752,10 +799,12 @@ impl State {
 async fn dial_advertised(
     server: &ActorRef<NodeServerMessage>,
     advertised: &str,
+    tls: Option<&Tls>,
+    name: &str,
 ) -> anyhow::Result<()> {
     let mut last = anyhow::anyhow!("{advertised} resolves to no address");
     for addr in tokio::net::lookup_host(advertised).await? {
-        match transport::dial(server, addr).await {
+        match transport::dial(server, addr, tls, name).await {
             Ok(()) => return Ok(()),
             Err(e) => last = e.context(format!("{advertised} ({addr})")),
         }

@@ -33,6 +33,7 @@ fn config(node: &str, incarnation: u64, cluster_id: &str, addr: SocketAddr) -> C
         dial_backoff_max: Duration::from_secs(1),
         services: vec!["ping"],
         partition: Default::default(),
+        tls: None,
     }
 }
 
