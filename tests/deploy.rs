@@ -482,6 +482,11 @@ fn the_image_runs_the_binary_cargo_builds_on_the_manifest_ports() {
         "TROUPE_ADVERTISE_CLUSTER_ADDR".into(),
         "host1.example.internal:7101".into(),
     );
+    // Without a config file, node-to-node TLS comes from the environment too.
+    vars.insert(
+        "TROUPE_CLUSTER_TLS_CA".into(),
+        "/etc/troupe/certs/ca.pem".into(),
+    );
     let config = config::load(None, &Overrides::default(), &vars).unwrap();
     assert_eq!(config.node.cluster_addr.port() as i64, cluster);
 }
