@@ -541,54 +541,18 @@ fn links_with_loss_and_delay_declare_no_member_down() {
 
 #[test]
 fn mutual_tls_across_namespaces() {
-    // The extension point for mutual TLS (issue 20, item 1): runs once `troupe certs` and
-    // `[cluster.tls]` exist; the refusal cases (wrong CA, expired, plaintext) live with the
-    // TLS tests on loopback.
+    // Every lab cluster runs mutual TLS (support::write_config makes the certificates with
+    // `troupe certs`); this one checks it says so and that every pair of hosts is served.
+    // The refusal cases (wrong CA, expired, plaintext, wrong name) live with the TLS tests
+    // on loopback in tests/cluster.rs.
     let test = "mutual_tls_across_namespaces";
     if !netlab::available(test) {
         return;
     }
-    let help = std::process::Command::new(troupe_bin())
-        .args(["certs", "--help"])
-        .output()
-        .expect("run troupe");
-    if !help.status.success() {
-        eprintln!("skipped: {test} (this troupe has no `certs` command, so no [cluster.tls] yet)");
-        println!("skipped: {test} (this troupe has no `certs` command, so no [cluster.tls] yet)");
-        return;
-    }
-    let certs = scratch_dir("hosts-certs");
-    let out = std::process::Command::new(troupe_bin())
-        .args(["certs", "--out"])
-        .arg(&certs)
-        .args(["--nodes", "n1,n2,n3"])
-        .output()
-        .expect("run troupe certs");
-    assert!(out.status.success(), "troupe certs: {out:?}");
-    let c = LabCluster::start(
-        "hosts-tls",
-        Options {
-            extra_toml: format!(
-                "[cluster.tls]\nca = \"{}\"\n",
-                certs.join("ca.pem").display()
-            ),
-            node_toml: ["n1", "n2", "n3"]
-                .iter()
-                .map(|n| {
-                    let file = |ext: &str| certs.join(format!("{n}.{ext}")).display().to_string();
-                    (
-                        n.to_string(),
-                        format!(
-                            "tls_cert = \"{}\"\ntls_key = \"{}\"",
-                            file("pem"),
-                            file("key")
-                        ),
-                    )
-                })
-                .collect(),
-            ..Options::default()
-        },
-    );
+    let c = LabCluster::start("hosts-tls", Options::default());
+    let config = std::fs::read_to_string(&c.config).unwrap();
+    assert!(config.contains("[cluster.tls]"), "{config}");
+    assert!(!config.contains("insecure_plaintext"), "{config}");
     for from in &c.nodes {
         for to in &c.nodes {
             let url = from.url(&format!("/ping?node={}", to.addrs.name));
@@ -599,5 +563,4 @@ fn mutual_tls_across_namespaces() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(certs);
 }
