@@ -32,8 +32,12 @@ def free_port():
 NAMES = ["n1", "n2", "n3"]
 ADDR = {n: (free_port(), free_port(), free_port()) for n in NAMES}
 CONF = os.path.join(WORK, "cluster.toml")
+CERTS = os.path.join(WORK, "certs")
+subprocess.run([BIN, "certs", "--out", CERTS, "--nodes", ",".join(NAMES)], check=True,
+               stdout=subprocess.DEVNULL)
 with open(CONF, "w") as f:
     f.write(f'data_dir = "{WORK}/data"\n[cluster]\ncookie = "bench-cookie-0123456789"\n'
+            f'[cluster.tls]\nca = "{CERTS}/ca.pem"\n'
             f'[admin]\ntoken = "{TOKEN}"\n[log]\nlevel = "warn"\n'
             f'[auth]\nkeys = ["bench:bench-signing-key-0123456789abcdef0123"]\n'
             f'[services]\nworkers = 1\n[supervision]\nmax_restarts = 1000\nrestart_window_s = 1\n')

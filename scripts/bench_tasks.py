@@ -52,6 +52,8 @@ BASE = f"http://127.0.0.1:{H}"
 CONF = os.path.join(WORK, "cluster.toml")
 with open(CONF, "w") as f:
     f.write(f'data_dir = "{WORK}/data"\n[cluster]\ncookie = "bench-cookie-0123456789"\n'
+            # One node: no traffic between nodes to secure.
+            f'insecure_plaintext = true\n'
             f'[admin]\ntoken = "bench-admin-token-0123456789"\n[log]\nlevel = "warn"\n'
             f'[auth]\nkeys = ["bench:bench-signing-key-0123456789abcdef0123"]\npbkdf2_iterations = 1000\n'
             f'[services]\nqueue_capacity = 100000\n'

@@ -23,14 +23,33 @@ start_bare() {
 # Writes a config for the nodes named after $1 to file $1 and gives each node free ports in
 # CL, HTTP and GRPC (kept when the node has them already, so several configs can name the
 # same node). Each config file gets its own data directory, the bench cookie, admin token and
-# signing key, and warn-level logs; AUTH_EXTRA adds lines to [auth], EXTRA adds whole tables.
+# signing key, mutual TLS between the nodes (PLAINTEXT=1: plaintext), and warn-level logs;
+# AUTH_EXTRA adds lines to [auth], EXTRA adds whole tables.
 declare -A CL HTTP GRPC
+# Node certificates for mutual TLS in $WORK/certs (one development CA, made by `troupe
+# certs` the first time; nodes added later are signed by it). PLAINTEXT=1 skips TLS.
+certs_for() {
+  local n d=$WORK/certs
+  for n in "$@"; do
+    [ -f "$d/$n.pem" ] && continue
+    if [ -f "$d/ca.pem" ]; then
+      "$BIN" certs --out "$d" --nodes "$n" --ca "$d/ca.pem" --ca-key "$d/ca.key" > /dev/null
+    else
+      "$BIN" certs --out "$d" --nodes "$n" > /dev/null
+    fi
+  done
+}
 write_config() {
   local file=$1 n
   shift
   {
     echo "data_dir = \"$WORK/data-$(basename "$file" .toml)\""
     echo '[cluster]'; echo 'cookie = "bench-cookie-0123456789"'
+    if [ -n "${PLAINTEXT:-}" ]; then
+      echo 'insecure_plaintext = true'
+    else
+      certs_for "$@"; echo '[cluster.tls]'; echo "ca = \"$WORK/certs/ca.pem\""
+    fi
     echo '[admin]'; echo "token = \"$TOKEN\""
     echo '[auth]'; echo 'keys = ["bench:bench-signing-key-0123456789abcdef0123"]'
     [ -z "${AUTH_EXTRA:-}" ] || echo "$AUTH_EXTRA"

@@ -108,13 +108,18 @@ lab_drop() {
 
 # Writes a config for the lab's nodes to $1: each node on its own address with fixed ports
 # 7000 (cluster), 8080 (HTTP), 9090 (gRPC), every node a seed, one data directory (one
-# SQLite file), the bench cookie, token and signing key. AUTH_EXTRA and EXTRA as in
-# write_config (lib.sh).
+# SQLite file), the bench cookie, token and signing key, mutual TLS (PLAINTEXT=1: plaintext).
+# AUTH_EXTRA and EXTRA as in write_config (lib.sh).
 lab_config() {
   local file=$1 n
   {
     echo "data_dir = \"$WORK/data\""
     echo '[cluster]'; echo 'cookie = "bench-cookie-0123456789"'
+    if [ -n "${PLAINTEXT:-}" ]; then
+      echo 'insecure_plaintext = true'
+    else
+      certs_for "${LAB_NODES[@]}"; echo "[cluster.tls]"; echo "ca = \"$WORK/certs/ca.pem\""
+    fi
     echo "seeds = [$(for n in "${LAB_NODES[@]}"; do printf '"%s:7000",' "${LAB_IP[$n]}"; done | sed 's/,$//')]"
     echo '[admin]'; echo "token = \"$TOKEN\""
     echo '[auth]'; echo 'keys = ["bench:bench-signing-key-0123456789abcdef0123"]'
