@@ -115,12 +115,12 @@ lab_config() {
   {
     echo "data_dir = \"$WORK/data\""
     echo '[cluster]'; echo 'cookie = "bench-cookie-0123456789"'
+    echo "seeds = [$(for n in "${LAB_NODES[@]}"; do printf '"%s:7000",' "${LAB_IP[$n]}"; done | sed 's/,$//')]"
     if [ -n "${PLAINTEXT:-}" ]; then
       echo 'insecure_plaintext = true'
     else
       certs_for "${LAB_NODES[@]}"; echo "[cluster.tls]"; echo "ca = \"$WORK/certs/ca.pem\""
     fi
-    echo "seeds = [$(for n in "${LAB_NODES[@]}"; do printf '"%s:7000",' "${LAB_IP[$n]}"; done | sed 's/,$//')]"
     echo '[admin]'; echo "token = \"$TOKEN\""
     echo '[auth]'; echo 'keys = ["bench:bench-signing-key-0123456789abcdef0123"]'
     [ -z "${AUTH_EXTRA:-}" ] || echo "$AUTH_EXTRA"
