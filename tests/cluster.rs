@@ -934,25 +934,6 @@ fn spawn_with(
     spawn_node(config, addrs, dir, &env)
 }
 
-/// `troupe_cluster_tls_refused_total{reason="<reason>"}` on `node` (0 when absent).
-fn tls_refusals(node: &Node, reason: &str) -> u64 {
-    let text = get_raw(&node.url("/metrics"), &[])
-        .body_mut()
-        .read_to_string()
-        .unwrap();
-    let needle = format!("troupe_cluster_tls_refused_total{{reason=\"{reason}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&needle))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
-/// Lines of `log` that report a TLS refusal.
-fn refusal_lines(log: &str) -> Vec<&str> {
-    log.lines()
-        .filter(|l| l.contains("cluster peer refused (tls)"))
-        .collect()
-}
-
 /// After an intruder was refused: the cluster still has exactly `members` up everywhere,
 /// never the intruder, and serves calls between them.
 fn cluster_unharmed(c: &Cluster, members: &[&str]) {

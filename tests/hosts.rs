@@ -2,7 +2,8 @@
 //! 198.18.x.y address on one bridge (`support::netlab`), one shared SQLite file, so only the
 //! network is split. Partitions are blackhole routes, degraded links are `tc netem`, forged
 //! gossip comes from the root namespace. Needs root and iproute2; elsewhere every test
-//! prints why it was skipped.
+//! prints why it was skipped. Every lab cluster runs mutual TLS (certificates from `troupe
+//! certs`), as a deployment would.
 
 mod support;
 
@@ -563,4 +564,106 @@ fn mutual_tls_across_namespaces() {
             );
         }
     }
+}
+
+/// Nodes on another host that must not join: one whose certificate comes from another CA,
+/// one whose certificate has expired, one speaking plaintext. Each is refused (counted and
+/// logged once by the cluster's nodes, or refusing to start itself), never becomes a member,
+/// and the cluster keeps serving.
+#[test]
+fn intruders_on_another_host_are_refused_and_harm_nothing() {
+    let test = "intruders_on_another_host_are_refused_and_harm_nothing";
+    if !netlab::available(test) {
+        return;
+    }
+    let c = LabCluster::start(
+        "hosts-intruders",
+        Options {
+            late: vec!["n3".into()],
+            ..Options::default()
+        },
+    );
+    let two = vec!["n1".to_string(), "n2".to_string()];
+    let unharmed = |what: &str| {
+        for n in &c.nodes {
+            assert_eq!(up_members(n), two, "{what}: as {} sees it", n.addrs.name);
+            let other = if n.addrs.name == "n1" { "n2" } else { "n1" };
+            let (status, _) = get(&n.url(&format!("/ping?node={other}")), None).unwrap();
+            assert_eq!(status, 200, "{what}: {} -> {other}", n.addrs.name);
+        }
+    };
+
+    // 1. A certificate from another CA (n3's config points at its own CA).
+    let foreign = c.dir.join("foreign");
+    make_certs(&foreign, &["n3"], &[]);
+    let ca = foreign.join("ca.pem").display().to_string();
+    let mut intruder = c.spawn("n3", None, &[("TROUPE_CLUSTER_TLS_CA", &ca)]);
+    let counted = wait_until(Duration::from_secs(10), || {
+        c.nodes.iter().all(|n| tls_refusals(n, "wrong_ca") > 0)
+    });
+    assert!(counted, "{}\n{}", c.logs(), intruder.log_text());
+    std::thread::sleep(Duration::from_secs(2));
+    unharmed("another CA");
+    for n in &c.nodes {
+        let log = n.log_text();
+        let lines: Vec<&str> = refusal_lines(&log)
+            .into_iter()
+            .filter(|l| l.contains("wrong_ca"))
+            .collect();
+        assert_eq!(lines.len(), 1, "logged once per peer: {log}");
+    }
+    intruder.kill();
+
+    // 2. An expired certificate from the cluster's own CA: the node refuses to start.
+    let expired = c.dir.join("expired");
+    let certs = c.dir.join("certs");
+    let (ca, ca_key) = (certs.join("ca.pem"), certs.join("ca.key"));
+    make_certs(
+        &expired,
+        &["n3"],
+        &[
+            "--expired",
+            "--ca",
+            ca.to_str().unwrap(),
+            "--ca-key",
+            ca_key.to_str().unwrap(),
+        ],
+    );
+    std::fs::copy(&ca, expired.join("ca.pem")).unwrap();
+    let ca = expired.join("ca.pem").display().to_string();
+    let mut intruder = c.spawn("n3", None, &[("TROUPE_CLUSTER_TLS_CA", &ca)]);
+    let status = intruder.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "a node with an expired certificate must not start: {:?}\n{}",
+        status,
+        intruder.log_text()
+    );
+    assert!(
+        intruder.log_text().contains("expired"),
+        "{}",
+        intruder.log_text()
+    );
+    unharmed("expired certificate");
+
+    // 3. Plaintext against the TLS cluster: its own config, without [cluster.tls].
+    let text = std::fs::read_to_string(&c.config).unwrap();
+    let plain: Vec<&str> = text
+        .lines()
+        .filter(|l| *l != "[cluster.tls]" && !l.starts_with("ca = "))
+        .collect();
+    let plain =
+        plain
+            .join("\n")
+            .replacen("[cluster]\n", "[cluster]\ninsecure_plaintext = true\n", 1);
+    let plain_config = c.dir.join("plaintext.toml");
+    std::fs::write(&plain_config, plain).unwrap();
+    let mut intruder = c.spawn("n3", Some(&plain_config), &[]);
+    let counted = wait_until(Duration::from_secs(10), || {
+        c.nodes.iter().all(|n| tls_refusals(n, "handshake") > 0)
+    });
+    assert!(counted, "{}\n{}", c.logs(), intruder.log_text());
+    std::thread::sleep(Duration::from_secs(2));
+    unharmed("plaintext");
+    intruder.kill();
 }

@@ -699,3 +699,22 @@ pub fn tls_probe(
         Err(e) => Err(e.to_string()),
     }
 }
+
+/// `troupe_cluster_tls_refused_total{reason="<reason>"}` on `node` (0 when absent).
+pub fn tls_refusals(node: &Node, reason: &str) -> u64 {
+    let text = get_raw(&node.url("/metrics"), &[])
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let needle = format!("troupe_cluster_tls_refused_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Lines of `log` that report a TLS refusal.
+pub fn refusal_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("cluster peer refused (tls)"))
+        .collect()
+}

@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
@@ -399,6 +399,8 @@ impl Drop for Lab {
 /// A cluster of real `troupe` processes, one per namespace of a [`Lab`], on the shared
 /// SQLite file of the default test config.
 pub struct LabCluster {
+    /// Every host's addresses, started or not.
+    pub addrs: Vec<Addrs>,
     pub dir: PathBuf,
     pub config: PathBuf,
     /// Declared before `lab`: the nodes die before their namespaces go.
@@ -437,14 +439,22 @@ impl LabCluster {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        // `options.late` nodes get a host (and a config entry) but are not started.
         let nodes = addrs
             .iter()
+            .filter(|a| !options.late.contains(&a.name))
             .map(|a| {
                 let ns = lab.host(&a.name).ns.clone();
                 spawn_node_via(&["ip", "netns", "exec", &ns], &config, a, &dir, &env)
             })
             .collect();
+        let started: Vec<String> = names
+            .iter()
+            .filter(|n| !options.late.contains(n))
+            .cloned()
+            .collect();
         let cluster = LabCluster {
+            addrs,
             dir,
             config,
             nodes,
@@ -452,9 +462,22 @@ impl LabCluster {
             _serial: guard,
         };
         for n in &cluster.nodes {
-            cluster.wait_up(n, &names, Duration::from_secs(30));
+            cluster.wait_up(n, &started, Duration::from_secs(30));
         }
         cluster
+    }
+
+    /// Starts node `name` (a `late` one) in its namespace from `config` (the cluster's when
+    /// `None`), with `env` on top; it is not waited for, nor added to `nodes`.
+    pub fn spawn(&self, name: &str, config: Option<&Path>, env: &[(&str, &str)]) -> Node {
+        let a = self
+            .addrs
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("no host {name}"));
+        let ns = self.lab.host(name).ns.clone();
+        let config = config.unwrap_or(&self.config);
+        spawn_node_via(&["ip", "netns", "exec", &ns], config, a, &self.dir, env)
     }
 
     pub fn node(&self, name: &str) -> &Node {
