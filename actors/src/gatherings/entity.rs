@@ -16,7 +16,7 @@ use crate::store::time::now_ms;
 use crate::store::Store;
 
 use super::store::{self, Cancelled, EventRow, RegRow, Registered, Updated};
-use super::{not_found, publish, Change};
+use super::{not_found, publish, publish_payload, Change};
 
 /// The entity kind.
 pub struct EventEntity {
@@ -137,7 +137,7 @@ impl EventEntity {
                     "status": reg.status,
                     "position": reg.position,
                 });
-                publish_reg(&self.publisher, kind, &who.user_id, payload).await;
+                publish_payload(&self.publisher, kind, &who.user_id, payload).await;
                 Ok(reg)
             }
         }
@@ -149,7 +149,7 @@ impl EventEntity {
             .ok_or_else(not_found)?
             .ok_or_else(|| MeshError::not_found("not registered for this event"))?;
         let payload = serde_json::json!({ "event_id": id, "was": was.status });
-        publish_reg(
+        publish_payload(
             &self.publisher,
             kinds::EVENT_CANCELLED,
             &who.user_id,
@@ -158,14 +158,10 @@ impl EventEntity {
         .await;
         if let Some(user) = promoted {
             let payload = serde_json::json!({ "event_id": id, "status": store::REGISTERED });
-            publish_reg(&self.publisher, kinds::EVENT_PROMOTED, &user, payload).await;
+            publish_payload(&self.publisher, kinds::EVENT_PROMOTED, &user, payload).await;
         }
         Ok(was)
     }
-}
-
-async fn publish_reg(publisher: &Publisher, kind: &str, user: &str, payload: serde_json::Value) {
-    super::publish_payload(publisher, kind, user, payload).await;
 }
 
 impl Entity for EventEntity {
