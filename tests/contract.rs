@@ -9,8 +9,8 @@ use serde_json::Value;
 use support::*;
 
 /// The REST routes of `../shared/API.md` that Troupe serves (path parameters in OpenAPI's
-/// `{name}` form). Landscape C's SSO, training, coaching, calendar events and engagement are
-/// not served yet, so they are not listed.
+/// `{name}` form). Landscape C's SSO, training, coaching and engagement are not served yet,
+/// so they are not listed.
 const CONTRACT: &[(&str, &str)] = &[
     // A. Auth / SOAP / sessions / images
     ("post", "/login"),
@@ -61,6 +61,15 @@ const CONTRACT: &[(&str, &str)] = &[
     ("put", "/notifications/{id}/read"),
     ("get", "/notifications/preferences"),
     ("put", "/notifications/preferences"),
+    ("get", "/events"),
+    ("post", "/events"),
+    ("get", "/events/{id}"),
+    ("put", "/events/{id}"),
+    ("delete", "/events/{id}"),
+    ("post", "/events/{id}/register"),
+    ("delete", "/events/{id}/register"),
+    ("get", "/events/{id}/registrations"),
+    ("get", "/events/calendar.ics"),
     // D. Todo
     ("post", "/api/auth/register"),
     ("post", "/api/auth/login"),

@@ -9,6 +9,8 @@
 //!   field validation.
 //! - [`users`], [`auth`], `sessions`: identity services.
 //! - [`tasks`], [`todos`]: step-wise jobs with one actor per running task; todo lists.
+//! - [`gatherings`]: the `events` service: events with a capacity, registration with a
+//!   waitlist (one actor per event), each user's iCalendar.
 //! - [`hub`], [`chat`]: live connections (presence, delivery) and chat between contacts.
 //! - [`events`]: domain events, the publisher services hold, the outbox and its delivery.
 //! - [`notifications`]: consumes events: notification log, per-user notifications, email.
@@ -24,6 +26,7 @@ pub mod auth;
 pub mod chat;
 pub mod common;
 pub mod events;
+pub mod gatherings;
 pub mod hub;
 pub mod images;
 pub mod mesh;

@@ -51,6 +51,7 @@ pub const SERVICES: &[&str] = &[
     troupe_actors::tasks::RUNS,
     troupe_actors::tasks::NAME,
     troupe_actors::todos::NAME,
+    troupe_actors::gatherings::NAME,
     troupe_actors::hub::NAME,
     troupe_actors::chat::NAME,
     troupe_actors::images::NAME,
@@ -230,6 +231,14 @@ pub async fn serve(
         store.clone(),
         publisher.clone(),
     )));
+    services.push(
+        troupe_actors::gatherings::Gatherings::start(
+            info.clone(),
+            store.clone(),
+            publisher.clone(),
+        )
+        .await?,
+    );
     // Live connections and chat (landscape E): the node's connection index and its services.
     let hub = troupe_actors::hub::ConnectionHub::start(info.clone(), revocations.clone());
     services.push(Arc::new(troupe_actors::hub::Hub::new(hub.clone())));

@@ -66,6 +66,20 @@ pub mod kinds {
     pub const TODO_DELETED: &str = "todo.deleted";
     /// A chat message was stored.
     pub const MESSAGE_SENT: &str = "message.sent";
+    /// A calendar event was created (service `events`, `actors/src/gatherings/`).
+    pub const EVENT_CREATED: &str = "event.created";
+    /// A calendar event was changed.
+    pub const EVENT_UPDATED: &str = "event.updated";
+    /// A calendar event was deleted.
+    pub const EVENT_DELETED: &str = "event.deleted";
+    /// A user took a seat at an event.
+    pub const EVENT_REGISTERED: &str = "event.registered";
+    /// A user joined an event's waitlist.
+    pub const EVENT_WAITLISTED: &str = "event.waitlisted";
+    /// A user cancelled their registration.
+    pub const EVENT_CANCELLED: &str = "event.cancelled";
+    /// A waitlisted user was given a seat.
+    pub const EVENT_PROMOTED: &str = "event.promoted";
 }
 
 /// What a service hands to [`Publish::publish`].

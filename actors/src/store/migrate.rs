@@ -59,6 +59,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "node_leases",
         include_str!("../../migrations/0006_node_leases.sql"),
     ),
+    // 7 is training's (another branch); sqlx applies whatever versions are pending, gaps
+    // included.
+    (
+        8,
+        "events",
+        include_str!("../../migrations/0008_events.sql"),
+    ),
 ];
 
 /// Longest a node waits for another node's migration run on SQLite.

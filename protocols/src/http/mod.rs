@@ -11,6 +11,7 @@
 //! - [`json`]: a JSON body extractor whose rejections are API errors.
 //! - [`object`]: reading a JSON object body field by field.
 //! - [`tasks`], [`todos`]: tasks and todo lists.
+//! - [`gatherings`]: calendar events (`/events*`), registration and `calendar.ics`.
 //! - [`health`], [`cluster`], [`ping`], [`metrics`], [`dashboard`], [`admin`], [`bench`]: one
 //!   file per route family.
 //! - [`openapi`]: `/openapi.json`, built from the handlers' `#[utoipa::path]` attributes as
@@ -26,6 +27,7 @@ pub mod codes;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod gatherings;
 pub mod health;
 pub mod identity;
 pub mod images;
@@ -187,6 +189,17 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(tasks::cancel))
         .routes(routes!(todos::list, todos::create))
         .routes(routes!(todos::get, todos::update, todos::delete))
+        // calendar events (landscape C); the static `/events/calendar.ics` wins over
+        // `/events/{id}` in the router
+        .routes(routes!(gatherings::list, gatherings::create))
+        .routes(routes!(gatherings::calendar))
+        .routes(routes!(
+            gatherings::get,
+            gatherings::update,
+            gatherings::delete
+        ))
+        .routes(routes!(gatherings::register, gatherings::cancel))
+        .routes(routes!(gatherings::registrations))
         // chat and live connections (landscape E)
         .routes(routes!(crate::ws::upgrade))
         .routes(routes!(chat::incoming))

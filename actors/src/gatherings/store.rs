@@ -1,0 +1,531 @@
+//! All SQL of the `events` service: tables `gatherings` and `gathering_registrations` (see
+//! `actors/migrations/0008_events.sql`).
+//!
+//! Capacity is guarded here, whatever runs above: every change to an event's registrations
+//! is one transaction that first *locks the event row* (a no-op `UPDATE` of it, which
+//! holds PostgreSQL's row lock, or SQLite's write lock, until commit), then reads the seats
+//! taken and writes. Two activations of one event on two nodes therefore still take turns,
+//! and a failure rolls everything back: nothing is half-written.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row as _, Transaction};
+
+use super::messages::{Event, Registration};
+use crate::mesh::MeshError;
+use crate::store::time::rfc3339_millis;
+use crate::store::{db_error, Store};
+
+/// Status of a registration holding a seat.
+pub const REGISTERED: &str = "registered";
+/// Status of a registration waiting for a seat.
+pub const WAITLISTED: &str = "waitlisted";
+
+/// One row of `gatherings`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventRow {
+    /// Id (a UUID).
+    pub id: String,
+    /// The organiser.
+    pub organiser_id: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Location.
+    pub location: String,
+    /// Unix ms.
+    pub start_at: i64,
+    /// Unix ms.
+    pub end_at: i64,
+    /// IANA time zone name.
+    pub timezone: String,
+    /// Seats.
+    pub capacity: i64,
+    /// Seats taken.
+    pub registered: i64,
+    /// Registrations waiting (not a column: counted when read).
+    pub waitlisted: i64,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, organiser_id, title, description, location, start_at, end_at, \
+     timezone, capacity, registered, created_at, updated_at";
+
+/// Columns of a select, with the waitlist counted.
+fn select() -> String {
+    format!(
+        "SELECT {COLUMNS}, (SELECT COUNT(*) FROM gathering_registrations r \
+         WHERE r.event_id = gatherings.id AND r.status = '{WAITLISTED}') AS waitlisted \
+         FROM gatherings"
+    )
+}
+
+impl EventRow {
+    fn from_row(r: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: r.try_get("id")?,
+            organiser_id: r.try_get("organiser_id")?,
+            title: r.try_get("title")?,
+            description: r.try_get("description")?,
+            location: r.try_get("location")?,
+            start_at: r.try_get("start_at")?,
+            end_at: r.try_get("end_at")?,
+            timezone: r.try_get("timezone")?,
+            capacity: r.try_get("capacity")?,
+            registered: r.try_get("registered")?,
+            waitlisted: r.try_get("waitlisted")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+
+    /// The client view.
+    pub fn to_event(&self) -> Event {
+        let count = |n: i64| u64::try_from(n).unwrap_or_default();
+        Event {
+            id: self.id.clone(),
+            organiser_id: self.organiser_id.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            location: self.location.clone(),
+            start: rfc3339_millis(self.start_at),
+            end: rfc3339_millis(self.end_at),
+            timezone: self.timezone.clone(),
+            capacity: count(self.capacity),
+            registered: count(self.registered),
+            waitlisted: count(self.waitlisted),
+            created_at: rfc3339_millis(self.created_at),
+            updated_at: rfc3339_millis(self.updated_at),
+        }
+    }
+}
+
+/// One row of `gathering_registrations`, with its waitlist position (0: holds a seat).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegRow {
+    /// Event id.
+    pub event_id: String,
+    /// User id.
+    pub user_id: String,
+    /// [`REGISTERED`] or [`WAITLISTED`].
+    pub status: String,
+    /// Acceptance order within the event.
+    pub seq: i64,
+    /// Place on the waitlist from 1 (0: registered).
+    pub position: i64,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+impl RegRow {
+    /// The client view.
+    pub fn to_registration(&self) -> Registration {
+        Registration {
+            event_id: self.event_id.clone(),
+            user_id: self.user_id.clone(),
+            status: self.status.clone(),
+            position: u64::try_from(self.position).unwrap_or_default(),
+            created_at: rfc3339_millis(self.created_at),
+        }
+    }
+}
+
+/// Inserts a new event.
+pub async fn insert(store: &Store, e: &EventRow) -> Result<(), MeshError> {
+    sqlx::query(&format!(
+        "INSERT INTO gatherings ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ))
+    .bind(&e.id)
+    .bind(&e.organiser_id)
+    .bind(&e.title)
+    .bind(&e.description)
+    .bind(&e.location)
+    .bind(e.start_at)
+    .bind(e.end_at)
+    .bind(&e.timezone)
+    .bind(e.capacity)
+    .bind(e.registered)
+    .bind(e.created_at)
+    .bind(e.updated_at)
+    .execute(store.writer())
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// One event.
+pub async fn get(store: &Store, id: &str) -> Result<Option<EventRow>, MeshError> {
+    let row = sqlx::query(&format!("{} WHERE id = $1", select()))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(db_error)?;
+    row.as_ref()
+        .map(EventRow::from_row)
+        .transpose()
+        .map_err(db_error)
+}
+
+/// A page of every event, soonest first, and how many there are.
+pub async fn list(
+    store: &Store,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<EventRow>, i64), MeshError> {
+    let rows = sqlx::query(&format!(
+        "{} ORDER BY start_at, id LIMIT $1 OFFSET $2",
+        select()
+    ))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)?;
+    let total: i64 = sqlx::query("SELECT COUNT(*) FROM gatherings")
+        .fetch_one(store.pool())
+        .await
+        .map_err(db_error)?
+        .try_get(0)
+        .map_err(db_error)?;
+    let rows = rows
+        .iter()
+        .map(EventRow::from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)?;
+    Ok((rows, total))
+}
+
+/// The events `user` holds a seat at, soonest first.
+pub async fn registered_events(store: &Store, user: &str) -> Result<Vec<EventRow>, MeshError> {
+    let rows = sqlx::query(&format!(
+        "{} WHERE id IN (SELECT event_id FROM gathering_registrations \
+         WHERE user_id = $1 AND status = '{REGISTERED}') ORDER BY start_at, id",
+        select()
+    ))
+    .bind(user)
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)?;
+    rows.iter()
+        .map(EventRow::from_row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
+}
+
+/// Every registration of an event: seats in acceptance order, then the waitlist in order.
+pub async fn registrations(store: &Store, event_id: &str) -> Result<Vec<RegRow>, MeshError> {
+    let rows = sqlx::query(
+        "SELECT event_id, user_id, status, seq, created_at FROM gathering_registrations \
+         WHERE event_id = $1 ORDER BY CASE WHEN status = 'registered' THEN 0 ELSE 1 END, seq",
+    )
+    .bind(event_id)
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut waiting = 0;
+    for r in &rows {
+        let mut reg = reg_from_row(r).map_err(db_error)?;
+        if reg.status == WAITLISTED {
+            waiting += 1;
+            reg.position = waiting;
+        }
+        out.push(reg);
+    }
+    Ok(out)
+}
+
+fn reg_from_row(r: &AnyRow) -> Result<RegRow, sqlx::Error> {
+    Ok(RegRow {
+        event_id: r.try_get("event_id")?,
+        user_id: r.try_get("user_id")?,
+        status: r.try_get("status")?,
+        seq: r.try_get("seq")?,
+        position: 0,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Locks event `id` for the rest of `tx` and reads it; `None` when there is no such event.
+async fn lock(tx: &mut Transaction<'_, Any>, id: &str) -> Result<Option<EventRow>, MeshError> {
+    let done = sqlx::query("UPDATE gatherings SET registered = registered WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let row = sqlx::query(&format!("{} WHERE id = $1", select()))
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    EventRow::from_row(&row).map(Some).map_err(db_error)
+}
+
+/// `user`'s registration for `event_id` as `tx` sees it, with its waitlist position.
+async fn registration_of(
+    tx: &mut Transaction<'_, Any>,
+    event_id: &str,
+    user: &str,
+) -> Result<Option<RegRow>, MeshError> {
+    let row = sqlx::query(
+        "SELECT event_id, user_id, status, seq, created_at FROM gathering_registrations \
+         WHERE event_id = $1 AND user_id = $2",
+    )
+    .bind(event_id)
+    .bind(user)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let Some(row) = row else { return Ok(None) };
+    let mut reg = reg_from_row(&row).map_err(db_error)?;
+    if reg.status == WAITLISTED {
+        let ahead: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM gathering_registrations \
+             WHERE event_id = $1 AND status = 'waitlisted' AND seq < $2",
+        )
+        .bind(event_id)
+        .bind(reg.seq)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .try_get(0)
+        .map_err(db_error)?;
+        reg.position = ahead + 1;
+    }
+    Ok(Some(reg))
+}
+
+/// What [`register`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Registered {
+    /// A new registration (seat or waitlist).
+    New(RegRow),
+    /// The user was registered or waitlisted already: nothing changed.
+    Already(RegRow),
+}
+
+/// Registers `user` for `event_id`: a seat while seats are free, else the end of the
+/// waitlist. `None` when there is no such event.
+pub async fn register(
+    store: &Store,
+    event_id: &str,
+    user: &str,
+    now: i64,
+) -> Result<Option<Registered>, MeshError> {
+    let mut tx = store.writer().begin().await.map_err(db_error)?;
+    let Some(event) = lock(&mut tx, event_id).await? else {
+        return Ok(None);
+    };
+    if let Some(reg) = registration_of(&mut tx, event_id, user).await? {
+        return Ok(Some(Registered::Already(reg)));
+    }
+    let (status, position) = if event.registered < event.capacity {
+        (REGISTERED, 0)
+    } else {
+        (WAITLISTED, event.waitlisted + 1)
+    };
+    let seq: i64 = sqlx::query(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM gathering_registrations WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_error)?
+    .try_get(0)
+    .map_err(db_error)?;
+    sqlx::query(
+        "INSERT INTO gathering_registrations (event_id, user_id, status, seq, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(event_id)
+    .bind(user)
+    .bind(status)
+    .bind(seq)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    if status == REGISTERED {
+        sqlx::query("UPDATE gatherings SET registered = registered + 1 WHERE id = $1")
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(Some(Registered::New(RegRow {
+        event_id: event_id.to_string(),
+        user_id: user.to_string(),
+        status: status.to_string(),
+        seq,
+        position,
+        created_at: now,
+    })))
+}
+
+/// Moves the first `n` of the waitlist onto seats, in order; answers who moved.
+async fn promote(
+    tx: &mut Transaction<'_, Any>,
+    event_id: &str,
+    n: i64,
+) -> Result<Vec<String>, MeshError> {
+    if n <= 0 {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT user_id FROM gathering_registrations \
+         WHERE event_id = $1 AND status = 'waitlisted' ORDER BY seq LIMIT $2",
+    )
+    .bind(event_id)
+    .bind(n)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let mut moved = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let user: String = r.try_get(0).map_err(db_error)?;
+        sqlx::query(
+            "UPDATE gathering_registrations SET status = 'registered' \
+             WHERE event_id = $1 AND user_id = $2",
+        )
+        .bind(event_id)
+        .bind(&user)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        moved.push(user);
+    }
+    sqlx::query("UPDATE gatherings SET registered = registered + $2 WHERE id = $1")
+        .bind(event_id)
+        .bind(moved.len() as i64)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(moved)
+}
+
+/// What [`cancel`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cancelled {
+    /// The registration as it was.
+    pub was: RegRow,
+    /// Who took the freed seat, if anyone.
+    pub promoted: Option<String>,
+}
+
+/// Cancels `user`'s registration; a freed seat goes to the first of the waitlist. The outer
+/// `None`: no such event; the inner: the user was not registered.
+pub async fn cancel(
+    store: &Store,
+    event_id: &str,
+    user: &str,
+) -> Result<Option<Option<Cancelled>>, MeshError> {
+    let mut tx = store.writer().begin().await.map_err(db_error)?;
+    if lock(&mut tx, event_id).await?.is_none() {
+        return Ok(None);
+    }
+    let Some(was) = registration_of(&mut tx, event_id, user).await? else {
+        return Ok(Some(None));
+    };
+    sqlx::query("DELETE FROM gathering_registrations WHERE event_id = $1 AND user_id = $2")
+        .bind(event_id)
+        .bind(user)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    let mut promoted = None;
+    if was.status == REGISTERED {
+        sqlx::query("UPDATE gatherings SET registered = registered - 1 WHERE id = $1")
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        promoted = promote(&mut tx, event_id, 1).await?.into_iter().next();
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(Some(Some(Cancelled { was, promoted })))
+}
+
+/// What [`update`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Updated {
+    /// No such event.
+    Missing,
+    /// The new capacity is below the seats taken: nothing changed.
+    BelowRegistered(i64),
+    /// Changed; the waitlisted users a larger capacity seated, in order.
+    Done(Box<EventRow>, Vec<String>),
+}
+
+/// Applies `change` to the event as locked (the organiser check and field checks happen in
+/// `change`, against the current row); a larger capacity seats the waitlist in order.
+pub async fn update(
+    store: &Store,
+    id: &str,
+    change: impl FnOnce(&EventRow) -> Result<EventRow, MeshError>,
+) -> Result<Updated, MeshError> {
+    let mut tx = store.writer().begin().await.map_err(db_error)?;
+    let Some(row) = lock(&mut tx, id).await? else {
+        return Ok(Updated::Missing);
+    };
+    let mut next = change(&row)?;
+    if next.capacity < row.registered {
+        return Ok(Updated::BelowRegistered(row.registered));
+    }
+    sqlx::query(
+        "UPDATE gatherings SET title = $2, description = $3, location = $4, start_at = $5, \
+         end_at = $6, timezone = $7, capacity = $8, updated_at = $9, version = version + 1 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&next.title)
+    .bind(&next.description)
+    .bind(&next.location)
+    .bind(next.start_at)
+    .bind(next.end_at)
+    .bind(&next.timezone)
+    .bind(next.capacity)
+    .bind(next.updated_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    let free = next.capacity - row.registered;
+    let seated = promote(&mut tx, id, free.min(row.waitlisted)).await?;
+    tx.commit().await.map_err(db_error)?;
+    next.registered = row.registered + seated.len() as i64;
+    next.waitlisted = row.waitlisted - seated.len() as i64;
+    Ok(Updated::Done(Box::new(next), seated))
+}
+
+/// Deletes the event and its registrations, if `allowed` by the current row; answers the
+/// row as it was (`None`: no such event).
+pub async fn delete(
+    store: &Store,
+    id: &str,
+    allowed: impl FnOnce(&EventRow) -> Result<(), MeshError>,
+) -> Result<Option<EventRow>, MeshError> {
+    let mut tx = store.writer().begin().await.map_err(db_error)?;
+    let Some(row) = lock(&mut tx, id).await? else {
+        return Ok(None);
+    };
+    allowed(&row)?;
+    sqlx::query("DELETE FROM gathering_registrations WHERE event_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    sqlx::query("DELETE FROM gatherings WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(Some(row))
+}
