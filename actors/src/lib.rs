@@ -9,6 +9,7 @@
 //!   field validation.
 //! - [`users`], [`auth`], `sessions`: identity services.
 //! - [`tasks`], [`todos`]: step-wise jobs with one actor per running task; todo lists.
+//! - [`training`]: courses, lessons, enrolment and progress, assessments, certificates.
 //! - [`hub`], [`chat`]: live connections (presence, delivery) and chat between contacts.
 //! - [`events`]: domain events, the publisher services hold, the outbox and its delivery.
 //! - [`notifications`]: consumes events: notification log, per-user notifications, email.
@@ -34,4 +35,5 @@ pub mod store;
 pub mod system;
 pub mod tasks;
 pub mod todos;
+pub mod training;
 pub mod users;

@@ -66,6 +66,12 @@ pub mod kinds {
     pub const TODO_DELETED: &str = "todo.deleted";
     /// A chat message was stored.
     pub const MESSAGE_SENT: &str = "message.sent";
+    /// A user enrolled in a training course.
+    pub const TRAINING_ENROLLED: &str = "training.enrolled";
+    /// A user completed a lesson of a training course.
+    pub const TRAINING_LESSON_COMPLETED: &str = "training.lesson_completed";
+    /// A user earned a course's certificate (issued once per user and course).
+    pub const TRAINING_CERTIFICATE_ISSUED: &str = "training.certificate_issued";
 }
 
 /// What a service hands to [`Publish::publish`].

@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "node_leases",
         include_str!("../../migrations/0006_node_leases.sql"),
     ),
+    (
+        7,
+        "training",
+        include_str!("../../migrations/0007_training.sql"),
+    ),
 ];
 
 /// Longest a node waits for another node's migration run on SQLite.
