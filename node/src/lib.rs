@@ -51,6 +51,7 @@ pub const SERVICES: &[&str] = &[
     troupe_actors::tasks::RUNS,
     troupe_actors::tasks::NAME,
     troupe_actors::todos::NAME,
+    troupe_actors::training::NAME,
     troupe_actors::hub::NAME,
     troupe_actors::chat::NAME,
     troupe_actors::images::NAME,
@@ -227,6 +228,10 @@ pub async fn serve(
     services.push(troupe_actors::tasks::Runs::new(tasks.clone()));
     services.push(tasks);
     services.push(Arc::new(troupe_actors::todos::Todos::new(
+        store.clone(),
+        publisher.clone(),
+    )));
+    services.push(Arc::new(troupe_actors::training::Training::new(
         store.clone(),
         publisher.clone(),
     )));
