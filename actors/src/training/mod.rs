@@ -180,7 +180,10 @@ impl Training {
         let mut fields = Fields::new();
         validate::course(&c, &mut fields);
         fields.finish()?;
-        let lessons = lesson_rows(&CourseInput { ..c.clone() }, &[])?;
+        // A new course has no lessons to keep: any lesson ids given are not looked at.
+        let mut fresh = c.clone();
+        fresh.lessons.iter_mut().for_each(|l| l.id = None);
+        let lessons = lesson_rows(&fresh, &[])?;
         let now = now_ms();
         let row = CourseRow {
             id: uuid::Uuid::new_v4().to_string(),

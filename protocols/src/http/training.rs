@@ -249,10 +249,15 @@ impl From<dm::Certificate> for CertificateView {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
 pub struct LessonBody {
-    /// Title: 1 to 200 characters, not only spaces.
-    #[schema(min_length = 1, max_length = 200)]
+    /// Title: 1 to 200 characters, not only spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     title: String,
-    /// Content; default empty.
+    /// Content: at most 100000 characters; default empty.
+    #[schema(max_length = 100_000)]
     content: Option<String>,
     /// On `PUT`: the id of an existing lesson this one keeps (with learners' progress).
     id: Option<String>,
@@ -262,11 +267,19 @@ pub struct LessonBody {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
 pub struct CourseBody {
-    /// Title: 1 to 200 characters, not only spaces.
-    #[schema(min_length = 1, max_length = 200)]
+    /// Title: 1 to 200 characters, not only spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     title: String,
-    /// Description: at most 2000 characters.
-    #[schema(max_length = 2000)]
+    /// Description: at most 2000 characters; line breaks and tabs are the only control
+    /// characters allowed.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     description: Option<String>,
     /// The lessons, in order: at least one.
     #[schema(min_items = 1, max_items = 200)]
@@ -281,30 +294,49 @@ pub struct CourseBody {
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
 pub struct ProgressBody {
     /// A lesson of the course.
+    #[schema(min_length = 1)]
     lesson_id: String,
     /// `true` marks it completed; `false` withdraws the mark.
     completed: bool,
 }
 
+/// A choice of a question: 1 to 200 characters, not only spaces, no control characters.
+#[derive(Debug, ToSchema)]
+#[schema(
+    min_length = 1,
+    max_length = 200,
+    pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+)]
+pub struct ChoiceText(pub String);
+
 /// One question of an assessment body.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
 pub struct QuestionBody {
-    /// The question: 1 to 200 characters.
+    /// The question: 1 to 200 characters, not only spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     text: String,
     /// 2 to 20 choices.
-    #[schema(min_items = 2, max_items = 20)]
+    #[schema(min_items = 2, max_items = 20, value_type = Vec<ChoiceText>)]
     choices: Vec<String>,
-    /// The index of the right choice.
-    #[schema(minimum = 0)]
-    answer: i64,
+    /// The index of the right choice in `choices`.
+    answer: u32,
 }
 
 /// Body of `POST /training/courses/:id/assessments`.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
 pub struct AssessmentBody {
-    /// Title: 1 to 200 characters.
+    /// Title: 1 to 200 characters, not only spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     title: String,
     /// The questions, in order: at least one.
     #[schema(min_items = 1, max_items = 200)]
@@ -319,7 +351,7 @@ pub struct AssessmentBody {
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
 pub struct SubmitBody {
     /// One choice index per question, in order.
-    answers: Vec<i64>,
+    answers: Vec<u32>,
     /// When given, must be the assessment's course.
     course_id: Option<String>,
 }
@@ -330,6 +362,15 @@ pub struct SubmitBody {
 pub struct CertificateFilter {
     /// Only this user's (admins; anyone else only their own id); empty: the caller's.
     pub user_id: Option<String>,
+}
+
+/// A whole number (a whole float such as `2.0` is one, as in JSON Schema).
+fn whole(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64)
+            .map(|f| f as i64)
+    })
 }
 
 /// A string field of an array item.
@@ -406,7 +447,7 @@ fn questions(o: &mut Object<'_>) -> (Vec<dm::QuestionInput>, bool) {
             };
             let answer = match item.get("answer") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_i64().ok_or("answer must be a whole number")?),
+                Some(v) => Some(whole(v).ok_or("answer must be a whole number")?),
             };
             Ok(dm::QuestionInput {
                 text: item_string(item, "text")?,
@@ -494,7 +535,7 @@ pub async fn create_course(
     path = "/training/courses/{id}",
     tag = "training",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64)),
+    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The course with its lessons", body = CourseView),
         (status = 404, description = "No such course", body = ErrorBody),
@@ -524,7 +565,7 @@ pub async fn get_course(
     path = "/training/courses/{id}",
     tag = "training",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64)),
+    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     request_body = CourseBody,
     responses(
         (status = 200, description = "The course as changed", body = CourseView),
@@ -561,7 +602,7 @@ pub async fn update_course(
     path = "/training/courses/{id}",
     tag = "training",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64)),
+    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The course as it was", body = CourseView),
         (status = 403, description = "Not an admin", body = ErrorBody),
@@ -591,7 +632,7 @@ pub async fn delete_course(
     path = "/training/courses/{id}/enroll",
     tag = "training",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64)),
+    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The caller's enrolment", body = EnrolmentView),
         (status = 404, description = "No such course", body = ErrorBody),
@@ -645,7 +686,7 @@ pub async fn progress(
     path = "/training/courses/{id}/progress",
     tag = "training",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64)),
+    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     request_body = ProgressBody,
     responses(
         (status = 200, description = "The caller's enrolment as it is now", body = EnrolmentView),
@@ -685,7 +726,7 @@ pub async fn mark_lesson(
     path = "/training/courses/{id}/assessments",
     tag = "training",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64)),
+    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The course's assessments, oldest first", body = List<AssessmentView>),
         (status = 404, description = "No such course", body = ErrorBody),
@@ -715,7 +756,7 @@ pub async fn list_assessments(
     path = "/training/courses/{id}/assessments",
     tag = "training",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64)),
+    params(("id" = String, Path, description = "The course's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     request_body = AssessmentBody,
     responses(
         (status = 201, description = "The new assessment (with answers: the caller is an admin)", body = AssessmentView),
@@ -759,7 +800,7 @@ pub async fn create_assessment(
     path = "/training/assessments/{id}/submit",
     tag = "training",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The assessment's id", min_length = 1, max_length = 64)),
+    params(("id" = String, Path, description = "The assessment's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     request_body = SubmitBody,
     responses(
         (status = 200, description = "The score; `certificate_id` once the course is complete and passed", body = ScoredView),
@@ -779,7 +820,7 @@ pub async fn submit(
     let course_id = o.string("course_id");
     let items = o.array("answers");
     let answers_given = items.is_some();
-    let answers: Option<Vec<i64>> = items.and_then(|a| a.iter().map(Value::as_i64).collect());
+    let answers: Option<Vec<i64>> = items.and_then(|a| a.iter().map(whole).collect());
     if answers_given && answers.is_none() {
         o.invalid("answers", "must be whole numbers (choice indexes)".into());
     }
@@ -844,7 +885,7 @@ pub async fn list_certificates(
     path = "/training/certificates/{id}",
     tag = "training",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The certificate's id", min_length = 1, max_length = 64)),
+    params(("id" = String, Path, description = "The certificate's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
         (status = 200, description = "The certificate", body = CertificateView),
         (status = 404, description = "No such certificate, or not the caller's", body = ErrorBody),
