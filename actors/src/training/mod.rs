@@ -27,8 +27,9 @@
 //! assessment of it (at least one) has a passing attempt, whichever comes last: the last
 //! lesson marked or the passing submit. The store makes it happen once: a certificate is
 //! unique per (user, course), and the check and the insert run in the transaction that
-//! records the lesson or the attempt, so two passing submits racing on two nodes give one
-//! certificate (both answer its id) and one `training.certificate_issued` event. Attempts
+//! records the lesson or the attempt (which first locks the learner's enrolment row), so
+//! two passing submits racing on two nodes give one certificate (both answer its id) and
+//! one `training.certificate_issued` event. Attempts
 //! are numbered in the store, unique per (assessment, user), so racing submits cannot
 //! exceed `max_attempts`; one past the limit is `failed_precondition` (HTTP 409).
 //!
@@ -126,6 +127,10 @@ fn admin_only(who: &Who, what: &str) -> Result<(), MeshError> {
             format!("only an admin may {what}"),
         ))
     }
+}
+
+fn not_enrolled() -> MeshError {
+    MeshError::new(Code::FailedPrecondition, "enroll in the course first")
 }
 
 fn course_not_found() -> MeshError {
@@ -365,10 +370,7 @@ impl Training {
             return Err(fields.finish().unwrap_err());
         };
         let Some(at) = store::enrolled_at(&self.store, &who.user_id, &course.id).await? else {
-            return Err(MeshError::new(
-                Code::FailedPrecondition,
-                "enroll in the course first",
-            ));
+            return Err(not_enrolled());
         };
         let now = now_ms();
         let outcome = store::mark_lesson(
@@ -379,7 +381,8 @@ impl Training {
             completed,
             now,
         )
-        .await?;
+        .await?
+        .ok_or_else(not_enrolled)?;
         if outcome.changed && completed {
             self.publish(
                 kinds::TRAINING_LESSON_COMPLETED,
@@ -519,10 +522,7 @@ impl Training {
             .await?
             .is_none()
         {
-            return Err(MeshError::new(
-                Code::FailedPrecondition,
-                "enroll in the course first",
-            ));
+            return Err(not_enrolled());
         }
         let right = s
             .answers
@@ -545,6 +545,7 @@ impl Training {
         for _ in 0..ATTEMPTS {
             match store::record_attempt(&self.store, &attempt, a.max_attempts).await? {
                 Recorded::Raced => continue,
+                Recorded::NotEnrolled => return Err(not_enrolled()),
                 Recorded::NoAttemptsLeft => {
                     return Err(MeshError::new(
                         Code::FailedPrecondition,

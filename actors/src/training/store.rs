@@ -4,7 +4,8 @@
 //!
 //! Every change that touches more than one row runs in one transaction, and each one opens
 //! with a write, so on SQLite it holds the file's write lock from its first statement and
-//! never has to upgrade a read snapshot. Two guards live in the schema itself, so they
+//! never has to upgrade a read snapshot. A learner's lesson marks and submits on one course
+//! open by writing their enrolment row, which serialises them (see [`lock_enrolment`]). Two guards live in the schema itself, so they
 //! hold however requests race across nodes: an attempt number is unique per (assessment,
 //! user), and a certificate is unique per (user, course).
 
@@ -525,6 +526,30 @@ pub async fn completed(
     .map_err(db_error)
 }
 
+/// Opens `user_id`'s transaction on a course by writing their enrolment row (a no-op
+/// update); `false` when they are not enrolled (the transaction is rolled back then).
+///
+/// The write serialises the learner's changes to the course: PostgreSQL holds the row lock
+/// until commit, SQLite the file's write lock. A lesson mark and a submit racing on two
+/// nodes thus run one after the other, and the second sees the first's rows when it checks
+/// whether the course is complete and passed (read committed reads per statement).
+async fn lock_enrolment(
+    tx: &mut Transaction<'_, Any>,
+    user_id: &str,
+    course_id: &str,
+) -> Result<bool, MeshError> {
+    let done = sqlx::query(
+        "UPDATE training_enrolments SET enrolled_at = enrolled_at \
+         WHERE user_id = $1 AND course_id = $2",
+    )
+    .bind(user_id)
+    .bind(course_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// What a change of progress or a submitted attempt did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -537,7 +562,8 @@ pub struct Outcome {
 }
 
 /// Marks (or with `completed == false` unmarks) a lesson for `user_id`, and issues the
-/// certificate if that completes an already passed course; one transaction.
+/// certificate if that completes an already passed course; one transaction. `None` when
+/// the learner is not enrolled (nothing written).
 pub async fn mark_lesson(
     store: &Store,
     user_id: &str,
@@ -545,8 +571,12 @@ pub async fn mark_lesson(
     lesson_id: &str,
     completed: bool,
     now: i64,
-) -> Result<Outcome, MeshError> {
+) -> Result<Option<Outcome>, MeshError> {
     let mut tx = store.writer().begin().await.map_err(db_error)?;
+    if !lock_enrolment(&mut tx, user_id, course_id).await? {
+        tx.rollback().await.map_err(db_error)?;
+        return Ok(None);
+    }
     let done = if completed {
         sqlx::query(
             "INSERT INTO training_progress (user_id, course_id, lesson_id, completed_at) \
@@ -573,11 +603,11 @@ pub async fn mark_lesson(
         None
     };
     tx.commit().await.map_err(db_error)?;
-    Ok(Outcome {
+    Ok(Some(Outcome {
         changed,
         attempt: 0,
         issued,
-    })
+    }))
 }
 
 /// What [`record_attempt`] did.
@@ -587,6 +617,8 @@ pub enum Recorded {
     Done(Outcome),
     /// Every attempt is used; nothing written.
     NoAttemptsLeft,
+    /// The learner is not enrolled in the course; nothing written.
+    NotEnrolled,
     /// Another attempt took the same number first; nothing written, try again.
     Raced,
 }
@@ -603,6 +635,10 @@ pub async fn record_attempt(
     max_attempts: i64,
 ) -> Result<Recorded, MeshError> {
     let mut tx = store.writer().begin().await.map_err(db_error)?;
+    if !lock_enrolment(&mut tx, &a.user_id, &a.course_id).await? {
+        tx.rollback().await.map_err(db_error)?;
+        return Ok(Recorded::NotEnrolled);
+    }
     let done = sqlx::query(
         "INSERT INTO training_attempts (id, assessment_id, course_id, user_id, attempt, score, \
          passed, answers, submitted_at) \

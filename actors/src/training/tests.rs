@@ -454,3 +454,47 @@ async fn ops_need_a_caller() {
         .unwrap();
     assert_eq!(course.created_by, "u1");
 }
+
+#[tokio::test]
+async fn a_last_lesson_racing_a_passing_submit_still_issues_the_certificate() {
+    on_each_backend(|store, _| async move {
+        let (svc, events) = training(store.clone());
+        let other = Training::new(store, events.clone());
+        let boss = admin();
+        for _ in 0..5 {
+            let ann = learner();
+            let course = svc.create_course(&boss, course_input(2)).await.unwrap();
+            let quiz = svc
+                .create_assessment(&boss, quiz(&course.id))
+                .await
+                .unwrap();
+            svc.enroll(
+                &ann,
+                &CourseRef {
+                    id: course.id.clone(),
+                },
+            )
+            .await
+            .unwrap();
+            let mark = |lesson: usize| MarkLesson {
+                course_id: course.id.clone(),
+                lesson_id: Some(course.lessons[lesson].id.clone()),
+                completed: Some(true),
+            };
+            svc.mark_lesson(&ann, mark(0)).await.unwrap();
+            let (marked, scored) = tokio::join!(
+                svc.mark_lesson(&ann, mark(1)),
+                other.submit(&ann, answers(&quiz.id, 0))
+            );
+            let (marked, scored) = (marked.unwrap(), scored.unwrap());
+            let cert = marked.certificate_id.or(scored.certificate_id);
+            assert!(cert.is_some(), "neither issued the certificate");
+            let certs = svc
+                .list_certificates(&ann, &ListCertificates::default())
+                .await
+                .unwrap();
+            assert_eq!(certs.total, 1);
+        }
+    })
+    .await;
+}
