@@ -215,6 +215,38 @@ fn a_course_completed_and_passed_across_nodes_gives_one_certificate(c: &Cluster,
     );
     assert_eq!(status, 404, "another user's certificate: {v}");
 
+    // The bus carried training.certificate_issued to the learner's notifications, once.
+    let issued = |v: &Value| -> Vec<Value> {
+        v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|n| n["type"] == "training.certificate_issued")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let notified = wait_until(std::time::Duration::from_secs(15), || {
+        let (_, v) = send(
+            "GET",
+            &c.node("n2").url("/notifications?per_page=100"),
+            None,
+            Some(&u.access),
+        );
+        !issued(&v).is_empty()
+    });
+    assert!(notified, "no certificate notification\n{}", c.logs());
+    let (_, v) = send(
+        "GET",
+        &c.node("n2").url("/notifications?per_page=100"),
+        None,
+        Some(&u.access),
+    );
+    let once = issued(&v);
+    assert_eq!(once.len(), 1, "{v}");
+    assert_eq!(once[0]["data"]["certificate_id"], cert.as_str());
+
     let (status, p) = send(
         "GET",
         &c.node("n1").url("/training/progress"),
