@@ -129,6 +129,17 @@ fn admin_only(who: &Who, what: &str) -> Result<(), MeshError> {
     }
 }
 
+/// The "validation failed" error of one bad field, found after the request's own checks
+/// (against stored state).
+fn field_error(field: &'static str, message: String) -> MeshError {
+    let mut fields = Fields::new();
+    fields.check(field, Err(message));
+    fields
+        .finish()
+        .err()
+        .unwrap_or_else(|| MeshError::invalid(field))
+}
+
 fn not_enrolled() -> MeshError {
     MeshError::new(Code::FailedPrecondition, "enroll in the course first")
 }
@@ -144,15 +155,10 @@ fn lesson_rows(input: &CourseInput, keep: &[LessonRow]) -> Result<Vec<LessonRow>
         let id = match &l.id {
             Some(id) if keep.iter().any(|k| &k.id == id) && seen.insert(id.clone()) => id.clone(),
             Some(_) => {
-                let mut fields = Fields::new();
-                fields.check(
+                return Err(field_error(
                     "lessons",
-                    Err(format!(
-                        "lesson {i}: id is not a lesson of this course (or listed twice)"
-                    )),
-                );
-                fields.finish()?;
-                unreachable!("a field error was recorded")
+                    format!("lesson {i}: id is not a lesson of this course (or listed twice)"),
+                ))
             }
             None => uuid::Uuid::new_v4().to_string(),
         };
@@ -365,9 +371,10 @@ impl Training {
         let completed = m.completed.unwrap_or_default();
         let (course, lessons) = self.course(&m.course_id).await?;
         let Some(lesson) = lessons.iter().find(|l| l.id == lesson_id) else {
-            let mut fields = Fields::new();
-            fields.check("lesson_id", Err("is not a lesson of this course".into()));
-            return Err(fields.finish().unwrap_err());
+            return Err(field_error(
+                "lesson_id",
+                "is not a lesson of this course".into(),
+            ));
         };
         let Some(at) = store::enrolled_at(&self.store, &who.user_id, &course.id).await? else {
             return Err(not_enrolled());

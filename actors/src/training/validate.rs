@@ -29,7 +29,7 @@ fn required(fields: &mut Fields, name: &'static str, v: Option<&String>) {
     }
 }
 
-/// Checks a course as written; `Ok` when every field is good.
+/// Checks a course as written, recording each bad field in `fields`.
 pub fn course(c: &CourseInput, fields: &mut Fields) {
     required(fields, "title", c.title.as_ref());
     if let Some(d) = &c.description {
@@ -49,12 +49,12 @@ pub fn course(c: &CourseInput, fields: &mut Fields) {
         );
     } else {
         for (i, l) in c.lessons.iter().enumerate() {
-            let problem = match (&l.title, &l.content) {
-                (None, _) => Some("title is required".to_string()),
-                (Some(t), _) if text::title(t).is_err() => Some(format!(
-                    "title {}",
-                    text::title(t).err().unwrap_or_default()
-                )),
+            let title = match &l.title {
+                None => Err("is required".to_string()),
+                Some(t) => text::title(t),
+            };
+            let problem = match (title, &l.content) {
+                (Err(e), _) => Some(format!("title {e}")),
                 (_, Some(c)) if c.chars().count() > CONTENT_MAX => {
                     Some(format!("content must be at most {CONTENT_MAX} characters"))
                 }
@@ -68,7 +68,7 @@ pub fn course(c: &CourseInput, fields: &mut Fields) {
     }
 }
 
-/// Checks an assessment as written.
+/// Checks an assessment as written, recording each bad field in `fields`.
 pub fn assessment(a: &NewAssessment, fields: &mut Fields) {
     required(fields, "title", a.title.as_ref());
     if let Some(m) = a.max_attempts {
