@@ -36,7 +36,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/api/v1/eventstreammonitor/tasks/{id}"),
     ("put", "/api/v1/eventstreammonitor/tasks/{id}/cancel"),
     ("get", "/notifications/logs"),
-    // C. WeAce (the served part)
+    // C. WeAce (the served part: auth, users, notifications, training)
     ("post", "/auth/login"),
     ("get", "/auth/verify-token"),
     ("post", "/auth/refresh"),
@@ -70,6 +70,19 @@ const CONTRACT: &[(&str, &str)] = &[
     ("delete", "/events/{id}/register"),
     ("get", "/events/{id}/registrations"),
     ("get", "/events/calendar.ics"),
+    ("get", "/training/courses"),
+    ("post", "/training/courses"),
+    ("get", "/training/courses/{id}"),
+    ("put", "/training/courses/{id}"),
+    ("delete", "/training/courses/{id}"),
+    ("post", "/training/courses/{id}/enroll"),
+    ("get", "/training/progress"),
+    ("put", "/training/courses/{id}/progress"),
+    ("get", "/training/courses/{id}/assessments"),
+    ("post", "/training/courses/{id}/assessments"),
+    ("post", "/training/assessments/{id}/submit"),
+    ("get", "/training/certificates"),
+    ("get", "/training/certificates/{id}"),
     // D. Todo
     ("post", "/api/auth/register"),
     ("post", "/api/auth/login"),

@@ -11,6 +11,7 @@
 //! - [`tasks`], [`todos`]: step-wise jobs with one actor per running task; todo lists.
 //! - [`gatherings`]: the `events` service: events with a capacity, registration with a
 //!   waitlist (one actor per event), each user's iCalendar.
+//! - [`training`]: courses, lessons, enrolment and progress, assessments, certificates.
 //! - [`hub`], [`chat`]: live connections (presence, delivery) and chat between contacts.
 //! - [`events`]: domain events, the publisher services hold, the outbox and its delivery.
 //! - [`notifications`]: consumes events: notification log, per-user notifications, email.
@@ -37,4 +38,5 @@ pub mod store;
 pub mod system;
 pub mod tasks;
 pub mod todos;
+pub mod training;
 pub mod users;

@@ -52,6 +52,7 @@ pub const SERVICES: &[&str] = &[
     troupe_actors::tasks::NAME,
     troupe_actors::todos::NAME,
     troupe_actors::gatherings::NAME,
+    troupe_actors::training::NAME,
     troupe_actors::hub::NAME,
     troupe_actors::chat::NAME,
     troupe_actors::images::NAME,
@@ -239,6 +240,10 @@ pub async fn serve(
         )
         .await?,
     );
+    services.push(Arc::new(troupe_actors::training::Training::new(
+        store.clone(),
+        publisher.clone(),
+    )));
     // Live connections and chat (landscape E): the node's connection index and its services.
     let hub = troupe_actors::hub::ConnectionHub::start(info.clone(), revocations.clone());
     services.push(Arc::new(troupe_actors::hub::Hub::new(hub.clone())));

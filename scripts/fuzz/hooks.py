@@ -30,6 +30,12 @@ def _task_step_beyond_steps(case, error):
     return numbers and fail > steps and list(fields) == ["fail_at_step"]
 
 
+def _only_field(error, field, words):
+    """The refusal names `field` alone, with `words` in its message."""
+    fields = (error.get("details") or {}).get("fields") or {}
+    return list(fields) == [field] and words in str(fields[field])
+
+
 # Per operation: whether a 400 to a schema-valid request is for a rule no schema can state.
 UNSTATABLE = {
     ("POST", "/api/v1/eventstreammonitor/tasks"): _task_step_beyond_steps,
@@ -44,6 +50,21 @@ UNSTATABLE = {
     # not on the request's form.
     ("POST", "/chat-requests/send"): lambda case, error: error.get("message")
     == "cannot send a chat request to yourself",
+    # Training: an answer index is bounded by its question's choices, the answers by the
+    # assessment's questions, and lesson ids by the course's lessons, all stored state.
+    ("POST", "/training/courses/{id}/assessments"): lambda case, error: _only_field(
+        error, "questions", "answer must be a choice index"
+    ),
+    ("PUT", "/training/courses/{id}"): lambda case, error: _only_field(
+        error, "lessons", "is not a lesson of this course"
+    ),
+    ("PUT", "/training/courses/{id}/progress"): lambda case, error: _only_field(
+        error, "lesson_id", "is not a lesson of this course"
+    ),
+    ("POST", "/training/assessments/{id}/submit"): lambda case, error: _only_field(
+        error, "answers", ""
+    )
+    or _only_field(error, "course_id", "is not this assessment's course"),
 }
 
 

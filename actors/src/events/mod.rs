@@ -80,6 +80,12 @@ pub mod kinds {
     pub const EVENT_CANCELLED: &str = "event.cancelled";
     /// A waitlisted user was given a seat.
     pub const EVENT_PROMOTED: &str = "event.promoted";
+    /// A user enrolled in a training course.
+    pub const TRAINING_ENROLLED: &str = "training.enrolled";
+    /// A user completed a lesson of a training course.
+    pub const TRAINING_LESSON_COMPLETED: &str = "training.lesson_completed";
+    /// A user earned a course's certificate (issued once per user and course).
+    pub const TRAINING_CERTIFICATE_ISSUED: &str = "training.certificate_issued";
 }
 
 /// What a service hands to [`Publish::publish`].

@@ -59,6 +59,9 @@ pub fn has_template(kind: &str) -> bool {
             | kinds::USER_LOGGED_IN
             | kinds::PASSWORD_RESET_REQUESTED
             | kinds::PASSWORD_RESET
+            | kinds::TRAINING_ENROLLED
+            | kinds::TRAINING_LESSON_COMPLETED
+            | kinds::TRAINING_CERTIFICATE_ISSUED
     ) || kind.starts_with("task.")
         || kind.starts_with("todo.")
 }
@@ -113,6 +116,30 @@ pub fn render(event: &Event) -> Option<Rendered> {
             &[format!(
                 "Hello {name}, your password was reset and your other sessions were ended."
             )],
+        ),
+        kinds::TRAINING_ENROLLED => rendered(
+            "Enrolled".into(),
+            &[format!(
+                "You are enrolled in \"{}\".",
+                field(p, "course_title")
+            )],
+        ),
+        kinds::TRAINING_LESSON_COMPLETED => rendered(
+            "Lesson completed".into(),
+            &[format!(
+                "You completed the lesson \"{}\".",
+                field(p, "lesson_title")
+            )],
+        ),
+        kinds::TRAINING_CERTIFICATE_ISSUED => rendered(
+            "Certificate issued".into(),
+            &[
+                format!(
+                    "Congratulations: you completed and passed \"{}\".",
+                    field(p, "course_title")
+                ),
+                format!("Your certificate: {}", field(p, "certificate_id")),
+            ],
         ),
         k if k.starts_with("task.") => {
             let what = k.trim_start_matches("task.");

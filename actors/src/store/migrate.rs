@@ -59,8 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "node_leases",
         include_str!("../../migrations/0006_node_leases.sql"),
     ),
-    // 7 is training's (another branch); sqlx applies whatever versions are pending, gaps
-    // included.
+    (
+        7,
+        "training",
+        include_str!("../../migrations/0007_training.sql"),
+    ),
     (
         8,
         "events",

@@ -12,6 +12,7 @@
 //! - [`object`]: reading a JSON object body field by field.
 //! - [`tasks`], [`todos`]: tasks and todo lists.
 //! - [`gatherings`]: calendar events (`/events*`), registration and `calendar.ics`.
+//! - [`training`]: courses, progress, assessments and certificates (landscape C).
 //! - [`health`], [`cluster`], [`ping`], [`metrics`], [`dashboard`], [`admin`], [`bench`]: one
 //!   file per route family.
 //! - [`openapi`]: `/openapi.json`, built from the handlers' `#[utoipa::path]` attributes as
@@ -42,6 +43,7 @@ pub mod request_id;
 pub mod sessions;
 pub mod tasks;
 pub mod todos;
+pub mod training;
 pub mod users;
 
 use std::sync::Arc;
@@ -200,6 +202,23 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(gatherings::register, gatherings::cancel))
         .routes(routes!(gatherings::registrations))
+        // training (landscape C)
+        .routes(routes!(training::list_courses, training::create_course))
+        .routes(routes!(
+            training::get_course,
+            training::update_course,
+            training::delete_course
+        ))
+        .routes(routes!(training::enroll))
+        .routes(routes!(training::progress))
+        .routes(routes!(training::mark_lesson))
+        .routes(routes!(
+            training::list_assessments,
+            training::create_assessment
+        ))
+        .routes(routes!(training::submit))
+        .routes(routes!(training::list_certificates))
+        .routes(routes!(training::get_certificate))
         // chat and live connections (landscape E)
         .routes(routes!(crate::ws::upgrade))
         .routes(routes!(chat::incoming))

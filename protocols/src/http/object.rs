@@ -76,6 +76,22 @@ impl<'a> Object<'a> {
         }
     }
 
+    /// An array field.
+    pub fn array(&mut self, key: &'static str) -> Option<&'a Vec<Value>> {
+        match self.present(key)? {
+            Value::Array(items) => Some(items),
+            _ => {
+                self.fields.check(key, Err("must be an array".into()));
+                None
+            }
+        }
+    }
+
+    /// Records that `key` is bad (a problem found inside it, such as an item of an array).
+    pub fn invalid(&mut self, key: &'static str, message: String) {
+        self.fields.check(key, Err(message));
+    }
+
     /// Any JSON value, as text.
     pub fn json_text(&self, key: &str) -> Option<String> {
         self.present(key).map(Value::to_string)

@@ -90,6 +90,7 @@ pub struct ErrorDetail {
         (name = "sessions", description = "Device sessions and last connection"),
         (name = "tasks", description = "Long-running tasks with progress (event stream monitor)"),
         (name = "todos", description = "A user's todo list"),
+        (name = "training", description = "Courses with lessons, enrolment and progress, assessments and certificates"),
         (name = "chat", description = "Chat requests, messages, broadcast and the live WebSocket channel"),
         (name = "notifications", description = "A user's notifications, preferences and delivery log"),
         (name = "soap", description = "The legacy SOAP user service and its plain-HTTP companions"),
