@@ -9,8 +9,8 @@ use serde_json::Value;
 use support::*;
 
 /// The REST routes of `../shared/API.md` that Troupe serves (path parameters in OpenAPI's
-/// `{name}` form). Landscape C's SSO, training, coaching and engagement are not served yet,
-/// so they are not listed.
+/// `{name}` form). Landscape C's SSO and coaching are not served yet, so they are not
+/// listed.
 const CONTRACT: &[(&str, &str)] = &[
     // A. Auth / SOAP / sessions / images
     ("post", "/login"),
@@ -36,7 +36,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/api/v1/eventstreammonitor/tasks/{id}"),
     ("put", "/api/v1/eventstreammonitor/tasks/{id}/cancel"),
     ("get", "/notifications/logs"),
-    // C. WeAce (the served part: auth, users, notifications, training)
+    // C. WeAce (the served part: auth, users, notifications, training, engagement)
     ("post", "/auth/login"),
     ("get", "/auth/verify-token"),
     ("post", "/auth/refresh"),
@@ -83,6 +83,13 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/training/assessments/{id}/submit"),
     ("get", "/training/certificates"),
     ("get", "/training/certificates/{id}"),
+    ("post", "/engagement/track"),
+    ("post", "/engagement/feedback"),
+    ("get", "/engagement/feedback"),
+    ("get", "/engagement/points"),
+    ("get", "/engagement/badges"),
+    ("get", "/engagement/leaderboard"),
+    ("get", "/engagement/analytics"),
     // D. Todo
     ("post", "/api/auth/register"),
     ("post", "/api/auth/login"),

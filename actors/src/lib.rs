@@ -12,6 +12,8 @@
 //! - [`gatherings`]: the `events` service: events with a capacity, registration with a
 //!   waitlist (one actor per event), each user's iCalendar.
 //! - [`training`]: courses, lessons, enrolment and progress, assessments, certificates.
+//! - [`engagement`]: points for activities (tracked, or earned from bus events), badges, a
+//!   leaderboard, feedback and analytics.
 //! - [`hub`], [`chat`]: live connections (presence, delivery) and chat between contacts.
 //! - [`events`]: domain events, the publisher services hold, the outbox and its delivery.
 //! - [`notifications`]: consumes events: notification log, per-user notifications, email.
@@ -26,6 +28,7 @@
 pub mod auth;
 pub mod chat;
 pub mod common;
+pub mod engagement;
 pub mod events;
 pub mod gatherings;
 pub mod hub;

@@ -53,6 +53,7 @@ pub const SERVICES: &[&str] = &[
     troupe_actors::todos::NAME,
     troupe_actors::gatherings::NAME,
     troupe_actors::training::NAME,
+    troupe_actors::engagement::NAME,
     troupe_actors::hub::NAME,
     troupe_actors::chat::NAME,
     troupe_actors::images::NAME,
@@ -244,6 +245,10 @@ pub async fn serve(
         store.clone(),
         publisher.clone(),
     )));
+    services.push(Arc::new(troupe_actors::engagement::Engagement::new(
+        store.clone(),
+        publisher.clone(),
+    )));
     // Live connections and chat (landscape E): the node's connection index and its services.
     let hub = troupe_actors::hub::ConnectionHub::start(info.clone(), revocations.clone());
     services.push(Arc::new(troupe_actors::hub::Hub::new(hub.clone())));
@@ -369,7 +374,8 @@ pub async fn serve(
 
 /// Opens the node's outbox (`<data_dir>/<node>/outbox`: one sled database per node, as
 /// nodes may share a data directory), starts a delivery lane per sink (the notifications
-/// service; MQTT and email when configured) and answers the bus with the code settings.
+/// and engagement services; MQTT and email when configured) and answers the bus with the
+/// code settings.
 fn events(
     config: &Config,
     info: &Arc<NodeInfo>,
@@ -386,10 +392,16 @@ fn events(
         .with_context(|| format!("cannot create the outbox directory {}", dir.display()))?;
     let outbox = Outbox::open(&dir)
         .with_context(|| format!("cannot open the event outbox at {}", dir.display()))?;
-    let mut sinks: Vec<Arc<dyn sink::Sink>> = vec![Arc::new(sink::Subscriber::new(
-        info.clone(),
-        notifications::ops::CONSUME,
-    ))];
+    let mut sinks: Vec<Arc<dyn sink::Sink>> = vec![
+        Arc::new(sink::Subscriber::new(
+            info.clone(),
+            notifications::ops::CONSUME,
+        )),
+        Arc::new(sink::Subscriber::new(
+            info.clone(),
+            troupe_actors::engagement::ops::CONSUME,
+        )),
+    ];
     if let Some(m) = &config.mqtt {
         let settings = troupe_protocols::mqtt::Settings {
             host: m.host.clone(),

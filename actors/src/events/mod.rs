@@ -86,6 +86,10 @@ pub mod kinds {
     pub const TRAINING_LESSON_COMPLETED: &str = "training.lesson_completed";
     /// A user earned a course's certificate (issued once per user and course).
     pub const TRAINING_CERTIFICATE_ISSUED: &str = "training.certificate_issued";
+    /// A user was awarded points for an activity (tracked, or from another event).
+    pub const ENGAGEMENT_ACTIVITY: &str = "engagement.activity";
+    /// A user's points crossed a badge threshold.
+    pub const ENGAGEMENT_BADGE_EARNED: &str = "engagement.badge_earned";
 }
 
 /// What a service hands to [`Publish::publish`].

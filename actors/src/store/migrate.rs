@@ -69,6 +69,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "events",
         include_str!("../../migrations/0008_events.sql"),
     ),
+    (
+        9,
+        "engagement",
+        include_str!("../../migrations/0009_engagement.sql"),
+    ),
 ];
 
 /// Longest a node waits for another node's migration run on SQLite.

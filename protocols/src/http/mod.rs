@@ -13,6 +13,7 @@
 //! - [`tasks`], [`todos`]: tasks and todo lists.
 //! - [`gatherings`]: calendar events (`/events*`), registration and `calendar.ics`.
 //! - [`training`]: courses, progress, assessments and certificates (landscape C).
+//! - [`engagement`]: activity points, badges, leaderboard, feedback, analytics (landscape C).
 //! - [`health`], [`cluster`], [`ping`], [`metrics`], [`dashboard`], [`admin`], [`bench`]: one
 //!   file per route family.
 //! - [`openapi`]: `/openapi.json`, built from the handlers' `#[utoipa::path]` attributes as
@@ -26,6 +27,7 @@ pub mod chat;
 pub mod cluster;
 pub mod codes;
 pub mod dashboard;
+pub mod engagement;
 pub mod error;
 pub mod events;
 pub mod gatherings;
@@ -219,6 +221,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(training::submit))
         .routes(routes!(training::list_certificates))
         .routes(routes!(training::get_certificate))
+        // engagement (landscape C)
+        .routes(routes!(engagement::track))
+        .routes(routes!(
+            engagement::give_feedback,
+            engagement::list_feedback
+        ))
+        .routes(routes!(engagement::points))
+        .routes(routes!(engagement::badges))
+        .routes(routes!(engagement::leaderboard))
+        .routes(routes!(engagement::analytics))
         // chat and live connections (landscape E)
         .routes(routes!(crate::ws::upgrade))
         .routes(routes!(chat::incoming))
