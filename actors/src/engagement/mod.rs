@@ -487,23 +487,22 @@ impl Service for Engagement {
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
-            let cmd = Cmd::parse(&req)?;
-            if let Cmd::Consume(e) = &cmd {
-                // The bus calls without a caller.
-                return ops::CONSUME.reply(self.consume(&e.event()?).await);
-            }
-            let who = Who::of(req.caller.as_ref())?;
-            match cmd {
-                Cmd::Track(t) => ops::TRACK.reply(self.track(&who, t).await),
-                Cmd::Feedback(f) => ops::FEEDBACK.reply(self.feedback(&who, f).await),
+            // Every op but `consume` (the bus calls without one) needs a caller.
+            let who = Who::of(req.caller.as_ref());
+            match Cmd::parse(&req)? {
+                Cmd::Consume(e) => ops::CONSUME.reply(self.consume(&e.event()?).await),
+                Cmd::Track(t) => ops::TRACK.reply(self.track(&who?, t).await),
+                Cmd::Feedback(f) => ops::FEEDBACK.reply(self.feedback(&who?, f).await),
                 Cmd::ListFeedback(l) => {
-                    ops::LIST_FEEDBACK.reply(self.list_feedback(&who, &l).await)
+                    ops::LIST_FEEDBACK.reply(self.list_feedback(&who?, &l).await)
                 }
-                Cmd::Points(r) => ops::POINTS.reply(self.points(&who, &r).await),
-                Cmd::Badges(r) => ops::BADGES.reply(self.badges(&who, &r).await),
-                Cmd::Leaderboard(q) => ops::LEADERBOARD.reply(self.leaderboard(&q).await),
-                Cmd::Analytics(q) => ops::ANALYTICS.reply(self.analytics(&who, &q).await),
-                Cmd::Consume(_) => unreachable!("answered above"),
+                Cmd::Points(r) => ops::POINTS.reply(self.points(&who?, &r).await),
+                Cmd::Badges(r) => ops::BADGES.reply(self.badges(&who?, &r).await),
+                Cmd::Leaderboard(q) => {
+                    who?;
+                    ops::LEADERBOARD.reply(self.leaderboard(&q).await)
+                }
+                Cmd::Analytics(q) => ops::ANALYTICS.reply(self.analytics(&who?, &q).await),
             }
         })
     }
