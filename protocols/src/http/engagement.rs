@@ -482,3 +482,29 @@ pub async fn analytics(
         average_rating: a.average_rating,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use troupe_actors::engagement::{Source, KINDS};
+
+    use super::TrackedKind;
+
+    /// The schema's kinds are exactly the service's trackable kinds.
+    #[test]
+    fn the_schema_lists_every_trackable_kind() {
+        let tracked: Vec<&str> = KINDS
+            .iter()
+            .filter(|k| k.source == Source::Tracked)
+            .map(|k| k.name)
+            .collect();
+        for name in &tracked {
+            let kind: Result<TrackedKind, _> = serde_json::from_value(serde_json::json!(name));
+            assert!(kind.is_ok(), "{name} is missing from TrackedKind");
+        }
+        for k in KINDS.iter().filter(|k| k.source != Source::Tracked) {
+            let kind: Result<TrackedKind, _> = serde_json::from_value(serde_json::json!(k.name));
+            assert!(kind.is_err(), "{} is earned by events, not tracked", k.name);
+        }
+        assert_eq!(tracked.len(), 6, "TrackedKind has six variants");
+    }
+}
