@@ -21,10 +21,14 @@ pub const WORKERS_ALIVE: &str = "troupe_workers_alive";
 pub const CLUSTER_MEMBERS: &str = "troupe_cluster_members";
 /// Mesh heartbeat round trip to each peer.
 pub const HEARTBEAT_RTT_SECONDS: &str = "troupe_heartbeat_rtt_seconds";
-/// Gossip datagrams that could not be sent, all peers (`mesh::membership::gossip`).
+/// Gossip datagrams that could not be sent, all peers, by `reason`
+/// (`unreachable|too_large|relay`; `mesh::membership::gossip`).
 pub const GOSSIP_SEND_FAILURES: &str = "troupe_gossip_send_failures_total";
 /// Peers the last gossip send to failed.
 pub const GOSSIP_UNREACHABLE: &str = "troupe_gossip_unreachable_peers";
+/// Gossip datagrams refused before chitchat saw them, by `reason`
+/// (`forged|replayed|stale|garbage`; `mesh::membership::seal`).
+pub const GOSSIP_REJECTED: &str = "troupe_gossip_rejected_total";
 /// 1 while this node owns entities and tasks, 0 while it is fenced (a lost split, no lease).
 pub const NODE_OWNER: &str = "troupe_partition_owner";
 /// Split decisions taken by this node, by verdict (`win`, `lose`).
@@ -50,13 +54,17 @@ pub fn describe() {
     );
     describe_counter!(
         GOSSIP_SEND_FAILURES,
-        "gossip datagrams that could not be sent"
+        "gossip datagrams that could not be sent, by reason"
     );
     describe_counter!(
         CLUSTER_TLS_REFUSED,
         "cluster peers refused by mutual TLS, by reason"
     );
     describe_gauge!(GOSSIP_UNREACHABLE, "peers the last gossip send to failed");
+    describe_counter!(
+        GOSSIP_REJECTED,
+        "gossip datagrams refused (forged, replayed, stale or garbage), by reason"
+    );
     describe_gauge!(
         NODE_OWNER,
         "1 while this node owns entities and tasks, 0 while fenced"

@@ -19,11 +19,16 @@
 //! It publishes a [`ClusterView`] (for `/cluster`) and the list of routable member names
 //! (for the router and entity placement) on watch channels.
 //!
-//! Gossip runs over [`gossip::QuietUdp`]: chitchat's UDP transport, except that a peer out of
-//! reach is logged once per change and counted, not logged on every gossip round.
+//! Gossip runs over [`gossip::SealedUdp`]: UDP datagrams sealed with a key derived from the
+//! cookie and the cluster id ([`seal`]), so only members can gossip and a captured datagram
+//! cannot be replayed; a peer out of reach is logged once per change and counted, not logged
+//! on every gossip round.
 //!
 //! # Layout
 //! - this module: the [`Membership`] actor (gossip, sessions, dialing, publishing).
+//! - [`gossip`]: the transport under chitchat (sealed UDP, relayed through chitchat's own
+//!   socket on loopback for its wire codec; quiet about unreachable peers).
+//! - [`seal`]: sealing and opening datagrams (keys, nonces, the replay window).
 //! - [`view`]: the pure rules it applies to what gossip reports: which incarnation counts,
 //!   which peers get a session, each member's [`MemberState`], the routable list.
 //! - `tests`: gossip on loopback as the actor reads it (cluster ids, restarts).
@@ -47,6 +52,7 @@ use super::tls::{Reason, Refusal, Tls};
 use super::transport;
 
 pub mod gossip;
+pub mod seal;
 pub mod view;
 
 pub use view::{ractor_name, ClusterView, MemberState, MemberView, PartitionView};
@@ -261,7 +267,11 @@ const DIAL_FALLBACK: Duration = Duration::from_millis(1500);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Membership {
-    async fn spawn_gossip(config: &Config) -> Result<ChitchatHandle, ActorProcessingErr> {
+    /// Starts chitchat over `transport` ([`Membership::transport`] outside tests).
+    async fn spawn_gossip(
+        config: &Config,
+        transport: &gossip::SealedUdp,
+    ) -> Result<ChitchatHandle, ActorProcessingErr> {
         let id = ChitchatId::new(
             config.node.to_string(),
             config.incarnation,
@@ -294,7 +304,12 @@ impl Membership {
             (keys::STATE.into(), "up".into()),
             (keys::VERSION.into(), env!("CARGO_PKG_VERSION").into()),
         ];
-        Ok(chitchat::spawn_chitchat(cc, kvs, &gossip::QuietUdp).await?)
+        Ok(chitchat::spawn_chitchat(cc, kvs, transport).await?)
+    }
+
+    /// Gossip sealed with the key of `config`'s cookie and cluster id.
+    fn transport(config: &Config) -> gossip::SealedUdp {
+        gossip::SealedUdp::new(seal::Key::derive(&config.cookie, &config.cluster_id))
     }
 }
 
@@ -329,7 +344,7 @@ impl Actor for Membership {
             id: "troupe-membership".into(),
             subscription: Box::new(Events(myself.clone())),
         })?;
-        let chitchat = Self::spawn_gossip(&config).await?;
+        let chitchat = Self::spawn_gossip(&config, &Self::transport(&config)).await?;
 
         // Wake up on every live-set change, and on a timer for the failure detector's
         // verdicts and dial backoff.
