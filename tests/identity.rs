@@ -594,14 +594,19 @@ fn session_survives_the_loss_of_its_home_node(c: &mut Cluster) {
     }
     let u = found.expect("no session homed on n3 in 30 tries");
     c.node_mut("n3").kill();
-    let ok = wait_until(Duration::from_secs(5), || {
-        let (status, v) = send(
-            "GET",
-            &c.node("n1").url("/api/sessions/verify"),
-            None,
-            Some(&u.access),
-        );
-        status == 200 && v["session"]["served_by"] != "n3"
+    // The survivors take the session over once n3's node lease has run out (it cannot
+    // release it when SIGKILLed): stable_after (2 s) or the lease's remaining lifetime (at
+    // most 4 s), whichever is later; each survivor downs n3 on its own.
+    let ok = wait_until(Duration::from_secs(15), || {
+        ["n1", "n2"].iter().all(|n| {
+            let (status, v) = send(
+                "GET",
+                &c.node(n).url("/api/sessions/verify"),
+                None,
+                Some(&u.access),
+            );
+            status == 200 && v["session"]["served_by"] != "n3"
+        })
     });
     assert!(ok, "the session never answered from a survivor");
     let (_, v) = send(
