@@ -57,7 +57,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sweep_deletes_only_expired_tokens() {
-        on_each_backend(|store, _| async move {
+        on_each_backend(|store, alone| async move {
             let old = uuid::Uuid::new_v4().to_string();
             let live = uuid::Uuid::new_v4().to_string();
             let now = now_ms();
@@ -65,7 +65,9 @@ mod tests {
             insert(&store, &live, "s", "u", now + 3_600_000)
                 .await
                 .unwrap();
-            assert!(sweep_expired(&store, now).await.unwrap() >= 1);
+            let swept = sweep_expired(&store, now).await.unwrap();
+            // On a shared database another test's sweep may have taken the row first.
+            assert!(!alone || swept >= 1, "swept {swept}");
             // The expired row is gone (cannot be spent), the live one is untouched.
             assert!(!spend(&store, &old).await.unwrap());
             assert!(spend(&store, &live).await.unwrap());
