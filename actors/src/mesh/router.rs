@@ -20,7 +20,7 @@ use rand::seq::IndexedRandom;
 
 use super::endpoint::EndpointMsg;
 use super::op::RawCall;
-use super::partition::Ownership;
+use super::partition::{Owner, Ownership};
 use super::pool::Pool;
 use super::{lane, placement, wire, Call, MeshError, Op, Pools, Request, Target};
 
@@ -101,9 +101,13 @@ impl Router {
         self.placement.borrow().clone()
     }
 
-    /// A receiver that sees every change of the placement members.
-    pub fn watch_placement(&self) -> tokio::sync::watch::Receiver<Arc<Vec<String>>> {
-        self.placement.clone()
+    /// The placement members this node may act on, as they change: what entity and task
+    /// hosts rebalance against (see [`OwnedPlacement`]).
+    pub fn watch_owned_placement(&self) -> OwnedPlacement {
+        OwnedPlacement {
+            members: self.placement.clone(),
+            owner: self.ownership.watch(),
+        }
     }
 
     /// The home node of an entity id among the placement members.
@@ -283,6 +287,35 @@ impl Router {
                 Err(MeshError::unavailable("peer dropped the call"))
             }
             Err(e) => Err(MeshError::unavailable(format!("peer unreachable: {e}"))),
+        }
+    }
+}
+
+/// The placement members as a node that hosts entities acts on them: the list while it
+/// owns, none while it is fenced (it lost a split: every entity here lets go). Made by
+/// [`Router::watch_owned_placement`].
+pub struct OwnedPlacement {
+    members: tokio::sync::watch::Receiver<Arc<Vec<String>>>,
+    owner: tokio::sync::watch::Receiver<Owner>,
+}
+
+impl OwnedPlacement {
+    /// Waits until the placement members or this node's ownership change; answers the list
+    /// to rebalance against, or `None` once the node stops publishing them.
+    pub async fn changed(&mut self) -> Option<Vec<String>> {
+        tokio::select! {
+            c = self.members.changed() => c.ok()?,
+            c = self.owner.changed() => c.ok()?,
+        }
+        Some(self.current())
+    }
+
+    /// The list to rebalance against now.
+    pub fn current(&mut self) -> Vec<String> {
+        if self.owner.borrow_and_update().is_owner() {
+            self.members.borrow_and_update().to_vec()
+        } else {
+            Vec::new()
         }
     }
 }

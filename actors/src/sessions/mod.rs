@@ -334,25 +334,16 @@ async fn spawn_host(
 /// every session when this node is fenced (it lost a split: see
 /// [`crate::mesh::partition`]).
 async fn handoff(me: std::sync::Weak<Sessions>) {
-    let (mut members, mut owner) = loop {
+    let mut placement = loop {
         let Some(s) = me.upgrade() else { return };
         if let Ok(r) = s.info.router() {
-            break (r.watch_placement(), r.ownership().watch());
+            break r.watch_owned_placement();
         }
         drop(s);
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    loop {
-        tokio::select! {
-            c = members.changed() => if c.is_err() { return },
-            c = owner.changed() => if c.is_err() { return },
-        }
+    while let Some(list) = placement.changed().await {
         let Some(s) = me.upgrade() else { return };
-        let list = if owner.borrow_and_update().is_owner() {
-            members.borrow_and_update().to_vec()
-        } else {
-            Vec::new()
-        };
         if let Ok(host) = s.host().await {
             let _ = host.cast(EntityHostMsg::Rebalance {
                 members: list,

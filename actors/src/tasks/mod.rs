@@ -459,13 +459,10 @@ const FULL_SCAN_EVERY: u64 = 10;
 /// Watches the placement members and this node's ownership: on every change, releases the tasks whose home moved (all of them when fenced) and
 /// scans for tasks to run; scans every `scan_interval` besides.
 async fn watch(me: Weak<Tasks>) {
-    let ((mut members, mut owner), every) = loop {
+    let (mut placement, every) = loop {
         let Some(t) = me.upgrade() else { return };
         if let Ok(r) = t.info.router() {
-            break (
-                (r.watch_placement(), r.ownership().watch()),
-                t.settings.scan_interval,
-            );
+            break (r.watch_owned_placement(), t.settings.scan_interval);
         }
         drop(t);
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -474,29 +471,17 @@ async fn watch(me: Weak<Tasks>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks = 0u64;
     loop {
-        let changed = tokio::select! {
-            c = members.changed() => {
-                if c.is_err() {
-                    return;
-                }
-                true
-            }
-            c = owner.changed() => {
-                if c.is_err() {
-                    return;
-                }
-                true
-            }
-            _ = tick.tick() => false,
+        // A placement change (every task actor here lets go when fenced), or the timer.
+        let moved = tokio::select! {
+            c = placement.changed() => match c {
+                Some(list) => Some(list),
+                None => return,
+            },
+            _ = tick.tick() => None,
         };
+        let changed = moved.is_some();
         let Some(t) = me.upgrade() else { return };
-        if changed {
-            // Fenced (a lost split): every task actor here lets go.
-            let list = if owner.borrow_and_update().is_owner() {
-                members.borrow_and_update().to_vec()
-            } else {
-                Vec::new()
-            };
+        if let Some(list) = moved {
             if let Ok(host) = t.host().await {
                 let _ = host.cast(HostMsg::Rebalance { members: list });
             }
