@@ -268,15 +268,10 @@ pub async fn get_course(
     store: &Store,
     id: &str,
 ) -> Result<Option<(CourseRow, Vec<LessonRow>)>, MeshError> {
-    let r = sqlx::query(&format!(
-        "SELECT {COURSE_COLUMNS} FROM training_courses WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await
-    .map_err(db_error)?;
-    let Some(r) = r else { return Ok(None) };
-    let course = CourseRow::from_row(&r).map_err(db_error)?;
+    let sql = format!("SELECT {COURSE_COLUMNS} FROM training_courses WHERE id = $1");
+    let Some(course) = by_id(store, &sql, id, CourseRow::from_row).await? else {
+        return Ok(None);
+    };
     let lessons = lessons(store, id).await?;
     Ok(Some((course, lessons)))
 }
@@ -405,17 +400,23 @@ pub async fn insert_assessment(store: &Store, a: &AssessmentRow) -> Result<bool,
 
 /// One assessment by id.
 pub async fn get_assessment(store: &Store, id: &str) -> Result<Option<AssessmentRow>, MeshError> {
-    let r = sqlx::query(&format!(
-        "SELECT {ASSESSMENT_COLUMNS} FROM training_assessments WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await
-    .map_err(db_error)?;
-    r.as_ref()
-        .map(AssessmentRow::from_row)
-        .transpose()
-        .map_err(db_error)
+    let sql = format!("SELECT {ASSESSMENT_COLUMNS} FROM training_assessments WHERE id = $1");
+    by_id(store, &sql, id, AssessmentRow::from_row).await
+}
+
+/// The row `sql` (one `$1` parameter: `id`) selects, if any, decoded by `from_row`.
+async fn by_id<T>(
+    store: &Store,
+    sql: &str,
+    id: &str,
+    from_row: fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Option<T>, MeshError> {
+    let r = sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(db_error)?;
+    r.as_ref().map(from_row).transpose().map_err(db_error)
 }
 
 /// The assessments of a course, oldest first.
@@ -780,17 +781,8 @@ pub async fn certificate_of(
 
 /// One certificate by id.
 pub async fn get_certificate(store: &Store, id: &str) -> Result<Option<CertificateRow>, MeshError> {
-    let r = sqlx::query(&format!(
-        "SELECT {CERTIFICATE_COLUMNS} FROM training_certificates WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await
-    .map_err(db_error)?;
-    r.as_ref()
-        .map(CertificateRow::from_row)
-        .transpose()
-        .map_err(db_error)
+    let sql = format!("SELECT {CERTIFICATE_COLUMNS} FROM training_certificates WHERE id = $1");
+    by_id(store, &sql, id, CertificateRow::from_row).await
 }
 
 /// A user's certificates, newest first.
