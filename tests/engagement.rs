@@ -45,21 +45,6 @@ fn engagement_on_postgres() {
     suite(&c);
 }
 
-fn admin_token(c: &Cluster) -> String {
-    let (status, v) = login(c.node("n1"), "admin", ADMIN_PASSWORD);
-    assert_eq!(status, 200, "{v}");
-    v["access_token"].as_str().unwrap().to_string()
-}
-
-fn field_errors(v: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = v["error"]["details"]["fields"]
-        .as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default();
-    keys.sort();
-    keys
-}
-
 fn track(node: &Node, kind: &str, token: &str) -> Value {
     let (status, v) = send(
         "POST",

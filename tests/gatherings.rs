@@ -75,15 +75,6 @@ fn create_event(node: &Node, token: &str, title: &str, capacity: i64) -> String 
     v["id"].as_str().unwrap().to_string()
 }
 
-fn field_errors(v: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = v["error"]["details"]["fields"]
-        .as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default();
-    keys.sort();
-    keys
-}
-
 /// Users `n` at once, each registered on one node and logged in on the next.
 fn users(c: &Cluster, n: usize, prefix: &str) -> Vec<User> {
     let names = ["n1", "n2", "n3"];

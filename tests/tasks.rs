@@ -68,21 +68,6 @@ fn create_task(node: &Node, body: Value, token: &str) -> Value {
     v
 }
 
-fn admin_token(c: &Cluster) -> String {
-    let (status, v) = login(c.node("n1"), "admin", ADMIN_PASSWORD);
-    assert_eq!(status, 200, "{v}");
-    v["access_token"].as_str().unwrap().to_string()
-}
-
-fn field_errors(v: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = v["error"]["details"]["fields"]
-        .as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default();
-    keys.sort();
-    keys
-}
-
 /// The steps of the task's log, in order.
 fn logged_steps(t: &Value) -> Vec<u64> {
     t["history"]

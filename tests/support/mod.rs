@@ -718,3 +718,20 @@ pub fn refusal_lines(log: &str) -> Vec<&str> {
         .filter(|l| l.contains("cluster peer refused (tls)"))
         .collect()
 }
+
+/// The bootstrap admin's access token, logged in on `n1`.
+pub fn admin_token(c: &Cluster) -> String {
+    let (status, v) = login(c.node("n1"), "admin", ADMIN_PASSWORD);
+    assert_eq!(status, 200, "{v}");
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+/// The field names of a 400 answer's `error.details.fields`, sorted.
+pub fn field_errors(v: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = v["error"]["details"]["fields"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
