@@ -178,13 +178,17 @@ impl Ownership {
         }
     }
 
-    /// Whether this node may own single-owner state now.
+    /// Whether this node may own single-owner state now. On every entity-bound call: reads
+    /// the state in place, without the copy [`Ownership::get`] makes.
     pub fn is_owner(&self) -> bool {
-        self.get().is_owner()
+        self.rx.borrow().is_owner() && !self.deadline.passed()
     }
 
     /// `Ok` while this node owns; otherwise the `unavailable` error entity-bound calls get.
     pub fn check(&self) -> Result<(), MeshError> {
+        if self.is_owner() {
+            return Ok(());
+        }
         match self.get() {
             Owner::Owner { .. } => Ok(()),
             Owner::Fenced(why) => Err(MeshError::unavailable(format!(
