@@ -109,13 +109,25 @@ impl From<dm::Registration> for RegistrationView {
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
 pub struct EventBody {
     /// 1 to 200 characters, not only spaces, no control characters (required on `POST`).
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     title: String,
-    /// At most 4000 characters.
-    #[schema(max_length = 4000)]
+    /// At most 4000 characters; line breaks and tabs are the only control characters
+    /// allowed.
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     description: Option<String>,
-    /// At most 200 characters.
-    #[schema(max_length = 200)]
+    /// At most 200 characters; line breaks and tabs are the only control characters
+    /// allowed.
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     location: Option<String>,
     /// RFC 3339 date-time (required on `POST`).
     #[schema(format = DateTime)]
@@ -123,7 +135,13 @@ pub struct EventBody {
     /// RFC 3339 date-time after `start` (required on `POST`).
     #[schema(format = DateTime)]
     end: String,
-    /// IANA time zone name, e.g. `Europe/Paris` (default `UTC`).
+    /// IANA time zone name, e.g. `Europe/Paris` (default `UTC`): one of the tz database's
+    /// names (tzdata 2025b), which have this form.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$"
+    )]
     timezone: Option<String>,
     /// Seats, at least 1; on `PUT` not below the seats taken (required on `POST`).
     #[schema(minimum = 1, maximum = 1_000_000)]
