@@ -123,6 +123,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/soap"),
     ("get", "/dashboard"),
     ("get", "/admin/actors"),
+    ("get", "/admin/reminders"),
     ("post", "/admin/chaos/kill"),
     ("get", "/admin/dead-letters"),
     ("post", "/admin/dead-letters/{id}/replay"),

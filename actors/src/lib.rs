@@ -14,6 +14,8 @@
 //! - [`training`]: courses, lessons, enrolment and progress, assessments, certificates.
 //! - [`engagement`]: points for activities (tracked, or earned from bus events), badges, a
 //!   leaderboard, feedback and analytics.
+//! - [`reminders`]: durable reminders: store-kept timers written with what they belong to,
+//!   fired once by the node owning their shard, by a survivor when that node dies.
 //! - [`hub`], [`chat`]: live connections (presence, delivery) and chat between contacts.
 //! - [`events`]: domain events, the publisher services hold, the outbox and its delivery.
 //! - [`notifications`]: consumes events: notification log, per-user notifications, email.
@@ -36,6 +38,7 @@ pub mod images;
 pub mod mesh;
 pub mod metrics;
 pub mod notifications;
+pub mod reminders;
 pub mod sessions;
 pub mod store;
 pub mod system;

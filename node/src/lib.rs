@@ -54,6 +54,7 @@ pub const SERVICES: &[&str] = &[
     troupe_actors::gatherings::NAME,
     troupe_actors::training::NAME,
     troupe_actors::engagement::NAME,
+    troupe_actors::reminders::NAME,
     troupe_actors::hub::NAME,
     troupe_actors::chat::NAME,
     troupe_actors::images::NAME,
@@ -233,11 +234,23 @@ pub async fn serve(
         store.clone(),
         publisher.clone(),
     )));
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let plan = troupe_actors::reminders::Plan {
+        event_before_ms: ms(config.reminders.event_before),
+        booking_before_ms: ms(config.reminders.booking_before),
+    };
+    services.push(troupe_actors::reminders::Reminders::start(
+        info.clone(),
+        store.clone(),
+        publisher.clone(),
+        troupe_actors::reminders::keeper::Settings::every(config.reminders.poll),
+    ));
     services.push(
         troupe_actors::gatherings::Gatherings::start(
             info.clone(),
             store.clone(),
             publisher.clone(),
+            plan,
         )
         .await?,
     );

@@ -35,16 +35,45 @@ pub fn serial() -> MutexGuard<'static, ()> {
 static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
 /// A free port on 127.0.0.1 for both TCP and UDP (cluster sessions and gossip share it),
-/// never one this process handed out before.
+/// never one this process handed out before, and below the kernel's ephemeral range: a
+/// node binds its ports a moment after the test picked them, and meanwhile the nodes
+/// already running open outgoing connections from ephemeral ports, which once took a
+/// port picked for a node still starting (it then failed to bind and never joined).
 pub fn free_port() -> u16 {
+    let (low, high) = unclaimed_range();
+    let mut seed = rand_u64();
     loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
-        let port = tcp.local_addr().unwrap().port();
+        // xorshift: a fresh candidate each round, spread over the range.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let port = low + (seed % u64::from(high - low)) as u16;
         let mut seen = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-        if !seen.contains(&port) && UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if seen.contains(&port) {
+            continue;
+        }
+        let free = TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
             seen.push(port);
             return port;
         }
+    }
+}
+
+/// Ports no outgoing connection is given: from 10000 up to the start of
+/// `ip_local_port_range` (32768 to 60999 unless configured otherwise), or above its end
+/// when it starts lower.
+fn unclaimed_range() -> (u16, u16) {
+    let range: Vec<u16> = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    match range[..] {
+        [low, _] if low > 12_000 => (10_000, low),
+        [_, high] if high < 63_000 => (high + 1, 65_000),
+        _ => (10_000, 32_768),
     }
 }
 
@@ -417,11 +446,11 @@ impl Cluster {
         let ok = wait_until(timeout, || up_members(observer) == want);
         assert!(
             ok,
-            "{} never saw {:?} up (saw {:?}); log:\n{}",
+            "{} never saw {:?} up (saw {:?}); logs:\n{}",
             observer.addrs.name,
             want,
             up_members(observer),
-            observer.log_text()
+            self.logs()
         );
     }
 

@@ -144,7 +144,7 @@ pub const KINDS: &[Kind] = &[
     Kind {
         name: "event_attended",
         points: 15,
-        source: Source::Event(kinds::EVENT_REGISTERED),
+        source: Source::Event(kinds::EVENT_ATTENDED),
     },
 ];
 

@@ -131,7 +131,7 @@ async fn consume_arrives_through_the_op_without_a_caller() {
     let (store, _dir) = sqlite().await;
     let (svc, _) = engagement(store);
     let ann = user();
-    let e = bus_event(kinds::EVENT_REGISTERED, &ann.user_id);
+    let e = bus_event(kinds::EVENT_ATTENDED, &ann.user_id);
     for expected in [15, 0] {
         let c = call_op(&svc, &ops::CONSUME, EventJson::of(&e), None)
             .await

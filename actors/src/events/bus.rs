@@ -128,7 +128,7 @@ impl Publish for Bus {
         Box::pin(async move {
             check_kind(&new.kind)?;
             let event = Event {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: new.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
                 kind: new.kind,
                 time: rfc3339_millis(now_ms()),
                 source: self.node.to_string(),

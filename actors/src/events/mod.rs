@@ -78,6 +78,12 @@ pub mod kinds {
     pub const EVENT_WAITLISTED: &str = "event.waitlisted";
     /// A user cancelled their registration.
     pub const EVENT_CANCELLED: &str = "event.cancelled";
+    /// A calendar event a user held a seat at has ended (a durable timer at its end,
+    /// `actors/src/reminders/`; Troupe has no check-in, a seat at the end is attendance).
+    pub const EVENT_ATTENDED: &str = "event.attended";
+    /// A durable reminder came due: something the user booked or registered for starts
+    /// soon (`actors/src/reminders/`).
+    pub const REMINDER_DUE: &str = "reminder.due";
     /// A waitlisted user was given a seat.
     pub const EVENT_PROMOTED: &str = "event.promoted";
     /// A user enrolled in a training course.
@@ -101,6 +107,9 @@ pub struct NewEvent {
     pub user_id: Option<String>,
     /// Kind-specific data.
     pub payload: serde_json::Value,
+    /// The event's id when the publisher fixes it (a durable reminder publishes under its
+    /// own id, so publishing it twice is one event to consumers); a fresh UUID otherwise.
+    pub id: Option<String>,
 }
 
 impl NewEvent {
@@ -110,7 +119,14 @@ impl NewEvent {
             kind: kind.to_string(),
             user_id: user_id.map(str::to_string),
             payload,
+            id: None,
         }
+    }
+
+    /// This event, published under `id`.
+    pub fn with_id(mut self, id: &str) -> Self {
+        self.id = Some(id.to_string());
+        self
     }
 }
 
@@ -204,7 +220,7 @@ impl Publish for Recorder {
     fn publish(&self, event: NewEvent) -> BoxFuture<'_, Result<Event, MeshError>> {
         Box::pin(async move {
             let event = Event {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
                 kind: event.kind,
                 time: crate::store::time::rfc3339_millis(crate::store::time::now_ms()),
                 source: "recorder".into(),

@@ -12,6 +12,7 @@ use crate::common::Who;
 use crate::events::{kinds, Publisher};
 use crate::mesh::placement::{Entity, EntityError};
 use crate::mesh::{Code, MeshError};
+use crate::reminders::Plan;
 use crate::store::time::now_ms;
 use crate::store::Store;
 
@@ -24,6 +25,8 @@ pub struct EventEntity {
     pub store: Store,
     /// Where domain events go.
     pub publisher: Publisher,
+    /// When a seat's reminder is due.
+    pub plan: Plan,
 }
 
 /// What an event's actor is asked to do.
@@ -62,7 +65,7 @@ fn may_change(who: &Who, row: &EventRow) -> Result<(), MeshError> {
 
 impl EventEntity {
     async fn update(&self, id: &str, who: &Who, change: Change) -> Result<EventRow, MeshError> {
-        let outcome = store::update(&self.store, id, |row| {
+        let outcome = store::update(&self.store, &self.plan, id, now_ms(), |row| {
             may_change(who, row)?;
             change.apply(row, now_ms())
         })
@@ -121,7 +124,7 @@ impl EventEntity {
     }
 
     async fn register(&self, id: &str, who: &Who) -> Result<RegRow, MeshError> {
-        let outcome = store::register(&self.store, id, &who.user_id, now_ms())
+        let outcome = store::register(&self.store, &self.plan, id, &who.user_id, now_ms())
             .await?
             .ok_or_else(not_found)?;
         match outcome {
@@ -144,10 +147,11 @@ impl EventEntity {
     }
 
     async fn cancel(&self, id: &str, who: &Who) -> Result<RegRow, MeshError> {
-        let Cancelled { was, promoted } = store::cancel(&self.store, id, &who.user_id)
-            .await?
-            .ok_or_else(not_found)?
-            .ok_or_else(|| MeshError::not_found("not registered for this event"))?;
+        let Cancelled { was, promoted } =
+            store::cancel(&self.store, &self.plan, id, &who.user_id, now_ms())
+                .await?
+                .ok_or_else(not_found)?
+                .ok_or_else(|| MeshError::not_found("not registered for this event"))?;
         let payload = serde_json::json!({ "event_id": id, "was": was.status });
         publish_payload(
             &self.publisher,

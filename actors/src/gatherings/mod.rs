@@ -57,6 +57,7 @@ use crate::common::{self, validate::Fields, Who};
 use crate::events::{kinds, NewEvent, Publisher};
 use crate::mesh::placement::{self, EntityError, EntityHost, EntityHostMsg};
 use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, Request, Service};
+use crate::reminders::Plan;
 use crate::store::time::now_ms;
 use crate::store::Store;
 use ops::Cmd;
@@ -197,6 +198,7 @@ pub struct Gatherings {
     info: Arc<NodeInfo>,
     store: Store,
     publisher: Publisher,
+    plan: Plan,
     host: Mutex<ActorRef<EntityHostMsg<EventEntity>>>,
 }
 
@@ -206,12 +208,14 @@ impl Gatherings {
         info: Arc<NodeInfo>,
         store: Store,
         publisher: Publisher,
+        plan: Plan,
     ) -> anyhow::Result<Arc<Self>> {
-        let host = spawn_host(&info, &store, &publisher).await?;
+        let host = spawn_host(&info, &store, &publisher, plan).await?;
         let me = Arc::new(Self {
             info,
             store,
             publisher,
+            plan,
             host: Mutex::new(host),
         });
         tokio::spawn(handoff(Arc::downgrade(&me)));
@@ -224,7 +228,7 @@ impl Gatherings {
         if current.get_status() == ActorStatus::Running {
             return Ok(current);
         }
-        let fresh = spawn_host(&self.info, &self.store, &self.publisher)
+        let fresh = spawn_host(&self.info, &self.store, &self.publisher, self.plan)
             .await
             .map_err(|e| MeshError::unavailable(format!("event host restart failed: {e}")))?;
         tracing::warn!("event host was down, restarted it");
@@ -447,10 +451,12 @@ async fn spawn_host(
     info: &Arc<NodeInfo>,
     store: &Store,
     publisher: &Publisher,
+    plan: Plan,
 ) -> anyhow::Result<ActorRef<EntityHostMsg<EventEntity>>> {
     let entity = EventEntity {
         store: store.clone(),
         publisher: publisher.clone(),
+        plan,
     };
     let host = EntityHost::new(entity, IDLE).fenced_with(info.clone());
     let (host, _) = Actor::spawn(None, host, ()).await?;

@@ -6,12 +6,20 @@
 //! holds PostgreSQL's row lock, or SQLite's write lock, until commit), then reads the seats
 //! taken and writes. Two activations of one event on two nodes therefore still take turns,
 //! and a failure rolls everything back: nothing is half-written.
+//!
+//! A seat's durable timers (`crate::reminders`) are written in the same transactions: the
+//! reminder before the event starts and the attendance at its end are scheduled when a
+//! user takes a seat (registering, or promoted from the waitlist), moved when the event's
+//! times or text change, and dropped with the registration or the event.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
 
 use super::messages::{Event, Registration};
+use crate::events::kinds;
 use crate::mesh::MeshError;
+use crate::reminders::store::{self as timers, Due};
+use crate::reminders::Plan;
 use crate::store::time::rfc3339_millis;
 use crate::store::{db_error, Store};
 
@@ -302,6 +310,61 @@ async fn registration_of(
     Ok(Some(reg))
 }
 
+/// The reminders subject of an event.
+pub fn subject(event_id: &str) -> String {
+    format!("event:{event_id}")
+}
+
+/// The durable timers of `user`'s seat at `e`, as of `now`: the reminder `plan` asks for
+/// before it starts (none once it has started) and the attendance at its end (none once
+/// it has ended).
+pub fn seat_timers(plan: &Plan, e: &EventRow, user: &str, now: i64) -> Vec<Due> {
+    let subject = subject(&e.id);
+    let about = serde_json::json!({
+        "about": "event",
+        "event_id": e.id,
+        "title": e.title,
+        "location": e.location,
+        "start": rfc3339_millis(e.start_at),
+        "end": rfc3339_millis(e.end_at),
+    });
+    let mut timers: Vec<Due> = Plan::before(
+        plan.event_before_ms,
+        &subject,
+        user,
+        e.start_at,
+        about.clone(),
+        now,
+    )
+    .into_iter()
+    .collect();
+    if e.end_at > now {
+        timers.push(Due {
+            subject,
+            user_id: user.to_string(),
+            kind: kinds::EVENT_ATTENDED,
+            due_at: e.end_at,
+            expires_at: None,
+            payload: about,
+        });
+    }
+    timers
+}
+
+/// Schedules the timers of `user`'s seat at `e` inside `tx`.
+async fn schedule_seat(
+    tx: &mut Transaction<'_, Any>,
+    plan: &Plan,
+    e: &EventRow,
+    user: &str,
+    now: i64,
+) -> Result<(), MeshError> {
+    for due in seat_timers(plan, e, user, now) {
+        timers::schedule(tx, &due, now).await?;
+    }
+    Ok(())
+}
+
 /// What [`register`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Registered {
@@ -315,6 +378,7 @@ pub enum Registered {
 /// waitlist. `None` when there is no such event.
 pub async fn register(
     store: &Store,
+    plan: &Plan,
     event_id: &str,
     user: &str,
     now: i64,
@@ -358,6 +422,7 @@ pub async fn register(
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        schedule_seat(&mut tx, plan, &event, user, now).await?;
     }
     tx.commit().await.map_err(db_error)?;
     Ok(Some(Registered::New(RegRow {
@@ -370,12 +435,16 @@ pub async fn register(
     })))
 }
 
-/// Moves the first `n` of the waitlist onto seats, in order; answers who moved.
+/// Moves the first `n` of the waitlist of `event` onto seats, in order, with their
+/// timers; answers who moved.
 async fn promote(
     tx: &mut Transaction<'_, Any>,
-    event_id: &str,
+    plan: &Plan,
+    event: &EventRow,
     n: i64,
+    now: i64,
 ) -> Result<Vec<String>, MeshError> {
+    let event_id = event.id.as_str();
     if n <= 0 {
         return Ok(Vec::new());
     }
@@ -400,6 +469,7 @@ async fn promote(
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
+        schedule_seat(tx, plan, event, &user, now).await?;
         moved.push(user);
     }
     sqlx::query("UPDATE gatherings SET registered = registered + $2 WHERE id = $1")
@@ -424,13 +494,15 @@ pub struct Cancelled {
 /// `None`: no such event; the inner: the user was not registered.
 pub async fn cancel(
     store: &Store,
+    plan: &Plan,
     event_id: &str,
     user: &str,
+    now: i64,
 ) -> Result<Option<Option<Cancelled>>, MeshError> {
     let mut tx = store.writer().begin().await.map_err(db_error)?;
-    if lock(&mut tx, event_id).await?.is_none() {
+    let Some(event) = lock(&mut tx, event_id).await? else {
         return Ok(None);
-    }
+    };
     let Some(was) = registration_of(&mut tx, event_id, user).await? else {
         return Ok(Some(None));
     };
@@ -440,6 +512,7 @@ pub async fn cancel(
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+    timers::drop_for(&mut tx, &subject(event_id), Some(user)).await?;
     let mut promoted = None;
     if was.status == REGISTERED {
         sqlx::query("UPDATE gatherings SET registered = registered - 1 WHERE id = $1")
@@ -447,7 +520,10 @@ pub async fn cancel(
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        promoted = promote(&mut tx, event_id, 1).await?.into_iter().next();
+        promoted = promote(&mut tx, plan, &event, 1, now)
+            .await?
+            .into_iter()
+            .next();
     }
     tx.commit().await.map_err(db_error)?;
     Ok(Some(Some(Cancelled { was, promoted })))
@@ -468,7 +544,9 @@ pub enum Updated {
 /// `change`, against the current row); a larger capacity seats the waitlist in order.
 pub async fn update(
     store: &Store,
+    plan: &Plan,
     id: &str,
+    now: i64,
     change: impl FnOnce(&EventRow) -> Result<EventRow, MeshError>,
 ) -> Result<Updated, MeshError> {
     let mut tx = store.writer().begin().await.map_err(db_error)?;
@@ -496,8 +574,24 @@ pub async fn update(
     .execute(&mut *tx)
     .await
     .map_err(db_error)?;
+    // What the seats' timers say (times, title, place) changed: schedule them afresh.
+    let timed = |e: &EventRow| (e.start_at, e.end_at, e.title.clone(), e.location.clone());
+    if timed(&next) != timed(&row) {
+        timers::drop_for(&mut tx, &subject(id), None).await?;
+        let seated: Vec<String> = sqlx::query_scalar(
+            "SELECT user_id FROM gathering_registrations \
+             WHERE event_id = $1 AND status = 'registered'",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        for user in &seated {
+            schedule_seat(&mut tx, plan, &next, user, now).await?;
+        }
+    }
     let free = next.capacity - row.registered;
-    let seated = promote(&mut tx, id, free.min(row.waitlisted)).await?;
+    let seated = promote(&mut tx, plan, &next, free.min(row.waitlisted), now).await?;
     tx.commit().await.map_err(db_error)?;
     next.registered = row.registered + seated.len() as i64;
     next.waitlisted = row.waitlisted - seated.len() as i64;
@@ -516,6 +610,7 @@ pub async fn delete(
         return Ok(None);
     };
     allowed(&row)?;
+    timers::drop_for(&mut tx, &subject(id), None).await?;
     sqlx::query("DELETE FROM gathering_registrations WHERE event_id = $1")
         .bind(id)
         .execute(&mut *tx)

@@ -16,7 +16,7 @@ use crate::store::tests::on_each_backend;
 async fn service(store: Store) -> (Harness, Arc<Gatherings>, Arc<Recorder>) {
     let events = Arc::new(Recorder::default());
     let builder = Harness::builder();
-    let svc = Gatherings::start(builder.info(), store, events.clone())
+    let svc = Gatherings::start(builder.info(), store, events.clone(), Plan::default())
         .await
         .expect("events start");
     let harness = builder.start(vec![svc.clone()]).await;
@@ -270,7 +270,9 @@ async fn the_store_alone_never_over_registers() {
             .iter()
             .map(|u| {
                 let (store, id, u) = (store.clone(), e.id.clone(), u.clone());
-                tokio::spawn(async move { store::register(&store, &id, &u, now_ms()).await })
+                tokio::spawn(async move {
+                    store::register(&store, &Plan::default(), &id, &u, now_ms()).await
+                })
             })
             .collect();
         for t in tasks {
@@ -322,6 +324,81 @@ async fn the_calendar_lists_the_callers_seats_only() {
                 .code,
             Code::Unauthenticated
         );
+    })
+    .await;
+}
+
+/// What `user` has scheduled for event `id`: (kind, due) pairs, pending ones only.
+async fn timers_of(store: &Store, id: &str, user: &str) -> Vec<(String, i64)> {
+    let (rows, _) = crate::reminders::store::list(
+        store,
+        Some(user),
+        Some(&store::subject(id)),
+        Some(true),
+        10,
+        0,
+    )
+    .await
+    .unwrap();
+    let mut out: Vec<(String, i64)> = rows
+        .into_iter()
+        .map(|l| (l.reminder.kind, l.reminder.due_at))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_seat_carries_its_reminder_and_attendance_and_loses_them_with_it() {
+    on_each_backend(|store, _| async move {
+        let (_h, svc, _) = service(store.clone()).await;
+        let (org, alice, bob) = (user(), user(), user());
+        let e = svc.create(&who(&org), &input("Timed", 1)).await.unwrap();
+        let start = validate::rfc3339("2030-03-01T09:30:00Z").unwrap();
+        let end = validate::rfc3339("2030-03-01T11:00:00+01:00").unwrap();
+        let hour = 3_600_000;
+        let expect = vec![
+            (kinds::EVENT_ATTENDED.to_string(), end),
+            (kinds::REMINDER_DUE.to_string(), start - hour),
+        ];
+        let r = EventRef { id: e.id.clone() };
+        let call = |w: &str| Who {
+            user_id: w.to_string(),
+            admin: false,
+        };
+        svc.register(soon(), &call(&alice), &r).await.unwrap();
+        svc.register(soon(), &call(&bob), &r).await.unwrap();
+        assert_eq!(timers_of(&store, &e.id, &alice).await, expect);
+        // Waitlisted: nothing scheduled until promoted.
+        assert!(timers_of(&store, &e.id, &bob).await.is_empty());
+        svc.cancel(soon(), &call(&alice), &r).await.unwrap();
+        assert!(timers_of(&store, &e.id, &alice).await.is_empty());
+        assert_eq!(timers_of(&store, &e.id, &bob).await, expect);
+        // Moved by an hour: the timers move with it.
+        let moved = EventInput {
+            start: Some("2030-03-01T10:30:00Z".into()),
+            end: Some("2030-03-01T11:30:00Z".into()),
+            ..EventInput::default()
+        };
+        svc.update(
+            soon(),
+            &who(&org),
+            &EventInput {
+                id: e.id.clone(),
+                ..moved
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            timers_of(&store, &e.id, &bob).await,
+            vec![
+                (kinds::EVENT_ATTENDED.to_string(), end + hour + hour / 2),
+                (kinds::REMINDER_DUE.to_string(), start),
+            ]
+        );
+        svc.delete(soon(), &who(&org), &r).await.unwrap();
+        assert!(timers_of(&store, &e.id, &bob).await.is_empty());
     })
     .await;
 }

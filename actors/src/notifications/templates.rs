@@ -62,6 +62,7 @@ pub fn has_template(kind: &str) -> bool {
             | kinds::TRAINING_ENROLLED
             | kinds::TRAINING_LESSON_COMPLETED
             | kinds::TRAINING_CERTIFICATE_ISSUED
+            | kinds::REMINDER_DUE
     ) || kind.starts_with("task.")
         || kind.starts_with("todo.")
 }
@@ -141,6 +142,16 @@ pub fn render(event: &Event) -> Option<Rendered> {
                 format!("Your certificate: {}", field(p, "certificate_id")),
             ],
         ),
+        kinds::REMINDER_DUE => {
+            let title = field(p, "title");
+            let when = field(p, "start");
+            let mut lines = vec![format!("\"{title}\" starts at {when} (UTC).")];
+            match field(p, "location") {
+                "" => {}
+                place => lines.push(format!("Where: {place}")),
+            }
+            rendered(format!("Reminder: {title}"), &lines)
+        }
         k if k.starts_with("task.") => {
             let what = k.trim_start_matches("task.");
             let task = match field(p, "name") {
@@ -191,6 +202,21 @@ mod tests {
         assert_eq!(r.title, "Password reset");
         assert!(r.text.contains("Your password reset code is 123456"));
         assert!(r.html.contains("Your password reset code is 123456"));
+    }
+
+    #[test]
+    fn reminders_name_what_starts_and_when() {
+        let r = render(&event(
+            kinds::REMINDER_DUE,
+            serde_json::json!({"about": "event", "title": "Kick-off", "start": "2027-01-04T09:00:00.000Z", "location": "Room 1"}),
+        ))
+        .unwrap();
+        assert_eq!(r.title, "Reminder: Kick-off");
+        assert_eq!(
+            r.text,
+            "\"Kick-off\" starts at 2027-01-04T09:00:00.000Z (UTC).\n\nWhere: Room 1"
+        );
+        assert!(has_template(kinds::REMINDER_DUE));
     }
 
     #[test]

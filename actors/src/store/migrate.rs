@@ -74,6 +74,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "engagement",
         include_str!("../../migrations/0009_engagement.sql"),
     ),
+    (
+        11,
+        "reminders",
+        include_str!("../../migrations/0011_reminders.sql"),
+    ),
 ];
 
 /// Longest a node waits for another node's migration run on SQLite.

@@ -22,7 +22,8 @@
 //!   and the TLS files of a node), `admin.rs` (`[admin]`), `storage.rs`
 //!   (`[storage]`), `auth.rs` (`[auth]`), `http.rs` (`[http]`), `images.rs` (`[images]`),
 //!   `services.rs` (`[services]` and `[services.<name>]`), `supervision.rs`
-//!   (`[supervision]`), `log.rs` (`[log]`), `tasks.rs` (`[tasks]`), `ws.rs` (`[ws]` and
+//!   (`[supervision]`), `log.rs` (`[log]`), `tasks.rs` (`[tasks]`), `reminders.rs`
+//!   (`[reminders]`), `ws.rs` (`[ws]` and
 //!   `[chat]`), `events.rs` (`[events]`, `[mqtt]`, `[smtp]`, `[notifications]`) and
 //!   `nodes.rs` (`[[nodes]]` and the choice of the node this process runs as).
 //! - `tests.rs`: tests of the whole file (defaults, precedence, every error at once); a
@@ -44,6 +45,7 @@ mod log;
 mod nodes;
 mod partition;
 mod reader;
+mod reminders;
 mod services;
 mod storage;
 mod supervision;
@@ -61,6 +63,7 @@ pub use http::Http;
 pub use images::Images;
 pub use log::{Log, LogFormat};
 pub use nodes::Node;
+pub use reminders::Reminders;
 pub use services::Services;
 pub use storage::Storage;
 pub use supervision::Supervision;
@@ -94,6 +97,8 @@ pub struct Config {
     pub log: Log,
     /// `[tasks]`: the tasks service.
     pub tasks: Tasks,
+    /// `[reminders]`: lead times and the keeper's poll.
+    pub reminders: Reminders,
     /// `[ws]` and `[chat]`: WebSocket connections and chat messages.
     pub ws: Ws,
     /// `[events]`: outbox delivery retries.
@@ -298,6 +303,7 @@ impl Reader<'_> {
         let supervision = self.supervision(&mut root);
         let log = self.log(&mut root);
         let tasks = self.tasks(&mut root);
+        let reminders = self.reminders(&mut root);
         let ws = self.ws(&mut root, &http);
         let (events, mqtt, smtp, notifications) = self.event_sections(&mut root);
         let partial_nodes = self.nodes(&mut root);
@@ -342,6 +348,7 @@ impl Reader<'_> {
             supervision,
             log,
             tasks,
+            reminders,
             ws,
             events,
             mqtt,

@@ -14,6 +14,7 @@
 //! - [`gatherings`]: calendar events (`/events*`), registration and `calendar.ics`.
 //! - [`training`]: courses, progress, assessments and certificates (landscape C).
 //! - [`engagement`]: activity points, badges, leaderboard, feedback, analytics (landscape C).
+//! - [`reminders`]: the admin view of durable reminders (`/admin/reminders`).
 //! - [`health`], [`cluster`], [`ping`], [`metrics`], [`dashboard`], [`admin`], [`bench`]: one
 //!   file per route family.
 //! - [`openapi`]: `/openapi.json`, built from the handlers' `#[utoipa::path]` attributes as
@@ -41,6 +42,7 @@ pub mod notifications;
 pub mod object;
 pub mod openapi;
 pub mod ping;
+pub mod reminders;
 pub mod request_id;
 pub mod sessions;
 pub mod tasks;
@@ -140,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(dashboard::page))
         .routes(routes!(admin::actors))
         .routes(routes!(admin::kill))
+        .routes(routes!(reminders::list))
         .routes(routes!(bench::run))
         // identity: registration and login under every landscape's paths
         .routes(aliased(
