@@ -297,17 +297,26 @@ try:
 except ImportError:
     print("NO_ICALENDAR")
     sys.exit(0)
+from datetime import timezone
 cal = icalendar.Calendar.from_ical(open(sys.argv[1], "rb").read())
 out = {"version": str(cal.get("version")), "prodid": str(cal.get("prodid")), "events": []}
+# The calendar's own VTIMEZONE rules, not the parser's tz database.
+zones = {str(z["tzid"]): z.to_tz() for z in cal.walk("VTIMEZONE")}
 for e in cal.walk("VEVENT"):
+    tzid = e["dtstart"].params.get("TZID")
+    start = e.decoded("dtstart")
+    own = zones[tzid].utcoffset(start.replace(tzinfo=None)) if tzid in zones else None
     out["events"].append({
         "uid": str(e.get("uid")),
         "summary": str(e.get("summary")),
         "location": str(e.get("location")),
         "description": str(e.get("description")),
-        "start": e.decoded("dtstart").isoformat(),
-        "end": e.decoded("dtend").isoformat(),
+        "start": start.astimezone(timezone.utc).isoformat(),
+        "end": e.decoded("dtend").astimezone(timezone.utc).isoformat(),
         "stamp": e.decoded("dtstamp").isoformat(),
+        "tzid": tzid,
+        "local_start": start.replace(tzinfo=None).isoformat(),
+        "vtimezone_offset_s": own.total_seconds() if own is not None else None,
     })
 print(json.dumps(out))
 "#;
@@ -415,6 +424,10 @@ fn calendar_ics_lists_exactly_the_callers_events_for_a_real_parser(c: &Cluster, 
     );
     assert_eq!(first["start"], "2030-03-01T09:30:00+00:00", "{v}");
     assert_eq!(first["end"], "2030-03-01T10:00:00+00:00", "{v}");
+    // Written in the event's zone, which the calendar's own VTIMEZONE defines.
+    assert_eq!(first["tzid"], "Europe/Paris", "{v}");
+    assert_eq!(first["local_start"], "2030-03-01T10:30:00", "{v}");
+    assert_eq!(first["vtimezone_offset_s"], 3600.0, "{v}");
 
     // The other user's calendar holds only theirs.
     let mut resp = get_raw(
