@@ -155,7 +155,7 @@ impl Events {
             id: e.dead_id(),
             node: self.node.to_string(),
             sink: e.sink.clone(),
-            event_json: serde_json::to_string(&e.event).unwrap_or_default(),
+            event_json: shown(e),
             attempts: e.attempts,
             last_error: e.last_error.clone(),
             failed_at: rfc3339_millis(e.failed_at),
@@ -277,6 +277,12 @@ impl Events {
             outbox_depth: self.bus.outbox().depth(),
         })
     }
+}
+
+/// A dead letter's event as admins see it: secret payload fields (emailed codes) masked.
+/// The outbox keeps them, so a replay still delivers the code to its user.
+pub fn shown(e: &Entry) -> String {
+    serde_json::to_string(&e.event.redacted()).unwrap_or_default()
 }
 
 impl Service for Events {

@@ -8,7 +8,7 @@ use super::bus::Bus;
 use super::delivery::Retry;
 use super::outbox::Outbox;
 use super::sink::Sink;
-use super::{Event, NewEvent, Publish};
+use super::{admin, kinds, outbox, Event, NewEvent, Publish};
 use crate::mesh::backoff::Backoff;
 use crate::mesh::{BoxFuture, MeshError};
 
@@ -154,6 +154,24 @@ async fn bad_kinds_are_refused_and_nothing_is_stored() {
         );
     }
     assert_eq!(outbox.depth(), 0);
+}
+
+#[test]
+fn dead_letters_show_codes_masked_and_keep_them_for_replay() {
+    let e = Event {
+        id: "e1".into(),
+        kind: kinds::PASSWORD_RESET_REQUESTED.into(),
+        time: "2026-01-01T00:00:00.000Z".into(),
+        source: "n1".into(),
+        user_id: Some("u1".into()),
+        payload: serde_json::json!({"code": "123456", "username": "ann"}),
+    };
+    let entry = outbox::Entry::new(e, "notifications");
+    let shown: serde_json::Value = serde_json::from_str(&admin::shown(&entry)).unwrap();
+    assert_eq!(shown["payload"]["code"], "***");
+    assert_eq!(shown["payload"]["username"], "ann");
+    assert!(!admin::shown(&entry).contains("123456"));
+    assert_eq!(entry.event.payload["code"], "123456");
 }
 
 #[test]
