@@ -74,6 +74,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "engagement",
         include_str!("../../migrations/0009_engagement.sql"),
     ),
+    (
+        10,
+        "coaching",
+        include_str!("../../migrations/0010_coaching.sql"),
+    ),
 ];
 
 /// Longest a node waits for another node's migration run on SQLite.
