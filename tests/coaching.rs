@@ -31,7 +31,8 @@ fn cluster(tag: &str, storage: Option<String>) -> Cluster {
 fn suite(c: &Cluster, sqlite: bool) {
     let admin = admin_token(c);
     let coach_user = new_user(c.node("n1"), c.node("n2"), "coach");
-    let coach = coaches_are_created_by_admins_and_changed_by_them_or_the_coach(c, &admin, &coach_user);
+    let coach =
+        coaches_are_created_by_admins_and_changed_by_them_or_the_coach(c, &admin, &coach_user);
     open_slots_are_listed_in_the_coachs_zone_and_a_booked_one_disappears(c, &coach);
     fifty_clients_on_three_nodes_race_for_one_slot_and_exactly_one_books_it(
         c,
@@ -191,10 +192,19 @@ fn coaches_are_created_by_admins_and_changed_by_them_or_the_coach(
         Some(&other.access),
     );
     assert_eq!(status, 200, "{list}");
-    assert!(list["items"].as_array().unwrap().iter().any(|x| x["id"] == id.as_str()));
+    assert!(list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["id"] == id.as_str()));
 
     // Anyone else: 403; the coach's user changes what it is told, but not the link.
-    let (status, v) = send("PUT", &url, Some(&json!({"bio": "Hijacked"})), Some(&other.access));
+    let (status, v) = send(
+        "PUT",
+        &url,
+        Some(&json!({"bio": "Hijacked"})),
+        Some(&other.access),
+    );
     assert_eq!(status, 403, "{v}");
     let (status, v) = send(
         "PUT",
@@ -250,7 +260,12 @@ fn open_slots_are_listed_in_the_coachs_zone_and_a_booked_one_disappears(c: &Clus
         ]
     );
     // An offset in the query is percent-encoded; the slot is the same instant.
-    let (status, v) = book(c.node("n3"), coach, "2030-06-03T10:00:00+02:00", &client.access);
+    let (status, v) = book(
+        c.node("n3"),
+        coach,
+        "2030-06-03T10:00:00+02:00",
+        &client.access,
+    );
     assert_eq!(status, 201, "{v}");
     assert_eq!(
         (
@@ -363,14 +378,19 @@ fn fifty_clients_on_three_nodes_race_for_one_slot_and_exactly_one_books_it(
 
     // The winner cancels (on n2): the slot is open again and someone else books it.
     let winner = racers.iter().find(|u| &u.id == winner_id).unwrap();
-    let url = c
-        .node("n2")
-        .url(&format!("/coaching/bookings/{}", booking["id"].as_str().unwrap()));
+    let url = c.node("n2").url(&format!(
+        "/coaching/bookings/{}",
+        booking["id"].as_str().unwrap()
+    ));
     let outsider = racers.iter().find(|u| &u.id != winner_id).unwrap();
     let (status, v) = send("DELETE", &url, None, Some(&outsider.access));
     assert_eq!(status, 404, "{v}");
     let (status, v) = send("DELETE", &url, None, Some(&winner.access));
-    assert_eq!((status, v["status"].as_str()), (200, Some("cancelled")), "{v}");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("cancelled")),
+        "{v}"
+    );
     let (status, v) = send("DELETE", &url, None, Some(&winner.access));
     assert_eq!(status, 409, "{v}");
     assert!(monday(c.node("n1"), coach, &winner.access).contains(&slot.to_string()));
@@ -382,14 +402,22 @@ fn fifty_clients_on_three_nodes_race_for_one_slot_and_exactly_one_books_it(
         .node("n1")
         .url(&format!("/coaching/bookings/{}", v["id"].as_str().unwrap()));
     let (status, v) = send("DELETE", &url, None, Some(admin));
-    assert_eq!((status, v["status"].as_str()), (200, Some("cancelled")), "{v}");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("cancelled")),
+        "{v}"
+    );
     let (status, v) = book(c.node("n1"), coach, slot, &outsider.access);
     assert_eq!(status, 201, "{v}");
     let url = c
         .node("n3")
         .url(&format!("/coaching/bookings/{}", v["id"].as_str().unwrap()));
     let (status, v) = send("DELETE", &url, None, Some(&coach_user.access));
-    assert_eq!((status, v["status"].as_str()), (200, Some("cancelled")), "{v}");
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (200, Some("cancelled")),
+        "{v}"
+    );
     let (status, v) = book(c.node("n2"), coach, slot, &winner.access);
     assert_eq!(status, 201, "{v}");
     assert_eq!(of_slot(&coach_user.access).len(), 1);
@@ -420,15 +448,30 @@ fn notes_are_seen_by_the_coach_and_the_client_only(c: &Cluster, coach: &str, coa
     let (status, b) = book(c.node("n1"), coach, "2030-06-05T07:00:00Z", &client.access);
     assert_eq!(status, 201, "{b}");
     let url = |node: &str| {
-        c.node(node)
-            .url(&format!("/coaching/bookings/{}/notes", b["id"].as_str().unwrap()))
+        c.node(node).url(&format!(
+            "/coaching/bookings/{}/notes",
+            b["id"].as_str().unwrap()
+        ))
     };
     let write = |node: &str, token: &str, text: &str| {
-        send("POST", &url(node), Some(&json!({ "text": text })), Some(token))
+        send(
+            "POST",
+            &url(node),
+            Some(&json!({ "text": text })),
+            Some(token),
+        )
     };
     let (status, v) = write("n2", &client.access, "Goal: delegate the release");
-    assert_eq!((status, v["author_id"].as_str()), (201, Some(client.id.as_str())), "{v}");
-    let (status, v) = write("n3", &coach_user.access, "Homework: list what only you can do");
+    assert_eq!(
+        (status, v["author_id"].as_str()),
+        (201, Some(client.id.as_str())),
+        "{v}"
+    );
+    let (status, v) = write(
+        "n3",
+        &coach_user.access,
+        "Homework: list what only you can do",
+    );
     assert_eq!(status, 201, "{v}");
     for reader in [&client.access, &coach_user.access] {
         let (status, v) = send("GET", &url("n1"), None, Some(reader));
@@ -452,9 +495,17 @@ fn notes_are_seen_by_the_coach_and_the_client_only(c: &Cluster, coach: &str, coa
     let (status, v) = write("n3", &outsider.access, "let me in");
     assert_eq!(status, 404, "{v}");
     let (status, v) = write("n1", &client.access, "   ");
-    assert_eq!((status, field_errors(&v)), (400, vec!["text".to_string()]), "{v}");
+    assert_eq!(
+        (status, field_errors(&v)),
+        (400, vec!["text".to_string()]),
+        "{v}"
+    );
     let (status, v) = send("POST", &url("n1"), Some(&json!({})), Some(&client.access));
-    assert_eq!((status, field_errors(&v)), (400, vec!["text".to_string()]), "{v}");
+    assert_eq!(
+        (status, field_errors(&v)),
+        (400, vec!["text".to_string()]),
+        "{v}"
+    );
     // The booking is in both parties' lists, in nobody else's.
     assert!(my_bookings(c.node("n2"), &coach_user.access)
         .iter()
@@ -478,7 +529,10 @@ fn bad_input_is_refused_naming_the_field(c: &Cluster, admin: &str, coach: &str) 
     let (status, v) = create(&json!({}));
     assert_eq!(
         (status, field_errors(&v)),
-        (400, vec!["availability".into(), "name".into(), "timezone".into()]),
+        (
+            400,
+            vec!["availability".into(), "name".into(), "timezone".into()]
+        ),
         "{v}"
     );
     let cases = [
@@ -495,15 +549,42 @@ fn bad_input_is_refused_naming_the_field(c: &Cluster, admin: &str, coach: &str) 
                 {"weekday": 1, "start": "09:00", "end": "11:00"},
                 {"weekday": 1, "start": "10:30", "end": "12:00"}]}),
         ),
-        ("availability", json!({"availability": [{"weekday": 1, "start": "10:00", "end": "10:00"}]})),
-        ("availability", json!({"availability": [{"weekday": 1, "start": "11:00", "end": "10:00"}]})),
-        ("availability", json!({"availability": [{"weekday": 0, "start": "09:00", "end": "10:00"}]})),
-        ("availability", json!({"availability": [{"weekday": 8, "start": "09:00", "end": "10:00"}]})),
-        ("availability", json!({"availability": [{"weekday": 1, "start": "9:00", "end": "10:00"}]})),
-        ("availability", json!({"availability": [{"weekday": 1, "start": "09:00", "end": "25:00"}]})),
-        ("availability", json!({"availability": [{"weekday": "Monday", "start": "09:00", "end": "10:00"}]})),
-        ("exceptions", json!({"exceptions": [{"date": "2030-02-30"}]})),
-        ("exceptions", json!({"exceptions": [{"date": "2030-03-01", "start": "10:00"}]})),
+        (
+            "availability",
+            json!({"availability": [{"weekday": 1, "start": "10:00", "end": "10:00"}]}),
+        ),
+        (
+            "availability",
+            json!({"availability": [{"weekday": 1, "start": "11:00", "end": "10:00"}]}),
+        ),
+        (
+            "availability",
+            json!({"availability": [{"weekday": 0, "start": "09:00", "end": "10:00"}]}),
+        ),
+        (
+            "availability",
+            json!({"availability": [{"weekday": 8, "start": "09:00", "end": "10:00"}]}),
+        ),
+        (
+            "availability",
+            json!({"availability": [{"weekday": 1, "start": "9:00", "end": "10:00"}]}),
+        ),
+        (
+            "availability",
+            json!({"availability": [{"weekday": 1, "start": "09:00", "end": "25:00"}]}),
+        ),
+        (
+            "availability",
+            json!({"availability": [{"weekday": "Monday", "start": "09:00", "end": "10:00"}]}),
+        ),
+        (
+            "exceptions",
+            json!({"exceptions": [{"date": "2030-02-30"}]}),
+        ),
+        (
+            "exceptions",
+            json!({"exceptions": [{"date": "2030-03-01", "start": "10:00"}]}),
+        ),
         ("user_id", json!({"user_id": "no-such-user"})),
     ];
     for (field, patch) in cases {
@@ -519,7 +600,11 @@ fn bad_input_is_refused_naming_the_field(c: &Cluster, admin: &str, coach: &str) 
         Some(&json!({"timezone": "Nowhere/City"})),
         Some(admin),
     );
-    assert_eq!((status, field_errors(&v)), (400, vec!["timezone".to_string()]), "{v}");
+    assert_eq!(
+        (status, field_errors(&v)),
+        (400, vec!["timezone".to_string()]),
+        "{v}"
+    );
 
     // Availability windows.
     let slots = |query: &str| {
@@ -532,8 +617,14 @@ fn bad_input_is_refused_naming_the_field(c: &Cluster, admin: &str, coach: &str) 
     };
     expect(slots("from=tomorrow"), "from");
     expect(slots("from=2030-06-03T00:00:00Z&to=2030-06-03"), "to");
-    expect(slots("from=2030-06-03T00:00:00Z&to=2030-06-02T00:00:00Z"), "to");
-    expect(slots("from=2030-06-01T00:00:00Z&to=2030-08-03T00:00:00Z"), "to");
+    expect(
+        slots("from=2030-06-03T00:00:00Z&to=2030-06-02T00:00:00Z"),
+        "to",
+    );
+    expect(
+        slots("from=2030-06-01T00:00:00Z&to=2030-08-03T00:00:00Z"),
+        "to",
+    );
     let (status, v) = slots("from=2030-06-01T00:00:00Z&to=2030-08-02T00:00:00Z");
     assert_eq!(status, 200, "{v}");
     let (status, v) = send(
@@ -567,7 +658,11 @@ fn bad_input_is_refused_naming_the_field(c: &Cluster, admin: &str, coach: &str) 
         Some(&json!({"start": MONDAY[0]})),
         Some(&user.access),
     );
-    assert_eq!((status, field_errors(&v)), (400, vec!["coach_id".to_string()]), "{v}");
+    assert_eq!(
+        (status, field_errors(&v)),
+        (400, vec!["coach_id".to_string()]),
+        "{v}"
+    );
     let (status, v) = book(n, "no-such-coach", MONDAY[0], &user.access);
     assert_eq!(status, 404, "{v}");
     for (method, path) in [
@@ -585,5 +680,9 @@ fn bad_input_is_refused_naming_the_field(c: &Cluster, admin: &str, coach: &str) 
         None,
         Some(admin),
     );
-    assert!(list["items"].as_array().unwrap().iter().all(|x| x["name"] != "Bad"));
+    assert!(list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["name"] != "Bad"));
 }

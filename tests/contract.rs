@@ -245,14 +245,27 @@ fn openapi_describes_the_contract_and_only_routes_that_are_served() {
     let todo = schema(&body_ref("post", "/todos"));
     assert_eq!(todo["required"], serde_json::json!(["title"]), "{todo}");
     let coach = schema(&body_ref("post", "/coaching/coaches"));
-    for field in ["name", "bio", "user_id", "timezone", "slot_minutes", "availability"] {
+    for field in [
+        "name",
+        "bio",
+        "user_id",
+        "timezone",
+        "slot_minutes",
+        "availability",
+    ] {
         assert!(
             coach["properties"][field].is_object(),
             "coach body lacks {field}: {coach}"
         );
     }
-    assert_eq!(coach["properties"]["slot_minutes"]["minimum"], 15, "{coach}");
-    assert_eq!(coach["properties"]["slot_minutes"]["maximum"], 480, "{coach}");
+    assert_eq!(
+        coach["properties"]["slot_minutes"]["minimum"], 15,
+        "{coach}"
+    );
+    assert_eq!(
+        coach["properties"]["slot_minutes"]["maximum"], 480,
+        "{coach}"
+    );
     let booking = schema(&body_ref("post", "/coaching/bookings"));
     assert_eq!(
         booking["required"],

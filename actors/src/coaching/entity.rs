@@ -65,7 +65,13 @@ impl CoachEntity {
         let row = store::update_coach(&self.store, id, |row| change.apply(who, row, now_ms()))
             .await?
             .ok_or_else(not_found)?;
-        publish_coach(&self.publisher, kinds::COACHING_COACH_UPDATED, &who.user_id, &row).await;
+        publish_coach(
+            &self.publisher,
+            kinds::COACHING_COACH_UPDATED,
+            &who.user_id,
+            &row,
+        )
+        .await;
         Ok(row)
     }
 
@@ -74,7 +80,10 @@ impl CoachEntity {
         // Checked first on a read: a taken slot (most requests of a race) costs no write.
         let coach = store::coach(&self.store, id).await?.ok_or_else(not_found)?;
         let (s, e) = slot_of(&coach, start, now)?;
-        if !store::booked_between(&self.store, id, s, e).await?.is_empty() {
+        if !store::booked_between(&self.store, id, s, e)
+            .await?
+            .is_empty()
+        {
             return Err(store::taken());
         }
         let outcome = store::book(&self.store, id, &who.user_id, now, |locked| {

@@ -415,9 +415,7 @@ impl Coaching {
             } else if to - from > WINDOW_MAX_DAYS * DAY_MS {
                 f.check(
                     "to",
-                    Err(format!(
-                        "must be at most {WINDOW_MAX_DAYS} days after from"
-                    )),
+                    Err(format!("must be at most {WINDOW_MAX_DAYS} days after from")),
                 );
             }
         }
@@ -458,7 +456,11 @@ impl Coaching {
         f.finish()?;
         let start = start.unwrap_or_default();
         match self
-            .entity(deadline, &input.coach_id, CoachReq::Book(who.clone(), start))
+            .entity(
+                deadline,
+                &input.coach_id,
+                CoachReq::Book(who.clone(), start),
+            )
             .await?
         {
             Answer::Booking(row) => Ok(row.to_booking()),
@@ -471,7 +473,8 @@ impl Coaching {
         let (page, per_page) = common::validate::page(l.page, l.per_page)?;
         let limit = i64::from(per_page);
         let offset = (i64::from(page) - 1) * limit;
-        let (rows, total) = store::bookings_of_user(&self.store, &who.user_id, limit, offset).await?;
+        let (rows, total) =
+            store::bookings_of_user(&self.store, &who.user_id, limit, offset).await?;
         Ok(BookingPage {
             items: rows.iter().map(BookingRow::to_booking).collect(),
             total: u64::try_from(total).unwrap_or_default(),

@@ -371,7 +371,9 @@ mod tests {
         assert_eq!(hh_mm("09:30", false), Ok(570));
         assert_eq!(hh_mm("23:59", false), Ok(1439));
         assert_eq!(hh_mm("24:00", true), Ok(1440));
-        for bad in ["24:00", "9:30", "09:60", "25:00", "0930", "09:3a", "", "09:30:00"] {
+        for bad in [
+            "24:00", "9:30", "09:60", "25:00", "0930", "09:3a", "", "09:30:00",
+        ] {
             assert!(hh_mm(bad, false).is_err(), "{bad}");
         }
         assert!(hh_mm("24:01", true).is_err());
@@ -380,7 +382,14 @@ mod tests {
     #[test]
     fn dates_are_yyyy_mm_dd() {
         assert_eq!(date("2030-03-31").unwrap().to_string(), "2030-03-31");
-        for bad in ["2030-02-29", "2030-13-01", "2030-3-1", "20300301", "2030/03/01", ""] {
+        for bad in [
+            "2030-02-29",
+            "2030-13-01",
+            "2030-3-1",
+            "20300301",
+            "2030/03/01",
+            "",
+        ] {
             assert!(date(bad).is_err(), "{bad}");
         }
     }
@@ -389,7 +398,13 @@ mod tests {
     fn zones_are_iana_names_spelled_as_the_database_does() {
         assert_eq!(timezone("Europe/Berlin").unwrap().1, "Europe/Berlin");
         assert_eq!(timezone("UTC").unwrap().1, "UTC");
-        for bad in ["", "Mars/Olympus_Mons", "+01:00", "../etc/passwd", "Europe/../UTC"] {
+        for bad in [
+            "",
+            "Mars/Olympus_Mons",
+            "+01:00",
+            "../etc/passwd",
+            "Europe/../UTC",
+        ] {
             assert!(timezone(bad).is_err(), "{bad}");
         }
     }

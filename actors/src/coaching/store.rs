@@ -236,11 +236,13 @@ pub async fn insert_coach(store: &Store, c: &CoachRow) -> Result<(), MeshError> 
 
 /// One coach.
 pub async fn coach(store: &Store, id: &str) -> Result<Option<CoachRow>, MeshError> {
-    let row = sqlx::query(&format!("SELECT {COACH_COLUMNS} FROM coaches WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await
-        .map_err(db_error)?;
+    let row = sqlx::query(&format!(
+        "SELECT {COACH_COLUMNS} FROM coaches WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await
+    .map_err(db_error)?;
     row.as_ref().map(CoachRow::from_row).transpose()
 }
 
@@ -264,7 +266,10 @@ pub async fn coaches(
         .map_err(db_error)?
         .try_get(0)
         .map_err(db_error)?;
-    let rows = rows.iter().map(CoachRow::from_row).collect::<Result<_, _>>()?;
+    let rows = rows
+        .iter()
+        .map(CoachRow::from_row)
+        .collect::<Result<_, _>>()?;
     Ok((rows, total))
 }
 
@@ -288,11 +293,13 @@ async fn lock(tx: &mut Transaction<'_, Any>, id: &str) -> Result<Option<CoachRow
     if done.rows_affected() == 0 {
         return Ok(None);
     }
-    let row = sqlx::query(&format!("SELECT {COACH_COLUMNS} FROM coaches WHERE id = $1"))
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    let row = sqlx::query(&format!(
+        "SELECT {COACH_COLUMNS} FROM coaches WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)?;
     CoachRow::from_row(&row).map(Some)
 }
 

@@ -180,8 +180,16 @@ fn exceptions_close_a_day_or_a_window_of_it() {
     assert_eq!(s.slot_at(ms("2030-06-17T09:30:00+02:00")), None, "off grid");
     assert_eq!(s.slot_at(ms("2030-06-17T13:00:00+02:00")), None, "outside");
     assert_eq!(s.slot_at(ms("2030-06-18T09:00:00+02:00")), None, "Tuesday");
-    assert_eq!(s.slot_at(ms("2030-06-10T09:00:00+02:00")), None, "closed day");
-    assert_eq!(s.slot_at(ms("2030-06-03T10:00:00+02:00")), None, "closed window");
+    assert_eq!(
+        s.slot_at(ms("2030-06-10T09:00:00+02:00")),
+        None,
+        "closed day"
+    );
+    assert_eq!(
+        s.slot_at(ms("2030-06-03T10:00:00+02:00")),
+        None,
+        "closed window"
+    );
 }
 
 #[test]
@@ -248,7 +256,10 @@ fn bad_fields_are_named() {
         ..input("x")
     };
     for (case, bad) in [
-        ("overlap", vec![window(1, "09:00", "11:00"), window(1, "10:00", "12:00")]),
+        (
+            "overlap",
+            vec![window(1, "09:00", "11:00"), window(1, "10:00", "12:00")],
+        ),
         ("start = end", vec![window(2, "09:00", "09:00")]),
         ("start > end", vec![window(2, "10:00", "09:00")]),
         ("weekday 0", vec![window(0, "09:00", "10:00")]),
@@ -262,7 +273,10 @@ fn bad_fields_are_named() {
         assert_eq!(field_keys(&err), ["availability"], "{case}");
     }
     // Touching windows, and a window to midnight, are fine.
-    let ok = availability(vec![window(1, "09:00", "10:00"), window(1, "10:00", "24:00")]);
+    let ok = availability(vec![
+        window(1, "09:00", "10:00"),
+        window(1, "10:00", "24:00"),
+    ]);
     assert!(Change::parse(&ok, true).is_ok());
 
     let cases: Vec<(&str, CoachInput)> = vec![
@@ -433,7 +447,10 @@ async fn admins_create_coaches_and_the_coach_or_an_admin_changes_them() {
             .update_coach(soon(), &who(&coach_user), &rename)
             .await
             .unwrap();
-        assert_eq!((changed.bio.as_str(), changed.name.as_str()), ("Changed", "Ada"));
+        assert_eq!(
+            (changed.bio.as_str(), changed.name.as_str()),
+            ("Changed", "Ada")
+        );
         // The coach's own user may not hand the coach to someone else; an admin may.
         let relink = CoachInput {
             id: c.id.clone(),
@@ -458,7 +475,10 @@ async fn admins_create_coaches_and_the_coach_or_an_admin_changes_them() {
             id: "no-such-coach".into(),
             ..rename
         };
-        let err = svc.update_coach(soon(), &admin(), &missing).await.unwrap_err();
+        let err = svc
+            .update_coach(soon(), &admin(), &missing)
+            .await
+            .unwrap_err();
         assert_eq!(err.code, Code::NotFound);
         assert_eq!(
             kinds_of(&events),
@@ -492,7 +512,11 @@ async fn a_booking_takes_its_slot_and_a_cancellation_gives_it_back() {
         assert_eq!(open(svc.availability(&query).await.unwrap()), all);
 
         let b = svc
-            .book(soon(), &who(&client), &book_input(&c.id, "2030-06-03T10:00:00+02:00"))
+            .book(
+                soon(),
+                &who(&client),
+                &book_input(&c.id, "2030-06-03T10:00:00+02:00"),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -521,7 +545,10 @@ async fn a_booking_takes_its_slot_and_a_cancellation_gives_it_back() {
 
         // Someone else's booking does not exist for them; the client cancels it.
         let r = Ref { id: b.id.clone() };
-        assert_eq!(svc.cancel(&who(&rival), &r).await.unwrap_err().code, Code::NotFound);
+        assert_eq!(
+            svc.cancel(&who(&rival), &r).await.unwrap_err().code,
+            Code::NotFound
+        );
         let gone = svc.cancel(&who(&client), &r).await.unwrap();
         assert_eq!(gone.status, "cancelled");
         assert_eq!(
@@ -538,12 +565,18 @@ async fn a_booking_takes_its_slot_and_a_cancellation_gives_it_back() {
             .list_bookings(&who(&rival), &ListPage::default())
             .await
             .unwrap();
-        assert_eq!((mine.total, mine.items[0].id.as_str()), (1, again.id.as_str()));
+        assert_eq!(
+            (mine.total, mine.items[0].id.as_str()),
+            (1, again.id.as_str())
+        );
         let theirs = svc
             .list_bookings(&who(&client), &ListPage::default())
             .await
             .unwrap();
-        assert_eq!((theirs.total, theirs.items[0].status.as_str()), (1, "cancelled"));
+        assert_eq!(
+            (theirs.total, theirs.items[0].status.as_str()),
+            (1, "cancelled")
+        );
 
         // Bad slots are 400 on `start`, an unknown coach 404.
         for bad in [
@@ -559,7 +592,11 @@ async fn a_booking_takes_its_slot_and_a_cancellation_gives_it_back() {
             assert_eq!(field_keys(&err), ["start"], "{bad}");
         }
         let err = svc
-            .book(soon(), &who(&client), &book_input("no-such-coach", MONDAY_9))
+            .book(
+                soon(),
+                &who(&client),
+                &book_input("no-such-coach", MONDAY_9),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.code, Code::NotFound);
@@ -594,8 +631,14 @@ async fn availability_windows_are_checked() {
         for (field, query) in [
             ("from", q(Some("yesterday"), None)),
             ("to", q(Some("2030-06-03T00:00:00Z"), Some("2030-06-03"))),
-            ("to", q(Some("2030-06-03T00:00:00Z"), Some("2030-06-02T00:00:00Z"))),
-            ("to", q(Some("2030-06-01T00:00:00Z"), Some("2030-08-03T00:00:00Z"))),
+            (
+                "to",
+                q(Some("2030-06-03T00:00:00Z"), Some("2030-06-02T00:00:00Z")),
+            ),
+            (
+                "to",
+                q(Some("2030-06-01T00:00:00Z"), Some("2030-08-03T00:00:00Z")),
+            ),
         ] {
             let err = svc.availability(&query).await.unwrap_err();
             assert_eq!(field_keys(&err), [field], "{query:?}");
@@ -731,7 +774,10 @@ async fn notes_are_seen_by_the_client_and_the_coach_only() {
             assert_eq!(texts, ["Goals: delegation", "Homework: a list"]);
         }
         for stranger in [who(&outsider), admin()] {
-            assert_eq!(svc.notes(&stranger, &r).await.unwrap_err().code, Code::NotFound);
+            assert_eq!(
+                svc.notes(&stranger, &r).await.unwrap_err().code,
+                Code::NotFound
+            );
             let err = svc.add_note(&stranger, &note("hi")).await.unwrap_err();
             assert_eq!(err.code, Code::NotFound);
         }
@@ -742,7 +788,10 @@ async fn notes_are_seen_by_the_client_and_the_coach_only() {
             .list_bookings(&who(&coach_user), &ListPage::default())
             .await
             .unwrap();
-        assert_eq!(theirs.items.iter().map(|x| &x.id).collect::<Vec<_>>(), [&b.id]);
+        assert_eq!(
+            theirs.items.iter().map(|x| &x.id).collect::<Vec<_>>(),
+            [&b.id]
+        );
         let added = kinds_of(&events)
             .into_iter()
             .filter(|k| k == "coaching.note_added")

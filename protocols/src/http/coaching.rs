@@ -34,7 +34,10 @@ pub struct WindowView {
     #[schema(example = "09:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub start: String,
     /// Local end, `HH:MM` (or `24:00`), after `start`.
-    #[schema(example = "12:00", pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
+    #[schema(
+        example = "12:00",
+        pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+    )]
     pub end: String,
 }
 
@@ -60,7 +63,10 @@ pub struct ExceptionView {
     pub start: Option<String>,
     /// Local end, `HH:MM` (or `24:00`), with `start`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "17:00", pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
+    #[schema(
+        example = "17:00",
+        pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+    )]
     pub end: Option<String>,
 }
 
@@ -215,7 +221,10 @@ pub struct WindowBody {
     #[schema(example = "09:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     start: String,
     /// Local end, `HH:MM` (or `24:00`); windows of one weekday must not overlap.
-    #[schema(example = "12:00", pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
+    #[schema(
+        example = "12:00",
+        pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+    )]
     end: String,
 }
 
@@ -231,7 +240,10 @@ pub struct ExceptionBody {
     #[schema(example = "13:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     start: Option<String>,
     /// Local end, `HH:MM` (or `24:00`), after `start`.
-    #[schema(example = "17:00", pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")]
+    #[schema(
+        example = "17:00",
+        pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+    )]
     end: Option<String>,
 }
 
@@ -377,8 +389,7 @@ fn exceptions(o: &mut Object<'_>) -> Option<dm::Exceptions> {
         let read = item_object(item, "exception", i).and_then(|m| {
             let field = |key: &str| item_string(m, key).map_err(|e| format!("exception {i}: {e}"));
             Ok(dm::Exception {
-                date: field("date")?
-                    .ok_or_else(|| format!("exception {i}: date is required"))?,
+                date: field("date")?.ok_or_else(|| format!("exception {i}: date is required"))?,
                 start: field("start")?,
                 end: field("end")?,
             })
