@@ -9,8 +9,7 @@ use serde_json::Value;
 use support::*;
 
 /// The REST routes of `../shared/API.md` that Troupe serves (path parameters in OpenAPI's
-/// `{name}` form). Landscape C's SSO and coaching are not served yet, so they are not
-/// listed.
+/// `{name}` form). Landscape C's SSO is not served yet, so it is not listed.
 const CONTRACT: &[(&str, &str)] = &[
     // A. Auth / SOAP / sessions / images
     ("post", "/login"),
@@ -36,7 +35,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/api/v1/eventstreammonitor/tasks/{id}"),
     ("put", "/api/v1/eventstreammonitor/tasks/{id}/cancel"),
     ("get", "/notifications/logs"),
-    // C. WeAce (the served part: auth, users, notifications, training, engagement)
+    // C. WeAce (the served part: auth, users, notifications, events, training, coaching,
+    // engagement)
     ("post", "/auth/login"),
     ("get", "/auth/verify-token"),
     ("post", "/auth/refresh"),
@@ -83,6 +83,16 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/training/assessments/{id}/submit"),
     ("get", "/training/certificates"),
     ("get", "/training/certificates/{id}"),
+    ("get", "/coaching/coaches"),
+    ("post", "/coaching/coaches"),
+    ("get", "/coaching/coaches/{id}"),
+    ("put", "/coaching/coaches/{id}"),
+    ("get", "/coaching/coaches/{id}/availability"),
+    ("post", "/coaching/bookings"),
+    ("get", "/coaching/bookings"),
+    ("delete", "/coaching/bookings/{id}"),
+    ("get", "/coaching/bookings/{id}/notes"),
+    ("post", "/coaching/bookings/{id}/notes"),
     ("post", "/engagement/track"),
     ("post", "/engagement/feedback"),
     ("get", "/engagement/feedback"),
@@ -235,6 +245,34 @@ fn openapi_describes_the_contract_and_only_routes_that_are_served() {
     );
     let todo = schema(&body_ref("post", "/todos"));
     assert_eq!(todo["required"], serde_json::json!(["title"]), "{todo}");
+    let coach = schema(&body_ref("post", "/coaching/coaches"));
+    for field in [
+        "name",
+        "bio",
+        "user_id",
+        "timezone",
+        "slot_minutes",
+        "availability",
+    ] {
+        assert!(
+            coach["properties"][field].is_object(),
+            "coach body lacks {field}: {coach}"
+        );
+    }
+    assert_eq!(
+        coach["properties"]["slot_minutes"]["minimum"], 15,
+        "{coach}"
+    );
+    assert_eq!(
+        coach["properties"]["slot_minutes"]["maximum"], 480,
+        "{coach}"
+    );
+    let booking = schema(&body_ref("post", "/coaching/bookings"));
+    assert_eq!(
+        booking["required"],
+        serde_json::json!(["coach_id", "start"]),
+        "{booking}"
+    );
     let error = schema("ErrorBody");
     assert!(error["properties"]["error"].is_object(), "{error}");
 

@@ -3,7 +3,8 @@
 //! reminder before it starts and an attendance timer at its end; the node that owns the
 //! reminder's shard is SIGKILLed before it is due, and a survivor fires it, once: one
 //! `reminder.due` notification, and the attendance earns its points once. A cancelled
-//! registration's reminder is dropped and never fires.
+//! registration's reminder is dropped and never fires. A coaching booking inside its lead
+//! time reminds its client at once.
 
 mod support;
 
@@ -20,7 +21,9 @@ fn cluster(tag: &str, storage: Option<String>) -> Cluster {
         tag,
         Options {
             storage_toml: storage.unwrap_or_default(),
-            extra_toml: format!("\n[reminders]\nevent_before_s = {BEFORE_S}\npoll_ms = 200\n"),
+            extra_toml: format!(
+                "\n[reminders]\nevent_before_s = {BEFORE_S}\nbooking_before_s = 86400\npoll_ms = 200\n"
+            ),
             ..Options::default()
         },
     )
@@ -128,6 +131,42 @@ fn a_reminder_fires_once_from_a_survivor_and_a_cancelled_one_never(mut c: Cluste
     );
     assert_eq!(status, 400, "{v}");
 
+    // Bob books the next open coaching slot: it starts within the day's lead time, so its
+    // reminder is due at once.
+    let admin_access = admin_token(&c);
+    let every_day: Vec<Value> = (1..=7)
+        .map(|d| json!({"weekday": d, "start": "00:00", "end": "23:59"}))
+        .collect();
+    let (status, coach) = send(
+        "POST",
+        &n1.url("/coaching/coaches"),
+        Some(
+            &json!({"name": "Kim", "timezone": "UTC", "slot_minutes": 30, "availability": every_day}),
+        ),
+        Some(&admin_access),
+    );
+    assert_eq!(status, 201, "{coach}");
+    let coach = coach["id"].as_str().unwrap().to_string();
+    let (status, open) = send(
+        "GET",
+        &n2.url(&format!(
+            "/coaching/coaches/{coach}/availability?from={}&to={}",
+            rfc3339_in(60),
+            rfc3339_in(2 * 86_400)
+        )),
+        None,
+        Some(&bob.access),
+    );
+    assert_eq!(status, 200, "{open}");
+    let slot = open["slots"][0]["start"].as_str().unwrap().to_string();
+    let (status, booking) = send(
+        "POST",
+        &n3.url("/coaching/bookings"),
+        Some(&json!({"coach_id": coach, "start": slot})),
+        Some(&bob.access),
+    );
+    assert_eq!(status, 201, "{booking}");
+
     // The owner dies before the reminder is due; a survivor fires it.
     c.node_mut(&owner).kill();
     let survivor = ["n1", "n2", "n3"]
@@ -167,7 +206,14 @@ fn a_reminder_fires_once_from_a_survivor_and_a_cancelled_one_never(mut c: Cluste
     assert_eq!(reminders[0]["title"], "Reminder: Stand-up", "{reminders:?}");
     let (_, p) = send("GET", &s.url("/engagement/points"), None, Some(&ann.access));
     assert_eq!(p["points"], 15, "{p}");
-    assert!(notifications_of(s, &bob, "reminder.due").is_empty());
+    // Bob: the booking's reminder only, none for the registration he cancelled.
+    let bobs = notifications_of(s, &bob, "reminder.due");
+    assert_eq!(bobs.len(), 1, "{bobs:?}");
+    assert_eq!(
+        bobs[0]["title"], "Reminder: Coaching session with Kim",
+        "{bobs:?}"
+    );
+    assert_eq!(bobs[0]["data"]["booking_id"], booking["id"], "{bobs:?}");
     let done = admin(
         s,
         &format!("/admin/reminders?subject=event:{id}&state=done"),

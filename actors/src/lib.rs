@@ -11,6 +11,8 @@
 //! - [`tasks`], [`todos`]: step-wise jobs with one actor per running task; todo lists.
 //! - [`gatherings`]: the `events` service: events with a capacity, registration with a
 //!   waitlist (one actor per event), each user's iCalendar.
+//! - [`coaching`]: coaches with weekly schedules in their time zone, open slots, bookings
+//!   (one actor per coach; never two bookings for one slot) and session notes.
 //! - [`training`]: courses, lessons, enrolment and progress, assessments, certificates.
 //! - [`engagement`]: points for activities (tracked, or earned from bus events), badges, a
 //!   leaderboard, feedback and analytics.
@@ -29,6 +31,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod coaching;
 pub mod common;
 pub mod engagement;
 pub mod events;

@@ -53,6 +53,7 @@ pub const SERVICES: &[&str] = &[
     troupe_actors::todos::NAME,
     troupe_actors::gatherings::NAME,
     troupe_actors::training::NAME,
+    troupe_actors::coaching::NAME,
     troupe_actors::engagement::NAME,
     troupe_actors::reminders::NAME,
     troupe_actors::hub::NAME,
@@ -258,6 +259,15 @@ pub async fn serve(
         store.clone(),
         publisher.clone(),
     )));
+    services.push(
+        troupe_actors::coaching::Coaching::start(
+            info.clone(),
+            store.clone(),
+            publisher.clone(),
+            plan,
+        )
+        .await?,
+    );
     services.push(Arc::new(troupe_actors::engagement::Engagement::new(
         store.clone(),
         publisher.clone(),

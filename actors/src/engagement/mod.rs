@@ -22,8 +22,8 @@
 //! users may track it or the bus event that earns it. Bus-earned kinds cannot be tracked by
 //! hand. `consume` awards an event's points exactly once: the activity row carries the
 //! event id under a unique constraint, so a redelivered event changes nothing. It also
-//! carries a unique key of the kind, user and thing (lesson, certificate, event), so the
-//! same thing done again earns nothing more.
+//! carries a unique key of the kind, user and thing (lesson, certificate, event, coaching
+//! slot), so the same thing done again earns nothing more.
 //!
 //! Badges are derived from points ([`BADGES`]); crossing a threshold publishes
 //! `engagement.badge_earned` once (the award that crosses it happens once). Every award
@@ -145,6 +145,11 @@ pub const KINDS: &[Kind] = &[
         name: "event_attended",
         points: 15,
         source: Source::Event(kinds::EVENT_ATTENDED),
+    },
+    Kind {
+        name: "coaching_booked",
+        points: 20,
+        source: Source::Event(kinds::COACHING_BOOKING_MADE),
     },
 ];
 
@@ -451,12 +456,13 @@ impl Engagement {
         let Some(user_id) = event.user_id.as_deref().filter(|u| !u.is_empty()) else {
             return Ok(Consumed { awarded: 0 });
         };
-        let reference = ["lesson_id", "certificate_id", "event_id"]
+        let reference = ["lesson_id", "certificate_id", "event_id", "slot"]
             .iter()
             .find_map(|f| event.payload.get(*f).and_then(|v| v.as_str()))
             .unwrap_or_default();
         // The same thing done again (a lesson unmarked and marked, a registration cancelled
-        // and made again) is a new event but earns nothing more.
+        // and made again, a coaching slot cancelled and booked again) is a new event but
+        // earns nothing more.
         let once_key =
             (!reference.is_empty()).then(|| format!("{}:{user_id}:{reference}", kind.name));
         let awarded = self

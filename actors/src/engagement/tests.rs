@@ -127,6 +127,36 @@ async fn the_same_bus_event_consumed_twice_awards_points_once() {
 }
 
 #[tokio::test]
+async fn a_coaching_booking_earns_its_client_points_once_per_event_and_slot() {
+    on_each_backend(|store, _| async move {
+        let (svc, _) = engagement(store);
+        let client = user();
+        let booking = |slot: &str| Event {
+            payload: serde_json::json!({
+                "booking_id": uuid::Uuid::new_v4().to_string(),
+                "coach_id": "c-1",
+                "slot": slot,
+            }),
+            ..bus_event(kinds::COACHING_BOOKING_MADE, &client.user_id)
+        };
+        let first = booking("c-1@2030-03-04T08:00:00.000Z");
+        assert_eq!(svc.consume(&first).await.unwrap().awarded, 20);
+        assert_eq!(svc.consume(&first).await.unwrap().awarded, 0, "redelivered");
+        // The same slot cancelled and booked again is a new event, but earns nothing more.
+        let again = booking("c-1@2030-03-04T08:00:00.000Z");
+        assert_eq!(svc.consume(&again).await.unwrap().awarded, 0);
+        let other = booking("c-1@2030-03-04T09:00:00.000Z");
+        assert_eq!(svc.consume(&other).await.unwrap().awarded, 20);
+        let p = svc.points(&client, &UserRef::default()).await.unwrap();
+        assert_eq!(p.points, 40);
+        // A cancellation earns nothing.
+        let cancelled = bus_event(kinds::COACHING_BOOKING_CANCELLED, &client.user_id);
+        assert_eq!(svc.consume(&cancelled).await.unwrap().awarded, 0);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn consume_arrives_through_the_op_without_a_caller() {
     let (store, _dir) = sqlite().await;
     let (svc, _) = engagement(store);

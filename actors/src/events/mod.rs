@@ -92,6 +92,16 @@ pub mod kinds {
     pub const TRAINING_LESSON_COMPLETED: &str = "training.lesson_completed";
     /// A user earned a course's certificate (issued once per user and course).
     pub const TRAINING_CERTIFICATE_ISSUED: &str = "training.certificate_issued";
+    /// A coach was created (service `coaching`; about the admin who created it).
+    pub const COACHING_COACH_CREATED: &str = "coaching.coach_created";
+    /// A coach's profile or schedule was changed (about who changed it).
+    pub const COACHING_COACH_UPDATED: &str = "coaching.coach_updated";
+    /// A client booked a coach's slot (about the client).
+    pub const COACHING_BOOKING_MADE: &str = "coaching.booking_made";
+    /// A booking was cancelled (about the client; `cancelled_by` says who cancelled).
+    pub const COACHING_BOOKING_CANCELLED: &str = "coaching.booking_cancelled";
+    /// A session note was added to a booking (about its writer).
+    pub const COACHING_NOTE_ADDED: &str = "coaching.note_added";
     /// A user was awarded points for an activity (tracked, or from another event).
     pub const ENGAGEMENT_ACTIVITY: &str = "engagement.activity";
     /// A user's points crossed a badge threshold.

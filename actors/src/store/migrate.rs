@@ -75,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0009_engagement.sql"),
     ),
     (
+        10,
+        "coaching",
+        include_str!("../../migrations/0010_coaching.sql"),
+    ),
+    (
         11,
         "reminders",
         include_str!("../../migrations/0011_reminders.sql"),

@@ -13,6 +13,8 @@
 //! - [`tasks`], [`todos`]: tasks and todo lists.
 //! - [`gatherings`]: calendar events (`/events*`), registration and `calendar.ics`.
 //! - [`training`]: courses, progress, assessments and certificates (landscape C).
+//! - [`coaching`]: coaches, open slots in the coach's time zone, bookings (one per slot,
+//!   cluster-wide) and session notes (landscape C).
 //! - [`engagement`]: activity points, badges, leaderboard, feedback, analytics (landscape C).
 //! - [`reminders`]: the admin view of durable reminders (`/admin/reminders`).
 //! - [`health`], [`cluster`], [`ping`], [`metrics`], [`dashboard`], [`admin`], [`bench`]: one
@@ -26,6 +28,7 @@ pub mod auth;
 pub mod bench;
 pub mod chat;
 pub mod cluster;
+pub mod coaching;
 pub mod codes;
 pub mod dashboard;
 pub mod engagement;
@@ -224,6 +227,13 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(training::submit))
         .routes(routes!(training::list_certificates))
         .routes(routes!(training::get_certificate))
+        // coaching (landscape C)
+        .routes(routes!(coaching::list_coaches, coaching::create_coach))
+        .routes(routes!(coaching::get_coach, coaching::update_coach))
+        .routes(routes!(coaching::availability))
+        .routes(routes!(coaching::list_bookings, coaching::book))
+        .routes(routes!(coaching::cancel))
+        .routes(routes!(coaching::notes, coaching::add_note))
         // engagement (landscape C)
         .routes(routes!(engagement::track))
         .routes(routes!(

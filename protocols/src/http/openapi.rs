@@ -91,6 +91,7 @@ pub struct ErrorDetail {
         (name = "tasks", description = "Long-running tasks with progress (event stream monitor)"),
         (name = "todos", description = "A user's todo list"),
         (name = "training", description = "Courses with lessons, enrolment and progress, assessments and certificates"),
+        (name = "coaching", description = "Coaches, their open slots in the coach's time zone, bookings (one per slot, cluster-wide) and session notes"),
         (name = "engagement", description = "Activity points, badges, leaderboard, feedback and analytics"),
         (name = "chat", description = "Chat requests, messages, broadcast and the live WebSocket channel"),
         (name = "notifications", description = "A user's notifications, preferences and delivery log"),
