@@ -43,11 +43,10 @@ pub mod messages;
 pub mod store;
 pub mod validate;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ractor::{Actor, ActorRef, ActorStatus};
 
 pub use messages::*;
 
@@ -55,7 +54,7 @@ use self::entity::{Answer, EventEntity, EventReq};
 use self::store::{EventRow, RegRow};
 use crate::common::{self, validate::Fields, Who};
 use crate::events::{kinds, NewEvent, Publisher};
-use crate::mesh::placement::{self, EntityError, EntityHost, EntityHostMsg};
+use crate::mesh::placement::{EntityError, Hosted};
 use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, Request, Service};
 use crate::reminders::Plan;
 use crate::store::time::now_ms;
@@ -195,11 +194,9 @@ impl Change {
 
 /// The service.
 pub struct Gatherings {
-    info: Arc<NodeInfo>,
     store: Store,
     publisher: Publisher,
-    plan: Plan,
-    host: Mutex<ActorRef<EntityHostMsg<EventEntity>>>,
+    hosted: Arc<Hosted<EventEntity>>,
 }
 
 impl Gatherings {
@@ -210,30 +207,17 @@ impl Gatherings {
         publisher: Publisher,
         plan: Plan,
     ) -> anyhow::Result<Arc<Self>> {
-        let host = spawn_host(&info, &store, &publisher, plan).await?;
-        let me = Arc::new(Self {
-            info,
+        let entity = EventEntity {
+            store: store.clone(),
+            publisher: publisher.clone(),
+            plan,
+        };
+        let hosted = Hosted::start(info, entity, IDLE).await?;
+        Ok(Arc::new(Self {
             store,
             publisher,
-            plan,
-            host: Mutex::new(host),
-        });
-        tokio::spawn(handoff(Arc::downgrade(&me)));
-        Ok(me)
-    }
-
-    /// The entity host, respawned if it died.
-    async fn host(&self) -> Result<ActorRef<EntityHostMsg<EventEntity>>, MeshError> {
-        let current = self.host.lock().expect("host lock").clone();
-        if current.get_status() == ActorStatus::Running {
-            return Ok(current);
-        }
-        let fresh = spawn_host(&self.info, &self.store, &self.publisher, self.plan)
-            .await
-            .map_err(|e| MeshError::unavailable(format!("event host restart failed: {e}")))?;
-        tracing::warn!("event host was down, restarted it");
-        *self.host.lock().expect("host lock") = fresh.clone();
-        Ok(fresh)
+            hosted,
+        }))
     }
 
     /// Runs `req` on event `id`'s actor on this node.
@@ -245,8 +229,7 @@ impl Gatherings {
     ) -> Result<Answer, MeshError> {
         common::validate::id("id", id)?;
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let host = self.host().await?;
-        match placement::request(&host, id.to_string(), req, Some(timeout)).await {
+        match self.hosted.request(id, req, Some(timeout)).await {
             Ok(answer) => answer,
             Err(EntityError::NotFound) => Err(not_found()),
             Err(EntityError::Timeout) => Err(MeshError::deadline()),
@@ -444,44 +427,6 @@ pub(crate) async fn publish_payload(
     let event = NewEvent::new(kind, Some(user), payload);
     if let Err(e) = publisher.publish(event).await {
         tracing::warn!(kind, user, error = %e, "event service change not published");
-    }
-}
-
-async fn spawn_host(
-    info: &Arc<NodeInfo>,
-    store: &Store,
-    publisher: &Publisher,
-    plan: Plan,
-) -> anyhow::Result<ActorRef<EntityHostMsg<EventEntity>>> {
-    let entity = EventEntity {
-        store: store.clone(),
-        publisher: publisher.clone(),
-        plan,
-    };
-    let host = EntityHost::new(entity, IDLE).fenced_with(info.clone());
-    let (host, _) = Actor::spawn(None, host, ()).await?;
-    Ok(host)
-}
-
-/// Passivates the events whose home moved whenever the placement members change, and every
-/// event when this node is fenced (as `sessions` does).
-async fn handoff(me: std::sync::Weak<Gatherings>) {
-    let mut placement = loop {
-        let Some(s) = me.upgrade() else { return };
-        if let Ok(r) = s.info.router() {
-            break r.watch_owned_placement();
-        }
-        drop(s);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    while let Some(list) = placement.changed().await {
-        let Some(s) = me.upgrade() else { return };
-        if let Ok(host) = s.host().await {
-            let _ = host.cast(EntityHostMsg::Rebalance {
-                members: list,
-                me: s.info.node.to_string(),
-            });
-        }
     }
 }
 

@@ -17,13 +17,12 @@ pub mod messages;
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ractor::{Actor, ActorRef, ActorStatus};
 
-use crate::mesh::placement::{self, EntityError, EntityHost, EntityHostMsg};
+use crate::mesh::placement::{EntityError, EntityHostMsg, Hosted};
 use crate::mesh::{BoxFuture, MeshError, NodeInfo, Request, Service, Target};
 use crate::store::time::{now_ms, rfc3339_millis};
 use crate::store::Store;
@@ -117,7 +116,7 @@ impl Revocations {
 pub struct Sessions {
     info: Arc<NodeInfo>,
     store: Store,
-    host: Mutex<ActorRef<EntityHostMsg<SessionEntity>>>,
+    hosted: Arc<Hosted<SessionEntity>>,
     revocations: Revocations,
 }
 
@@ -128,14 +127,17 @@ impl Sessions {
         store: Store,
         revocations: Revocations,
     ) -> anyhow::Result<Arc<Self>> {
-        let host = spawn_host(&info, &store).await?;
+        let entity = SessionEntity {
+            store: store.clone(),
+            node: info.node.clone(),
+        };
+        let hosted = Hosted::start(info.clone(), entity, IDLE).await?;
         let me = Arc::new(Self {
             info,
             store,
-            host: Mutex::new(host),
+            hosted,
             revocations,
         });
-        tokio::spawn(handoff(Arc::downgrade(&me)));
         tokio::spawn(refresh(Arc::downgrade(&me)));
         Ok(me)
     }
@@ -145,22 +147,8 @@ impl Sessions {
         &self.revocations
     }
 
-    /// The entity host, respawned if it died.
-    async fn host(&self) -> Result<ActorRef<EntityHostMsg<SessionEntity>>, MeshError> {
-        let current = self.host.lock().expect("host lock").clone();
-        if current.get_status() == ActorStatus::Running {
-            return Ok(current);
-        }
-        let fresh = spawn_host(&self.info, &self.store)
-            .await
-            .map_err(|e| MeshError::unavailable(format!("session host restart failed: {e}")))?;
-        tracing::warn!("session host was down, restarted it");
-        *self.host.lock().expect("host lock") = fresh.clone();
-        Ok(fresh)
-    }
-
     async fn host_counts(&self) -> Result<HostCounts, MeshError> {
-        let host = self.host().await?;
+        let host = self.hosted.host().await?;
         let stats = ractor::call!(host, EntityHostMsg::Stats)
             .map_err(|e| MeshError::unavailable(format!("session host: {e}")))?;
         Ok(HostCounts {
@@ -175,8 +163,7 @@ impl Sessions {
         let timeout = req
             .deadline
             .saturating_duration_since(std::time::Instant::now());
-        let host = self.host().await?;
-        match placement::request(&host, req.entity.clone(), op, Some(timeout)).await {
+        match self.hosted.request(&req.entity, op, Some(timeout)).await {
             Ok(answer) => answer,
             Err(EntityError::NotFound) => Err(store::not_found()),
             Err(EntityError::Timeout) => Err(MeshError::deadline()),
@@ -314,42 +301,6 @@ impl Sessions {
         Ok(SessionList {
             items: rows.iter().map(|r| self.info_of(r)).collect(),
         })
-    }
-}
-
-async fn spawn_host(
-    info: &Arc<NodeInfo>,
-    store: &Store,
-) -> anyhow::Result<ActorRef<EntityHostMsg<SessionEntity>>> {
-    let entity = SessionEntity {
-        store: store.clone(),
-        node: info.node.clone(),
-    };
-    let host = EntityHost::new(entity, IDLE).fenced_with(info.clone());
-    let (host, _) = Actor::spawn(None, host, ()).await?;
-    Ok(host)
-}
-
-/// Passivates the sessions whose home moved whenever the placement members change, and
-/// every session when this node is fenced (it lost a split: see
-/// [`crate::mesh::partition`]).
-async fn handoff(me: std::sync::Weak<Sessions>) {
-    let mut placement = loop {
-        let Some(s) = me.upgrade() else { return };
-        if let Ok(r) = s.info.router() {
-            break r.watch_owned_placement();
-        }
-        drop(s);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    while let Some(list) = placement.changed().await {
-        let Some(s) = me.upgrade() else { return };
-        if let Ok(host) = s.host().await {
-            let _ = host.cast(EntityHostMsg::Rebalance {
-                members: list,
-                me: s.info.node.to_string(),
-            });
-        }
     }
 }
 

@@ -31,6 +31,8 @@
 //!   per active entity: activate, handle, passivate when idle).
 //! - [`host`]: the [`EntityHost`] actor and its [`EntityHostMsg`]: activation
 //!   on demand, passivation, rebalance (hand-off) and [`HostStats`].
+//! - [`hosted`]: [`Hosted`], a host as a service keeps it: respawned when it died, handed
+//!   the placement members as they change.
 //! - `tests`: the host and its entities driven through [`request`].
 //!
 //! # Lifecycle of a hosted entity
@@ -82,10 +84,12 @@
 
 pub mod entity;
 pub mod host;
+pub mod hosted;
 pub mod rendezvous;
 
 pub use entity::{request, Entity, EntityError};
 pub use host::{Activation, EntityHost, EntityHostMsg, EntityHostState, HostStats};
+pub use hosted::Hosted;
 pub use rendezvous::{home, score};
 
 #[cfg(test)]
