@@ -64,3 +64,32 @@ write_config() {
     done
   } > "$file"
 }
+
+# Waits until the node at http://127.0.0.1:$1 answers `GET /health`.
+wait_health() { for _ in $(seq 200); do curl -sf "http://127.0.0.1:$1/health" > /dev/null && return; sleep 0.1; done; echo "node on port $1 not ready" >&2; exit 1; }
+
+# Registers and logs in $2 users named $3-<i> on the node at port $1 (32 connections, each
+# request once, scripts/http_load.py) and writes their access tokens, one a line, to $4.
+# Set AUTH_EXTRA's pbkdf2_iterations low and its login limits high for large counts.
+make_users() {
+  local port=$1 n=$2 prefix=$3 out=$4
+  python3 - "$n" "$prefix" "$WORK" <<'PY'
+import json, sys
+n, prefix, work = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+with open(f"{work}/users-register.jsonl", "w") as reg, open(f"{work}/users-login.jsonl", "w") as login:
+    for i in range(n):
+        u = {"username": f"{prefix}-{i}", "password": "bench-passw0rd"}
+        login.write(json.dumps({"method": "POST", "path": "/auth/login", "body": u}) + "\n")
+        u["email"] = f"{prefix}-{i}@example.com"
+        reg.write(json.dumps({"method": "POST", "path": "/auth/register", "body": u}) + "\n")
+PY
+  python3 scripts/http_load.py "$port" 32 "$WORK/users-register.jsonl" > "$WORK/users-register.json"
+  python3 scripts/http_load.py "$port" 32 "$WORK/users-login.jsonl" "$WORK/users-login.out" > "$WORK/users-login.json"
+  python3 - "$WORK/users-login.out" "$out" <<'PY'
+import json, sys
+tokens = [json.loads(l)["body"]["access_token"] for l in open(sys.argv[1]) if json.loads(l)["status"] == 200]
+open(sys.argv[2], "w").write("\n".join(tokens) + "\n")
+PY
+  local got; got=$(wc -l < "$out")
+  [ "$got" = "$n" ] || { echo "make_users: $got of $n users logged in (register: $(cat "$WORK/users-register.json"))" >&2; exit 1; }
+}

@@ -51,7 +51,7 @@ pub struct EventRow {
     pub capacity: i64,
     /// Seats taken.
     pub registered: i64,
-    /// Registrations waiting (not a column: counted when read).
+    /// Registrations waiting.
     pub waitlisted: i64,
     /// Unix ms.
     pub created_at: i64,
@@ -60,15 +60,12 @@ pub struct EventRow {
 }
 
 const COLUMNS: &str = "id, organiser_id, title, description, location, start_at, end_at, \
-     timezone, capacity, registered, created_at, updated_at";
+     timezone, capacity, registered, waitlisted, created_at, updated_at";
 
-/// Columns of a select, with the waitlist counted.
+/// The start of a select of events. `waitlisted` is a column kept with the rows (as
+/// `registered` is), not counted here: counting made every registration scan the waitlist.
 fn select() -> String {
-    format!(
-        "SELECT {COLUMNS}, (SELECT COUNT(*) FROM gathering_registrations r \
-         WHERE r.event_id = gatherings.id AND r.status = '{WAITLISTED}') AS waitlisted \
-         FROM gatherings"
-    )
+    format!("SELECT {COLUMNS} FROM gatherings")
 }
 
 impl EventRow {
@@ -145,7 +142,7 @@ impl RegRow {
 pub async fn insert(store: &Store, e: &EventRow) -> Result<(), MeshError> {
     sqlx::query(&format!(
         "INSERT INTO gatherings ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))
     .bind(&e.id)
     .bind(&e.organiser_id)
@@ -157,6 +154,7 @@ pub async fn insert(store: &Store, e: &EventRow) -> Result<(), MeshError> {
     .bind(&e.timezone)
     .bind(e.capacity)
     .bind(e.registered)
+    .bind(e.waitlisted)
     .bind(e.created_at)
     .bind(e.updated_at)
     .execute(store.writer())
@@ -423,6 +421,12 @@ pub async fn register(
             .await
             .map_err(db_error)?;
         schedule_seat(&mut tx, plan, &event, user, now).await?;
+    } else {
+        sqlx::query("UPDATE gatherings SET waitlisted = waitlisted + 1 WHERE id = $1")
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
     }
     tx.commit().await.map_err(db_error)?;
     Ok(Some(Registered::New(RegRow {
@@ -472,12 +476,16 @@ async fn promote(
         schedule_seat(tx, plan, event, &user, now).await?;
         moved.push(user);
     }
-    sqlx::query("UPDATE gatherings SET registered = registered + $2 WHERE id = $1")
-        .bind(event_id)
-        .bind(moved.len() as i64)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    sqlx::query(
+        "UPDATE gatherings SET registered = registered + $2, waitlisted = waitlisted - $3 \
+         WHERE id = $1",
+    )
+    .bind(event_id)
+    .bind(moved.len() as i64)
+    .bind(moved.len() as i64)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
     Ok(moved)
 }
 
@@ -524,6 +532,12 @@ pub async fn cancel(
             .await?
             .into_iter()
             .next();
+    } else {
+        sqlx::query("UPDATE gatherings SET waitlisted = waitlisted - 1 WHERE id = $1")
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
     }
     tx.commit().await.map_err(db_error)?;
     Ok(Some(Some(Cancelled { was, promoted })))

@@ -402,3 +402,58 @@ async fn a_seat_carries_its_reminder_and_attendance_and_loses_them_with_it() {
     })
     .await;
 }
+
+/// The event's `registered` and `waitlisted` as its rows say.
+async fn counted(store: &Store, id: &str) -> (u64, u64) {
+    let list = store::registrations(store, id).await.unwrap();
+    let seats = list
+        .iter()
+        .filter(|x| x.status == store::REGISTERED)
+        .count() as u64;
+    (seats, list.len() as u64 - seats)
+}
+
+#[tokio::test]
+async fn the_events_counts_follow_every_change_of_its_registrations() {
+    // The counts are columns kept in the transactions that change the rows (the waitlist
+    // is not counted on read): after each kind of change they equal the rows.
+    on_each_backend(|store, _| async move {
+        let (_h, svc, _) = service(store.clone()).await;
+        let org = user();
+        let e = svc.create(&who(&org), &input("Counted", 2)).await.unwrap();
+        let r = EventRef { id: e.id.clone() };
+        let users: Vec<String> = (0..6).map(|_| user()).collect();
+        let check = |want: (u64, u64)| {
+            let (svc, store, r) = (svc.clone(), store.clone(), r.clone());
+            async move {
+                let e = svc.get(&r).await.unwrap();
+                assert_eq!((e.registered, e.waitlisted), want);
+                assert_eq!(counted(&store, &r.id).await, want);
+            }
+        };
+        for u in &users {
+            svc.register(soon(), &who(u), &r).await.unwrap();
+        }
+        check((2, 4)).await;
+        // Registering again changes nothing.
+        svc.register(soon(), &who(&users[5]), &r).await.unwrap();
+        check((2, 4)).await;
+        // A waitlisted user leaves; then a seat holder, whose seat goes to the first waiting.
+        svc.cancel(soon(), &who(&users[4]), &r).await.unwrap();
+        check((2, 3)).await;
+        svc.cancel(soon(), &who(&users[0]), &r).await.unwrap();
+        check((2, 2)).await;
+        // A larger capacity seats the waitlist.
+        let grow = EventInput {
+            id: e.id.clone(),
+            capacity: Some(3),
+            ..EventInput::default()
+        };
+        svc.update(soon(), &who(&org), &grow).await.unwrap();
+        check((3, 1)).await;
+        let next = svc.register(soon(), &who(&user()), &r).await.unwrap();
+        assert_eq!((next.status.as_str(), next.position), ("waitlisted", 2));
+        check((3, 2)).await;
+    })
+    .await;
+}

@@ -84,6 +84,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "reminders",
         include_str!("../../migrations/0011_reminders.sql"),
     ),
+    (
+        12,
+        "gathering waitlist",
+        include_str!("../../migrations/0012_gathering_waitlist.sql"),
+    ),
 ];
 
 /// Longest a node waits for another node's migration run on SQLite.
