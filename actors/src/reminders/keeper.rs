@@ -24,6 +24,9 @@ use crate::mesh::NodeInfo;
 use crate::store::time::now_ms;
 use crate::store::Store;
 
+/// Batches of one firing in flight at once.
+const BATCHES_AT_ONCE: usize = 4;
+
 /// How the keeper runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -77,18 +80,27 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    /// Fires `due` (all due now): hold, publish, record. Answers how many were published.
+    /// Fires `due` (all due now): hold, publish, record, a few batches at a time so one
+    /// batch's store writes overlap another's publishes. Answers how many were published.
     pub async fn fire(&self, due: Vec<Pending>) -> usize {
-        let mut published = 0;
-        for chunk in due.chunks(self.settings.batch.max(1)) {
-            match self.fire_batch(chunk).await {
-                Ok(n) => published += n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "firing reminders failed; the next poll retries them")
+        use futures_util::stream::{self, StreamExt as _};
+        let batches: Vec<Vec<Pending>> = due
+            .chunks(self.settings.batch.max(1))
+            .map(<[Pending]>::to_vec)
+            .collect();
+        stream::iter(batches)
+            .map(|batch| async move { self.fire_batch(&batch).await })
+            .buffer_unordered(BATCHES_AT_ONCE)
+            .fold(0, |published, outcome| async move {
+                match outcome {
+                    Ok(n) => published + n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "firing reminders failed; the next poll retries them");
+                        published
+                    }
                 }
-            }
-        }
-        published
+            })
+            .await
     }
 
     async fn fire_batch(&self, batch: &[Pending]) -> Result<usize, crate::mesh::MeshError> {
