@@ -13,7 +13,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use troupe_actors::coaching::{messages as dm, ops};
-use troupe_actors::mesh::{Op, Target};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
@@ -22,7 +21,7 @@ use super::json::Json as Body;
 use super::object::Object;
 use super::openapi::ErrorBody;
 use super::request_id::Rid;
-use super::{ask, ApiError, AppState};
+use super::{ask_as as call, ApiError, AppState};
 
 /// A weekly availability window.
 #[derive(Debug, Serialize, ToSchema)]
@@ -419,21 +418,6 @@ fn coach_input(body: &Value, id: String) -> Result<dm::CoachInput, ApiError> {
     };
     o.finish()?;
     Ok(input)
-}
-
-async fn call<Req: prost::Message + Default, Rep: prost::Message + Default>(
-    state: &AppState,
-    rid: String,
-    caller: &Caller,
-    op: &Op<Req, Rep>,
-    msg: Req,
-    entity: Option<String>,
-) -> Result<Rep, ApiError> {
-    let mut call = op.call(msg).request_id(rid).caller(caller.to_proto());
-    if let Some(id) = entity {
-        call = call.to(Target::Entity(id));
-    }
-    ask(state, call).await
 }
 
 /// `GET /coaching/coaches?page=&per_page=`: every coach, by name.

@@ -312,3 +312,20 @@ pub async fn ask<R: prost::Message + Default>(
 ) -> Result<R, ApiError> {
     Ok(state.ingress.ask(call).await?)
 }
+
+/// [`ask`]s `op` with `msg` as `caller` under request id `rid`, routed to `entity`'s home
+/// when one is given (an entity-routed op of a per-thing actor).
+pub async fn ask_as<Req: prost::Message + Default, Rep: prost::Message + Default>(
+    state: &AppState,
+    rid: String,
+    caller: &auth::Caller,
+    op: &troupe_actors::mesh::Op<Req, Rep>,
+    msg: Req,
+    entity: Option<String>,
+) -> Result<Rep, ApiError> {
+    let mut call = op.call(msg).request_id(rid).caller(caller.to_proto());
+    if let Some(id) = entity {
+        call = call.to(troupe_actors::mesh::Target::Entity(id));
+    }
+    ask(state, call).await
+}
