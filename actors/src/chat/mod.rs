@@ -255,8 +255,7 @@ impl Chat {
     /// The caller's messages, with everyone or only with `req.with`.
     pub async fn list(&self, me: &str, req: ListMessages) -> Result<MessagePage, MeshError> {
         let (page, per_page) = validate::page(req.page, req.per_page)?;
-        let limit = i64::from(per_page);
-        let offset = (i64::from(page) - 1) * limit;
+        let (limit, offset) = validate::limit_offset(page, per_page);
         let (items, total) = if req.with.is_empty() {
             store::messages_of(&self.store, me, limit, offset).await?
         } else {

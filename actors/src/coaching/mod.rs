@@ -351,8 +351,7 @@ impl Coaching {
     /// `list_coaches`: every coach, by name.
     pub async fn list_coaches(&self, l: &ListPage) -> Result<CoachPage, MeshError> {
         let (page, per_page) = common::validate::page(l.page, l.per_page)?;
-        let limit = i64::from(per_page);
-        let offset = (i64::from(page) - 1) * limit;
+        let (limit, offset) = common::validate::limit_offset(page, per_page);
         let (rows, total) = store::coaches(&self.store, limit, offset).await?;
         Ok(CoachPage {
             items: rows.iter().map(CoachRow::to_coach).collect(),
@@ -458,8 +457,7 @@ impl Coaching {
     /// `list_bookings`: the caller's bookings as client and as a coach's user, soonest first.
     pub async fn list_bookings(&self, who: &Who, l: &ListPage) -> Result<BookingPage, MeshError> {
         let (page, per_page) = common::validate::page(l.page, l.per_page)?;
-        let limit = i64::from(per_page);
-        let offset = (i64::from(page) - 1) * limit;
+        let (limit, offset) = common::validate::limit_offset(page, per_page);
         let (rows, total) =
             store::bookings_of_user(&self.store, &who.user_id, limit, offset).await?;
         Ok(BookingPage {

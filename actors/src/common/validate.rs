@@ -83,3 +83,9 @@ pub fn page(page: u32, per_page: u32) -> Result<(u32, u32), MeshError> {
     }
     Ok((page.max(1), per_page))
 }
+
+/// SQL `LIMIT` and `OFFSET` of a page checked by [`page`].
+pub fn limit_offset(page: u32, per_page: u32) -> (i64, i64) {
+    let limit = i64::from(per_page);
+    (limit, (i64::from(page) - 1) * limit)
+}

@@ -282,8 +282,7 @@ impl Gatherings {
     /// `list`: every event, soonest first.
     pub async fn list(&self, l: &ListEvents) -> Result<EventPage, MeshError> {
         let (page, per_page) = common::validate::page(l.page, l.per_page)?;
-        let limit = i64::from(per_page);
-        let offset = (i64::from(page) - 1) * limit;
+        let (limit, offset) = common::validate::limit_offset(page, per_page);
         let (rows, total) = store::list(&self.store, limit, offset).await?;
         Ok(EventPage {
             items: rows.iter().map(EventRow::to_event).collect(),

@@ -120,8 +120,7 @@ impl Images {
     /// `list`: one page of an owner's (or everyone's) images, newest first.
     pub async fn list(&self, req: ListRequest) -> Result<ImagePage, MeshError> {
         let (page, per_page) = validate::page(req.page, req.per_page)?;
-        let limit = i64::from(per_page);
-        let offset = (i64::from(page) - 1) * limit;
+        let (limit, offset) = crate::common::validate::limit_offset(page, per_page);
         let owner = Some(req.owner.as_str()).filter(|o| !o.is_empty());
         let (rows, total) = store::list(&self.store, owner, limit, offset).await?;
         Ok(ImagePage {

@@ -154,13 +154,14 @@ impl Reminders {
             }
         };
         let (page, per_page) = validate::page(q.page, q.per_page)?;
+        let (limit, offset) = validate::limit_offset(page, per_page);
         let (rows, total) = store::list(
             &self.store,
             q.user_id.as_deref().filter(|s| !s.is_empty()),
             q.subject.as_deref().filter(|s| !s.is_empty()),
             pending,
-            i64::from(per_page),
-            i64::from(page - 1) * i64::from(per_page),
+            limit,
+            offset,
         )
         .await?;
         let router = self.info.router().ok();

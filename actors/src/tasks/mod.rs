@@ -334,8 +334,7 @@ impl Tasks {
             }
         };
         let (page, per_page) = common::validate::page(l.page, l.per_page)?;
-        let limit = i64::from(per_page);
-        let offset = (i64::from(page) - 1) * limit;
+        let (limit, offset) = common::validate::limit_offset(page, per_page);
         let (rows, total) = store::list(&self.ctx.store, owner, status, limit, offset).await?;
         Ok(TaskPage {
             items: rows.iter().map(|r| r.to_task(Vec::new())).collect(),

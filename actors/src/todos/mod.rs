@@ -153,8 +153,7 @@ impl Todos {
             }
         };
         let (page, per_page) = common::validate::page(l.page, l.per_page)?;
-        let limit = i64::from(per_page);
-        let offset = (i64::from(page) - 1) * limit;
+        let (limit, offset) = common::validate::limit_offset(page, per_page);
         let (rows, total) = store::list(&self.store, owner, status, limit, offset).await?;
         Ok(TodoPage {
             items: rows.iter().map(TodoRow::to_todo).collect(),

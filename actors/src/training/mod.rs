@@ -249,8 +249,7 @@ impl Training {
     /// `list_courses`: newest first.
     pub async fn list_courses(&self, l: &ListCourses) -> Result<CoursePage, MeshError> {
         let (page, per_page) = common::validate::page(l.page, l.per_page)?;
-        let limit = i64::from(per_page);
-        let offset = (i64::from(page) - 1) * limit;
+        let (limit, offset) = common::validate::limit_offset(page, per_page);
         let (rows, total) = store::list_courses(&self.store, limit, offset).await?;
         Ok(CoursePage {
             items: rows.iter().map(|(c, l)| c.to_course(l)).collect(),

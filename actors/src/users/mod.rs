@@ -475,7 +475,7 @@ impl Users {
     /// `list`: one page of all users, oldest first.
     pub async fn list(&self, req: ListRequest) -> Result<UserPage, MeshError> {
         let (page, per_page) = validate::page(req.page, req.per_page)?;
-        let (limit, offset) = limit_offset(page, per_page);
+        let (limit, offset) = crate::common::validate::limit_offset(page, per_page);
         let (rows, total) = store::list(&self.store, limit, offset).await?;
         Ok(user_page(&rows, total, page, per_page))
     }
@@ -485,7 +485,7 @@ impl Users {
     pub async fn search(&self, req: SearchRequest) -> Result<UserPage, MeshError> {
         validate::query(&req.query)?;
         let (page, per_page) = validate::page(req.page, req.per_page)?;
-        let (limit, offset) = limit_offset(page, per_page);
+        let (limit, offset) = crate::common::validate::limit_offset(page, per_page);
         let query = req.query.to_lowercase();
         let pattern = if req.prefix_only {
             store::like_prefix(&query)
@@ -655,12 +655,6 @@ impl Service for Users {
             }
         })
     }
-}
-
-/// SQL `LIMIT` and `OFFSET` of a page.
-fn limit_offset(page: u32, per_page: u32) -> (i64, i64) {
-    let limit = i64::from(per_page);
-    (limit, (i64::from(page) - 1) * limit)
 }
 
 fn user_page(rows: &[UserRow], total: i64, page: u32, per_page: u32) -> UserPage {
