@@ -9,9 +9,9 @@
 #
 #   scripts/bench_bookings.sh                      # release build
 #   CLIENTS=2000 scripts/bench_bookings.sh         # more clients for the same 100 slots
-#   SKIP_BUILD=1 BIN=/tmp/troupe-old BURST=/tmp/http_burst scripts/bench_bookings.sh  # given binaries
+#   SKIP_BUILD=1 BIN=/tmp/troupe-old HTTP_LOAD=/tmp/http_load scripts/bench_bookings.sh  # given binaries
 #
-# The race is sent by `http_burst` (node/examples/http_burst.rs: one OS thread per client on
+# The race is sent by `http_load burst` (node/examples/http_load.rs: one OS thread per client on
 # its own open connection, all released at once; latency from the release instant to the
 # whole answer), which shares the machine's cores with the three nodes. Python makes the
 # coaches and users first and checks the outcome. Needs curl and python3.
@@ -22,8 +22,8 @@ CLIENTS=${CLIENTS:-1000}
 . scripts/lib.sh
 need curl python3
 
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet --bin troupe --example http_burst
-BURST=${BURST:-target/release/examples/http_burst}
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet --bin troupe --example http_load
+need_load
 
 # Registration and login are not what is measured: a cheap hash and no login rate limit.
 AUTH_EXTRA="pbkdf2_iterations = 1000
@@ -37,7 +37,7 @@ done
 N1="http://127.0.0.1:${HTTP[n1]}"
 for _ in $(seq 100); do curl -sf "$N1/ping?node=n3" > /dev/null && curl -sf "$N1/ping?node=n2" > /dev/null && break; sleep 0.1; done
 
-python3 - "$CLIENTS" "$ADMIN_PASSWORD" "$WORK/data-cluster/troupe.db" "$BURST" "${HTTP[n1]}" "${HTTP[n2]}" "${HTTP[n3]}" <<'PY'
+python3 - "$CLIENTS" "$ADMIN_PASSWORD" "$WORK/data-cluster/troupe.db" "$HTTP_LOAD" "${HTTP[n1]}" "${HTTP[n2]}" "${HTTP[n3]}" <<'PY'
 import http.client, json, sqlite3, subprocess, sys, threading, time, uuid
 clients, admin_pw, db, burst = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 ports = [int(p) for p in sys.argv[5:]]
@@ -95,14 +95,14 @@ def run(fns, width):
     [t.start() for t in ts]; [t.join() for t in ts]
 run([lambda i=i: make(i) for i in range(clients)], 32)
 
-# The race: each client on its own open connection, all released together (http_burst).
+# The race: each client on its own open connection, all released together.
 lines = []
 for i in range(clients):
     coach, start = slots[i % len(slots)]
     lines.append(json.dumps({"url": f"http://127.0.0.1:{ports[i % 3]}/coaching/bookings", "method": "POST",
                              "token": tokens[i], "body": {"coach_id": coach, "start": start}}))
 t0 = time.perf_counter()
-answers = subprocess.run([burst], input="\n".join(lines), capture_output=True, text=True, check=True).stdout
+answers = subprocess.run([burst, "burst"], input="\n".join(lines), capture_output=True, text=True, check=True).stdout
 wall = time.perf_counter() - t0
 results = [None] * clients
 for line in answers.splitlines():

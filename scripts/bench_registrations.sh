@@ -11,7 +11,7 @@
 # the run leaves its users and event there). USERS users are registered and logged in
 # (PBKDF2 at 1,000 iterations, login limits off), one of them creates an event of CAPACITY
 # seats, then every user's `POST /events/:id/register` is sent exactly once over CONNS
-# connections (scripts/http_load.py). Checked: every answer 200, `registered` answers ==
+# connections (`http_load each`, node/examples/http_load.rs). Checked: every answer 200, `registered` answers ==
 # CAPACITY, `waitlisted` answers == USERS - CAPACITY with positions 1..USERS-CAPACITY each
 # once, and the event's counters (and, on SQLite, its rows) agree.
 #
@@ -55,7 +55,8 @@ for t in open(sys.argv[2]).read().split():
     print(json.dumps({"method": "POST", "path": f"/events/{sys.argv[1]}/register", "token": t}))
 PY
 LOAD=$(uptime | sed 's/.*load average: //')
-python3 scripts/http_load.py "$PORT" "$CONNS" "$WORK/register.jsonl" "$WORK/register.out" > "$WORK/register.json"
+need_load
+"$HTTP_LOAD" each "$PORT" "$CONNS" "$WORK/register.jsonl" "$WORK/register.out" > "$WORK/register.json"
 curl -sf "http://127.0.0.1:$PORT/events/$EVENT" -H "authorization: Bearer $ORGANISER" > "$WORK/event.json"
 ROWS="n/a (not SQLite)"
 if [ -z "$STORAGE_URL" ]; then

@@ -3,6 +3,10 @@
 
 TOKEN=bench-admin-token-0123456789
 BIN=${BIN:-target/release/troupe}
+# The request driver (node/examples/http_load.rs: each request of a list sent once, or a
+# burst of clients released together), built on first use unless HTTP_LOAD names one.
+HTTP_LOAD=${HTTP_LOAD:-target/release/examples/http_load}
+need_load() { [ -x "$HTTP_LOAD" ] || cargo build --release --quiet --example http_load; }
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"; }
@@ -69,7 +73,7 @@ write_config() {
 wait_health() { for _ in $(seq 200); do curl -sf "http://127.0.0.1:$1/health" > /dev/null && return; sleep 0.1; done; echo "node on port $1 not ready" >&2; exit 1; }
 
 # Registers and logs in $2 users named $3-<i> on the node at port $1 (32 connections, each
-# request once, scripts/http_load.py) and writes their access tokens, one a line, to $4.
+# request once, `http_load each`) and writes their access tokens, one a line, to $4.
 # Set AUTH_EXTRA's pbkdf2_iterations low and its login limits high for large counts.
 make_users() {
   local port=$1 n=$2 prefix=$3 out=$4
@@ -83,8 +87,9 @@ with open(f"{work}/users-register.jsonl", "w") as reg, open(f"{work}/users-login
         u["email"] = f"{prefix}-{i}@example.com"
         reg.write(json.dumps({"method": "POST", "path": "/auth/register", "body": u}) + "\n")
 PY
-  python3 scripts/http_load.py "$port" 32 "$WORK/users-register.jsonl" > "$WORK/users-register.json"
-  python3 scripts/http_load.py "$port" 32 "$WORK/users-login.jsonl" "$WORK/users-login.out" > "$WORK/users-login.json"
+  need_load
+  "$HTTP_LOAD" each "$port" 32 "$WORK/users-register.jsonl" > "$WORK/users-register.json"
+  "$HTTP_LOAD" each "$port" 32 "$WORK/users-login.jsonl" "$WORK/users-login.out" > "$WORK/users-login.json"
   python3 - "$WORK/users-login.out" "$out" <<'PY'
 import json, sys
 tokens = [json.loads(l)["body"]["access_token"] for l in open(sys.argv[1]) if json.loads(l)["status"] == 200]

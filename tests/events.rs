@@ -378,6 +378,83 @@ fn registration_reaches_mosquitto_and_the_log_on_every_node() {
     }
 }
 
+/// Issue 23's attack on reset codes: ask for a code, guess five times, ask again, guess
+/// again, spread over three nodes. Guesses count per account across codes and nodes, so
+/// once five were wrong even the right newest code is refused, though nobody guessed at
+/// it; and only five codes are sent at all.
+#[test]
+fn guessing_reset_codes_across_new_codes_and_nodes_is_locked_out() {
+    let cluster = Cluster::start("events-guess", Options::default());
+    let nodes = [cluster.node("n1"), cluster.node("n2"), cluster.node("n3")];
+    let user = new_user(nodes[0], nodes[1], "guess");
+    let mut refused = 0;
+    for round in 0..8 {
+        let (status, v) = post(
+            &nodes[round % 3].url("/auth/forgot-password"),
+            &json!({"username": user.username}),
+            None,
+        )
+        .unwrap();
+        // Past the fifth code the answer is the same; no mail goes out.
+        assert_eq!(status, 200, "{v}");
+        // No guess after the last code: with a fresh budget per code, it would work.
+        let guesses = if round == 7 { 0 } else { 5 };
+        for guess in 0..guesses {
+            let (status, v) = post(
+                &nodes[(round + guess + 1) % 3].url("/auth/confirm-forgot-password"),
+                &json!({"username": user.username, "code": "0000000", "new_password": "n3w-passw0rd-long"}),
+                None,
+            )
+            .unwrap();
+            assert_eq!(
+                (status, v["error"]["message"].as_str()),
+                (400, Some("invalid or expired code"))
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 35);
+    // Five codes were sent, not eight.
+    let resets = |v: &Value| {
+        v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["type"] == "password.reset_requested")
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || resets(&notifications(
+            nodes[2],
+            &user.access
+        )) == 5),
+        "five reset codes: {}",
+        notifications(nodes[2], &user.access)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(resets(&notifications(nodes[0], &user.access)), 5);
+    // The newest code is right, and refused: the account's guesses are spent.
+    let code = code_from_notifications(nodes[0], &user.access, "password.reset_requested");
+    let (status, v) = post(
+        &nodes[1].url("/auth/confirm-forgot-password"),
+        &json!({"username": user.username, "code": code, "new_password": "n3w-passw0rd-long"}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (status, v["error"]["message"].as_str()),
+        (400, Some("invalid or expired code"))
+    );
+    // The old password still works: nothing was reset.
+    let (status, v) = post(
+        &nodes[2].url("/auth/login"),
+        &json!({"username": user.username, "password": user.password}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+}
+
 #[test]
 fn emailed_code_flows_work_end_to_end() {
     let cluster = Cluster::start(

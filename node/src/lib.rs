@@ -464,6 +464,8 @@ fn events(
         registration_ttl: config.notifications.registration_code_ttl,
         reset_ttl: config.notifications.reset_code_ttl,
         max_failures: config.notifications.code_max_failures,
+        max_issued: config.notifications.code_max_issued,
+        window: config.notifications.code_window,
     };
     Ok((bus, codes))
 }

@@ -272,8 +272,16 @@ impl Auth {
         let purpose = codes::Purpose::PasswordReset;
         let ttl = self.codes.ttl(purpose);
         // An unknown account gets the same answer, so the reply does not tell who exists.
-        if let Some(user) = self.find(req, &r.login).await? {
-            let code = codes::issue(&self.store, &user.id, purpose, ttl).await?;
+        let user = self.find(req, &r.login).await?;
+        // An account that asked for too many codes this window gets no mail, and the same
+        // answer again.
+        let issued = match &user {
+            Some(user) => codes::issue(&self.store, &user.id, purpose, &self.codes)
+                .await?
+                .map(|code| (user, code)),
+            None => None,
+        };
+        if let Some((user, code)) = issued {
             let payload = serde_json::json!({
                 "username": user.username, "email": user.email, "code": code,
                 "expires_in": ttl.as_secs(),
@@ -314,7 +322,7 @@ impl Auth {
             &user.id,
             codes::Purpose::PasswordReset,
             &r.code,
-            self.codes.max_failures,
+            &self.codes,
         )
         .await?;
         let set = um::SetPasswordRequest {

@@ -94,6 +94,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "coaching note order",
         include_str!("../../migrations/0013_coaching_note_order.sql"),
     ),
+    (
+        15,
+        "code limits",
+        include_str!("../../migrations/0015_code_limits.sql"),
+    ),
 ];
 
 /// Longest a node waits for another node's migration run on SQLite.

@@ -193,7 +193,7 @@ impl Users {
             &row.id,
             codes::Purpose::Registration,
             &req.code,
-            events.codes.max_failures,
+            &events.codes,
         )
         .await?;
         store::confirm(&self.store, &row.id, now_ms()).await?;
@@ -258,8 +258,11 @@ impl Users {
                 .await;
             let purpose = crate::auth::codes::Purpose::Registration;
             let ttl = events.codes.ttl(purpose);
-            match crate::auth::codes::issue(&self.store, &row.id, purpose, ttl).await {
-                Ok(code) => {
+            match crate::auth::codes::issue(&self.store, &row.id, purpose, &events.codes).await {
+                Ok(None) => {
+                    tracing::warn!(user = %row.id, "registration code not issued: too many this window")
+                }
+                Ok(Some(code)) => {
                     let payload = serde_json::json!({
                         "username": row.username, "email": row.email, "code": code,
                         "expires_in": ttl.as_secs(),

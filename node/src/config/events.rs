@@ -95,8 +95,13 @@ pub struct Notifications {
     pub registration_code_ttl: Duration,
     /// Lifetime of a password reset code (`reset_code_ttl_s`, default 15 minutes).
     pub reset_code_ttl: Duration,
-    /// Wrong guesses that kill a code (`code_max_failures`, default 5).
+    /// Wrong guesses an account has per purpose and window, across codes
+    /// (`code_max_failures`, default 5).
     pub code_max_failures: u32,
+    /// Codes issued to an account per purpose and window (`code_max_issued`, default 5).
+    pub code_max_issued: u32,
+    /// The window both code limits count in (`code_window_s`, default one hour).
+    pub code_window: Duration,
 }
 
 impl Default for Notifications {
@@ -105,6 +110,8 @@ impl Default for Notifications {
             registration_code_ttl: Duration::from_secs(86_400),
             reset_code_ttl: Duration::from_secs(900),
             code_max_failures: 5,
+            code_max_issued: 5,
+            code_window: Duration::from_secs(3600),
         }
     }
 }
@@ -374,11 +381,20 @@ impl Reader<'_> {
             &between(1u64, 86_400),
         );
         let failures = self.get(&mut section, "code_max_failures", None, &between(1u32, 100));
+        let issued = self.get(&mut section, "code_max_issued", None, &between(1u32, 1000));
+        let window = self.get(
+            &mut section,
+            "code_window_s",
+            None,
+            &between(60u64, 7 * 86_400),
+        );
         self.finish(section);
         Notifications {
             registration_code_ttl: reg.map_or(d.registration_code_ttl, Duration::from_secs),
             reset_code_ttl: reset.map_or(d.reset_code_ttl, Duration::from_secs),
             code_max_failures: failures.unwrap_or(d.code_max_failures),
+            code_max_issued: issued.unwrap_or(d.code_max_issued),
+            code_window: window.map_or(d.code_window, Duration::from_secs),
         }
     }
 }
@@ -456,6 +472,44 @@ mod tests {
             "smtp.password",
             "smtp.from",
             "smtp.starttls",
+        ] {
+            assert!(e.contains(&format!("{key}:")), "{key} missing from:\n{e}");
+        }
+    }
+
+    #[test]
+    fn code_limits_default_read_and_refuse_bad_values() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(
+            (
+                c.notifications.code_max_failures,
+                c.notifications.code_max_issued,
+                c.notifications.code_window
+            ),
+            (5, 5, std::time::Duration::from_secs(3600))
+        );
+        let c = load(
+            "[notifications]\ncode_max_failures = 3\ncode_max_issued = 2\ncode_window_s = 600\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.notifications.code_max_failures,
+                c.notifications.code_max_issued,
+                c.notifications.code_window
+            ),
+            (3, 2, std::time::Duration::from_secs(600))
+        );
+        let e = load(
+            "[notifications]\ncode_max_failures = 0\ncode_max_issued = 0\ncode_window_s = 1\n",
+            &[],
+        )
+        .unwrap_err();
+        for key in [
+            "notifications.code_max_failures",
+            "notifications.code_max_issued",
+            "notifications.code_window_s",
         ] {
             assert!(e.contains(&format!("{key}:")), "{key} missing from:\n{e}");
         }

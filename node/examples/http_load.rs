@@ -1,0 +1,228 @@
+//! HTTP load driver for benchmarks that need each request sent exactly once (one
+//! registration per user) or a burst of clients released together (the coaching race).
+//! Wrk runs for a duration and cannot do either; a Python client took a core of the same
+//! two the node runs on.
+//!
+//! ```text
+//! http_load each  <port> <connections> <requests.jsonl> [answers.jsonl] > summary.json
+//! http_load burst < requests.jsonl > answers.jsonl
+//! ```
+//! A request line is `{"method", "path" | "url", "body"?, "token"?}`: `body` is sent as
+//! JSON, `token` as a bearer token, `path` goes to `127.0.0.1:<port>`.
+//!
+//! - `each`: `connections` keep-alive connections, each sending one request at a time and
+//!   taking the next unsent line, until every line is sent once (never retried; a lost
+//!   answer counts as status 0). Prints `{"requests", "connections", "seconds", "per_s",
+//!   "latency_ms": {"p50", "p90", "p99", "max"}, "statuses"}`; latency runs from send to
+//!   the answer's last byte. `answers.jsonl` gets each `{"status", "body"}` in input order.
+//! - `burst`: one client per line, each on its own connection opened first (a
+//!   `GET /health`); all released at one instant. Prints `{"i", "status", "ms"}` per line,
+//!   in input order, `ms` from the release to the whole answer, so a client's own wait to
+//!   be scheduled counts, as it would for a person.
+//!
+//! One OS thread per connection: a thread blocked on its socket costs nothing.
+
+use std::io::{BufRead as _, Write as _};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// A request ready to send.
+struct Req {
+    method: String,
+    url: String,
+    token: Option<String>,
+    body: String,
+}
+
+impl Req {
+    fn parse(line: &str, port: Option<u16>) -> Req {
+        let v: Value = serde_json::from_str(line).expect("each line is a JSON object");
+        let url = match (v["url"].as_str(), v["path"].as_str(), port) {
+            (Some(url), _, _) => url.to_string(),
+            (None, Some(path), Some(port)) => format!("http://127.0.0.1:{port}{path}"),
+            _ => panic!("a line needs a url (or a path and a port): {line}"),
+        };
+        Req {
+            method: v["method"].as_str().unwrap_or("GET").to_string(),
+            url,
+            token: v["token"].as_str().map(str::to_string),
+            body: v
+                .get("body")
+                .filter(|b| !b.is_null())
+                .map(Value::to_string)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Sends it on `agent`'s connection; answers status (0 when lost) and body.
+    fn send(&self, agent: &ureq::Agent) -> (u16, String) {
+        let mut req = ureq::http::Request::builder()
+            .method(self.method.as_str())
+            .uri(&self.url)
+            .header("content-type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req.body(self.body.clone()).expect("a well-formed request");
+        match agent.run(req) {
+            Ok(mut r) => {
+                let body = r.body_mut().read_to_string().unwrap_or_default();
+                (r.status().as_u16(), body)
+            }
+            Err(e) => (0, e.to_string()),
+        }
+    }
+}
+
+/// The origin (`scheme://host:port`) of `url`.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+fn read_lines(from: impl std::io::BufRead, port: Option<u16>) -> Vec<Req> {
+    from.lines()
+        .map(|l| l.expect("read the requests"))
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| Req::parse(&l, port))
+        .collect()
+}
+
+/// The `p`th percentile of sorted `ms`, nearest rank.
+fn pct(ms: &[f64], p: f64) -> Value {
+    if ms.is_empty() {
+        return Value::Null;
+    }
+    let rank = ((p / 100.0 * ms.len() as f64).ceil() as usize).clamp(1, ms.len());
+    json!((ms[rank - 1] * 100.0).round() / 100.0)
+}
+
+fn each(port: u16, connections: usize, requests: &str, answers: Option<&str>) {
+    let file = std::fs::File::open(requests).expect("open the requests file");
+    let reqs = Arc::new(read_lines(std::io::BufReader::new(file), Some(port)));
+    let next = Arc::new(AtomicUsize::new(0));
+    let out: Arc<Mutex<Vec<Option<(u16, String, f64)>>>> =
+        Arc::new(Mutex::new(vec![None; reqs.len()]));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..connections.min(reqs.len()))
+        .map(|_| {
+            let (reqs, next, out) = (reqs.clone(), next.clone(), out.clone());
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let agent = agent();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(req) = reqs.get(i) else { return };
+                        let t0 = Instant::now();
+                        let (status, body) = req.send(&agent);
+                        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                        out.lock().expect("answers")[i] = Some((status, body, ms));
+                    }
+                })
+                .expect("spawn a connection thread")
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a connection thread");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let out = std::mem::take(&mut *out.lock().expect("answers"));
+    let mut statuses = serde_json::Map::new();
+    let mut ms: Vec<f64> = Vec::with_capacity(out.len());
+    for (status, _, t) in out.iter().flatten() {
+        let n = statuses.entry(status.to_string()).or_insert(json!(0));
+        *n = json!(n.as_u64().unwrap_or(0) + 1);
+        if *status != 0 {
+            ms.push(*t);
+        }
+    }
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        json!({
+            "requests": reqs.len(),
+            "connections": connections,
+            "seconds": (seconds * 1000.0).round() / 1000.0,
+            "per_s": (reqs.len() as f64 / seconds * 10.0).round() / 10.0,
+            "latency_ms": {"p50": pct(&ms, 50.0), "p90": pct(&ms, 90.0), "p99": pct(&ms, 99.0), "max": pct(&ms, 100.0)},
+            "statuses": statuses,
+        })
+    );
+    if let Some(path) = answers {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create answers"));
+        for (status, body, _) in out.into_iter().flatten() {
+            let body: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+            writeln!(f, "{}", json!({"status": status, "body": body})).expect("write answers");
+        }
+    }
+}
+
+fn burst() {
+    let reqs = read_lines(std::io::stdin().lock(), None);
+    let n = reqs.len();
+    // Everyone connected; the start instant is taken; everyone released.
+    let connected = Arc::new(Barrier::new(n + 1));
+    let release = Arc::new(Barrier::new(n + 1));
+    let start: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+    let threads: Vec<_> = reqs
+        .into_iter()
+        .map(|req| {
+            let (connected, release, start) = (connected.clone(), release.clone(), start.clone());
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let agent = agent();
+                    if let Ok(mut r) = agent.get(format!("{}/health", origin(&req.url))).call() {
+                        let _ = r.body_mut().read_to_string();
+                    }
+                    connected.wait();
+                    release.wait();
+                    let t0 = *start.get().expect("set before the release");
+                    let (status, _) = req.send(&agent);
+                    (status, t0.elapsed().as_secs_f64() * 1000.0)
+                })
+                .expect("spawn a client thread")
+        })
+        .collect();
+    connected.wait();
+    start.set(Instant::now()).expect("set once");
+    release.wait();
+    let mut out = std::io::stdout().lock();
+    for (i, t) in threads.into_iter().enumerate() {
+        let (status, ms) = t.join().expect("a client thread");
+        writeln!(out, "{}", json!({"i": i, "status": status, "ms": ms})).expect("write stdout");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: http_load each <port> <connections> <requests.jsonl> [answers.jsonl] | http_load burst < requests.jsonl";
+    match args.get(1).map(String::as_str) {
+        Some("each") if args.len() >= 5 => each(
+            args[2].parse().expect(usage),
+            args[3].parse().expect(usage),
+            &args[4],
+            args.get(5).map(String::as_str),
+        ),
+        Some("burst") => burst(),
+        _ => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
+    }
+}
