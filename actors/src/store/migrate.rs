@@ -89,6 +89,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "gathering waitlist",
         include_str!("../../migrations/0012_gathering_waitlist.sql"),
     ),
+    (14, "sso", include_str!("../../migrations/0014_sso.sql")),
 ];
 
 /// Longest a node waits for another node's migration run on SQLite.
