@@ -410,11 +410,22 @@ impl Sso {
 
     async fn refresh(&self, req: &Request, r: RefreshRequest) -> Result<SignIn, MeshError> {
         let claims = self.tokens.verify(&r.refresh_token, TokenKind::Refresh)?;
-        let row = store::get_tokens(&self.store, &claims.sid)
-            .await?
-            .ok_or_else(|| {
-                MeshError::invalid("not an sso session; refresh it with /auth/refresh")
-            })?;
+        let Some(row) = store::get_tokens(&self.store, &claims.sid).await? else {
+            // No provider tokens: an ended session (logout deletes them) or a password one.
+            let get = sessions::ops::GET
+                .call(())
+                .to(Target::Entity(claims.sid.clone()));
+            return Err(match self.call(req, get).await {
+                Ok(s) if !s.revoked => {
+                    MeshError::invalid("not an sso session; refresh it with /auth/refresh")
+                }
+                Ok(_) => refused("session has ended"),
+                Err(e) if matches!(e.code, Code::NotFound | Code::FailedPrecondition) => {
+                    refused("session has ended")
+                }
+                Err(e) => e,
+            });
+        };
         if row.refresh_token.is_empty() {
             return Err(MeshError::new(
                 Code::FailedPrecondition,

@@ -4,10 +4,12 @@
 //! provider's key set, userinfo, and the RP-initiated logout URL.
 //!
 //! The discovery document and the key set (JWKS) are cached for the life of the node. A
-//! token signed by a key the cache does not hold makes one refetch of the key set (at most
-//! one at a time and one per [`JWKS_REFETCH_MIN`]), so a provider's key rotation is picked
-//! up on the first token signed with the new key; a token whose key is still unknown after
-//! that is refused. A sign-in therefore costs exactly one provider round trip, the token
+//! token signed by a key the cache does not hold makes one refetch of the key set (one at a
+//! time per provider; callers that waited on a refetch use its result), so a provider's key
+//! rotation is picked up on the first token signed with the new key; a token whose key is
+//! still unknown after that is refused. Such tokens come only from the provider's own token
+//! endpoint (the callback never accepts an ID token from the browser), so a refetch costs
+//! at most one per callback, each of which already cost a token request. A sign-in therefore costs exactly one provider round trip, the token
 //! request, once discovery is done.
 //!
 //! Every failure to reach the provider is [`Code::DeadlineExceeded`] (504) when it did not
@@ -36,9 +38,6 @@ use crate::mesh::{Code, MeshError};
 /// The `reason` detail of an [`Code::Unavailable`] error that means "the provider failed":
 /// HTTP answers it 502 Bad Gateway rather than 503.
 pub const BAD_GATEWAY: &str = "sso_provider_failed";
-
-/// Least time between two fetches of a provider's key set.
-pub const JWKS_REFETCH_MIN: Duration = Duration::from_secs(1);
 
 /// One `[[sso.providers]]` entry.
 #[derive(Clone, PartialEq, Eq)]
@@ -244,7 +243,11 @@ pub struct Grant {
 pub struct Provider {
     settings: Settings,
     http: http::Client,
-    discovered: tokio::sync::OnceCell<Arc<Discovered>>,
+    discovered: std::sync::OnceLock<Arc<Discovered>>,
+    /// Held by the one discovery in flight; callers that waited on it share its outcome.
+    discovering: tokio::sync::Mutex<()>,
+    /// When the last discovery failed, and why.
+    failed: std::sync::Mutex<Option<(Instant, MeshError)>>,
     refetch: tokio::sync::Mutex<()>,
 }
 
@@ -255,7 +258,9 @@ impl Provider {
         Self {
             settings,
             http: http::Client::new(timeout),
-            discovered: tokio::sync::OnceCell::new(),
+            discovered: std::sync::OnceLock::new(),
+            discovering: tokio::sync::Mutex::new(()),
+            failed: std::sync::Mutex::new(None),
             refetch: tokio::sync::Mutex::new(()),
         }
     }
@@ -294,13 +299,30 @@ impl Provider {
         .with_details(serde_json::json!({"provider": name, "reason": BAD_GATEWAY}))
     }
 
-    /// Discovery, done once (concurrent first callers share one fetch; a failed one is
-    /// tried again by the next caller).
+    /// Discovery, done once. One attempt at a time: callers that waited on an attempt take
+    /// its outcome, so a provider that is down costs every waiting caller one timeout, not
+    /// one each in turn. A failed attempt is tried again by the next caller.
     async fn discovered(&self) -> Result<Arc<Discovered>, MeshError> {
-        self.discovered
-            .get_or_try_init(|| self.discover())
-            .await
-            .cloned()
+        if let Some(d) = self.discovered.get() {
+            return Ok(d.clone());
+        }
+        let began = Instant::now();
+        let _one = self.discovering.lock().await;
+        if let Some(d) = self.discovered.get() {
+            return Ok(d.clone());
+        }
+        if let Some((at, e)) = self.failed.lock().expect("failed lock").clone() {
+            if at >= began {
+                return Err(e);
+            }
+        }
+        match self.discover().await {
+            Ok(d) => Ok(self.discovered.get_or_init(|| d).clone()),
+            Err(e) => {
+                *self.failed.lock().expect("failed lock") = Some((Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
     }
 
     async fn discover(&self) -> Result<Arc<Discovered>, MeshError> {
@@ -465,7 +487,7 @@ impl Provider {
     ) -> Result<Verified, MeshError> {
         match check(token, &self.current_verifier(d), nonce) {
             Err(r) if r.unknown_key() => {
-                self.refetch_keys(d).await?;
+                self.refetch_keys(d, Instant::now()).await?;
                 Ok(check(token, &self.current_verifier(d), nonce)?)
             }
             answer => Ok(answer?),
@@ -477,11 +499,11 @@ impl Provider {
         verifier(&self.settings.client_id, d.issuer.clone(), set, &d.algs)
     }
 
-    /// Fetches the key set again unless it was fetched within [`JWKS_REFETCH_MIN`] (by a
-    /// concurrent caller, typically: one fetch serves them all).
-    async fn refetch_keys(&self, d: &Discovered) -> Result<(), MeshError> {
+    /// Fetches the key set again, unless a concurrent caller fetched it since `wanted` (one
+    /// fetch serves every caller that waited on it).
+    async fn refetch_keys(&self, d: &Discovered, wanted: Instant) -> Result<(), MeshError> {
         let _one = self.refetch.lock().await;
-        if d.keys.read().expect("keys lock").fetched.elapsed() < JWKS_REFETCH_MIN {
+        if d.keys.read().expect("keys lock").fetched >= wanted {
             return Ok(());
         }
         let set = CoreJsonWebKeySet::fetch_async(&d.jwks_uri, &self.http)

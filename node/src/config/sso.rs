@@ -175,7 +175,7 @@ impl Reader<'_> {
             let issuer = self.required(&mut p, "issuer", &web_url);
             let client_id = self.required(&mut p, "client_id", &non_empty);
             let secret_file = self.get(&mut p, "client_secret", None, &non_empty);
-            let secret_env = name
+            let secret_from_env = name
                 .as_deref()
                 .map(secret_env)
                 .and_then(|env| self.text(&env.clone(), self.env(&env), &non_empty));
@@ -185,7 +185,7 @@ impl Reader<'_> {
             let link = self.get(&mut p, "link_verified_email", None, &any);
             let post_logout = self.get(&mut p, "post_logout_redirect_url", None, &web_url);
             self.finish(p);
-            let secret = secret_env.or(secret_file);
+            let secret = secret_from_env.or(secret_file);
             if let Some(n) = &name {
                 if secret.is_none() {
                     self.error(
