@@ -198,7 +198,9 @@ impl Browser {
             let text = value.to_str().unwrap_or_default();
             let pair = text.split(';').next().unwrap_or_default();
             if let Some((name, value)) = pair.split_once('=') {
-                let expired = text.to_ascii_lowercase().contains("expires=thu, 01 jan 1970");
+                let expired = text
+                    .to_ascii_lowercase()
+                    .contains("expires=thu, 01 jan 1970");
                 if value.is_empty() || expired {
                     self.cookies.remove(name.trim());
                 } else {
@@ -269,7 +271,13 @@ impl Browser {
     /// Signs in at the provider as a user would: from the authorization URL through the
     /// login form (`user`, `password`) and the consent form, to the redirect back to
     /// `callback`; answers that URL (with `code`, `state`, `iss`), not yet fetched.
-    fn sign_in(&mut self, authorize: &str, origin: &str, callback: &str, user: (&str, &str)) -> String {
+    fn sign_in(
+        &mut self,
+        authorize: &str,
+        origin: &str,
+        callback: &str,
+        user: (&str, &str),
+    ) -> String {
         let mut at = authorize.to_owned();
         for _ in 0..4 {
             let page = match self.follow(&at, origin, callback) {
@@ -386,7 +394,10 @@ fn verify(node: &Node, token: &str) -> u16 {
 }
 
 fn error_message(v: &Value) -> String {
-    v["error"]["message"].as_str().unwrap_or_default().to_owned()
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[test]
@@ -418,18 +429,37 @@ fn sso_sign_in_on_n1_lands_on_n3_works_on_n2_refreshes_and_logs_out_everywhere()
     let page = Browser::new().get(&n1.url("/auth/sso/login?redirect=true"));
     assert_eq!(page.status, 302, "{}", page.body);
     let location = page.location.expect("location");
-    assert!(location.starts_with(&format!("{issuer}/auth?")), "{location}");
-    for p in ["code_challenge", "state", "nonce", "client_id", "redirect_uri", "scope"] {
+    assert!(
+        location.starts_with(&format!("{issuer}/auth?")),
+        "{location}"
+    );
+    for p in [
+        "code_challenge",
+        "state",
+        "nonce",
+        "client_id",
+        "redirect_uri",
+        "scope",
+    ] {
         assert!(query_param(&location, p).is_some(), "{p} in {location}");
     }
-    assert_eq!(query_param(&location, "code_challenge_method").as_deref(), Some("S256"));
-    assert_eq!(query_param(&location, "response_type").as_deref(), Some("code"));
+    assert_eq!(
+        query_param(&location, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(
+        query_param(&location, "response_type").as_deref(),
+        Some("code")
+    );
 
     // The browser: sign-in begun on n1, provider forms, redirect back to n3.
     let mut browser = Browser::new();
     let authorize = login_url(n1, "/auth/sso/login");
     let back = browser.sign_in(&authorize, &issuer, &callback, ALICE);
-    assert_eq!(query_param(&back, "state"), query_param(&authorize, "state"));
+    assert_eq!(
+        query_param(&back, "state"),
+        query_param(&authorize, "state")
+    );
     let (status, signed) = get(&back, None).unwrap();
     assert_eq!(status, 200, "callback on n3: {signed}");
     assert_eq!(signed["provider"], "corp");
@@ -464,7 +494,12 @@ fn sso_sign_in_on_n1_lands_on_n3_works_on_n2_refreshes_and_logs_out_everywhere()
 
     // Refresh through the provider: a new pair for the same session; the old refresh token
     // is spent.
-    let (status, renewed) = post(&n2.url("/auth/sso/refresh"), &json!({"refresh_token": refresh}), None).unwrap();
+    let (status, renewed) = post(
+        &n2.url("/auth/sso/refresh"),
+        &json!({"refresh_token": refresh}),
+        None,
+    )
+    .unwrap();
     assert_eq!(status, 200, "{renewed}");
     assert_eq!(renewed["session_id"], signed["session_id"]);
     assert_eq!(renewed["provider"], "corp");
@@ -473,7 +508,10 @@ fn sso_sign_in_on_n1_lands_on_n3_works_on_n2_refreshes_and_logs_out_everywhere()
     assert_ne!(refresh2, refresh);
     assert_eq!(verify(n1, &access), 200);
     let (status, v) = get(&n1.url("/auth/sso/user-info"), Some(&access)).unwrap();
-    assert_eq!((status, v["claims"]["sub"].clone()), (200, json!(ALICE_SUB)));
+    assert_eq!(
+        (status, v["claims"]["sub"].clone()),
+        (200, json!(ALICE_SUB))
+    );
 
     // The provider rotates its signing key (a restart makes a new one): the next sign-in's
     // ID token names a key the nodes have not seen; they refetch the key set and accept it.
@@ -499,12 +537,23 @@ fn sso_sign_in_on_n1_lands_on_n3_works_on_n2_refreshes_and_logs_out_everywhere()
     assert!(url.starts_with(&format!("{issuer}/session/end?")), "{url}");
     assert!(query_param(url, "id_token_hint").is_some(), "{url}");
     assert_eq!(query_param(url, "client_id").as_deref(), Some(CLIENT_ID));
-    assert!(query_param(url, "post_logout_redirect_uri").is_some(), "{url}");
+    assert!(
+        query_param(url, "post_logout_redirect_uri").is_some(),
+        "{url}"
+    );
     let refused_everywhere = wait_until(Duration::from_secs(3), || {
         [n1, n2, n3].iter().all(|n| verify(n, &access) == 401)
     });
-    assert!(refused_everywhere, "the logged-out token still works somewhere");
-    let (status, v) = post(&n1.url("/auth/sso/refresh"), &json!({"refresh_token": refresh2}), None).unwrap();
+    assert!(
+        refused_everywhere,
+        "the logged-out token still works somewhere"
+    );
+    let (status, v) = post(
+        &n1.url("/auth/sso/refresh"),
+        &json!({"refresh_token": refresh2}),
+        None,
+    )
+    .unwrap();
     assert_eq!(status, 401, "{v}");
     // The other session (the second sign-in) is untouched, and `/auth/logout-url` with
     // `redirect=true` ends it with a 302 to the provider.
@@ -548,15 +597,25 @@ fn sso_bad_input_is_refused_with_a_clear_error_and_creates_no_user_or_session() 
     let no_new_user = || assert_eq!(user_count(n2), users_before, "a user was created");
 
     // Unknown provider: 400 naming the configured ones.
-    for path in ["/auth/sso/login?provider=nope", "/auth/login-url?provider=nope"] {
+    for path in [
+        "/auth/sso/login?provider=nope",
+        "/auth/login-url?provider=nope",
+    ] {
         let (status, v) = get(&n1.url(path), None).unwrap();
         assert_eq!(status, 400, "{v}");
         assert_eq!(v["error"]["code"], "invalid_argument");
-        assert_eq!(error_message(&v), "unknown sso provider \"nope\"; configured: corp");
+        assert_eq!(
+            error_message(&v),
+            "unknown sso provider \"nope\"; configured: corp"
+        );
     }
 
     // A forged state, and none at all.
-    let (status, v) = get(&n3.url("/auth/sso/callback?code=abc&state=forged-state"), None).unwrap();
+    let (status, v) = get(
+        &n3.url("/auth/sso/callback?code=abc&state=forged-state"),
+        None,
+    )
+    .unwrap();
     assert_eq!(status, 401, "{v}");
     assert_eq!(error_message(&v), "unknown or already used sso state");
     let (status, v) = get(&n3.url("/auth/sso/callback?code=abc"), None).unwrap();
@@ -572,19 +631,27 @@ fn sso_bad_input_is_refused_with_a_clear_error_and_creates_no_user_or_session() 
     let back = browser.sign_in(&tampered, &issuer, &callback, ALICE);
     let (status, v) = get(&back, None).unwrap();
     assert_eq!(status, 401, "{v}");
-    assert_eq!(error_message(&v), "id token nonce does not match the sign-in");
+    assert_eq!(
+        error_message(&v),
+        "id token nonce does not match the sign-in"
+    );
     no_new_user();
 
     // The provider's refusal (the user declines at the provider) is passed on.
     let authorize = login_url(n2, "/auth/sso/login");
     let state = query_param(&authorize, "state").unwrap();
     let (status, v) = get(
-        &n3.url(&format!("/auth/sso/callback?state={state}&error=access_denied&error_description=declined")),
+        &n3.url(&format!(
+            "/auth/sso/callback?state={state}&error=access_denied&error_description=declined"
+        )),
         None,
     )
     .unwrap();
     assert_eq!(status, 401, "{v}");
-    assert_eq!(error_message(&v), "the provider refused the sign-in (access_denied: declined)");
+    assert_eq!(
+        error_message(&v),
+        "the provider refused the sign-in (access_denied: declined)"
+    );
     no_new_user();
 
     // A good sign-in, then its callback replayed: the state is spent.
@@ -605,7 +672,11 @@ fn sso_bad_input_is_refused_with_a_clear_error_and_creates_no_user_or_session() 
     let code = query_param(&back, "code").unwrap();
     let authorize = login_url(n2, "/auth/sso/login");
     let state = query_param(&authorize, "state").unwrap();
-    let (status, v) = get(&n3.url(&format!("/auth/sso/callback?code={code}&state={state}")), None).unwrap();
+    let (status, v) = get(
+        &n3.url(&format!("/auth/sso/callback?code={code}&state={state}")),
+        None,
+    )
+    .unwrap();
     assert_eq!(status, 401, "{v}");
     let message = error_message(&v);
     assert!(
@@ -617,12 +688,17 @@ fn sso_bad_input_is_refused_with_a_clear_error_and_creates_no_user_or_session() 
     let authorize = login_url(n2, "/auth/sso/login");
     let state = query_param(&authorize, "state").unwrap();
     let (status, v) = get(
-        &n3.url(&format!("/auth/sso/callback?code=x&state={state}&iss=https%3A%2F%2Fevil.example")),
+        &n3.url(&format!(
+            "/auth/sso/callback?code=x&state={state}&iss=https%3A%2F%2Fevil.example"
+        )),
         None,
     )
     .unwrap();
     assert_eq!(status, 401, "{v}");
-    assert_eq!(error_message(&v), "the authorization response comes from another issuer");
+    assert_eq!(
+        error_message(&v),
+        "the authorization response comes from another issuer"
+    );
     // Nothing of all this made a user or a session.
     assert_eq!(user_count(n1), users_after_one);
     assert_eq!(sessions_of(n1, &user_id).len(), 1);
@@ -634,10 +710,21 @@ fn sso_bad_input_is_refused_with_a_clear_error_and_creates_no_user_or_session() 
     let bob = new_user(n1, n2, "bob");
     let (status, v) = get(&n1.url("/auth/sso/user-info"), Some(&bob.access)).unwrap();
     assert_eq!(status, 400, "{v}");
-    assert_eq!(error_message(&v), "not an sso session: no provider user info");
-    let (status, v) = post(&n1.url("/auth/sso/refresh"), &json!({"refresh_token": bob.refresh}), None).unwrap();
+    assert_eq!(
+        error_message(&v),
+        "not an sso session: no provider user info"
+    );
+    let (status, v) = post(
+        &n1.url("/auth/sso/refresh"),
+        &json!({"refresh_token": bob.refresh}),
+        None,
+    )
+    .unwrap();
     assert_eq!(status, 400, "{v}");
-    assert_eq!(error_message(&v), "not an sso session; refresh it with /auth/refresh");
+    assert_eq!(
+        error_message(&v),
+        "not an sso session; refresh it with /auth/refresh"
+    );
 }
 
 #[test]
@@ -689,7 +776,8 @@ fn sso_email_of_a_local_account_links_only_when_configured() {
         } else {
             assert_eq!(status, 409, "{v}");
             assert!(
-                error_message(&v).starts_with("an account with email \"alice@example.org\" already exists"),
+                error_message(&v)
+                    .starts_with("an account with email \"alice@example.org\" already exists"),
                 "{v}"
             );
             assert!(sessions_of(n1, &local_id).is_empty());
@@ -738,7 +826,10 @@ redirect_url = "http://{{http:n2}}/auth/sso/callback"
     let (status, v) = get(&n1.url("/auth/sso/login?provider=down"), None).unwrap();
     assert_eq!(status, 502, "{v}");
     assert_eq!(v["error"]["code"], "unavailable");
-    assert!(error_message(&v).starts_with("sso provider \"down\" failed: discovery"), "{v}");
+    assert!(
+        error_message(&v).starts_with("sso provider \"down\" failed: discovery"),
+        "{v}"
+    );
 
     // Slow sign-ins hold no password login: while several wait on the silent provider, a
     // password login on the same node is answered.
@@ -752,7 +843,10 @@ redirect_url = "http://{{http:n2}}/auth/sso/callback"
     let (status, v) = login(n2, "admin", ADMIN_PASSWORD);
     assert_eq!(status, 200, "{v}");
     let still_waiting = slow.iter().filter(|t| !t.is_finished()).count();
-    assert!(still_waiting > 0, "the slow sign-ins were answered before the login");
+    assert!(
+        still_waiting > 0,
+        "the slow sign-ins were answered before the login"
+    );
     for t in slow {
         let (status, v) = t.join().unwrap();
         assert_eq!(status, 504, "{v}");

@@ -239,7 +239,9 @@ impl Sso {
         let provider = self.provider(&pending.provider)?;
         // RFC 9207: a provider that names itself in the redirect must be this one.
         if !r.iss.is_empty() && r.iss != provider.issuer().await? {
-            return Err(refused("the authorization response comes from another issuer"));
+            return Err(refused(
+                "the authorization response comes from another issuer",
+            ));
         }
         let grant = provider
             .exchange(&r.code, &pending.pkce_verifier, &pending.nonce)
@@ -446,15 +448,15 @@ impl Sso {
         let now = now_ms();
         let updated = store::Tokens {
             access_token: grant.access_token,
-            refresh_token: grant.refresh_token.unwrap_or_else(|| row.refresh_token.clone()),
+            refresh_token: grant
+                .refresh_token
+                .unwrap_or_else(|| row.refresh_token.clone()),
             id_token: grant.id_token.unwrap_or_else(|| row.id_token.clone()),
             expires_at: now + self.tokens.refresh_ttl().as_millis() as i64,
             ..row.clone()
         };
         store::put_tokens(&self.store, &updated, now).await?;
-        let pair: TokenPair = self
-            .call(req, crate::auth::ops::REFRESH.call(r))
-            .await?;
+        let pair: TokenPair = self.call(req, crate::auth::ops::REFRESH.call(r)).await?;
         Ok(SignIn {
             pair: Some(pair),
             provider: row.provider,

@@ -27,9 +27,9 @@ use openidconnect::{
     AccessToken, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
     DiscoveryError, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl,
     JsonWebKeySetUrl, LogoutRequest, Nonce, OAuth2TokenResponse as _, PkceCodeChallenge,
-    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, SignatureVerificationError, StandardErrorResponse,
-    SubjectIdentifier, TokenResponse as _, UserInfoError,
+    PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, SignatureVerificationError, StandardErrorResponse, SubjectIdentifier,
+    TokenResponse as _, UserInfoError,
 };
 
 use super::http;
@@ -152,7 +152,9 @@ pub fn check(
     let claims = claims.map_err(|e| {
         let unknown_key = matches!(
             e,
-            ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)
+            ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey
+            )
         );
         let message = match &e {
             ClaimsVerificationError::Expired(_) => "id token expired".to_owned(),
@@ -167,7 +169,10 @@ pub fn check(
             }
             _ if unknown_key => "id token signed by a key the provider does not publish".to_owned(),
             ClaimsVerificationError::SignatureVerification(s) => {
-                format!("id token signature refused: {}", s.to_string().to_lowercase())
+                format!(
+                    "id token signature refused: {}",
+                    s.to_string().to_lowercase()
+                )
             }
             other => format!("id token refused: {}", other.to_string().to_lowercase()),
         };
@@ -408,7 +413,10 @@ impl Provider {
                     }
                     _ => MeshError::new(
                         Code::Unauthenticated,
-                        format!("the provider refused the {what} ({})", detail.to_lowercase()),
+                        format!(
+                            "the provider refused the {what} ({})",
+                            detail.to_lowercase()
+                        ),
                     ),
                 }
             }
@@ -537,7 +545,10 @@ impl Provider {
             .map_err(|_| {
                 MeshError::new(
                     Code::FailedPrecondition,
-                    format!("sso provider {:?} has no userinfo endpoint", self.settings.name),
+                    format!(
+                        "sso provider {:?} has no userinfo endpoint",
+                        self.settings.name
+                    ),
                 )
             })?;
         let claims: CoreUserInfoClaims =
@@ -560,7 +571,10 @@ impl Provider {
     /// The provider's RP-initiated logout URL (`end_session_endpoint`) with `client_id`,
     /// `id_token_hint` (when given and well-formed) and `post_logout_redirect_uri` (when
     /// configured); `None` when the provider announces no such endpoint.
-    pub async fn logout_url(&self, id_token_hint: Option<&str>) -> Result<Option<String>, MeshError> {
+    pub async fn logout_url(
+        &self,
+        id_token_hint: Option<&str>,
+    ) -> Result<Option<String>, MeshError> {
         let d = self.discovered().await?;
         let Some(end) = d.end_session.clone() else {
             return Ok(None);

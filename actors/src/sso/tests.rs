@@ -9,8 +9,8 @@ use openidconnect::core::{
     CoreRsaPrivateSigningKey,
 };
 use openidconnect::{
-    Audience, EmptyAdditionalClaims, EndUserEmail, EndUserUsername, IssuerUrl, JsonWebKeyId,
-    Nonce, PrivateSigningKey as _, StandardClaims, SubjectIdentifier,
+    Audience, EmptyAdditionalClaims, EndUserEmail, EndUserUsername, IssuerUrl, JsonWebKeyId, Nonce,
+    PrivateSigningKey as _, StandardClaims, SubjectIdentifier,
 };
 
 use super::provider::{check, verifier, Verified};
@@ -208,7 +208,10 @@ async fn a_state_is_taken_once() {
         let got: Vec<Pending> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
         assert_eq!(got, vec![p]);
         assert_eq!(store::take_pending(&store, &state).await.unwrap(), None);
-        assert_eq!(store::take_pending(&store, "never-issued").await.unwrap(), None);
+        assert_eq!(
+            store::take_pending(&store, "never-issued").await.unwrap(),
+            None
+        );
     })
     .await;
 }
@@ -302,7 +305,10 @@ async fn session_tokens_are_replaced_and_taken_once() {
         t.access_token = "at-2".into();
         t.refresh_token = "rt-2".into();
         store::put_tokens(&store, &t, 2).await.unwrap();
-        assert_eq!(store::get_tokens(&store, &sid).await.unwrap(), Some(t.clone()));
+        assert_eq!(
+            store::get_tokens(&store, &sid).await.unwrap(),
+            Some(t.clone())
+        );
         assert_eq!(store::take_tokens(&store, &sid).await.unwrap(), Some(t));
         assert_eq!(store::take_tokens(&store, &sid).await.unwrap(), None);
     })

@@ -106,10 +106,16 @@ fn web_url(value: &String) -> Result<(), String> {
 /// Requires a non-empty scope token without spaces.
 #[allow(clippy::ptr_arg)] // the shape of a `Check<String>`
 fn scope(value: &String) -> Result<(), String> {
-    if !value.is_empty() && value.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\') {
+    if !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+    {
         Ok(())
     } else {
-        Err(format!("expected a scope name without spaces, got {value:?}"))
+        Err(format!(
+            "expected a scope name without spaces, got {value:?}"
+        ))
     }
 }
 
@@ -123,7 +129,8 @@ fn non_empty(value: &String) -> Result<(), String> {
 }
 
 impl Reader<'_> {
-    /// Reads `[sso]` and its `[[sso.providers]]`; `http` bounds the provider timeout.
+    /// Reads `[sso]` and its `[[sso.providers]]`; with providers, `http` bounds the provider
+    /// timeout.
     pub(super) fn sso(&mut self, root: &mut Section<'_>, http: &Http) -> Sso {
         let mut section = self.section(root, "sso");
         let ttl = self.get(
@@ -139,16 +146,7 @@ impl Reader<'_> {
             &between(100, 60_000),
         );
         let timeout = Duration::from_millis(timeout.unwrap_or(3000));
-        if timeout >= http.request_timeout {
-            self.error(
-                section.key("timeout_ms"),
-                format!(
-                    "must be below [http] request_timeout_ms ({} ms), so a slow provider is \
-                     answered 504 before the request's own deadline",
-                    http.request_timeout.as_millis()
-                ),
-            );
-        }
+        let timeout_key = section.key("timeout_ms");
         let path = section.key("providers");
         let entries: &[Value] = match section.take("providers") {
             None => &[],
@@ -213,8 +211,13 @@ impl Reader<'_> {
                     "must include \"email\": a first sign-in makes the user from the email claim",
                 );
             }
-            let (Some(name), Some(issuer), Some(client_id), Some(client_secret), Some(redirect_url)) =
-                (name, issuer, client_id, secret, redirect_url)
+            let (
+                Some(name),
+                Some(issuer),
+                Some(client_id),
+                Some(client_secret),
+                Some(redirect_url),
+            ) = (name, issuer, client_id, secret, redirect_url)
             else {
                 continue;
             };
@@ -228,6 +231,16 @@ impl Reader<'_> {
                 link_verified_email: link.unwrap_or(false),
                 post_logout_redirect_url: post_logout,
             });
+        }
+        if !providers.is_empty() && timeout >= http.request_timeout {
+            self.error(
+                timeout_key,
+                format!(
+                    "must be below [http] request_timeout_ms ({} ms), so a slow provider is \
+                     answered 504 before the request's own deadline",
+                    http.request_timeout.as_millis()
+                ),
+            );
         }
         Sso {
             providers,
@@ -282,7 +295,10 @@ redirect_url = "https://app.example.com/auth/sso/callback"
         assert_eq!(p.scopes, ["openid", "email", "profile"]);
         assert!(!p.link_verified_email);
         assert_eq!(p.post_logout_redirect_url, None);
-        assert!(!format!("{p:?}").contains("from-env"), "secret not in Debug");
+        assert!(
+            !format!("{p:?}").contains("from-env"),
+            "secret not in Debug"
+        );
     }
 
     #[test]
@@ -309,18 +325,33 @@ redirect_url = "http://127.0.0.1:7181/auth/sso/callback"
         )
         .unwrap_err();
         let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
-        assert!(has("sso.timeout_ms: must be below [http] request_timeout_ms"), "{errors:?}");
+        assert!(
+            has("sso.timeout_ms: must be below [http] request_timeout_ms"),
+            "{errors:?}"
+        );
         assert!(has("sso.bogus: unknown key"), "{errors:?}");
         assert!(has("sso.providers[0].issuer: must be https"), "{errors:?}");
-        assert!(has("sso.providers[0].client_id: must not be empty"), "{errors:?}");
-        assert!(has("sso.providers[0].redirect_url: expected an absolute"), "{errors:?}");
-        assert!(has("sso.providers[0].scopes: must include \"email\""), "{errors:?}");
+        assert!(
+            has("sso.providers[0].client_id: must not be empty"),
+            "{errors:?}"
+        );
+        assert!(
+            has("sso.providers[0].redirect_url: expected an absolute"),
+            "{errors:?}"
+        );
+        assert!(
+            has("sso.providers[0].scopes: must include \"email\""),
+            "{errors:?}"
+        );
         assert!(has("sso.providers[0].colour: unknown key"), "{errors:?}");
         assert!(
             has("sso.providers[0].client_secret: missing (set client_secret or TROUPE_SSO_CORP_CLIENT_SECRET)"),
             "{errors:?}"
         );
-        assert!(has("sso.providers[1].name: duplicate provider name"), "{errors:?}");
+        assert!(
+            has("sso.providers[1].name: duplicate provider name"),
+            "{errors:?}"
+        );
         assert_eq!(errors.len(), 9, "{errors:?}");
     }
 }

@@ -46,7 +46,9 @@ pub fn status_of(e: &MeshError) -> StatusCode {
     }
     // An identity provider that failed: the fault is upstream of this node (502), not a
     // missing actor (503).
-    if e.code == Code::Unavailable && e.details.contains(troupe_actors::sso::provider::BAD_GATEWAY)
+    if e.code == Code::Unavailable
+        && e.details
+            .contains(troupe_actors::sso::provider::BAD_GATEWAY)
     {
         return StatusCode::BAD_GATEWAY;
     }

@@ -184,8 +184,7 @@ pub async fn callback(
         ip,
         user_agent,
     };
-    let answer: sm::SignIn =
-        ask(&state, sso::ops::CALLBACK.call(request).request_id(rid)).await?;
+    let answer: sm::SignIn = ask(&state, sso::ops::CALLBACK.call(request).request_id(rid)).await?;
     Ok(Json(SignInView::from(answer)?))
 }
 
