@@ -317,7 +317,7 @@ impl Sso {
                 (user, false, true)
             }
             Some(_) => return Err(email_taken(&email)),
-            None => match self.create(req, id, &email).await? {
+            None => match self.create(req, id, &email, provider.name()).await? {
                 Some(user) => (user, true, false),
                 // Another sign-in registered the address meanwhile.
                 None => return Err(email_taken(&email)),
@@ -371,6 +371,7 @@ impl Sso {
         req: &Request,
         id: &Verified,
         email: &str,
+        provider: &str,
     ) -> Result<Option<um::User>, MeshError> {
         let base = username_base(id, email);
         let full_name: String = id
@@ -394,6 +395,7 @@ impl Sso {
                 full_name: full_name.clone(),
                 roles: vec!["user".to_owned()],
                 confirmed: id.email_verified,
+                sso_provider: provider.to_owned(),
             };
             match self.call(req, users::CREATE.call(create)).await {
                 Ok(user) => return Ok(Some(user)),
