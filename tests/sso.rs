@@ -24,6 +24,43 @@ const ALICE: (&str, &str) = ("alice", "wonderland-42");
 const ALICE_SUB: &str = "alice-0001";
 const ALICE_EMAIL: &str = "alice@example.org";
 
+/// Where a test cluster keeps its data: the embedded SQLite file, or the PostgreSQL server
+/// of `TROUPE_TEST_PG` when set. A shared database keeps earlier runs' users, so there the
+/// provider's user gets a subject and email of this run (`OIDC_USER_SUFFIX`).
+struct Backend {
+    storage: String,
+    suffix: String,
+}
+
+impl Backend {
+    fn from_env() -> Self {
+        match std::env::var("TROUPE_TEST_PG") {
+            Ok(url) if !url.is_empty() => Backend {
+                storage: format!("[storage]\nurl = \"{url}\"\n"),
+                suffix: unique(),
+            },
+            _ => Backend {
+                storage: String::new(),
+                suffix: String::new(),
+            },
+        }
+    }
+
+    /// The test user's subject at the provider.
+    fn sub(&self) -> String {
+        format!("{ALICE_SUB}{}", self.suffix)
+    }
+
+    /// The test user's email at the provider.
+    fn email(&self) -> String {
+        if self.suffix.is_empty() {
+            ALICE_EMAIL.to_owned()
+        } else {
+            ALICE_EMAIL.replace('@', &format!("+{}@", self.suffix))
+        }
+    }
+}
+
 fn oidc_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/oidc")
 }
@@ -51,12 +88,19 @@ struct Provider {
     child: Child,
     port: u16,
     clients: String,
+    suffix: String,
 }
 
 impl Provider {
     /// Starts the provider on `port` for a client whose callback is `callback` (n3's), or
     /// `None` (and a printed skip line) when Node or `oidc-provider` is missing.
-    fn start(test: &str, port: u16, callback: &str, after_logout: &str) -> Option<Provider> {
+    fn start(
+        test: &str,
+        backend: &Backend,
+        port: u16,
+        callback: &str,
+        after_logout: &str,
+    ) -> Option<Provider> {
         if !provider_installed(test) {
             return None;
         }
@@ -69,7 +113,7 @@ impl Provider {
             "response_types": ["code"],
         }])
         .to_string();
-        match Self::spawn(port, &clients) {
+        match Self::spawn(port, &clients, &backend.suffix) {
             Ok(p) => Some(p),
             Err(why) => {
                 eprintln!("skipped: {test} (the provider did not start: {why})");
@@ -79,11 +123,12 @@ impl Provider {
         }
     }
 
-    fn spawn(port: u16, clients: &str) -> Result<Provider, String> {
+    fn spawn(port: u16, clients: &str, suffix: &str) -> Result<Provider, String> {
         let mut child = Command::new("node")
             .arg(oidc_dir().join("provider.mjs"))
             .arg(port.to_string())
             .env("OIDC_CLIENTS", clients)
+            .env("OIDC_USER_SUFFIX", suffix)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -103,6 +148,7 @@ impl Provider {
                 child,
                 port,
                 clients: clients.to_owned(),
+                suffix: suffix.to_owned(),
             }),
             Err(_) => {
                 let _ = child.kill();
@@ -120,7 +166,7 @@ impl Provider {
     /// provider makes one at every start), so a key rotation; and a loss of its sessions.
     fn restart(&mut self) {
         self.stop();
-        let fresh = Self::spawn(self.port, &self.clients).expect("provider restarts");
+        let fresh = Self::spawn(self.port, &self.clients, &self.suffix).expect("provider restarts");
         *self = fresh;
     }
 
@@ -406,6 +452,7 @@ fn sso_sign_in_on_n1_lands_on_n3_works_on_n2_refreshes_and_logs_out_everywhere()
     if !provider_installed(test) {
         return;
     }
+    let backend = Backend::from_env();
     // The provider's port is reserved first: the cluster's config names its issuer.
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
@@ -413,13 +460,15 @@ fn sso_sign_in_on_n1_lands_on_n3_works_on_n2_refreshes_and_logs_out_everywhere()
         "sso-flow",
         Options {
             extra_toml: sso_toml(&issuer, ""),
+            storage_toml: backend.storage.clone(),
             plaintext: true,
             ..Options::default()
         },
     );
     let (n1, n2, n3) = (c.node("n1"), c.node("n2"), c.node("n3"));
     let callback = n3.url("/auth/sso/callback");
-    let Some(mut provider) = Provider::start(test, port, &callback, &n3.url("/health")) else {
+    let Some(mut provider) = Provider::start(test, &backend, port, &callback, &n3.url("/health"))
+    else {
         return;
     };
     assert_eq!(provider.issuer(), issuer);
@@ -466,8 +515,14 @@ fn sso_sign_in_on_n1_lands_on_n3_works_on_n2_refreshes_and_logs_out_everywhere()
     assert_eq!(signed["created"], true);
     assert_eq!(signed["linked"], false);
     assert_eq!(signed["token_type"], "Bearer");
-    assert_eq!(signed["user"]["username"], "alice");
-    assert_eq!(signed["user"]["email"], ALICE_EMAIL);
+    let username = signed["user"]["username"].as_str().unwrap();
+    // "alice", or "alice-xxxx" on a shared database where an earlier run made an "alice"
+    if backend.suffix.is_empty() {
+        assert_eq!(username, "alice");
+    } else {
+        assert!(username.starts_with("alice"), "{username}");
+    }
+    assert_eq!(signed["user"]["email"], backend.email());
     assert_eq!(signed["user"]["roles"], json!(["user"]));
     let user_id = signed["user"]["id"].as_str().unwrap().to_owned();
     let access = signed["access_token"].as_str().unwrap().to_owned();
@@ -488,8 +543,8 @@ fn sso_sign_in_on_n1_lands_on_n3_works_on_n2_refreshes_and_logs_out_everywhere()
     let (status, info) = get(&n2.url("/auth/sso/user-info"), Some(&access)).unwrap();
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["provider"], "corp");
-    assert_eq!(info["claims"]["sub"], ALICE_SUB);
-    assert_eq!(info["claims"]["email"], ALICE_EMAIL);
+    assert_eq!(info["claims"]["sub"], backend.sub());
+    assert_eq!(info["claims"]["email"], backend.email());
     assert_eq!(info["claims"]["preferred_username"], "alice");
 
     // Refresh through the provider: a new pair for the same session; the old refresh token
@@ -510,7 +565,7 @@ fn sso_sign_in_on_n1_lands_on_n3_works_on_n2_refreshes_and_logs_out_everywhere()
     let (status, v) = get(&n1.url("/auth/sso/user-info"), Some(&access)).unwrap();
     assert_eq!(
         (status, v["claims"]["sub"].clone()),
-        (200, json!(ALICE_SUB))
+        (200, json!(backend.sub()))
     );
 
     // The provider rotates its signing key (a restart makes a new one): the next sign-in's
@@ -578,19 +633,22 @@ fn sso_bad_input_is_refused_with_a_clear_error_and_creates_no_user_or_session() 
     if !provider_installed(test) {
         return;
     }
+    let backend = Backend::from_env();
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let c = Cluster::start(
         "sso-bad",
         Options {
             extra_toml: sso_toml(&issuer, ""),
+            storage_toml: backend.storage.clone(),
             plaintext: true,
             ..Options::default()
         },
     );
     let (n1, n2, n3) = (c.node("n1"), c.node("n2"), c.node("n3"));
     let callback = n3.url("/auth/sso/callback");
-    let Some(_provider) = Provider::start(test, port, &callback, &n3.url("/health")) else {
+    let Some(_provider) = Provider::start(test, &backend, port, &callback, &n3.url("/health"))
+    else {
         return;
     };
     let users_before = user_count(n1);
@@ -734,6 +792,7 @@ fn sso_email_of_a_local_account_links_only_when_configured() {
         return;
     }
     for link in [false, true] {
+        let backend = Backend::from_env();
         let port = free_port();
         let issuer = format!("http://127.0.0.1:{port}");
         let c = Cluster::start(
@@ -744,19 +803,25 @@ fn sso_email_of_a_local_account_links_only_when_configured() {
                     "scopes = [",
                     &format!("link_verified_email = {link}\nscopes = ["),
                 ),
+                storage_toml: backend.storage.clone(),
                 plaintext: true,
                 ..Options::default()
             },
         );
         let (n1, n3) = (c.node("n1"), c.node("n3"));
         let callback = n3.url("/auth/sso/callback");
-        let Some(_provider) = Provider::start(test, port, &callback, &n3.url("/health")) else {
+        let Some(_provider) = Provider::start(test, &backend, port, &callback, &n3.url("/health"))
+        else {
             return;
         };
         // A local account registered with alice's email, by password.
         let (status, v) = post(
             &n1.url("/auth/register"),
-            &json!({"username": "alice-local", "email": ALICE_EMAIL, "password": "passw0rd-long"}),
+            &json!({
+                "username": format!("alice_local{}", backend.suffix),
+                "email": backend.email(),
+                "password": "passw0rd-long",
+            }),
             None,
         )
         .unwrap();
@@ -776,8 +841,10 @@ fn sso_email_of_a_local_account_links_only_when_configured() {
         } else {
             assert_eq!(status, 409, "{v}");
             assert!(
-                error_message(&v)
-                    .starts_with("an account with email \"alice@example.org\" already exists"),
+                error_message(&v).starts_with(&format!(
+                    "an account with email {:?} already exists",
+                    backend.email()
+                )),
                 "{v}"
             );
             assert!(sessions_of(n1, &local_id).is_empty());

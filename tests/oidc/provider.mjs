@@ -8,6 +8,8 @@
 //   OIDC_CLIENTS  JSON array of client metadata (client_id, client_secret, redirect_uris,
 //                 post_logout_redirect_uris), chosen by the test (ports are reserved at run time)
 //   OIDC_ISSUER   issuer URL; default http://127.0.0.1:<port>
+//   OIDC_USER_SUFFIX  appended to each user's subject and to the local part of its email
+//                 (`alice+<suffix>@...`), so a test on a shared database meets a user of its own
 //
 // A fresh RSA signing key is made at every start, so a restart is a key rotation.
 // Prints "ready <issuer>" on stdout once it listens.
@@ -20,7 +22,12 @@ import Provider from 'oidc-provider';
 const port = Number(process.argv[2]);
 const issuer = process.env.OIDC_ISSUER || `http://127.0.0.1:${port}`;
 const clients = JSON.parse(process.env.OIDC_CLIENTS || '[]');
-const users = JSON.parse(readFileSync(fileURLToPath(new URL('./users.json', import.meta.url))));
+const suffix = process.env.OIDC_USER_SUFFIX || '';
+const listed = JSON.parse(readFileSync(fileURLToPath(new URL('./users.json', import.meta.url))));
+const users = Object.fromEntries(Object.entries(listed).map(([sub, user]) => [
+  sub + suffix,
+  suffix ? { ...user, claims: { ...user.claims, email: user.claims.email.replace('@', `+${suffix}@`) } } : user,
+]));
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const key = { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), use: 'sig', alg: 'RS256' };
