@@ -528,6 +528,34 @@ fn sso_sign_in_on_n1_lands_on_n3_works_on_n2_refreshes_and_logs_out_everywhere()
     let access = signed["access_token"].as_str().unwrap().to_owned();
     let refresh = signed["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(user_count(n1), users_before + 1);
+    // n3 counted the sign-in and its one request to the token endpoint.
+    let metrics = get_raw(&n3.url("/metrics"), &[])
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let line = |needles: &[&str]| {
+        metrics
+            .lines()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+    };
+    assert!(
+        line(&[
+            "troupe_sso_sign_ins_total{",
+            "provider=\"corp\"",
+            "outcome=\"signed_in\"",
+            "} 1"
+        ]),
+        "{metrics}"
+    );
+    assert!(
+        line(&[
+            "troupe_sso_provider_request_duration_seconds_count{",
+            "endpoint=\"token\"",
+            "result=\"ok\"",
+            "} 1"
+        ]),
+        "{metrics}"
+    );
 
     // The tokens work on every node, like a password login's.
     let (status, me) = get(&n2.url("/users/profile"), Some(&access)).unwrap();

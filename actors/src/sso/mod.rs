@@ -37,10 +37,12 @@
 //! - [`provider`]: one provider: discovery, JWKS, token requests, ID token checks;
 //! - [`http`]: the HTTP client the `openidconnect` crate is given (ureq, blocking pool);
 //! - [`messages`]: the prost messages;
+//! - [`metrics`]: names of the metrics recorded (sign-ins, provider requests);
 //! - [`store`]: all SQL.
 
 pub mod http;
 pub mod messages;
+pub mod metrics;
 pub mod provider;
 pub mod store;
 
@@ -122,6 +124,7 @@ impl Sso {
         providers: Vec<provider::Settings>,
         settings: Settings,
     ) -> Arc<Self> {
+        metrics::describe();
         let providers = providers
             .into_iter()
             .map(|p| Arc::new(Provider::new(p, settings.timeout)))
@@ -208,7 +211,26 @@ impl Sso {
         })
     }
 
+    /// `callback`, counted in [`metrics::SIGN_INS_TOTAL`] by provider (`unknown` when the
+    /// state named none) and outcome.
     async fn callback(&self, req: &Request, r: CallbackRequest) -> Result<SignIn, MeshError> {
+        let mut provider = String::from("unknown");
+        let answer = self.sign_in(req, r, &mut provider).await;
+        let outcome = match &answer {
+            Ok(_) => "signed_in",
+            Err(e) => e.code.as_str(),
+        };
+        ::metrics::counter!(metrics::SIGN_INS_TOTAL, "provider" => provider, "outcome" => outcome)
+            .increment(1);
+        answer
+    }
+
+    async fn sign_in(
+        &self,
+        req: &Request,
+        r: CallbackRequest,
+        provider_name: &mut String,
+    ) -> Result<SignIn, MeshError> {
         if r.state.trim().is_empty() {
             return Err(MeshError::invalid("state is required"));
         }
@@ -216,6 +238,7 @@ impl Sso {
         let pending = store::take_pending(&self.store, &r.state)
             .await?
             .ok_or_else(|| refused("unknown or already used sso state"))?;
+        provider_name.clone_from(&pending.provider);
         if pending.expires_at < now_ms() {
             return Err(refused("sso state expired; start the sign-in again"));
         }

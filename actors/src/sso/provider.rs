@@ -32,7 +32,7 @@ use openidconnect::{
     TokenResponse as _, UserInfoError,
 };
 
-use super::http;
+use super::{http, metrics};
 use crate::mesh::{Code, MeshError};
 
 /// The `reason` detail of an [`Code::Unavailable`] error that means "the provider failed":
@@ -321,7 +321,10 @@ impl Provider {
                 return Err(e);
             }
         }
-        match self.discover().await {
+        let began = Instant::now();
+        let answer = self.discover().await;
+        metrics::provider_request(self.name(), "discovery", began, &answer);
+        match answer {
             Ok(d) => Ok(self.discovered.get_or_init(|| d).clone()),
             Err(e) => {
                 *self.failed.lock().expect("failed lock") = Some((Instant::now(), e.clone()));
@@ -438,10 +441,13 @@ impl Provider {
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| self.failed(&format!("token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()));
-        let answer: CoreTokenResponse = request
+        let began = Instant::now();
+        let answer: Result<CoreTokenResponse, MeshError> = request
             .request_async(&self.http)
             .await
-            .map_err(|e| self.token_error("authorization code", e))?;
+            .map_err(|e| self.token_error("authorization code", e));
+        metrics::provider_request(self.name(), "token", began, &answer);
+        let answer = answer?;
         let token = answer
             .id_token()
             .ok_or_else(|| self.failed("token endpoint: no id token in the answer"))?;
@@ -461,13 +467,17 @@ impl Provider {
     pub async fn refresh(&self, refresh_token: &str, subject: &str) -> Result<Grant, MeshError> {
         let d = self.discovered().await?;
         let token = RefreshToken::new(refresh_token.to_owned());
-        let answer: CoreTokenResponse = d
+        let request = d
             .client
             .exchange_refresh_token(&token)
-            .map_err(|e| self.failed(&format!("token endpoint: {e}")))?
+            .map_err(|e| self.failed(&format!("token endpoint: {e}")))?;
+        let began = Instant::now();
+        let answer: Result<CoreTokenResponse, MeshError> = request
             .request_async(&self.http)
             .await
-            .map_err(|e| self.token_error("refresh token", e))?;
+            .map_err(|e| self.token_error("refresh token", e));
+        metrics::provider_request(self.name(), "refresh", began, &answer);
+        let answer = answer?;
         let identity = match answer.id_token() {
             Some(t) => Some(self.validate(&d, t, None).await?),
             None => None,
@@ -514,12 +524,15 @@ impl Provider {
         if d.keys.read().expect("keys lock").fetched >= wanted {
             return Ok(());
         }
+        let began = Instant::now();
         let set = CoreJsonWebKeySet::fetch_async(&d.jwks_uri, &self.http)
             .await
             .map_err(|e| match e {
                 DiscoveryError::Request(e) => self.unreachable("key set", &e),
                 e => self.failed(&format!("key set: {e}")),
-            })?;
+            });
+        metrics::provider_request(self.name(), "jwks", began, &set);
+        let set = set?;
         tracing::info!(provider = %self.settings.name, keys = set.keys().len(), "sso key set refetched");
         *d.keys.write().expect("keys lock") = Keys {
             set,
@@ -551,7 +564,8 @@ impl Provider {
                     ),
                 )
             })?;
-        let claims: CoreUserInfoClaims =
+        let began = Instant::now();
+        let claims: Result<CoreUserInfoClaims, MeshError> =
             request
                 .request_async(&self.http)
                 .await
@@ -564,7 +578,9 @@ impl Provider {
                         )
                     }
                     e => self.failed(&format!("userinfo: {e}")),
-                })?;
+                });
+        metrics::provider_request(self.name(), "userinfo", began, &claims);
+        let claims = claims?;
         serde_json::to_value(&claims).map_err(|e| MeshError::internal(format!("userinfo: {e}")))
     }
 
