@@ -349,3 +349,317 @@ fn the_random_password_meets_the_rules_and_differs_each_time() {
     assert_ne!(a, b);
     assert_eq!(a.len(), 34);
 }
+
+/// The service with `users`, `sessions` and `auth` on a one-node harness, with a provider
+/// that is never reached (the cases here end before any request to it, or fail to reach
+/// it): what the callback and refresh decide on their own.
+mod service {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use troupe_proto::mesh::Caller;
+
+    use super::super::*;
+    use crate::auth::messages::{LoginRequest, OpenSessionRequest, RefreshRequest, VerifyRequest};
+    use crate::auth::password::Hasher;
+    use crate::auth::token::{self, SigningKey};
+    use crate::auth::{codes, Auth, Events, Limits};
+    use crate::events::Recorder;
+    use crate::mesh::harness::Harness;
+    use crate::sessions::{Revocations, Sessions};
+    use crate::store::tests::on_each_backend;
+    use crate::users::Users;
+
+    struct Node {
+        harness: Harness,
+        events: Arc<Recorder>,
+        store: Store,
+    }
+
+    async fn start(store: Store, providers: Vec<provider::Settings>) -> Node {
+        let builder = Harness::builder();
+        let info = builder.info();
+        let hasher = Hasher::new(1000);
+        let key = SigningKey {
+            kid: "k1".into(),
+            secret: vec![7; token::MIN_SECRET_LEN],
+        };
+        let tokens = Arc::new(
+            Tokens::new(
+                vec![key],
+                Duration::from_secs(900),
+                Duration::from_secs(86_400),
+                "troupe-test",
+            )
+            .unwrap(),
+        );
+        let revocations = Revocations::default();
+        let events = Arc::new(Recorder::default());
+        let users = Users::new(store.clone(), hasher.clone()).on_node(info.clone());
+        let sessions = Sessions::start(info.clone(), store.clone(), revocations.clone())
+            .await
+            .expect("sessions start");
+        let auth = Auth::new(
+            info.clone(),
+            store.clone(),
+            hasher,
+            tokens.clone(),
+            revocations,
+            Limits {
+                per_account_per_minute: 100,
+                per_ip_per_minute: 100,
+            },
+            Events {
+                publisher: events.clone(),
+                codes: codes::Settings::default(),
+            },
+        );
+        let settings = Settings {
+            state_ttl: Duration::from_secs(60),
+            timeout: Duration::from_millis(500),
+        };
+        let sso = Sso::new(info, store.clone(), tokens, providers, settings);
+        let harness = builder
+            .start(vec![Arc::new(users), sessions, auth, sso])
+            .await;
+        Node {
+            harness,
+            events,
+            store,
+        }
+    }
+
+    /// A provider on a port nothing listens on.
+    fn nowhere(name: &str) -> provider::Settings {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        provider::Settings {
+            name: name.into(),
+            issuer: format!("http://127.0.0.1:{port}"),
+            client_id: "troupe".into(),
+            client_secret: "s".into(),
+            redirect_url: "http://127.0.0.1:1/auth/sso/callback".into(),
+            scopes: vec!["openid".into(), "email".into()],
+            link_verified_email: false,
+            post_logout_redirect_url: None,
+        }
+    }
+
+    fn pending(state: &str, expires_at: i64) -> store::Pending {
+        store::Pending {
+            state: state.into(),
+            provider: "corp".into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            expires_at,
+        }
+    }
+
+    fn callback(state: &str) -> CallbackRequest {
+        CallbackRequest {
+            code: "c".into(),
+            state: state.into(),
+            ..CallbackRequest::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_or_refused_sign_in_spends_its_state_and_creates_nothing() {
+        on_each_backend(|store, _| async move {
+            let node = start(store, vec![nowhere("corp")]).await;
+            let router = node.harness.router();
+            let now = now_ms();
+            let old = uuid::Uuid::new_v4().to_string();
+            store::insert_pending(&node.store, &pending(&old, now - 1), now - 60_000)
+                .await
+                .unwrap();
+            let e = router
+                .ask(&ops::CALLBACK, callback(&old))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (
+                    Code::Unauthenticated,
+                    "sso state expired; start the sign-in again"
+                )
+            );
+            let e = router
+                .ask(&ops::CALLBACK, callback(&old))
+                .await
+                .unwrap_err();
+            assert_eq!(e.message, "unknown or already used sso state");
+
+            let denied = uuid::Uuid::new_v4().to_string();
+            store::insert_pending(&node.store, &pending(&denied, now + 60_000), now)
+                .await
+                .unwrap();
+            let req = CallbackRequest {
+                error: "access_denied".into(),
+                ..callback(&denied)
+            };
+            let e = router.ask(&ops::CALLBACK, req).await.unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (
+                    Code::Unauthenticated,
+                    "the provider refused the sign-in (access_denied)"
+                )
+            );
+            assert_eq!(
+                store::take_pending(&node.store, &denied).await.unwrap(),
+                None
+            );
+
+            // A provider that cannot be reached: 502, the state spent all the same.
+            let down = uuid::Uuid::new_v4().to_string();
+            store::insert_pending(&node.store, &pending(&down, now + 60_000), now)
+                .await
+                .unwrap();
+            let e = router
+                .ask(&ops::CALLBACK, callback(&down))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, Code::Unavailable, "{e:?}");
+            assert!(e.details.contains(provider::BAD_GATEWAY), "{e:?}");
+            assert!(
+                node.events.events().is_empty(),
+                "{:?}",
+                node.events.events()
+            );
+            node.harness.stop().await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn without_providers_sso_is_not_found_and_an_unknown_one_is_invalid() {
+        on_each_backend(|store, _| async move {
+            let none = start(store.clone(), vec![]).await;
+            let e = none
+                .harness
+                .router()
+                .ask(&ops::LOGIN_URL, LoginUrlRequest::default())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (
+                    Code::NotFound,
+                    "sso is not configured (no [[sso.providers]])"
+                )
+            );
+            none.harness.stop().await;
+            let node = start(store, vec![nowhere("corp"), nowhere("other")]).await;
+            let req = LoginUrlRequest {
+                provider: "nope".into(),
+            };
+            let e = node
+                .harness
+                .router()
+                .ask(&ops::LOGIN_URL, req)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (
+                    Code::InvalidArgument,
+                    "unknown sso provider \"nope\"; configured: corp, other"
+                )
+            );
+            node.harness.stop().await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn open_session_gives_a_login_pair_and_sso_refresh_refuses_other_sessions() {
+        on_each_backend(|store, _| async move {
+            let node = start(store, vec![nowhere("corp")]).await;
+            let router = node.harness.router();
+            let name = format!("sso_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+            let register = um::RegisterRequest {
+                username: name.clone(),
+                email: format!("{name}@example.com"),
+                password: "password1".into(),
+                full_name: String::new(),
+            };
+            let user: um::User = router.ask(&users::REGISTER, register).await.unwrap();
+            let open = OpenSessionRequest {
+                user_id: user.id.clone(),
+                ip: "10.0.0.1".into(),
+                user_agent: "agent/1".into(),
+                device: "sso:corp".into(),
+                method: "sso:corp".into(),
+            };
+            let pair = router
+                .ask(&crate::auth::ops::OPEN_SESSION, open)
+                .await
+                .unwrap();
+            let verified = router
+                .ask(
+                    &crate::auth::ops::VERIFY,
+                    VerifyRequest {
+                        token: pair.access_token.clone(),
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                (verified.user_id.as_str(), verified.session_id.as_str()),
+                (user.id.as_str(), pair.session_id.as_str())
+            );
+            let logged_in: Vec<_> = node
+                .events
+                .events()
+                .into_iter()
+                .filter(|e| e.kind == crate::events::kinds::USER_LOGGED_IN)
+                .collect();
+            assert_eq!(logged_in.len(), 1);
+            assert_eq!(logged_in[0].payload["method"], "sso:corp");
+
+            // A session without provider tokens is not refreshed through a provider.
+            let refresh = RefreshRequest {
+                refresh_token: pair.refresh_token.clone(),
+            };
+            let e = router
+                .ask(&ops::REFRESH, refresh.clone())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (
+                    Code::InvalidArgument,
+                    "not an sso session; refresh it with /auth/refresh"
+                )
+            );
+            // Ended: refused as such.
+            let caller = Caller {
+                user_id: user.id.clone(),
+                roles: user.roles.clone(),
+                session_id: pair.session_id.clone(),
+            };
+            router
+                .call(crate::auth::ops::LOGOUT.call(()).caller(caller))
+                .await
+                .unwrap();
+            let e = router.ask(&ops::REFRESH, refresh).await.unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (Code::Unauthenticated, "session has ended")
+            );
+            // A password login is untouched by all this.
+            let login = LoginRequest {
+                login: name,
+                password: "password1".into(),
+                ..LoginRequest::default()
+            };
+            router.ask(&crate::auth::ops::LOGIN, login).await.unwrap();
+            node.harness.stop().await;
+        })
+        .await;
+    }
+}
