@@ -431,10 +431,10 @@ fn events(
             info.clone(),
             notifications::ops::CONSUME,
         )),
-        Arc::new(sink::Subscriber::new(
-            info.clone(),
-            troupe_actors::engagement::ops::CONSUME,
-        )),
+        Arc::new(
+            sink::Subscriber::new(info.clone(), troupe_actors::engagement::ops::CONSUME)
+                .only(troupe_actors::engagement::awarded_for),
+        ),
     ];
     if let Some(m) = &config.mqtt {
         let settings = troupe_protocols::mqtt::Settings {

@@ -10,7 +10,7 @@
 //! unique index on live bookings stays the last guard.
 
 use crate::common::Who;
-use crate::events::{kinds, Publisher};
+use crate::events::{kinds, Outgoing, Publisher};
 use crate::mesh::placement::{Entity, EntityError};
 use crate::mesh::MeshError;
 use crate::reminders::Plan;
@@ -64,21 +64,33 @@ pub(crate) fn slot_of(coach: &CoachRow, start: i64, now: i64) -> Result<(i64, i6
 }
 
 impl CoachEntity {
-    async fn update(&self, id: &str, who: &Who, change: Change) -> Result<CoachRow, MeshError> {
+    async fn update(
+        &self,
+        out: &mut Outgoing,
+        id: &str,
+        who: &Who,
+        change: Change,
+    ) -> Result<CoachRow, MeshError> {
         let row = store::update_coach(&self.store, id, |row| change.apply(who, row, now_ms()))
             .await?
             .ok_or_else(not_found)?;
         publish_coach(
+            out,
             &self.publisher,
             kinds::COACHING_COACH_UPDATED,
             &who.user_id,
             &row,
-        )
-        .await;
+        );
         Ok(row)
     }
 
-    async fn book(&self, id: &str, who: &Who, start: i64) -> Result<BookingRow, MeshError> {
+    async fn book(
+        &self,
+        out: &mut Outgoing,
+        id: &str,
+        who: &Who,
+        start: i64,
+    ) -> Result<BookingRow, MeshError> {
         let now = now_ms();
         // Checked first on a read: a taken slot (most requests of a race) costs no write.
         let coach = store::coach(&self.store, id).await?.ok_or_else(not_found)?;
@@ -97,7 +109,13 @@ impl CoachEntity {
             Booked::Missing => Err(not_found()),
             Booked::Taken => Err(store::taken()),
             Booked::Done(row) => {
-                publish_booking(&self.publisher, kinds::COACHING_BOOKING_MADE, &row, None).await;
+                publish_booking(
+                    out,
+                    &self.publisher,
+                    kinds::COACHING_BOOKING_MADE,
+                    &row,
+                    None,
+                );
                 Ok(row)
             }
         }
@@ -107,7 +125,8 @@ impl CoachEntity {
 impl Entity for CoachEntity {
     type State = ();
     type Request = CoachReq;
-    type Reply = Result<Answer, MeshError>;
+    /// The answer, and the events the turn published, for the caller to wait on.
+    type Reply = Result<(Answer, Outgoing), MeshError>;
     const KIND: &'static str = "coach";
 
     async fn activate(&self, id: &str) -> Result<(), EntityError> {
@@ -118,14 +137,24 @@ impl Entity for CoachEntity {
         }
     }
 
-    async fn handle(&self, id: &str, _: &mut (), req: CoachReq) -> Result<Answer, MeshError> {
-        match req {
+    async fn handle(
+        &self,
+        id: &str,
+        _: &mut (),
+        req: CoachReq,
+    ) -> Result<(Answer, Outgoing), MeshError> {
+        let mut out = Outgoing::default();
+        let answer = match req {
             CoachReq::Update(who, change) => self
-                .update(id, &who, change)
+                .update(&mut out, id, &who, change)
                 .await
                 .map(|row| Answer::Coach(Box::new(row))),
-            CoachReq::Book(who, start) => self.book(id, &who, start).await.map(Answer::Booking),
-        }
+            CoachReq::Book(who, start) => self
+                .book(&mut out, id, &who, start)
+                .await
+                .map(Answer::Booking),
+        }?;
+        Ok((answer, out))
     }
 
     async fn passivate(&self, _id: &str, _state: ()) {

@@ -54,7 +54,7 @@ pub use messages::*;
 use self::entity::{Answer, CoachEntity, CoachReq};
 use self::store::{BookingRow, CoachRow, NoteRow};
 use crate::common::{self, validate::Fields, Who};
-use crate::events::{kinds, NewEvent, Publisher};
+use crate::events::{kinds, NewEvent, Outgoing, Publisher};
 use crate::gatherings::validate as text;
 use crate::mesh::placement::{EntityError, Hosted};
 use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, Request, Service};
@@ -283,7 +283,11 @@ impl Coaching {
     ) -> Result<Answer, MeshError> {
         let timeout = deadline.saturating_duration_since(Instant::now());
         match self.hosted.request(id, req, Some(timeout)).await {
-            Ok(answer) => answer,
+            Ok(Ok((answer, out))) => {
+                out.settle().await;
+                Ok(answer)
+            }
+            Ok(Err(e)) => Err(e),
             Err(EntityError::NotFound) => Err(not_found()),
             Err(EntityError::Timeout) => Err(MeshError::deadline()),
             Err(EntityError::Unavailable(why)) => Err(MeshError::unavailable(why)),
@@ -328,13 +332,15 @@ impl Coaching {
         };
         row.schedule()?;
         store::insert_coach(&self.store, &row).await?;
+        let mut out = Outgoing::default();
         publish_coach(
+            &mut out,
             &self.publisher,
             kinds::COACHING_COACH_CREATED,
             &who.user_id,
             &row,
-        )
-        .await;
+        );
+        out.settle().await;
         Ok(row.to_coach())
     }
 
@@ -483,13 +489,15 @@ impl Coaching {
         match outcome {
             store::Cancelled::Missing => Err(booking_not_found()),
             store::Cancelled::Done(row) => {
+                let mut out = Outgoing::default();
                 publish_booking(
+                    &mut out,
                     &self.publisher,
                     kinds::COACHING_BOOKING_CANCELLED,
                     &row,
                     Some(&who.user_id),
-                )
-                .await;
+                );
+                out.settle().await;
                 Ok(row.to_booking())
             }
         }
@@ -543,13 +551,12 @@ impl Coaching {
             "client_id": booking.client_id,
             "note_id": row.id,
         });
-        publish_payload(
+        let mut out = Outgoing::default();
+        out.publish(
             &self.publisher,
-            kinds::COACHING_NOTE_ADDED,
-            &who.user_id,
-            payload,
-        )
-        .await;
+            NewEvent::new(kinds::COACHING_NOTE_ADDED, Some(&who.user_id), payload),
+        );
+        out.settle().await;
         Ok(row.to_note())
     }
 }
@@ -572,21 +579,28 @@ pub(crate) fn booking_not_found() -> MeshError {
     MeshError::not_found("booking not found")
 }
 
-/// Publishes a change to coach `row` by `user`.
-pub(crate) async fn publish_coach(publisher: &Publisher, kind: &str, user: &str, row: &CoachRow) {
+/// Publishes a change to coach `row` by `user` into `out`.
+pub(crate) fn publish_coach(
+    out: &mut Outgoing,
+    publisher: &Publisher,
+    kind: &str,
+    user: &str,
+    row: &CoachRow,
+) {
     let payload = serde_json::json!({
         "coach_id": row.id,
         "name": row.name,
         "user_id": row.user_id,
         "timezone": row.timezone,
     });
-    publish_payload(publisher, kind, user, payload).await;
+    out.publish(publisher, NewEvent::new(kind, Some(user), payload));
 }
 
-/// Publishes a change to booking `row`, about its client; `by` is who cancelled it. The
-/// `slot` field (`<coach id>@<start>`) names what the booking is of, so a consumer can tell
-/// a slot booked again from a new one.
-pub(crate) async fn publish_booking(
+/// Publishes a change to booking `row`, about its client, into `out`; `by` is who
+/// cancelled it. The `slot` field (`<coach id>@<start>`) names what the booking is of, so a
+/// consumer can tell a slot booked again from a new one.
+pub(crate) fn publish_booking(
+    out: &mut Outgoing,
     publisher: &Publisher,
     kind: &str,
     row: &BookingRow,
@@ -604,26 +618,21 @@ pub(crate) async fn publish_booking(
     if let Some(by) = by {
         payload["cancelled_by"] = serde_json::Value::String(by.to_string());
     }
-    publish_payload(publisher, kind, &row.client_id, payload).await;
-}
-
-/// Publishes `payload` as a `kind` event about `user`; a failure is logged (the change is
-/// committed already).
-pub(crate) async fn publish_payload(
-    publisher: &Publisher,
-    kind: &str,
-    user: &str,
-    payload: serde_json::Value,
-) {
-    let event = NewEvent::new(kind, Some(user), payload);
-    if let Err(e) = publisher.publish(event).await {
-        tracing::warn!(kind, user, error = %e, "coaching change not published");
-    }
+    out.publish(
+        publisher,
+        NewEvent::new(kind, Some(&row.client_id), payload),
+    );
 }
 
 impl Service for Coaching {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// A worker waits on the coach's actor, then on the outbox flush of its turn: more
+    /// workers than cores let many bookings share one flush.
+    fn workers(&self, default: usize) -> usize {
+        default.max(4) * 4
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

@@ -609,11 +609,12 @@ pub async fn cancel(
     Ok(Cancelled::Done(row))
 }
 
-/// Inserts a note.
+/// Inserts a note, numbered after the booking's notes so far (one statement).
 pub async fn insert_note(store: &Store, n: &NoteRow) -> Result<(), MeshError> {
     sqlx::query(
-        "INSERT INTO coaching_notes (id, booking_id, author_id, text, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO coaching_notes (id, booking_id, author_id, text, created_at, seq) \
+         SELECT $1, $2, $3, $4, $5, COALESCE(MAX(seq), 0) + 1 FROM coaching_notes \
+         WHERE booking_id = $2",
     )
     .bind(&n.id)
     .bind(&n.booking_id)
@@ -626,11 +627,11 @@ pub async fn insert_note(store: &Store, n: &NoteRow) -> Result<(), MeshError> {
     Ok(())
 }
 
-/// A booking's notes, oldest first.
+/// A booking's notes in the order they were written.
 pub async fn notes(store: &Store, booking_id: &str) -> Result<Vec<NoteRow>, MeshError> {
     let rows = sqlx::query(
         "SELECT id, booking_id, author_id, text, created_at FROM coaching_notes \
-         WHERE booking_id = $1 ORDER BY created_at, id",
+         WHERE booking_id = $1 ORDER BY seq, created_at, id",
     )
     .bind(booking_id)
     .fetch_all(store.pool())

@@ -796,9 +796,6 @@ async fn notes_are_seen_by_the_client_and_the_coach_only() {
         svc.add_note(&who(&client), &note("Goals: delegation"))
             .await
             .unwrap();
-        // Notes are ordered by their millisecond time stamp; two in one millisecond have
-        // no defined order (see the closing note of issue 21).
-        tokio::time::sleep(Duration::from_millis(5)).await;
         svc.add_note(&who(&coach_user), &note("Homework: a list"))
             .await
             .unwrap();

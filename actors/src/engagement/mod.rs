@@ -79,6 +79,19 @@ pub mod ops {
     }
 }
 
+/// The activity kind a bus event of `event_kind` earns, if any.
+fn kind_for(event_kind: &str) -> Option<&'static Kind> {
+    KINDS
+        .iter()
+        .find(|k| matches!(k.source, Source::Event(kind) if kind == event_kind))
+}
+
+/// Whether a bus event of `event_kind` earns anything: the node's engagement subscriber
+/// is handed only those events.
+pub fn awarded_for(event_kind: &str) -> bool {
+    kind_for(event_kind).is_some()
+}
+
 /// How an activity kind is earned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -447,10 +460,7 @@ impl Engagement {
         if event.id.is_empty() || event.id.len() > 64 {
             return Err(MeshError::invalid("event id must be 1-64 characters"));
         }
-        let Some(kind) = KINDS
-            .iter()
-            .find(|k| matches!(k.source, Source::Event(kind) if kind == event.kind))
-        else {
+        let Some(kind) = kind_for(&event.kind) else {
             return Ok(Consumed { awarded: 0 });
         };
         let Some(user_id) = event.user_id.as_deref().filter(|u| !u.is_empty()) else {
@@ -489,6 +499,12 @@ impl Engagement {
 impl Service for Engagement {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// Tracking waits on the database writer and the outbox flush: more workers than cores
+    /// let many requests share one flush.
+    fn workers(&self, default: usize) -> usize {
+        default.max(4) * 4
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

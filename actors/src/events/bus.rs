@@ -5,8 +5,8 @@ use std::sync::Arc;
 use super::delivery::{Lane, Retry};
 use super::outbox::{Entry, Outbox};
 use super::sink::Sink;
-use super::{Event, NewEvent, Publish};
-use crate::mesh::{BoxFuture, Code, MeshError};
+use super::{Enqueued, Event, NewEvent, Publish};
+use crate::mesh::{Code, MeshError};
 use crate::store::time::{now_ms, rfc3339_millis};
 
 /// Longest accepted event kind.
@@ -124,31 +124,35 @@ pub fn check_kind(kind: &str) -> Result<(), MeshError> {
 }
 
 impl Publish for Bus {
-    fn publish(&self, new: NewEvent) -> BoxFuture<'_, Result<Event, MeshError>> {
-        Box::pin(async move {
-            check_kind(&new.kind)?;
-            let event = Event {
-                id: new.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                kind: new.kind,
-                time: rfc3339_millis(now_ms()),
-                source: self.node.to_string(),
-                user_id: new.user_id,
-                payload: new.payload,
-            };
-            let mut pushed = Vec::with_capacity(self.lanes.len());
-            for lane in self.lanes.iter().filter(|l| l.sink.wants(&event.kind)) {
-                pushed.push((
-                    lane,
-                    self.outbox
-                        .push(Entry::new(event.clone(), lane.sink.name()))?,
-                ));
-            }
-            self.outbox.commit().await?;
-            for (lane, pending) in pushed {
-                lane.send(pending);
-            }
-            metrics::counter!(super::metrics::PUBLISHED).increment(1);
-            Ok(event)
+    fn enqueue(&self, new: NewEvent) -> Result<Enqueued, MeshError> {
+        check_kind(&new.kind)?;
+        let event = Event {
+            id: new.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            kind: new.kind,
+            time: rfc3339_millis(now_ms()),
+            source: self.node.to_string(),
+            user_id: new.user_id,
+            payload: new.payload,
+        };
+        let mut pushed = Vec::with_capacity(self.lanes.len());
+        for lane in self.lanes.iter().filter(|l| l.sink.wants(&event.kind)) {
+            pushed.push((
+                lane.clone(),
+                self.outbox
+                    .push(Entry::new(event.clone(), lane.sink.name()))?,
+            ));
+        }
+        let on_disk = self.outbox.commit_later();
+        Ok(Enqueued {
+            event,
+            durable: Box::pin(async move {
+                on_disk.await?;
+                for (lane, pending) in pushed {
+                    lane.send(pending);
+                }
+                metrics::counter!(super::metrics::PUBLISHED).increment(1);
+                Ok(())
+            }),
         })
     }
 }

@@ -205,8 +205,74 @@ impl EventJson {
 
 /// Publishes events. Resolves once the event is durable; delivery happens afterwards.
 pub trait Publish: Send + Sync + 'static {
+    /// Writes `event` to the outbox at once, so events enqueued one after another keep
+    /// that order, and answers it with a future that resolves once it is durable (and
+    /// then schedules its delivery). An actor that serialises writes enqueues inside its
+    /// turn and leaves the wait to its caller, so one request's flush does not hold up
+    /// the next request's turn.
+    fn enqueue(&self, event: NewEvent) -> Result<Enqueued, MeshError>;
+
     /// Makes `event` durable and schedules its delivery; answers the event as published.
-    fn publish(&self, event: NewEvent) -> BoxFuture<'_, Result<Event, MeshError>>;
+    fn publish(&self, event: NewEvent) -> BoxFuture<'_, Result<Event, MeshError>> {
+        Box::pin(async move {
+            let Enqueued { event, durable } = self.enqueue(event)?;
+            durable.await?;
+            Ok(event)
+        })
+    }
+}
+
+/// An event in the outbox, not yet known to be durable.
+pub struct Enqueued {
+    /// The event as published.
+    pub event: Event,
+    /// Resolves once the event is on disk and handed to delivery.
+    pub durable: BoxFuture<'static, Result<(), MeshError>>,
+}
+
+impl Enqueued {
+    /// Waits until the event is durable, logging (not answering) a failure: for the
+    /// services that publish after their own write has committed.
+    pub async fn settle(self) {
+        let Enqueued { event, durable } = self;
+        if let Err(e) = durable.await {
+            tracing::warn!(kind = %event.kind, event = %event.id, error = %e, "event not published");
+        }
+    }
+}
+
+/// Events published during one turn of an actor that serialises writes (a per-event or
+/// per-coach entity). Each is in the outbox, in publish order, when the turn ends; the wait
+/// for the disk is left to the turn's caller ([`Outgoing::settle`]), so the actor takes its
+/// next request while the outbox flushes, and one flush covers many turns.
+#[derive(Default)]
+pub struct Outgoing(Vec<Enqueued>);
+
+impl Outgoing {
+    /// Publishes `event` (logged, not answered, on failure: the change it reports is
+    /// committed already).
+    pub fn publish(&mut self, publisher: &Publisher, event: NewEvent) {
+        let kind = event.kind.clone();
+        match publisher.enqueue(event) {
+            Ok(e) => self.0.push(e),
+            Err(e) => tracing::warn!(kind, error = %e, "event not published"),
+        }
+    }
+
+    /// Waits until every event is durable and handed to delivery.
+    pub async fn settle(self) {
+        for e in self.0 {
+            e.settle().await;
+        }
+    }
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|e| &e.event.kind))
+            .finish()
+    }
 }
 
 /// A shared publisher, as services hold it.
@@ -227,20 +293,21 @@ impl Recorder {
 }
 
 impl Publish for Recorder {
-    fn publish(&self, event: NewEvent) -> BoxFuture<'_, Result<Event, MeshError>> {
-        Box::pin(async move {
-            let event = Event {
-                id: event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-                kind: event.kind,
-                time: crate::store::time::rfc3339_millis(crate::store::time::now_ms()),
-                source: "recorder".into(),
-                user_id: event.user_id,
-                payload: event.payload,
-            };
-            if let Ok(mut events) = self.events.lock() {
-                events.push(event.clone());
-            }
-            Ok(event)
+    fn enqueue(&self, event: NewEvent) -> Result<Enqueued, MeshError> {
+        let event = Event {
+            id: event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            kind: event.kind,
+            time: crate::store::time::rfc3339_millis(crate::store::time::now_ms()),
+            source: "recorder".into(),
+            user_id: event.user_id,
+            payload: event.payload,
+        };
+        if let Ok(mut events) = self.events.lock() {
+            events.push(event.clone());
+        }
+        Ok(Enqueued {
+            event,
+            durable: Box::pin(async { Ok(()) }),
         })
     }
 }

@@ -149,15 +149,25 @@ impl Outbox {
 
     /// Waits until everything written before the call is on disk.
     pub async fn commit(&self) -> Result<(), MeshError> {
+        self.commit_later().await
+    }
+
+    /// [`Outbox::commit`] asked for now and awaited later: the wait covers everything
+    /// written before this call, and borrows nothing.
+    pub fn commit_later(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), MeshError>> + Send + 'static {
         let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
         let mut rx = self.durable.subscribe();
         self.wake.notify_one();
-        let durable = async move { rx.wait_for(|d| *d >= ticket).await.is_ok() };
-        match tokio::time::timeout(COMMIT_TIMEOUT, durable).await {
-            Ok(true) => Ok(()),
-            _ => Err(MeshError::unavailable(
-                "event outbox did not reach the disk",
-            )),
+        async move {
+            let durable = async move { rx.wait_for(|d| *d >= ticket).await.is_ok() };
+            match tokio::time::timeout(COMMIT_TIMEOUT, durable).await {
+                Ok(true) => Ok(()),
+                _ => Err(MeshError::unavailable(
+                    "event outbox did not reach the disk",
+                )),
+            }
         }
     }
 

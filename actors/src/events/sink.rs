@@ -38,16 +38,24 @@ pub struct Subscriber<Rep> {
     info: Arc<NodeInfo>,
     op: Op<EventJson, Rep>,
     timeout: Duration,
+    wants: fn(&str) -> bool,
 }
 
 impl<Rep> Subscriber<Rep> {
-    /// A subscriber sink calling `op`, named after its service.
+    /// A subscriber sink calling `op` with every event, named after its service.
     pub fn new(info: Arc<NodeInfo>, op: Op<EventJson, Rep>) -> Self {
         Self {
             info,
             op,
             timeout: Duration::from_secs(10),
+            wants: |_| true,
         }
+    }
+
+    /// Only events whose kind `wants` accepts go to the service: an event it would only
+    /// acknowledge costs no outbox entry, no call and no delivery bookkeeping.
+    pub fn only(self, wants: fn(&str) -> bool) -> Self {
+        Self { wants, ..self }
     }
 }
 
@@ -56,6 +64,10 @@ impl<Rep: prost::Message + Default + 'static> Sink for Subscriber<Rep> {
     #[allow(clippy::misnamed_getters)]
     fn name(&self) -> &str {
         self.op.service
+    }
+
+    fn wants(&self, kind: &str) -> bool {
+        (self.wants)(kind)
     }
 
     fn deliver(&self, event: Arc<Event>) -> BoxFuture<'static, Result<(), MeshError>> {

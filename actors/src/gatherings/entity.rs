@@ -9,7 +9,7 @@
 //! and a new home needs nothing from the old one.
 
 use crate::common::Who;
-use crate::events::{kinds, Publisher};
+use crate::events::{kinds, Outgoing, Publisher};
 use crate::mesh::placement::{Entity, EntityError};
 use crate::mesh::{Code, MeshError};
 use crate::reminders::Plan;
@@ -64,7 +64,13 @@ fn may_change(who: &Who, row: &EventRow) -> Result<(), MeshError> {
 }
 
 impl EventEntity {
-    async fn update(&self, id: &str, who: &Who, change: Change) -> Result<EventRow, MeshError> {
+    async fn update(
+        &self,
+        out: &mut Outgoing,
+        id: &str,
+        who: &Who,
+        change: Change,
+    ) -> Result<EventRow, MeshError> {
         let outcome = store::update(&self.store, &self.plan, id, now_ms(), |row| {
             may_change(who, row)?;
             change.apply(row, now_ms())
@@ -82,48 +88,48 @@ impl EventEntity {
             }
             Updated::Done(row, seated) => {
                 publish(
+                    out,
                     &self.publisher,
                     kinds::EVENT_UPDATED,
                     &row.organiser_id,
                     &row,
                     serde_json::json!({}),
-                )
-                .await;
+                );
                 for user in seated {
-                    self.promoted(&row, &user).await;
+                    self.promoted(out, &row, &user);
                 }
                 Ok(*row)
             }
         }
     }
 
-    async fn promoted(&self, row: &EventRow, user: &str) {
+    fn promoted(&self, out: &mut Outgoing, row: &EventRow, user: &str) {
         publish(
+            out,
             &self.publisher,
             kinds::EVENT_PROMOTED,
             user,
             row,
             serde_json::json!({ "status": store::REGISTERED }),
-        )
-        .await;
+        );
     }
 
-    async fn delete(&self, id: &str, who: &Who) -> Result<EventRow, MeshError> {
+    async fn delete(&self, out: &mut Outgoing, id: &str, who: &Who) -> Result<EventRow, MeshError> {
         let row = store::delete(&self.store, id, |row| may_change(who, row))
             .await?
             .ok_or_else(not_found)?;
         publish(
+            out,
             &self.publisher,
             kinds::EVENT_DELETED,
             &row.organiser_id,
             &row,
             serde_json::json!({}),
-        )
-        .await;
+        );
         Ok(row)
     }
 
-    async fn register(&self, id: &str, who: &Who) -> Result<RegRow, MeshError> {
+    async fn register(&self, out: &mut Outgoing, id: &str, who: &Who) -> Result<RegRow, MeshError> {
         let outcome = store::register(&self.store, &self.plan, id, &who.user_id, now_ms())
             .await?
             .ok_or_else(not_found)?;
@@ -140,13 +146,13 @@ impl EventEntity {
                     "status": reg.status,
                     "position": reg.position,
                 });
-                publish_payload(&self.publisher, kind, &who.user_id, payload).await;
+                publish_payload(out, &self.publisher, kind, &who.user_id, payload);
                 Ok(reg)
             }
         }
     }
 
-    async fn cancel(&self, id: &str, who: &Who) -> Result<RegRow, MeshError> {
+    async fn cancel(&self, out: &mut Outgoing, id: &str, who: &Who) -> Result<RegRow, MeshError> {
         let Cancelled { was, promoted } =
             store::cancel(&self.store, &self.plan, id, &who.user_id, now_ms())
                 .await?
@@ -154,15 +160,15 @@ impl EventEntity {
                 .ok_or_else(|| MeshError::not_found("not registered for this event"))?;
         let payload = serde_json::json!({ "event_id": id, "was": was.status });
         publish_payload(
+            out,
             &self.publisher,
             kinds::EVENT_CANCELLED,
             &who.user_id,
             payload,
-        )
-        .await;
+        );
         if let Some(user) = promoted {
             let payload = serde_json::json!({ "event_id": id, "status": store::REGISTERED });
-            publish_payload(&self.publisher, kinds::EVENT_PROMOTED, &user, payload).await;
+            publish_payload(out, &self.publisher, kinds::EVENT_PROMOTED, &user, payload);
         }
         Ok(was)
     }
@@ -171,7 +177,8 @@ impl EventEntity {
 impl Entity for EventEntity {
     type State = ();
     type Request = EventReq;
-    type Reply = Result<Answer, MeshError>;
+    /// The answer, and the events the turn published, for the caller to wait on.
+    type Reply = Result<(Answer, Outgoing), MeshError>;
     const KIND: &'static str = "event";
 
     async fn activate(&self, id: &str) -> Result<(), EntityError> {
@@ -182,13 +189,29 @@ impl Entity for EventEntity {
         }
     }
 
-    async fn handle(&self, id: &str, _: &mut (), req: EventReq) -> Result<Answer, MeshError> {
-        match req {
-            EventReq::Update(who, change) => self.update(id, &who, change).await.map(Answer::Event),
-            EventReq::Delete(who) => self.delete(id, &who).await.map(Answer::Event),
-            EventReq::Register(who) => self.register(id, &who).await.map(Answer::Registration),
-            EventReq::Cancel(who) => self.cancel(id, &who).await.map(Answer::Registration),
-        }
+    async fn handle(
+        &self,
+        id: &str,
+        _: &mut (),
+        req: EventReq,
+    ) -> Result<(Answer, Outgoing), MeshError> {
+        let mut out = Outgoing::default();
+        let answer = match req {
+            EventReq::Update(who, change) => self
+                .update(&mut out, id, &who, change)
+                .await
+                .map(Answer::Event),
+            EventReq::Delete(who) => self.delete(&mut out, id, &who).await.map(Answer::Event),
+            EventReq::Register(who) => self
+                .register(&mut out, id, &who)
+                .await
+                .map(Answer::Registration),
+            EventReq::Cancel(who) => self
+                .cancel(&mut out, id, &who)
+                .await
+                .map(Answer::Registration),
+        }?;
+        Ok((answer, out))
     }
 
     async fn passivate(&self, _id: &str, _state: ()) {

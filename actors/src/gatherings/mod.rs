@@ -53,7 +53,7 @@ pub use messages::*;
 use self::entity::{Answer, EventEntity, EventReq};
 use self::store::{EventRow, RegRow};
 use crate::common::{self, validate::Fields, Who};
-use crate::events::{kinds, NewEvent, Publisher};
+use crate::events::{kinds, NewEvent, Outgoing, Publisher};
 use crate::mesh::placement::{EntityError, Hosted};
 use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, Request, Service};
 use crate::reminders::Plan;
@@ -230,7 +230,11 @@ impl Gatherings {
         common::validate::id("id", id)?;
         let timeout = deadline.saturating_duration_since(Instant::now());
         match self.hosted.request(id, req, Some(timeout)).await {
-            Ok(answer) => answer,
+            Ok(Ok((answer, out))) => {
+                out.settle().await;
+                Ok(answer)
+            }
+            Ok(Err(e)) => Err(e),
             Err(EntityError::NotFound) => Err(not_found()),
             Err(EntityError::Timeout) => Err(MeshError::deadline()),
             Err(EntityError::Unavailable(why)) => Err(MeshError::unavailable(why)),
@@ -258,14 +262,16 @@ impl Gatherings {
         };
         store::insert(&self.store, &row).await?;
         let organiser = row.organiser_id.clone();
+        let mut out = Outgoing::default();
         publish(
+            &mut out,
             &self.publisher,
             kinds::EVENT_CREATED,
             &organiser,
             &row,
             serde_json::json!({}),
-        )
-        .await;
+        );
+        out.settle().await;
         Ok(row.to_event())
     }
 
@@ -395,8 +401,9 @@ pub(crate) fn not_found() -> MeshError {
     MeshError::not_found("event not found")
 }
 
-/// Publishes a change to event `row`, about `user`, with `extra` fields.
-pub(crate) async fn publish(
+/// Publishes a change to event `row`, about `user`, with `extra` fields, into `out`.
+pub(crate) fn publish(
+    out: &mut Outgoing,
     publisher: &Publisher,
     kind: &str,
     user: &str,
@@ -412,26 +419,29 @@ pub(crate) async fn publish(
     if let (Some(p), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
         p.extend(extra);
     }
-    publish_payload(publisher, kind, user, payload).await;
+    publish_payload(out, publisher, kind, user, payload);
 }
 
-/// Publishes `payload` as a `kind` event about `user`; a failure is logged (the change is
-/// committed already).
-pub(crate) async fn publish_payload(
+/// Publishes `payload` as a `kind` event about `user` into `out`.
+pub(crate) fn publish_payload(
+    out: &mut Outgoing,
     publisher: &Publisher,
     kind: &str,
     user: &str,
     payload: serde_json::Value,
 ) {
-    let event = NewEvent::new(kind, Some(user), payload);
-    if let Err(e) = publisher.publish(event).await {
-        tracing::warn!(kind, user, error = %e, "event service change not published");
-    }
+    out.publish(publisher, NewEvent::new(kind, Some(user), payload));
 }
 
 impl Service for Gatherings {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// A worker waits on the event's actor, then on the outbox flush of its turn: more
+    /// workers than cores let many registrations share one flush.
+    fn workers(&self, default: usize) -> usize {
+        default.max(4) * 4
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

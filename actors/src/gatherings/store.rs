@@ -256,22 +256,20 @@ fn reg_from_row(r: &AnyRow) -> Result<RegRow, sqlx::Error> {
     })
 }
 
-/// Locks event `id` for the rest of `tx` and reads it; `None` when there is no such event.
+/// Locks event `id` for the rest of `tx` and reads it, in one statement; `None` when there
+/// is no such event.
 async fn lock(tx: &mut Transaction<'_, Any>, id: &str) -> Result<Option<EventRow>, MeshError> {
-    let done = sqlx::query("UPDATE gatherings SET registered = registered WHERE id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    if done.rows_affected() == 0 {
-        return Ok(None);
-    }
-    let row = sqlx::query(&format!("{} WHERE id = $1", select()))
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    EventRow::from_row(&row).map(Some).map_err(db_error)
+    let row = sqlx::query(&format!(
+        "UPDATE gatherings SET registered = registered WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    row.as_ref()
+        .map(EventRow::from_row)
+        .transpose()
+        .map_err(db_error)
 }
 
 /// `user`'s registration for `event_id` as `tx` sees it, with its waitlist position.
@@ -385,35 +383,33 @@ pub async fn register(
     let Some(event) = lock(&mut tx, event_id).await? else {
         return Ok(None);
     };
-    if let Some(reg) = registration_of(&mut tx, event_id, user).await? {
-        return Ok(Some(Registered::Already(reg)));
-    }
     let (status, position) = if event.registered < event.capacity {
         (REGISTERED, 0)
     } else {
         (WAITLISTED, event.waitlisted + 1)
     };
-    let seq: i64 = sqlx::query(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM gathering_registrations WHERE event_id = $1",
-    )
-    .bind(event_id)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db_error)?
-    .try_get(0)
-    .map_err(db_error)?;
-    sqlx::query(
+    // The next sequence number, the insert and the "registered already?" check in one
+    // statement: a user who holds a registration conflicts on the primary key.
+    let inserted = sqlx::query(
         "INSERT INTO gathering_registrations (event_id, user_id, status, seq, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+         SELECT $1, $2, $3, COALESCE(MAX(seq), 0) + 1, $4 FROM gathering_registrations \
+         WHERE event_id = $1 \
+         ON CONFLICT (event_id, user_id) DO NOTHING RETURNING seq",
     )
     .bind(event_id)
     .bind(user)
     .bind(status)
-    .bind(seq)
     .bind(now)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(db_error)?;
+    let Some(inserted) = inserted else {
+        let reg = registration_of(&mut tx, event_id, user)
+            .await?
+            .ok_or_else(|| MeshError::internal("a registration conflicted but is not there"))?;
+        return Ok(Some(Registered::Already(reg)));
+    };
+    let seq: i64 = inserted.try_get(0).map_err(db_error)?;
     if status == REGISTERED {
         sqlx::query("UPDATE gatherings SET registered = registered + 1 WHERE id = $1")
             .bind(event_id)

@@ -48,7 +48,7 @@ pub struct NewNotification<'a> {
 }
 
 /// Writes what consuming one event produces, in one transaction: the log row, then the
-/// user's notification (when there is one). Both are keyed by the event id. When the log
+/// user's notification (when there is one; without one, the log row's insert alone). Both are keyed by the event id. When the log
 /// row is already there the event was consumed before: the transaction is rolled back and
 /// nothing changes. True when the event was new.
 pub async fn record(
@@ -56,8 +56,7 @@ pub async fn record(
     n: Option<&NewNotification<'_>>,
     r: &NewLogRow<'_>,
 ) -> Result<bool, MeshError> {
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    let logged = sqlx::query(
+    let log = sqlx::query(
         "INSERT INTO notification_log (event_id, kind, user_id, source, event_time, payload, channels, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
     )
@@ -68,30 +67,32 @@ pub async fn record(
     .bind(r.event_time)
     .bind(r.payload)
     .bind(r.channels)
-    .bind(r.created_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    .bind(r.created_at);
+    let Some(n) = n else {
+        // The log row alone: one statement, no transaction around it.
+        let logged = log.execute(store.writer()).await.map_err(db_error)?;
+        return Ok(logged.rows_affected() > 0);
+    };
+    let mut tx = store.writer().begin().await.map_err(db_error)?;
+    let logged = log.execute(&mut *tx).await.map_err(db_error)?;
     if logged.rows_affected() == 0 {
         tx.rollback().await.map_err(db_error)?;
         return Ok(false);
     }
-    if let Some(n) = n {
-        sqlx::query(
-            "INSERT INTO notifications (id, user_id, kind, title, body, data, read_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(n.id)
-        .bind(n.user_id)
-        .bind(n.kind)
-        .bind(n.title)
-        .bind(n.body)
-        .bind(n.data)
-        .bind(n.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-    }
+    sqlx::query(
+        "INSERT INTO notifications (id, user_id, kind, title, body, data, read_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(n.id)
+    .bind(n.user_id)
+    .bind(n.kind)
+    .bind(n.title)
+    .bind(n.body)
+    .bind(n.data)
+    .bind(n.created_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
     tx.commit().await.map_err(db_error)?;
     Ok(true)
 }

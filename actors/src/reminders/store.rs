@@ -50,17 +50,16 @@ pub async fn schedule(
     due: &Due,
     now: i64,
 ) -> Result<String, MeshError> {
-    sqlx::query("DELETE FROM reminders WHERE subject = $1 AND user_id = $2 AND kind = $3")
-        .bind(&due.subject)
-        .bind(&due.user_id)
-        .bind(due.kind)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
     let id = uuid::Uuid::new_v4().to_string();
+    // One statement: a reminder of the same subject, user and kind (fired or not) is
+    // replaced by the new one, under the new id, unclaimed.
     sqlx::query(
         "INSERT INTO reminders (id, subject, user_id, kind, due_at, expires_at, shard, payload, \
-         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (subject, user_id, kind) DO UPDATE SET id = excluded.id, \
+         due_at = excluded.due_at, expires_at = excluded.expires_at, shard = excluded.shard, \
+         payload = excluded.payload, created_at = excluded.created_at, claimed_by = NULL, \
+         claimed_until = NULL, fired_at = NULL, fired_by = NULL, outcome = NULL",
     )
     .bind(&id)
     .bind(&due.subject)

@@ -89,6 +89,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "gathering waitlist",
         include_str!("../../migrations/0012_gathering_waitlist.sql"),
     ),
+    (
+        13,
+        "coaching note order",
+        include_str!("../../migrations/0013_coaching_note_order.sql"),
+    ),
     (14, "sso", include_str!("../../migrations/0014_sso.sql")),
 ];
 

@@ -232,9 +232,14 @@ impl Store {
 }
 
 /// Options of an SQLite pool of `size` connections with [`SQLITE_PRAGMAS`], then `extra`.
+///
+/// A connection is not pinged before it is handed out (sqlx's default): it is a file
+/// opened by this process, not a socket that can go stale, and the ping was one more
+/// round trip to the connection's thread on every query and transaction.
 fn sqlite_pool(size: u32, extra: Option<&'static str>) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(size)
+        .test_before_acquire(false)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
