@@ -9,7 +9,7 @@ use serde_json::Value;
 use support::*;
 
 /// The REST routes of `../shared/API.md` that Troupe serves (path parameters in OpenAPI's
-/// `{name}` form). Landscape C's SSO is not served yet, so it is not listed.
+/// `{name}` form).
 const CONTRACT: &[(&str, &str)] = &[
     // A. Auth / SOAP / sessions / images
     ("post", "/login"),
@@ -46,6 +46,13 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/auth/admin/create-user"),
     ("post", "/auth/admin/set-password"),
     ("post", "/auth/admin/delete-user"),
+    ("get", "/auth/login-url"),
+    ("get", "/auth/logout-url"),
+    ("get", "/auth/sso/login"),
+    ("get", "/auth/sso/logout"),
+    ("get", "/auth/sso/callback"),
+    ("post", "/auth/sso/refresh"),
+    ("get", "/auth/sso/user-info"),
     ("post", "/users/register"),
     ("post", "/users/confirm-registration"),
     ("get", "/users/profile"),

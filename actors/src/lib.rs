@@ -8,6 +8,8 @@
 //! - [`common`]: what several services share: the caller as owner-or-admin ([`common::Who`]),
 //!   field validation.
 //! - [`users`], [`auth`], `sessions`: identity services.
+//! - [`sso`]: sign-in through OpenID Connect providers (authorization code + PKCE); opens
+//!   normal sessions through `auth`.
 //! - [`tasks`], [`todos`]: step-wise jobs with one actor per running task; todo lists.
 //! - [`gatherings`]: the `events` service: events with a capacity, registration with a
 //!   waitlist (one actor per event), each user's iCalendar.
@@ -43,6 +45,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod reminders;
 pub mod sessions;
+pub mod sso;
 pub mod store;
 pub mod system;
 pub mod tasks;

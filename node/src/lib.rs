@@ -48,6 +48,7 @@ pub const SERVICES: &[&str] = &[
     users::NAME,
     troupe_actors::sessions::NAME,
     troupe_actors::auth::NAME,
+    troupe_actors::sso::NAME,
     troupe_actors::tasks::RUNS,
     troupe_actors::tasks::NAME,
     troupe_actors::todos::NAME,
@@ -216,6 +217,16 @@ pub async fn serve(
         troupe_actors::auth::Events {
             publisher: publisher.clone(),
             codes,
+        },
+    ));
+    services.push(troupe_actors::sso::Sso::new(
+        info.clone(),
+        store.clone(),
+        tokens.clone(),
+        config.sso.providers.iter().map(sso_provider).collect(),
+        troupe_actors::sso::Settings {
+            state_ttl: config.sso.state_ttl,
+            timeout: config.sso.timeout,
         },
     ));
     let task_settings = troupe_actors::tasks::Settings {
@@ -468,6 +479,20 @@ fn events(
         window: config.notifications.code_window,
     };
     Ok((bus, codes))
+}
+
+/// The `sso` service's settings of one `[[sso.providers]]` entry.
+fn sso_provider(p: &config::SsoProvider) -> troupe_actors::sso::provider::Settings {
+    troupe_actors::sso::provider::Settings {
+        name: p.name.clone(),
+        issuer: p.issuer.clone(),
+        client_id: p.client_id.clone(),
+        client_secret: p.client_secret.clone(),
+        redirect_url: p.redirect_url.clone(),
+        scopes: p.scopes.clone(),
+        link_verified_email: p.link_verified_email,
+        post_logout_redirect_url: p.post_logout_redirect_url.clone(),
+    }
 }
 
 /// Creates the bootstrap admin user (`[admin] password` / `TROUPE_ADMIN_PASSWORD`) unless a

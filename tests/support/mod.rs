@@ -186,7 +186,8 @@ impl Drop for Node {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub nodes: usize,
-    /// Extra TOML appended to the generated config (e.g. `[http]` limits).
+    /// Extra TOML appended to the generated config (e.g. `[http]` limits); `{http:<node>}`
+    /// in it becomes that node's HTTP address.
     pub extra_toml: String,
     /// Extra keys of the generated `[auth]` table (e.g. login rate limits).
     pub auth_toml: String,
@@ -294,6 +295,11 @@ pub fn write_config(dir: &Path, addrs: &[Addrs], options: &Options) -> PathBuf {
             toml.push_str(lines);
             toml.push('\n');
         }
+    }
+    // `{http:<node>}` in the extra TOML is that node's HTTP address (a URL naming a node,
+    // like an SSO callback, written before the ports are known to the test).
+    for a in addrs {
+        toml = toml.replace(&format!("{{http:{}}}", a.name), &a.http.to_string());
     }
     let path = dir.join("cluster.toml");
     fs::write(&path, toml).expect("write config");

@@ -126,3 +126,24 @@ pub struct ResetRequest {
     #[prost(string, tag = "3")]
     pub password: String,
 }
+
+/// `open_session`: a session for a user another service has authenticated (SSO, after the
+/// provider's ID token was validated), with what ingress saw of the client.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OpenSessionRequest {
+    /// User id.
+    #[prost(string, tag = "1")]
+    pub user_id: String,
+    /// Client address.
+    #[prost(string, tag = "2")]
+    pub ip: String,
+    /// User agent.
+    #[prost(string, tag = "3")]
+    pub user_agent: String,
+    /// Device label.
+    #[prost(string, tag = "4")]
+    pub device: String,
+    /// How the user was authenticated, for the `user.logged_in` event (e.g. `sso:corp`).
+    #[prost(string, tag = "5")]
+    pub method: String,
+}

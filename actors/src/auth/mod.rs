@@ -8,6 +8,9 @@
 //! - [`store`]: the SQL of table `refresh_tokens` (single-use rotation).
 //! - [`codes`]: emailed one-time codes (registration confirmation, password reset).
 //!
+//! `open_session` gives a user the `sso` service has signed in through an OpenID Connect
+//! provider the same session and token pair a login gives.
+//!
 //! Login publishes `user.logged_in`; `forgot_password` issues a reset code and publishes it
 //! as `password.reset_requested` (the notifications service delivers it);
 //! `confirm_forgot_password` spends the code, sets the password, ends every session of the
@@ -47,8 +50,8 @@ pub const NAME: &str = "auth";
 /// The ops of `auth`, declared once.
 pub mod ops {
     use super::messages::{
-        DeleteUserRequest, ForgotReply, ForgotRequest, LoginRequest, RefreshRequest, ResetRequest,
-        SetPasswordRequest, TokenPair, VerifyReply, VerifyRequest,
+        DeleteUserRequest, ForgotReply, ForgotRequest, LoginRequest, OpenSessionRequest,
+        RefreshRequest, ResetRequest, SetPasswordRequest, TokenPair, VerifyReply, VerifyRequest,
     };
     use crate::sessions::messages::SessionInfo;
     use crate::users::messages::{UpdateRequest, User};
@@ -76,6 +79,10 @@ pub mod ops {
             ConfirmForgotPassword = CONFIRM_FORGOT_PASSWORD("confirm_forgot_password", effectful): ResetRequest => User,
             /// Username/email + password -> the user, without a session (gRPC `ValidateUser`).
             Check = CHECK("check", idempotent): LoginRequest => User,
+            /// A session for a user authenticated elsewhere (the `sso` service, once the
+            /// provider's ID token is valid): the same token pair a login gives. Only
+            /// services call it; no ingress route does.
+            OpenSession = OPEN_SESSION("open_session", effectful): OpenSessionRequest => TokenPair,
         }
     }
 }
@@ -187,6 +194,30 @@ impl Auth {
             let payload = serde_json::json!({
                 "username": u.username, "ip": login.ip, "user_agent": login.user_agent,
                 "session_id": pair.session_id,
+            });
+            self.publish(kinds::USER_LOGGED_IN, &u.id, payload).await;
+        }
+        Ok(pair)
+    }
+
+    /// `open_session`: a session for a user the caller authenticated (SSO), opened and
+    /// announced exactly as a password login's.
+    async fn open_sso_session(
+        &self,
+        req: &Request,
+        r: OpenSessionRequest,
+    ) -> Result<TokenPair, MeshError> {
+        let get = um::GetRequest {
+            id: r.user_id.clone(),
+        };
+        let user = self.call(req, users::GET.call(get)).await?;
+        let pair = self
+            .open_session(req, user, &r.ip, &r.user_agent, &r.device)
+            .await?;
+        if let Some(u) = &pair.user {
+            let payload = serde_json::json!({
+                "username": u.username, "ip": r.ip, "user_agent": r.user_agent,
+                "session_id": pair.session_id, "method": r.method,
             });
             self.publish(kinds::USER_LOGGED_IN, &u.id, payload).await;
         }
@@ -538,6 +569,9 @@ impl Service for Auth {
                     ops::CONFIRM_FORGOT_PASSWORD.reply(self.confirm_forgot_password(&req, r).await)
                 }
                 Cmd::Check(r) => ops::CHECK.reply(self.check(&req, r).await),
+                Cmd::OpenSession(r) => {
+                    ops::OPEN_SESSION.reply(self.open_sso_session(&req, r).await)
+                }
             }
         })
     }

@@ -94,6 +94,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "coaching note order",
         include_str!("../../migrations/0013_coaching_note_order.sql"),
     ),
+    (14, "sso", include_str!("../../migrations/0014_sso.sql")),
     (
         15,
         "code limits",

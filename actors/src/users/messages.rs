@@ -56,7 +56,8 @@ pub struct RegisterRequest {
     pub full_name: String,
 }
 
-/// `create`: an admin creates a user, choosing roles and confirmation.
+/// `create`: an admin (or the `sso` service, at a first sign-in) creates a user, choosing
+/// roles and confirmation.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CreateRequest {
     /// As in [`RegisterRequest::username`].
@@ -77,6 +78,10 @@ pub struct CreateRequest {
     /// Whether the email address counts as confirmed.
     #[prost(bool, tag = "6")]
     pub confirmed: bool,
+    /// Set by the `sso` service when a first sign-in through this provider creates the
+    /// account (the event then says so instead of `created_by_admin`); empty for an admin.
+    #[prost(string, tag = "7")]
+    pub sso_provider: String,
 }
 
 /// `get`: one user by id.

@@ -26,7 +26,8 @@
 //!
 //! With events ([`Users::with_events`]), `register` publishes `user.registered` and
 //! `user.registration_code` (the emailed confirmation code), `create` (an admin's) publishes
-//! `user.registered` with `created_by_admin: true`, and `confirm_registration` publishes
+//! `user.registered` with `created_by_admin: true` (with `sso_provider` instead when the
+//! `sso` service creates the account at a first sign-in), and `confirm_registration` publishes
 //! `user.confirmed`.
 //!
 //! Bad fields are `invalid_argument` "validation failed" with every bad field listed in
@@ -292,10 +293,14 @@ impl Users {
                 confirmed: req.confirmed,
             })
             .await?;
-        let payload = serde_json::json!({
+        let mut payload = serde_json::json!({
             "username": row.username, "email": row.email, "full_name": row.full_name,
-            "created_by_admin": true,
         });
+        if req.sso_provider.is_empty() {
+            payload["created_by_admin"] = true.into();
+        } else {
+            payload["sso_provider"] = req.sso_provider.into();
+        }
         self.publish(crate::events::kinds::USER_REGISTERED, &row.id, payload)
             .await;
         Ok(row.to_user(false))

@@ -231,6 +231,7 @@ async fn every_invalid_field_is_reported_at_once() {
                 full_name: String::new(),
                 roles: vec!["Admin!".into()],
                 confirmed: true,
+                sso_provider: String::new(),
             })
             .await
             .unwrap_err();
@@ -944,6 +945,42 @@ async fn unknown_ops_and_garbage_payloads_are_errors() {
 }
 
 #[tokio::test]
+async fn users_created_at_a_first_sso_sign_in_are_published_with_their_provider() {
+    on_each_backend(|store, _| async move {
+        let events = std::sync::Arc::new(crate::events::Recorder::default());
+        let svc = users(store).with_events(events.clone(), Default::default());
+        let name = format!("sso_{}", token());
+        let req = CreateRequest {
+            username: name.clone(),
+            email: format!("{name}@example.com"),
+            password: "password1".into(),
+            full_name: String::new(),
+            roles: vec!["user".into()],
+            confirmed: true,
+            sso_provider: "corp".into(),
+        };
+        let made: User = call(&svc, &CREATE, req, None).await.unwrap();
+        let published = events.events();
+        let registered: Vec<_> = published
+            .iter()
+            .filter(|e| e.kind == crate::events::kinds::USER_REGISTERED)
+            .collect();
+        assert_eq!(registered.len(), 1, "{published:?}");
+        assert_eq!(registered[0].user_id.as_deref(), Some(made.id.as_str()));
+        assert_eq!(
+            registered[0].payload,
+            serde_json::json!({
+                "username": name,
+                "email": format!("{name}@example.com"),
+                "full_name": "",
+                "sso_provider": "corp",
+            })
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn users_created_by_an_admin_are_published_as_registered_too() {
     on_each_backend(|store, _| async move {
         let events = std::sync::Arc::new(crate::events::Recorder::default());
@@ -965,6 +1002,7 @@ async fn users_created_by_an_admin_are_published_as_registered_too() {
             full_name: "Made By Admin".into(),
             roles: vec!["user".into(), "admin".into()],
             confirmed: true,
+            sso_provider: String::new(),
         };
         let made: User = call(&svc, &CREATE, req.clone(), None).await.unwrap();
         // A refused create publishes nothing.

@@ -21,7 +21,8 @@
 //!   method: `cluster.rs` (`[cluster]`), `tls.rs` (`[cluster.tls]`, `insecure_plaintext`
 //!   and the TLS files of a node), `admin.rs` (`[admin]`), `storage.rs`
 //!   (`[storage]`), `auth.rs` (`[auth]`), `http.rs` (`[http]`), `images.rs` (`[images]`),
-//!   `services.rs` (`[services]` and `[services.<name>]`), `supervision.rs`
+//!   `services.rs` (`[services]` and `[services.<name>]`), `sso.rs` (`[sso]` and
+//!   `[[sso.providers]]`), `supervision.rs`
 //!   (`[supervision]`), `log.rs` (`[log]`), `tasks.rs` (`[tasks]`), `reminders.rs`
 //!   (`[reminders]`), `ws.rs` (`[ws]` and
 //!   `[chat]`), `events.rs` (`[events]`, `[mqtt]`, `[smtp]`, `[notifications]`) and
@@ -47,6 +48,7 @@ mod partition;
 mod reader;
 mod reminders;
 mod services;
+mod sso;
 mod storage;
 mod supervision;
 mod tasks;
@@ -65,6 +67,7 @@ pub use log::{Log, LogFormat};
 pub use nodes::Node;
 pub use reminders::Reminders;
 pub use services::Services;
+pub use sso::{Provider as SsoProvider, Sso};
 pub use storage::Storage;
 pub use supervision::Supervision;
 pub use tasks::Tasks;
@@ -91,6 +94,8 @@ pub struct Config {
     pub images: Images,
     /// `[services]`: service actors hosted on every node.
     pub services: Services,
+    /// `[sso]` and `[[sso.providers]]`: OpenID Connect sign-in; off without providers.
+    pub sso: Sso,
     /// `[supervision]`: restart policy of supervised actors.
     pub supervision: Supervision,
     /// `[log]`: logging output.
@@ -299,6 +304,7 @@ impl Reader<'_> {
 
         let http = self.http(&mut root);
         let images = self.images(&mut root);
+        let sso = self.sso(&mut root, &http);
         let services = self.services(&mut root);
         let supervision = self.supervision(&mut root);
         let log = self.log(&mut root);
@@ -345,6 +351,7 @@ impl Reader<'_> {
             http,
             images,
             services,
+            sso,
             supervision,
             log,
             tasks,

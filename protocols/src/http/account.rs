@@ -425,6 +425,7 @@ pub async fn admin_create(
                 full_name: b.full_name,
                 roles: b.roles,
                 confirmed: b.confirmed.unwrap_or(true),
+                sso_provider: String::new(),
             })
             .request_id(rid),
     )

@@ -44,6 +44,14 @@ pub fn status_of(e: &MeshError) -> StatusCode {
     if e.code == Code::ResourceExhausted && e.details.contains(BODY_TOO_LARGE) {
         return StatusCode::PAYLOAD_TOO_LARGE;
     }
+    // An identity provider that failed: the fault is upstream of this node (502), not a
+    // missing actor (503).
+    if e.code == Code::Unavailable
+        && e.details
+            .contains(troupe_actors::sso::provider::BAD_GATEWAY)
+    {
+        return StatusCode::BAD_GATEWAY;
+    }
     status(e.code)
 }
 
@@ -74,7 +82,7 @@ pub fn code_of(status: StatusCode) -> Code {
         StatusCode::METHOD_NOT_ALLOWED => Code::InvalidArgument,
         StatusCode::CONFLICT => Code::FailedPrecondition,
         StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
-        StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::BAD_GATEWAY => Code::Unavailable,
         StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => Code::DeadlineExceeded,
         _ => Code::Internal,
     }

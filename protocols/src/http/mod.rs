@@ -10,6 +10,8 @@
 //! - [`auth`]: the admin bearer token.
 //! - [`json`]: a JSON body extractor whose rejections are API errors.
 //! - [`object`]: reading a JSON object body field by field.
+//! - [`sso`]: sign-in through OpenID Connect providers (`/auth/sso/*`, `/auth/login-url`,
+//!   `/auth/logout-url`).
 //! - [`tasks`], [`todos`]: tasks and todo lists.
 //! - [`gatherings`]: calendar events (`/events*`), registration and `calendar.ics`.
 //! - [`training`]: courses, progress, assessments and certificates (landscape C).
@@ -48,6 +50,7 @@ pub mod ping;
 pub mod reminders;
 pub mod request_id;
 pub mod sessions;
+pub mod sso;
 pub mod tasks;
 pub mod todos;
 pub mod training;
@@ -172,6 +175,12 @@ pub fn router(state: AppState) -> Router {
         .routes(aliased(routes!(account::admin_create), &["/users"]))
         .routes(routes!(account::admin_set_password))
         .routes(routes!(account::admin_delete))
+        // single sign-on (landscape C)
+        .routes(aliased(routes!(sso::login), &["/auth/login-url"]))
+        .routes(routes!(sso::callback))
+        .routes(routes!(sso::refresh))
+        .routes(routes!(sso::user_info))
+        .routes(aliased(routes!(sso::logout), &["/auth/logout-url"]))
         // profiles and directory
         .routes(aliased(routes!(users::my_profile), &["/profile"]))
         .routes(routes!(users::update_my_profile))
