@@ -242,6 +242,92 @@ fn killed_workers_restart_while_a_client_loop_keeps_succeeding() {
         .all(|a| a["status"] == "running"));
 }
 
+/// Issue 23's slow clients: connections that send half a request head (slowloris) or half
+/// a body are cut off after the configured timeouts, connections past the cap are closed
+/// at once, and other clients are served all along.
+#[test]
+fn slow_and_surplus_connections_are_cut_off_while_others_are_served() {
+    use std::io::Read as _;
+    let c = Cluster::start(
+        "slowloris",
+        Options {
+            nodes: 1,
+            extra_toml: "[http]\nheader_read_timeout_ms = 1000\nbody_timeout_ms = 1000\nmax_connections = 40\n".into(),
+            ..Options::default()
+        },
+    );
+    let n1 = c.node("n1");
+    let addr = n1.addrs.http;
+    // Thirty connections send one header line and then nothing.
+    let mut slow: Vec<TcpStream> = (0..30)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s
+        })
+        .collect();
+    // One sends a whole head and a tenth of its body.
+    let mut half_body = TcpStream::connect(addr).unwrap();
+    half_body
+        .write_all(b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"user")
+        .unwrap();
+    // Others are served meanwhile.
+    let (status, _) = get(&n1.url("/health"), None).unwrap();
+    assert_eq!(status, 200);
+    // Past the cap (31 open + this one's keep-alive agent may hold one), new connections
+    // are closed at once: fill up to 40 and one more is refused.
+    let mut fill: Vec<TcpStream> = Vec::new();
+    let mut refused = 0;
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => refused += 1,
+            Ok(_) => fill.push(s),
+        }
+    }
+    // About 31 were open: about 9 more are served, the rest refused.
+    assert!(
+        refused >= 5 && fill.len() >= 5,
+        "{refused} refused, {} served, with a cap of 40 and about 31 open",
+        fill.len()
+    );
+    // The slow ones are closed by the server once their second is up.
+    let ended = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 512];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue, // an error answer before the close
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    };
+    for s in slow.iter_mut() {
+        assert!(ended(s), "a slow-header connection is still open");
+    }
+    assert!(
+        ended(&mut half_body),
+        "a slow-body connection is still open"
+    );
+    drop(fill);
+    drop(slow);
+    // With them gone, new connections are taken again.
+    assert!(wait_until(Duration::from_secs(5), || get(
+        &n1.url("/health"),
+        None
+    )
+    .is_ok_and(|(status, _)| status == 200)));
+    let (status, _) = get(&n1.url("/health"), None).unwrap();
+    assert_eq!(status, 200);
+}
+
 #[test]
 fn bad_requests_get_json_errors_and_change_nothing() {
     let c = Cluster::start(

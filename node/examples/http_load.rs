@@ -22,7 +22,7 @@
 //!
 //! One OS thread per connection: a thread blocked on its socket costs nothing.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, OnceLock};
 use std::time::{Duration, Instant};

@@ -9,6 +9,8 @@
 //! - [`certs`]: `troupe certs`, a development CA and node certificates for cluster TLS.
 //! - [`chaos`]: `troupe chaos`, kills random actors of a running cluster at a given rate.
 //! - [`telemetry`]: logs and the Prometheus recorder.
+//! - [`listener`]: the HTTP accept loop: header-read timeout, connection cap, graceful
+//!   shutdown.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,6 +19,7 @@ pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod listener;
 pub mod telemetry;
 
 use std::future::Future;
@@ -362,18 +365,15 @@ pub async fn serve(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let app = troupe_protocols::http::router(http_state);
+    let app = troupe_protocols::http::router(http_state).layer(
+        tower_http::timeout::RequestBodyTimeoutLayer::new(config.http.body_timeout),
+    );
     let http_stop = stopped(stop_rx.clone());
-    let http = tokio::spawn(async move {
-        axum::serve(
-            listeners.http,
-            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                std::net::SocketAddr,
-            >(app),
-        )
-        .with_graceful_shutdown(http_stop)
-        .await
-    });
+    let limits = listener::Limits {
+        header_read_timeout: config.http.header_read_timeout,
+        max_connections: config.http.max_connections,
+    };
+    let http = tokio::spawn(listener::serve(listeners.http, app, limits, http_stop));
     let grpc = tokio::spawn(troupe_protocols::grpc::serve(
         listeners.grpc,
         grpc_state,

@@ -1,8 +1,9 @@
-//! `[http]`: the HTTP front end's body limit, request deadline and CORS allow-list.
+//! `[http]`: the HTTP front end's body limit, request deadline, CORS allow-list, and the
+//! listener's timeouts and connection cap (`crate::listener`).
 
 use std::time::Duration;
 
-use super::reader::{at_least, Reader, Section};
+use super::reader::{at_least, between, Reader, Section};
 
 /// `[http]` settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +14,14 @@ pub struct Http {
     pub request_timeout: Duration,
     /// Strict CORS allow-list of origins such as `https://example.com`.
     pub cors_origins: Vec<String>,
+    /// Longest a client may take to send a request head, and longest a keep-alive
+    /// connection may sit idle (`header_read_timeout_ms`, default 10 s).
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request body (`body_timeout_ms`, default 10 s).
+    pub body_timeout: Duration,
+    /// HTTP connections served at once; more are closed when accepted
+    /// (`max_connections`, default 50,000).
+    pub max_connections: usize,
 }
 
 /// Requires an exact origin such as `https://example.com:8443`.
@@ -45,11 +54,32 @@ impl Reader<'_> {
             &at_least(1),
         );
         let cors_origins = self.list(&mut section, "cors_origins", None, &cors_origin);
+        let header_ms = self.get(
+            &mut section,
+            "header_read_timeout_ms",
+            Some("TROUPE_HTTP_HEADER_READ_TIMEOUT_MS"),
+            &between(100u64, 600_000),
+        );
+        let body_ms = self.get(
+            &mut section,
+            "body_timeout_ms",
+            Some("TROUPE_HTTP_BODY_TIMEOUT_MS"),
+            &between(100u64, 600_000),
+        );
+        let max_connections = self.get(
+            &mut section,
+            "max_connections",
+            Some("TROUPE_HTTP_MAX_CONNECTIONS"),
+            &between(1usize, 1_000_000),
+        );
         self.finish(section);
         Http {
             max_body_bytes: max_body_bytes.unwrap_or(1024 * 1024),
             request_timeout: Duration::from_millis(timeout_ms.unwrap_or(5000)),
             cors_origins: cors_origins.unwrap_or_default(),
+            header_read_timeout: Duration::from_millis(header_ms.unwrap_or(10_000)),
+            body_timeout: Duration::from_millis(body_ms.unwrap_or(10_000)),
+            max_connections: max_connections.unwrap_or(50_000),
         }
     }
 }

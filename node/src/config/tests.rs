@@ -76,6 +76,9 @@ fn sample_parses_for_every_node() {
     assert_eq!(config.http.max_body_bytes, 1_048_576);
     assert_eq!(config.http.request_timeout, Duration::from_secs(5));
     assert!(config.http.cors_origins.is_empty());
+    assert_eq!(config.http.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(config.http.body_timeout, Duration::from_secs(10));
+    assert_eq!(config.http.max_connections, 50_000);
     assert_eq!(config.services.workers, 4);
     assert_eq!(config.services.queue_capacity, 1024);
     assert_eq!(config.services.call_timeout, Duration::from_secs(5));
@@ -86,6 +89,35 @@ fn sample_parses_for_every_node() {
     assert_eq!(config.log.format, LogFormat::Text);
     assert_eq!(config.log.level, "info");
     assert_eq!(config.data_dir, PathBuf::from("data"));
+}
+
+#[test]
+fn listener_limits_are_read_and_bad_ones_reported_together() {
+    let base = "[cluster]\ninsecure_plaintext = true\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\ncluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\ngrpc_addr = \"127.0.0.1:7191\"\n";
+    let text = format!(
+        "{base}[http]\nheader_read_timeout_ms = 2500\nbody_timeout_ms = 3000\nmax_connections = 100\n"
+    );
+    let config = parse(&text, "t", &Overrides::default(), &env(&[])).unwrap();
+    assert_eq!(
+        (
+            config.http.header_read_timeout,
+            config.http.body_timeout,
+            config.http.max_connections
+        ),
+        (Duration::from_millis(2500), Duration::from_secs(3), 100)
+    );
+    let text = format!(
+        "{base}[http]\nheader_read_timeout_ms = 0\nbody_timeout_ms = \"slow\"\nmax_connections = 0\n"
+    );
+    let e = errors(&text, &Overrides::default(), &env(&[]));
+    let keys = keys(&e);
+    for key in [
+        "http.header_read_timeout_ms",
+        "http.body_timeout_ms",
+        "http.max_connections",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
 }
 
 #[test]
