@@ -85,6 +85,9 @@ impl Req {
     }
 }
 
+/// Status (0 when lost), body and milliseconds of one answer.
+type Answer = (u16, String, f64);
+
 /// The origin (`scheme://host:port`) of `url`.
 fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
@@ -115,8 +118,7 @@ fn each(port: u16, connections: usize, requests: &str, answers: Option<&str>) {
     let file = std::fs::File::open(requests).expect("open the requests file");
     let reqs = Arc::new(read_lines(std::io::BufReader::new(file), Some(port)));
     let next = Arc::new(AtomicUsize::new(0));
-    let out: Arc<Mutex<Vec<Option<(u16, String, f64)>>>> =
-        Arc::new(Mutex::new(vec![None; reqs.len()]));
+    let out: Arc<Mutex<Vec<Option<Answer>>>> = Arc::new(Mutex::new(vec![None; reqs.len()]));
     let started = Instant::now();
     let threads: Vec<_> = (0..connections.min(reqs.len()))
         .map(|_| {
