@@ -21,12 +21,16 @@ use troupe_proto::images::{GetImageRequest, ImageMetadata, ListImagesRequest, Up
 /// Largest image the test cluster accepts.
 const MAX_IMAGE: usize = 2 * 1024 * 1024;
 const NS: &str = "urn:troupe:users:v1";
+/// The test cluster's `[grpc] timeout_ms`.
+const GRPC_TIMEOUT_MS: u64 = 3000;
 
 fn cluster(tag: &str) -> Cluster {
     Cluster::start(
         tag,
         Options {
-            extra_toml: format!("[images]\nmax_bytes = {MAX_IMAGE}\n"),
+            extra_toml: format!(
+                "[images]\nmax_bytes = {MAX_IMAGE}\n[grpc]\ntimeout_ms = {GRPC_TIMEOUT_MS}\n"
+            ),
             ..Options::default()
         },
     )
@@ -42,6 +46,7 @@ fn soap_and_grpc_on_three_nodes() {
     rt.block_on(async {
         image_uploaded_on_n2_is_listed_on_n1_and_served_on_n3(&c).await;
         bad_uploads_are_refused_with_the_right_status(&c).await;
+        a_stalled_upload_is_cut_off_at_the_grpc_timeout(&c).await;
         credentials_and_tokens_are_checked_over_grpc(&c).await;
         health_and_reflection_answer_on_every_node(&c).await;
     });
@@ -635,6 +640,33 @@ async fn image_uploaded_on_n2_is_listed_on_n1_and_served_on_n3(c: &Cluster) {
 
 fn uuid_like() -> String {
     format!("00000000-0000-4000-8000-{:0>12}", unique())
+}
+
+/// Issue 23: a client that starts an upload and then sends nothing holds no call open
+/// past `[grpc] timeout_ms`; nothing is stored, and the node keeps answering.
+async fn a_stalled_upload_is_cut_off_at_the_grpc_timeout(c: &Cluster) {
+    use tokio_stream::StreamExt as _;
+    let u = new_user(c.node("n3"), c.node("n3"), "stall");
+    let mut n3 = ImageServiceClient::new(channel(c.node("n3")).await);
+    let first = chunks("slow.png", &png(100_000), 10_000, 0).remove(0);
+    let stalled = tokio_stream::iter([first]).chain(tokio_stream::pending());
+    let started = std::time::Instant::now();
+    let e = n3
+        .upload_image(authed(stalled, &u.access))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{e:?}"
+    );
+    // The server's timeout ended it, not the client channel's 20 s.
+    assert!(started.elapsed() < Duration::from_secs(15), "{e:?}");
+    let list = n3
+        .list_images(authed(ListImagesRequest::default(), &u.access))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(list.total, 0);
 }
 
 async fn bad_uploads_are_refused_with_the_right_status(c: &Cluster) {

@@ -342,6 +342,9 @@ pub async fn serve(
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.node.http_addr)),
+            timeout: config.grpc.timeout,
+            concurrency_per_connection: config.grpc.concurrency_per_connection,
+            max_concurrent_streams: config.grpc.max_concurrent_streams,
         },
     });
     let http_state = troupe_protocols::http::AppState::new(troupe_protocols::http::Shared {

@@ -20,7 +20,8 @@
 //! - One file per section, each with its type, its own rules and its `impl Reader`
 //!   method: `cluster.rs` (`[cluster]`), `tls.rs` (`[cluster.tls]`, `insecure_plaintext`
 //!   and the TLS files of a node), `admin.rs` (`[admin]`), `storage.rs`
-//!   (`[storage]`), `auth.rs` (`[auth]`), `http.rs` (`[http]`), `images.rs` (`[images]`),
+//!   (`[storage]`), `auth.rs` (`[auth]`), `http.rs` (`[http]`), `grpc.rs` (`[grpc]`),
+//!   `images.rs` (`[images]`),
 //!   `services.rs` (`[services]` and `[services.<name>]`), `sso.rs` (`[sso]` and
 //!   `[[sso.providers]]`), `supervision.rs`
 //!   (`[supervision]`), `log.rs` (`[log]`), `tasks.rs` (`[tasks]`), `reminders.rs`
@@ -40,6 +41,7 @@ mod admin;
 mod auth;
 mod cluster;
 mod events;
+mod grpc;
 mod http;
 mod images;
 mod log;
@@ -61,6 +63,7 @@ pub use admin::Admin;
 pub use auth::Auth;
 pub use cluster::{Cluster, PeerAddr, Seed};
 pub use events::{Events, Mqtt, Notifications, Smtp};
+pub use grpc::Grpc;
 pub use http::Http;
 pub use images::Images;
 pub use log::{Log, LogFormat};
@@ -90,6 +93,8 @@ pub struct Config {
     pub auth: Auth,
     /// `[http]`: the HTTP front end.
     pub http: Http,
+    /// `[grpc]`: the gRPC listener's limits.
+    pub grpc: Grpc,
     /// `[images]`: image uploads (gRPC) and their public URLs.
     pub images: Images,
     /// `[services]`: service actors hosted on every node.
@@ -303,6 +308,7 @@ impl Reader<'_> {
         let auth = self.auth(&mut root);
 
         let http = self.http(&mut root);
+        let grpc = self.grpc(&mut root);
         let images = self.images(&mut root);
         let sso = self.sso(&mut root, &http);
         let services = self.services(&mut root);
@@ -349,6 +355,7 @@ impl Reader<'_> {
             storage,
             auth: auth?,
             http,
+            grpc,
             images,
             services,
             sso,

@@ -79,6 +79,9 @@ fn sample_parses_for_every_node() {
     assert_eq!(config.http.header_read_timeout, Duration::from_secs(10));
     assert_eq!(config.http.body_timeout, Duration::from_secs(10));
     assert_eq!(config.http.max_connections, 50_000);
+    assert_eq!(config.grpc.timeout, Duration::from_secs(30));
+    assert_eq!(config.grpc.concurrency_per_connection, 64);
+    assert_eq!(config.grpc.max_concurrent_streams, 128);
     assert_eq!(config.services.workers, 4);
     assert_eq!(config.services.queue_capacity, 1024);
     assert_eq!(config.services.call_timeout, Duration::from_secs(5));
@@ -107,7 +110,7 @@ fn listener_limits_are_read_and_bad_ones_reported_together() {
         (Duration::from_millis(2500), Duration::from_secs(3), 100)
     );
     let text = format!(
-        "{base}[http]\nheader_read_timeout_ms = 0\nbody_timeout_ms = \"slow\"\nmax_connections = 0\n"
+        "{base}[http]\nheader_read_timeout_ms = 0\nbody_timeout_ms = \"slow\"\nmax_connections = 0\n[grpc]\ntimeout_ms = 1\nconcurrency_per_connection = 0\nmax_concurrent_streams = -1\n"
     );
     let e = errors(&text, &Overrides::default(), &env(&[]));
     let keys = keys(&e);
@@ -115,6 +118,9 @@ fn listener_limits_are_read_and_bad_ones_reported_together() {
         "http.header_read_timeout_ms",
         "http.body_timeout_ms",
         "http.max_connections",
+        "grpc.timeout_ms",
+        "grpc.concurrency_per_connection",
+        "grpc.max_concurrent_streams",
     ] {
         assert!(keys.contains(&key), "{key} missing from {keys:?}");
     }

@@ -22,6 +22,7 @@ pub mod users;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
@@ -40,6 +41,12 @@ pub struct Config {
     pub max_image_bytes: usize,
     /// Base of the public image URLs, e.g. `http://127.0.0.1:7181`.
     pub public_url: String,
+    /// Longest one call may run (a shorter client deadline wins).
+    pub timeout: Duration,
+    /// Calls served at once on one connection; more wait their turn.
+    pub concurrency_per_connection: usize,
+    /// HTTP/2 streams a client may open at once on one connection.
+    pub max_concurrent_streams: u32,
 }
 
 /// What every gRPC handler can reach. Cheap to clone.
@@ -105,6 +112,9 @@ pub async fn serve(
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
     tonic::transport::Server::builder()
+        .timeout(state.config.timeout)
+        .concurrency_limit_per_connection(state.config.concurrency_per_connection)
+        .max_concurrent_streams(state.config.max_concurrent_streams)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
