@@ -38,6 +38,56 @@ fn identity_on_sqlite() {
 
 /// Ending 100 sessions of one user at once: the pool of `sessions` used to starve itself
 /// (each revocation waited on calls that needed its own workers) and answered 504 after 5 s.
+/// Issue 23's revocation hole: a session past its end (here its 2 s refresh lifetime)
+/// can no longer be refreshed, but an access token minted before still works for its own
+/// lifetime (60 s). Ending the session must stop that token on every node: before, the
+/// revocation was kept only until the session's end, already past, so it was dropped at
+/// once and the token kept working.
+#[test]
+fn an_ended_session_past_its_end_stops_its_tokens_everywhere() {
+    let c = Cluster::start(
+        "revoke-old",
+        Options {
+            auth_toml: "refresh_ttl_s = 2\naccess_ttl_s = 60".into(),
+            ..Options::default()
+        },
+    );
+    let u = new_user(c.node("n1"), c.node("n2"), "old");
+    std::thread::sleep(Duration::from_millis(2500));
+    // Past its end: the refresh is refused.
+    let (status, v) = post(
+        &c.node("n3").url("/auth/refresh"),
+        &json!({"refresh_token": u.refresh}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        (status, v["error"]["message"].as_str()),
+        (401, Some("session has ended")),
+        "{v}"
+    );
+    // The access token still works, until its own expiry.
+    let (status, v) = send("GET", &c.node("n1").url("/profile"), None, Some(&u.access));
+    assert_eq!(status, 200, "{v}");
+    // Logging out ends it on every node.
+    let (status, v) = send(
+        "POST",
+        &c.node("n2").url("/auth/logout"),
+        None,
+        Some(&u.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    refused_everywhere(&c, &u.access);
+    // And it stays refused: the revocation is not pruned at the session's past end.
+    std::thread::sleep(Duration::from_millis(1500));
+    for n in &c.nodes {
+        assert_eq!(
+            send("GET", &n.url("/profile"), None, Some(&u.access)).0,
+            401
+        );
+    }
+}
+
 #[test]
 fn ending_a_hundred_sessions_answers_at_once_and_every_token_stops_everywhere() {
     let c = Cluster::start(

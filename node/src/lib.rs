@@ -186,9 +186,10 @@ pub async fn serve(
             config.auth.refresh_ttl,
             config.cluster.name.clone(),
         )
-        .map_err(|e| anyhow::anyhow!("auth keys: {e}"))?,
+        .map_err(|e| anyhow::anyhow!("auth keys: {e}"))?
+        .with_session_max_lifetime(config.auth.session_max_lifetime),
     );
-    let revocations = Revocations::default();
+    let revocations = Revocations::new(config.auth.access_ttl);
     let mut services = troupe_actors::system::services(&info);
     // Events: the node's outbox, its sinks and the bus services publish through.
     let (bus, codes) = events(&config, &info, incarnation)?;

@@ -429,8 +429,14 @@ impl Auth {
         if self.revocations.is_revoked(&claims.sid) {
             return Err(MeshError::new(Code::Unauthenticated, "session has ended"));
         }
+        // A refresh keeps the session a refresh lifetime from now, never past its
+        // absolute end; a session past its end answers "ended".
         let touch = sessions::ops::TOUCH
-            .call(sm::Touch::default())
+            .call(sm::Touch {
+                extend_ttl_s: Some(self.tokens.refresh_ttl().as_secs()),
+                max_lifetime_s: Some(self.tokens.session_max_lifetime().as_secs()),
+                ..sm::Touch::default()
+            })
             .to(Target::Entity(claims.sid.clone()));
         let session = self.call(req, touch).await.map_err(|e| match e.code {
             Code::NotFound | Code::FailedPrecondition => {

@@ -124,6 +124,9 @@ impl From<TokenError> for MeshError {
     }
 }
 
+/// A session's absolute lifetime unless configured (`[auth] session_max_lifetime_s`).
+pub const DEFAULT_SESSION_MAX_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+
 /// Issues and verifies tokens.
 #[derive(Clone, Debug)]
 pub struct Tokens {
@@ -131,6 +134,8 @@ pub struct Tokens {
     keys: Vec<SigningKey>,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    /// A session's absolute end after its login, however often it is refreshed.
+    session_max_lifetime: Duration,
     issuer: String,
 }
 
@@ -169,8 +174,23 @@ impl Tokens {
             keys,
             access_ttl,
             refresh_ttl,
+            session_max_lifetime: DEFAULT_SESSION_MAX_LIFETIME,
             issuer: issuer.into(),
         })
+    }
+
+    /// The same, with sessions ending `lifetime` after their login however often they are
+    /// refreshed (default [`DEFAULT_SESSION_MAX_LIFETIME`]).
+    pub fn with_session_max_lifetime(self, lifetime: Duration) -> Self {
+        Self {
+            session_max_lifetime: lifetime,
+            ..self
+        }
+    }
+
+    /// A session's absolute lifetime.
+    pub fn session_max_lifetime(&self) -> Duration {
+        self.session_max_lifetime
     }
 
     /// How long access tokens live.

@@ -36,6 +36,15 @@ pub enum SessionReq {
     Revoke,
 }
 
+fn secs_ms(s: u64) -> i64 {
+    i64::try_from(s)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
+}
+
+/// Applies `req` to `row` at `now`; true when the row changed. A touch of a session past
+/// its `expires_at` is refused; a touch that extends (a refresh) moves `expires_at` to
+/// `now + extend_ttl_s`, never past `created_at + max_lifetime_s`, and never back.
 fn apply(row: &mut Row, req: &SessionReq, now: i64) -> Result<bool, MeshError> {
     match req {
         SessionReq::Get => Ok(false),
@@ -45,6 +54,19 @@ fn apply(row: &mut Row, req: &SessionReq, now: i64) -> Result<bool, MeshError> {
                     Code::FailedPrecondition,
                     "session has ended",
                 ));
+            }
+            if now >= row.expires_at {
+                return Err(MeshError::new(
+                    Code::FailedPrecondition,
+                    "session has expired",
+                ));
+            }
+            if let Some(ttl_s) = t.extend_ttl_s {
+                let wanted = now.saturating_add(secs_ms(ttl_s));
+                let end = t
+                    .max_lifetime_s
+                    .map_or(i64::MAX, |max| row.created_at.saturating_add(secs_ms(max)));
+                row.expires_at = row.expires_at.max(wanted.min(end));
             }
             row.last_activity = now.max(row.last_activity);
             if let Some(d) = &t.device {
@@ -145,6 +167,46 @@ mod tests {
             (500, "phone", "10.0.0.1")
         );
         assert_eq!(r.user_agent, "");
+    }
+
+    #[test]
+    fn an_expired_session_cannot_be_touched_or_refreshed() {
+        let mut r = row();
+        let t = Touch {
+            extend_ttl_s: Some(60),
+            ..Touch::default()
+        };
+        let err = apply(&mut r, &SessionReq::Touch(t), 10_000).unwrap_err();
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (Code::FailedPrecondition, "session has expired")
+        );
+        assert_eq!(r.expires_at, 10_000);
+    }
+
+    #[test]
+    fn a_refresh_extends_the_session_up_to_its_absolute_end() {
+        let mut r = row();
+        let refresh = |max: Option<u64>| Touch {
+            extend_ttl_s: Some(5),
+            max_lifetime_s: max,
+            ..Touch::default()
+        };
+        // Sliding: 5 s from now.
+        apply(&mut r, &SessionReq::Touch(refresh(Some(20))), 9_000).unwrap();
+        assert_eq!(r.expires_at, 14_000);
+        // Capped at created_at (1) + 20 s, however often it is refreshed.
+        apply(&mut r, &SessionReq::Touch(refresh(Some(20))), 13_000).unwrap();
+        apply(&mut r, &SessionReq::Touch(refresh(Some(20))), 17_000).unwrap();
+        assert_eq!(r.expires_at, 20_001);
+        let err = apply(&mut r, &SessionReq::Touch(refresh(Some(20))), 20_001).unwrap_err();
+        assert_eq!(err.code, Code::FailedPrecondition);
+        // A plain touch moves nothing; an extension never shortens.
+        let mut r = row();
+        apply(&mut r, &SessionReq::Touch(Touch::default()), 500).unwrap();
+        assert_eq!(r.expires_at, 10_000);
+        apply(&mut r, &SessionReq::Touch(refresh(None)), 600).unwrap();
+        assert_eq!(r.expires_at, 10_000);
     }
 
     #[test]

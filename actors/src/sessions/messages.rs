@@ -93,6 +93,13 @@ pub struct Touch {
     /// Client address of this activity, if known.
     #[prost(string, optional, tag = "4")]
     pub ip: Option<String>,
+    /// Keep the session this long from now (a refresh), but never past its absolute end.
+    #[prost(uint64, optional, tag = "5")]
+    pub extend_ttl_s: Option<u64>,
+    /// The absolute end: this long after the session started, however often it is
+    /// extended.
+    #[prost(uint64, optional, tag = "6")]
+    pub max_lifetime_s: Option<u64>,
 }
 
 /// `list`, `revoke_user`, `last_connection`: by owner.

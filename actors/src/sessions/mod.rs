@@ -76,26 +76,50 @@ const REVOKE_CONCURRENCY: usize = 16;
 const RETAIN_EXPIRED_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// Revoked session ids known to this node, with the time their tokens expire anyway.
+///
+/// A revocation is kept until the session's end or until the last access token minted
+/// before it can have expired (`token_lifetime` after it was recorded), whichever is
+/// later: a session revoked after its own end may still have access tokens that work.
 #[derive(Clone, Default)]
-pub struct Revocations(Arc<RwLock<HashMap<String, i64>>>);
+pub struct Revocations {
+    held: Arc<RwLock<HashMap<String, i64>>>,
+    token_lifetime_ms: i64,
+}
 
 impl Revocations {
-    /// Whether tokens of session `sid` must be refused.
-    pub fn is_revoked(&self, sid: &str) -> bool {
-        self.0.read().expect("revocations lock").contains_key(sid)
+    /// An empty set whose entries outlive every access token (`token_lifetime`: the
+    /// access tokens' lifetime).
+    pub fn new(token_lifetime: Duration) -> Self {
+        Self {
+            held: Arc::default(),
+            token_lifetime_ms: i64::try_from(token_lifetime.as_millis()).unwrap_or(i64::MAX),
+        }
     }
 
-    /// Records a revocation.
-    pub fn add(&self, sid: impl Into<String>, expires_at_ms: i64) {
-        self.0
-            .write()
+    /// How long after a revocation an access token minted before it may still be valid.
+    pub fn token_lifetime_ms(&self) -> i64 {
+        self.token_lifetime_ms
+    }
+
+    /// Whether tokens of session `sid` must be refused.
+    pub fn is_revoked(&self, sid: &str) -> bool {
+        self.held
+            .read()
             .expect("revocations lock")
-            .insert(sid.into(), expires_at_ms);
+            .contains_key(sid)
+    }
+
+    /// Records a revocation of a session ending at `expires_at_ms`.
+    pub fn add(&self, sid: impl Into<String>, expires_at_ms: i64) {
+        let keep_until = expires_at_ms.max(now_ms().saturating_add(self.token_lifetime_ms));
+        let mut held = self.held.write().expect("revocations lock");
+        let entry = held.entry(sid.into()).or_insert(keep_until);
+        *entry = (*entry).max(keep_until);
     }
 
     /// Forgets revocations whose tokens have expired anyway.
     pub fn prune(&self, now_ms: i64) {
-        self.0
+        self.held
             .write()
             .expect("revocations lock")
             .retain(|_, exp| *exp > now_ms);
@@ -103,7 +127,7 @@ impl Revocations {
 
     /// Number of revocations held.
     pub fn len(&self) -> usize {
-        self.0.read().expect("revocations lock").len()
+        self.held.read().expect("revocations lock").len()
     }
 
     /// Whether none is held.
@@ -234,19 +258,18 @@ impl Sessions {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
 
         let router = self.info.router()?;
-        let live: Vec<store::Row> = store::by_user(&self.store, &by.user_id)
-            .await?
-            .into_iter()
-            .filter(|row| row.revoked_at == 0)
-            .collect();
+        // Every session not revoked yet, however many, unless it ended so long ago that
+        // no token of it can still work.
+        let since = now_ms().saturating_sub(self.revocations.token_lifetime_ms());
+        let live = store::unrevoked_of(&self.store, &by.user_id, since).await?;
         let remaining = req
             .deadline
             .saturating_duration_since(std::time::Instant::now());
         let revoked: Vec<SessionInfo> = stream::iter(live)
-            .map(|row| {
+            .map(|id| {
                 let call = ops::REVOKE_ONE
                     .call(())
-                    .to(Target::Entity(row.id))
+                    .to(Target::Entity(id))
                     .request_id(req.request_id.clone())
                     .timeout(remaining);
                 router.call(call)
@@ -321,7 +344,8 @@ async fn refresh(me: std::sync::Weak<Sessions>) {
                 Err(e) => tracing::warn!(error = %e, "session sweep failed"),
             }
         }
-        match store::revoked_since(&s.store, since, now).await {
+        let tokens_end = now.saturating_sub(s.revocations.token_lifetime_ms());
+        match store::revoked_since(&s.store, since, now, tokens_end).await {
             Ok(rows) => {
                 for (id, exp) in rows {
                     s.revocations.add(id, exp);

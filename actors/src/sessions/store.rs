@@ -119,18 +119,39 @@ pub async fn by_user(store: &Store, user_id: &str) -> Result<Vec<Row>, MeshError
         .map_err(db_error)
 }
 
-/// Sessions revoked at or after `since` (unix ms) that have not expired by `now`:
-/// `(id, expires_at)`.
+/// Ids of every session of `user_id` not revoked yet that ended after `since` (or has not
+/// ended): all of them, with no page limit, for `revoke_user`.
+pub async fn unrevoked_of(
+    store: &Store,
+    user_id: &str,
+    since: i64,
+) -> Result<Vec<String>, MeshError> {
+    sqlx::query_scalar(
+        "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at = 0 AND expires_at > $2",
+    )
+    .bind(user_id)
+    .bind(since)
+    .fetch_all(store.pool())
+    .await
+    .map_err(db_error)
+}
+
+/// Sessions revoked at or after `since` (unix ms) whose tokens may still work at `now`:
+/// not expired, or revoked after `tokens_end` (an access token minted before the
+/// revocation may outlive the session). `(id, expires_at)`.
 pub async fn revoked_since(
     store: &Store,
     since: i64,
     now: i64,
+    tokens_end: i64,
 ) -> Result<Vec<(String, i64)>, MeshError> {
     let rows = sqlx::query(
-        "SELECT id, expires_at FROM sessions WHERE revoked_at >= $1 AND revoked_at > 0 AND expires_at > $2",
+        "SELECT id, expires_at FROM sessions WHERE revoked_at >= $1 AND revoked_at > 0 \
+         AND (expires_at > $2 OR revoked_at > $3)",
     )
     .bind(since)
     .bind(now)
+    .bind(tokens_end)
     .fetch_all(store.pool())
     .await
     .map_err(db_error)?;

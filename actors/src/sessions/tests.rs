@@ -193,3 +193,20 @@ async fn a_revoked_session_reads_revoked_and_refuses_touch() {
     })
     .await;
 }
+
+#[test]
+fn a_revocation_outlives_the_access_tokens_minted_before_it() {
+    let now = now_ms();
+    // A session that ended a minute ago, revoked now: its access tokens (60 s) may still
+    // work, so the revocation is kept past the session's end.
+    let held = Revocations::new(Duration::from_secs(60));
+    held.add("old", now - 60_000);
+    held.prune(now + 1_000);
+    assert!(held.is_revoked("old"));
+    held.prune(now + 61_000);
+    assert!(!held.is_revoked("old"));
+    // A live session's revocation is kept until its end when that is later.
+    held.add("live", now + 120_000);
+    held.prune(now + 90_000);
+    assert!(held.is_revoked("live"));
+}

@@ -12,8 +12,11 @@ pub struct Auth {
     pub keys: Vec<(String, String)>,
     /// Lifetime of an access token.
     pub access_ttl: Duration,
-    /// Lifetime of a refresh token.
+    /// Lifetime of a refresh token (a session lasts this long after its last refresh).
     pub refresh_ttl: Duration,
+    /// A session's absolute end after its login, however often it is refreshed
+    /// (`session_max_lifetime_s`, default 30 days).
+    pub session_max_lifetime: Duration,
     /// PBKDF2 iterations of new password hashes.
     pub pbkdf2_iterations: u32,
     /// Login attempts allowed per account per minute.
@@ -29,6 +32,7 @@ impl fmt::Debug for Auth {
             .field("kids", &kids)
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
+            .field("session_max_lifetime", &self.session_max_lifetime)
             .field("pbkdf2_iterations", &self.pbkdf2_iterations)
             .field(
                 "login_per_account_per_minute",
@@ -81,6 +85,12 @@ impl Reader<'_> {
             Some("TROUPE_AUTH_REFRESH_TTL_S"),
             &between(1, 31_536_000),
         );
+        let max_lifetime = self.get(
+            &mut section,
+            "session_max_lifetime_s",
+            Some("TROUPE_AUTH_SESSION_MAX_LIFETIME_S"),
+            &between(60, 10 * 31_536_000),
+        );
         let iterations = self.get(
             &mut section,
             "pbkdf2_iterations",
@@ -113,6 +123,10 @@ impl Reader<'_> {
             keys: pairs,
             access_ttl: Duration::from_secs(access.unwrap_or(900)),
             refresh_ttl: Duration::from_secs(refresh.unwrap_or(30 * 86_400)),
+            session_max_lifetime: max_lifetime.map_or(
+                troupe_actors::auth::token::DEFAULT_SESSION_MAX_LIFETIME,
+                Duration::from_secs,
+            ),
             pbkdf2_iterations: iterations.unwrap_or(100_000),
             login_per_account_per_minute: per_account.unwrap_or(10),
             login_per_ip_per_minute: per_ip.unwrap_or(60),

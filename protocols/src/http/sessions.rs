@@ -166,6 +166,7 @@ async fn touch(
         user_agent: Some(b.user_agent.unwrap_or(ua).chars().take(512).collect()),
         metadata,
         ip: Some(ip).filter(|i| !i.is_empty()),
+        ..sm::Touch::default()
     };
     ask(
         state,
