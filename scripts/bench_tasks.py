@@ -55,7 +55,7 @@ with open(CONF, "w") as f:
             # One node: no traffic between nodes to secure.
             f'insecure_plaintext = true\n'
             f'[admin]\ntoken = "bench-admin-token-0123456789"\n[log]\nlevel = "warn"\n'
-            f'[auth]\nkeys = ["bench:bench-signing-key-0123456789abcdef0123"]\npbkdf2_iterations = 1000\n'
+            f'[auth]\nkeys = ["bench:bench-signing-key-0123456789abcdef0123"]\npassword_hash = "pbkdf2"\npbkdf2_iterations = 1000\n'
             f'[services]\nqueue_capacity = 100000\n'
             + (f'[storage]\nurl = "{STORAGE_URL}"\n' if STORAGE_URL else '') +
             f'[[nodes]]\nname = "n1"\ncluster_addr = "127.0.0.1:{C}"\n'

@@ -3,6 +3,9 @@
 
 TOKEN=bench-admin-token-0123456789
 BIN=${BIN:-target/release/troupe}
+# Benchmark users are made with cheap PBKDF2 (the AUTH_EXTRA of each driver sets 1,000
+# rounds), as in every earlier run, unless the caller picks argon2id.
+export TROUPE_AUTH_PASSWORD_HASH=${TROUPE_AUTH_PASSWORD_HASH:-pbkdf2}
 # The request driver (node/examples/http_load.rs: each request of a list sent once, or a
 # burst of clients released together), built on first use unless HTTP_LOAD names one.
 HTTP_LOAD=${HTTP_LOAD:-target/release/examples/http_load}

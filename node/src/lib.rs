@@ -169,7 +169,8 @@ pub async fn serve(
     let store = Store::connect(config.storage.url.as_deref(), &config.data_dir)
         .await
         .context("cannot open the store")?;
-    let hasher = Hasher::new(config.auth.pbkdf2_iterations);
+    let hasher = Hasher::with(config.auth.password_scheme)
+        .map_err(|e| anyhow::anyhow!("[auth] password hash: {}", e.message))?;
     let keys = config
         .auth
         .keys

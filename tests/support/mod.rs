@@ -279,7 +279,7 @@ pub fn write_config(dir: &Path, addrs: &[Addrs], options: &Options) -> PathBuf {
         addrs.iter().map(|a| format!("\"{}\"", a.cluster)).collect()
     };
     let mut toml = format!(
-        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n{security}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\n[auth]\nkeys = [\"{AUTH_KEY}\"]\npbkdf2_iterations = 1000\n{}\n{}\n\n{}\n",
+        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n{security}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\n[auth]\nkeys = [\"{AUTH_KEY}\"]\nargon2_memory_kib = 64\nargon2_iterations = 1\n{}\n{}\n\n{}\n",
         dir.join("data").display(),
         seeds.join(", "),
         options.auth_toml,

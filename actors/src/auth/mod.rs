@@ -122,6 +122,9 @@ fn quota(per_minute: u32) -> Quota {
     Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("at least one"))
 }
 
+/// Password hashes replaced at login by one of the current scheme.
+pub const REHASHED: &str = "troupe_password_rehashed_total";
+
 /// The one answer to every failed login, whatever failed.
 fn bad_credentials() -> MeshError {
     MeshError::new(Code::Unauthenticated, "invalid credentials")
@@ -264,8 +267,27 @@ impl Auth {
             )
             .await;
         match user {
-            Some(u) if ok => Ok(u),
+            Some(u) if ok => {
+                if self.hasher.needs_rehash(&u.password_hash) {
+                    self.rehash(req, &u.id, &login.password).await;
+                }
+                Ok(u)
+            }
             _ => Err(bad_credentials()),
+        }
+    }
+
+    /// Replaces a hash made under older settings (PBKDF2, or other argon2id parameters)
+    /// with one of the current scheme, from the password just verified. A failure only
+    /// leaves the old hash, which still verifies.
+    async fn rehash(&self, req: &Request, user_id: &str, password: &str) {
+        let set = um::SetPasswordRequest {
+            id: user_id.to_string(),
+            password: password.to_string(),
+        };
+        match self.call(req, users::SET_PASSWORD.call(set)).await {
+            Ok(_) => metrics::counter!(REHASHED).increment(1),
+            Err(e) => tracing::info!(user = %user_id, error = %e, "password hash not upgraded"),
         }
     }
 

@@ -15,8 +15,14 @@ use crate::sessions::Sessions;
 use crate::store::tests::on_each_backend;
 use crate::users::Users;
 
-/// Cheap hashing for tests.
+/// Cheap PBKDF2, for hashes made under older settings.
 const ITERATIONS: u32 = 1000;
+/// Cheap argon2id: the scheme nodes use, with small parameters.
+const CHEAP_ARGON2: password::Scheme = password::Scheme::Argon2id {
+    memory_kib: 64,
+    iterations: 1,
+    parallelism: 1,
+};
 const PASSWORD: &str = "password1";
 
 /// A node running `users`, `sessions` and `auth` over one store.
@@ -31,7 +37,7 @@ impl Node {
     async fn start(store: Store) -> Self {
         let builder = Harness::builder();
         let info = builder.info();
-        let hasher = Hasher::new(ITERATIONS);
+        let hasher = Hasher::with(CHEAP_ARGON2).unwrap();
         let key = SigningKey {
             kid: "k1".into(),
             secret: vec![7; token::MIN_SECRET_LEN],
@@ -285,6 +291,47 @@ async fn a_wrong_password_is_unauthenticated_and_starts_no_session() {
         let err = node.login(&user.username, "").await.unwrap_err();
         assert_eq!(err.code, Code::InvalidArgument);
         node.harness.stop().await;
+    })
+    .await;
+}
+
+/// Hashes made under older settings keep working and are replaced at the next login: a
+/// PBKDF2 hash becomes an argon2id one of the node's parameters, and the password still
+/// logs in afterwards.
+#[tokio::test]
+async fn a_pbkdf2_hash_is_upgraded_to_argon2id_at_login() {
+    on_each_backend(|store, _| async move {
+        let node = Node::start(store.clone()).await;
+        let user = node.register().await;
+        let hash_of = |id: String| {
+            let store = store.clone();
+            async move {
+                sqlx::query_scalar::<_, String>("SELECT password_hash FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(store.pool())
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(hash_of(user.id.clone())
+            .await
+            .starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        let old = Hasher::new(ITERATIONS).hash_blocking(PASSWORD).unwrap();
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(&old)
+            .bind(&user.id)
+            .execute(store.writer())
+            .await
+            .unwrap();
+        // A wrong password changes nothing.
+        assert!(node.login(&user.username, "not-it-at-all").await.is_err());
+        assert_eq!(hash_of(user.id.clone()).await, old);
+        node.login(&user.username, PASSWORD).await.unwrap();
+        let new = hash_of(user.id.clone()).await;
+        assert!(new.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{new}");
+        assert!(Hasher::verify_blocking(&new, PASSWORD));
+        node.login(&user.username, PASSWORD).await.unwrap();
+        assert_eq!(hash_of(user.id.clone()).await, new, "rehashed only once");
     })
     .await;
 }

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::reader::{at_least, between, section_key, Reader, Section};
+use troupe_actors::auth::password::Scheme;
+
+use super::reader::{at_least, between, one_of, section_key, Reader, Section};
 
 /// `[auth]` settings.
 #[derive(Clone, PartialEq)]
@@ -17,7 +19,12 @@ pub struct Auth {
     /// A session's absolute end after its login, however often it is refreshed
     /// (`session_max_lifetime_s`, default 30 days).
     pub session_max_lifetime: Duration,
-    /// PBKDF2 iterations of new password hashes.
+    /// How new password hashes are made (`password_hash` = `argon2id`, the default, with
+    /// `argon2_memory_kib` / `argon2_iterations` / `argon2_parallelism`; or `pbkdf2` with
+    /// `pbkdf2_iterations`). Hashes of either kind verify; one not of this scheme is
+    /// replaced at the next login.
+    pub password_scheme: troupe_actors::auth::password::Scheme,
+    /// PBKDF2 iterations of new password hashes when `password_hash = "pbkdf2"`.
     pub pbkdf2_iterations: u32,
     /// Login attempts allowed per account per minute.
     pub login_per_account_per_minute: u32,
@@ -33,6 +40,7 @@ impl fmt::Debug for Auth {
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("session_max_lifetime", &self.session_max_lifetime)
+            .field("password_scheme", &self.password_scheme)
             .field("pbkdf2_iterations", &self.pbkdf2_iterations)
             .field(
                 "login_per_account_per_minute",
@@ -97,6 +105,41 @@ impl Reader<'_> {
             Some("TROUPE_AUTH_PBKDF2_ITERATIONS"),
             &between(1_000, 10_000_000),
         );
+        let scheme_name: Option<String> = self.get(
+            &mut section,
+            "password_hash",
+            Some("TROUPE_AUTH_PASSWORD_HASH"),
+            &one_of(&["argon2id", "pbkdf2"]),
+        );
+        let memory = self.get(
+            &mut section,
+            "argon2_memory_kib",
+            Some("TROUPE_AUTH_ARGON2_MEMORY_KIB"),
+            &between(64u32, 4 * 1024 * 1024),
+        );
+        let passes = self.get(
+            &mut section,
+            "argon2_iterations",
+            Some("TROUPE_AUTH_ARGON2_ITERATIONS"),
+            &between(1u32, 100),
+        );
+        let lanes = self.get(
+            &mut section,
+            "argon2_parallelism",
+            Some("TROUPE_AUTH_ARGON2_PARALLELISM"),
+            &between(1u32, 16),
+        );
+        if let (Some(m), Some(p)) = (memory, lanes.or(Some(1))) {
+            if m < 8 * p {
+                self.error(
+                    section.key("argon2_memory_kib"),
+                    format!(
+                        "must be at least 8 KiB per lane ({} for {p}), got {m}",
+                        8 * p
+                    ),
+                );
+            }
+        }
         let per_account = self.get(
             &mut section,
             "login_per_account_per_minute",
@@ -127,6 +170,26 @@ impl Reader<'_> {
                 troupe_actors::auth::token::DEFAULT_SESSION_MAX_LIFETIME,
                 Duration::from_secs,
             ),
+            password_scheme: match scheme_name.as_deref() {
+                Some("pbkdf2") => Scheme::Pbkdf2 {
+                    iterations: iterations.unwrap_or(100_000),
+                },
+                _ => {
+                    let Scheme::Argon2id {
+                        memory_kib,
+                        iterations: t,
+                        parallelism,
+                    } = Scheme::ARGON2ID_DEFAULT
+                    else {
+                        unreachable!("the default is argon2id")
+                    };
+                    Scheme::Argon2id {
+                        memory_kib: memory.unwrap_or(memory_kib),
+                        iterations: passes.unwrap_or(t),
+                        parallelism: lanes.unwrap_or(parallelism),
+                    }
+                }
+            },
             pbkdf2_iterations: iterations.unwrap_or(100_000),
             login_per_account_per_minute: per_account.unwrap_or(10),
             login_per_ip_per_minute: per_ip.unwrap_or(60),

@@ -183,6 +183,21 @@ pub(super) fn between<T: PartialOrd + fmt::Display>(
     }
 }
 
+/// Requires one of `allowed`.
+pub(super) fn one_of(allowed: &'static [&'static str]) -> impl Fn(&String) -> Result<(), String> {
+    move |value| {
+        if allowed.contains(&value.as_str()) {
+            Ok(())
+        } else {
+            let names: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+            Err(format!(
+                "expected one of {}, got {value:?}",
+                names.join(", ")
+            ))
+        }
+    }
+}
+
 /// Requires a string of at least `min` characters (the value is not echoed:
 /// it may be a secret).
 pub(super) fn min_chars(min: usize) -> impl Fn(&String) -> Result<(), String> {

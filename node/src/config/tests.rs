@@ -127,6 +127,47 @@ fn listener_limits_are_read_and_bad_ones_reported_together() {
 }
 
 #[test]
+fn password_hash_scheme_is_read_and_bad_settings_reported_together() {
+    use troupe_actors::auth::password::Scheme;
+    let base = "[cluster]\ninsecure_plaintext = true\ncookie = \"12345678\"\n[[nodes]]\nname = \"solo\"\ncluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\ngrpc_addr = \"127.0.0.1:7191\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n";
+    let read = |extra: &str| {
+        parse(
+            &format!("{base}{extra}"),
+            "t",
+            &Overrides::default(),
+            &env(&[]),
+        )
+    };
+    let c =
+        read("argon2_memory_kib = 65536\nargon2_iterations = 3\nargon2_parallelism = 2\n").unwrap();
+    assert_eq!(
+        c.auth.password_scheme,
+        Scheme::Argon2id {
+            memory_kib: 65_536,
+            iterations: 3,
+            parallelism: 2
+        }
+    );
+    let c = read("password_hash = \"pbkdf2\"\npbkdf2_iterations = 600000\n").unwrap();
+    assert_eq!(
+        c.auth.password_scheme,
+        Scheme::Pbkdf2 {
+            iterations: 600_000
+        }
+    );
+    let e = read("password_hash = \"md5\"\nargon2_memory_kib = 64\nargon2_parallelism = 16\nargon2_iterations = 0\n")
+        .unwrap_err();
+    let keys = keys(&e);
+    for key in [
+        "auth.password_hash",
+        "auth.argon2_memory_kib",
+        "auth.argon2_iterations",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+}
+
+#[test]
 fn minimal_file_takes_defaults() {
     let text = "[cluster]\ninsecure_plaintext = true\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
         cluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\n\
@@ -149,6 +190,10 @@ fn no_file_uses_default_addresses() {
     let config = load(None, &named("x"), &vars).unwrap();
     assert_eq!(config.auth.keys[0].0, "k1");
     assert_eq!(config.auth.pbkdf2_iterations, 100_000);
+    assert_eq!(
+        config.auth.password_scheme,
+        troupe_actors::auth::password::Scheme::ARGON2ID_DEFAULT
+    );
     assert_eq!(config.storage.url, None);
     assert_eq!(config.node.cluster_addr, addr(DEFAULT_CLUSTER_ADDR));
     assert_eq!(config.node.http_addr, addr(DEFAULT_HTTP_ADDR));
