@@ -38,6 +38,52 @@ fn identity_on_sqlite() {
 
 /// Ending 100 sessions of one user at once: the pool of `sessions` used to starve itself
 /// (each revocation waited on calls that needed its own workers) and answered 504 after 5 s.
+/// Issue 23: wrong logins for one account spread over three nodes. The account's limit
+/// (10 a minute here, the default) holds for the cluster, not per node: the eleventh
+/// attempt, wherever it lands, is refused with 429 and a Retry-After; another account is
+/// not affected.
+#[test]
+fn login_limits_hold_across_three_nodes_together() {
+    let c = Cluster::start("login-limit", Options::default());
+    let u = new_user(c.node("n1"), c.node("n2"), "limited");
+    let other = new_user(c.node("n2"), c.node("n3"), "bystander");
+    let mut refused_at = None;
+    for i in 0..15 {
+        let node = &c.nodes[i % 3];
+        let mut resp = post_json_raw(
+            &node.url("/auth/login"),
+            &json!({"username": u.username, "password": "wrong-password-1"}),
+        );
+        let status = resp.status().as_u16();
+        if status == 429 {
+            let retry: u64 = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .expect("a Retry-After header in seconds");
+            assert!((1..=60).contains(&retry), "Retry-After {retry}");
+            let body: Value =
+                serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+            assert_eq!(body["error"]["code"], "resource_exhausted", "{body}");
+            refused_at.get_or_insert(i);
+        } else {
+            assert_eq!(status, 401, "attempt {i}");
+            assert!(
+                refused_at.is_none(),
+                "attempt {i} let through after a refusal"
+            );
+        }
+    }
+    // The new_user login counted too: 10 in all are allowed, the 10th wrong one refused.
+    assert_eq!(refused_at, Some(9), "refused from attempt {refused_at:?}");
+    // Even the right password waits now; another account logs in at once.
+    let (status, _) = login(c.node("n3"), &u.username, &u.password);
+    assert_eq!(status, 429);
+    let (status, v) = login(c.node("n1"), &other.username, &other.password);
+    assert_eq!(status, 200, "{v}");
+}
+
 /// Issue 23's revocation hole: a session past its end (here its 2 s refresh lifetime)
 /// can no longer be refreshed, but an access token minted before still works for its own
 /// lifetime (60 s). Ending the session must stop that token on every node: before, the

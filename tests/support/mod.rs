@@ -561,6 +561,15 @@ pub fn get_raw(url: &str, headers: &[(&str, &str)]) -> ureq::http::Response<ureq
     req.call().expect("http get")
 }
 
+/// POST JSON, answering the raw response for header checks.
+pub fn post_json_raw(url: &str, body: &Value) -> ureq::http::Response<ureq::Body> {
+    agent()
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.to_string().as_bytes())
+        .expect("http post")
+}
+
 /// POST a raw body with a content type and an optional bearer token.
 pub fn post_raw(
     url: &str,

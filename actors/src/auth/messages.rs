@@ -147,3 +147,23 @@ pub struct OpenSessionRequest {
     #[prost(string, tag = "5")]
     pub method: String,
 }
+
+/// `take_limit`: one attempt of `class` (`login-account`, `login-ip`) by `key`, counted on
+/// the node that owns `<class>/<key>`, so every node of the cluster shares one count.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LimitRequest {
+    /// What is limited.
+    #[prost(string, tag = "1")]
+    pub class: String,
+    /// Whose attempts: an account name or a client address.
+    #[prost(string, tag = "2")]
+    pub key: String,
+}
+
+/// The answer to [`LimitRequest`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LimitReply {
+    /// 0: allowed (and counted); otherwise how long until the next attempt is allowed.
+    #[prost(uint64, tag = "1")]
+    pub retry_after_ms: u64,
+}

@@ -50,8 +50,9 @@ pub const NAME: &str = "auth";
 /// The ops of `auth`, declared once.
 pub mod ops {
     use super::messages::{
-        DeleteUserRequest, ForgotReply, ForgotRequest, LoginRequest, OpenSessionRequest,
-        RefreshRequest, ResetRequest, SetPasswordRequest, TokenPair, VerifyReply, VerifyRequest,
+        DeleteUserRequest, ForgotReply, ForgotRequest, LimitReply, LimitRequest, LoginRequest,
+        OpenSessionRequest, RefreshRequest, ResetRequest, SetPasswordRequest, TokenPair,
+        VerifyReply, VerifyRequest,
     };
     use crate::sessions::messages::SessionInfo;
     use crate::users::messages::{UpdateRequest, User};
@@ -83,6 +84,35 @@ pub mod ops {
             /// provider's ID token is valid): the same token pair a login gives. Only
             /// services call it; no ingress route does.
             OpenSession = OPEN_SESSION("open_session", effectful): OpenSessionRequest => TokenPair,
+            /// Count one login attempt of a class and key on the key's home node
+            /// (entity-routed by `<class>/<key>`): the login limits hold cluster-wide.
+            TakeLimit = TAKE_LIMIT("take_limit", effectful): LimitRequest => LimitReply,
+        }
+    }
+}
+
+/// What a login limit counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LimitClass {
+    /// Attempts on one account (its login, lower-cased).
+    Account,
+    /// Attempts from one client address.
+    Ip,
+}
+
+impl LimitClass {
+    fn name(self) -> &'static str {
+        match self {
+            LimitClass::Account => "login-account",
+            LimitClass::Ip => "login-ip",
+        }
+    }
+
+    fn parse(name: &str) -> Result<Self, MeshError> {
+        match name {
+            "login-account" => Ok(LimitClass::Account),
+            "login-ip" => Ok(LimitClass::Ip),
+            _ => Err(MeshError::invalid(format!("unknown limit class {name:?}"))),
         }
     }
 }
@@ -249,13 +279,16 @@ impl Auth {
             );
         }
         let account = login.login.trim().to_lowercase();
-        if self.per_account.check_key(&account).is_err()
-            || (!login.ip.is_empty() && self.per_ip.check_key(&login.ip).is_err())
-        {
+        let mut wait_ms = self.take(req, LimitClass::Account, &account).await;
+        if wait_ms == 0 && !login.ip.is_empty() {
+            wait_ms = self.take(req, LimitClass::Ip, &login.ip).await;
+        }
+        if wait_ms > 0 {
             return Err(MeshError::new(
                 Code::ResourceExhausted,
                 "too many login attempts, retry later",
-            ));
+            )
+            .with_details(serde_json::json!({ "retry_after_s": wait_ms.div_ceil(1000) })));
         }
         let user = self.find(req, &login.login).await?;
         // Unknown users cost a hash too, so timing does not tell whether an account exists.
@@ -274,6 +307,43 @@ impl Auth {
                 Ok(u)
             }
             _ => Err(bad_credentials()),
+        }
+    }
+
+    /// Counts one login attempt of `class` by `key` where every node counts it: on the node
+    /// that owns `<class>/<key>` (rendezvous hashing, as entities are placed). Answers 0
+    /// when allowed, else the wait in ms. A node that cannot reach the owner counts
+    /// locally, so an attempt is never let through uncounted.
+    async fn take(&self, req: &Request, class: LimitClass, key: &str) -> u64 {
+        let call = ops::TAKE_LIMIT
+            .call(LimitRequest {
+                class: class.name().to_string(),
+                key: key.to_string(),
+            })
+            .to(Target::Entity(format!("{}/{key}", class.name())));
+        match self.call(req, call).await {
+            Ok(r) => r.retry_after_ms,
+            Err(e) => {
+                tracing::debug!(class = class.name(), error = %e, "login limit owner unreachable, counting here");
+                self.take_here(class, key)
+            }
+        }
+    }
+
+    /// Counts one attempt in this node's limiter: 0 when allowed, else the wait in ms.
+    fn take_here(&self, class: LimitClass, key: &str) -> u64 {
+        let limiter = match class {
+            LimitClass::Account => &self.per_account,
+            LimitClass::Ip => &self.per_ip,
+        };
+        match limiter.check_key(&key.to_string()) {
+            Ok(()) => 0,
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
+            }
         }
     }
 
@@ -599,6 +669,11 @@ impl Service for Auth {
                 Cmd::Check(r) => ops::CHECK.reply(self.check(&req, r).await),
                 Cmd::OpenSession(r) => {
                     ops::OPEN_SESSION.reply(self.open_sso_session(&req, r).await)
+                }
+                Cmd::TakeLimit(r) => {
+                    ops::TAKE_LIMIT.reply(LimitClass::parse(&r.class).map(|class| LimitReply {
+                        retry_after_ms: self.take_here(class, &r.key),
+                    }))
                 }
             }
         })

@@ -88,6 +88,17 @@ pub fn code_of(status: StatusCode) -> Code {
     }
 }
 
+/// The `retry_after_s` detail of a limit's refusal (`Retry-After` over HTTP).
+pub fn retry_after_s(e: &MeshError) -> Option<u64> {
+    if e.code != Code::ResourceExhausted || !e.details.contains("retry_after_s") {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(&e.details)
+        .ok()?
+        .get("retry_after_s")?
+        .as_u64()
+}
+
 /// The body of an error: `{"error": {"code", "message", "request_id", "details"?}}`.
 pub fn body(e: &MeshError, request_id: &str) -> ErrorBody {
     let details = (!e.details.is_empty())
@@ -108,6 +119,10 @@ impl IntoResponse for ApiError {
         // The request id is filled in by the `json_errors` middleware, which sees the
         // request; handlers need not carry it.
         let mut resp = (status_of(&self.0), Json(body(&self.0, ""))).into_response();
+        if let Some(secs) = retry_after_s(&self.0) {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         resp.extensions_mut().insert(self.0);
         resp
     }
