@@ -1,5 +1,6 @@
 //! The email channel: a sink of the event bus that renders the event's template and sends
-//! it through SMTP (lettre) to the address of the user it is about.
+//! it through SMTP (lettre) to the address of the user it is about, or to the payload's
+//! `to` when it names one (the old address of a `user.email_changed`).
 //!
 //! Being a sink, it gets the outbox's guarantees: an email is retried with backoff until
 //! the SMTP server accepts it, and ends in the dead-letter queue when the attempts run out.
@@ -44,7 +45,15 @@ pub struct Email {
 }
 
 /// Kinds emailed whatever the user's preference says.
-const ALWAYS: &[&str] = &[kinds::REGISTRATION_CODE, kinds::PASSWORD_RESET_REQUESTED];
+const ALWAYS: &[&str] = &[
+    kinds::REGISTRATION_CODE,
+    kinds::PASSWORD_RESET_REQUESTED,
+    kinds::USER_EMAIL_CHANGED,
+];
+
+/// The payload field naming another recipient than the user's current address (the old
+/// address of a `user.email_changed`).
+const TO: &str = "to";
 
 impl Email {
     /// A sink sending through the server of `settings`.
@@ -133,9 +142,15 @@ impl Sink for Email {
                 Err(e) if e.code == Code::NotFound => return Ok(()),
                 Err(e) => return Err(e),
             };
+            let address = event
+                .payload
+                .get(TO)
+                .and_then(serde_json::Value::as_str)
+                .filter(|a| !a.is_empty())
+                .unwrap_or(&user.email);
             let to = Mailbox::new(
                 (!user.full_name.is_empty()).then(|| user.full_name.clone()),
-                user.email
+                address
                     .parse()
                     .map_err(|e| MeshError::invalid(format!("bad recipient address: {e}")))?,
             );

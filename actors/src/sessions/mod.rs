@@ -54,7 +54,7 @@ pub mod ops {
             /// End a session (entity-routed) without telling other nodes: the caller does,
             /// once for many (`revoke_user`).
             RevokeOne = REVOKE_ONE("revoke_one", idempotent): () => SessionInfo,
-            /// End every session of a user and tell every node.
+            /// End every session of a user (but the one `keep` names) and tell every node.
             RevokeUser = REVOKE_USER("revoke_user", idempotent): ByUser => SessionList,
             /// Record revocations told by another node (node-targeted, sent with `tell`).
             NoteRevoked = NOTE_REVOKED("note_revoked", idempotent): Revoked => (),
@@ -224,7 +224,7 @@ impl Sessions {
         Ok(self.info_of(&row))
     }
 
-    /// Ends every live session of a user: each on its home node, at most
+    /// Ends every live session of a user but `by.keep` (if named): each on its home node, at most
     /// [`REVOKE_CONCURRENCY`] at a time, then one note to every node with all of them.
     ///
     /// The per-session calls come from this service's own worker back into `sessions`, so
@@ -237,7 +237,7 @@ impl Sessions {
         let live: Vec<store::Row> = store::by_user(&self.store, &by.user_id)
             .await?
             .into_iter()
-            .filter(|row| row.revoked_at == 0)
+            .filter(|row| row.revoked_at == 0 && row.id != by.keep)
             .collect();
         let remaining = req
             .deadline

@@ -140,6 +140,15 @@ pub struct UpdateRequest {
     /// The version the caller last saw; 0 to update whatever the current version is.
     #[prost(uint64, tag = "7")]
     pub version: u64,
+    /// The caller's current password, which a user must give to change their own password
+    /// or email (not an admin). Only `auth.update_user` reads it: it checks it against the
+    /// stored hash and passes `reauthenticated` on instead, never the password.
+    #[prost(string, optional, tag = "8")]
+    pub current_password: Option<String>,
+    /// Set by `auth.update_user` once `current_password` proved right; without it (or
+    /// `as_admin`) `users.update` refuses a password or email change.
+    #[prost(bool, tag = "9")]
+    pub reauthenticated: bool,
 }
 
 /// `list`: one page of all users, oldest first.

@@ -80,45 +80,57 @@ pub struct UpdateBody {
     )]
     pub email: Option<String>,
     /// New password: 8 to 128 characters with at least one letter and one digit. Ends
-    /// every session of the user.
+    /// every other session of the user (`PUT /users/profile`; the caller's own session stays
+    /// open) or every session (`PUT /users/{id}`, an admin's).
     #[schema(
         min_length = 8,
         max_length = 128,
         pattern = r"([^\W\d_][\s\S]*[0-9]|[0-9][\s\S]*[^\W\d_])"
     )]
     pub password: Option<String>,
+    /// The caller's current password: required on `PUT /users/profile` with `password`, or
+    /// with an `email` other than the current one (400 naming `current_password` without
+    /// it, 403 when wrong; wrong guesses count against the login limit). Not needed to change
+    /// other fields, nor by an admin on `PUT /users/{id}`.
+    #[schema(max_length = 128)]
+    pub current_password: Option<String>,
     /// New roles, admin only (`PUT /users/{id}`; 403 elsewhere): at most 16 names of 1 to 32
     /// lowercase letters, digits, `_` or `-` (duplicates dropped); empty means `["user"]`.
     #[schema(max_items = 16, value_type = Option<Vec<RoleName>>)]
     pub roles: Option<Vec<String>>,
 }
 
+/// Changes user `id` through the auth service: as an admin (`caller` none), or as the
+/// caller changing their own profile (whose session stays open after a password change).
 async fn update(
     state: &AppState,
     rid: String,
     id: String,
     b: UpdateBody,
-    as_admin: bool,
+    caller: Option<&Caller>,
 ) -> Result<Json<UserView>, ApiError> {
-    let user: um::User = ask(
-        state,
-        auth::ops::UPDATE_USER
-            .call(um::UpdateRequest {
-                id,
-                full_name: b.full_name,
-                email: b.email,
-                password: b.password,
-                roles: b.roles.map(|roles| um::RoleList { roles }),
-                as_admin,
-                version: 0,
-            })
-            .request_id(rid),
-    )
-    .await?;
+    let mut call = auth::ops::UPDATE_USER
+        .call(um::UpdateRequest {
+            id,
+            full_name: b.full_name,
+            email: b.email,
+            password: b.password,
+            roles: b.roles.map(|roles| um::RoleList { roles }),
+            as_admin: caller.is_none(),
+            version: 0,
+            current_password: b.current_password,
+            reauthenticated: false,
+        })
+        .request_id(rid);
+    if let Some(caller) = caller {
+        call = call.caller(caller.to_proto());
+    }
+    let user: um::User = ask(state, call).await?;
     Ok(Json(user.into()))
 }
 
-/// `PUT /users/profile`: the caller changes their own profile (not their roles).
+/// `PUT /users/profile`: the caller changes their own profile (not their roles); the
+/// password and the email only with `current_password`.
 #[utoipa::path(
     put,
     path = "/users/profile",
@@ -126,9 +138,13 @@ async fn update(
     security(("bearer" = [])),
     request_body = UpdateBody,
     responses(
-        (status = 200, description = "The caller's profile as changed", body = UserView),
-        (status = 400, description = "A field is invalid (`details.fields`)", body = ErrorBody),
-        (status = 403, description = "`roles` given: only an admin changes roles", body = ErrorBody),
+        (status = 200, description = "The caller's profile as changed. A new email is unconfirmed \
+            (`confirmed: false`) until the code sent to it is confirmed (`POST /users/confirm-registration`), \
+            and the old address is told. A new password ends every other session of the caller", body = UserView),
+        (status = 400, description = "A field is invalid, or `current_password` is missing for a \
+            password or email change (`details.fields`)", body = ErrorBody),
+        (status = 403, description = "`current_password` is wrong, or `roles` given: only an admin changes roles", body = ErrorBody),
+        (status = 429, description = "Too many wrong current passwords (the login limit)", body = ErrorBody),
         (status = 409, description = "Email already registered, or the profile is being changed concurrently", body = ErrorBody),
     )
 )]
@@ -138,7 +154,8 @@ pub async fn update_my_profile(
     caller: Caller,
     Body(b): Body<UpdateBody>,
 ) -> Result<Json<UserView>, ApiError> {
-    update(&state, rid, caller.user_id, b, false).await
+    let id = caller.user_id.clone();
+    update(&state, rid, id, b, Some(&caller)).await
 }
 
 /// `PUT /users/:id` (admin).
@@ -150,7 +167,7 @@ pub async fn update_my_profile(
     params(("id" = String, Path, description = "The user's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     request_body = UpdateBody,
     responses(
-        (status = 200, description = "The user as changed", body = UserView),
+        (status = 200, description = "The user as changed (no current password needed). A new email is unconfirmed until the code sent to it is confirmed, and the old address is told; a new password ends every session of the user", body = UserView),
         (status = 400, description = "A field is invalid (`details.fields`)", body = ErrorBody),
         (status = 403, description = "Not an admin credential", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
@@ -164,7 +181,7 @@ pub async fn admin_update(
     Path(id): Path<String>,
     Body(b): Body<UpdateBody>,
 ) -> Result<Json<UserView>, ApiError> {
-    update(&state, rid, id, b, true).await
+    update(&state, rid, id, b, None).await
 }
 
 /// `DELETE /users/:id` (admin).
