@@ -540,10 +540,7 @@ impl Auth {
         let Some(user) = self.find(req, &user.username).await? else {
             return Err(MeshError::not_found("user not found"));
         };
-        Ok(self
-            .hasher
-            .verify(Some(user.password_hash), password)
-            .await)
+        Ok(self.hasher.verify(Some(user.password_hash), password).await)
     }
 
     async fn set_password(

@@ -452,7 +452,10 @@ async fn wrong_current_passwords_count_against_the_login_limit() {
         }
         // The test limit is 100 a minute per account, one of them spent on the login.
         assert_eq!(
-            codes.iter().filter(|c| **c == Code::PermissionDenied).count(),
+            codes
+                .iter()
+                .filter(|c| **c == Code::PermissionDenied)
+                .count(),
             99
         );
         assert!(codes[99..].iter().all(|c| *c == Code::ResourceExhausted));

@@ -81,6 +81,17 @@ impl Email {
     }
 }
 
+/// Where `event` is mailed: the payload's `to` if it names an address, else the user's
+/// `current` one.
+fn recipient<'a>(event: &'a Event, current: &'a str) -> &'a str {
+    event
+        .payload
+        .get(TO)
+        .and_then(serde_json::Value::as_str)
+        .filter(|a| !a.is_empty())
+        .unwrap_or(current)
+}
+
 /// The message for `event` to `to`.
 pub fn message(from: &Mailbox, to: Mailbox, r: &templates::Rendered) -> Result<Message, MeshError> {
     Message::builder()
@@ -142,12 +153,7 @@ impl Sink for Email {
                 Err(e) if e.code == Code::NotFound => return Ok(()),
                 Err(e) => return Err(e),
             };
-            let address = event
-                .payload
-                .get(TO)
-                .and_then(serde_json::Value::as_str)
-                .filter(|a| !a.is_empty())
-                .unwrap_or(&user.email);
+            let address = recipient(&event, &user.email);
             let to = Mailbox::new(
                 (!user.full_name.is_empty()).then(|| user.full_name.clone()),
                 address
@@ -167,6 +173,29 @@ impl Sink for Email {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_email_change_is_mailed_to_the_old_address() {
+        let event = |kind: &str, payload| Event {
+            id: "e1".into(),
+            kind: kind.into(),
+            time: "2026-01-01T00:00:00.000Z".into(),
+            source: "n1".into(),
+            user_id: Some("u1".into()),
+            payload,
+        };
+        let changed = event(
+            kinds::USER_EMAIL_CHANGED,
+            serde_json::json!({"old_email": "ann@old.example", "new_email": "ann@new.example", "to": "ann@old.example"}),
+        );
+        assert_eq!(recipient(&changed, "ann@new.example"), "ann@old.example");
+        assert!(ALWAYS.contains(&kinds::USER_EMAIL_CHANGED));
+        let code = event(
+            kinds::REGISTRATION_CODE,
+            serde_json::json!({"email": "ann@new.example", "code": "123456"}),
+        );
+        assert_eq!(recipient(&code, "ann@new.example"), "ann@new.example");
+    }
 
     #[test]
     fn messages_have_a_text_and_an_html_part() {

@@ -478,10 +478,9 @@ impl Users {
                 .as_ref()
                 .filter(|e| e.to_lowercase() != current.email.to_lowercase());
             if new_email.is_some() && !req.as_admin && !req.reauthenticated {
-                return Err(MeshError::invalid("validation failed").with_details(
-                    serde_json::json!({"fields": {
-                        "current_password": crate::auth::CURRENT_PASSWORD_REQUIRED}}),
-                ));
+                return Err(MeshError::invalid("validation failed")
+                    .with_details(serde_json::json!({"fields": {
+                        "current_password": crate::auth::CURRENT_PASSWORD_REQUIRED}})));
             }
             let mut next = current.clone();
             if let Some(full_name) = &req.full_name {

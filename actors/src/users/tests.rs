@@ -1147,7 +1147,13 @@ async fn a_new_email_is_unconfirmed_gets_a_code_and_the_old_address_is_told() {
             .unwrap();
         assert_eq!(moved.email, new);
         assert!(!moved.confirmed);
-        assert!(!store::get(&store, &made.id).await.unwrap().unwrap().confirmed);
+        assert!(
+            !store::get(&store, &made.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .confirmed
+        );
 
         let fresh = &events.events()[published..];
         let kinds: Vec<&str> = fresh.iter().map(|e| e.kind.as_str()).collect();

@@ -245,10 +245,12 @@ async fn list_of(
 ) -> Result<sm::SessionList, ApiError> {
     ask(
         state,
-        ops::LIST.call(sm::ByUser {
-            user_id,
-            keep: String::new(),
-        }).request_id(rid),
+        ops::LIST
+            .call(sm::ByUser {
+                user_id,
+                keep: String::new(),
+            })
+            .request_id(rid),
     )
     .await
 }
