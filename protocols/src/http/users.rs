@@ -66,7 +66,8 @@ pub async fn profile(
     Ok(Json(get_user(&state, rid, id).await?.into()))
 }
 
-/// Body of profile updates; absent fields stay as they are.
+/// Body of profile updates (`PUT /users/{id}`, an admin's; and within [`ProfileBody`]);
+/// absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateBody {
     /// New display name: at most 100 characters without control characters; may be empty.
@@ -88,16 +89,39 @@ pub struct UpdateBody {
         pattern = r"([^\W\d_][\s\S]*[0-9]|[0-9][\s\S]*[^\W\d_])"
     )]
     pub password: Option<String>,
-    /// The caller's current password: required on `PUT /users/profile` with `password`, or
-    /// with an `email` other than the current one (400 naming `current_password` without
-    /// it, 403 when wrong; wrong guesses count against the login limit). Not needed to change
-    /// other fields, nor by an admin on `PUT /users/{id}`.
-    #[schema(max_length = 128)]
-    pub current_password: Option<String>,
     /// New roles, admin only (`PUT /users/{id}`; 403 elsewhere): at most 16 names of 1 to 32
     /// lowercase letters, digits, `_` or `-` (duplicates dropped); empty means `["user"]`.
     #[schema(max_items = 16, value_type = Option<Vec<RoleName>>)]
     pub roles: Option<Vec<String>>,
+}
+
+/// Body of `PUT /users/profile`: the fields of [`UpdateBody`], and the caller's current
+/// password when they change their password or email.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ProfileBody {
+    /// The fields to change.
+    #[serde(flatten)]
+    pub change: UpdateBody,
+    /// The caller's current password: required with `password`, and with an `email` other
+    /// than the current one (ignoring case); 400 naming `current_password` without it, 403
+    /// when wrong (wrong guesses count against the per-account login limit, then 429). Not
+    /// needed to change other fields.
+    #[schema(max_length = 128)]
+    pub current_password: Option<String>,
+}
+
+impl super::openapi::Rule for ProfileBody {
+    fn rules() -> Vec<serde_json::Value> {
+        // A new password needs the current one (so does another email, which a schema
+        // cannot tell from the current one).
+        vec![json!({
+            "if": {"required": ["password"], "properties": {"password": {"type": "string"}}},
+            "then": {
+                "required": ["current_password"],
+                "properties": {"current_password": {"type": "string", "minLength": 1}}
+            }
+        })]
+    }
 }
 
 /// Changes user `id` through the auth service: as an admin (`caller` none), or as the
@@ -107,6 +131,7 @@ async fn update(
     rid: String,
     id: String,
     b: UpdateBody,
+    current_password: Option<String>,
     caller: Option<&Caller>,
 ) -> Result<Json<UserView>, ApiError> {
     let mut call = auth::ops::UPDATE_USER
@@ -118,7 +143,7 @@ async fn update(
             roles: b.roles.map(|roles| um::RoleList { roles }),
             as_admin: caller.is_none(),
             version: 0,
-            current_password: b.current_password,
+            current_password,
             reauthenticated: false,
         })
         .request_id(rid);
@@ -136,7 +161,7 @@ async fn update(
     path = "/users/profile",
     tag = "users",
     security(("bearer" = [])),
-    request_body = UpdateBody,
+    request_body = ProfileBody,
     responses(
         (status = 200, description = "The caller's profile as changed. A new email is unconfirmed \
             (`confirmed: false`) until the code sent to it is confirmed (`POST /users/confirm-registration`), \
@@ -152,10 +177,10 @@ pub async fn update_my_profile(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
-    Body(b): Body<UpdateBody>,
+    Body(b): Body<ProfileBody>,
 ) -> Result<Json<UserView>, ApiError> {
     let id = caller.user_id.clone();
-    update(&state, rid, id, b, Some(&caller)).await
+    update(&state, rid, id, b.change, b.current_password, Some(&caller)).await
 }
 
 /// `PUT /users/:id` (admin).
@@ -181,7 +206,7 @@ pub async fn admin_update(
     Path(id): Path<String>,
     Body(b): Body<UpdateBody>,
 ) -> Result<Json<UserView>, ApiError> {
-    update(&state, rid, id, b, None).await
+    update(&state, rid, id, b, None, None).await
 }
 
 /// `DELETE /users/:id` (admin).
