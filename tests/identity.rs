@@ -27,6 +27,7 @@ fn identity_suite(c: &mut Cluster) {
     the_current_password_changes_it_and_ends_the_other_sessions_everywhere(c);
     a_stolen_token_cannot_change_the_email(c);
     a_new_email_is_unconfirmed_until_its_code_and_the_old_address_is_told(c);
+    the_directory_shows_emails_only_to_their_owner_and_admins(c);
     refresh_rotates_and_a_reused_refresh_token_ends_the_session(c);
     bad_input_is_refused_and_changes_nothing(c);
     ownership_is_enforced(c);
@@ -514,6 +515,102 @@ fn a_new_email_is_unconfirmed_until_its_code_and_the_old_address_is_told(c: &Clu
         .unwrap()
         .0,
         401
+    );
+}
+
+fn the_directory_shows_emails_only_to_their_owner_and_admins(c: &Cluster) {
+    let prefix = format!("dir{}", unique());
+    let owner = new_user(c.node("n1"), c.node("n2"), &prefix);
+    let other = new_user(c.node("n2"), c.node("n3"), &prefix);
+    let (status, v) = login(c.node("n3"), "admin", ADMIN_PASSWORD);
+    assert_eq!(status, 200, "{v}");
+    let admin = v["access_token"].as_str().unwrap().to_string();
+    let email_of = |u: &User| format!("{}@example.com", u.username);
+
+    // Every directory answer, as `token` sees it: the entries of `owner` and `other`.
+    let entries = |token: &str| -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for (n, path) in [
+            (c.node("n1"), format!("/users/search?q={prefix}")),
+            (c.node("n2"), "/users?per_page=100".to_string()),
+        ] {
+            let (status, v) = send("GET", &n.url(&path), None, Some(token));
+            assert_eq!(status, 200, "{path}: {v}");
+            for item in v["items"].as_array().unwrap() {
+                out.push((path.clone(), item.clone()));
+            }
+        }
+        let (status, v) = send(
+            "POST",
+            &c.node("n3").url("/users/search"),
+            Some(&json!({"query": prefix})),
+            Some(token),
+        );
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["total"], 2, "{v}");
+        for item in v["items"].as_array().unwrap() {
+            out.push(("POST /users/search".into(), item.clone()));
+        }
+        for u in [&owner, &other] {
+            let path = format!("/users/{}", u.id);
+            let (status, v) = send("GET", &c.node("n1").url(&path), None, Some(token));
+            assert_eq!(status, 200, "{path}: {v}");
+            out.push((path, v));
+        }
+        out.retain(|(_, item)| item["id"] == owner.id.as_str() || item["id"] == other.id.as_str());
+        out
+    };
+
+    // The owner sees their own email and nobody else's: the field is absent.
+    let seen = entries(&owner.access);
+    assert!(seen.len() >= 6, "{seen:?}");
+    for (path, item) in &seen {
+        if item["id"] == owner.id.as_str() {
+            assert_eq!(item["email"], email_of(&owner).as_str(), "{path}: {item}");
+        } else {
+            assert!(item.get("email").is_none(), "{path}: {item}");
+            assert!(!item.to_string().contains("@example.com"), "{path}: {item}");
+            assert_eq!(item["username"], other.username.as_str(), "{path}: {item}");
+        }
+    }
+    // The admin sees every email.
+    for (path, item) in entries(&admin) {
+        let u = if item["id"] == owner.id.as_str() {
+            &owner
+        } else {
+            &other
+        };
+        assert_eq!(item["email"], email_of(u).as_str(), "{path}: {item}");
+    }
+    // Searching for another user's address finds nobody (it would tell the address);
+    // an admin's search does find them.
+    let by_email = json!({"query": email_of(&other)});
+    let (status, v) = send(
+        "POST",
+        &c.node("n2").url("/users/search"),
+        Some(&by_email),
+        Some(&owner.access),
+    );
+    assert_eq!((status, v["total"].as_u64()), (200, Some(0)), "{v}");
+    let (status, v) = send(
+        "POST",
+        &c.node("n2").url("/users/search"),
+        Some(&by_email),
+        Some(&admin),
+    );
+    assert_eq!((status, v["total"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(v["items"][0]["id"], other.id.as_str());
+    // A bad search is still refused in the API's error form.
+    let (status, v) = send(
+        "POST",
+        &c.node("n2").url("/users/search"),
+        Some(&json!({"query": " "})),
+        Some(&owner.access),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_argument")),
+        "{v}"
     );
 }
 

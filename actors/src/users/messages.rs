@@ -162,8 +162,8 @@ pub struct ListRequest {
     pub per_page: u32,
 }
 
-/// `search`: users whose username, email or full name contains the query (ignoring
-/// case), or whose username starts with it.
+/// `search`: users whose username or full name (or email, with `match_email`) contains
+/// the query (ignoring case), or whose username starts with it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SearchRequest {
     /// The text to look for, 1 to 100 characters; `%` and `_` match themselves.
@@ -178,6 +178,10 @@ pub struct SearchRequest {
     /// Page size, 1 to 100; 0 means 20.
     #[prost(uint32, tag = "4")]
     pub per_page: u32,
+    /// Match emails too. The protocol layer sets it for admins only: anyone else could
+    /// learn an address by searching for it.
+    #[prost(bool, tag = "5")]
+    pub match_email: bool,
 }
 
 /// Reply of `list` and `search`.

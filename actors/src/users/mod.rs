@@ -534,8 +534,9 @@ impl Users {
         Ok(user_page(&rows, total, page, per_page))
     }
 
-    /// `search`: users whose username, email or full name contains the query (or whose
-    /// username starts with it, with `prefix_only`), ignoring case, by username.
+    /// `search`: users whose username or full name (or email, with `match_email`) contains
+    /// the query (or whose username starts with it, with `prefix_only`), ignoring case, by
+    /// username.
     pub async fn search(&self, req: SearchRequest) -> Result<UserPage, MeshError> {
         validate::query(&req.query)?;
         let (page, per_page) = validate::page(req.page, req.per_page)?;
@@ -546,8 +547,15 @@ impl Users {
         } else {
             store::like_contains(&query)
         };
-        let (rows, total) =
-            store::search(&self.store, &pattern, req.prefix_only, limit, offset).await?;
+        let (rows, total) = store::search(
+            &self.store,
+            &pattern,
+            req.prefix_only,
+            req.match_email,
+            limit,
+            offset,
+        )
+        .await?;
         Ok(user_page(&rows, total, page, per_page))
     }
 

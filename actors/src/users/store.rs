@@ -322,14 +322,17 @@ pub async fn search(
     store: &Store,
     pattern: &str,
     prefix_only: bool,
+    match_email: bool,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<UserRow>, i64), MeshError> {
     let filter = if prefix_only {
         "username_lower LIKE $1 ESCAPE '\\'"
-    } else {
+    } else if match_email {
         "(username_lower LIKE $1 ESCAPE '\\' OR email_lower LIKE $1 ESCAPE '\\' \
          OR lower(full_name) LIKE $1 ESCAPE '\\')"
+    } else {
+        "(username_lower LIKE $1 ESCAPE '\\' OR lower(full_name) LIKE $1 ESCAPE '\\')"
     };
     let total: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM users WHERE {filter}"))
         .bind(pattern)

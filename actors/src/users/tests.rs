@@ -397,6 +397,7 @@ async fn list_pages_and_totals() {
                     prefix_only: false,
                     page,
                     per_page: 2,
+                    match_email: false,
                 })
                 .await
                 .unwrap();
@@ -1183,6 +1184,36 @@ async fn a_new_email_is_unconfirmed_gets_a_code_and_the_old_address_is_told() {
             .unwrap();
         assert!(confirmed.confirmed);
         assert_eq!(confirmed.email, new);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn only_a_search_that_may_match_emails_finds_users_by_email() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store);
+        let t = token();
+        let mut req = register_req(&format!("hidden{t}"));
+        req.email = format!("secret.{t}@corp.example");
+        let made = svc.register(req).await.unwrap();
+        let search = |match_email: bool| {
+            let svc = svc.clone();
+            let query = format!("secret.{t}@corp");
+            async move {
+                svc.search(SearchRequest {
+                    query,
+                    match_email,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let hidden = search(false).await;
+        assert_eq!((hidden.total, hidden.items.len()), (0, 0));
+        let found = search(true).await;
+        assert_eq!(found.total, 1);
+        assert_eq!(found.items[0].id, made.id);
     })
     .await;
 }

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::account::{delete_user, DeletedUserView};
 use super::auth::{Admin, Caller};
-use super::identity::{check_paging, List, Page, Paging, RoleName, UserView};
+use super::identity::{check_paging, DirectoryUser, List, Page, Paging, RoleName, UserView};
 use super::json::Json as Body;
 use super::openapi::ErrorBody;
 use super::request_id::Rid;
@@ -231,14 +231,18 @@ pub async fn admin_delete(
     delete_user(&state, rid, id).await
 }
 
-impl From<um::UserPage> for Page<UserView> {
-    fn from(p: um::UserPage) -> Self {
-        Self {
-            items: p.items.into_iter().map(UserView::from).collect(),
-            total: p.total,
-            page: p.page,
-            per_page: p.per_page,
-        }
+/// A page of the directory as `caller` may see it (emails only their own, or all for an
+/// admin).
+fn directory_page(p: um::UserPage, caller: &Caller) -> Page<DirectoryUser> {
+    Page {
+        items: p
+            .items
+            .into_iter()
+            .map(|u| DirectoryUser::seen_by(u, caller))
+            .collect(),
+        total: p.total,
+        page: p.page,
+        per_page: p.per_page,
     }
 }
 
@@ -250,16 +254,17 @@ impl From<um::UserPage> for Page<UserView> {
     security(("bearer" = [])),
     params(Paging),
     responses(
-        (status = 200, description = "A page of all users, oldest first (20 per page unless asked)", body = Page<UserView>),
+        (status = 200, description = "A page of all users, oldest first (20 per page unless asked); \
+            `email` only on the caller's own entry, or on every entry for an admin", body = Page<DirectoryUser>),
         (status = 400, description = "`per_page` above 100", body = ErrorBody),
     )
 )]
 pub async fn list(
     State(state): State<AppState>,
     Rid(rid): Rid,
-    _: Caller,
+    caller: Caller,
     Query(paging): Query<Paging>,
-) -> Result<Json<Page<UserView>>, ApiError> {
+) -> Result<Json<Page<DirectoryUser>>, ApiError> {
     let (page, per_page) = paging.resolve();
     let p: um::UserPage = ask(
         &state,
@@ -268,7 +273,7 @@ pub async fn list(
             .request_id(rid),
     )
     .await?;
-    Ok(Json(p.into()))
+    Ok(Json(directory_page(p, &caller)))
 }
 
 /// `GET /users/:id`.
@@ -279,23 +284,25 @@ pub async fn list(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The user's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
-        (status = 200, description = "The user", body = UserView),
+        (status = 200, description = "The user; `email` only when the caller is this user or an admin", body = DirectoryUser),
         (status = 404, description = "No such user", body = ErrorBody),
     )
 )]
 pub async fn get(
     State(state): State<AppState>,
     Rid(rid): Rid,
-    _: Caller,
+    caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(get_user(&state, rid, id).await?.into()))
+) -> Result<Json<DirectoryUser>, ApiError> {
+    let user = get_user(&state, rid, id).await?;
+    Ok(Json(DirectoryUser::seen_by(user, &caller)))
 }
 
 /// Body of `POST /users/search`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SearchBody {
-    /// Required: the text to find in usernames, emails and display names, ignoring case;
+    /// Required: the text to find in usernames and display names (and emails, for an
+    /// admin), ignoring case;
     /// 1 to 100 characters without control characters, not only spaces. `%` and `_` match
     /// themselves.
     #[serde(default)]
@@ -316,18 +323,22 @@ pub struct SearchBody {
     pub per_page: u32,
 }
 
+/// Searches as `caller`: only an admin's search matches emails (anyone else could learn
+/// an address by searching for it), and answers show emails as [`DirectoryUser`] says.
 async fn search(
     state: &AppState,
     rid: String,
-    req: um::SearchRequest,
-) -> Result<Json<Page<UserView>>, ApiError> {
+    mut req: um::SearchRequest,
+    caller: &Caller,
+) -> Result<Json<Page<DirectoryUser>>, ApiError> {
     if req.query.trim().is_empty() {
         return Err(MeshError::invalid("query must not be empty")
             .with_details(json!({"fields": {"query": "required"}}))
             .into());
     }
+    req.match_email = caller.is_admin();
     let p: um::UserPage = ask(state, users::SEARCH.call(req).request_id(rid)).await?;
-    Ok(Json(p.into()))
+    Ok(Json(directory_page(p, caller)))
 }
 
 /// `POST /users/search`.
@@ -338,16 +349,18 @@ async fn search(
     security(("bearer" = [])),
     request_body = SearchBody,
     responses(
-        (status = 200, description = "A page of the users whose username, email or display name contains the query, by username", body = Page<UserView>),
+        (status = 200, description = "A page of the users whose username or display name (or, for \
+            an admin, email) contains the query, by username; `email` only on the caller's own entry, \
+            or on every entry for an admin", body = Page<DirectoryUser>),
         (status = 400, description = "No query, or a query or page size out of bounds", body = ErrorBody),
     )
 )]
 pub async fn search_post(
     State(state): State<AppState>,
     Rid(rid): Rid,
-    _: Caller,
+    caller: Caller,
     Body(b): Body<SearchBody>,
-) -> Result<Json<Page<UserView>>, ApiError> {
+) -> Result<Json<Page<DirectoryUser>>, ApiError> {
     check_paging(Some(b.page), Some(b.per_page), None, None, PER_PAGE_MAX)
         .map_err(MeshError::invalid)?;
     let req = um::SearchRequest {
@@ -355,8 +368,9 @@ pub async fn search_post(
         prefix_only: false,
         page: b.page,
         per_page: b.per_page,
+        match_email: false,
     };
-    search(&state, rid, req).await
+    search(&state, rid, req, &caller).await
 }
 
 /// Query of `GET /users/search`.
@@ -383,25 +397,27 @@ pub struct SearchQuery {
     security(("bearer" = [])),
     params(SearchQuery, Paging),
     responses(
-        (status = 200, description = "A page of the users whose username starts with `q`, by username", body = Page<UserView>),
+        (status = 200, description = "A page of the users whose username starts with `q`, by username; \
+            `email` only on the caller's own entry, or on every entry for an admin", body = Page<DirectoryUser>),
         (status = 400, description = "No `q`, or `q` or the page size out of bounds", body = ErrorBody),
     )
 )]
 pub async fn search_get(
     State(state): State<AppState>,
     Rid(rid): Rid,
-    _: Caller,
+    caller: Caller,
     Query(q): Query<SearchQuery>,
     Query(paging): Query<Paging>,
-) -> Result<Json<Page<UserView>>, ApiError> {
+) -> Result<Json<Page<DirectoryUser>>, ApiError> {
     let (page, per_page) = paging.resolve();
     let req = um::SearchRequest {
         query: q.q,
         prefix_only: true,
         page,
         per_page,
+        match_email: false,
     };
-    search(&state, rid, req).await
+    search(&state, rid, req, &caller).await
 }
 
 /// Body of `POST /keys`.
