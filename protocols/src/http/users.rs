@@ -74,7 +74,9 @@ pub struct UpdateBody {
     #[schema(max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub full_name: Option<String>,
     /// New email address: at most 254 characters (one `@`, a non-empty local part, a
-    /// domain with a dot between non-empty labels, no spaces); unique ignoring case.
+    /// domain with a dot between non-empty labels, no spaces); unique ignoring case. Another
+    /// address (not the same one in other case) makes the account unconfirmed until the code
+    /// sent to it is confirmed, and the old address is told.
     #[schema(
         max_length = 254,
         pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@.\s\x00-\x1f\x7f-\x9f]+(\.[^@.\s\x00-\x1f\x7f-\x9f]+)+$"
