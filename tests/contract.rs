@@ -250,6 +250,34 @@ fn openapi_describes_the_contract_and_only_routes_that_are_served() {
         body_ref("post", "/api/v1/airliner/registerUser"),
         body_ref("post", "/auth/register")
     );
+    // A user's own password or email change names the current password; an admin's does
+    // not.
+    let profile = schema(&body_ref("put", "/users/profile"));
+    let parts = profile["allOf"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{profile}"));
+    assert!(
+        parts
+            .iter()
+            .any(|p| p["properties"]["current_password"]["maxLength"] == 128),
+        "no current_password: {profile}"
+    );
+    assert!(
+        parts
+            .iter()
+            .any(|p| p["if"]["required"] == serde_json::json!(["password"])
+                && p["then"]["required"] == serde_json::json!(["current_password"])),
+        "no rule tying password to current_password: {profile}"
+    );
+    let admin_update = schema(&body_ref("put", "/users/{id}"));
+    assert!(
+        admin_update["properties"]["current_password"].is_null(),
+        "{admin_update}"
+    );
+    assert!(
+        admin_update["properties"]["password"].is_object(),
+        "{admin_update}"
+    );
     let todo = schema(&body_ref("post", "/todos"));
     assert_eq!(todo["required"], serde_json::json!(["title"]), "{todo}");
     let coach = schema(&body_ref("post", "/coaching/coaches"));

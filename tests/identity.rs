@@ -23,6 +23,11 @@ fn identity_suite(c: &mut Cluster) {
     register_on_n1_login_on_n2_use_on_n3(c);
     every_register_and_login_path_works(c);
     revocations_are_refused_on_every_node(c);
+    a_stolen_token_cannot_change_the_password(c);
+    the_current_password_changes_it_and_ends_the_other_sessions_everywhere(c);
+    a_stolen_token_cannot_change_the_email(c);
+    a_new_email_is_unconfirmed_until_its_code_and_the_old_address_is_told(c);
+    the_directory_shows_emails_only_to_their_owner_and_admins(c);
     refresh_rotates_and_a_reused_refresh_token_ends_the_session(c);
     bad_input_is_refused_and_changes_nothing(c);
     ownership_is_enforced(c);
@@ -309,13 +314,14 @@ fn revocations_are_refused_on_every_node(c: &Cluster) {
     refused_everywhere(c, &u.access);
     refused_everywhere(c, &second);
 
-    // A password change ends the sessions; the new password works, the old one does not.
+    // An admin's password change ends every session; the new password works, the old one
+    // does not.
     let u = new_user(c.node("n2"), c.node("n3"), "pwchange");
     let (status, v) = send(
         "PUT",
-        &c.node("n1").url("/users/profile"),
+        &c.node("n1").url(&format!("/users/{}", u.id)),
         Some(&json!({"password": "n3w-passw0rd"})),
-        Some(&u.access),
+        Some(ADMIN_TOKEN),
     );
     assert_eq!(status, 200, "{v}");
     refused_everywhere(c, &u.access);
@@ -333,6 +339,379 @@ fn revocations_are_refused_on_every_node(c: &Cluster) {
     assert_eq!(status, 200, "{v}");
     refused_everywhere(c, &u.access);
     assert_eq!(login(c.node("n1"), &u.username, &u.password).0, 401);
+}
+
+/// The error code and the fields named by an error answer.
+fn refusal(a: &Answer) -> (u16, String, Vec<String>) {
+    (
+        a.0,
+        a.1["error"]["code"].as_str().unwrap_or_default().into(),
+        field_errors(&a.1),
+    )
+}
+
+/// The caller's profile, read on `node`.
+fn profile_on(node: &Node, token: &str) -> Value {
+    let (status, v) = send("GET", &node.url("/users/profile"), None, Some(token));
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn a_stolen_token_cannot_change_the_password(c: &Cluster) {
+    let u = new_user(c.node("n1"), c.node("n2"), "stolen");
+    let before = profile_on(c.node("n3"), &u.access);
+    let put = |body: Value| {
+        send(
+            "PUT",
+            &c.node("n3").url("/users/profile"),
+            Some(&body),
+            Some(&u.access),
+        )
+    };
+    // The token alone: 400 naming current_password.
+    let a = put(json!({"password": "taken-0ver-pw"}));
+    assert_eq!(
+        refusal(&a),
+        (
+            400,
+            "invalid_argument".into(),
+            vec!["current_password".into()]
+        ),
+        "{}",
+        a.1
+    );
+    // A wrong guess: 403, and an empty one counts as none.
+    let a = put(json!({"password": "taken-0ver-pw", "current_password": "guess-passw0rd"}));
+    assert_eq!(refusal(&a).0, 403, "{}", a.1);
+    assert_eq!(a.1["error"]["code"], "permission_denied");
+    assert_eq!(a.1["error"]["message"], "current password is incorrect");
+    let a = put(json!({"password": "taken-0ver-pw", "current_password": ""}));
+    assert_eq!(refusal(&a).0, 400, "{}", a.1);
+    // A bad new password is reported with the missing current one, at once.
+    let a = put(json!({"password": "short"}));
+    assert_eq!(
+        refusal(&a).2,
+        ["current_password".to_string(), "password".to_string()],
+        "{}",
+        a.1
+    );
+    // Nothing changed: the old password logs in, the new one does not, the profile is the
+    // same and the token still works.
+    assert_eq!(login(c.node("n1"), &u.username, &u.password).0, 200);
+    assert_eq!(login(c.node("n2"), &u.username, "taken-0ver-pw").0, 401);
+    let after = profile_on(c.node("n1"), &u.access);
+    assert_eq!(after, before);
+    // Other fields still change with the token alone (clients that never send a password
+    // keep working).
+    let a =
+        put(json!({"full_name": "Still Me", "email": u.username.to_uppercase() + "@EXAMPLE.COM"}));
+    assert_eq!(a.0, 200, "{}", a.1);
+    assert_eq!(a.1["full_name"], "Still Me");
+    assert_eq!(
+        a.1["confirmed"], before["confirmed"],
+        "same address, same state"
+    );
+}
+
+fn the_current_password_changes_it_and_ends_the_other_sessions_everywhere(c: &Cluster) {
+    let u = new_user(c.node("n1"), c.node("n2"), "pwself");
+    let (_, second) = login(c.node("n3"), &u.username, &u.password);
+    let second = second["access_token"].as_str().unwrap().to_string();
+    let (_, third) = login(c.node("n1"), &u.username, &u.password);
+    let third_refresh = third["refresh_token"].as_str().unwrap().to_string();
+    let third = third["access_token"].as_str().unwrap().to_string();
+
+    let (status, v) = send(
+        "PUT",
+        &c.node("n2").url("/users/profile"),
+        Some(&json!({"password": "n3w-passw0rd", "current_password": u.password})),
+        Some(&u.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["id"], u.id.as_str());
+    assert!(v.get("current_password").is_none() && v.get("password").is_none());
+    // The other sessions' tokens are refused on every node within a second; the caller's
+    // own still works everywhere.
+    refused_everywhere(c, &second);
+    refused_everywhere(c, &third);
+    let (status, _) = post(
+        &c.node("n3").url("/auth/refresh"),
+        &json!({"refresh_token": third_refresh}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 401);
+    for n in &c.nodes {
+        assert_eq!(profile_on(n, &u.access)["id"], u.id.as_str());
+    }
+    let (status, v) = send(
+        "GET",
+        &c.node("n3").url(&format!("/api/sessions/{}", u.id)),
+        None,
+        Some(&u.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    let open: Vec<&Value> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["revoked"] == false)
+        .collect();
+    assert_eq!(open.len(), 1, "{v}");
+    assert_eq!(open[0]["id"], u.session.as_str());
+    assert_eq!(login(c.node("n1"), &u.username, &u.password).0, 401);
+    assert_eq!(login(c.node("n2"), &u.username, "n3w-passw0rd").0, 200);
+}
+
+fn a_stolen_token_cannot_change_the_email(c: &Cluster) {
+    let u = new_user(c.node("n1"), c.node("n2"), "stolenmail");
+    let before = profile_on(c.node("n1"), &u.access);
+    let thief = format!("thief_{}@example.com", unique());
+    let a = send(
+        "PUT",
+        &c.node("n3").url("/users/profile"),
+        Some(&json!({"email": thief, "full_name": "Thief"})),
+        Some(&u.access),
+    );
+    assert_eq!(
+        refusal(&a),
+        (
+            400,
+            "invalid_argument".into(),
+            vec!["current_password".into()]
+        ),
+        "{}",
+        a.1
+    );
+    let a = send(
+        "PUT",
+        &c.node("n3").url("/users/profile"),
+        Some(&json!({"email": thief, "current_password": "guess-passw0rd"})),
+        Some(&u.access),
+    );
+    assert_eq!(refusal(&a).0, 403, "{}", a.1);
+    // Nothing changed, the full name in the refused request included.
+    assert_eq!(profile_on(c.node("n2"), &u.access), before);
+    assert_eq!(
+        post(
+            &c.node("n1").url("/auth/login"),
+            &json!({"email": thief, "password": u.password}),
+            None
+        )
+        .unwrap()
+        .0,
+        401
+    );
+}
+
+/// Waits for the caller's notification of `kind` and answers its data.
+fn notification(node: &Node, token: &str, kind: &str) -> Value {
+    let mut data = Value::Null;
+    let found = wait_until(Duration::from_secs(10), || {
+        let (status, v) = send("GET", &node.url("/notifications"), None, Some(token));
+        assert_eq!(status, 200, "{v}");
+        if let Some(n) = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["type"] == kind)
+        {
+            data = n["data"].clone();
+        }
+        !data.is_null()
+    });
+    assert!(found, "no {kind} notification");
+    data
+}
+
+fn a_new_email_is_unconfirmed_until_its_code_and_the_old_address_is_told(c: &Cluster) {
+    let u = new_user(c.node("n1"), c.node("n2"), "newmail");
+    let old = format!("{}@example.com", u.username);
+    // Confirm the registration first, so the change visibly unconfirms it.
+    let code = notification(c.node("n1"), &u.access, "user.registration_code")["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, v) = post(
+        &c.node("n2").url("/users/confirm-registration"),
+        &json!({"username": u.username, "code": code}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(profile_on(c.node("n3"), &u.access)["confirmed"], true);
+
+    let new = format!("moved_{}@example.com", unique());
+    let (status, v) = send(
+        "PUT",
+        &c.node("n3").url("/users/profile"),
+        Some(&json!({"email": new, "current_password": u.password})),
+        Some(&u.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["email"].as_str(), v["confirmed"].as_bool()),
+        (Some(new.as_str()), Some(false))
+    );
+    for n in &c.nodes {
+        let p = profile_on(n, &u.access);
+        assert_eq!(
+            (p["email"].as_str(), p["confirmed"].as_bool()),
+            (Some(new.as_str()), Some(false)),
+            "{}",
+            n.addrs.name
+        );
+    }
+    // The old address is told, naming both.
+    let told = notification(c.node("n2"), &u.access, "user.email_changed");
+    assert_eq!(told["old_email"], old.as_str(), "{told}");
+    assert_eq!(told["new_email"], new.as_str(), "{told}");
+    assert_eq!(told["to"], old.as_str(), "{told}");
+    // A code goes to the new address, and confirms it.
+    let mut data = Value::Null;
+    assert!(wait_until(Duration::from_secs(10), || {
+        let (_, v) = send(
+            "GET",
+            &c.node("n1").url("/notifications"),
+            None,
+            Some(&u.access),
+        );
+        if let Some(n) =
+            v["items"].as_array().into_iter().flatten().find(|n| {
+                n["type"] == "user.registration_code" && n["data"]["email"] == new.as_str()
+            })
+        {
+            data = n["data"].clone();
+        }
+        !data.is_null()
+    }));
+    let code = data["code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 6);
+    let (status, v) = post(
+        &c.node("n1").url("/users/confirm-registration"),
+        &json!({"email": new, "code": code}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(profile_on(c.node("n2"), &u.access)["confirmed"], true);
+    // The account now logs in by its new address, not the old.
+    assert_eq!(
+        post(
+            &c.node("n2").url("/auth/login"),
+            &json!({"email": new, "password": u.password}),
+            None
+        )
+        .unwrap()
+        .0,
+        200
+    );
+    assert_eq!(
+        post(
+            &c.node("n2").url("/auth/login"),
+            &json!({"email": old, "password": u.password}),
+            None
+        )
+        .unwrap()
+        .0,
+        401
+    );
+}
+
+fn the_directory_shows_emails_only_to_their_owner_and_admins(c: &Cluster) {
+    let prefix = format!("dir{}", unique());
+    let owner = new_user(c.node("n1"), c.node("n2"), &prefix);
+    let other = new_user(c.node("n2"), c.node("n3"), &prefix);
+    let (status, v) = login(c.node("n3"), "admin", ADMIN_PASSWORD);
+    assert_eq!(status, 200, "{v}");
+    let admin = v["access_token"].as_str().unwrap().to_string();
+    let email_of = |u: &User| format!("{}@example.com", u.username);
+
+    // Every directory answer, as `token` sees it: the entries of `owner` and `other`.
+    let entries = |token: &str| -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for (n, path) in [
+            (c.node("n1"), format!("/users/search?q={prefix}")),
+            (c.node("n2"), "/users?per_page=100".to_string()),
+        ] {
+            let (status, v) = send("GET", &n.url(&path), None, Some(token));
+            assert_eq!(status, 200, "{path}: {v}");
+            for item in v["items"].as_array().unwrap() {
+                out.push((path.clone(), item.clone()));
+            }
+        }
+        let (status, v) = send(
+            "POST",
+            &c.node("n3").url("/users/search"),
+            Some(&json!({"query": prefix})),
+            Some(token),
+        );
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["total"], 2, "{v}");
+        for item in v["items"].as_array().unwrap() {
+            out.push(("POST /users/search".into(), item.clone()));
+        }
+        for u in [&owner, &other] {
+            let path = format!("/users/{}", u.id);
+            let (status, v) = send("GET", &c.node("n1").url(&path), None, Some(token));
+            assert_eq!(status, 200, "{path}: {v}");
+            out.push((path, v));
+        }
+        out.retain(|(_, item)| item["id"] == owner.id.as_str() || item["id"] == other.id.as_str());
+        out
+    };
+
+    // The owner sees their own email and nobody else's: the field is absent.
+    let seen = entries(&owner.access);
+    assert!(seen.len() >= 6, "{seen:?}");
+    for (path, item) in &seen {
+        if item["id"] == owner.id.as_str() {
+            assert_eq!(item["email"], email_of(&owner).as_str(), "{path}: {item}");
+        } else {
+            assert!(item.get("email").is_none(), "{path}: {item}");
+            assert!(!item.to_string().contains("@example.com"), "{path}: {item}");
+            assert_eq!(item["username"], other.username.as_str(), "{path}: {item}");
+        }
+    }
+    // The admin sees every email.
+    for (path, item) in entries(&admin) {
+        let u = if item["id"] == owner.id.as_str() {
+            &owner
+        } else {
+            &other
+        };
+        assert_eq!(item["email"], email_of(u).as_str(), "{path}: {item}");
+    }
+    // Searching for another user's address finds nobody (it would tell the address);
+    // an admin's search does find them.
+    let by_email = json!({"query": email_of(&other)});
+    let (status, v) = send(
+        "POST",
+        &c.node("n2").url("/users/search"),
+        Some(&by_email),
+        Some(&owner.access),
+    );
+    assert_eq!((status, v["total"].as_u64()), (200, Some(0)), "{v}");
+    let (status, v) = send(
+        "POST",
+        &c.node("n2").url("/users/search"),
+        Some(&by_email),
+        Some(&admin),
+    );
+    assert_eq!((status, v["total"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(v["items"][0]["id"], other.id.as_str());
+    // A bad search is still refused in the API's error form.
+    let (status, v) = send(
+        "POST",
+        &c.node("n2").url("/users/search"),
+        Some(&json!({"query": " "})),
+        Some(&owner.access),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("invalid_argument")),
+        "{v}"
+    );
 }
 
 fn refresh_rotates_and_a_reused_refresh_token_ends_the_session(c: &Cluster) {

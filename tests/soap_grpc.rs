@@ -169,12 +169,25 @@ fn soap_register_on_n1_is_visible_through_rest_and_soap_on_n3(c: &Cluster) {
         element(&r.text, "username").as_deref(),
         Some(username.as_str())
     );
+    // The registrant's own answer carries the email they sent.
+    assert_eq!(element(&r.text, "email").as_deref(), Some(email.as_str()));
 
+    // An anonymous lookup answers the public fields only: no email element, and the address
+    // nowhere in the envelope.
     let r = soap_lookup(c.node("n3"), &username);
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.text.contains("LookupUserResponse"), "{}", r.text);
     assert_eq!(element(&r.text, "id").as_deref(), Some(id.as_str()));
-    assert_eq!(element(&r.text, "email").as_deref(), Some(email.as_str()));
+    assert_eq!(
+        element(&r.text, "username").as_deref(),
+        Some(username.as_str())
+    );
+    assert_eq!(element(&r.text, "email"), None, "{}", r.text);
+    assert!(
+        !r.text.contains(&email) && !r.text.contains("example.com"),
+        "{}",
+        r.text
+    );
     let created = element(&r.text, "created_at").expect("created_at");
     assert!(created.ends_with('Z') && created.contains('T'), "{created}");
     // Usernames are unique ignoring case, and looked up that way.
@@ -205,6 +218,13 @@ fn soap_register_on_n1_is_visible_through_rest_and_soap_on_n3(c: &Cluster) {
     );
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(element(&r.text, "id").as_deref(), Some(id.as_str()));
+    assert_eq!(element(&r.text, "email"), None, "{}", r.text);
+    // The WSDL lets the email be absent, so clients built from it accept the answer.
+    let wsdl = http_get(&c.node("n1").url("/soap?wsdl")).text;
+    assert!(
+        wsdl.contains(r#"<xsd:element name="email" type="xsd:string" minOccurs="0"/>"#),
+        "{wsdl}"
+    );
 }
 
 const ZEEP_SCRIPT: &str = r#"
@@ -221,7 +241,9 @@ r = client.service.RegisterUser(username=username, email=username + "@example.co
 out["register_id"] = r["id"]
 r = client.service.LookupUser(username=username)
 out["lookup_id"] = r["id"]
+out["lookup_username"] = r["username"]
 out["lookup_email"] = r["email"]
+out["lookup_text"] = repr(zeep.helpers.serialize_object(r))
 try:
     client.service.RegisterUser(username=username, email="other-" + username + "@example.com", password="passw0rd-long")
     out["duplicate"] = "accepted"
@@ -272,7 +294,13 @@ fn off_the_shelf_soap_client_imports_the_wsdl_and_calls_it(c: &Cluster) {
         "{v}"
     );
     assert_eq!(v["lookup_id"], v["register_id"], "{v}");
-    assert_eq!(v["lookup_email"], format!("{username}@example.com"));
+    // The anonymous lookup, read by zeep from the WSDL: the public fields, no email.
+    assert_eq!(v["lookup_username"], username.as_str(), "{v}");
+    assert_eq!(v["lookup_email"], serde_json::Value::Null, "{v}");
+    assert!(
+        !v["lookup_text"].as_str().unwrap().contains("example.com"),
+        "{v}"
+    );
     assert_eq!(v["duplicate"], "soap:Client", "{v}");
     assert_eq!(v["duplicate_mesh_code"], "already_exists", "{v}");
     // Visible over SOAP on another node.

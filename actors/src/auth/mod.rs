@@ -1,5 +1,6 @@
 //! The `auth` service: login, token rotation, logout, token verification, and the user
-//! changes that must end sessions (password change, deletion).
+//! changes that need the current password or must end sessions (password and email
+//! changes, deletion).
 //!
 //! # Layout
 //! - [`password`]: PBKDF2-HMAC-SHA256 in PHC format, hashed on the blocking pool.
@@ -72,7 +73,8 @@ pub mod ops {
             SetPassword = SET_PASSWORD("set_password", effectful): SetPasswordRequest => User,
             /// Delete a user and end their sessions.
             DeleteUser = DELETE_USER("delete_user", effectful): DeleteUserRequest => User,
-            /// Update a user; a password change ends their sessions.
+            /// Update a user; a user's own password or email change needs their current
+            /// password, and a password change ends their other sessions.
             UpdateUser = UPDATE_USER("update_user", effectful): UpdateRequest => User,
             /// Issue a password reset code.
             ForgotPassword = FORGOT_PASSWORD("forgot_password", effectful): ForgotRequest => ForgotReply,
@@ -154,6 +156,9 @@ fn quota(per_minute: u32) -> Quota {
 
 /// Password hashes replaced at login by one of the current scheme.
 pub const REHASHED: &str = "troupe_password_rehashed_total";
+
+/// The field error when a password or email change lacks the current password.
+pub const CURRENT_PASSWORD_REQUIRED: &str = "required to change the password or email";
 
 /// The one answer to every failed login, whatever failed.
 fn bad_credentials() -> MeshError {
@@ -592,11 +597,48 @@ impl Auth {
     }
 
     async fn end_sessions(&self, req: &Request, user_id: &str) -> Result<(), MeshError> {
+        self.end_sessions_but(req, user_id, "").await
+    }
+
+    /// Ends every session of `user_id` but `keep` (empty: every one).
+    async fn end_sessions_but(
+        &self,
+        req: &Request,
+        user_id: &str,
+        keep: &str,
+    ) -> Result<(), MeshError> {
         let by = sm::ByUser {
             user_id: user_id.to_string(),
+            keep: keep.to_string(),
         };
         self.call(req, sessions::ops::REVOKE_USER.call(by)).await?;
         Ok(())
+    }
+
+    /// Whether `password` is the current password of user `id`. Guesses count against the
+    /// same per-account limit as logins, so a stolen token is no password oracle.
+    async fn current_password_is(
+        &self,
+        req: &Request,
+        id: &str,
+        password: String,
+    ) -> Result<bool, MeshError> {
+        let get = um::GetRequest { id: id.to_string() };
+        let user = self.call(req, users::GET.call(get)).await?;
+        let wait_ms = self
+            .take(req, LimitClass::Account, &user.username.to_lowercase())
+            .await;
+        if wait_ms > 0 {
+            return Err(MeshError::new(
+                Code::ResourceExhausted,
+                "too many password attempts, retry later",
+            )
+            .with_details(serde_json::json!({ "retry_after_s": wait_ms.div_ceil(1000) })));
+        }
+        let Some(user) = self.find(req, &user.username).await? else {
+            return Err(MeshError::not_found("user not found"));
+        };
+        Ok(self.hasher.verify(Some(user.password_hash), password).await)
     }
 
     async fn set_password(
@@ -613,16 +655,48 @@ impl Auth {
         Ok(user)
     }
 
+    /// `update_user`: a user changing their own profile must give their current password
+    /// to change the password or email (`users.update` decides whether the email changes);
+    /// an admin need not. A password change ends the user's sessions: every one after an
+    /// admin's change, every one but the caller's own after the user's.
     async fn update_user(
         &self,
         req: &Request,
-        r: um::UpdateRequest,
+        mut r: um::UpdateRequest,
     ) -> Result<um::User, MeshError> {
-        let changes_password = r.password.as_ref().is_some_and(|p| !p.is_empty());
+        let changes_password = r.password.is_some();
+        // Only this op vouches for the password; whatever a caller set is ignored.
+        r.reauthenticated = false;
+        let current = r.current_password.take().filter(|p| !p.is_empty());
+        if !r.as_admin {
+            let mut fields = crate::users::validate::Fields::new();
+            if changes_password && current.is_none() {
+                fields.check("current_password", Err(CURRENT_PASSWORD_REQUIRED.into()));
+            }
+            if let Some(password) = &r.password {
+                fields.check("password", crate::users::validate::password(password));
+            }
+            fields.finish()?;
+            if let Some(current) = current {
+                if !self.current_password_is(req, &r.id, current).await? {
+                    return Err(MeshError::new(
+                        Code::PermissionDenied,
+                        "current password is incorrect",
+                    ));
+                }
+                r.reauthenticated = true;
+            }
+        }
+        let keep = req
+            .caller
+            .as_ref()
+            .filter(|c| !r.as_admin && c.user_id == r.id)
+            .map(|c| c.session_id.clone())
+            .unwrap_or_default();
         let id = r.id.clone();
         let user = self.call(req, users::UPDATE.call(r)).await?;
         if changes_password {
-            self.end_sessions(req, &id).await?;
+            self.end_sessions_but(req, &id, &keep).await?;
         }
         Ok(user)
     }

@@ -130,6 +130,7 @@ impl Node {
     async fn sessions_of(&self, user_id: &str) -> Vec<sm::SessionInfo> {
         let by = sm::ByUser {
             user_id: user_id.into(),
+            ..Default::default()
         };
         self.router()
             .ask(&sessions::ops::LIST, by)
@@ -332,6 +333,180 @@ async fn a_pbkdf2_hash_is_upgraded_to_argon2id_at_login() {
         assert!(Hasher::verify_blocking(&new, PASSWORD));
         node.login(&user.username, PASSWORD).await.unwrap();
         assert_eq!(hash_of(user.id.clone()).await, new, "rehashed only once");
+    })
+    .await;
+}
+
+/// `update_user` as the user behind `pair` (their own profile).
+async fn update_own(
+    node: &Node,
+    user: &um::User,
+    pair: &TokenPair,
+    req: um::UpdateRequest,
+) -> Result<um::User, MeshError> {
+    let caller = Caller {
+        user_id: user.id.clone(),
+        roles: user.roles.clone(),
+        session_id: pair.session_id.clone(),
+    };
+    let req = um::UpdateRequest {
+        id: user.id.clone(),
+        ..req
+    };
+    node.router()
+        .call(ops::UPDATE_USER.call(req).caller(caller))
+        .await
+}
+
+#[tokio::test]
+async fn a_token_alone_cannot_change_the_password() {
+    on_each_backend(|store, _| async move {
+        let node = Node::start(store).await;
+        let user = node.register().await;
+        let stolen = node.login(&user.username, PASSWORD).await.unwrap();
+
+        // No current password: 400 naming the field; a caller's own `reauthenticated` is
+        // ignored.
+        let err = update_own(
+            &node,
+            &user,
+            &stolen,
+            um::UpdateRequest {
+                password: Some("taken-over1".into()),
+                reauthenticated: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code, Code::InvalidArgument, "{err}");
+        let details: serde_json::Value = serde_json::from_str(&err.details).unwrap();
+        assert_eq!(
+            details["fields"],
+            serde_json::json!({"current_password": CURRENT_PASSWORD_REQUIRED})
+        );
+        // A wrong one: refused.
+        let err = update_own(
+            &node,
+            &user,
+            &stolen,
+            um::UpdateRequest {
+                password: Some("taken-over1".into()),
+                current_password: Some("guess1234".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (Code::PermissionDenied, "current password is incorrect")
+        );
+        // An email change without it is refused too.
+        let err = update_own(
+            &node,
+            &user,
+            &stolen,
+            um::UpdateRequest {
+                email: Some("thief@example.com".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code, Code::InvalidArgument, "{err}");
+        // Nothing changed: the old password still logs in, the email is the same, every
+        // session is open.
+        let again = node.login(&user.username, PASSWORD).await.unwrap();
+        assert_eq!(again.user.unwrap().email, user.email);
+        unauthenticated(node.login(&user.username, "taken-over1").await);
+        assert!(node.verify(&stolen.access_token).await.is_ok());
+        node.harness.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_current_password_changes_it_and_ends_only_the_other_sessions() {
+    on_each_backend(|store, _| async move {
+        let node = Node::start(store).await;
+        let user = node.register().await;
+        let mine = node.login(&user.username, PASSWORD).await.unwrap();
+        let other = node.login(&user.username, PASSWORD).await.unwrap();
+
+        let changed = update_own(
+            &node,
+            &user,
+            &mine,
+            um::UpdateRequest {
+                password: Some("n3w-password".into()),
+                current_password: Some(PASSWORD.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(changed.id, user.id);
+        assert!(changed.password_hash.is_empty());
+
+        unauthenticated(node.verify(&other.access_token).await);
+        unauthenticated(node.refresh(&other.refresh_token).await);
+        assert!(node.session(&other.session_id).await.revoked);
+        assert!(node.verify(&mine.access_token).await.is_ok());
+        assert!(!node.session(&mine.session_id).await.revoked);
+        unauthenticated(node.login(&user.username, PASSWORD).await);
+        node.login(&user.username, "n3w-password").await.unwrap();
+
+        // Other fields need no password.
+        let renamed = update_own(
+            &node,
+            &user,
+            &mine,
+            um::UpdateRequest {
+                full_name: Some("Ann B".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(renamed.full_name, "Ann B");
+        node.harness.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_count_against_the_login_limit() {
+    on_each_backend(|store, _| async move {
+        let node = Node::start(store).await;
+        let user = node.register().await;
+        let stolen = node.login(&user.username, PASSWORD).await.unwrap();
+        let mut codes = Vec::new();
+        for i in 0..101 {
+            let err = update_own(
+                &node,
+                &user,
+                &stolen,
+                um::UpdateRequest {
+                    password: Some("taken-over1".into()),
+                    current_password: Some(format!("guess{i:04}x")),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+            codes.push(err.code);
+        }
+        // The test limit is 100 a minute per account, one of them spent on the login.
+        assert_eq!(
+            codes
+                .iter()
+                .filter(|c| **c == Code::PermissionDenied)
+                .count(),
+            99
+        );
+        assert!(codes[99..].iter().all(|c| *c == Code::ResourceExhausted));
+        node.harness.stop().await;
     })
     .await;
 }

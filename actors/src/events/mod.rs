@@ -42,8 +42,11 @@ pub mod kinds {
     pub const USER_LOGGED_IN: &str = "user.logged_in";
     /// A registration is waiting for its emailed confirmation code.
     pub const REGISTRATION_CODE: &str = "user.registration_code";
-    /// A user confirmed their registration.
+    /// A user confirmed their registration (or a changed email address).
     pub const USER_CONFIRMED: &str = "user.confirmed";
+    /// A user's email address changed; the payload's `to` is the old address, which the
+    /// email channel writes to (the new one gets a `user.registration_code`).
+    pub const USER_EMAIL_CHANGED: &str = "user.email_changed";
     /// A password reset was requested; the payload carries the code for the notification.
     pub const PASSWORD_RESET_REQUESTED: &str = "password.reset_requested";
     /// A password was reset with a code.

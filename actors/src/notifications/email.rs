@@ -1,5 +1,6 @@
 //! The email channel: a sink of the event bus that renders the event's template and sends
-//! it through SMTP (lettre) to the address of the user it is about.
+//! it through SMTP (lettre) to the address of the user it is about, or to the payload's
+//! `to` when it names one (the old address of a `user.email_changed`).
 //!
 //! Being a sink, it gets the outbox's guarantees: an email is retried with backoff until
 //! the SMTP server accepts it, and ends in the dead-letter queue when the attempts run out.
@@ -44,7 +45,15 @@ pub struct Email {
 }
 
 /// Kinds emailed whatever the user's preference says.
-const ALWAYS: &[&str] = &[kinds::REGISTRATION_CODE, kinds::PASSWORD_RESET_REQUESTED];
+const ALWAYS: &[&str] = &[
+    kinds::REGISTRATION_CODE,
+    kinds::PASSWORD_RESET_REQUESTED,
+    kinds::USER_EMAIL_CHANGED,
+];
+
+/// The payload field naming another recipient than the user's current address (the old
+/// address of a `user.email_changed`).
+const TO: &str = "to";
 
 impl Email {
     /// A sink sending through the server of `settings`.
@@ -70,6 +79,17 @@ impl Email {
             from,
         })
     }
+}
+
+/// Where `event` is mailed: the payload's `to` if it names an address, else the user's
+/// `current` one.
+fn recipient<'a>(event: &'a Event, current: &'a str) -> &'a str {
+    event
+        .payload
+        .get(TO)
+        .and_then(serde_json::Value::as_str)
+        .filter(|a| !a.is_empty())
+        .unwrap_or(current)
 }
 
 /// The message for `event` to `to`.
@@ -133,9 +153,10 @@ impl Sink for Email {
                 Err(e) if e.code == Code::NotFound => return Ok(()),
                 Err(e) => return Err(e),
             };
+            let address = recipient(&event, &user.email);
             let to = Mailbox::new(
                 (!user.full_name.is_empty()).then(|| user.full_name.clone()),
-                user.email
+                address
                     .parse()
                     .map_err(|e| MeshError::invalid(format!("bad recipient address: {e}")))?,
             );
@@ -152,6 +173,29 @@ impl Sink for Email {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_email_change_is_mailed_to_the_old_address() {
+        let event = |kind: &str, payload| Event {
+            id: "e1".into(),
+            kind: kind.into(),
+            time: "2026-01-01T00:00:00.000Z".into(),
+            source: "n1".into(),
+            user_id: Some("u1".into()),
+            payload,
+        };
+        let changed = event(
+            kinds::USER_EMAIL_CHANGED,
+            serde_json::json!({"old_email": "ann@old.example", "new_email": "ann@new.example", "to": "ann@old.example"}),
+        );
+        assert_eq!(recipient(&changed, "ann@new.example"), "ann@old.example");
+        assert!(ALWAYS.contains(&kinds::USER_EMAIL_CHANGED));
+        let code = event(
+            kinds::REGISTRATION_CODE,
+            serde_json::json!({"email": "ann@new.example", "code": "123456"}),
+        );
+        assert_eq!(recipient(&code, "ann@new.example"), "ann@new.example");
+    }
 
     #[test]
     fn messages_have_a_text_and_an_html_part() {

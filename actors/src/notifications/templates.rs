@@ -56,6 +56,7 @@ pub fn has_template(kind: &str) -> bool {
         kinds::USER_REGISTERED
             | kinds::REGISTRATION_CODE
             | kinds::USER_CONFIRMED
+            | kinds::USER_EMAIL_CHANGED
             | kinds::USER_LOGGED_IN
             | kinds::PASSWORD_RESET_REQUESTED
             | kinds::PASSWORD_RESET
@@ -93,6 +94,19 @@ pub fn render(event: &Event) -> Option<Rendered> {
         kinds::USER_CONFIRMED => rendered(
             "Registration confirmed".into(),
             &[format!("Hello {name}, your email address is confirmed.")],
+        ),
+        kinds::USER_EMAIL_CHANGED => rendered(
+            "Your email address was changed".into(),
+            &[
+                format!("Hello {name},"),
+                format!(
+                    "the email address of your account was changed from {} to {}.",
+                    field(p, "old_email"),
+                    field(p, "new_email")
+                ),
+                "If you did not make this change, reset your password and contact an administrator."
+                    .into(),
+            ],
         ),
         kinds::USER_LOGGED_IN => rendered(
             "New login".into(),
@@ -217,6 +231,19 @@ mod tests {
             "\"Kick-off\" starts at 2027-01-04T09:00:00.000Z (UTC).\n\nWhere: Room 1"
         );
         assert!(has_template(kinds::REMINDER_DUE));
+    }
+
+    #[test]
+    fn an_email_change_names_both_addresses() {
+        let r = render(&event(
+            kinds::USER_EMAIL_CHANGED,
+            serde_json::json!({"username": "ann", "old_email": "ann@old.example", "new_email": "ann@new.example", "to": "ann@old.example"}),
+        ))
+        .unwrap();
+        assert_eq!(r.title, "Your email address was changed");
+        for body in [&r.text, &r.html] {
+            assert!(body.contains("ann@old.example") && body.contains("ann@new.example"));
+        }
     }
 
     #[test]

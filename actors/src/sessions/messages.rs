@@ -108,6 +108,10 @@ pub struct ByUser {
     /// Owner.
     #[prost(string, tag = "1")]
     pub user_id: String,
+    /// `revoke_user` only: a session to leave open (the caller's own, after they changed
+    /// their password); empty ends every session.
+    #[prost(string, tag = "2")]
+    pub keep: String,
 }
 
 /// Several sessions.

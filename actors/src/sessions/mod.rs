@@ -54,7 +54,7 @@ pub mod ops {
             /// End a session (entity-routed) without telling other nodes: the caller does,
             /// once for many (`revoke_user`).
             RevokeOne = REVOKE_ONE("revoke_one", idempotent): () => SessionInfo,
-            /// End every session of a user and tell every node.
+            /// End every session of a user (but the one `keep` names) and tell every node.
             RevokeUser = REVOKE_USER("revoke_user", idempotent): ByUser => SessionList,
             /// Record revocations told by another node (node-targeted, sent with `tell`).
             NoteRevoked = NOTE_REVOKED("note_revoked", idempotent): Revoked => (),
@@ -248,7 +248,7 @@ impl Sessions {
         Ok(self.info_of(&row))
     }
 
-    /// Ends every live session of a user: each on its home node, at most
+    /// Ends every live session of a user but `by.keep` (if named): each on its home node, at most
     /// [`REVOKE_CONCURRENCY`] at a time, then one note to every node with all of them.
     ///
     /// The per-session calls come from this service's own worker back into `sessions`, so
@@ -258,10 +258,14 @@ impl Sessions {
         use futures_util::stream::{self, StreamExt, TryStreamExt};
 
         let router = self.info.router()?;
-        // Every session not revoked yet, however many, unless it ended so long ago that
-        // no token of it can still work.
+        // Every session not revoked yet but `keep`, however many, unless it ended so long
+        // ago that no token of it can still work.
         let since = now_ms().saturating_sub(self.revocations.token_lifetime_ms());
-        let live = store::unrevoked_of(&self.store, &by.user_id, since).await?;
+        let live: Vec<String> = store::unrevoked_of(&self.store, &by.user_id, since)
+            .await?
+            .into_iter()
+            .filter(|id| *id != by.keep)
+            .collect();
         let remaining = req
             .deadline
             .saturating_duration_since(std::time::Instant::now());

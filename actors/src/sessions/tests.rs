@@ -70,6 +70,7 @@ async fn touch(h: &Harness, sid: &str) -> Result<SessionInfo, MeshError> {
 async fn revoke_user(h: &Harness, user: &str, timeout: Duration) -> Result<SessionList, MeshError> {
     let by = ByUser {
         user_id: user.to_string(),
+        ..Default::default()
     };
     h.router().call(REVOKE_USER.call(by).timeout(timeout)).await
 }
@@ -107,6 +108,7 @@ async fn revoke_user_ends_every_session_of_the_user_once() {
             .router()
             .call(LIST.call(ByUser {
                 user_id: user.clone(),
+                ..Default::default()
             }))
             .await
             .unwrap();

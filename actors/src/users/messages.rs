@@ -140,6 +140,15 @@ pub struct UpdateRequest {
     /// The version the caller last saw; 0 to update whatever the current version is.
     #[prost(uint64, tag = "7")]
     pub version: u64,
+    /// The caller's current password, which a user must give to change their own password
+    /// or email (not an admin). Only `auth.update_user` reads it: it checks it against the
+    /// stored hash and passes `reauthenticated` on instead, never the password.
+    #[prost(string, optional, tag = "8")]
+    pub current_password: Option<String>,
+    /// Set by `auth.update_user` once `current_password` proved right; without it (or
+    /// `as_admin`) `users.update` refuses a password or email change.
+    #[prost(bool, tag = "9")]
+    pub reauthenticated: bool,
 }
 
 /// `list`: one page of all users, oldest first.
@@ -153,8 +162,8 @@ pub struct ListRequest {
     pub per_page: u32,
 }
 
-/// `search`: users whose username, email or full name contains the query (ignoring
-/// case), or whose username starts with it.
+/// `search`: users whose username or full name (or email, with `match_email`) contains
+/// the query (ignoring case), or whose username starts with it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SearchRequest {
     /// The text to look for, 1 to 100 characters; `%` and `_` match themselves.
@@ -169,6 +178,10 @@ pub struct SearchRequest {
     /// Page size, 1 to 100; 0 means 20.
     #[prost(uint32, tag = "4")]
     pub per_page: u32,
+    /// Match emails too. The protocol layer sets it for admins only: anyone else could
+    /// learn an address by searching for it.
+    #[prost(bool, tag = "5")]
+    pub match_email: bool,
 }
 
 /// Reply of `list` and `search`.

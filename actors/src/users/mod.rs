@@ -27,8 +27,10 @@
 //! With events ([`Users::with_events`]), `register` publishes `user.registered` and
 //! `user.registration_code` (the emailed confirmation code), `create` (an admin's) publishes
 //! `user.registered` with `created_by_admin: true` (with `sso_provider` instead when the
-//! `sso` service creates the account at a first sign-in), and `confirm_registration` publishes
-//! `user.confirmed`.
+//! `sso` service creates the account at a first sign-in), `update` to a new email publishes
+//! `user.email_changed` (mailed to the old address) and `user.registration_code` (to the
+//! new one, which is unconfirmed until the code comes back), and `confirm_registration`
+//! publishes `user.confirmed`.
 //!
 //! Bad fields are `invalid_argument` "validation failed" with every bad field listed in
 //! the details ([`validate`]); a username or email in use (ignoring case) is
@@ -251,32 +253,49 @@ impl Users {
                 confirmed: false,
             })
             .await?;
-        if let Some(events) = &self.events {
-            let payload = serde_json::json!({
-                "username": row.username, "email": row.email, "full_name": row.full_name,
-            });
-            self.publish(crate::events::kinds::USER_REGISTERED, &row.id, payload)
-                .await;
-            let purpose = crate::auth::codes::Purpose::Registration;
-            let ttl = events.codes.ttl(purpose);
-            match crate::auth::codes::issue(&self.store, &row.id, purpose, &events.codes).await {
-                Ok(None) => {
-                    tracing::warn!(user = %row.id, "registration code not issued: too many this window")
-                }
-                Ok(Some(code)) => {
-                    let payload = serde_json::json!({
-                        "username": row.username, "email": row.email, "code": code,
-                        "expires_in": ttl.as_secs(),
-                    });
-                    self.publish(crate::events::kinds::REGISTRATION_CODE, &row.id, payload)
-                        .await;
-                }
-                Err(e) => {
-                    tracing::error!(user = %row.id, error = %e, "registration code not issued")
-                }
+        let payload = serde_json::json!({
+            "username": row.username, "email": row.email, "full_name": row.full_name,
+        });
+        self.publish(crate::events::kinds::USER_REGISTERED, &row.id, payload)
+            .await;
+        self.send_confirmation_code(&row).await;
+        Ok(row.to_user(false))
+    }
+
+    /// Issues a registration code for `row`'s (new) address and publishes it as
+    /// `user.registration_code`; a failure is logged (the account change is made).
+    async fn send_confirmation_code(&self, row: &UserRow) {
+        let Some(events) = &self.events else { return };
+        let purpose = crate::auth::codes::Purpose::Registration;
+        let ttl = events.codes.ttl(purpose);
+        match crate::auth::codes::issue(&self.store, &row.id, purpose, &events.codes).await {
+            Ok(None) => {
+                tracing::warn!(user = %row.id, "registration code not issued: too many this window")
+            }
+            Ok(Some(code)) => {
+                let payload = serde_json::json!({
+                    "username": row.username, "email": row.email, "code": code,
+                    "expires_in": ttl.as_secs(),
+                });
+                self.publish(crate::events::kinds::REGISTRATION_CODE, &row.id, payload)
+                    .await;
+            }
+            Err(e) => {
+                tracing::error!(user = %row.id, error = %e, "registration code not issued")
             }
         }
-        Ok(row.to_user(false))
+    }
+
+    /// After an email change: the new address gets a confirmation code, and the old one is
+    /// told (`user.email_changed`, mailed to `to`, the old address).
+    async fn email_changed(&self, before: &UserRow, after: &UserRow) {
+        let payload = serde_json::json!({
+            "username": after.username, "old_email": before.email,
+            "new_email": after.email, "to": before.email,
+        });
+        self.publish(crate::events::kinds::USER_EMAIL_CHANGED, &after.id, payload)
+            .await;
+        self.send_confirmation_code(after).await;
     }
 
     /// `create`: a new account with the given roles and confirmation (an admin's). Publishes
@@ -392,7 +411,11 @@ impl Users {
         Ok(user)
     }
 
-    /// `update`: changes the given fields. Changing roles needs `as_admin`. With a
+    /// `update`: changes the given fields. Changing roles needs `as_admin`; changing the
+    /// password or the email (to another address, not only in other case) needs
+    /// `as_admin` or `reauthenticated` (`invalid_argument` naming `current_password`
+    /// otherwise). A new email makes the account unconfirmed, sends a confirmation code to
+    /// it and tells the old address ([`Users::with_events`]). With a
     /// nonzero `version`, fails as `failed_precondition` unless the user is still at it.
     /// A write that loses a race with another is redone on the fresh row, up to 3 times.
     pub async fn update(&self, req: UpdateRequest) -> Result<User, MeshError> {
@@ -412,6 +435,12 @@ impl Users {
         }
         if let Some(password) = &req.password {
             fields.check("password", validate::password(password));
+            if !req.as_admin && !req.reauthenticated {
+                fields.check(
+                    "current_password",
+                    Err(crate::auth::CURRENT_PASSWORD_REQUIRED.into()),
+                );
+            }
         }
         let roles = match &req.roles {
             Some(list) => fields.take("roles", validate::roles(&list.roles)),
@@ -442,12 +471,26 @@ impl Users {
             if nothing {
                 return Ok(current.to_user(false));
             }
+            // Another address, not the same one in other case (emails are unique ignoring
+            // case): it needs the current password and a new confirmation.
+            let new_email = req
+                .email
+                .as_ref()
+                .filter(|e| e.to_lowercase() != current.email.to_lowercase());
+            if new_email.is_some() && !req.as_admin && !req.reauthenticated {
+                return Err(MeshError::invalid("validation failed")
+                    .with_details(serde_json::json!({"fields": {
+                        "current_password": crate::auth::CURRENT_PASSWORD_REQUIRED}})));
+            }
             let mut next = current.clone();
             if let Some(full_name) = &req.full_name {
                 next.full_name.clone_from(full_name);
             }
             if let Some(email) = &req.email {
                 next.email.clone_from(email);
+            }
+            if new_email.is_some() {
+                next.confirmed = false;
             }
             if let Some(hash) = &password_hash {
                 next.password_hash.clone_from(hash);
@@ -459,6 +502,9 @@ impl Users {
             if store::update_if_version(&self.store, &next, current.version).await? {
                 next.version = current.version + 1;
                 self.changed(&req.id);
+                if new_email.is_some() {
+                    self.email_changed(&current, &next).await;
+                }
                 return Ok(next.to_user(false));
             }
             tracing::debug!(user = %req.id, "update lost a race, retrying");
@@ -488,8 +534,9 @@ impl Users {
         Ok(user_page(&rows, total, page, per_page))
     }
 
-    /// `search`: users whose username, email or full name contains the query (or whose
-    /// username starts with it, with `prefix_only`), ignoring case, by username.
+    /// `search`: users whose username or full name (or email, with `match_email`) contains
+    /// the query (or whose username starts with it, with `prefix_only`), ignoring case, by
+    /// username.
     pub async fn search(&self, req: SearchRequest) -> Result<UserPage, MeshError> {
         validate::query(&req.query)?;
         let (page, per_page) = validate::page(req.page, req.per_page)?;
@@ -500,8 +547,15 @@ impl Users {
         } else {
             store::like_contains(&query)
         };
-        let (rows, total) =
-            store::search(&self.store, &pattern, req.prefix_only, limit, offset).await?;
+        let (rows, total) = store::search(
+            &self.store,
+            &pattern,
+            req.prefix_only,
+            req.match_email,
+            limit,
+            offset,
+        )
+        .await?;
         Ok(user_page(&rows, total, page, per_page))
     }
 

@@ -207,9 +207,9 @@ async fn fetch_user(store: &Store, sql: &str, arg: &str) -> Result<Option<UserRo
         .map_err(db_error)
 }
 
-/// Writes `next`'s mutable fields (email, full name, password hash, roles, updated_at)
-/// if the row is still at `version`, raising the version by one. False when the row
-/// changed (or vanished) since it was read.
+/// Writes `next`'s mutable fields (email, full name, password hash, roles, updated_at,
+/// confirmed) if the row is still at `version`, raising the version by one. False when
+/// the row changed (or vanished) since it was read.
 pub async fn update_if_version(
     store: &Store,
     next: &UserRow,
@@ -217,8 +217,8 @@ pub async fn update_if_version(
 ) -> Result<bool, MeshError> {
     let done = sqlx::query(
         "UPDATE users SET email = $1, email_lower = $2, full_name = $3, password_hash = $4, \
-         roles = $5, updated_at = $6, version = version + 1 \
-         WHERE id = $7 AND version = $8",
+         roles = $5, updated_at = $6, confirmed = $7, version = version + 1 \
+         WHERE id = $8 AND version = $9",
     )
     .bind(&next.email)
     .bind(next.email.to_lowercase())
@@ -226,6 +226,7 @@ pub async fn update_if_version(
     .bind(&next.password_hash)
     .bind(&next.roles)
     .bind(next.updated_at)
+    .bind(i64::from(next.confirmed))
     .bind(&next.id)
     .bind(version)
     .execute(store.writer())
@@ -321,14 +322,17 @@ pub async fn search(
     store: &Store,
     pattern: &str,
     prefix_only: bool,
+    match_email: bool,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<UserRow>, i64), MeshError> {
     let filter = if prefix_only {
         "username_lower LIKE $1 ESCAPE '\\'"
-    } else {
+    } else if match_email {
         "(username_lower LIKE $1 ESCAPE '\\' OR email_lower LIKE $1 ESCAPE '\\' \
          OR lower(full_name) LIKE $1 ESCAPE '\\')"
+    } else {
+        "(username_lower LIKE $1 ESCAPE '\\' OR lower(full_name) LIKE $1 ESCAPE '\\')"
     };
     let total: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM users WHERE {filter}"))
         .bind(pattern)

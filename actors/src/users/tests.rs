@@ -397,6 +397,7 @@ async fn list_pages_and_totals() {
                     prefix_only: false,
                     page,
                     per_page: 2,
+                    match_email: false,
                 })
                 .await
                 .unwrap();
@@ -437,6 +438,7 @@ async fn update_changes_fields_and_respects_versions() {
                 email: Some(format!("NEW_{name}@example.com")),
                 password: Some("newpassword2".into()),
                 version: 1,
+                reauthenticated: true,
                 ..Default::default()
             },
             None,
@@ -445,6 +447,7 @@ async fn update_changes_fields_and_respects_versions() {
         .unwrap();
         assert_eq!(updated.full_name, "New Name");
         assert_eq!(updated.email, format!("NEW_{name}@example.com"));
+        assert!(!updated.confirmed, "a new email is unconfirmed");
         assert_eq!(updated.version, 2);
         assert_eq!(updated.roles, ["user"]);
         assert_eq!(
@@ -569,7 +572,7 @@ async fn update_changes_fields_and_respects_versions() {
             })
             .await
             .unwrap_err();
-        assert_eq!(field_keys(&e), ["email", "password"]);
+        assert_eq!(field_keys(&e), ["current_password", "email", "password"]);
         let other = svc
             .register(register_req(&format!("oth_{}", token())))
             .await
@@ -578,6 +581,7 @@ async fn update_changes_fields_and_respects_versions() {
             .update(UpdateRequest {
                 id: made.id.clone(),
                 email: Some(other.email.to_uppercase()),
+                reauthenticated: true,
                 ..Default::default()
             })
             .await
@@ -1036,6 +1040,180 @@ async fn users_created_by_an_admin_are_published_as_registered_too() {
             .map(|e| e.user_id.as_deref())
             .collect();
         assert_eq!(codes, [Some(self_made.id.as_str())]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_password_or_email_change_without_reauthentication_is_refused_and_changes_nothing() {
+    on_each_backend(|store, _| async move {
+        let events = std::sync::Arc::new(crate::events::Recorder::default());
+        let svc = users(store.clone()).with_events(events.clone(), Default::default());
+        let name = format!("reauth_{}", token());
+        let made = svc.register(register_req(&name)).await.unwrap();
+        store::confirm(&store, &made.id, crate::store::time::now_ms())
+            .await
+            .unwrap();
+        let before = store::get(&store, &made.id).await.unwrap().unwrap();
+        let published = events.events().len();
+
+        for req in [
+            UpdateRequest {
+                password: Some("stolen-token1".into()),
+                ..Default::default()
+            },
+            UpdateRequest {
+                email: Some(format!("thief_{name}@example.com")),
+                full_name: Some("Thief".into()),
+                ..Default::default()
+            },
+        ] {
+            let e = svc
+                .update(UpdateRequest {
+                    id: made.id.clone(),
+                    ..req
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, Code::InvalidArgument);
+            assert_eq!(field_keys(&e), ["current_password"]);
+            let details: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+            assert_eq!(
+                details["fields"]["current_password"],
+                crate::auth::CURRENT_PASSWORD_REQUIRED
+            );
+        }
+        let after = store::get(&store, &made.id).await.unwrap().unwrap();
+        assert_eq!(
+            (&after.email, &after.full_name, &after.password_hash),
+            (&before.email, &before.full_name, &before.password_hash)
+        );
+        assert!(after.confirmed);
+        assert_eq!(after.version, before.version);
+        assert_eq!(events.events().len(), published, "nothing published");
+
+        // The same address in other case, and other fields, need no password.
+        let same = svc
+            .update(UpdateRequest {
+                id: made.id.clone(),
+                email: Some(made.email.to_uppercase()),
+                full_name: Some("Only A Name".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(same.email, made.email.to_uppercase());
+        assert_eq!(same.full_name, "Only A Name");
+        assert!(same.confirmed, "the same address stays confirmed");
+        assert_eq!(events.events().len(), published, "nothing published");
+
+        // An admin needs no password.
+        let by_admin = svc
+            .update(UpdateRequest {
+                id: made.id.clone(),
+                password: Some("admin-set-1".into()),
+                as_admin: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let hash = store::get(&store, &by_admin.id).await.unwrap().unwrap();
+        assert!(Hasher::verify_blocking(&hash.password_hash, "admin-set-1"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_email_is_unconfirmed_gets_a_code_and_the_old_address_is_told() {
+    on_each_backend(|store, _| async move {
+        let events = std::sync::Arc::new(crate::events::Recorder::default());
+        let svc = users(store.clone()).with_events(events.clone(), Default::default());
+        let name = format!("moved_{}", token());
+        let made = svc.register(register_req(&name)).await.unwrap();
+        store::confirm(&store, &made.id, crate::store::time::now_ms())
+            .await
+            .unwrap();
+        let old = made.email.clone();
+        let new = format!("new_{name}@example.com");
+        let published = events.events().len();
+
+        let moved = svc
+            .update(UpdateRequest {
+                id: made.id.clone(),
+                email: Some(new.clone()),
+                reauthenticated: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(moved.email, new);
+        assert!(!moved.confirmed);
+        assert!(
+            !store::get(&store, &made.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .confirmed
+        );
+
+        let fresh = &events.events()[published..];
+        let kinds: Vec<&str> = fresh.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                crate::events::kinds::USER_EMAIL_CHANGED,
+                crate::events::kinds::REGISTRATION_CODE
+            ]
+        );
+        assert_eq!(fresh[0].user_id.as_deref(), Some(made.id.as_str()));
+        assert_eq!(
+            fresh[0].payload,
+            serde_json::json!({"username": name, "old_email": old, "new_email": new, "to": old})
+        );
+        assert_eq!(fresh[1].payload["email"], new.as_str());
+        let code = fresh[1].payload["code"].as_str().unwrap().to_string();
+        assert_eq!(code.len(), 6);
+
+        // The code sent to the new address confirms it.
+        let confirmed = svc
+            .confirm_registration(ConfirmRequest {
+                login: new.clone(),
+                code,
+            })
+            .await
+            .unwrap();
+        assert!(confirmed.confirmed);
+        assert_eq!(confirmed.email, new);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn only_a_search_that_may_match_emails_finds_users_by_email() {
+    on_each_backend(|store, _| async move {
+        let svc = users(store);
+        let t = token();
+        let mut req = register_req(&format!("hidden{t}"));
+        req.email = format!("secret.{t}@corp.example");
+        let made = svc.register(req).await.unwrap();
+        let search = |match_email: bool| {
+            let svc = svc.clone();
+            let query = format!("secret.{t}@corp");
+            async move {
+                svc.search(SearchRequest {
+                    query,
+                    match_email,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let hidden = search(false).await;
+        assert_eq!((hidden.total, hidden.items.len()), (0, 0));
+        let found = search(true).await;
+        assert_eq!(found.total, 1);
+        assert_eq!(found.items[0].id, made.id);
     })
     .await;
 }

@@ -1,5 +1,6 @@
-//! Shared pieces of the identity routes: the API form of a user ([`UserView`]), paging,
-//! ids, role names, client details.
+//! Shared pieces of the identity routes: the API forms of a user ([`UserView`] for the
+//! user themselves, [`DirectoryUser`] for everyone else), paging, ids, role names, client
+//! details.
 
 use std::net::SocketAddr;
 
@@ -7,6 +8,8 @@ use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use troupe_actors::users::messages::User;
+
+use super::auth::Caller;
 use troupe_actors::users::validate::PER_PAGE_MAX;
 use utoipa::ToSchema;
 
@@ -42,6 +45,47 @@ impl From<User> for UserView {
             id: u.id,
             username: u.username,
             email: u.email,
+            full_name: u.full_name,
+            roles: u.roles,
+            confirmed: u.confirmed,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+/// A user as the directory shows them (`GET /users`, `/users/search`, `GET /users/{id}`):
+/// the email only to that user and to admins; to anyone else the `email` field is absent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DirectoryUser {
+    /// Opaque id (a UUID).
+    pub id: String,
+    /// Login name, as registered (case preserved; unique ignoring case).
+    pub username: String,
+    /// Email address (unique ignoring case). Present only when the caller is this user or
+    /// an admin; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Display name; may be empty.
+    pub full_name: String,
+    /// Roles, e.g. `["user"]` or `["user", "admin"]`.
+    pub roles: Vec<String>,
+    /// Whether the email address is confirmed.
+    pub confirmed: bool,
+    /// Creation time, RFC 3339 UTC with milliseconds.
+    pub created_at: String,
+    /// Last change, RFC 3339 UTC with milliseconds.
+    pub updated_at: String,
+}
+
+impl DirectoryUser {
+    /// `u` as `caller` may see them: with the email for the user themselves or an admin.
+    pub fn seen_by(u: User, caller: &Caller) -> Self {
+        let email = (caller.user_id == u.id || caller.is_admin()).then_some(u.email);
+        Self {
+            id: u.id,
+            username: u.username,
+            email,
             full_name: u.full_name,
             roles: u.roles,
             confirmed: u.confirmed,

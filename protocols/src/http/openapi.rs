@@ -273,7 +273,7 @@ fn keywords(rule: Value) -> Schema {
 
 /// Every body with a [`Rule`].
 fn add_rules(doc: &mut Document) {
-    use super::{account, chat, codes, notifications};
+    use super::{account, chat, codes, notifications, users};
     add_rule::<account::LoginBody>(doc);
     add_rule::<account::TargetBody>(doc);
     add_rule::<chat::SendRequestBody>(doc);
@@ -281,6 +281,7 @@ fn add_rules(doc: &mut Document) {
     add_rule::<codes::ConfirmBody>(doc);
     add_rule::<codes::ResetBody>(doc);
     add_rule::<notifications::PrefsBody>(doc);
+    add_rule::<users::ProfileBody>(doc);
 }
 
 /// Finishes a document the router described: every operation gets an `operationId` made

@@ -246,7 +246,12 @@ async fn list_of(
 ) -> Result<sm::SessionList, ApiError> {
     ask(
         state,
-        ops::LIST.call(sm::ByUser { user_id }).request_id(rid),
+        ops::LIST
+            .call(sm::ByUser {
+                user_id,
+                keep: String::new(),
+            })
+            .request_id(rid),
     )
     .await
 }
@@ -302,7 +307,10 @@ pub async fn end_all(
     let ended: sm::SessionList = ask(
         &state,
         ops::REVOKE_USER
-            .call(sm::ByUser { user_id })
+            .call(sm::ByUser {
+                user_id,
+                keep: String::new(),
+            })
             .request_id(rid),
     )
     .await?;

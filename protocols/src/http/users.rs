@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::account::{delete_user, DeletedUserView};
 use super::auth::{Admin, Caller};
-use super::identity::{check_paging, List, Page, Paging, RoleName, UserView};
+use super::identity::{check_paging, DirectoryUser, List, Page, Paging, RoleName, UserView};
 use super::json::Json as Body;
 use super::openapi::ErrorBody;
 use super::request_id::Rid;
@@ -66,21 +66,25 @@ pub async fn profile(
     Ok(Json(get_user(&state, rid, id).await?.into()))
 }
 
-/// Body of profile updates; absent fields stay as they are.
+/// Body of profile updates (`PUT /users/{id}`, an admin's; and within [`ProfileBody`]);
+/// absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UpdateBody {
     /// New display name: at most 100 characters without control characters; may be empty.
     #[schema(max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub full_name: Option<String>,
     /// New email address: at most 254 characters (one `@`, a non-empty local part, a
-    /// domain with a dot between non-empty labels, no spaces); unique ignoring case.
+    /// domain with a dot between non-empty labels, no spaces); unique ignoring case. Another
+    /// address (not the same one in other case) makes the account unconfirmed until the code
+    /// sent to it is confirmed, and the old address is told.
     #[schema(
         max_length = 254,
         pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@.\s\x00-\x1f\x7f-\x9f]+(\.[^@.\s\x00-\x1f\x7f-\x9f]+)+$"
     )]
     pub email: Option<String>,
     /// New password: 8 to 128 characters with at least one letter and one digit. Ends
-    /// every session of the user.
+    /// every other session of the user (`PUT /users/profile`; the caller's own session stays
+    /// open) or every session (`PUT /users/{id}`, an admin's).
     #[schema(
         min_length = 8,
         max_length = 128,
@@ -93,42 +97,81 @@ pub struct UpdateBody {
     pub roles: Option<Vec<String>>,
 }
 
+/// Body of `PUT /users/profile`: the fields of [`UpdateBody`], and the caller's current
+/// password when they change their password or email.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ProfileBody {
+    /// The fields to change.
+    #[serde(flatten)]
+    pub change: UpdateBody,
+    /// The caller's current password: required with `password`, and with an `email` other
+    /// than the current one (ignoring case); 400 naming `current_password` without it, 403
+    /// when wrong (wrong guesses count against the per-account login limit, then 429). Not
+    /// needed to change other fields.
+    #[schema(max_length = 128)]
+    pub current_password: Option<String>,
+}
+
+impl super::openapi::Rule for ProfileBody {
+    fn rules() -> Vec<serde_json::Value> {
+        // A new password needs the current one (so does another email, which a schema
+        // cannot tell from the current one).
+        vec![json!({
+            "if": {"required": ["password"], "properties": {"password": {"type": "string"}}},
+            "then": {
+                "required": ["current_password"],
+                "properties": {"current_password": {"type": "string", "minLength": 1}}
+            }
+        })]
+    }
+}
+
+/// Changes user `id` through the auth service: as an admin (`caller` none), or as the
+/// caller changing their own profile (whose session stays open after a password change).
 async fn update(
     state: &AppState,
     rid: String,
     id: String,
     b: UpdateBody,
-    as_admin: bool,
+    current_password: Option<String>,
+    caller: Option<&Caller>,
 ) -> Result<Json<UserView>, ApiError> {
-    let user: um::User = ask(
-        state,
-        auth::ops::UPDATE_USER
-            .call(um::UpdateRequest {
-                id,
-                full_name: b.full_name,
-                email: b.email,
-                password: b.password,
-                roles: b.roles.map(|roles| um::RoleList { roles }),
-                as_admin,
-                version: 0,
-            })
-            .request_id(rid),
-    )
-    .await?;
+    let mut call = auth::ops::UPDATE_USER
+        .call(um::UpdateRequest {
+            id,
+            full_name: b.full_name,
+            email: b.email,
+            password: b.password,
+            roles: b.roles.map(|roles| um::RoleList { roles }),
+            as_admin: caller.is_none(),
+            version: 0,
+            current_password,
+            reauthenticated: false,
+        })
+        .request_id(rid);
+    if let Some(caller) = caller {
+        call = call.caller(caller.to_proto());
+    }
+    let user: um::User = ask(state, call).await?;
     Ok(Json(user.into()))
 }
 
-/// `PUT /users/profile`: the caller changes their own profile (not their roles).
+/// `PUT /users/profile`: the caller changes their own profile (not their roles); the
+/// password and the email only with `current_password`.
 #[utoipa::path(
     put,
     path = "/users/profile",
     tag = "users",
     security(("bearer" = [])),
-    request_body = UpdateBody,
+    request_body = ProfileBody,
     responses(
-        (status = 200, description = "The caller's profile as changed", body = UserView),
-        (status = 400, description = "A field is invalid (`details.fields`)", body = ErrorBody),
-        (status = 403, description = "`roles` given: only an admin changes roles", body = ErrorBody),
+        (status = 200, description = "The caller's profile as changed. A new email is unconfirmed \
+            (`confirmed: false`) until the code sent to it is confirmed (`POST /users/confirm-registration`), \
+            and the old address is told. A new password ends every other session of the caller", body = UserView),
+        (status = 400, description = "A field is invalid, or `current_password` is missing for a \
+            password or email change (`details.fields`)", body = ErrorBody),
+        (status = 403, description = "`current_password` is wrong, or `roles` given: only an admin changes roles", body = ErrorBody),
+        (status = 429, description = "Too many wrong current passwords (the login limit)", body = ErrorBody),
         (status = 409, description = "Email already registered, or the profile is being changed concurrently", body = ErrorBody),
     )
 )]
@@ -136,9 +179,10 @@ pub async fn update_my_profile(
     State(state): State<AppState>,
     Rid(rid): Rid,
     caller: Caller,
-    Body(b): Body<UpdateBody>,
+    Body(b): Body<ProfileBody>,
 ) -> Result<Json<UserView>, ApiError> {
-    update(&state, rid, caller.user_id, b, false).await
+    let id = caller.user_id.clone();
+    update(&state, rid, id, b.change, b.current_password, Some(&caller)).await
 }
 
 /// `PUT /users/:id` (admin).
@@ -150,7 +194,7 @@ pub async fn update_my_profile(
     params(("id" = String, Path, description = "The user's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     request_body = UpdateBody,
     responses(
-        (status = 200, description = "The user as changed", body = UserView),
+        (status = 200, description = "The user as changed (no current password needed). A new email is unconfirmed until the code sent to it is confirmed, and the old address is told; a new password ends every session of the user", body = UserView),
         (status = 400, description = "A field is invalid (`details.fields`)", body = ErrorBody),
         (status = 403, description = "Not an admin credential", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
@@ -164,7 +208,7 @@ pub async fn admin_update(
     Path(id): Path<String>,
     Body(b): Body<UpdateBody>,
 ) -> Result<Json<UserView>, ApiError> {
-    update(&state, rid, id, b, true).await
+    update(&state, rid, id, b, None, None).await
 }
 
 /// `DELETE /users/:id` (admin).
@@ -189,14 +233,18 @@ pub async fn admin_delete(
     delete_user(&state, rid, id).await
 }
 
-impl From<um::UserPage> for Page<UserView> {
-    fn from(p: um::UserPage) -> Self {
-        Self {
-            items: p.items.into_iter().map(UserView::from).collect(),
-            total: p.total,
-            page: p.page,
-            per_page: p.per_page,
-        }
+/// A page of the directory as `caller` may see it (emails only their own, or all for an
+/// admin).
+fn directory_page(p: um::UserPage, caller: &Caller) -> Page<DirectoryUser> {
+    Page {
+        items: p
+            .items
+            .into_iter()
+            .map(|u| DirectoryUser::seen_by(u, caller))
+            .collect(),
+        total: p.total,
+        page: p.page,
+        per_page: p.per_page,
     }
 }
 
@@ -208,16 +256,17 @@ impl From<um::UserPage> for Page<UserView> {
     security(("bearer" = [])),
     params(Paging),
     responses(
-        (status = 200, description = "A page of all users, oldest first (20 per page unless asked)", body = Page<UserView>),
+        (status = 200, description = "A page of all users, oldest first (20 per page unless asked); \
+            `email` only on the caller's own entry, or on every entry for an admin", body = Page<DirectoryUser>),
         (status = 400, description = "`per_page` above 100", body = ErrorBody),
     )
 )]
 pub async fn list(
     State(state): State<AppState>,
     Rid(rid): Rid,
-    _: Caller,
+    caller: Caller,
     Query(paging): Query<Paging>,
-) -> Result<Json<Page<UserView>>, ApiError> {
+) -> Result<Json<Page<DirectoryUser>>, ApiError> {
     let (page, per_page) = paging.resolve();
     let p: um::UserPage = ask(
         &state,
@@ -226,7 +275,7 @@ pub async fn list(
             .request_id(rid),
     )
     .await?;
-    Ok(Json(p.into()))
+    Ok(Json(directory_page(p, &caller)))
 }
 
 /// `GET /users/:id`.
@@ -237,23 +286,25 @@ pub async fn list(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The user's id", min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")),
     responses(
-        (status = 200, description = "The user", body = UserView),
+        (status = 200, description = "The user; `email` only when the caller is this user or an admin", body = DirectoryUser),
         (status = 404, description = "No such user", body = ErrorBody),
     )
 )]
 pub async fn get(
     State(state): State<AppState>,
     Rid(rid): Rid,
-    _: Caller,
+    caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(get_user(&state, rid, id).await?.into()))
+) -> Result<Json<DirectoryUser>, ApiError> {
+    let user = get_user(&state, rid, id).await?;
+    Ok(Json(DirectoryUser::seen_by(user, &caller)))
 }
 
 /// Body of `POST /users/search`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SearchBody {
-    /// Required: the text to find in usernames, emails and display names, ignoring case;
+    /// Required: the text to find in usernames and display names (and emails, for an
+    /// admin), ignoring case;
     /// 1 to 100 characters without control characters, not only spaces. `%` and `_` match
     /// themselves.
     #[serde(default)]
@@ -274,18 +325,22 @@ pub struct SearchBody {
     pub per_page: u32,
 }
 
+/// Searches as `caller`: only an admin's search matches emails (anyone else could learn
+/// an address by searching for it), and answers show emails as [`DirectoryUser`] says.
 async fn search(
     state: &AppState,
     rid: String,
-    req: um::SearchRequest,
-) -> Result<Json<Page<UserView>>, ApiError> {
+    mut req: um::SearchRequest,
+    caller: &Caller,
+) -> Result<Json<Page<DirectoryUser>>, ApiError> {
     if req.query.trim().is_empty() {
         return Err(MeshError::invalid("query must not be empty")
             .with_details(json!({"fields": {"query": "required"}}))
             .into());
     }
+    req.match_email = caller.is_admin();
     let p: um::UserPage = ask(state, users::SEARCH.call(req).request_id(rid)).await?;
-    Ok(Json(p.into()))
+    Ok(Json(directory_page(p, caller)))
 }
 
 /// `POST /users/search`.
@@ -296,16 +351,18 @@ async fn search(
     security(("bearer" = [])),
     request_body = SearchBody,
     responses(
-        (status = 200, description = "A page of the users whose username, email or display name contains the query, by username", body = Page<UserView>),
+        (status = 200, description = "A page of the users whose username or display name (or, for \
+            an admin, email) contains the query, by username; `email` only on the caller's own entry, \
+            or on every entry for an admin", body = Page<DirectoryUser>),
         (status = 400, description = "No query, or a query or page size out of bounds", body = ErrorBody),
     )
 )]
 pub async fn search_post(
     State(state): State<AppState>,
     Rid(rid): Rid,
-    _: Caller,
+    caller: Caller,
     Body(b): Body<SearchBody>,
-) -> Result<Json<Page<UserView>>, ApiError> {
+) -> Result<Json<Page<DirectoryUser>>, ApiError> {
     check_paging(Some(b.page), Some(b.per_page), None, None, PER_PAGE_MAX)
         .map_err(MeshError::invalid)?;
     let req = um::SearchRequest {
@@ -313,8 +370,9 @@ pub async fn search_post(
         prefix_only: false,
         page: b.page,
         per_page: b.per_page,
+        match_email: false,
     };
-    search(&state, rid, req).await
+    search(&state, rid, req, &caller).await
 }
 
 /// Query of `GET /users/search`.
@@ -341,25 +399,27 @@ pub struct SearchQuery {
     security(("bearer" = [])),
     params(SearchQuery, Paging),
     responses(
-        (status = 200, description = "A page of the users whose username starts with `q`, by username", body = Page<UserView>),
+        (status = 200, description = "A page of the users whose username starts with `q`, by username; \
+            `email` only on the caller's own entry, or on every entry for an admin", body = Page<DirectoryUser>),
         (status = 400, description = "No `q`, or `q` or the page size out of bounds", body = ErrorBody),
     )
 )]
 pub async fn search_get(
     State(state): State<AppState>,
     Rid(rid): Rid,
-    _: Caller,
+    caller: Caller,
     Query(q): Query<SearchQuery>,
     Query(paging): Query<Paging>,
-) -> Result<Json<Page<UserView>>, ApiError> {
+) -> Result<Json<Page<DirectoryUser>>, ApiError> {
     let (page, per_page) = paging.resolve();
     let req = um::SearchRequest {
         query: q.q,
         prefix_only: true,
         page,
         per_page,
+        match_email: false,
     };
-    search(&state, rid, req).await
+    search(&state, rid, req, &caller).await
 }
 
 /// Body of `POST /keys`.

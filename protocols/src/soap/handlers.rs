@@ -75,11 +75,20 @@ async fn run(state: &AppState, rid: &str, op: Operation) -> Result<String, Fault
                     .request_id(rid),
             )
             .await?;
-            Ok(response::user("RegisterUserResponse", &user))
+            Ok(response::user(
+                "RegisterUserResponse",
+                &user,
+                response::Audience::Owner,
+            ))
         }
         Operation::LookupUser { username } => {
             let user = lookup_user(state, rid, &username).await?;
-            Ok(response::user("LookupUserResponse", &user))
+            // Anonymous: the public fields only.
+            Ok(response::user(
+                "LookupUserResponse",
+                &user,
+                response::Audience::Public,
+            ))
         }
     }
 }
@@ -231,7 +240,8 @@ pub struct LookupQuery {
     tag = "soap",
     params(LookupQuery),
     responses(
-        (status = 200, description = "A `LookupUserResponse` envelope with the user", content_type = "text/xml; charset=utf-8", body = String),
+        (status = 200, description = "A `LookupUserResponse` envelope with the user's public fields \
+            (id, username, created_at; never the email)", content_type = "text/xml; charset=utf-8", body = String),
         (status = 500, description = "A SOAP 1.1 Fault: `soap:Client` when `username` is missing or \
             invalid or no user has it, `soap:Server` otherwise", content_type = "text/xml; charset=utf-8", body = String),
     )

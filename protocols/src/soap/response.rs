@@ -73,13 +73,25 @@ pub fn envelope(body: impl FnOnce(&mut Xml)) -> String {
     String::from_utf8(xml.0.into_inner()).expect("xml-rs writes UTF-8")
 }
 
-/// `<tns:{element}>` in [`NS`] with a user's public fields (id, username, email, created_at).
-pub fn user(element: &str, u: &User) -> String {
+/// Whom a user reply is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// The user themselves (the answer of their own registration): with their email.
+    Owner,
+    /// Anyone (an anonymous `LookupUser`): the public fields only, no email element.
+    Public,
+}
+
+/// `<tns:{element}>` in [`NS`] with a user's fields: id, username, email (for the
+/// [`Audience::Owner`] only) and created_at.
+pub fn user(element: &str, u: &User, audience: Audience) -> String {
     envelope(|xml| {
         xml.start(XmlEvent::start_element(format!("tns:{element}").as_str()).ns("tns", NS));
         xml.text_element("tns:id", &u.id);
         xml.text_element("tns:username", &u.username);
-        xml.text_element("tns:email", &u.email);
+        if audience == Audience::Owner {
+            xml.text_element("tns:email", &u.email);
+        }
         xml.text_element("tns:created_at", &u.created_at);
         xml.end();
     })
@@ -132,20 +144,39 @@ pub(crate) mod tests {
     #[test]
     fn a_user_reply_keeps_its_shape() {
         assert_eq!(
-            super::user("LookupUserResponse", &user("ann")),
+            super::user("RegisterUserResponse", &user("ann"), Audience::Owner),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
              <soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>\
-             <tns:LookupUserResponse xmlns:tns=\"urn:troupe:users:v1\"><tns:id>u-1</tns:id>\
+             <tns:RegisterUserResponse xmlns:tns=\"urn:troupe:users:v1\"><tns:id>u-1</tns:id>\
              <tns:username>ann</tns:username><tns:email>a&amp;b@example.com</tns:email>\
              <tns:created_at>2024-01-01T00:00:00.000Z</tns:created_at>\
-             </tns:LookupUserResponse></soap:Body></soap:Envelope>"
+             </tns:RegisterUserResponse></soap:Body></soap:Envelope>"
+        );
+    }
+
+    #[test]
+    fn a_public_user_reply_has_no_email() {
+        let xml = super::user("LookupUserResponse", &user("ann"), Audience::Public);
+        assert!(
+            !xml.contains("email") && !xml.contains("example.com"),
+            "{xml}"
+        );
+        let tns = |f: &str| format!("{{{NS}}}{f}");
+        assert_eq!(
+            texts(&xml),
+            [
+                (tns("id"), "u-1".to_string()),
+                (tns("username"), "ann".to_string()),
+                (tns("created_at"), "2024-01-01T00:00:00.000Z".to_string()),
+                (tns("LookupUserResponse"), String::new()),
+            ]
         );
     }
 
     #[test]
     fn a_user_reply_round_trips_markup_quotes_and_non_ascii_text() {
         let name = "<b>\"Zoë\" & 'Ågot' ]]> 名前</b>";
-        let xml = super::user("RegisterUserResponse", &user(name));
+        let xml = super::user("RegisterUserResponse", &user(name), Audience::Owner);
         let tns = |f: &str| format!("{{{NS}}}{f}");
         assert_eq!(
             texts(&xml),
@@ -161,7 +192,11 @@ pub(crate) mod tests {
 
     #[test]
     fn characters_xml_cannot_carry_are_left_out() {
-        let xml = super::user("LookupUserResponse", &user("a\u{0}b\u{1b}c\u{FFFE}\td"));
+        let xml = super::user(
+            "LookupUserResponse",
+            &user("a\u{0}b\u{1b}c\u{FFFE}\td"),
+            Audience::Public,
+        );
         assert_eq!(texts(&xml)[1].1, "abc\td");
     }
 }

@@ -25,14 +25,14 @@ pub fn document(location: &str) -> String {
     xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
     xmlns:xsd="http://www.w3.org/2001/XMLSchema"
     xmlns:tns="{NS}">
-  <wsdl:documentation>Troupe users over SOAP 1.1: register an account, look one up by username.</wsdl:documentation>
+  <wsdl:documentation>Troupe users over SOAP 1.1: register an account, look one up by username (an anonymous lookup answers the public fields: no email).</wsdl:documentation>
   <wsdl:types>
     <xsd:schema targetNamespace="{NS}" elementFormDefault="qualified">
       <xsd:complexType name="User">
         <xsd:sequence>
           <xsd:element name="id" type="xsd:string"/>
           <xsd:element name="username" type="xsd:string"/>
-          <xsd:element name="email" type="xsd:string"/>
+          <xsd:element name="email" type="xsd:string" minOccurs="0"/>
           <xsd:element name="created_at" type="xsd:string"/>
         </xsd:sequence>
       </xsd:complexType>
