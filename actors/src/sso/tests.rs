@@ -416,7 +416,9 @@ mod service {
         );
         let settings = Settings {
             state_ttl: Duration::from_secs(60),
-            timeout: Duration::from_millis(500),
+            // A refused connection fails at once; the bound only has to outlast a loaded
+            // machine's wait for a blocking thread (500 ms once answered 504, not 502).
+            timeout: Duration::from_secs(10),
         };
         let sso = Sso::new(info, store.clone(), tokens, providers, settings);
         let harness = builder
@@ -429,16 +431,12 @@ mod service {
         }
     }
 
-    /// A provider on a port nothing listens on.
+    /// A provider on a port nothing listens on: port 1, which only root could bind (a
+    /// port freed by another test's listener may be taken again meanwhile).
     fn nowhere(name: &str) -> provider::Settings {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         provider::Settings {
             name: name.into(),
-            issuer: format!("http://127.0.0.1:{port}"),
+            issuer: "http://127.0.0.1:1".into(),
             client_id: "troupe".into(),
             client_secret: "s".into(),
             redirect_url: "http://127.0.0.1:1/auth/sso/callback".into(),

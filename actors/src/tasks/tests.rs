@@ -448,11 +448,21 @@ async fn a_duplicate_activation_never_commits_a_step_twice() {
         let done = wait(&b, &owner, &t.id, |t| t.status == "completed").await;
         assert_each_step_once(&done);
         assert_eq!(done.node, "b");
-        let mut all = a.events.events();
-        all.extend(b.events.events());
-        let kinds = kinds_of(&all, &t.id);
-        assert_eq!(kinds.iter().filter(|k| *k == "task.completed").count(), 1);
-        assert_eq!(kinds.iter().filter(|k| *k == "task.progress").count(), 9);
+        // Each committed step's event is published after its commit: wait until the
+        // last ones are in (or the deadline passed), then check that none came twice.
+        let counts = || {
+            let mut all = a.events.events();
+            all.extend(b.events.events());
+            let kinds = kinds_of(&all, &t.id);
+            let count = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+            (count("task.progress"), count("task.completed"))
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while counts() < (9, 1) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(counts(), (9, 1), "progress and completed events");
         // a's actor noticed it lost the task and stopped.
         let deadline = Instant::now() + Duration::from_secs(5);
         while !running_here(&a).await.is_empty() {
