@@ -278,8 +278,15 @@ pub fn write_config(dir: &Path, addrs: &[Addrs], options: &Options) -> PathBuf {
     } else {
         addrs.iter().map(|a| format!("\"{}\"", a.cluster)).collect()
     };
+    // Every client of a test is 127.0.0.1, and the per-address login limit holds for the
+    // whole cluster: unless a test sets its own, it is high enough never to matter.
+    let ip_limit = if options.auth_toml.contains("login_per_ip_per_minute") {
+        ""
+    } else {
+        "login_per_ip_per_minute = 1000000\n"
+    };
     let mut toml = format!(
-        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n{security}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\n[auth]\nkeys = [\"{AUTH_KEY}\"]\nargon2_memory_kib = 64\nargon2_iterations = 1\n{}\n{}\n\n{}\n",
+        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n{security}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\n[auth]\nkeys = [\"{AUTH_KEY}\"]\nargon2_memory_kib = 64\nargon2_iterations = 1\n{ip_limit}{}\n{}\n\n{}\n",
         dir.join("data").display(),
         seeds.join(", "),
         options.auth_toml,
