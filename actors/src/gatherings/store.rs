@@ -170,10 +170,12 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<EventRow>, MeshError>
         .fetch_optional(store.pool())
         .await
         .map_err(db_error)?;
-    row.as_ref()
-        .map(EventRow::from_row)
-        .transpose()
-        .map_err(db_error)
+    event_of(row.as_ref())
+}
+
+/// The event a query's optional row holds.
+fn event_of(row: Option<&AnyRow>) -> Result<Option<EventRow>, MeshError> {
+    row.map(EventRow::from_row).transpose().map_err(db_error)
 }
 
 /// A page of every event, soonest first, and how many there are.
@@ -266,10 +268,7 @@ async fn lock(tx: &mut Transaction<'_, Any>, id: &str) -> Result<Option<EventRow
     .fetch_optional(&mut **tx)
     .await
     .map_err(db_error)?;
-    row.as_ref()
-        .map(EventRow::from_row)
-        .transpose()
-        .map_err(db_error)
+    event_of(row.as_ref())
 }
 
 /// `user`'s registration for `event_id` as `tx` sees it, with its waitlist position.
