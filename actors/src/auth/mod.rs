@@ -160,6 +160,13 @@ pub const REHASHED: &str = "troupe_password_rehashed_total";
 /// The field error when a password or email change lacks the current password.
 pub const CURRENT_PASSWORD_REQUIRED: &str = "required to change the password or email";
 
+/// A refusal by a limit, with the wait (rounded up to whole seconds) that ingress answers
+/// as `Retry-After`.
+fn too_many(message: &str, wait_ms: u64) -> MeshError {
+    MeshError::new(Code::ResourceExhausted, message)
+        .with_details(serde_json::json!({ "retry_after_s": wait_ms.div_ceil(1000) }))
+}
+
 /// The one answer to every failed login, whatever failed.
 fn bad_credentials() -> MeshError {
     MeshError::new(Code::Unauthenticated, "invalid credentials")
@@ -289,11 +296,7 @@ impl Auth {
             wait_ms = self.take(req, LimitClass::Ip, &login.ip).await;
         }
         if wait_ms > 0 {
-            return Err(MeshError::new(
-                Code::ResourceExhausted,
-                "too many login attempts, retry later",
-            )
-            .with_details(serde_json::json!({ "retry_after_s": wait_ms.div_ceil(1000) })));
+            return Err(too_many("too many login attempts, retry later", wait_ms));
         }
         let user = self.find(req, &login.login).await?;
         // Unknown users cost a hash too, so timing does not tell whether an account exists.
@@ -629,11 +632,7 @@ impl Auth {
             .take(req, LimitClass::Account, &user.username.to_lowercase())
             .await;
         if wait_ms > 0 {
-            return Err(MeshError::new(
-                Code::ResourceExhausted,
-                "too many password attempts, retry later",
-            )
-            .with_details(serde_json::json!({ "retry_after_s": wait_ms.div_ceil(1000) })));
+            return Err(too_many("too many password attempts, retry later", wait_ms));
         }
         let Some(user) = self.find(req, &user.username).await? else {
             return Err(MeshError::not_found("user not found"));
@@ -721,7 +720,7 @@ impl Service for Auth {
     /// A login holds its worker while the password is verified on the blocking pool; more
     /// workers than cores keep every core hashing.
     fn workers(&self, default: usize) -> usize {
-        default.max(4) * 4
+        crate::mesh::service::waiting_pool(default)
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

@@ -632,7 +632,7 @@ impl Service for Coaching {
     /// A worker waits on the coach's actor, then on the outbox flush of its turn: more
     /// workers than cores let many bookings share one flush.
     fn workers(&self, default: usize) -> usize {
-        default.max(4) * 4
+        crate::mesh::service::waiting_pool(default)
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

@@ -504,7 +504,7 @@ impl Service for Engagement {
     /// Tracking waits on the database writer and the outbox flush: more workers than cores
     /// let many requests share one flush.
     fn workers(&self, default: usize) -> usize {
-        default.max(4) * 4
+        crate::mesh::service::waiting_pool(default)
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

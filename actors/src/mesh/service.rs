@@ -67,6 +67,13 @@ pub trait Service: Send + Sync + 'static {
     }
 }
 
+/// The pool a service whose workers mostly wait (on the database, the outbox flush, the
+/// blocking pool, a provider) asks for in [`Service::workers`]: four times the default,
+/// at least 16.
+pub fn waiting_pool(default: usize) -> usize {
+    default.max(4) * 4
+}
+
 /// Calls `op` of `svc` through [`Service::handle`], as the mesh would: for the services'
 /// unit tests.
 #[cfg(test)]

@@ -355,7 +355,7 @@ impl Service for Notifications {
 
     /// Consuming mostly waits on the database: more workers than cores keep it busy.
     fn workers(&self, default: usize) -> usize {
-        default.max(4) * 4
+        crate::mesh::service::waiting_pool(default)
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

@@ -598,7 +598,7 @@ impl Service for Sso {
     /// A worker waits on the provider for up to the timeout; more workers than cores keep
     /// sign-ins with other providers moving meanwhile.
     fn workers(&self, default: usize) -> usize {
-        default.max(4) * 4
+        crate::mesh::service::waiting_pool(default)
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
