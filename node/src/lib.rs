@@ -193,14 +193,13 @@ pub async fn serve(
     let revocations = Revocations::new(config.auth.access_ttl);
     let mut services = troupe_actors::system::services(&info);
     // Events: the node's outbox, its sinks and the bus services publish through.
-    let (bus, codes) = events(&config, &info, incarnation)?;
+    let (bus, codes) = events(&config, &info, &store, incarnation).await?;
     let publisher: Publisher = bus.clone();
     services.push(Arc::new(troupe_actors::notifications::Notifications::new(
         store.clone(),
         config.smtp.is_some(),
     )));
     services.push(Arc::new(troupe_actors::events::admin::Events::new(
-        info.node.clone(),
         bus.clone(),
     )));
     services.push(Arc::new(
@@ -310,13 +309,25 @@ pub async fn serve(
         names == expected,
         "the node builds services {names:?} but SERVICES lists {expected:?}"
     );
+    // Every service answers a keyed write once (troupe_actors::store::idempotency); calls
+    // without a key pass straight through.
+    let services: Vec<Arc<dyn troupe_actors::mesh::Service>> = services
+        .into_iter()
+        .map(|s| {
+            Arc::new(troupe_actors::store::idempotency::Idempotent::new(
+                s,
+                store.clone(),
+            )) as Arc<dyn troupe_actors::mesh::Service>
+        })
+        .collect();
+    tokio::spawn(sweep_idempotency(store.clone()));
     let mut mesh_settings = settings(&config, incarnation);
     mesh_settings.leases = Some(Arc::new(store.clone()));
     mesh_settings.membership.tls = tls;
     let mesh = Mesh::start(mesh_settings, info, services)
         .await
         .context("cannot start the mesh")?;
-    bus.redeliver();
+    bus.start_relay();
     bootstrap_admin(&config, &mesh).await?;
     troupe_protocols::http::metrics::describe();
     // Histograms buffer their samples until drained: drain them even when nobody scrapes.
@@ -411,26 +422,42 @@ pub async fn serve(
     Ok(())
 }
 
-/// Opens the node's outbox (`<data_dir>/<node>/outbox`: one sled database per node, as
-/// nodes may share a data directory), starts a delivery lane per sink (the notifications
-/// and engagement services; MQTT and email when configured) and answers the bus with the
-/// code settings.
-fn events(
+/// Deletes the answers of keyed writes once they are a day old, every ten minutes (every
+/// node: the statement is cheap and idempotent).
+async fn sweep_idempotency(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match troupe_actors::store::idempotency::sweep(&store).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "swept old idempotency keys"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep old idempotency keys"),
+        }
+    }
+}
+
+/// The node's view of the transactional outbox in `store`, a delivery lane per sink (the
+/// notifications and engagement services; MQTT and email when configured), and the bus
+/// over them; answers it with the code settings. An event outbox of an earlier version
+/// (a sled database in `<data_dir>/<node>/outbox`) is moved into the store first.
+async fn events(
     config: &Config,
     info: &Arc<NodeInfo>,
+    store: &Store,
     incarnation: u64,
 ) -> anyhow::Result<(
     Arc<troupe_actors::events::bus::Bus>,
     troupe_actors::auth::codes::Settings,
 )> {
-    use troupe_actors::events::{bus::Bus, delivery::Retry, outbox::Outbox, sink};
+    use troupe_actors::events::{bus::Bus, delivery::Retry, outbox::Outbox, relay, sink};
     use troupe_actors::notifications::{self as notifications, email};
     troupe_actors::events::metrics::describe();
-    let dir = config.data_dir.join(&config.node.name).join("outbox");
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the outbox directory {}", dir.display()))?;
-    let outbox = Outbox::open(&dir)
-        .with_context(|| format!("cannot open the event outbox at {}", dir.display()))?;
+    let outbox = Outbox::new(
+        store.clone(),
+        info.node.clone(),
+        incarnation,
+        config.events.max_outbox_depth,
+    );
     let mut sinks: Vec<Arc<dyn sink::Sink>> = vec![
         Arc::new(sink::Subscriber::new(
             info.clone(),
@@ -475,7 +502,16 @@ fn events(
         backoff: backoff::Backoff::new(config.events.backoff_base, config.events.backoff_max),
         attempt_timeout: config.events.attempt_timeout,
     };
-    let bus = Bus::start(info.node.clone(), outbox, sinks, retry);
+    let relay = relay::Settings {
+        max_in_flight: config.events.max_in_flight as usize,
+        claim_ttl: config.events.claim_ttl,
+    };
+    let bus = Bus::start(info.node.clone(), outbox, sinks, retry, relay);
+    let old = config.data_dir.join(&config.node.name).join("outbox");
+    let imported = troupe_actors::events::legacy::import(&old, bus.outbox()).await;
+    if let Err(e) = imported {
+        anyhow::bail!("cannot move the old event outbox {} into the store: {e}", old.display());
+    }
     let codes = troupe_actors::auth::codes::Settings {
         registration_ttl: config.notifications.registration_code_ttl,
         reset_ttl: config.notifications.reset_code_ttl,

@@ -106,8 +106,8 @@ pub fn generate() -> String {
 
 /// Issues a new code for `user_id` and `purpose` (replacing any earlier one); answers it,
 /// or `None` when the account had its [`Settings::max_issued`] codes in this window.
-pub async fn issue(
-    store: &Store,
+pub async fn issue<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     user_id: &str,
     purpose: Purpose,
     settings: &Settings,
@@ -138,7 +138,7 @@ pub async fn issue(
     .bind(now)
     .bind(window_ended)
     .bind(i64::from(settings.max_issued))
-    .execute(store.writer())
+    .execute(db)
     .await
     .map_err(db_error)?;
     if done.rows_affected() == 0 {
@@ -220,7 +220,7 @@ mod tests {
     }
 
     async fn code(store: &Store, user: &str, purpose: Purpose, s: &Settings) -> String {
-        issue(store, user, purpose, s)
+        issue(store.writer(), user, purpose, s)
             .await
             .unwrap()
             .expect("issued")
@@ -399,13 +399,13 @@ mod tests {
                 ..settings(2)
             };
             for _ in 0..3 {
-                assert!(issue(&store, &u1, Purpose::PasswordReset, &s)
+                assert!(issue(store.writer(), &u1, Purpose::PasswordReset, &s)
                     .await
                     .unwrap()
                     .is_some());
             }
             assert_eq!(
-                issue(&store, &u1, Purpose::PasswordReset, &s)
+                issue(store.writer(), &u1, Purpose::PasswordReset, &s)
                     .await
                     .unwrap(),
                 None

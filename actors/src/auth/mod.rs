@@ -34,7 +34,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::events::{kinds, NewEvent, Publisher};
+use crate::events::{kinds, NewEvent, Publisher, Staged};
 use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo, Request, Service, Target};
 use crate::sessions::{self, messages as sm, Revocations};
 use crate::store::Store;
@@ -232,17 +232,8 @@ impl Auth {
 
     async fn login(&self, req: &Request, login: LoginRequest) -> Result<TokenPair, MeshError> {
         let user = self.credentials(req, &login).await?;
-        let pair = self
-            .open_session(req, user, &login.ip, &login.user_agent, &login.device)
-            .await?;
-        if let Some(u) = &pair.user {
-            let payload = serde_json::json!({
-                "username": u.username, "ip": login.ip, "user_agent": login.user_agent,
-                "session_id": pair.session_id,
-            });
-            self.publish(kinds::USER_LOGGED_IN, &u.id, payload).await;
-        }
-        Ok(pair)
+        self.open_session(req, user, &login.ip, &login.user_agent, &login.device, None)
+            .await
     }
 
     /// `open_session`: a session for a user the caller authenticated (SSO), opened and
@@ -256,17 +247,15 @@ impl Auth {
             id: r.user_id.clone(),
         };
         let user = self.call(req, users::GET.call(get)).await?;
-        let pair = self
-            .open_session(req, user, &r.ip, &r.user_agent, &r.device)
-            .await?;
-        if let Some(u) = &pair.user {
-            let payload = serde_json::json!({
-                "username": u.username, "ip": r.ip, "user_agent": r.user_agent,
-                "session_id": pair.session_id, "method": r.method,
-            });
-            self.publish(kinds::USER_LOGGED_IN, &u.id, payload).await;
-        }
-        Ok(pair)
+        self.open_session(
+            req,
+            user,
+            &r.ip,
+            &r.user_agent,
+            &r.device,
+            Some(&r.method),
+        )
+        .await
     }
 
     /// `check`: the user a login and password belong to, without starting a session (gRPC
@@ -406,24 +395,21 @@ impl Auth {
         let user = self.find(req, &r.login).await?;
         // An account that asked for too many codes this window gets no mail, and the same
         // answer again.
-        let issued = match &user {
-            Some(user) => codes::issue(&self.store, &user.id, purpose, &self.codes)
-                .await?
-                .map(|code| (user, code)),
-            None => None,
-        };
-        if let Some((user, code)) = issued {
-            let payload = serde_json::json!({
-                "username": user.username, "email": user.email, "code": code,
-                "expires_in": ttl.as_secs(),
-            });
-            self.events
-                .publish(NewEvent::new(
+        // The code and its event (the mail) are written in one transaction.
+        if let Some(user) = &user {
+            let mut tx = self.store.begin().await?;
+            if let Some(code) = codes::issue(&mut *tx, &user.id, purpose, &self.codes).await? {
+                let mut staged = Staged::new(Some(&self.events));
+                staged.add(NewEvent::new(
                     kinds::PASSWORD_RESET_REQUESTED,
                     Some(&user.id),
-                    payload,
-                ))
-                .await?;
+                    serde_json::json!({
+                        "username": user.username, "email": user.email, "code": code,
+                        "expires_in": ttl.as_secs(),
+                    }),
+                ))?;
+                staged.commit(tx).await?;
+            }
         }
         Ok(ForgotReply {
             expires_in: ttl.as_secs(),
@@ -474,9 +460,20 @@ impl Auth {
         ip: &str,
         user_agent: &str,
         device: &str,
+        method: Option<&str>,
     ) -> Result<TokenPair, MeshError> {
         user.password_hash.clear();
         let sid = uuid::Uuid::new_v4().to_string();
+        // `user.logged_in` is written with the session's refresh token (refused, and no
+        // session opened, when the outbox is full).
+        let mut payload = serde_json::json!({
+            "username": user.username, "ip": ip, "user_agent": user_agent, "session_id": sid,
+        });
+        if let Some(method) = method {
+            payload["method"] = method.into();
+        }
+        let mut staged = Staged::new(Some(&self.events));
+        staged.add(NewEvent::new(kinds::USER_LOGGED_IN, Some(&user.id), payload))?;
         let start = sm::Start {
             user_id: user.id.clone(),
             device: device.to_string(),
@@ -489,10 +486,17 @@ impl Auth {
             .call(start)
             .to(Target::Entity(sid.clone()));
         self.call(req, call).await?;
-        self.pair(user, sid).await
+        self.pair(user, sid, staged).await
     }
 
-    async fn pair(&self, user: um::User, sid: String) -> Result<TokenPair, MeshError> {
+    /// Issues the token pair of session `sid`, writing its refresh token and `staged` in
+    /// one transaction.
+    async fn pair(
+        &self,
+        user: um::User,
+        sid: String,
+        staged: Staged,
+    ) -> Result<TokenPair, MeshError> {
         let (access, _) = self.tokens.issue(
             TokenKind::Access,
             &user.id,
@@ -507,14 +511,16 @@ impl Auth {
             &user.roles,
             &sid,
         );
+        let mut tx = self.store.begin().await?;
         store::insert(
-            &self.store,
+            &mut *tx,
             &claims.jti,
             &sid,
             &user.id,
             claims.exp as i64 * 1000,
         )
         .await?;
+        staged.commit(tx).await?;
         Ok(TokenPair {
             access_token: access,
             refresh_token: refresh,
@@ -571,7 +577,7 @@ impl Auth {
                 "refresh token already used; the session has been ended",
             ));
         }
-        self.pair(user, claims.sid).await
+        self.pair(user, claims.sid, Staged::new(None)).await
     }
 
     fn verify(&self, v: VerifyRequest) -> Result<VerifyReply, MeshError> {

@@ -6,8 +6,8 @@ use crate::store::time::now_ms;
 use crate::store::{db_error, Store};
 
 /// Records an issued refresh token.
-pub async fn insert(
-    store: &Store,
+pub async fn insert<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     jti: &str,
     session_id: &str,
     user_id: &str,
@@ -20,7 +20,7 @@ pub async fn insert(
     .bind(session_id)
     .bind(user_id)
     .bind(expires_at_ms)
-    .execute(store.writer())
+    .execute(db)
     .await
     .map_err(db_error)?;
     Ok(())
@@ -61,8 +61,8 @@ mod tests {
             let old = uuid::Uuid::new_v4().to_string();
             let live = uuid::Uuid::new_v4().to_string();
             let now = now_ms();
-            insert(&store, &old, "s", "u", now - 1_000).await.unwrap();
-            insert(&store, &live, "s", "u", now + 3_600_000)
+            insert(store.writer(), &old, "s", "u", now - 1_000).await.unwrap();
+            insert(store.writer(), &live, "s", "u", now + 3_600_000)
                 .await
                 .unwrap();
             let swept = sweep_expired(&store, now).await.unwrap();

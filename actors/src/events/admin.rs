@@ -9,7 +9,7 @@
 //! | `dead_drop` | effectful | [`DeadLetterId`] | [`DeadLetter`] (as it was) |
 //! | `bench` | effectful | [`BenchRequest`] | [`BenchReply`] |
 //!
-//! Dead letters are node-local (the outbox is); the HTTP layer asks every node.
+//! Dead letters are in the store every node shares, so any node answers for all of them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::bus::Bus;
-use super::outbox::Entry;
+use super::outbox::DeadLetter as Row;
 use super::{NewEvent, Publish};
 use crate::mesh::{BoxFuture, MeshError, Request, Service};
 use crate::store::time::rfc3339_millis;
@@ -47,6 +47,9 @@ pub mod ops {
         }
     }
 }
+
+/// Dead letters one list shows at most (oldest first).
+pub const DEAD_LIST_MAX: u32 = 1000;
 
 /// Kind of the events `bench` publishes.
 pub const BENCH_KIND: &str = "bench.event";
@@ -140,25 +143,24 @@ pub struct BenchReply {
 
 /// The service.
 pub struct Events {
-    node: Arc<str>,
     bus: Arc<Bus>,
 }
 
 impl Events {
     /// The service over this node's bus.
-    pub fn new(node: Arc<str>, bus: Arc<Bus>) -> Self {
-        Self { node, bus }
+    pub fn new(bus: Arc<Bus>) -> Self {
+        Self { bus }
     }
 
-    fn letter(&self, e: &Entry) -> DeadLetter {
+    fn letter(&self, d: &Row) -> DeadLetter {
         DeadLetter {
-            id: e.dead_id(),
-            node: self.node.to_string(),
-            sink: e.sink.clone(),
-            event_json: shown(e),
-            attempts: e.attempts,
-            last_error: e.last_error.clone(),
-            failed_at: rfc3339_millis(e.failed_at),
+            id: d.id.clone(),
+            node: d.node.clone(),
+            sink: d.sink.clone(),
+            event_json: shown(d),
+            attempts: d.attempts,
+            last_error: d.last_error.clone(),
+            failed_at: rfc3339_millis(d.failed_at),
         }
     }
 
@@ -169,43 +171,42 @@ impl Events {
         Ok(&r.id)
     }
 
-    /// `dead_list`.
-    fn dead_list(&self) -> DeadLetterList {
-        DeadLetterList {
+    async fn dead_list(&self) -> Result<DeadLetterList, MeshError> {
+        Ok(DeadLetterList {
             items: self
                 .bus
                 .outbox()
-                .dead_letters()
+                .dead_letters(DEAD_LIST_MAX)
+                .await?
                 .iter()
-                .map(|e| self.letter(e))
+                .map(|d| self.letter(d))
                 .collect(),
-        }
+        })
     }
 
-    /// `dead_get`.
-    fn dead_get(&self, r: &DeadLetterId) -> Result<DeadLetter, MeshError> {
-        let e = self
+    async fn dead_get(&self, r: &DeadLetterId) -> Result<DeadLetter, MeshError> {
+        let d = self
             .bus
             .outbox()
-            .dead_letter(Self::id(r)?)?
+            .dead_letter(Self::id(r)?)
+            .await?
             .ok_or_else(|| MeshError::not_found("no such dead letter"))?;
-        Ok(self.letter(&e))
+        Ok(self.letter(&d))
     }
 
-    /// `dead_replay`.
     async fn dead_replay(&self, r: &DeadLetterId) -> Result<DeadLetter, MeshError> {
-        let e = self.bus.replay(Self::id(r)?).await?;
-        Ok(self.letter(&e))
+        let d = self.bus.outbox().replay(Self::id(r)?).await?;
+        Ok(self.letter(&d))
     }
 
-    /// `dead_drop`.
-    fn dead_drop(&self, r: &DeadLetterId) -> Result<DeadLetter, MeshError> {
-        let e = self
+    async fn dead_drop(&self, r: &DeadLetterId) -> Result<DeadLetter, MeshError> {
+        let d = self
             .bus
             .outbox()
-            .drop_dead(Self::id(r)?)?
+            .drop_dead(Self::id(r)?)
+            .await?
             .ok_or_else(|| MeshError::not_found("no such dead letter"))?;
-        Ok(self.letter(&e))
+        Ok(self.letter(&d))
     }
 
     async fn bench(&self, req: BenchRequest) -> Result<BenchReply, MeshError> {
@@ -281,8 +282,12 @@ impl Events {
 
 /// A dead letter's event as admins see it: secret payload fields (emailed codes) masked.
 /// The outbox keeps them, so a replay still delivers the code to its user.
-pub fn shown(e: &Entry) -> String {
-    serde_json::to_string(&e.event.redacted()).unwrap_or_default()
+/// A quarantined body, which is not an event, is shown as it was.
+pub fn shown(d: &Row) -> String {
+    match d.event() {
+        Ok(e) => serde_json::to_string(&e.redacted()).unwrap_or_default(),
+        Err(_) => d.body.clone(),
+    }
 }
 
 impl Service for Events {
@@ -293,10 +298,10 @@ impl Service for Events {
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
             match Cmd::parse(&req)? {
-                Cmd::DeadList(()) => ops::DEAD_LIST.reply(Ok(self.dead_list())),
-                Cmd::DeadGet(r) => ops::DEAD_GET.reply(self.dead_get(&r)),
+                Cmd::DeadList(()) => ops::DEAD_LIST.reply(self.dead_list().await),
+                Cmd::DeadGet(r) => ops::DEAD_GET.reply(self.dead_get(&r).await),
                 Cmd::DeadReplay(r) => ops::DEAD_REPLAY.reply(self.dead_replay(&r).await),
-                Cmd::DeadDrop(r) => ops::DEAD_DROP.reply(self.dead_drop(&r)),
+                Cmd::DeadDrop(r) => ops::DEAD_DROP.reply(self.dead_drop(&r).await),
                 Cmd::Bench(b) => ops::BENCH.reply(self.bench(b).await),
             }
         })

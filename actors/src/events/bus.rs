@@ -1,70 +1,79 @@
-//! The bus: the node's [`Publish`] implementation over the outbox and its delivery lanes.
+//! The bus: the node's [`Publish`] implementation over the transactional outbox, its
+//! relay and its delivery lanes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::delivery::{Lane, Retry};
-use super::outbox::{Entry, Outbox};
+use sqlx::AnyConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::delivery::{Done, Lane, Retry};
+use super::outbox::Outbox;
+use super::relay;
 use super::sink::Sink;
 use super::{Enqueued, Event, NewEvent, Publish};
-use crate::mesh::{Code, MeshError};
+use crate::mesh::{BoxFuture, MeshError};
 use crate::store::time::{now_ms, rfc3339_millis};
 
 /// Longest accepted event kind.
 const MAX_KIND: usize = 64;
+/// Events one batched insert writes at most.
+const INSERT_BATCH: usize = 512;
 
-/// The event bus of one node. Publishing writes one outbox entry per interested sink,
-/// waits for them to be on disk, then hands them to the sinks' lanes.
+/// An event waiting for the batched insert, with who waits for it.
+type Waiting = (Event, oneshot::Sender<Result<(), MeshError>>);
+
+/// The event bus of one node. A service with a transaction stages its events in it
+/// ([`Publish::prepare`], [`Publish::stage`], [`Publish::committed`]); other publishers
+/// hand them over ([`Publish::enqueue`]) and a batching task writes them. The relay
+/// delivers both.
 pub struct Bus {
     node: Arc<str>,
     outbox: Arc<Outbox>,
     lanes: Vec<Lane>,
+    inserts: mpsc::UnboundedSender<Waiting>,
+    /// The lanes' reports, until the relay starts.
+    reports: Mutex<Option<mpsc::UnboundedReceiver<Done>>>,
+    settings: relay::Settings,
 }
 
 impl Bus {
-    /// Starts a lane per sink. Call [`Bus::redeliver`] once the node can route, to hand
-    /// the lanes what the outbox still holds from before.
+    /// Starts a lane per sink and the batched inserter. Call [`Bus::start_relay`] once the
+    /// node can route.
     pub fn start(
         node: Arc<str>,
         outbox: Arc<Outbox>,
         sinks: Vec<Arc<dyn Sink>>,
         retry: Retry,
+        settings: relay::Settings,
     ) -> Arc<Bus> {
+        let (report, reports) = mpsc::unbounded_channel();
         let lanes: Vec<Lane> = sinks
             .into_iter()
-            .map(|s| Lane::start(s, outbox.clone(), retry))
+            .map(|s| Lane::start(s, retry, report.clone()))
             .collect();
+        let (inserts, rx) = mpsc::unbounded_channel();
+        tokio::spawn(inserter(outbox.clone(), rx));
         Arc::new(Bus {
             node,
             outbox,
             lanes,
+            inserts,
+            reports: Mutex::new(Some(reports)),
+            settings,
         })
     }
 
-    /// Hands every entry left in the outbox (by an earlier run of the node) to its lane.
-    /// Entries for a sink that is no longer configured become dead letters.
-    pub fn redeliver(&self) {
-        let backlog = self.outbox.backlog();
-        if !backlog.is_empty() {
-            tracing::info!(
-                entries = backlog.len(),
-                "redelivering events left in the outbox"
-            );
-        }
-        for mut pending in backlog {
-            match self
-                .lanes
-                .iter()
-                .find(|l| l.sink.name() == pending.entry.sink)
-            {
-                Some(lane) => lane.send(pending),
-                None => {
-                    pending.entry.last_error = "sink not configured on this node".into();
-                    pending.entry.failed_at = now_ms();
-                    if let Err(e) = self.outbox.bury(&pending) {
-                        tracing::warn!(error = %e, "cannot move an orphaned entry to the dead-letter queue");
-                    }
-                }
-            }
+    /// Starts the relay (once; later calls do nothing): from now on committed events,
+    /// this node's and any dead node's, are delivered.
+    pub fn start_relay(&self) {
+        let reports = self.reports.lock().ok().and_then(|mut r| r.take());
+        if let Some(reports) = reports {
+            tokio::spawn(relay::run(
+                self.outbox.clone(),
+                self.lanes.clone(),
+                reports,
+                self.settings,
+            ));
         }
     }
 
@@ -81,29 +90,33 @@ impl Bus {
             .collect()
     }
 
-    /// Puts a dead letter back in the outbox with its attempts reset; answers it.
-    pub async fn replay(&self, id: &str) -> Result<Entry, MeshError> {
-        let entry = self
-            .outbox
-            .dead_letter(id)?
-            .ok_or_else(|| MeshError::not_found("no such dead letter"))?;
-        let lane = self
-            .lanes
-            .iter()
-            .find(|l| l.sink.name() == entry.sink)
-            .ok_or_else(|| {
-                MeshError::new(
-                    Code::FailedPrecondition,
-                    format!("sink {} is not configured on this node", entry.sink),
-                )
-            })?;
-        let mut fresh = entry.clone();
-        fresh.attempts = 0;
-        let pending = self.outbox.push(fresh)?;
-        self.outbox.drop_dead(id)?;
-        self.outbox.commit().await?;
-        lane.send(pending);
-        Ok(entry)
+    fn event(&self, new: NewEvent) -> Result<Event, MeshError> {
+        check_kind(&new.kind)?;
+        Ok(Event {
+            id: new.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            kind: new.kind,
+            time: rfc3339_millis(now_ms()),
+            source: self.node.to_string(),
+            user_id: new.user_id,
+            payload: new.payload,
+        })
+    }
+}
+
+/// Writes the events handed to [`Bus::enqueue`], as many per transaction as are waiting
+/// (up to [`INSERT_BATCH`]), in the order they came.
+async fn inserter(outbox: Arc<Outbox>, mut rx: mpsc::UnboundedReceiver<Waiting>) {
+    let mut batch: Vec<Waiting> = Vec::with_capacity(INSERT_BATCH);
+    while rx.recv_many(&mut batch, INSERT_BATCH).await > 0 {
+        let events: Vec<Event> = batch.iter().map(|(e, _)| e.clone()).collect();
+        let result = outbox.insert(&events).await;
+        if result.is_ok() {
+            outbox.wake();
+            metrics::counter!(super::metrics::PUBLISHED).increment(events.len() as u64);
+        }
+        for (_, waiter) in batch.drain(..) {
+            let _ = waiter.send(result.clone());
+        }
     }
 }
 
@@ -125,34 +138,38 @@ pub fn check_kind(kind: &str) -> Result<(), MeshError> {
 
 impl Publish for Bus {
     fn enqueue(&self, new: NewEvent) -> Result<Enqueued, MeshError> {
-        check_kind(&new.kind)?;
-        let event = Event {
-            id: new.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            kind: new.kind,
-            time: rfc3339_millis(now_ms()),
-            source: self.node.to_string(),
-            user_id: new.user_id,
-            payload: new.payload,
-        };
-        let mut pushed = Vec::with_capacity(self.lanes.len());
-        for lane in self.lanes.iter().filter(|l| l.sink.wants(&event.kind)) {
-            pushed.push((
-                lane.clone(),
-                self.outbox
-                    .push(Entry::new(event.clone(), lane.sink.name()))?,
-            ));
-        }
-        let on_disk = self.outbox.commit_later();
+        self.outbox.admit(1)?;
+        let event = self.event(new)?;
+        let (tx, rx) = oneshot::channel();
+        self.inserts
+            .send((event.clone(), tx))
+            .map_err(|_| MeshError::unavailable("the event bus is stopping"))?;
         Ok(Enqueued {
             event,
             durable: Box::pin(async move {
-                on_disk.await?;
-                for (lane, pending) in pushed {
-                    lane.send(pending);
-                }
-                metrics::counter!(super::metrics::PUBLISHED).increment(1);
-                Ok(())
+                rx.await
+                    .map_err(|_| MeshError::unavailable("the event bus is stopping"))?
             }),
         })
+    }
+
+    fn prepare(&self, new: NewEvent) -> Result<Event, MeshError> {
+        self.outbox.admit(1)?;
+        self.event(new)
+    }
+
+    fn stage<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        events: &'a [Event],
+    ) -> BoxFuture<'a, Result<(), MeshError>> {
+        Box::pin(self.outbox.stage(conn, events))
+    }
+
+    fn committed(&self, events: &[Event]) {
+        if !events.is_empty() {
+            self.outbox.wake();
+            metrics::counter!(super::metrics::PUBLISHED).increment(events.len() as u64);
+        }
     }
 }

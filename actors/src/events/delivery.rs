@@ -1,7 +1,8 @@
-//! Delivery: one lane per sink, a task that takes pending entries (new ones from the bus,
-//! the backlog at start-up, replayed dead letters), delivers up to the sink's concurrency
-//! at once, and on failure retries with exponential backoff and full jitter until the
-//! attempts run out, when the entry moves to the dead-letter queue.
+//! Delivery: one lane per sink, a task that takes jobs from the relay (one per outbox row
+//! the sink wants), delivers up to the sink's concurrency at once, and on failure retries
+//! with exponential backoff and full jitter until the attempts run out. It reports each
+//! job's end to the relay, which deletes the row once every lane is done with it, or
+//! buries the delivery in the dead-letter queue.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,12 +12,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::outbox::{Outbox, Pending};
 use super::sink::Sink;
 use super::Event;
 use crate::mesh::backoff::Backoff;
 use crate::mesh::MeshError;
-use crate::store::time::now_ms;
 
 /// Retry policy of every lane.
 #[derive(Clone, Copy, Debug)]
@@ -39,49 +38,85 @@ impl Default for Retry {
     }
 }
 
+/// One event for one lane: a row the relay holds.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The outbox row it came from.
+    pub row: Arc<str>,
+    /// The event.
+    pub event: Arc<Event>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// The last failure.
+    pub last_error: String,
+}
+
+/// What became of a job: reported to the relay once, at the end.
+#[derive(Debug)]
+pub struct Done {
+    /// The outbox row.
+    pub row: Arc<str>,
+    /// The lane's sink.
+    pub sink: String,
+    /// The job; `Err` when its attempts ran out.
+    pub outcome: Result<(), Job>,
+}
+
 /// The sending end of a lane.
 #[derive(Clone)]
 pub struct Lane {
     /// The sink.
     pub sink: Arc<dyn Sink>,
-    tx: mpsc::UnboundedSender<Pending>,
+    tx: mpsc::UnboundedSender<Job>,
 }
 
 impl Lane {
-    /// Starts the lane's task.
-    pub fn start(sink: Arc<dyn Sink>, outbox: Arc<Outbox>, retry: Retry) -> Lane {
+    /// Starts the lane's task; it reports each job's end on `done`. The channel needs no
+    /// bound of its own: the relay hands out at most `max_in_flight` rows at once, and a
+    /// lane gets each of them at most once.
+    pub fn start(sink: Arc<dyn Sink>, retry: Retry, done: mpsc::UnboundedSender<Done>) -> Lane {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(sink.clone(), outbox, retry, rx));
+        tokio::spawn(run(sink.clone(), retry, rx, done));
         Lane { sink, tx }
     }
 
-    /// Hands a pending entry (already in the outbox) to the lane.
-    pub fn send(&self, pending: Pending) {
-        if self.tx.send(pending).is_err() {
-            tracing::warn!(sink = %self.sink.name(), "delivery lane is gone; the entry waits for a restart");
+    /// Hands a job to the lane; `false` when the lane is gone (the row's claim then runs
+    /// out and it is delivered again).
+    pub fn send(&self, job: Job) -> bool {
+        if self.tx.send(job).is_err() {
+            tracing::warn!(sink = %self.sink.name(), "delivery lane is gone; the event waits for its claim to run out");
+            return false;
         }
+        true
     }
 }
 
 /// What an attempt answered.
-type Attempt = (Pending, Result<(), MeshError>);
+type Attempt = (Job, Result<(), MeshError>);
 
 async fn run(
     sink: Arc<dyn Sink>,
-    outbox: Arc<Outbox>,
     retry: Retry,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    done: mpsc::UnboundedSender<Done>,
 ) {
     let name = sink.name().to_string();
     let concurrency = sink.concurrency().max(1);
     let mut in_flight: JoinSet<Attempt> = JoinSet::new();
-    // Entries waiting for their next attempt, by due time (the counter breaks ties).
-    let mut waiting: BTreeMap<(Instant, u64), Pending> = BTreeMap::new();
+    // Jobs waiting for their next attempt, by due time (the counter breaks ties).
+    let mut waiting: BTreeMap<(Instant, u64), Job> = BTreeMap::new();
     let mut counter = 0u64;
     let mut open = true;
     let delivered = metrics::counter!(super::metrics::DELIVERED, "sink" => name.clone());
     let failed = metrics::counter!(super::metrics::FAILED_ATTEMPTS, "sink" => name.clone());
     let dead = metrics::counter!(super::metrics::DEAD, "sink" => name.clone());
+    let report = |row: Arc<str>, outcome: Result<(), Job>| {
+        let _ = done.send(Done {
+            row,
+            sink: name.clone(),
+            outcome,
+        });
+    };
     loop {
         // Due retries go first.
         while in_flight.len() < concurrency {
@@ -91,8 +126,8 @@ async fn run(
             if entry.key().0 > Instant::now() {
                 break;
             }
-            let pending = entry.remove();
-            attempt(&mut in_flight, &sink, pending, retry.attempt_timeout);
+            let job = entry.remove();
+            attempt(&mut in_flight, &sink, job, retry.attempt_timeout);
         }
         if !open && in_flight.is_empty() && waiting.is_empty() {
             return;
@@ -101,50 +136,42 @@ async fn run(
         let room = in_flight.len() < concurrency;
         tokio::select! {
             got = rx.recv(), if open && room => match got {
-                Some(pending) => attempt(&mut in_flight, &sink, pending, retry.attempt_timeout),
+                Some(job) => attempt(&mut in_flight, &sink, job, retry.attempt_timeout),
                 None => open = false,
             },
-            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                let Ok((mut pending, result)) = done else { continue };
+            Some(finished) = in_flight.join_next(), if !in_flight.is_empty() => {
+                let Ok((mut job, result)) = finished else { continue };
                 match result {
                     Ok(()) => {
                         delivered.increment(1);
-                        if let Err(e) = outbox.delivered(&pending.key) {
-                            tracing::warn!(sink = %name, error = %e, "cannot remove a delivered entry");
-                        }
+                        report(job.row.clone(), Ok(()));
                     }
                     Err(e) => {
                         failed.increment(1);
-                        pending.entry.attempts += 1;
-                        pending.entry.last_error = e.to_string();
-                        pending.entry.failed_at = now_ms();
-                        if pending.entry.attempts >= retry.max_attempts {
+                        job.attempts += 1;
+                        job.last_error = e.to_string();
+                        if job.attempts >= retry.max_attempts {
                             tracing::warn!(
                                 sink = %name,
-                                event = %pending.entry.event.id,
-                                kind = %pending.entry.event.kind,
-                                attempts = pending.entry.attempts,
+                                event = %job.event.id,
+                                kind = %job.event.kind,
+                                attempts = job.attempts,
                                 error = %e,
                                 "event delivery gave up, moved to the dead-letter queue"
                             );
                             dead.increment(1);
-                            if let Err(e) = outbox.bury(&pending) {
-                                tracing::error!(sink = %name, error = %e, "cannot move an entry to the dead-letter queue");
-                            }
+                            report(job.row.clone(), Err(job));
                         } else {
                             tracing::debug!(
                                 sink = %name,
-                                event = %pending.entry.event.id,
-                                attempts = pending.entry.attempts,
+                                event = %job.event.id,
+                                attempts = job.attempts,
                                 error = %e,
                                 "event delivery failed, retrying later"
                             );
-                            if let Err(e) = outbox.retry_later(&pending) {
-                                tracing::warn!(sink = %name, error = %e, "cannot record a failed attempt");
-                            }
-                            let delay = retry.backoff.delay(pending.entry.attempts, &mut rand::rng());
+                            let delay = retry.backoff.delay(job.attempts, &mut rand::rng());
                             counter += 1;
-                            waiting.insert((Instant::now() + delay, counter), pending);
+                            waiting.insert((Instant::now() + delay, counter), job);
                         }
                     }
                 }
@@ -161,14 +188,8 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-fn attempt(
-    in_flight: &mut JoinSet<Attempt>,
-    sink: &Arc<dyn Sink>,
-    pending: Pending,
-    timeout: Duration,
-) {
-    let event: Arc<Event> = Arc::new(pending.entry.event.clone());
-    let delivery = sink.deliver(event);
+fn attempt(in_flight: &mut JoinSet<Attempt>, sink: &Arc<dyn Sink>, job: Job, timeout: Duration) {
+    let delivery = sink.deliver(job.event.clone());
     in_flight.spawn(async move {
         let result = match tokio::time::timeout(timeout, delivery).await {
             Ok(r) => r,
@@ -177,6 +198,6 @@ fn attempt(
                 "delivery timed out",
             )),
         };
-        (pending, result)
+        (job, result)
     });
 }

@@ -1,7 +1,11 @@
 //! Names of the event bus metrics.
 
-/// Outbox entries waiting for delivery on this node.
+/// Events waiting in the outbox, cluster-wide (as this node last counted them).
 pub const OUTBOX_DEPTH: &str = "troupe_outbox_depth";
+/// Events refused because the outbox was full.
+pub const REFUSED: &str = "troupe_events_refused_total";
+/// Outbox rows quarantined because they do not hold an event.
+pub const QUARANTINED: &str = "troupe_outbox_quarantined_total";
 /// Events published on this node (acknowledged durable).
 pub const PUBLISHED: &str = "troupe_events_published_total";
 /// Deliveries that succeeded, by sink.
@@ -16,7 +20,12 @@ pub fn describe() {
     use metrics::{describe_counter, describe_gauge};
     describe_gauge!(
         OUTBOX_DEPTH,
-        "outbox entries waiting for delivery on this node"
+        "events waiting in the outbox, cluster-wide, as this node last counted them"
+    );
+    describe_counter!(REFUSED, "events refused because the outbox was full");
+    describe_counter!(
+        QUARANTINED,
+        "outbox rows quarantined because they do not hold an event"
     );
     describe_counter!(PUBLISHED, "events published on this node");
     describe_counter!(DELIVERED, "event deliveries that succeeded, by sink");

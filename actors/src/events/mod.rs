@@ -1,14 +1,21 @@
 //! Domain events: what services publish and what subscribers consume.
 //!
-//! A service publishes a [`NewEvent`] through a [`Publisher`]; the publish is acknowledged
-//! only once the event is durable (the node's outbox), and the bus then delivers it at
-//! least once to every subscriber and to the MQTT bridge when one is configured. Every
-//! [`Event`] carries an id, so consumers drop redeliveries.
+//! A service that changes rows writes the [`NewEvent`]s reporting the change in the same
+//! SQL transaction ([`Staged`]: the transactional outbox); a publisher without a
+//! transaction hands them to [`Publish::publish`], acknowledged once they are committed.
+//! Either way an acknowledged event is in the store, and a relay on some node (any node,
+//! a survivor when the publisher died) delivers it at least once to every subscriber and
+//! to the MQTT bridge and email when configured. Every [`Event`] carries an id, so
+//! consumers drop redeliveries.
 //!
 //! # Layout
 //! - this file: the event types (and [`EventJson`], an event as a subscriber's op receives
-//!   it), well-known kinds, and the [`Publish`] trait services see.
-//! - [`outbox`]: the node-local sled outbox (pending and dead-letter trees, group commit).
+//!   it), well-known kinds, the [`Publish`] trait services see, and [`Staged`].
+//! - [`outbox`]: the `outbox` and `dead_letters` tables: staging, claims with a lease,
+//!   settling, the depth bound.
+//! - [`legacy`]: moves an outbox of an earlier version (sled, per node) into the store.
+//! - [`relay`]: claims committed rows, hands them to the lanes, deletes them once
+//!   delivered.
 //! - [`sink`]: the [`Sink`](sink::Sink) trait destinations implement (the MQTT bridge lives
 //!   in `troupe-protocols`), and [`Subscriber`](sink::Subscriber), delivery to a service.
 //! - [`delivery`]: one lane per sink: concurrent attempts, backoff with full jitter, dead
@@ -26,8 +33,10 @@ use crate::mesh::{BoxFuture, MeshError};
 pub mod admin;
 pub mod bus;
 pub mod delivery;
+pub mod legacy;
 pub mod metrics;
 pub mod outbox;
+pub mod relay;
 pub mod sink;
 
 /// Payload fields that carry secrets (emailed codes): they reach the user's own
@@ -208,6 +217,20 @@ impl EventJson {
 
 /// Publishes events. Resolves once the event is durable; delivery happens afterwards.
 pub trait Publish: Send + Sync + 'static {
+    /// Builds `event` for a service's own transaction, or refuses it (a bad kind, the
+    /// outbox full): see [`Staged`].
+    fn prepare(&self, event: NewEvent) -> Result<Event, MeshError>;
+
+    /// Writes prepared `events` on `conn`, inside the caller's transaction.
+    fn stage<'a>(
+        &'a self,
+        conn: &'a mut sqlx::AnyConnection,
+        events: &'a [Event],
+    ) -> BoxFuture<'a, Result<(), MeshError>>;
+
+    /// The transaction that staged `events` committed: deliver them now.
+    fn committed(&self, events: &[Event]);
+
     /// Writes `event` to the outbox at once, so events enqueued one after another keep
     /// that order, and answers it with a future that resolves once it is durable (and
     /// then schedules its delivery). An actor that serialises writes enqueues inside its
@@ -281,6 +304,81 @@ impl std::fmt::Debug for Outgoing {
 /// A shared publisher, as services hold it.
 pub type Publisher = Arc<dyn Publish>;
 
+/// The events of one transaction (the transactional outbox): [`Staged::add`] before or
+/// during the transaction, [`Staged::write`] inside it, [`Staged::committed`] after its
+/// commit. A service without a publisher stages nothing.
+#[must_use = "staged events must be written inside the transaction"]
+pub struct Staged {
+    publisher: Option<Publisher>,
+    events: Vec<Event>,
+}
+
+impl Staged {
+    /// Nothing staged yet, for `publisher`.
+    pub fn new(publisher: Option<&Publisher>) -> Self {
+        Self {
+            publisher: publisher.cloned(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Adds `event`; refused (and nothing staged) when the outbox cannot take it, so the
+    /// caller fails its write instead of acknowledging a change whose event is lost.
+    pub fn add(&mut self, event: NewEvent) -> Result<&Event, MeshError> {
+        let Some(p) = &self.publisher else {
+            return Err(MeshError::internal("no publisher"));
+        };
+        self.events.push(p.prepare(event)?);
+        Ok(self.events.last().expect("just pushed"))
+    }
+
+    /// Adds `event` when there is a publisher (a service built without events stages
+    /// nothing).
+    pub fn add_if_publishing(&mut self, event: NewEvent) -> Result<(), MeshError> {
+        if self.publisher.is_some() {
+            self.add(event)?;
+        }
+        Ok(())
+    }
+
+    /// The events staged so far.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Writes the staged events on `conn`, inside the caller's transaction.
+    pub async fn write(&self, conn: &mut sqlx::AnyConnection) -> Result<(), MeshError> {
+        match &self.publisher {
+            Some(p) if !self.events.is_empty() => p.stage(conn, &self.events).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes the staged events in `tx` and commits it: the change and its events are
+    /// durable together, and the events are then published. A keyed write
+    /// ([`crate::store::idempotency`]) records its key in the same transaction, so it
+    /// commits once however often it runs.
+    pub async fn commit(
+        self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    ) -> Result<(), MeshError> {
+        if let Some(key) = crate::store::idempotency::current() {
+            key.record(&mut tx).await?;
+        }
+        self.write(&mut tx).await?;
+        tx.commit().await.map_err(crate::store::db_error)?;
+        self.committed();
+        Ok(())
+    }
+
+    /// The transaction committed: the events are published.
+    pub fn committed(self) {
+        if let Some(p) = &self.publisher {
+            p.committed(&self.events);
+        }
+    }
+}
+
 /// An in-memory publisher that only records what was published: for unit tests of
 /// services, which assert on the events they emit. Nodes never use it.
 #[derive(Default)]
@@ -295,16 +393,41 @@ impl Recorder {
     }
 }
 
-impl Publish for Recorder {
-    fn enqueue(&self, event: NewEvent) -> Result<Enqueued, MeshError> {
-        let event = Event {
+impl Recorder {
+    fn event(&self, event: NewEvent) -> Event {
+        Event {
             id: event.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             kind: event.kind,
             time: crate::store::time::rfc3339_millis(crate::store::time::now_ms()),
             source: "recorder".into(),
             user_id: event.user_id,
             payload: event.payload,
-        };
+        }
+    }
+}
+
+impl Publish for Recorder {
+    fn prepare(&self, event: NewEvent) -> Result<Event, MeshError> {
+        Ok(self.event(event))
+    }
+
+    /// Records nothing yet: the events count once their transaction commits.
+    fn stage<'a>(
+        &'a self,
+        _conn: &'a mut sqlx::AnyConnection,
+        _events: &'a [Event],
+    ) -> BoxFuture<'a, Result<(), MeshError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn committed(&self, events: &[Event]) {
+        if let Ok(mut all) = self.events.lock() {
+            all.extend(events.iter().cloned());
+        }
+    }
+
+    fn enqueue(&self, event: NewEvent) -> Result<Enqueued, MeshError> {
+        let event = self.event(event);
         if let Ok(mut events) = self.events.lock() {
             events.push(event.clone());
         }

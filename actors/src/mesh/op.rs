@@ -101,6 +101,7 @@ impl<Req: prost::Message + Default, Rep: prost::Message> Op<Req, Rep> {
                 request_id: String::new(),
                 caller: None,
                 timeout: None,
+                idempotency_key: String::new(),
             },
             rep: PhantomData,
         }
@@ -144,6 +145,7 @@ pub(crate) struct RawCall {
     pub(crate) request_id: String,
     pub(crate) caller: Option<Caller>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) idempotency_key: String,
 }
 
 /// One call through the mesh whose answer is a `Rep`; made by [`Op::call`], run by
@@ -182,6 +184,16 @@ impl<Rep> Call<Rep> {
     /// Sets the request id (for logs on every node it crosses).
     pub fn request_id(mut self, id: impl Into<String>) -> Self {
         self.raw.request_id = id.into();
+        self
+    }
+
+    /// Makes an effectful call a keyed write (see [`crate::store::idempotency`]): it runs
+    /// once however often it is sent, the router may retry it like an idempotent op, and
+    /// a repeat gets the first answer. Ignored on idempotent ops, which need no key.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        if !self.raw.idempotent {
+            self.raw.idempotency_key = key.into();
+        }
         self
     }
 
@@ -303,6 +315,7 @@ mod tests {
             deadline: std::time::Instant::now(),
             entity: String::new(),
             chain: Vec::new(),
+            idempotency_key: String::new(),
         }
     }
 

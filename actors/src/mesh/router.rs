@@ -157,7 +157,8 @@ impl Router {
         let started = Instant::now();
         let timeout = call.timeout.unwrap_or(self.default_timeout);
         let deadline = started + timeout;
-        let idempotent = call.idempotent;
+        // A keyed write runs once however often it is sent: it may be retried too.
+        let idempotent = call.idempotent || !call.idempotency_key.is_empty();
         let chain = lane::current();
         let mut tried: Vec<ractor::ActorId> = Vec::new();
         let mut pause = Duration::from_millis(1);
@@ -252,6 +253,7 @@ impl Router {
             deadline,
             entity: entity_of(&call.target).to_string(),
             chain: chain.to_vec(),
+            idempotency_key: call.idempotency_key.clone(),
         }
     }
 
@@ -273,6 +275,7 @@ impl Router {
                 entity: entity_of(&call.target),
                 origin: &self.node,
                 chain,
+                idempotency_key: &call.idempotency_key,
             },
             remaining,
         );

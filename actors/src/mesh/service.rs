@@ -34,6 +34,8 @@ pub struct Request {
     /// Services whose workers wait on this request (see [`super::lane`]); empty from
     /// ingress.
     pub chain: Vec<String>,
+    /// The write's idempotency key, or empty (see [`crate::store::idempotency`]).
+    pub idempotency_key: String,
 }
 
 impl Request {
@@ -48,6 +50,7 @@ impl Request {
             deadline: Instant::now() + timeout,
             entity: String::new(),
             chain: Vec::new(),
+            idempotency_key: String::new(),
         }
     }
 }

@@ -68,6 +68,8 @@ pub struct Outgoing<'a> {
     pub origin: &'a str,
     /// Services whose workers wait on it.
     pub chain: &'a [String],
+    /// The write's idempotency key, or empty.
+    pub idempotency_key: &'a str,
 }
 
 /// Encodes a call for a peer, with `remaining` time to answer.
@@ -82,6 +84,7 @@ pub fn envelope(call: Outgoing<'_>, remaining: Duration) -> Vec<u8> {
         entity: call.entity.to_string(),
         origin_node: call.origin.to_string(),
         chain: call.chain.to_vec(),
+        idempotency_key: call.idempotency_key.to_string(),
     }
     .encode_to_vec()
 }
@@ -98,6 +101,7 @@ pub fn request(bytes: &[u8], default: Duration) -> Result<Request, MeshError> {
         deadline: local_deadline(env.deadline_unix_ms, default),
         entity: env.entity,
         chain: env.chain,
+        idempotency_key: env.idempotency_key,
     })
 }
 
@@ -148,6 +152,7 @@ mod tests {
                 entity: "e1",
                 origin: "n1",
                 chain: &chain,
+                idempotency_key: "k1",
             },
             Duration::from_secs(2),
         );
@@ -157,6 +162,7 @@ mod tests {
         assert_eq!(req.caller, Some(caller));
         assert_eq!((req.request_id.as_str(), req.entity.as_str()), ("r1", "e1"));
         assert_eq!(req.chain, chain);
+        assert_eq!(req.idempotency_key, "k1");
         let left = req.deadline.saturating_duration_since(Instant::now());
         assert!(
             left <= Duration::from_secs(2) && left > Duration::from_secs(1),

@@ -100,6 +100,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "code limits",
         include_str!("../../migrations/0015_code_limits.sql"),
     ),
+    (
+        16,
+        "outbox",
+        include_str!("../../migrations/0016_outbox.sql"),
+    ),
 ];
 
 /// Longest a node waits for another node's migration run on SQLite.

@@ -15,6 +15,7 @@
 //! Services turn `sqlx` failures into a [`MeshError`] with [`db_error`], which never lets
 //! SQL or driver text reach a client.
 
+pub mod idempotency;
 pub mod lease;
 pub mod migrate;
 pub mod time;
@@ -222,6 +223,11 @@ impl Store {
     /// goes here (see [`Store`] for why).
     pub fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// Begins a transaction on the writer.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, MeshError> {
+        self.writer.begin().await.map_err(db_error)
     }
 
     /// Closes every connection; later queries fail as unavailable.

@@ -226,15 +226,10 @@ impl Tasks {
             finished_at: 0,
             version: 1,
         };
-        store::insert(&self.ctx.store, &row).await?;
-        if let Err(e) = self
-            .ctx
-            .publisher
-            .publish(runner::event(kinds::TASK_CREATED, &row))
-            .await
-        {
-            tracing::warn!(task = %row.id, error = %e, "task.created not published");
-        }
+        let staged = self.ctx.staged(kinds::TASK_CREATED, &row)?;
+        let mut tx = self.ctx.store.begin().await?;
+        store::insert(&mut *tx, &row).await?;
+        staged.commit(tx).await?;
         match self.run_on_home(&row.id, req).await {
             Ok(running) => Ok(running),
             Err(e) => {
@@ -367,19 +362,16 @@ impl Tasks {
             next.updated_at = now.max(row.updated_at);
             next.finished_at = next.updated_at;
             next.version += 1;
+            let staged = self.ctx.staged(kinds::TASK_CANCELLED, &next)?;
             let turn = self.ctx.urgent_turn().await;
-            let written = store::update(&self.ctx.store, &next, row.version).await?;
+            let mut tx = self.ctx.store.begin().await?;
+            let written = store::update(&mut *tx, &next, row.version).await?;
+            if written {
+                staged.commit(tx).await?;
+            }
             drop(turn);
             if written {
                 ::metrics::counter!(metrics::FINISHED, "status" => "cancelled").increment(1);
-                if let Err(e) = self
-                    .ctx
-                    .publisher
-                    .publish(runner::event(kinds::TASK_CANCELLED, &next))
-                    .await
-                {
-                    tracing::warn!(task = %id, error = %e, "task.cancelled not published");
-                }
                 return Ok(next);
             }
         }

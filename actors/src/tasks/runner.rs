@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::metrics;
 use super::store::{self, Status, TaskRow};
-use crate::events::{kinds, NewEvent, Publisher};
+use crate::events::{kinds, NewEvent, Publisher, Staged};
 use crate::mesh::{Code, MeshError};
 use crate::store::time::now_ms;
 use crate::store::Store;
@@ -68,6 +68,13 @@ pub struct Turn<'a> {
 }
 
 impl Ctx {
+    /// The event of `kind` about `row`, staged for the write that makes it true.
+    pub fn staged(&self, kind: &str, row: &TaskRow) -> Result<Staged, MeshError> {
+        let mut staged = Staged::new(Some(&self.publisher));
+        staged.add(event(kind, row))?;
+        Ok(staged)
+    }
+
     /// The shared context of a node's task actors.
     pub fn new(store: Store, publisher: Publisher, node: Arc<str>, max_activations: u32) -> Self {
         let sqlite = store.backend() == crate::store::Backend::Sqlite;
@@ -289,7 +296,7 @@ impl Runner {
             next.updated_at = now.max(row.updated_at);
             next.version += 1;
             let turn = ctx.step_turn().await;
-            let claimed = store::update(&ctx.store, &next, row.version).await?;
+            let claimed = store::update(ctx.store.writer(), &next, row.version).await?;
             drop(turn);
             if claimed {
                 if row.status == Status::Running {
@@ -333,19 +340,24 @@ impl Runner {
             next.status = Status::Completed;
             next.finished_at = next.updated_at;
         }
-        let turn = ctx.step_turn().await;
-        let committed = store::commit_step(&ctx.store, &next, row.version).await;
-        drop(turn);
+        let kind = if done {
+            kinds::TASK_COMPLETED
+        } else {
+            kinds::TASK_PROGRESS
+        };
+        let committed = match ctx.staged(kind, &next) {
+            Ok(staged) => {
+                let turn = ctx.step_turn().await;
+                let committed = store::commit_step(&ctx.store, &next, row.version, staged).await;
+                drop(turn);
+                committed
+            }
+            Err(e) => Err(e),
+        };
         match committed {
             Ok(true) => {
                 st.failures = 0;
                 ::metrics::counter!(metrics::STEPS).increment(1);
-                let kind = if done {
-                    kinds::TASK_COMPLETED
-                } else {
-                    kinds::TASK_PROGRESS
-                };
-                self.publish(kind, &next).await;
                 let delay = Duration::from_millis(next.delay_ms as u64);
                 st.row = Some(next);
                 if done {
@@ -414,18 +426,14 @@ impl Runner {
         next.updated_at = now.max(row.updated_at);
         next.finished_at = next.updated_at;
         next.version += 1;
-        if !store::update(&self.ctx.store, &next, row.version).await? {
+        let staged = self.ctx.staged(kinds::TASK_FAILED, &next)?;
+        let mut tx = self.ctx.store.begin().await?;
+        if !store::update(&mut *tx, &next, row.version).await? {
             return Ok(None);
         }
+        staged.commit(tx).await?;
         ::metrics::counter!(metrics::FINISHED, "status" => status.as_str()).increment(1);
-        self.publish(kinds::TASK_FAILED, &next).await;
         Ok(Some(next))
-    }
-
-    async fn publish(&self, kind: &str, row: &TaskRow) {
-        if let Err(e) = self.ctx.publisher.publish(event(kind, row)).await {
-            tracing::warn!(task = %row.id, kind, error = %e, "task event not published");
-        }
     }
 }
 

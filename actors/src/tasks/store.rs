@@ -11,6 +11,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
 use super::messages::{StepRecord, Task};
+use crate::events::Staged;
 use crate::mesh::MeshError;
 use crate::store::time::rfc3339_millis;
 use crate::store::{db_error, Store};
@@ -176,7 +177,10 @@ impl TaskRow {
 }
 
 /// Inserts a new task (version 1).
-pub async fn insert(store: &Store, t: &TaskRow) -> Result<(), MeshError> {
+pub async fn insert<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    t: &TaskRow,
+) -> Result<(), MeshError> {
     sqlx::query(&format!(
         "INSERT INTO tasks ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
          $13, $14, $15, $16, $17, $18)"
@@ -199,7 +203,7 @@ pub async fn insert(store: &Store, t: &TaskRow) -> Result<(), MeshError> {
     .bind(t.started_at)
     .bind(t.finished_at)
     .bind(t.version)
-    .execute(store.writer())
+    .execute(db)
     .await
     .map_err(db_error)?;
     Ok(())
@@ -242,19 +246,29 @@ fn update_query<'q>(
 
 /// Writes `t` if the stored row is still at version `expected`; `false` when another writer
 /// got there first.
-pub async fn update(store: &Store, t: &TaskRow, expected: i64) -> Result<bool, MeshError> {
+pub async fn update<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    t: &TaskRow,
+    expected: i64,
+) -> Result<bool, MeshError> {
     let done = update_query(t, expected)
-        .execute(store.writer())
+        .execute(db)
         .await
         .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Commits step `t.step` (done by claim `t.activations` on `t.node`): the versioned write of
-/// `t` and the step's row in `task_steps`, in one transaction. `false` when another writer
-/// changed the task first or the step is recorded already; nothing is written then.
-pub async fn commit_step(store: &Store, t: &TaskRow, expected: i64) -> Result<bool, MeshError> {
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
+/// `t`, the step's row in `task_steps` and the step's event (`staged`), in one transaction.
+/// `false` when another writer changed the task first or the step is recorded already;
+/// nothing is written then.
+pub async fn commit_step(
+    store: &Store,
+    t: &TaskRow,
+    expected: i64,
+    staged: Staged,
+) -> Result<bool, MeshError> {
+    let mut tx = store.begin().await?;
     let done = update_query(t, expected)
         .execute(&mut *tx)
         .await
@@ -275,7 +289,7 @@ pub async fn commit_step(store: &Store, t: &TaskRow, expected: i64) -> Result<bo
     .await;
     match logged {
         Ok(_) => {
-            tx.commit().await.map_err(db_error)?;
+            staged.commit(tx).await?;
             Ok(true)
         }
         Err(e) => {

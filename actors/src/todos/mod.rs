@@ -31,7 +31,7 @@ pub use messages::*;
 
 use self::store::TodoRow;
 use crate::common::{self, validate::Fields, Who};
-use crate::events::{kinds, NewEvent, Publisher};
+use crate::events::{kinds, NewEvent, Publisher, Staged};
 use crate::mesh::{BoxFuture, Code, MeshError, Request, Service};
 use crate::store::time::now_ms;
 use crate::store::Store;
@@ -99,8 +99,10 @@ impl Todos {
             updated_at: now,
             version: 1,
         };
-        store::insert(&self.store, &row).await?;
-        self.publish(kinds::TODO_CREATED, &row, None).await;
+        let staged = self.staged(kinds::TODO_CREATED, &row, None)?;
+        let mut tx = self.store.begin().await?;
+        store::insert(&mut *tx, &row).await?;
+        staged.commit(tx).await?;
         Ok(row.to_todo())
     }
 
@@ -202,17 +204,18 @@ impl Todos {
             }
             next.updated_at = now_ms().max(row.updated_at);
             next.version += 1;
-            if store::update(&self.store, &next, row.version).await? {
-                let changed: Vec<&str> = [
-                    ("title", next.title != row.title),
-                    ("description", next.description != row.description),
-                    ("status", next.status != row.status),
-                ]
-                .into_iter()
-                .filter_map(|(name, changed)| changed.then_some(name))
-                .collect();
-                self.publish(kinds::TODO_UPDATED, &next, Some(changed))
-                    .await;
+            let changed: Vec<&str> = [
+                ("title", next.title != row.title),
+                ("description", next.description != row.description),
+                ("status", next.status != row.status),
+            ]
+            .into_iter()
+            .filter_map(|(name, changed)| changed.then_some(name))
+            .collect();
+            let staged = self.staged(kinds::TODO_UPDATED, &next, Some(changed))?;
+            let mut tx = self.store.begin().await?;
+            if store::update(&mut *tx, &next, row.version).await? {
+                staged.commit(tx).await?;
                 return Ok(next.to_todo());
             }
         }
@@ -226,8 +229,10 @@ impl Todos {
     pub async fn delete(&self, who: &Who, r: &TodoRef) -> Result<Todo, MeshError> {
         for _ in 0..ATTEMPTS {
             let row = self.owned(who, &r.id).await?;
-            if store::delete(&self.store, &row.id, row.version).await? {
-                self.publish(kinds::TODO_DELETED, &row, None).await;
+            let staged = self.staged(kinds::TODO_DELETED, &row, None)?;
+            let mut tx = self.store.begin().await?;
+            if store::delete(&mut *tx, &row.id, row.version).await? {
+                staged.commit(tx).await?;
                 return Ok(row.to_todo());
             }
         }
@@ -237,7 +242,13 @@ impl Todos {
         ))
     }
 
-    async fn publish(&self, kind: &str, row: &TodoRow, changed: Option<Vec<&str>>) {
+    /// The event of a change to `row`, staged for the change's transaction.
+    fn staged(
+        &self,
+        kind: &str,
+        row: &TodoRow,
+        changed: Option<Vec<&str>>,
+    ) -> Result<Staged, MeshError> {
         let mut payload = serde_json::json!({
             "todo_id": row.id,
             "title": row.title,
@@ -246,10 +257,9 @@ impl Todos {
         if let Some(changed) = changed {
             payload["changed"] = changed.into();
         }
-        let event = NewEvent::new(kind, Some(&row.owner_id), payload);
-        if let Err(e) = self.publisher.publish(event).await {
-            tracing::warn!(todo = %row.id, kind, error = %e, "todo event not published");
-        }
+        let mut staged = Staged::new(Some(&self.publisher));
+        staged.add(NewEvent::new(kind, Some(&row.owner_id), payload))?;
+        Ok(staged)
     }
 }
 

@@ -62,7 +62,8 @@ impl TodoRow {
 }
 
 /// Inserts a new todo.
-pub async fn insert(store: &Store, t: &TodoRow) -> Result<(), MeshError> {
+pub async fn insert<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>, t: &TodoRow) -> Result<(), MeshError> {
     sqlx::query(&format!(
         "INSERT INTO todos ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     ))
@@ -74,7 +75,7 @@ pub async fn insert(store: &Store, t: &TodoRow) -> Result<(), MeshError> {
     .bind(t.created_at)
     .bind(t.updated_at)
     .bind(t.version)
-    .execute(store.writer())
+    .execute(db)
     .await
     .map_err(db_error)?;
     Ok(())
@@ -94,7 +95,8 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<TodoRow>, MeshError> 
 }
 
 /// Writes `t` if the stored row is still at version `expected`; `false` otherwise.
-pub async fn update(store: &Store, t: &TodoRow, expected: i64) -> Result<bool, MeshError> {
+pub async fn update<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>, t: &TodoRow, expected: i64) -> Result<bool, MeshError> {
     let done = sqlx::query(
         "UPDATE todos SET title = $1, description = $2, status = $3, updated_at = $4, \
          version = $5 WHERE id = $6 AND version = $7",
@@ -106,18 +108,19 @@ pub async fn update(store: &Store, t: &TodoRow, expected: i64) -> Result<bool, M
     .bind(t.version)
     .bind(&t.id)
     .bind(expected)
-    .execute(store.writer())
+    .execute(db)
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Deletes a todo if it is still at version `expected`; `false` otherwise.
-pub async fn delete(store: &Store, id: &str, expected: i64) -> Result<bool, MeshError> {
+pub async fn delete<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>, id: &str, expected: i64) -> Result<bool, MeshError> {
     let done = sqlx::query("DELETE FROM todos WHERE id = $1 AND version = $2")
         .bind(id)
         .bind(expected)
-        .execute(store.writer())
+        .execute(db)
         .await
         .map_err(db_error)?;
     Ok(done.rows_affected() == 1)

@@ -61,6 +61,7 @@ use self::validate::Fields;
 use crate::auth::password::Hasher;
 use crate::mesh::{BoxFuture, Code, MeshError, Request, Service, Target};
 use crate::store::time::{now_ms, rfc3339_millis};
+use crate::events::{NewEvent, Staged};
 use crate::store::Store;
 
 /// Service name.
@@ -165,14 +166,11 @@ impl Users {
         self
     }
 
-    /// Publishes an event; a failure is logged (the change it reports is already made).
-    async fn publish(&self, kind: &str, user_id: &str, payload: serde_json::Value) {
-        let Some(events) = &self.events else { return };
-        let event = crate::events::NewEvent::new(kind, Some(user_id), payload);
-        if let Err(e) = events.publisher.publish(event).await {
-            tracing::error!(user = %user_id, kind, error = %e, "event not published");
-        }
+    /// Nothing staged yet, for this service's publisher (none: nothing is staged).
+    fn staged(&self) -> Staged {
+        Staged::new(self.events.as_ref().map(|e| &e.publisher))
     }
+
 
     /// `confirm_registration`: spends the user's registration code and marks them
     /// confirmed.
@@ -199,14 +197,16 @@ impl Users {
             &events.codes,
         )
         .await?;
-        store::confirm(&self.store, &row.id, now_ms()).await?;
-        self.changed(&row.id);
-        self.publish(
+        let mut staged = self.staged();
+        staged.add_if_publishing(NewEvent::new(
             crate::events::kinds::USER_CONFIRMED,
-            &row.id,
+            Some(&row.id),
             serde_json::json!({"username": row.username, "email": row.email}),
-        )
-        .await;
+        ))?;
+        let mut tx = self.store.begin().await?;
+        store::confirm(&mut *tx, &row.id, now_ms()).await?;
+        staged.commit(tx).await?;
+        self.changed(&row.id);
         Ok(self.row(&row.id).await?.to_user(false))
     }
 
@@ -241,10 +241,12 @@ impl Users {
         &self.store
     }
 
-    /// `register`: a new account with role `user`, unconfirmed.
+    /// `register`: a new account with role `user`, unconfirmed. The account, its
+    /// registration code and their events (`user.registered`, `user.registration_code`)
+    /// are written in one transaction.
     pub async fn register(&self, req: RegisterRequest) -> Result<User, MeshError> {
         let row = self
-            .insert(NewUser {
+            .prepare(NewUser {
                 username: req.username,
                 email: req.email,
                 password: req.password,
@@ -253,49 +255,52 @@ impl Users {
                 confirmed: false,
             })
             .await?;
-        let payload = serde_json::json!({
-            "username": row.username, "email": row.email, "full_name": row.full_name,
-        });
-        self.publish(crate::events::kinds::USER_REGISTERED, &row.id, payload)
-            .await;
-        self.send_confirmation_code(&row).await;
+        let mut staged = self.staged();
+        staged.add_if_publishing(NewEvent::new(
+            crate::events::kinds::USER_REGISTERED,
+            Some(&row.id),
+            serde_json::json!({
+                "username": row.username, "email": row.email, "full_name": row.full_name,
+            }),
+        ))?;
+        let mut tx = self.store.begin().await?;
+        store::insert(&mut *tx, &row).await?;
+        self.stage_confirmation_code(&mut tx, &row, &mut staged)
+            .await?;
+        staged.commit(tx).await?;
         Ok(row.to_user(false))
     }
 
-    /// Issues a registration code for `row`'s (new) address and publishes it as
-    /// `user.registration_code`; a failure is logged (the account change is made).
-    async fn send_confirmation_code(&self, row: &UserRow) {
-        let Some(events) = &self.events else { return };
+    /// Issues a registration code for `row`'s (new) address in `conn`'s transaction, and
+    /// stages it as `user.registration_code`. An account that had its codes for this
+    /// window gets none (logged): its change still stands.
+    async fn stage_confirmation_code(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        row: &UserRow,
+        staged: &mut Staged,
+    ) -> Result<(), MeshError> {
+        let Some(events) = &self.events else {
+            return Ok(());
+        };
         let purpose = crate::auth::codes::Purpose::Registration;
         let ttl = events.codes.ttl(purpose);
-        match crate::auth::codes::issue(&self.store, &row.id, purpose, &events.codes).await {
-            Ok(None) => {
-                tracing::warn!(user = %row.id, "registration code not issued: too many this window")
+        match crate::auth::codes::issue(conn, &row.id, purpose, &events.codes).await? {
+            None => {
+                tracing::warn!(user = %row.id, "registration code not issued: too many this window");
             }
-            Ok(Some(code)) => {
-                let payload = serde_json::json!({
-                    "username": row.username, "email": row.email, "code": code,
-                    "expires_in": ttl.as_secs(),
-                });
-                self.publish(crate::events::kinds::REGISTRATION_CODE, &row.id, payload)
-                    .await;
-            }
-            Err(e) => {
-                tracing::error!(user = %row.id, error = %e, "registration code not issued")
+            Some(code) => {
+                staged.add(NewEvent::new(
+                    crate::events::kinds::REGISTRATION_CODE,
+                    Some(&row.id),
+                    serde_json::json!({
+                        "username": row.username, "email": row.email, "code": code,
+                        "expires_in": ttl.as_secs(),
+                    }),
+                ))?;
             }
         }
-    }
-
-    /// After an email change: the new address gets a confirmation code, and the old one is
-    /// told (`user.email_changed`, mailed to `to`, the old address).
-    async fn email_changed(&self, before: &UserRow, after: &UserRow) {
-        let payload = serde_json::json!({
-            "username": after.username, "old_email": before.email,
-            "new_email": after.email, "to": before.email,
-        });
-        self.publish(crate::events::kinds::USER_EMAIL_CHANGED, &after.id, payload)
-            .await;
-        self.send_confirmation_code(after).await;
+        Ok(())
     }
 
     /// `create`: a new account with the given roles and confirmation (an admin's). Publishes
@@ -303,7 +308,7 @@ impl Users {
     /// (the admin decides whether the account is confirmed).
     pub async fn create(&self, req: CreateRequest) -> Result<User, MeshError> {
         let row = self
-            .insert(NewUser {
+            .prepare(NewUser {
                 username: req.username,
                 email: req.email,
                 password: req.password,
@@ -320,13 +325,27 @@ impl Users {
         } else {
             payload["sso_provider"] = req.sso_provider.into();
         }
-        self.publish(crate::events::kinds::USER_REGISTERED, &row.id, payload)
-            .await;
+        let mut staged = self.staged();
+        staged.add_if_publishing(NewEvent::new(
+            crate::events::kinds::USER_REGISTERED,
+            Some(&row.id),
+            payload,
+        ))?;
+        let mut tx = self.store.begin().await?;
+        store::insert(&mut *tx, &row).await?;
+        staged.commit(tx).await?;
         Ok(row.to_user(false))
     }
 
-    /// Validates, checks uniqueness, hashes the password and inserts in one statement.
+    /// [`Users::prepare`]s the row and inserts it, with no event.
     async fn insert(&self, new: NewUser) -> Result<UserRow, MeshError> {
+        let row = self.prepare(new).await?;
+        store::insert(self.store.writer(), &row).await?;
+        Ok(row)
+    }
+
+    /// Validates, checks uniqueness and hashes the password: the row to insert.
+    async fn prepare(&self, new: NewUser) -> Result<UserRow, MeshError> {
         let mut fields = Fields::new();
         fields.check("username", validate::username(&new.username));
         fields.check("email", validate::email(&new.email));
@@ -350,7 +369,7 @@ impl Users {
 
         let password_hash = self.hasher.hash(new.password).await?;
         let now = now_ms();
-        let row = UserRow {
+        Ok(UserRow {
             id: uuid::Uuid::new_v4().to_string(),
             username: new.username,
             email: new.email,
@@ -361,9 +380,7 @@ impl Users {
             created_at: now,
             updated_at: now,
             version: 1,
-        };
-        store::insert(&self.store, &row).await?;
-        Ok(row)
+        })
     }
 
     /// `get`: one user by id.
@@ -499,14 +516,31 @@ impl Users {
                 next.roles = store::join_roles(roles);
             }
             next.updated_at = now_ms().max(current.updated_at);
-            if store::update_if_version(&self.store, &next, current.version).await? {
+            // A new address: the new one gets a confirmation code, and the old one is told
+            // (`user.email_changed`, mailed to `to`), in the change's transaction.
+            let mut staged = self.staged();
+            if new_email.is_some() {
+                staged.add_if_publishing(NewEvent::new(
+                    crate::events::kinds::USER_EMAIL_CHANGED,
+                    Some(&next.id),
+                    serde_json::json!({
+                        "username": next.username, "old_email": current.email,
+                        "new_email": next.email, "to": current.email,
+                    }),
+                ))?;
+            }
+            let mut tx = self.store.begin().await?;
+            if store::update_if_version(&mut *tx, &next, current.version).await? {
+                if new_email.is_some() {
+                    self.stage_confirmation_code(&mut tx, &next, &mut staged)
+                        .await?;
+                }
+                staged.commit(tx).await?;
                 next.version = current.version + 1;
                 self.changed(&req.id);
-                if new_email.is_some() {
-                    self.email_changed(&current, &next).await;
-                }
                 return Ok(next.to_user(false));
             }
+            drop(tx);
             tracing::debug!(user = %req.id, "update lost a race, retrying");
         }
         Err(MeshError::new(

@@ -122,7 +122,10 @@ pub fn like_prefix(s: &str) -> String {
 
 /// Inserts a new user (version 1) in one statement. A duplicate username or email is
 /// [`crate::mesh::Code::AlreadyExists`].
-pub async fn insert(store: &Store, u: &UserRow) -> Result<(), MeshError> {
+pub async fn insert<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    u: &UserRow,
+) -> Result<(), MeshError> {
     sqlx::query(
         "INSERT INTO users (id, username, username_lower, email, email_lower, full_name, \
          password_hash, roles, confirmed, created_at, updated_at, version) \
@@ -140,7 +143,7 @@ pub async fn insert(store: &Store, u: &UserRow) -> Result<(), MeshError> {
     .bind(u.created_at)
     .bind(u.updated_at)
     .bind(u.version)
-    .execute(store.writer())
+    .execute(db)
     .await
     .map_err(db_error)?;
     Ok(())
@@ -210,8 +213,8 @@ async fn fetch_user(store: &Store, sql: &str, arg: &str) -> Result<Option<UserRo
 /// Writes `next`'s mutable fields (email, full name, password hash, roles, updated_at,
 /// confirmed) if the row is still at `version`, raising the version by one. False when
 /// the row changed (or vanished) since it was read.
-pub async fn update_if_version(
-    store: &Store,
+pub async fn update_if_version<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     next: &UserRow,
     version: i64,
 ) -> Result<bool, MeshError> {
@@ -229,7 +232,7 @@ pub async fn update_if_version(
     .bind(i64::from(next.confirmed))
     .bind(&next.id)
     .bind(version)
-    .execute(store.writer())
+    .execute(db)
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
@@ -433,14 +436,18 @@ pub async fn contacts(store: &Store, user_id: &str) -> Result<Vec<Contact>, Mesh
 
 /// Marks an unconfirmed user confirmed; false when the user is missing or confirmed
 /// already.
-pub async fn confirm(store: &Store, id: &str, now: i64) -> Result<bool, MeshError> {
+pub async fn confirm<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: &str,
+    now: i64,
+) -> Result<bool, MeshError> {
     let done = sqlx::query(
         "UPDATE users SET confirmed = 1, updated_at = $1, version = version + 1 \
          WHERE id = $2 AND confirmed = 0",
     )
     .bind(now)
     .bind(id)
-    .execute(store.writer())
+    .execute(db)
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() == 1)

@@ -190,7 +190,7 @@ async fn duplicates_ignoring_case_already_exist() {
             updated_at: 0,
             version: 1,
         };
-        let e = store::insert(&store, &row).await.unwrap_err();
+        let e = store::insert(store.writer(), &row).await.unwrap_err();
         assert_eq!(
             (e.code, e.message.as_str()),
             (Code::AlreadyExists, "username already taken")
@@ -501,7 +501,7 @@ async fn update_changes_fields_and_respects_versions() {
         .await
         .unwrap();
         stale.full_name = "Lost write".into();
-        assert!(!store::update_if_version(&store, &stale, read_version)
+        assert!(!store::update_if_version(store.writer(), &stale, read_version)
             .await
             .unwrap());
         let now = svc
@@ -1051,7 +1051,7 @@ async fn a_password_or_email_change_without_reauthentication_is_refused_and_chan
         let svc = users(store.clone()).with_events(events.clone(), Default::default());
         let name = format!("reauth_{}", token());
         let made = svc.register(register_req(&name)).await.unwrap();
-        store::confirm(&store, &made.id, crate::store::time::now_ms())
+        store::confirm(store.writer(), &made.id, crate::store::time::now_ms())
             .await
             .unwrap();
         let before = store::get(&store, &made.id).await.unwrap().unwrap();
@@ -1130,7 +1130,7 @@ async fn a_new_email_is_unconfirmed_gets_a_code_and_the_old_address_is_told() {
         let svc = users(store.clone()).with_events(events.clone(), Default::default());
         let name = format!("moved_{}", token());
         let made = svc.register(register_req(&name)).await.unwrap();
-        store::confirm(&store, &made.id, crate::store::time::now_ms())
+        store::confirm(store.writer(), &made.id, crate::store::time::now_ms())
             .await
             .unwrap();
         let old = made.email.clone();

@@ -25,6 +25,14 @@ pub struct Events {
     pub backoff_max: Duration,
     /// Longest one delivery attempt may take (`attempt_timeout_ms`).
     pub attempt_timeout: Duration,
+    /// Events the outbox may hold, cluster-wide, before publishing answers 503
+    /// (`max_outbox_depth`; `TROUPE_EVENTS_MAX_OUTBOX_DEPTH`).
+    pub max_outbox_depth: u64,
+    /// Events one node's relay holds (claimed, being delivered) at once (`max_in_flight`).
+    pub max_in_flight: u32,
+    /// How long a relay's claim on an event lasts unless renewed (`claim_ttl_ms`); a dead
+    /// node's events are claimed by a survivor this long after its last renewal.
+    pub claim_ttl: Duration,
 }
 
 impl Default for Events {
@@ -34,6 +42,9 @@ impl Default for Events {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(10),
+            max_outbox_depth: 1_000_000,
+            max_in_flight: 4096,
+            claim_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -213,6 +224,14 @@ impl Reader<'_> {
         let base = self.get(&mut section, "backoff_base_ms", None, &at_least(1u64));
         let max = self.get(&mut section, "backoff_max_ms", None, &at_least(1u64));
         let timeout = self.get(&mut section, "attempt_timeout_ms", None, &at_least(1u64));
+        let depth = self.get(
+            &mut section,
+            "max_outbox_depth",
+            Some("TROUPE_EVENTS_MAX_OUTBOX_DEPTH"),
+            &between(1u64, 1_000_000_000),
+        );
+        let in_flight = self.get(&mut section, "max_in_flight", None, &between(1u32, 1_000_000));
+        let claim_ttl = self.get(&mut section, "claim_ttl_ms", None, &between(500u64, 600_000));
         let base = base.map_or(d.backoff_base, Duration::from_millis);
         let max = max.map_or(d.backoff_max, Duration::from_millis);
         if max < base {
@@ -231,6 +250,9 @@ impl Reader<'_> {
             backoff_base: base,
             backoff_max: max,
             attempt_timeout: timeout.map_or(d.attempt_timeout, Duration::from_millis),
+            max_outbox_depth: depth.unwrap_or(d.max_outbox_depth),
+            max_in_flight: in_flight.unwrap_or(d.max_in_flight),
+            claim_ttl: claim_ttl.map_or(d.claim_ttl, Duration::from_millis),
         }
     }
 

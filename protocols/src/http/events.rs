@@ -2,8 +2,8 @@
 //! `GET|DELETE /admin/dead-letters/:id`, `POST /admin/dead-letters/:id/replay`) and the
 //! benchmark publisher (`POST /admin/events/bench`).
 //!
-//! Every node keeps its own outbox, so the list gathers every routable node's dead
-//! letters and an id is looked up on each node in turn.
+//! Dead letters are in the store every node shares (the transactional outbox), so this
+//! node answers for the whole cluster.
 
 use std::time::Duration;
 
@@ -12,12 +12,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use troupe_actors::events::admin::{self as ev, ops};
-use troupe_actors::mesh::{Code, MeshError, Op, Target};
+use troupe_actors::mesh::{MeshError, Op, Target};
 use troupe_actors::notifications::{self as n, messages as nm};
 use utoipa::ToSchema;
 
 use super::auth::Admin;
-use super::health::futures_join_all;
 use super::identity::List;
 use super::json::Json as Body;
 use super::openapi::ErrorBody;
@@ -76,43 +75,34 @@ pub struct DeletedDeadLetter {
     pub dead_letter: DeadLetterView,
 }
 
-/// `GET /admin/dead-letters`: every routable node's dead letters, oldest failure first.
+/// `GET /admin/dead-letters`: the cluster's dead letters (quarantined outbox rows too,
+/// sink `quarantine`), oldest failure first, at most 1000.
 #[utoipa::path(
     get,
     path = "/admin/dead-letters",
     tag = "admin",
     security(("admin" = [])),
-    responses((status = 200, description = "Every routable node's dead letters, oldest failure first", body = List<DeadLetterView>))
+    responses((status = 200, description = "The cluster's dead letters, oldest failure first (at most 1000)", body = List<DeadLetterView>))
 )]
 pub async fn list(
     _: Admin,
     State(state): State<AppState>,
     Rid(rid): Rid,
 ) -> Result<Json<List<DeadLetterView>>, ApiError> {
-    let asks = state
-        .mesh
-        .router()
-        .members()
-        .to_vec()
+    let call = ops::DEAD_LIST
+        .call(())
+        .to(Target::Node(state.mesh.router().node().to_string()))
+        .request_id(rid);
+    let items: Vec<DeadLetterView> = ask::<ev::DeadLetterList>(&state, call)
+        .await?
+        .items
         .into_iter()
-        .map(|node| {
-            let state = state.clone();
-            let call = ops::DEAD_LIST
-                .call(())
-                .to(Target::Node(node))
-                .request_id(rid.clone());
-            async move { ask::<ev::DeadLetterList>(&state, call).await }
-        });
-    let mut items = Vec::new();
-    for answer in futures_join_all(asks).await {
-        items.extend(answer?.items);
-    }
-    items.sort_by(|a, b| (&a.failed_at, &a.id).cmp(&(&b.failed_at, &b.id)));
-    let items: Vec<DeadLetterView> = items.into_iter().map(DeadLetterView::from).collect();
+        .map(DeadLetterView::from)
+        .collect();
     Ok(Json(items.into()))
 }
 
-/// Runs a dead-letter op on the node that holds `id` (this node first).
+/// Runs a dead-letter op on this node.
 async fn on_holder(
     state: &AppState,
     rid: &str,
@@ -122,22 +112,11 @@ async fn on_holder(
     if id.is_empty() || id.len() > 200 {
         return Err(MeshError::not_found("no such dead letter").into());
     }
-    let router = state.mesh.router();
-    let me = router.node().to_string();
-    let mut nodes = vec![me.clone()];
-    nodes.extend(router.members().iter().filter(|m| **m != me).cloned());
-    for node in nodes {
-        let call = op
-            .call(ev::DeadLetterId { id: id.clone() })
-            .to(Target::Node(node))
-            .request_id(rid.to_string());
-        match ask::<ev::DeadLetter>(state, call).await {
-            Ok(d) => return Ok(d),
-            Err(e) if e.0.code == Code::NotFound && e.0.message == "no such dead letter" => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Err(MeshError::not_found("no such dead letter").into())
+    let call = op
+        .call(ev::DeadLetterId { id })
+        .to(Target::Node(state.mesh.router().node().to_string()))
+        .request_id(rid.to_string());
+    ask::<ev::DeadLetter>(state, call).await
 }
 
 /// `GET /admin/dead-letters/:id`: one dead letter.
@@ -149,7 +128,7 @@ async fn on_holder(
     params(("id" = String, Path, description = "The dead letter's id, `<event id>.<sink>`")),
     responses(
         (status = 200, description = "The dead letter", body = DeadLetterView),
-        (status = 404, description = "No routable node holds this dead letter", body = ErrorBody),
+        (status = 404, description = "No such dead letter", body = ErrorBody),
     )
 )]
 pub async fn get(
@@ -171,8 +150,8 @@ pub async fn get(
     security(("admin" = [])),
     params(("id" = String, Path, description = "The dead letter's id, `<event id>.<sink>`")),
     responses(
-        (status = 200, description = "Back in its node's outbox", body = ReplayedDeadLetter),
-        (status = 404, description = "No routable node holds this dead letter", body = ErrorBody),
+        (status = 200, description = "Back in the outbox, for its sink only", body = ReplayedDeadLetter),
+        (status = 404, description = "No such dead letter", body = ErrorBody),
         (status = 409, description = "Its sink is not configured on the node that holds it", body = ErrorBody),
     )
 )]
@@ -198,7 +177,7 @@ pub async fn replay(
     params(("id" = String, Path, description = "The dead letter's id, `<event id>.<sink>`")),
     responses(
         (status = 200, description = "Dropped for good", body = DeletedDeadLetter),
-        (status = 404, description = "No routable node holds this dead letter", body = ErrorBody),
+        (status = 404, description = "No such dead letter", body = ErrorBody),
     )
 )]
 pub async fn drop(

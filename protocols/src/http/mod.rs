@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`error`]: mesh code -> HTTP status + JSON body.
 //! - [`request_id`], [`middleware`]: `x-request-id`, JSON errors for every failure, metrics.
+//! - [`idempotency`]: `Idempotency-Key`, the key of every write's mesh calls.
 //! - [`auth`]: the admin bearer token.
 //! - [`json`]: a JSON body extractor whose rejections are API errors.
 //! - [`object`]: reading a JSON object body field by field.
@@ -42,6 +43,7 @@ pub mod identity;
 pub mod images;
 pub mod json;
 pub mod metrics;
+pub mod idempotency;
 pub mod middleware;
 pub mod notifications;
 pub mod object;
@@ -293,7 +295,9 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
-    router.layer(middleware::ObserveLayer)
+    router
+        .layer(idempotency::WriteKeyLayer)
+        .layer(middleware::ObserveLayer)
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -309,6 +313,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
                 axum::http::header::AUTHORIZATION,
                 axum::http::header::CONTENT_TYPE,
                 request_id::REQUEST_ID,
+                idempotency::IDEMPOTENCY_KEY,
             ]),
     )
 }

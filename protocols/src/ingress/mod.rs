@@ -9,11 +9,13 @@
 //! - this file: [`Ingress`];
 //! - [`caller`]: [`Caller`], who is calling;
 //! - [`request_id`]: ids of requests that came without one;
-//! - [`metrics`]: names of the per-protocol request metrics.
+//! - [`metrics`]: names of the per-protocol request metrics;
+//! - [`write_key`]: the idempotency key of a write, put on its effectful calls.
 
 pub mod caller;
 pub mod metrics;
 pub mod request_id;
+pub mod write_key;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +49,10 @@ impl Ingress {
             call
         } else {
             call.timeout(self.request_timeout)
+        };
+        let call = match write_key::current() {
+            Some(key) => call.idempotency_key(key),
+            None => call,
         };
         self.mesh.router().call(call).await
     }

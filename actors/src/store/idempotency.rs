@@ -1,0 +1,273 @@
+//! Idempotent writes: a write that carries an idempotency key (the client's
+//! `Idempotency-Key`, or one made at ingress) runs once, and a repeat gets the first
+//! answer.
+//!
+//! - The key travels with an effectful call ([`crate::mesh::Call::idempotency_key`]) in
+//!   the mesh envelope, so it reaches the service on whichever node runs it.
+//! - [`Idempotent`] wraps a service: a call whose key (digested with the caller and the op,
+//!   so one client's key never answers another's call) has an answer already gets that
+//!   answer; otherwise the op runs with the key in scope ([`current`]).
+//! - A service that writes in a transaction records the key in it ([`Key::record`], done by
+//!   [`crate::events::Staged::commit`]): the key's primary key then makes the write happen
+//!   once, even when two runs race (the router retrying on another worker, or the client
+//!   retrying while the first run still goes). The loser waits for the winner's answer.
+//! - When the op answers, the answer is stored with the key; a service that wrote no
+//!   record of its own gets one then, so a later repeat is still answered from it.
+//!
+//! Rows are kept for [`KEEP`] and swept by [`sweep`]. A run that committed and died
+//! before its answer was stored leaves a record with no answer: a repeat then gets
+//! `already_exists` ("applied; its answer was lost") rather than a second write.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use sha2::{Digest as _, Sha256};
+use sqlx::{AnyConnection, Row as _};
+
+use super::time::now_ms;
+use super::{db_error, Store};
+use crate::mesh::{BoxFuture, Code, MeshError, Request, Service};
+
+/// How long an answer is kept for repeats.
+pub const KEEP: Duration = Duration::from_secs(24 * 3600);
+/// Longest client key accepted.
+pub const MAX_KEY: usize = 255;
+/// The message of the error a losing run's record gets (never shown to a client).
+const DUPLICATE: &str = "idempotency key recorded by another run";
+/// How often a repeat looks for the first run's answer.
+const POLL: Duration = Duration::from_millis(50);
+/// The first character of a key made at ingress (a client key cannot hold it).
+pub const MADE: char = ' ';
+/// How long a record may wait for its answer before the answer counts as lost.
+const ANSWER_GRACE: Duration = Duration::from_secs(30);
+
+tokio::task_local! {
+    static KEY: Key;
+}
+
+/// The key of the write this task runs.
+#[derive(Clone, Debug)]
+pub struct Key {
+    digest: String,
+    recorded: Arc<AtomicBool>,
+}
+
+/// The key of the write the current task runs, if it carries one.
+pub fn current() -> Option<Key> {
+    KEY.try_with(Key::clone).ok()
+}
+
+/// Checks a client's key: 1-255 visible ASCII characters.
+pub fn check(key: &str) -> Result<(), MeshError> {
+    if key.is_empty() || key.len() > MAX_KEY || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(MeshError::invalid(format!(
+            "Idempotency-Key must be 1-{MAX_KEY} visible ASCII characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Key {
+    /// Records the key on `conn`, in the write's transaction: the transaction fails if
+    /// another run recorded it first. Once per run (a run's later transactions write
+    /// nothing).
+    pub async fn record(&self, conn: &mut AnyConnection) -> Result<(), MeshError> {
+        if self.recorded.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let done = sqlx::query(
+            "INSERT INTO idempotency (key, reply, created_at) VALUES ($1, '', $2) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&self.digest)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Err(MeshError::new(Code::FailedPrecondition, DUPLICATE));
+        }
+        self.recorded.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The digest a client key is stored under: the caller, the op, the key and the request.
+fn digest(req: &Request, service: &str) -> String {
+    let mut h = Sha256::new();
+    let caller = req.caller.as_ref().map_or("", |c| c.user_id.as_str());
+    // The request itself is part of it: a key sent again with another request (another
+    // login's credentials, say) is another write, never answered with the first one.
+    for part in [
+        caller.as_bytes(),
+        service.as_bytes(),
+        req.op.as_bytes(),
+        req.idempotency_key.as_bytes(),
+        &req.payload,
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the store holds for a key.
+enum Stored {
+    /// Nothing: the write has not run.
+    Nothing,
+    /// Recorded, no answer yet (running, or its answer was lost), since (unix ms).
+    Pending(i64),
+    /// The first answer.
+    Answer(Bytes),
+}
+
+async fn lookup(store: &Store, digest: &str) -> Result<Stored, MeshError> {
+    let row = sqlx::query("SELECT reply, created_at FROM idempotency WHERE key = $1")
+        .bind(digest)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(db_error)?;
+    let Some(row) = row else {
+        return Ok(Stored::Nothing);
+    };
+    let reply: String = row.get(0);
+    if reply.is_empty() {
+        return Ok(Stored::Pending(row.get(1)));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(reply.strip_prefix('=').unwrap_or(&reply))
+        .map_err(|e| MeshError::internal(format!("a stored answer does not decode: {e}")))?;
+    Ok(Stored::Answer(bytes.into()))
+}
+
+/// Stores the answer of `digest`. The encoding starts with `=`, so an empty answer (a
+/// prost message with every field at its default) is not taken for "no answer yet".
+async fn answer(store: &Store, digest: &str, reply: &Bytes) -> Result<(), MeshError> {
+    let text = format!(
+        "={}",
+        base64::engine::general_purpose::STANDARD.encode(reply)
+    );
+    sqlx::query(
+        "INSERT INTO idempotency (key, reply, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET reply = excluded.reply",
+    )
+    .bind(digest)
+    .bind(text)
+    .bind(now_ms())
+    .execute(store.writer())
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Waits for the first run's answer, until the request's deadline.
+async fn first_answer(store: &Store, digest: &str, req: &Request) -> Result<Bytes, MeshError> {
+    loop {
+        match lookup(store, digest).await? {
+            Stored::Answer(bytes) => return Ok(bytes),
+            Stored::Pending(since) if now_ms() - since > ANSWER_GRACE.as_millis() as i64 => {
+                return Err(MeshError::new(
+                    Code::AlreadyExists,
+                    "this request was applied already; its answer was lost",
+                ));
+            }
+            Stored::Pending(_) | Stored::Nothing => {}
+        }
+        if std::time::Instant::now() + POLL >= req.deadline {
+            return Err(MeshError::unavailable(
+                "the first request with this idempotency key is still running",
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Deletes answers older than [`KEEP`]; answers how many.
+pub async fn sweep(store: &Store) -> Result<u64, MeshError> {
+    let done = sqlx::query("DELETE FROM idempotency WHERE created_at < $1")
+        .bind(now_ms() - KEEP.as_millis() as i64)
+        .execute(store.writer())
+        .await
+        .map_err(db_error)?;
+    Ok(done.rows_affected())
+}
+
+/// A service whose keyed calls run once (see the module doc).
+pub struct Idempotent {
+    inner: Arc<dyn Service>,
+    store: Store,
+}
+
+impl Idempotent {
+    /// `inner`, with its keyed calls answered from `store` when repeated.
+    pub fn new(inner: Arc<dyn Service>, store: Store) -> Self {
+        Self { inner, store }
+    }
+
+    async fn run(&self, req: Request) -> Result<Bytes, MeshError> {
+        let digest = digest(&req, self.inner.name());
+        // A key made at ingress is nobody's repeat: no lookup before the first run, and
+        // an answer kept only for a write that recorded it (for the router's retries).
+        let made = req.idempotency_key.starts_with(MADE);
+        if !made {
+            match lookup(&self.store, &digest).await? {
+                Stored::Answer(bytes) => {
+                    metrics::counter!(REPEATS, "service" => self.inner.name()).increment(1);
+                    return Ok(bytes);
+                }
+                Stored::Pending(_) => {
+                    metrics::counter!(REPEATS, "service" => self.inner.name()).increment(1);
+                    return first_answer(&self.store, &digest, &req).await;
+                }
+                Stored::Nothing => {}
+            }
+        }
+        let key = Key {
+            digest: digest.clone(),
+            recorded: Arc::new(AtomicBool::new(false)),
+        };
+        let recorded = key.recorded.clone();
+        let deadline_req = Request {
+            payload: Bytes::new(),
+            ..req.clone()
+        };
+        match KEY.scope(key, self.inner.handle(req)).await {
+            Ok(bytes) => {
+                if !made || recorded.load(Ordering::Relaxed) {
+                    if let Err(e) = answer(&self.store, &digest, &bytes).await {
+                        tracing::warn!(error = %e, "the answer of an idempotent write was not stored");
+                    }
+                }
+                Ok(bytes)
+            }
+            Err(e) if e.code == Code::FailedPrecondition && e.message == DUPLICATE => {
+                metrics::counter!(REPEATS, "service" => self.inner.name()).increment(1);
+                first_answer(&self.store, &digest, &deadline_req).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Repeats of keyed writes answered from the first answer, by service.
+pub const REPEATS: &str = "troupe_idempotent_repeats_total";
+
+impl Service for Idempotent {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn workers(&self, default: usize) -> usize {
+        self.inner.workers(default)
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        if req.idempotency_key.is_empty() {
+            return self.inner.handle(req);
+        }
+        Box::pin(self.run(req))
+    }
+}

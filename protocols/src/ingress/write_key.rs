@@ -1,0 +1,65 @@
+//! The idempotency key of the write an ingress request makes: the client's
+//! (`Idempotency-Key` on HTTP, `idempotency-key` gRPC metadata), or one made here. Each
+//! protocol runs a write's handler inside [`scope`]; [`super::Ingress::ask`] puts the key
+//! on every effectful call it makes (see `troupe_actors::store::idempotency`), so the
+//! router may retry the call when its worker dies or its node leaves, and a client's
+//! repeat gets the first answer.
+
+use std::future::Future;
+
+use troupe_actors::mesh::MeshError;
+use troupe_actors::store::idempotency;
+
+tokio::task_local! {
+    static KEY: String;
+}
+
+/// Made keys start with this (a space, which a client key cannot hold): a made key is
+/// never anyone's repeat, so the service need not look it up before the first run.
+pub use idempotency::MADE;
+
+/// The key for a request that sent `given`: the client's when given (checked), else a new
+/// one.
+pub fn accept(given: Option<&str>) -> Result<String, MeshError> {
+    match given {
+        Some(key) => {
+            idempotency::check(key)?;
+            Ok(key.to_string())
+        }
+        None => Ok(format!("{MADE}{}", uuid::Uuid::new_v4().simple())),
+    }
+}
+
+/// Runs `fut` (a write's handler) with `key` as its idempotency key.
+pub fn scope<F: Future>(key: String, fut: F) -> tokio::task::futures::TaskLocalFuture<String, F> {
+    KEY.scope(key, fut)
+}
+
+/// The key of the write this task handles, if any.
+pub fn current() -> Option<String> {
+    KEY.try_with(String::clone).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_keys_are_checked_and_made_ones_marked() {
+        assert_eq!(accept(Some("order-42")).unwrap(), "order-42");
+        for bad in ["", "a b", "é", &"k".repeat(256)] {
+            assert!(accept(Some(bad)).is_err(), "{bad:?}");
+        }
+        let made = accept(None).unwrap();
+        assert!(made.starts_with(MADE) && made.len() == 33);
+        assert_ne!(made, accept(None).unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_key_is_seen_inside_its_scope_only() {
+        assert_eq!(current(), None);
+        let seen = scope("k1".into(), async { current() }).await;
+        assert_eq!(seen.as_deref(), Some("k1"));
+        assert_eq!(current(), None);
+    }
+}
