@@ -271,3 +271,144 @@ impl Service for Idempotent {
         Box::pin(self.run(req))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+    use crate::events::{NewEvent, Publisher, Recorder, Staged};
+    use crate::store::tests::sqlite;
+
+    /// Writes one row per run in a transaction (through [`Staged`], as services do) and
+    /// answers how many runs committed before it, slowly enough for runs to overlap.
+    struct Counter {
+        store: Store,
+        runs: AtomicU32,
+        publisher: Publisher,
+    }
+
+    impl Service for Counter {
+        fn name(&self) -> &'static str {
+            "counter"
+        }
+
+        fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+            Box::pin(async move {
+                self.runs.fetch_add(1, Ordering::SeqCst);
+                let mut staged = Staged::new(Some(&self.publisher));
+                staged.add(NewEvent::new("todo.created", None, serde_json::json!({})))?;
+                let mut tx = self.store.begin().await?;
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM todos")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                sqlx::query(
+                    "INSERT INTO todos (id, owner_id, title, description, status, created_at, \
+                     updated_at, version) VALUES ($1, 'u', 't', '', 'pending', 0, 0, 1)",
+                )
+                .bind(uuid::Uuid::new_v4().to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                staged.commit(tx).await?;
+                Ok(Bytes::from(format!("{n}:{}", String::from_utf8_lossy(&req.payload))))
+            })
+        }
+    }
+
+    async fn service() -> (Arc<Idempotent>, Arc<Counter>, crate::store::tests::TempDir) {
+        let (store, dir) = sqlite().await;
+        let counter = Arc::new(Counter {
+            store: store.clone(),
+            runs: AtomicU32::new(0),
+            publisher: Arc::new(Recorder::default()),
+        });
+        (
+            Arc::new(Idempotent::new(counter.clone(), store)),
+            counter,
+            dir,
+        )
+    }
+
+    fn req(key: &str, payload: &str, user: &str) -> Request {
+        let mut r = Request::new("create", Bytes::from(payload.to_string()), Duration::from_secs(5));
+        r.idempotency_key = key.into();
+        r.caller = Some(troupe_proto::mesh::Caller {
+            user_id: user.into(),
+            ..Default::default()
+        });
+        r
+    }
+
+    async fn rows(svc: &Counter) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM todos")
+            .fetch_one(svc.store.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_repeated_key_gets_the_first_answer_and_writes_once() {
+        let (svc, counter, _dir) = service().await;
+        let first = svc.handle(req("k1", "a", "ann")).await.unwrap();
+        let again = svc.handle(req("k1", "a", "ann")).await.unwrap();
+        assert_eq!((first.as_ref(), again.as_ref()), (&b"0:a"[..], &b"0:a"[..]));
+        assert_eq!(counter.runs.load(Ordering::SeqCst), 1);
+        // Another request under the same key, another caller, or no key: other writes.
+        assert_eq!(svc.handle(req("k1", "b", "ann")).await.unwrap().as_ref(), b"1:b");
+        assert_eq!(svc.handle(req("k1", "a", "bob")).await.unwrap().as_ref(), b"2:a");
+        assert_eq!(svc.handle(req("", "a", "ann")).await.unwrap().as_ref(), b"3:a");
+        assert_eq!(rows(&counter).await, 4);
+    }
+
+    #[tokio::test]
+    async fn racing_runs_of_one_key_commit_once_and_answer_alike() {
+        let (svc, counter, _dir) = service().await;
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                let svc = svc.clone();
+                tokio::spawn(async move { svc.handle(req("race", "x", "ann")).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for r in runs {
+            answers.push(r.await.unwrap().unwrap());
+        }
+        assert!(answers.iter().all(|a| a.as_ref() == b"0:x"), "{answers:?}");
+        assert_eq!(rows(&counter).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_made_key_run_again_after_its_commit_answers_the_first_answer() {
+        let (svc, counter, _dir) = service().await;
+        let key = format!("{MADE}abc");
+        let first = svc.handle(req(&key, "m", "ann")).await.unwrap();
+        // The router's retry (the first worker died after answering, say).
+        let retry = svc.handle(req(&key, "m", "ann")).await.unwrap();
+        assert_eq!(first, retry);
+        assert_eq!(rows(&counter).await, 1);
+        assert_eq!(counter.runs.load(Ordering::SeqCst), 2, "no lookup before a made key's run");
+    }
+
+    #[tokio::test]
+    async fn old_answers_are_swept() {
+        let (svc, counter, _dir) = service().await;
+        svc.handle(req("k", "a", "ann")).await.unwrap();
+        sqlx::query("UPDATE idempotency SET created_at = 1")
+            .execute(counter.store.writer())
+            .await
+            .unwrap();
+        assert_eq!(sweep(&counter.store).await.unwrap(), 1);
+        assert_eq!(svc.handle(req("k", "a", "ann")).await.unwrap().as_ref(), b"1:a");
+    }
+
+    #[test]
+    fn client_keys_are_visible_ascii_up_to_255() {
+        assert!(check("order-1").is_ok());
+        for bad in ["", "a b", "\u{7f}", &"x".repeat(256)] {
+            assert_eq!(check(bad).unwrap_err().code, Code::InvalidArgument, "{bad:?}");
+        }
+    }
+}
