@@ -843,3 +843,337 @@ fn broker_down_for_a_while_then_every_event_arrives() {
     assert_eq!(bench_rows(n1, &run2), 20);
     assert_eq!(bench_rows(n1, &during), 200);
 }
+
+/// Registers `username` on `node`: the status and body.
+fn try_register(node: &Node, username: &str) -> Answer {
+    post(
+        &node.url("/auth/register"),
+        &json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": "passw0rd-long",
+        }),
+        None,
+    )
+    .unwrap_or((0, Value::Null))
+}
+
+/// Usernames of the `user.registered` events the subscriber saw, with the number of
+/// distinct event ids each.
+fn registered(sub: &Subscriber) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let mut seen: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for (_, v) in sub.messages() {
+        if v["type"] == "user.registered" {
+            if let (Some(name), Some(id)) = (v["payload"]["username"].as_str(), v["id"].as_str()) {
+                seen.entry(name.to_string())
+                    .or_default()
+                    .insert(id.to_string());
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn a_full_outbox_answers_503_and_loses_nothing_acknowledged() {
+    if !Broker::available("a_full_outbox_answers_503_and_loses_nothing_acknowledged") {
+        return;
+    }
+    let port = free_port();
+    let cluster = Cluster::start(
+        "events-outbox-full",
+        Options {
+            nodes: 1,
+            extra_toml: mqtt_toml(port, "max_attempts = 1000\nmax_outbox_depth = 40"),
+            ..Options::default()
+        },
+    );
+    let n1 = cluster.node("n1");
+    let mut broker = Broker::new(&cluster.dir, port);
+    broker.start();
+    let sub = Subscriber::start("127.0.0.1", port, "#");
+    broker.stop();
+    // Each registration writes two events (`user.registered`, its code): about twenty
+    // fit before the bound; the rest are refused whole.
+    let run = unique();
+    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    for i in 0..60 {
+        let name = format!("full{i}_{run}");
+        match try_register(n1, &name) {
+            (201, _) => acked.push(name),
+            (503, v) => {
+                assert_eq!(v["error"]["details"]["reason"], "outbox_full", "{v}");
+                refused.push(name);
+            }
+            other => panic!("register {name}: {other:?}"),
+        }
+    }
+    assert!(
+        !acked.is_empty() && !refused.is_empty(),
+        "acked {}, refused {}",
+        acked.len(),
+        refused.len()
+    );
+    broker.start();
+    assert!(
+        wait_until(Duration::from_secs(40), || {
+            let seen = registered(&sub);
+            acked.iter().all(|a| seen.contains_key(a))
+        }),
+        "acknowledged registrations missing on the broker: {:?}; {}",
+        acked
+            .iter()
+            .filter(|a| !registered(&sub).contains_key(*a))
+            .collect::<Vec<_>>(),
+        event_metrics(n1)
+    );
+    let seen = registered(&sub);
+    for a in &acked {
+        assert_eq!(seen[a].len(), 1, "one event for {a}");
+    }
+    // A refused registration changed nothing: no account, no event.
+    for r in &refused {
+        assert!(!seen.contains_key(r), "{r} was refused but published");
+        let (status, _) = login(n1, r, "passw0rd-long");
+        assert_eq!(status, 401, "{r} was refused but exists");
+    }
+    // And once the outbox drains, registrations are taken again.
+    assert!(wait_until(Duration::from_secs(20), || outbox_depth(n1) == 0.0));
+    assert_eq!(try_register(n1, &format!("after_{run}")).0, 201);
+}
+
+#[test]
+fn a_corrupt_outbox_row_is_quarantined_and_the_node_starts() {
+    let mut cluster = Cluster::start(
+        "events-quarantine",
+        Options {
+            nodes: 1,
+            ..Options::default()
+        },
+    );
+    cluster.node_mut("n1").kill();
+    let data = cluster.dir.join("data");
+    // A row that is not an event, written behind the node's back, and an old-style sled
+    // outbox that cannot be opened.
+    let sql = "INSERT INTO outbox (id, ord, sink, body, created_at) \
+               VALUES ('corrupt-1', 1, '', '{\"id\": 7, broken', 0)";
+    let done = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+        ])
+        .arg(data.join("troupe.db"))
+        .arg(sql)
+        .status()
+        .expect("python3");
+    assert!(done.success());
+    let old = data.join("n1").join("outbox");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("conf"), b"\x00 not a sled config \xff").unwrap();
+    std::fs::write(old.join("db"), b"\xde\xad\xbe\xef").unwrap();
+
+    cluster.restart("n1");
+    let n1 = cluster.node("n1");
+    assert!(
+        wait_until(Duration::from_secs(20), || get(&n1.url("/health"), None)
+            .is_ok_and(|(s, _)| s == 200)),
+        "n1 did not start: {}",
+        cluster.logs()
+    );
+    let mut letters = Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            letters = admin(n1, "GET", "/admin/dead-letters", None).1;
+            letters["items"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|d| d["id"] == "corrupt-1.quarantine"))
+        }),
+        "{letters}"
+    );
+    let d = letters["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "corrupt-1.quarantine")
+        .unwrap()
+        .clone();
+    assert_eq!(d["sink"], "quarantine");
+    assert!(
+        d["last_error"].as_str().unwrap().starts_with("undecodable"),
+        "{d}"
+    );
+    assert!(metric(n1, "troupe_outbox_quarantined_total") >= 2.0);
+    assert!(!old.exists(), "the unreadable old outbox is set aside");
+    assert!(std::fs::read_dir(data.join("n1"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e
+            .file_name()
+            .to_string_lossy()
+            .starts_with("outbox.corrupt-")));
+    // The node serves, and delivers what comes after.
+    let user = new_user(n1, n1, "quar");
+    assert!(wait_until(Duration::from_secs(10), || {
+        notifications(n1, &user.access)["items"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    }));
+    // A quarantined body that is still not an event cannot be replayed.
+    let (status, v) = admin(
+        n1,
+        "POST",
+        "/admin/dead-letters/corrupt-1.quarantine/replay",
+        None,
+    );
+    assert_eq!(status, 409, "{v}");
+}
+
+#[test]
+fn a_repeated_idempotency_key_answers_the_first_write_and_a_bad_one_is_refused() {
+    let cluster = Cluster::start(
+        "events-idempotency",
+        Options {
+            nodes: 2,
+            ..Options::default()
+        },
+    );
+    let (n1, n2) = (cluster.node("n1"), cluster.node("n2"));
+    let user = new_user(n1, n2, "idem");
+    let key = format!("todo-{}", unique());
+    let body = json!({"title": "buy milk"});
+    let first = post_with(
+        &n1.url("/todos"),
+        &body,
+        &[("idempotency-key", &key)],
+        Some(&user.access),
+    )
+    .unwrap();
+    assert_eq!(first.0, 201, "{first:?}");
+    // The client's retry, on another node: the same answer, no second todo.
+    let again = post_with(
+        &n2.url("/todos"),
+        &body,
+        &[("idempotency-key", &key)],
+        Some(&user.access),
+    )
+    .unwrap();
+    assert_eq!(again, first);
+    let (status, list) = get(&n2.url("/todos"), Some(&user.access)).unwrap();
+    assert_eq!(status, 200);
+    let titles: Vec<&Value> = list["items"].as_array().unwrap().iter().collect();
+    assert_eq!(titles.len(), 1, "{list}");
+    // Another body under the same key is another write.
+    let other = post_with(
+        &n1.url("/todos"),
+        &json!({"title": "eggs"}),
+        &[("idempotency-key", &key)],
+        Some(&user.access),
+    )
+    .unwrap();
+    assert_eq!(other.0, 201);
+    assert_ne!(other.1["id"], first.1["id"]);
+    // A key that is not 1-255 visible ASCII characters: 400, nothing written.
+    for bad in ["a b", &"k".repeat(256)] {
+        let (status, v) = post_with(
+            &n1.url("/todos"),
+            &json!({"title": "never"}),
+            &[("idempotency-key", bad)],
+            Some(&user.access),
+        )
+        .unwrap();
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["error"]["code"], "invalid_argument", "{v}");
+    }
+    let (_, list) = get(&n1.url("/todos"), Some(&user.access)).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+}
+
+#[test]
+fn nodes_killed_while_clients_register_lose_no_acknowledged_event() {
+    if !Broker::available("nodes_killed_while_clients_register_lose_no_acknowledged_event") {
+        return;
+    }
+    let port = free_port();
+    let mut cluster = Cluster::start(
+        "events-chaos",
+        Options {
+            nodes: 3,
+            extra_toml: mqtt_toml(port, "max_attempts = 1000\nclaim_ttl_ms = 2000"),
+            ..Options::default()
+        },
+    );
+    let mut broker = Broker::new(&cluster.dir, port);
+    broker.start();
+    let sub = Subscriber::start("127.0.0.1", port, "#");
+    let run = unique();
+    let acked = Mutex::new(Vec::new());
+    for (round, victim) in ["n2", "n3", "n1", "n2"].into_iter().enumerate() {
+        let names = cluster.running();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (names, acked, cluster, run) = (&names, &acked, &cluster, &run);
+                s.spawn(move || {
+                    for i in 0..25 {
+                        let node = cluster.node(&names[(t + i) % names.len()]);
+                        let name = format!("chaos{round}_{t}_{i}_{run}");
+                        if try_register(node, &name).0 == 201 {
+                            acked.lock().unwrap().push(name);
+                        }
+                    }
+                });
+            }
+            // SIGKILL one node while the clients are writing through it.
+            std::thread::sleep(Duration::from_millis(400));
+            cluster.node(victim).signal("KILL");
+        });
+        cluster.restart(victim);
+        let all = cluster.running();
+        cluster.wait_up(cluster.node(victim), &all, Duration::from_secs(20));
+    }
+    let acked = acked.into_inner().unwrap();
+    assert!(
+        acked.len() >= 100,
+        "only {} registrations acknowledged",
+        acked.len()
+    );
+    // Every acknowledged registration has exactly one `user.registered` on the broker
+    // (redeliveries carry the same id) ...
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let seen = registered(&sub);
+            acked.iter().all(|a| seen.contains_key(a))
+        }),
+        "missing on the broker: {:?}",
+        acked
+            .iter()
+            .filter(|a| !registered(&sub).contains_key(*a))
+            .collect::<Vec<_>>()
+    );
+    let seen = registered(&sub);
+    for a in &acked {
+        assert_eq!(seen[a].len(), 1, "{a}: {:?}", seen[a]);
+    }
+    // ... and exactly one welcome notification.
+    let n1 = cluster.node("n1");
+    for a in &acked {
+        let (status, v) = login(n1, a, "passw0rd-long");
+        assert_eq!(status, 200, "{a}: {v}");
+        let token = v["access_token"].as_str().unwrap().to_string();
+        let mut welcomes = 0;
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                welcomes = notifications(n1, &token)["items"]
+                    .as_array()
+                    .map_or(0, |items| {
+                        items
+                            .iter()
+                            .filter(|n| n["type"] == "user.registered")
+                            .count()
+                    });
+                welcomes >= 1
+            }),
+            "{a} has no welcome notification"
+        );
+        assert_eq!(welcomes, 1, "{a}");
+    }
+}

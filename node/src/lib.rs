@@ -510,7 +510,10 @@ async fn events(
     let old = config.data_dir.join(&config.node.name).join("outbox");
     let imported = troupe_actors::events::legacy::import(&old, bus.outbox()).await;
     if let Err(e) = imported {
-        anyhow::bail!("cannot move the old event outbox {} into the store: {e}", old.display());
+        anyhow::bail!(
+            "cannot move the old event outbox {} into the store: {e}",
+            old.display()
+        );
     }
     let codes = troupe_actors::auth::codes::Settings {
         registration_ttl: config.notifications.registration_code_ttl,

@@ -577,6 +577,23 @@ pub fn post_json_raw(url: &str, body: &Value) -> ureq::http::Response<ureq::Body
         .expect("http post")
 }
 
+/// POST JSON with extra headers and an optional bearer token.
+pub fn post_with(
+    url: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+    token: Option<&str>,
+) -> Result<Answer, String> {
+    let mut req = agent().post(url).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(t) = token {
+        req = req.header("authorization", &format!("Bearer {t}"));
+    }
+    finish(req.send(body.to_string().as_bytes()))
+}
+
 /// POST a raw body with a content type and an optional bearer token.
 pub fn post_raw(
     url: &str,

@@ -247,15 +247,8 @@ impl Auth {
             id: r.user_id.clone(),
         };
         let user = self.call(req, users::GET.call(get)).await?;
-        self.open_session(
-            req,
-            user,
-            &r.ip,
-            &r.user_agent,
-            &r.device,
-            Some(&r.method),
-        )
-        .await
+        self.open_session(req, user, &r.ip, &r.user_agent, &r.device, Some(&r.method))
+            .await
     }
 
     /// `check`: the user a login and password belong to, without starting a session (gRPC
@@ -473,7 +466,11 @@ impl Auth {
             payload["method"] = method.into();
         }
         let mut staged = Staged::new(Some(&self.events));
-        staged.add(NewEvent::new(kinds::USER_LOGGED_IN, Some(&user.id), payload))?;
+        staged.add(NewEvent::new(
+            kinds::USER_LOGGED_IN,
+            Some(&user.id),
+            payload,
+        ))?;
         let start = sm::Start {
             user_id: user.id.clone(),
             device: device.to_string(),

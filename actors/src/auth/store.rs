@@ -61,7 +61,9 @@ mod tests {
             let old = uuid::Uuid::new_v4().to_string();
             let live = uuid::Uuid::new_v4().to_string();
             let now = now_ms();
-            insert(store.writer(), &old, "s", "u", now - 1_000).await.unwrap();
+            insert(store.writer(), &old, "s", "u", now - 1_000)
+                .await
+                .unwrap();
             insert(store.writer(), &live, "s", "u", now + 3_600_000)
                 .await
                 .unwrap();

@@ -156,6 +156,12 @@ impl Outbox {
         Ok(())
     }
 
+    /// Counts `n` rows written here (until the next count).
+    fn add_depth(&self, n: usize) {
+        let depth = self.depth.fetch_add(n as i64, Ordering::Relaxed) + n as i64;
+        metrics::gauge!(super::metrics::OUTBOX_DEPTH).set(depth as f64);
+    }
+
     /// Wakes the relay: committed rows are waiting.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -197,7 +203,7 @@ impl Outbox {
             })
             .collect::<Result<_, MeshError>>()?;
         self.write_rows(conn, &rows).await?;
-        self.depth.fetch_add(events.len() as i64, Ordering::Relaxed);
+        self.add_depth(events.len());
         Ok(())
     }
 
@@ -228,7 +234,7 @@ impl Outbox {
         let mut tx = self.store.begin().await?;
         self.write_rows(&mut tx, &rows).await?;
         tx.commit().await.map_err(db_error)?;
-        self.depth.fetch_add(rows.len() as i64, Ordering::Relaxed);
+        self.add_depth(rows.len());
         Ok(())
     }
 
@@ -439,7 +445,7 @@ impl Outbox {
         self.write_rows(&mut tx, &[(row_id, sink, dead.body.clone())])
             .await?;
         tx.commit().await.map_err(db_error)?;
-        self.depth.fetch_add(1, Ordering::Relaxed);
+        self.add_depth(1);
         self.wake();
         Ok(dead)
     }

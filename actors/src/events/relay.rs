@@ -50,8 +50,13 @@ pub async fn run(
 ) {
     match outbox.release_earlier_runs().await {
         Ok(0) => {}
-        Ok(n) => tracing::info!(rows = n, "released the outbox claims of this node's earlier run"),
-        Err(e) => tracing::warn!(error = %e, "cannot release the claims of this node's earlier run; they run out instead"),
+        Ok(n) => tracing::info!(
+            rows = n,
+            "released the outbox claims of this node's earlier run"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot release the claims of this node's earlier run; they run out instead")
+        }
     }
     let mut relay = Relay {
         outbox,

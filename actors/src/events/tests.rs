@@ -260,7 +260,11 @@ async fn a_row_that_is_not_an_event_is_quarantined_and_the_rest_delivered() {
     let dead = outbox.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(
-        (dead[0].id.as_str(), dead[0].sink.as_str(), dead[0].body.as_str()),
+        (
+            dead[0].id.as_str(),
+            dead[0].sink.as_str(),
+            dead[0].body.as_str()
+        ),
         ("bad.quarantine", outbox::QUARANTINE, "{not json")
     );
     assert!(dead[0].last_error.starts_with("undecodable"));
@@ -285,7 +289,11 @@ async fn claims_are_exclusive_until_their_lease_runs_out_and_a_restart_releases_
     assert_eq!(ids, ["e1", "e2"], "oldest first");
     let b = n2.claim(10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(b.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["e3"]);
-    assert!(n2.claim(10, Duration::from_secs(60)).await.unwrap().is_empty());
+    assert!(n2
+        .claim(10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
     // n1 dies: its lease runs out, and n2 takes its rows.
     sqlx::query("UPDATE outbox SET claimed_until = 1 WHERE claimed_by = 'n1/1'")
         .execute(store.writer())
@@ -296,7 +304,14 @@ async fn claims_are_exclusive_until_their_lease_runs_out_and_a_restart_releases_
     // n2 restarts (incarnation 2): its earlier run's claims are released at once.
     let n2_again = Outbox::new(store.clone(), "n2".into(), 2, 1000);
     assert_eq!(n2_again.release_earlier_runs().await.unwrap(), 3);
-    assert_eq!(n2_again.claim(10, Duration::from_secs(60)).await.unwrap().len(), 3);
+    assert_eq!(
+        n2_again
+            .claim(10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
     assert_eq!(n2_again.renew(Duration::from_secs(60)).await.unwrap(), 3);
 }
 
@@ -395,7 +410,10 @@ async fn an_old_sled_outbox_is_moved_into_the_store_and_removed() {
     assert!(!old.exists(), "the old outbox is removed once moved");
     let claimed = outbox.claim(10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    assert_eq!((claimed[0].id.as_str(), claimed[0].sink.as_str()), ("p1.mqtt", "mqtt"));
+    assert_eq!(
+        (claimed[0].id.as_str(), claimed[0].sink.as_str()),
+        ("p1.mqtt", "mqtt")
+    );
     let mut dead: Vec<(String, String)> = outbox
         .dead_letters(10)
         .await
@@ -408,7 +426,10 @@ async fn an_old_sled_outbox_is_moved_into_the_store_and_removed() {
         dead,
         [
             ("d1.mqtt".to_string(), "mqtt".to_string()),
-            (format!("legacy-{}.quarantine", "6b32"), "quarantine".to_string())
+            (
+                format!("legacy-{}.quarantine", "6b32"),
+                "quarantine".to_string()
+            )
         ]
     );
 }

@@ -187,6 +187,11 @@ impl<Rep> Call<Rep> {
         self
     }
 
+    /// Whether the op is idempotent (may run twice with no harm).
+    pub fn is_idempotent(&self) -> bool {
+        self.raw.idempotent
+    }
+
     /// Makes an effectful call a keyed write (see [`crate::store::idempotency`]): it runs
     /// once however often it is sent, the router may retry it like an idempotent op, and
     /// a repeat gets the first answer. Ignored on idempotent ops, which need no key.

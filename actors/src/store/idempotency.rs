@@ -313,7 +313,10 @@ mod tests {
                 .map_err(db_error)?;
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 staged.commit(tx).await?;
-                Ok(Bytes::from(format!("{n}:{}", String::from_utf8_lossy(&req.payload))))
+                Ok(Bytes::from(format!(
+                    "{n}:{}",
+                    String::from_utf8_lossy(&req.payload)
+                )))
             })
         }
     }
@@ -333,7 +336,11 @@ mod tests {
     }
 
     fn req(key: &str, payload: &str, user: &str) -> Request {
-        let mut r = Request::new("create", Bytes::from(payload.to_string()), Duration::from_secs(5));
+        let mut r = Request::new(
+            "create",
+            Bytes::from(payload.to_string()),
+            Duration::from_secs(5),
+        );
         r.idempotency_key = key.into();
         r.caller = Some(troupe_proto::mesh::Caller {
             user_id: user.into(),
@@ -357,9 +364,18 @@ mod tests {
         assert_eq!((first.as_ref(), again.as_ref()), (&b"0:a"[..], &b"0:a"[..]));
         assert_eq!(counter.runs.load(Ordering::SeqCst), 1);
         // Another request under the same key, another caller, or no key: other writes.
-        assert_eq!(svc.handle(req("k1", "b", "ann")).await.unwrap().as_ref(), b"1:b");
-        assert_eq!(svc.handle(req("k1", "a", "bob")).await.unwrap().as_ref(), b"2:a");
-        assert_eq!(svc.handle(req("", "a", "ann")).await.unwrap().as_ref(), b"3:a");
+        assert_eq!(
+            svc.handle(req("k1", "b", "ann")).await.unwrap().as_ref(),
+            b"1:b"
+        );
+        assert_eq!(
+            svc.handle(req("k1", "a", "bob")).await.unwrap().as_ref(),
+            b"2:a"
+        );
+        assert_eq!(
+            svc.handle(req("", "a", "ann")).await.unwrap().as_ref(),
+            b"3:a"
+        );
         assert_eq!(rows(&counter).await, 4);
     }
 
@@ -389,7 +405,11 @@ mod tests {
         let retry = svc.handle(req(&key, "m", "ann")).await.unwrap();
         assert_eq!(first, retry);
         assert_eq!(rows(&counter).await, 1);
-        assert_eq!(counter.runs.load(Ordering::SeqCst), 2, "no lookup before a made key's run");
+        assert_eq!(
+            counter.runs.load(Ordering::SeqCst),
+            2,
+            "no lookup before a made key's run"
+        );
     }
 
     #[tokio::test]
@@ -401,14 +421,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(sweep(&counter.store).await.unwrap(), 1);
-        assert_eq!(svc.handle(req("k", "a", "ann")).await.unwrap().as_ref(), b"1:a");
+        assert_eq!(
+            svc.handle(req("k", "a", "ann")).await.unwrap().as_ref(),
+            b"1:a"
+        );
     }
 
     #[test]
     fn client_keys_are_visible_ascii_up_to_255() {
         assert!(check("order-1").is_ok());
         for bad in ["", "a b", "\u{7f}", &"x".repeat(256)] {
-            assert_eq!(check(bad).unwrap_err().code, Code::InvalidArgument, "{bad:?}");
+            assert_eq!(
+                check(bad).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad:?}"
+            );
         }
     }
 }

@@ -63,7 +63,9 @@ impl TodoRow {
 
 /// Inserts a new todo.
 pub async fn insert<'e>(
-    db: impl sqlx::Executor<'e, Database = sqlx::Any>, t: &TodoRow) -> Result<(), MeshError> {
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    t: &TodoRow,
+) -> Result<(), MeshError> {
     sqlx::query(&format!(
         "INSERT INTO todos ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     ))
@@ -96,7 +98,10 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<TodoRow>, MeshError> 
 
 /// Writes `t` if the stored row is still at version `expected`; `false` otherwise.
 pub async fn update<'e>(
-    db: impl sqlx::Executor<'e, Database = sqlx::Any>, t: &TodoRow, expected: i64) -> Result<bool, MeshError> {
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    t: &TodoRow,
+    expected: i64,
+) -> Result<bool, MeshError> {
     let done = sqlx::query(
         "UPDATE todos SET title = $1, description = $2, status = $3, updated_at = $4, \
          version = $5 WHERE id = $6 AND version = $7",
@@ -116,7 +121,10 @@ pub async fn update<'e>(
 
 /// Deletes a todo if it is still at version `expected`; `false` otherwise.
 pub async fn delete<'e>(
-    db: impl sqlx::Executor<'e, Database = sqlx::Any>, id: &str, expected: i64) -> Result<bool, MeshError> {
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: &str,
+    expected: i64,
+) -> Result<bool, MeshError> {
     let done = sqlx::query("DELETE FROM todos WHERE id = $1 AND version = $2")
         .bind(id)
         .bind(expected)

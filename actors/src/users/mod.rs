@@ -59,9 +59,9 @@ pub use messages::*;
 use self::store::UserRow;
 use self::validate::Fields;
 use crate::auth::password::Hasher;
+use crate::events::{NewEvent, Staged};
 use crate::mesh::{BoxFuture, Code, MeshError, Request, Service, Target};
 use crate::store::time::{now_ms, rfc3339_millis};
-use crate::events::{NewEvent, Staged};
 use crate::store::Store;
 
 /// Service name.
@@ -170,7 +170,6 @@ impl Users {
     fn staged(&self) -> Staged {
         Staged::new(self.events.as_ref().map(|e| &e.publisher))
     }
-
 
     /// `confirm_registration`: spends the user's registration code and marks them
     /// confirmed.

@@ -501,9 +501,11 @@ async fn update_changes_fields_and_respects_versions() {
         .await
         .unwrap();
         stale.full_name = "Lost write".into();
-        assert!(!store::update_if_version(store.writer(), &stale, read_version)
-            .await
-            .unwrap());
+        assert!(
+            !store::update_if_version(store.writer(), &stale, read_version)
+                .await
+                .unwrap()
+        );
         let now = svc
             .get(GetRequest {
                 id: made.id.clone(),

@@ -230,8 +230,18 @@ impl Reader<'_> {
             Some("TROUPE_EVENTS_MAX_OUTBOX_DEPTH"),
             &between(1u64, 1_000_000_000),
         );
-        let in_flight = self.get(&mut section, "max_in_flight", None, &between(1u32, 1_000_000));
-        let claim_ttl = self.get(&mut section, "claim_ttl_ms", None, &between(500u64, 600_000));
+        let in_flight = self.get(
+            &mut section,
+            "max_in_flight",
+            None,
+            &between(1u32, 1_000_000),
+        );
+        let claim_ttl = self.get(
+            &mut section,
+            "claim_ttl_ms",
+            None,
+            &between(500u64, 600_000),
+        );
         let base = base.map_or(d.backoff_base, Duration::from_millis);
         let max = max.map_or(d.backoff_max, Duration::from_millis);
         if max < base {

@@ -88,9 +88,11 @@ pub fn code_of(status: StatusCode) -> Code {
     }
 }
 
-/// The `retry_after_s` detail of a limit's refusal (`Retry-After` over HTTP).
+/// The `retry_after_s` detail of a limit's refusal, or of a full outbox's
+/// (`Retry-After` over HTTP).
 pub fn retry_after_s(e: &MeshError) -> Option<u64> {
-    if e.code != Code::ResourceExhausted || !e.details.contains("retry_after_s") {
+    let refusal = matches!(e.code, Code::ResourceExhausted | Code::Unavailable);
+    if !refusal || !e.details.contains("retry_after_s") {
         return None;
     }
     serde_json::from_str::<serde_json::Value>(&e.details)

@@ -41,8 +41,7 @@ pub struct WriteKey<S> {
 }
 
 /// A read's future, a write's (scoped), or a refusal.
-type Future<F> =
-    Either<F, Either<TaskLocalFuture<String, F>, Ready<Result<Response, Infallible>>>>;
+type Future<F> = Either<F, Either<TaskLocalFuture<String, F>, Ready<Result<Response, Infallible>>>>;
 
 impl<S> tower::Service<Request> for WriteKey<S>
 where
@@ -70,7 +69,7 @@ where
         match write_key::accept(given) {
             Ok(key) => Either::Right(Either::Left(write_key::scope(key, self.inner.call(req)))),
             Err(e) => Either::Right(Either::Right(futures_util::future::ready(Ok(
-                ApiError(e).into_response(),
+                ApiError(e).into_response()
             )))),
         }
     }

@@ -50,9 +50,15 @@ impl Ingress {
         } else {
             call.timeout(self.request_timeout)
         };
-        let call = match write_key::current() {
-            Some(key) => call.idempotency_key(key),
-            None => call,
+        // Every write is keyed: the request's key (REST), or one made for this call (SOAP,
+        // gRPC, WebSocket frames), so the router may retry it safely.
+        let call = if call.is_idempotent() {
+            call
+        } else {
+            match write_key::current() {
+                Some(key) => call.idempotency_key(key),
+                None => call.idempotency_key(write_key::made()),
+            }
         };
         self.mesh.router().call(call).await
     }

@@ -1,7 +1,7 @@
 //! The idempotency key of the write an ingress request makes: the client's
-//! (`Idempotency-Key` on HTTP, `idempotency-key` gRPC metadata), or one made here. Each
-//! protocol runs a write's handler inside [`scope`]; [`super::Ingress::ask`] puts the key
-//! on every effectful call it makes (see `troupe_actors::store::idempotency`), so the
+//! (`Idempotency-Key` on REST), or one made here. REST runs a write's handler inside
+//! [`scope`]; [`super::Ingress::ask`] puts the key on every effectful call it makes (a key
+//! made for the call when there is no scope: SOAP, gRPC and WebSocket frames) (see `troupe_actors::store::idempotency`), so the
 //! router may retry the call when its worker dies or its node leaves, and a client's
 //! repeat gets the first answer.
 
@@ -26,8 +26,13 @@ pub fn accept(given: Option<&str>) -> Result<String, MeshError> {
             idempotency::check(key)?;
             Ok(key.to_string())
         }
-        None => Ok(format!("{MADE}{}", uuid::Uuid::new_v4().simple())),
+        None => Ok(made()),
     }
+}
+
+/// A key made here.
+pub fn made() -> String {
+    format!("{MADE}{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Runs `fut` (a write's handler) with `key` as its idempotency key.
