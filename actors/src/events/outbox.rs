@@ -329,9 +329,9 @@ impl Outbox {
     pub async fn release_earlier_runs(&self) -> Result<u64, MeshError> {
         let r = sqlx::query(
             "UPDATE outbox SET claimed_by = '', claimed_until = 0 \
-             WHERE claimed_by LIKE $1 AND claimed_by <> $2",
+             WHERE claimed_by LIKE $1 ESCAPE '\\' AND claimed_by <> $2",
         )
-        .bind(format!("{}/%", self.node))
+        .bind(crate::users::store::like_prefix(&format!("{}/", self.node)))
         .bind(&self.claimer)
         .execute(self.store.writer())
         .await

@@ -313,6 +313,9 @@ async fn claims_are_exclusive_until_their_lease_runs_out_and_a_restart_releases_
         3
     );
     assert_eq!(n2_again.renew(Duration::from_secs(60)).await.unwrap(), 3);
+    // A node name is matched literally: `n_` is not a pattern that takes `n2`'s claims.
+    let other = Outbox::new(store.clone(), "n_".into(), 9, 1000);
+    assert_eq!(other.release_earlier_runs().await.unwrap(), 0);
 }
 
 #[tokio::test]

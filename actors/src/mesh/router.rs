@@ -128,8 +128,15 @@ impl Router {
     /// Runs a call and answers its reply.
     pub async fn call<Rep: prost::Message + Default>(
         &self,
-        call: Call<Rep>,
+        mut call: Call<Rep>,
     ) -> Result<Rep, MeshError> {
+        // A write made while running a keyed write is keyed too (derived from it), so a
+        // retry of the outer write runs each inner one once.
+        if call.raw.idempotency_key.is_empty() && !call.raw.idempotent {
+            if let Some(key) = crate::store::idempotency::current() {
+                call.raw.idempotency_key = key.derived();
+            }
+        }
         let bytes = self.run(&call.raw).await?;
         Rep::decode(bytes).map_err(|e| {
             MeshError::internal(format!(

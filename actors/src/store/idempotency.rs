@@ -14,6 +14,10 @@
 //! - When the op answers, the answer is stored with the key; a service that wrote no
 //!   record of its own gets one then, so a later repeat is still answered from it.
 //!
+//! - A write made while running a keyed write (a call to another service) carries a key
+//!   derived from it ([`Key::derived`]), so a retry of the outer write runs each inner
+//!   write once too.
+//!
 //! Rows are kept for [`KEEP`] and swept by [`sweep`]. A run that committed and died
 //! before its answer was stored leaves a record with no answer: a repeat then gets
 //! `already_exists` ("applied; its answer was lost") rather than a second write.
@@ -52,6 +56,7 @@ tokio::task_local! {
 #[derive(Clone, Debug)]
 pub struct Key {
     digest: String,
+    made: bool,
     recorded: Arc<AtomicBool>,
 }
 
@@ -71,6 +76,16 @@ pub fn check(key: &str) -> Result<(), MeshError> {
 }
 
 impl Key {
+    /// The key of a write this one makes (a call to another service): its digest, made
+    /// (so never looked up first) when this one's was.
+    pub fn derived(&self) -> String {
+        if self.made {
+            format!("{MADE}{}", self.digest)
+        } else {
+            self.digest.clone()
+        }
+    }
+
     /// Records the key on `conn`, in the write's transaction: the transaction fails if
     /// another run recorded it first. Once per run (a run's later transactions write
     /// nothing).
@@ -227,6 +242,7 @@ impl Idempotent {
         }
         let key = Key {
             digest: digest.clone(),
+            made,
             recorded: Arc::new(AtomicBool::new(false)),
         };
         let recorded = key.recorded.clone();
