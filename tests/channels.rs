@@ -19,9 +19,8 @@ use support::*;
 /// Checks every 200 ms, each bounded at 1 s: a stopped dependency shows within a second.
 const FAST_HEALTH: &str = "\n[health]\ncheck_interval_ms = 200\ncheck_timeout_ms = 1000\n";
 /// Retries soon after a failed delivery, so a mail or an event waits little once its
-/// server is back.
-const FAST_RETRY: &str =
-    "\n[events]\nbackoff_base_ms = 20\nbackoff_max_ms = 500\nattempt_timeout_ms = 2000\n";
+/// server is back, and often enough not to become a dead letter meanwhile.
+const FAST_RETRY: &str = "\n[events]\nmax_attempts = 1000\nbackoff_base_ms = 20\nbackoff_max_ms = 500\nattempt_timeout_ms = 2000\n";
 
 /// `name`'s entry in a node's `/health`.
 fn dependency(health: &Value, name: &str) -> Value {
@@ -72,7 +71,7 @@ fn code_in(mail: &Value, marker: &str) -> String {
 /// The one mail to `to` with `subject` (waiting for it), checked for its sender and
 /// recipient header, with its text and HTML parts.
 fn one_mail(smtp: &SmtpServer, to: &str, subject: &str) -> Value {
-    let found = smtp.wait_for(to, subject, Duration::from_secs(20));
+    let found = smtp.wait_for(to, subject, 1, Duration::from_secs(20));
     assert_eq!(
         found.len(),
         1,
@@ -177,8 +176,7 @@ fn welcome_code_and_reset_mails_arrive_through_a_real_smtp_server_and_its_outage
         let h = wait_health(n, "degraded", "smtp", "down");
         let smtp_dep = dependency(&h, "smtp");
         let error = smtp_dep["last_error"].as_str().unwrap_or_default();
-        assert!(error.starts_with("smtp: "), "{smtp_dep}");
-        assert!(error.to_lowercase().contains("refused"), "{smtp_dep}");
+        assert!(error.starts_with("smtp: Connection error: "), "{smtp_dep}");
         assert_eq!(dependency(&h, "store")["status"], "ok", "{h}");
     }
     let (status, v) = get(&n1.url("/health/cluster"), None).unwrap();
@@ -208,7 +206,7 @@ fn welcome_code_and_reset_mails_arrive_through_a_real_smtp_server_and_its_outage
         );
         assert!(smtp_dep["since_ms"].as_u64() >= smtp_dep["last_error_at_ms"].as_u64());
     }
-    let found = smtp.wait_for(&address, "Password reset", Duration::from_secs(20));
+    let found = smtp.wait_for(&address, "Password reset", 2, Duration::from_secs(20));
     assert_eq!(
         found.len(),
         2,
@@ -216,6 +214,8 @@ fn welcome_code_and_reset_mails_arrive_through_a_real_smtp_server_and_its_outage
     );
     let (status, v) = get(&n2.url("/health/cluster"), None).unwrap();
     assert_eq!((status, v["status"].as_str()), (200, Some("ok")), "{v}");
+    drop(smtp);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Messages of `kind` about `id` (under `id_field` of the payload) on `topic`.
@@ -342,8 +342,8 @@ fn task_and_todo_events_reach_their_mqtt_topics_and_a_broker_outage_shows_on_hea
         let h = wait_health(n, "degraded", "mqtt", "down");
         let mqtt = dependency(&h, "mqtt");
         let error = mqtt["last_error"].as_str().unwrap_or_default();
-        assert!(error.starts_with("mqtt: "), "{mqtt}");
-        assert!(error.to_lowercase().contains("refused"), "{mqtt}");
+        // Refused, or reset when the check met the broker going down.
+        assert!(error.starts_with("mqtt: I/O: Connection "), "{mqtt}");
     }
     let (status, v) = get(&n2.url("/health/cluster"), None).unwrap();
     assert_eq!(
@@ -375,6 +375,7 @@ fn task_and_todo_events_reach_their_mqtt_topics_and_a_broker_outage_shows_on_hea
     );
     let (status, v) = get(&n1.url("/health/cluster"), None).unwrap();
     assert_eq!((status, v["status"].as_str()), (200, Some("ok")), "{v}");
+    drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

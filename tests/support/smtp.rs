@@ -89,8 +89,9 @@ impl SmtpServer {
             .collect()
     }
 
-    /// Waits up to `timeout` for messages to `to` whose subject is `subject`; answers them.
-    pub fn wait_for(&self, to: &str, subject: &str, timeout: Duration) -> Vec<Value> {
+    /// Waits up to `timeout` until at least `count` messages to `to` have the subject
+    /// `subject`; answers those there are then.
+    pub fn wait_for(&self, to: &str, subject: &str, count: usize, timeout: Duration) -> Vec<Value> {
         let mut found = Vec::new();
         wait_until(timeout, || {
             found = self
@@ -98,7 +99,7 @@ impl SmtpServer {
                 .into_iter()
                 .filter(|m| m["rcpt_tos"] == serde_json::json!([to]) && m["subject"] == subject)
                 .collect();
-            !found.is_empty()
+            found.len() >= count
         });
         found
     }
