@@ -161,7 +161,7 @@ impl Dependencies {
                     name: e.name.to_string(),
                     target: e.target.clone(),
                     status: s.status.as_str().to_string(),
-                    latency_ms: s.latency.as_secs_f64() * 1000.0,
+                    latency_ms: s.latency.as_micros() as f64 / 1000.0,
                     checked_at_ms: s.checked_at_ms,
                     last_error: s.last_error,
                     last_error_at_ms: s.last_error_at_ms,

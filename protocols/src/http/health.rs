@@ -175,7 +175,7 @@ fn node_json(h: NodeHealth) -> Value {
             `services`: by service name, `{\"status\", \"nodes_up\", \"nodes\"}`: the members that \
             answered and host it, those where it is not `down`, and `ok`, `degraded` or `down` \
             accordingly. `dependencies`: by dependency name, `{\"status\", \"nodes_up\", \"nodes\"}`: \
-            the members that answered and check it, those whose last check passed, and `ok`, \
+            the members that answered and check it, those where it is not `down`, and `ok`, \
             `degraded` or `down` accordingly", body = Object),
         (status = 503, description = "No member is up; the same body, with `status` `down`", body = Object),
     )
