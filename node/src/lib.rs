@@ -194,6 +194,7 @@ pub async fn serve(
     let mut services = troupe_actors::system::services(&info);
     // Events: the node's outbox, its sinks and the bus services publish through.
     let (bus, codes) = events(&config, &info, &store, incarnation).await?;
+    info.set_dependencies(dependencies(&config, &store, incarnation)?);
     let publisher: Publisher = bus.clone();
     services.push(Arc::new(troupe_actors::notifications::Notifications::new(
         store.clone(),
@@ -469,32 +470,15 @@ async fn events(
         ),
     ];
     if let Some(m) = &config.mqtt {
-        let settings = troupe_protocols::mqtt::Settings {
-            host: m.host.clone(),
-            port: m.port,
-            client_id_prefix: m.client_id_prefix.clone(),
-            topics: m.topics.clone(),
-            topic_prefix: m.topic_prefix.clone(),
-            inflight: m.inflight,
-            keep_alive: m.keep_alive,
-        };
         sinks.push(Arc::new(troupe_protocols::mqtt::Mqtt::start(
-            settings,
+            mqtt_settings(m),
             &config.node.name,
             incarnation,
         )));
     }
     if let Some(s) = &config.smtp {
-        let settings = email::Settings {
-            host: s.host.clone(),
-            port: s.port,
-            user: s.user.clone(),
-            password: s.password.clone(),
-            from: s.from.clone(),
-            starttls: s.starttls,
-        };
         sinks.push(Arc::new(
-            email::Email::new(info.clone(), &settings).context("smtp settings")?,
+            email::Email::new(info.clone(), &smtp_settings(s)).context("smtp settings")?,
         ));
     }
     let retry = Retry {
@@ -523,6 +507,70 @@ async fn events(
         window: config.notifications.code_window,
     };
     Ok((bus, codes))
+}
+
+/// The MQTT bridge's settings of `[mqtt]`.
+fn mqtt_settings(m: &config::Mqtt) -> troupe_protocols::mqtt::Settings {
+    troupe_protocols::mqtt::Settings {
+        host: m.host.clone(),
+        port: m.port,
+        client_id_prefix: m.client_id_prefix.clone(),
+        topics: m.topics.clone(),
+        topic_prefix: m.topic_prefix.clone(),
+        inflight: m.inflight,
+        keep_alive: m.keep_alive,
+    }
+}
+
+/// The email channel's settings of `[smtp]`.
+fn smtp_settings(s: &config::Smtp) -> troupe_actors::notifications::email::Settings {
+    troupe_actors::notifications::email::Settings {
+        host: s.host.clone(),
+        port: s.port,
+        user: s.user.clone(),
+        password: s.password.clone(),
+        from: s.from.clone(),
+        starttls: s.starttls,
+    }
+}
+
+/// Starts the background checks of what this node depends on, which `/health` reports:
+/// the store, and the MQTT broker and the SMTP server when configured (`[health]`).
+fn dependencies(
+    config: &Config,
+    store: &Store,
+    incarnation: u64,
+) -> anyhow::Result<troupe_actors::system::dependencies::Dependencies> {
+    use troupe_actors::notifications::email;
+    use troupe_actors::system::dependencies::{Dependencies, Probe, Settings, StoreProbe};
+    let mut probes: Vec<Arc<dyn Probe>> = vec![Arc::new(StoreProbe::new(
+        store.clone(),
+        config.storage.url.as_deref(),
+    ))];
+    if let Some(m) = &config.mqtt {
+        probes.push(Arc::new(troupe_protocols::mqtt::Probe::new(
+            mqtt_settings(m),
+            &config.node.name,
+            incarnation,
+        )));
+    }
+    if let Some(s) = &config.smtp {
+        probes.push(Arc::new(
+            email::Probe::new(&smtp_settings(s)).context("smtp settings")?,
+        ));
+    }
+    // Errors are shown on /health: never with the SMTP password (URL passwords are
+    // masked whatever they are).
+    let secrets = config
+        .smtp
+        .iter()
+        .filter_map(|s| s.password.clone())
+        .collect();
+    let settings = Settings {
+        interval: config.health.check_interval,
+        timeout: config.health.check_timeout,
+    };
+    Ok(Dependencies::start(probes, settings, secrets))
 }
 
 /// The `sso` service's settings of one `[[sso.providers]]` entry.

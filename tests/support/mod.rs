@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod mqtt;
 pub mod netlab;
+pub mod smtp;
 
 /// The admin token every test cluster uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";

@@ -99,6 +99,7 @@ pub struct NodeInfo {
     pub ws_connections: std::sync::atomic::AtomicUsize,
     pools: OnceLock<Arc<Pools>>,
     router: OnceLock<Router>,
+    dependencies: OnceLock<crate::system::dependencies::Dependencies>,
 }
 
 impl NodeInfo {
@@ -111,7 +112,18 @@ impl NodeInfo {
             ws_connections: Default::default(),
             pools: OnceLock::new(),
             router: OnceLock::new(),
+            dependencies: OnceLock::new(),
         })
+    }
+
+    /// Sets the node's dependency checks (once; a second call is ignored).
+    pub fn set_dependencies(&self, deps: crate::system::dependencies::Dependencies) {
+        let _ = self.dependencies.set(deps);
+    }
+
+    /// The node's dependency checks (none until [`NodeInfo::set_dependencies`]).
+    pub fn dependencies(&self) -> Option<&crate::system::dependencies::Dependencies> {
+        self.dependencies.get()
     }
 
     /// The router, for services that call other services (set once the mesh started).

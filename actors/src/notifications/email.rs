@@ -6,6 +6,8 @@
 //! the SMTP server accepts it, and ends in the dead-letter queue when the attempts run out.
 //! The user's `email` preference is honoured, except for emailed codes (a code that never
 //! arrives would lock the user out).
+//!
+//! [`Probe`] is the SMTP server's health check (`/health`, `system::dependencies`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,21 +64,64 @@ impl Email {
             .from
             .parse()
             .map_err(|e| anyhow::anyhow!("smtp from {:?}: {e}", settings.from))?;
-        let builder = if settings.starttls {
-            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)?
-        } else {
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(settings.host.as_str())
-        };
-        let mut builder = builder
-            .port(settings.port)
-            .timeout(Some(Duration::from_secs(10)));
-        if let (Some(user), Some(password)) = (&settings.user, &settings.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
-        }
         Ok(Self {
             info,
-            transport: builder.build(),
+            transport: transport(settings)?,
             from,
+        })
+    }
+}
+
+/// A transport to the server of `settings` (one connection per use: no pool).
+fn transport(settings: &Settings) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let builder = if settings.starttls {
+        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)?
+    } else {
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(settings.host.as_str())
+    };
+    let mut builder = builder
+        .port(settings.port)
+        .timeout(Some(Duration::from_secs(10)));
+    if let (Some(user), Some(password)) = (&settings.user, &settings.password) {
+        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    Ok(builder.build())
+}
+
+/// The SMTP server's health check (`system::dependencies`): connect, greet, STARTTLS and
+/// log in as sending does, then `NOOP` and `QUIT` (lettre's `test_connection`).
+pub struct Probe {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    target: String,
+}
+
+impl Probe {
+    /// A check of the server of `settings`.
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(Self {
+            transport: transport(settings)?,
+            target: format!("{}:{}", settings.host, settings.port),
+        })
+    }
+}
+
+impl crate::system::dependencies::Probe for Probe {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+
+    fn check(&self) -> BoxFuture<'static, Result<(), String>> {
+        let transport = self.transport.clone();
+        Box::pin(async move {
+            match transport.test_connection().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("smtp: the server did not answer NOOP".to_string()),
+                Err(e) => Err(format!("smtp: {e}")),
+            }
         })
     }
 }

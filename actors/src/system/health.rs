@@ -1,11 +1,12 @@
-//! `system.health`: this node's status and its service groups.
+//! `system.health`: this node's status, its service groups and its dependencies.
 
 use troupe_proto::mesh::{NodeHealth, ServiceHealth};
 
 use crate::mesh::NodeInfo;
 
-/// This node's health: `ok` when every service has all its workers, `degraded` when some
-/// are restarting, `down` when a service has none.
+/// This node's health: `ok` when every service has all its workers and every dependency
+/// answered its last check, `degraded` when some workers are restarting or a dependency is
+/// down (the node still serves), `down` when a service has no worker.
 pub fn report(info: &NodeInfo) -> NodeHealth {
     let services: Vec<ServiceHealth> = info
         .pools()
@@ -23,9 +24,12 @@ pub fn report(info: &NodeInfo) -> NodeHealth {
             }
         })
         .collect();
+    let dependencies = info.dependencies().map(|d| d.report()).unwrap_or_default();
     let overall = if services.iter().any(|s| s.status == "down") {
         "down"
-    } else if services.iter().any(|s| s.status == "degraded") {
+    } else if services.iter().any(|s| s.status == "degraded")
+        || dependencies.iter().any(|d| d.status == "down")
+    {
         "degraded"
     } else {
         "ok"
@@ -41,6 +45,7 @@ pub fn report(info: &NodeInfo) -> NodeHealth {
         ws_connections: info
             .ws_connections
             .load(std::sync::atomic::Ordering::Relaxed) as u32,
+        dependencies,
     }
 }
 
@@ -72,5 +77,43 @@ mod tests {
         assert_eq!(h.node, "n1");
         assert_eq!(h.status, "ok");
         assert!(h.services.is_empty());
+        assert!(h.dependencies.is_empty());
+    }
+
+    struct Refused;
+
+    impl crate::system::dependencies::Probe for Refused {
+        fn name(&self) -> &'static str {
+            "mqtt"
+        }
+        fn target(&self) -> String {
+            "127.0.0.1:1".into()
+        }
+        fn check(&self) -> crate::mesh::BoxFuture<'static, Result<(), String>> {
+            Box::pin(async { Err("connection refused".to_string()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dependency_down_makes_the_node_degraded_not_down() {
+        use crate::system::dependencies::{Dependencies, Settings};
+        let info = NodeInfo::new("n1".into(), 1);
+        info.set_dependencies(Dependencies::start(
+            vec![std::sync::Arc::new(Refused)],
+            Settings::default(),
+            Vec::new(),
+        ));
+        for _ in 0..100 {
+            if report(&info).status != "ok" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let h = report(&info);
+        assert_eq!(h.status, "degraded");
+        assert_eq!(h.dependencies.len(), 1);
+        assert_eq!(h.dependencies[0].name, "mqtt");
+        assert_eq!(h.dependencies[0].status, "down");
+        assert_eq!(h.dependencies[0].last_error, "connection refused");
     }
 }

@@ -1,11 +1,14 @@
 //! The runtime's own services, hosted on every node like any other.
 //!
-//! - `system`: [`health`] (this node's services and workers), [`actors`] (the actor
-//!   listing behind `/admin/actors`) and [`kill`] (chaos: kill worker actors).
+//! - `system`: [`health`] (this node's services, workers and dependencies), [`actors`]
+//!   (the actor listing behind `/admin/actors`) and [`kill`] (chaos: kill worker actors).
+//! - [`dependencies`]: background checks of the store, the MQTT broker and the SMTP
+//!   server, which [`health`] reads.
 //!
 //! `ping`, which the heartbeat uses, is the mesh's own ([`crate::mesh::heartbeat`]).
 
 pub mod actors;
+pub mod dependencies;
 pub mod health;
 pub mod kill;
 

@@ -26,8 +26,8 @@
 //!   `[[sso.providers]]`), `supervision.rs`
 //!   (`[supervision]`), `log.rs` (`[log]`), `tasks.rs` (`[tasks]`), `reminders.rs`
 //!   (`[reminders]`), `ws.rs` (`[ws]` and
-//!   `[chat]`), `events.rs` (`[events]`, `[mqtt]`, `[smtp]`, `[notifications]`) and
-//!   `nodes.rs` (`[[nodes]]` and the choice of the node this process runs as).
+//!   `[chat]`), `events.rs` (`[events]`, `[mqtt]`, `[smtp]`, `[notifications]`),
+//!   `health.rs` (`[health]`: the dependency checks) and `nodes.rs` (`[[nodes]]` and the choice of the node this process runs as).
 //! - `tests.rs`: tests of the whole file (defaults, precedence, every error at once); a
 //!   section's own tests sit in its file.
 
@@ -42,6 +42,7 @@ mod auth;
 mod cluster;
 mod events;
 mod grpc;
+mod health;
 mod http;
 mod images;
 mod log;
@@ -64,6 +65,7 @@ pub use auth::Auth;
 pub use cluster::{Cluster, PeerAddr, Seed};
 pub use events::{Events, Mqtt, Notifications, Smtp};
 pub use grpc::Grpc;
+pub use health::Health;
 pub use http::Http;
 pub use images::Images;
 pub use log::{Log, LogFormat};
@@ -119,6 +121,8 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     /// `[notifications]`: emailed codes.
     pub notifications: Notifications,
+    /// `[health]`: the dependency checks behind `/health`.
+    pub health: Health,
     /// `data_dir`: directory for node-local state.
     pub data_dir: PathBuf,
     /// `[[nodes]]`: every node listed in the file, as written there (an
@@ -318,6 +322,7 @@ impl Reader<'_> {
         let reminders = self.reminders(&mut root);
         let ws = self.ws(&mut root, &http);
         let (events, mqtt, smtp, notifications) = self.event_sections(&mut root);
+        let health = self.health(&mut root);
         let partial_nodes = self.nodes(&mut root);
         let node = self.select_node(&partial_nodes, overrides);
         self.finish(root);
@@ -368,6 +373,7 @@ impl Reader<'_> {
             mqtt,
             smtp,
             notifications,
+            health,
             data_dir,
             nodes,
             node,

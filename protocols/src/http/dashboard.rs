@@ -1,7 +1,8 @@
 //! `GET /dashboard`: a live page of the cluster, public like `/cluster` and
 //! `/health/cluster` that it polls every two seconds: nodes with their state, incarnation,
 //! uptime, HTTP request rate, WebSocket connections and live session actors, and each
-//! service's workers per node. Given the admin token (kept in the browser tab), it also
+//! service's workers per node, and each node's dependencies (store, MQTT broker, SMTP
+//! server: status, last check's latency, last error). Given the admin token (kept in the browser tab), it also
 //! lists the worker actors (`/admin/actors`) and the open connections (`/connections`).
 //! The page is one static file with no outside assets: it reads the same JSON any client
 //! can, so it shows nothing a client could not ask for itself.

@@ -1,5 +1,7 @@
 //! `GET /health` (this node) and `GET /health/cluster` (every node's health, with its
-//! count of live session actors, gathered through the mesh; `/dashboard` draws it).
+//! count of live session actors, gathered through the mesh; `/dashboard` draws it). Both
+//! read what the background dependency checks last found (`system::dependencies`): a
+//! request never waits on the store, the broker or the SMTP server.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use serde_json::{json, Value};
 use troupe_actors::mesh::{Call, MemberState, Target};
 use troupe_actors::sessions::{self, messages::HostCounts};
 use troupe_actors::system;
-use troupe_proto::mesh::{NodeHealth, ServiceHealth};
+use troupe_proto::mesh::{DependencyHealth, NodeHealth, ServiceHealth};
 use utoipa::ToSchema;
 
 use super::request_id::Rid;
@@ -20,7 +22,8 @@ use super::{ask, AppState};
 /// A node's health.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeHealthView {
-    /// `ok`, `degraded` (a service has workers down) or `down` (a service has none alive).
+    /// `ok`, `degraded` (a service has workers down, or a dependency is down) or `down` (a
+    /// service has none alive).
     pub status: String,
     /// Node name.
     pub node: String,
@@ -36,6 +39,47 @@ pub struct NodeHealthView {
     pub ws_connections: u32,
     /// Its service groups.
     pub services: Vec<ServiceHealthView>,
+    /// What it depends on: `store` always, `mqtt` and `smtp` when configured.
+    pub dependencies: Vec<DependencyView>,
+}
+
+/// One dependency of one node, as its last background check found it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DependencyView {
+    /// `store`, `mqtt` or `smtp`.
+    pub name: String,
+    /// What is checked, without secrets (`sqlite`, `postgres host:5432/db`, `host:1883`).
+    pub target: String,
+    /// `ok`, `down` (its last check failed) or `unknown` (not checked yet).
+    pub status: String,
+    /// How long the last check took, ms.
+    pub latency_ms: f64,
+    /// When the last check ended, Unix ms (0: not yet).
+    pub checked_at_ms: u64,
+    /// The error of the last failed check, secrets masked; kept after a recovery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When that check failed, Unix ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_at_ms: Option<u64>,
+    /// Since when `status` holds, Unix ms.
+    pub since_ms: u64,
+}
+
+impl From<DependencyHealth> for DependencyView {
+    fn from(d: DependencyHealth) -> Self {
+        let failed = !d.last_error.is_empty();
+        Self {
+            name: d.name,
+            target: d.target,
+            status: d.status,
+            latency_ms: d.latency_ms,
+            checked_at_ms: d.checked_at_ms,
+            last_error: failed.then_some(d.last_error),
+            last_error_at_ms: failed.then_some(d.last_error_at_ms),
+            since_ms: d.since_ms,
+        }
+    }
 }
 
 /// One service group on one node.
@@ -70,6 +114,11 @@ impl From<NodeHealth> for NodeHealthView {
                 .into_iter()
                 .map(ServiceHealthView::from)
                 .collect(),
+            dependencies: h
+                .dependencies
+                .into_iter()
+                .map(DependencyView::from)
+                .collect(),
         }
     }
 }
@@ -87,13 +136,13 @@ impl From<ServiceHealth> for ServiceHealthView {
     }
 }
 
-/// This node: status, name, incarnation, uptime, version, services.
+/// This node: status, name, incarnation, uptime, version, services, dependencies.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "runtime",
     responses(
-        (status = 200, description = "The node is `ok` or `degraded`", body = NodeHealthView),
+        (status = 200, description = "The node is `ok` or `degraded` (workers restarting, or a dependency down: it still serves)", body = NodeHealthView),
         (status = 503, description = "The node is `down`: a service has no worker alive", body = NodeHealthView),
     )
 )]
@@ -125,7 +174,9 @@ fn node_json(h: NodeHealth) -> Value {
             answer, or is declared dead, as `{\"node\", \"status\": \"down\", \"error\"}`. \
             `services`: by service name, `{\"status\", \"nodes_up\", \"nodes\"}`: the members that \
             answered and host it, those where it is not `down`, and `ok`, `degraded` or `down` \
-            accordingly", body = Object),
+            accordingly. `dependencies`: by dependency name, `{\"status\", \"nodes_up\", \"nodes\"}`: \
+            the members that answered and check it, those where it is not `down`, and `ok`, \
+            `degraded` or `down` accordingly", body = Object),
         (status = 503, description = "No member is up; the same body, with `status` `down`", body = Object),
     )
 )]
@@ -151,6 +202,7 @@ pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCod
     let answers = futures_join_all(asks).await;
     let mut nodes = Vec::new();
     let mut services: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+    let mut dependencies: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
     let mut all_ok = true;
     for (name, answer, sessions) in answers {
         match answer {
@@ -160,6 +212,13 @@ pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCod
                     let e = services.entry(s.name.clone()).or_default();
                     e.1 += 1;
                     if s.status != "down" {
+                        e.0 += 1;
+                    }
+                }
+                for d in &h.dependencies {
+                    let e = dependencies.entry(d.name.clone()).or_default();
+                    e.1 += 1;
+                    if d.status != "down" {
                         e.0 += 1;
                     }
                 }
@@ -186,7 +245,30 @@ pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCod
     } else {
         "down"
     };
-    let services: serde_json::Map<String, Value> = services
+    let services = summary(services);
+    let dependencies = summary(dependencies);
+    let code = if status == "down" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        code,
+        Json(json!({
+            "status": status,
+            "nodes": nodes,
+            "services": services,
+            "dependencies": dependencies,
+        })),
+    )
+}
+
+/// `{name: {"status", "nodes_up", "nodes"}}` of counts `(up, total)` by name: `ok` when up
+/// on every node that has it, `down` on none, `degraded` otherwise.
+fn summary(
+    counts: std::collections::BTreeMap<String, (u32, u32)>,
+) -> serde_json::Map<String, Value> {
+    counts
         .into_iter()
         .map(|(name, (up, total))| {
             let s = if up == total {
@@ -198,16 +280,7 @@ pub async fn cluster(State(state): State<AppState>, Rid(rid): Rid) -> (StatusCod
             };
             (name, json!({ "status": s, "nodes_up": up, "nodes": total }))
         })
-        .collect();
-    let code = if status == "down" {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    (
-        code,
-        Json(json!({ "status": status, "nodes": nodes, "services": services })),
-    )
+        .collect()
 }
 
 /// Awaits every future concurrently (small fan-outs only); a panicked one is left out.

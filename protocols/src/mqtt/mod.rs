@@ -10,6 +10,8 @@
 //! `<prefix>-<node>-<incarnation>`, one per node incarnation.
 //!
 //! Payloads are the event JSON with secret fields masked ([`Event::redacted`]).
+//!
+//! [`Probe`] is the broker's health check (`/health`): a short connection of its own.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,6 +157,65 @@ impl Sink for Mqtt {
             answer
                 .await
                 .map_err(|_| MeshError::unavailable("mqtt connection dropped the publish"))?
+        })
+    }
+}
+
+/// The broker's health check (`troupe_actors::system::dependencies`): a connection of its
+/// own, client id `<prefix>-<node>-<incarnation>-health` so the bridge's session is never
+/// taken over, that waits for the broker's CONNACK and then disconnects.
+pub struct Probe {
+    settings: Arc<Settings>,
+    client_id: String,
+}
+
+impl Probe {
+    /// A check of the broker of `settings`, for node `node` of incarnation `incarnation`.
+    pub fn new(settings: Settings, node: &str, incarnation: u64) -> Probe {
+        let client_id = format!("{}-{node}-{incarnation}-health", settings.client_id_prefix);
+        Probe {
+            settings: Arc::new(settings),
+            client_id,
+        }
+    }
+}
+
+impl troupe_actors::system::dependencies::Probe for Probe {
+    fn name(&self) -> &'static str {
+        "mqtt"
+    }
+
+    fn target(&self) -> String {
+        format!("{}:{}", self.settings.host, self.settings.port)
+    }
+
+    fn check(&self) -> BoxFuture<'static, Result<(), String>> {
+        let mut options =
+            MqttOptions::new(&self.client_id, &self.settings.host, self.settings.port);
+        options
+            .set_keep_alive(self.settings.keep_alive)
+            .set_clean_session(true);
+        Box::pin(async move {
+            let (client, mut event_loop) = AsyncClient::new(options, 1);
+            loop {
+                match event_loop.poll().await {
+                    Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => break,
+                    Ok(_) => {}
+                    Err(e) => return Err(format!("mqtt: {e}")),
+                }
+            }
+            // Say goodbye so the broker logs no dropped client; not waited on for long.
+            let _ = client.try_disconnect();
+            let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                loop {
+                    match event_loop.poll().await {
+                        Ok(MqttEvent::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+            Ok(())
         })
     }
 }
