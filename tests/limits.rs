@@ -452,7 +452,7 @@ fn ws_from(
     let tcp = connect_from(from, node.addrs.http);
     match tungstenite::client(req, MaybeTlsStream::Plain(tcp)) {
         Ok((ws, resp)) => (resp.status().as_u16(), Some(ws), String::new()),
-        Err(tungstenite::Error::Http(resp)) => {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
             let body = resp
                 .body()
                 .as_ref()

@@ -92,7 +92,7 @@ impl Ingress {
         )
         .await;
         if wait > 0 {
-            metrics::counter!(LIMITED, "limit" => class.name()).increment(1);
+            ::metrics::counter!(LIMITED, "limit" => class.name()).increment(1);
         }
         limits::admit(class, wait)
     }
