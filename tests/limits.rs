@@ -124,7 +124,11 @@ fn http_from(
     let chunked = headers
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Reply {
         status,
         headers,
@@ -188,7 +192,10 @@ fn assert_limited(r: &Reply, what: &str) -> Value {
         .unwrap_or_else(|| panic!("{what}: no Retry-After in {r:?}"));
     assert!((1..=60).contains(&retry), "{what}: Retry-After {retry}");
     let body = r.json();
-    assert_eq!(body["error"]["code"], "resource_exhausted", "{what}: {body}");
+    assert_eq!(
+        body["error"]["code"], "resource_exhausted",
+        "{what}: {body}"
+    );
     body
 }
 
@@ -229,7 +236,10 @@ fn a_spoofed_forwarded_for_does_not_dodge_the_register_limit(c: &Cluster) {
             refused_at.get_or_insert(i);
         } else {
             assert_eq!(r.status, 201, "attempt {i}: {r:?}");
-            assert!(refused_at.is_none(), "attempt {i} let through after a refusal");
+            assert!(
+                refused_at.is_none(),
+                "attempt {i} let through after a refusal"
+            );
         }
     }
     assert_eq!(refused_at, Some(3), "the fourth registration is refused");
@@ -283,7 +293,13 @@ fn clients_behind_the_trusted_proxy_get_their_own_limits(c: &Cluster) {
     let r = register(1, "203.0.113.5, 198.51.100.9");
     assert_eq!(r.status, 201, "{r:?}");
     // The proxy's own requests without the header count as the proxy.
-    let r = post_from(PROXY, c.node("n3"), "/auth/register", &[], &new_account("proxy"));
+    let r = post_from(
+        PROXY,
+        c.node("n3"),
+        "/auth/register",
+        &[],
+        &new_account("proxy"),
+    );
     assert_eq!(r.status, 201, "{r:?}");
 }
 
@@ -367,16 +383,15 @@ fn searches_are_limited_per_user(c: &Cluster) {
         c.node("n3"),
         "POST",
         "/users/search",
-        &[("authorization", &auth), ("content-type", "application/json")],
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
         &json!({"query": "se"}).to_string(),
     );
     let body = assert_limited(&r, "fourth search");
     assert_eq!(body["error"]["details"]["limit"], "search-user", "{body}");
-    let (status, v) = get(
-        &c.node("n1").url("/users/search?q=se"),
-        Some(&other.access),
-    )
-    .unwrap();
+    let (status, v) = get(&c.node("n1").url("/users/search?q=se"), Some(&other.access)).unwrap();
     assert_eq!(status, 200, "{v}");
 }
 
@@ -420,7 +435,10 @@ fn active_tasks_are_limited_per_user(c: &Cluster) {
             Some(&slow),
             Some(&u.access),
         );
-        assert!(status == 201 || status == 202 || status == 200, "task {i}: {status} {v}");
+        assert!(
+            status == 201 || status == 202 || status == 200,
+            "task {i}: {status} {v}"
+        );
     }
     let (status, v) = send(
         "POST",
@@ -429,7 +447,10 @@ fn active_tasks_are_limited_per_user(c: &Cluster) {
         Some(&u.access),
     );
     assert_eq!(status, 429, "{v}");
-    assert_eq!(v["error"]["details"]["quota"], "tasks_active_per_user", "{v}");
+    assert_eq!(
+        v["error"]["details"]["quota"], "tasks_active_per_user",
+        "{v}"
+    );
     assert_eq!(v["error"]["details"]["limit"], 2, "{v}");
     let (status, v) = send(
         "POST",
@@ -446,8 +467,15 @@ fn ws_from(
     from: &str,
     node: &Node,
     user: &User,
-) -> (u16, Option<tungstenite::WebSocket<MaybeTlsStream<TcpStream>>>, String) {
-    let url = format!("ws://{}/ws/{}?token={}", node.addrs.http, user.id, user.access);
+) -> (
+    u16,
+    Option<tungstenite::WebSocket<MaybeTlsStream<TcpStream>>>,
+    String,
+) {
+    let url = format!(
+        "ws://{}/ws/{}?token={}",
+        node.addrs.http, user.id, user.access
+    );
     let req = url.into_client_request().expect("request");
     let tcp = connect_from(from, node.addrs.http);
     match tungstenite::client(req, MaybeTlsStream::Plain(tcp)) {
@@ -508,13 +536,19 @@ fn websocket_upgrades_are_limited_per_address_and_connections_per_user(c: &Clust
         if i < 2 {
             assert_eq!(status, 101, "upgrade {i}: {body}");
         } else {
-            assert!(status == 101 || body.contains("ws_connections_per_user"), "{status} {body}");
+            assert!(
+                status == 101 || body.contains("ws_connections_per_user"),
+                "{status} {body}"
+            );
         }
     }
     let (status, _, body) = ws_from("127.0.3.9", c.node("n1"), &v);
     assert_eq!(status, 429, "{body}");
     let (retry, json_body) = body.split_once('|').unwrap();
-    assert!(retry.parse::<u64>().is_ok_and(|r| (1..=60).contains(&r)), "{body}");
+    assert!(
+        retry.parse::<u64>().is_ok_and(|r| (1..=60).contains(&r)),
+        "{body}"
+    );
     assert!(json_body.contains("ws-ip"), "{body}");
 }
 
@@ -577,7 +611,9 @@ fn grpc_connections_are_capped() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut buf = [0u8; 16];
-    let n = third.read(&mut buf).unwrap_or_else(|e| panic!("closed at once, not {e}"));
+    let n = third
+        .read(&mut buf)
+        .unwrap_or_else(|e| panic!("closed at once, not {e}"));
     assert_eq!(n, 0, "the third connection is closed");
     drop(idle1);
     let rt = tokio::runtime::Runtime::new().expect("runtime");

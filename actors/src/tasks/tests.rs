@@ -605,7 +605,9 @@ async fn active_tasks_past_the_owners_quota_are_refused() {
             .create(&who(&other), &request(), spec(1000, 1000))
             .await
             .expect("another owner");
-        let mine = store::list(&store, Some(&owner), None, 100, 0).await.unwrap();
+        let mine = store::list(&store, Some(&owner), None, 100, 0)
+            .await
+            .unwrap();
         assert_eq!(mine.1, 2, "the refused task was not stored");
         a.svc
             .cancel(

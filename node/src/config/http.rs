@@ -37,7 +37,9 @@ pub fn network(value: &str) -> Result<ipnet::IpNet, String> {
         .parse::<ipnet::IpNet>()
         .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map(|n| n.trunc())
-        .map_err(|_| format!("expected a CIDR block like \"10.0.0.0/8\" or an address, got {value:?}"))
+        .map_err(|_| {
+            format!("expected a CIDR block like \"10.0.0.0/8\" or an address, got {value:?}")
+        })
 }
 
 /// Requires an exact origin such as `https://example.com:8443`.

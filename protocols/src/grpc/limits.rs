@@ -166,31 +166,28 @@ pub fn capped(
     max: usize,
 ) -> impl Stream<Item = Result<Capped, io::Error>> + Send + 'static {
     let permits = Arc::new(Semaphore::new(max));
-    futures_util::stream::unfold(
-        (listener, permits),
-        |(listener, permits)| async move {
-            loop {
-                let stream = match listener.accept().await {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, not a busy loop.
-                        tracing::warn!(error = %e, "accepting a gRPC connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    metrics::counter!(REFUSED).increment(1);
-                    drop(stream);
+    futures_util::stream::unfold((listener, permits), |(listener, permits)| async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, not a busy loop.
+                    tracing::warn!(error = %e, "accepting a gRPC connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let conn = Capped {
-                    stream,
-                    _permit: permit,
-                };
-                return Some((Ok(conn), (listener, permits)));
-            }
-        },
-    )
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                metrics::counter!(REFUSED).increment(1);
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let conn = Capped {
+                stream,
+                _permit: permit,
+            };
+            return Some((Ok(conn), (listener, permits)));
+        }
+    })
 }

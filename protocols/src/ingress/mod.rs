@@ -188,7 +188,11 @@ mod tests {
         let got = client_ip(&trusted, ip("198.18.0.1"), ["1.2.3.4, junk"].into_iter());
         assert_eq!(got, ip("198.18.0.1"));
         // A v4-mapped peer counts as its v4 address.
-        let got = client_ip(&trusted, ip("::ffff:198.18.0.1"), ["203.0.113.8"].into_iter());
+        let got = client_ip(
+            &trusted,
+            ip("::ffff:198.18.0.1"),
+            ["203.0.113.8"].into_iter(),
+        );
         assert_eq!(got, ip("203.0.113.8"));
     }
 }
