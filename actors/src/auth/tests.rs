@@ -595,7 +595,7 @@ async fn forgot_password_answers_without_waiting_for_the_account_lookup() {
         Arc::new(limits::Limiter::new(limits::Rates::default())),
         Events {
             publisher: events.clone(),
-            codes: codes.clone(),
+            codes,
         },
     );
     let harness = builder.start(vec![auth]).await;
