@@ -8,6 +8,7 @@
 //! - [`messages`]: requests and replies.
 //! - [`store`]: the SQL of table `refresh_tokens` (single-use rotation).
 //! - [`codes`]: emailed one-time codes (registration confirmation, password reset).
+//! - [`limits`]: the cluster-wide rate limiter every limited class and quota shares.
 //!
 //! `open_session` gives a user the `sso` service has signed in through an OpenID Connect
 //! provider the same session and token pair a login gives.
