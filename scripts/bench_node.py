@@ -40,6 +40,12 @@ with open(CONF, "w") as f:
             f'[cluster.tls]\nca = "{CERTS}/ca.pem"\n'
             f'[admin]\ntoken = "{TOKEN}"\n[log]\nlevel = "warn"\n'
             f'[auth]\nkeys = ["bench:bench-signing-key-0123456789abcdef0123"]\n'
+            # Throughput, not limits: every rate limit and quota out of reach.
+            f'[limits]\nregister_per_ip_per_minute = 10000000\nrefresh_per_ip_per_minute = 10000000\n'
+            f'codes_per_ip_per_minute = 10000000\nsearch_per_user_per_minute = 10000000\n'
+            f'ws_upgrades_per_ip_per_minute = 10000000\ngrpc_calls_per_ip_per_minute = 10000000\n'
+            f'[quotas]\ntasks_active_per_user = 10000000\nws_connections_per_user = 1000000\n'
+            f'chat_requests_per_user_per_minute = 1000000\nimage_bytes_per_user = 1099511627776\n'
             f'[services]\nworkers = 1\n[supervision]\nmax_restarts = 1000\nrestart_window_s = 1\n')
     for n in NAMES:
         c, h, g = ADDR[n]

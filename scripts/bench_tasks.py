@@ -56,6 +56,12 @@ with open(CONF, "w") as f:
             f'insecure_plaintext = true\n'
             f'[admin]\ntoken = "bench-admin-token-0123456789"\n[log]\nlevel = "warn"\n'
             f'[auth]\nkeys = ["bench:bench-signing-key-0123456789abcdef0123"]\npassword_hash = "pbkdf2"\npbkdf2_iterations = 1000\n'
+            # Throughput, not limits: every rate limit and quota out of reach.
+            f'[limits]\nregister_per_ip_per_minute = 10000000\nrefresh_per_ip_per_minute = 10000000\n'
+            f'codes_per_ip_per_minute = 10000000\nsearch_per_user_per_minute = 10000000\n'
+            f'ws_upgrades_per_ip_per_minute = 10000000\ngrpc_calls_per_ip_per_minute = 10000000\n'
+            f'[quotas]\ntasks_active_per_user = 10000000\nws_connections_per_user = 1000000\n'
+            f'chat_requests_per_user_per_minute = 1000000\nimage_bytes_per_user = 1099511627776\n'
             f'[services]\nqueue_capacity = 100000\n'
             + (f'[storage]\nurl = "{STORAGE_URL}"\n' if STORAGE_URL else '') +
             f'[[nodes]]\nname = "n1"\ncluster_addr = "127.0.0.1:{C}"\n'

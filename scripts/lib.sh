@@ -31,8 +31,22 @@ start_bare() {
 # CL, HTTP and GRPC (kept when the node has them already, so several configs can name the
 # same node). Each config file gets its own data directory, the bench cookie, admin token and
 # signing key, mutual TLS between the nodes (PLAINTEXT=1: plaintext), and warn-level logs;
-# AUTH_EXTRA adds lines to [auth], EXTRA adds whole tables.
+# AUTH_EXTRA adds lines to [auth], EXTRA adds whole tables. Benches measure throughput, not
+# limits: every [limits] rate and [quotas] quota is set out of reach unless EXTRA has its own
+# [limits] or [quotas] table.
 declare -A CL HTTP GRPC
+BENCH_LIMITS='[limits]
+register_per_ip_per_minute = 10000000
+refresh_per_ip_per_minute = 10000000
+codes_per_ip_per_minute = 10000000
+search_per_user_per_minute = 10000000
+ws_upgrades_per_ip_per_minute = 10000000
+grpc_calls_per_ip_per_minute = 10000000'
+BENCH_QUOTAS='[quotas]
+tasks_active_per_user = 10000000
+ws_connections_per_user = 1000000
+chat_requests_per_user_per_minute = 1000000
+image_bytes_per_user = 1099511627776' 
 # Node certificates for mutual TLS in $WORK/certs (one development CA, made by `troupe
 # certs` the first time; nodes added later are signed by it). PLAINTEXT=1 skips TLS.
 certs_for() {
@@ -61,6 +75,8 @@ write_config() {
     echo '[auth]'; echo 'keys = ["bench:bench-signing-key-0123456789abcdef0123"]'
     [ -z "${AUTH_EXTRA:-}" ] || echo "$AUTH_EXTRA"
     echo '[log]'; echo 'level = "warn"'
+    case "${EXTRA:-}" in *'[limits]'*) ;; *) echo "$BENCH_LIMITS" ;; esac
+    case "${EXTRA:-}" in *'[quotas]'*) ;; *) echo "$BENCH_QUOTAS" ;; esac
     [ -z "${EXTRA:-}" ] || echo "$EXTRA"
     for n in "$@"; do
       [ -n "${CL[$n]:-}" ] || { CL[$n]=$(free_port); HTTP[$n]=$(free_port); GRPC[$n]=$(free_port); }

@@ -125,6 +125,8 @@ lab_config() {
     echo '[auth]'; echo 'keys = ["bench:bench-signing-key-0123456789abcdef0123"]'
     [ -z "${AUTH_EXTRA:-}" ] || echo "$AUTH_EXTRA"
     echo '[log]'; echo 'level = "warn"'
+    case "${EXTRA:-}" in *'[limits]'*) ;; *) echo "$BENCH_LIMITS" ;; esac
+    case "${EXTRA:-}" in *'[quotas]'*) ;; *) echo "$BENCH_QUOTAS" ;; esac
     [ -z "${EXTRA:-}" ] || echo "$EXTRA"
     for n in "${LAB_NODES[@]}"; do
       echo '[[nodes]]'; echo "name = \"$n\""

@@ -29,9 +29,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use troupe_actors::auth::limits::{Limiter, Rates};
 use troupe_actors::auth::password::Hasher;
 use troupe_actors::auth::token::{SigningKey, Tokens};
-use troupe_actors::auth::{Auth, Limits};
+use troupe_actors::auth::Auth;
 use troupe_actors::events::Publisher;
 use troupe_actors::mesh::{backoff, membership, Mesh, NodeInfo, Settings};
 use troupe_actors::sessions::{Revocations, Sessions};
@@ -209,16 +210,26 @@ pub async fn serve(
             .with_events(publisher.clone(), codes),
     ));
     services.push(Sessions::start(info.clone(), store.clone(), revocations.clone()).await?);
+    // One limiter per node, shared by `auth` (the keys this node owns) and ingress (the
+    // fallback when an owner is out of reach).
+    let limiter = Arc::new(Limiter::new(Rates {
+        login_per_account: config.auth.login_per_account_per_minute,
+        login_per_ip: config.auth.login_per_ip_per_minute,
+        register_per_ip: config.limits.register_per_ip_per_minute,
+        refresh_per_ip: config.limits.refresh_per_ip_per_minute,
+        codes_per_ip: config.limits.codes_per_ip_per_minute,
+        search_per_user: config.limits.search_per_user_per_minute,
+        ws_upgrades_per_ip: config.limits.ws_upgrades_per_ip_per_minute,
+        grpc_calls_per_ip: config.limits.grpc_calls_per_ip_per_minute,
+        chat_requests_per_user: config.quotas.chat_requests_per_user_per_minute,
+    }));
     services.push(Auth::new(
         info.clone(),
         store.clone(),
         hasher,
         tokens.clone(),
         revocations.clone(),
-        Limits {
-            per_account_per_minute: config.auth.login_per_account_per_minute,
-            per_ip_per_minute: config.auth.login_per_ip_per_minute,
-        },
+        limiter.clone(),
         troupe_actors::auth::Events {
             publisher: publisher.clone(),
             codes,
@@ -237,6 +248,7 @@ pub async fn serve(
     let task_settings = troupe_actors::tasks::Settings {
         scan_interval: config.tasks.scan_interval,
         max_activations: config.tasks.max_activations,
+        max_active_per_user: config.quotas.tasks_active_per_user,
     };
     let tasks = troupe_actors::tasks::Tasks::start(
         info.clone(),
@@ -296,10 +308,10 @@ pub async fn serve(
         store.clone(),
         config.ws.max_message_bytes,
     )));
-    services.push(Arc::new(troupe_actors::images::Images::new(
-        store.clone(),
-        config.images.max_bytes,
-    )));
+    services.push(Arc::new(
+        troupe_actors::images::Images::new(store.clone(), config.images.max_bytes)
+            .with_quota(config.quotas.image_bytes_per_user),
+    ));
     // `ping` is the runtime's own: Mesh::start adds it.
     let mut names: Vec<&str> = services.iter().map(|s| s.name()).collect();
     names.push(troupe_actors::mesh::heartbeat::NAME);
@@ -346,6 +358,8 @@ pub async fn serve(
         tokens,
         revocations,
         request_timeout: config.http.request_timeout,
+        limiter,
+        trusted_proxies: config.http.trusted_proxies.clone(),
     });
     let grpc_state = troupe_protocols::grpc::State::new(troupe_protocols::grpc::Shared {
         ingress: ingress.clone(),
@@ -359,6 +373,7 @@ pub async fn serve(
             timeout: config.grpc.timeout,
             concurrency_per_connection: config.grpc.concurrency_per_connection,
             max_concurrent_streams: config.grpc.max_concurrent_streams,
+            max_connections: config.grpc.max_connections,
         },
     });
     let http_state = troupe_protocols::http::AppState::new(troupe_protocols::http::Shared {
@@ -376,6 +391,7 @@ pub async fn serve(
             send_queue: config.ws.send_queue,
             idle_timeout: config.ws.idle_timeout,
             ping_interval: config.ws.ping_interval,
+            max_per_user: config.quotas.ws_connections_per_user as usize,
         }),
     });
     let (stop_tx, stop_rx) = watch::channel(false);

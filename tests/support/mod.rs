@@ -287,8 +287,24 @@ pub fn write_config(dir: &Path, addrs: &[Addrs], options: &Options) -> PathBuf {
     } else {
         "login_per_ip_per_minute = 1000000\n"
     };
+    // Likewise every other rate limit and quota, unless a test writes its own section (or
+    // sets a `TROUPE_LIMITS_*` / `TROUPE_QUOTAS_*` variable, which wins over the file).
+    let mut sections = String::new();
+    if !options.extra_toml.contains("[limits]") {
+        sections.push_str(
+            "\n[limits]\nregister_per_ip_per_minute = 1000000\nrefresh_per_ip_per_minute = 1000000\n\
+             codes_per_ip_per_minute = 1000000\nsearch_per_user_per_minute = 1000000\n\
+             ws_upgrades_per_ip_per_minute = 1000000\ngrpc_calls_per_ip_per_minute = 1000000\n",
+        );
+    }
+    if !options.extra_toml.contains("[quotas]") {
+        sections.push_str(
+            "\n[quotas]\ntasks_active_per_user = 1000000\nws_connections_per_user = 1000000\n\
+             chat_requests_per_user_per_minute = 1000000\nimage_bytes_per_user = 1099511627776\n",
+        );
+    }
     let mut toml = format!(
-        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n{security}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\n[auth]\nkeys = [\"{AUTH_KEY}\"]\nargon2_memory_kib = 64\nargon2_iterations = 1\n{ip_limit}{}\n{}\n\n{}\n",
+        "data_dir = \"{}\"\n\n[cluster]\nname = \"troupe-test\"\ncookie = \"{COOKIE}\"\nseeds = [{}]\ngossip_interval_ms = 100\n{security}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\npassword = \"{ADMIN_PASSWORD}\"\n\n[auth]\nkeys = [\"{AUTH_KEY}\"]\nargon2_memory_kib = 64\nargon2_iterations = 1\n{ip_limit}{}\n{}\n{sections}\n{}\n",
         dir.join("data").display(),
         seeds.join(", "),
         options.auth_toml,

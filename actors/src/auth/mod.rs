@@ -8,6 +8,7 @@
 //! - [`messages`]: requests and replies.
 //! - [`store`]: the SQL of table `refresh_tokens` (single-use rotation).
 //! - [`codes`]: emailed one-time codes (registration confirmation, password reset).
+//! - [`limits`]: the cluster-wide rate limiter every limited class and quota shares.
 //!
 //! `open_session` gives a user the `sso` service has signed in through an OpenID Connect
 //! provider the same session and token pair a login gives.
@@ -19,20 +20,22 @@
 //!
 //! It calls the `users` service for accounts and the `sessions` service for the per-session
 //! actors, through the mesh like any client. Login attempts are rate-limited per account and
-//! per client address on each node.
+//! per client address cluster-wide, by the node's shared [`limits::Limiter`]; op
+//! `take_limit` counts the keys this node owns for every limited class (registrations,
+//! refreshes, searches, WebSocket upgrades, gRPC calls, code and chat requests), which
+//! ingress asks through [`limits::take`].
 
 pub mod codes;
+pub mod limits;
 pub mod messages;
 pub mod password;
 pub mod store;
 pub mod token;
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::events::{kinds, NewEvent, Publisher, Staged};
 use crate::mesh::{BoxFuture, Call, Code, MeshError, NodeInfo, Request, Service, Target};
@@ -40,6 +43,7 @@ use crate::sessions::{self, messages as sm, Revocations};
 use crate::store::Store;
 use crate::users::{self, messages as um};
 
+use limits::{too_many, Class as LimitClass, Limiter};
 use messages::*;
 use ops::Cmd;
 use password::Hasher;
@@ -93,41 +97,6 @@ pub mod ops {
     }
 }
 
-/// What a login limit counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LimitClass {
-    /// Attempts on one account (its login, lower-cased).
-    Account,
-    /// Attempts from one client address.
-    Ip,
-}
-
-impl LimitClass {
-    fn name(self) -> &'static str {
-        match self {
-            LimitClass::Account => "login-account",
-            LimitClass::Ip => "login-ip",
-        }
-    }
-
-    fn parse(name: &str) -> Result<Self, MeshError> {
-        match name {
-            "login-account" => Ok(LimitClass::Account),
-            "login-ip" => Ok(LimitClass::Ip),
-            _ => Err(MeshError::invalid(format!("unknown limit class {name:?}"))),
-        }
-    }
-}
-
-/// Login limits.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Attempts per account per minute.
-    pub per_account_per_minute: u32,
-    /// Attempts per client address per minute.
-    pub per_ip_per_minute: u32,
-}
-
 /// How the service publishes events and issues emailed codes.
 #[derive(Clone)]
 pub struct Events {
@@ -139,33 +108,27 @@ pub struct Events {
 
 /// The service.
 pub struct Auth {
+    /// This service, for the work it runs after answering (`forgot_password`).
+    me: std::sync::Weak<Auth>,
     info: Arc<NodeInfo>,
     store: Store,
     hasher: Hasher,
     tokens: Arc<Tokens>,
     revocations: Revocations,
-    per_account: DefaultKeyedRateLimiter<String>,
-    per_ip: DefaultKeyedRateLimiter<String>,
+    limiter: Arc<Limiter>,
     events: Publisher,
     codes: codes::Settings,
 }
 
-fn quota(per_minute: u32) -> Quota {
-    Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("at least one"))
-}
+/// How long the delivery of a reset code, which runs after `forgot_password` answered,
+/// may take.
+const RESET_DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Password hashes replaced at login by one of the current scheme.
 pub const REHASHED: &str = "troupe_password_rehashed_total";
 
 /// The field error when a password or email change lacks the current password.
 pub const CURRENT_PASSWORD_REQUIRED: &str = "required to change the password or email";
-
-/// A refusal by a limit, with the wait (rounded up to whole seconds) that ingress answers
-/// as `Retry-After`.
-fn too_many(message: &str, wait_ms: u64) -> MeshError {
-    MeshError::new(Code::ResourceExhausted, message)
-        .with_details(serde_json::json!({ "retry_after_s": wait_ms.div_ceil(1000) }))
-}
 
 /// The one answer to every failed login, whatever failed.
 fn bad_credentials() -> MeshError {
@@ -180,17 +143,17 @@ impl Auth {
         hasher: Hasher,
         tokens: Arc<Tokens>,
         revocations: Revocations,
-        limits: Limits,
+        limiter: Arc<Limiter>,
         events: Events,
     ) -> Arc<Self> {
-        let me = Arc::new(Self {
+        let me = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             info,
             store,
             hasher,
             tokens,
             revocations,
-            per_account: RateLimiter::keyed(quota(limits.per_account_per_minute)),
-            per_ip: RateLimiter::keyed(quota(limits.per_ip_per_minute)),
+            limiter,
             events: events.publisher,
             codes: events.codes,
         });
@@ -202,8 +165,7 @@ impl Auth {
             loop {
                 tick.tick().await;
                 let Some(me) = weak.upgrade() else { return };
-                me.per_account.retain_recent();
-                me.per_ip.retain_recent();
+                me.limiter.retain_recent();
                 match store::sweep_expired(&me.store, crate::store::time::now_ms()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(deleted = n, "swept expired refresh tokens"),
@@ -273,9 +235,9 @@ impl Auth {
             );
         }
         let account = login.login.trim().to_lowercase();
-        let mut wait_ms = self.take(req, LimitClass::Account, &account).await;
+        let mut wait_ms = self.take(req, LimitClass::LoginAccount, &account).await;
         if wait_ms == 0 && !login.ip.is_empty() {
-            wait_ms = self.take(req, LimitClass::Ip, &login.ip).await;
+            wait_ms = self.take(req, LimitClass::LoginIp, &login.ip).await;
         }
         if wait_ms > 0 {
             return Err(too_many("too many login attempts, retry later", wait_ms));
@@ -300,41 +262,18 @@ impl Auth {
         }
     }
 
-    /// Counts one login attempt of `class` by `key` where every node counts it: on the node
-    /// that owns `<class>/<key>` (rendezvous hashing, as entities are placed). Answers 0
-    /// when allowed, else the wait in ms. A node that cannot reach the owner counts
-    /// locally, so an attempt is never let through uncounted.
+    /// Counts one attempt of `class` by `key` where every node counts it
+    /// ([`limits::take`]): 0 when allowed, else the wait in ms.
     async fn take(&self, req: &Request, class: LimitClass, key: &str) -> u64 {
-        let call = ops::TAKE_LIMIT
-            .call(LimitRequest {
-                class: class.name().to_string(),
-                key: key.to_string(),
-            })
-            .to(Target::Entity(format!("{}/{key}", class.name())));
-        match self.call(req, call).await {
-            Ok(r) => r.retry_after_ms,
-            Err(e) => {
-                tracing::debug!(class = class.name(), error = %e, "login limit owner unreachable, counting here");
-                self.take_here(class, key)
-            }
-        }
-    }
-
-    /// Counts one attempt in this node's limiter: 0 when allowed, else the wait in ms.
-    fn take_here(&self, class: LimitClass, key: &str) -> u64 {
-        let limiter = match class {
-            LimitClass::Account => &self.per_account,
-            LimitClass::Ip => &self.per_ip,
-        };
-        match limiter.check_key(&key.to_string()) {
-            Ok(()) => 0,
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                    &governor::clock::DefaultClock::default(),
-                ));
-                u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
-            }
-        }
+        limits::take(
+            self.info.router().ok(),
+            &self.limiter,
+            class,
+            key,
+            &req.request_id,
+            req.deadline,
+        )
+        .await
     }
 
     /// Replaces a hash made under older settings (PBKDF2, or other argon2id parameters)
@@ -374,39 +313,59 @@ impl Auth {
         }
     }
 
-    async fn forgot_password(
-        &self,
-        req: &Request,
-        r: ForgotRequest,
-    ) -> Result<ForgotReply, MeshError> {
+    /// `forgot_password`: answers at once, the same answer after the same work whether or
+    /// not the account exists (or is past its code limit): the lookup, the code and the
+    /// mail run after the answer ([`Auth::send_reset_code`]), so neither the answer nor its
+    /// timing tells who has an account.
+    fn forgot_password(&self, req: &Request, r: ForgotRequest) -> Result<ForgotReply, MeshError> {
         if r.login.trim().is_empty() {
             return Err(MeshError::invalid("username or email is required"));
         }
-        let purpose = codes::Purpose::PasswordReset;
-        let ttl = self.codes.ttl(purpose);
-        // An unknown account gets the same answer, so the reply does not tell who exists.
-        let user = self.find(req, &r.login).await?;
-        // An account that asked for too many codes this window gets no mail, and the same
-        // answer again.
-        // The code and its event (the mail) are written in one transaction.
-        if let Some(user) = &user {
-            let mut tx = self.store.begin().await?;
-            if let Some(code) = codes::issue(&mut *tx, &user.id, purpose, &self.codes).await? {
-                let mut staged = Staged::new(Some(&self.events));
-                staged.add(NewEvent::new(
-                    kinds::PASSWORD_RESET_REQUESTED,
-                    Some(&user.id),
-                    serde_json::json!({
-                        "username": user.username, "email": user.email, "code": code,
-                        "expires_in": ttl.as_secs(),
-                    }),
-                ))?;
-                staged.commit(tx).await?;
+        match self.me.upgrade() {
+            Some(me) => {
+                let mut detached = req.clone();
+                detached.deadline = std::time::Instant::now() + RESET_DELIVERY_TIMEOUT;
+                detached.chain.clear();
+                tokio::spawn(async move {
+                    if let Err(e) = me.send_reset_code(&detached, &r.login).await {
+                        tracing::warn!(request_id = %detached.request_id, error = %e, "reset code not sent");
+                    }
+                });
             }
+            None => tracing::warn!("auth service is stopping; reset code not sent"),
         }
-        Ok(ForgotReply {
-            expires_in: ttl.as_secs(),
-        })
+        Ok(self.forgot_reply())
+    }
+
+    /// The one answer of `forgot_password`.
+    fn forgot_reply(&self) -> ForgotReply {
+        ForgotReply {
+            expires_in: self.codes.ttl(codes::Purpose::PasswordReset).as_secs(),
+        }
+    }
+
+    /// Issues a reset code to the account `login` names and publishes it for delivery;
+    /// nothing for an unknown account or one that asked for too many codes this window.
+    async fn send_reset_code(&self, req: &Request, login: &str) -> Result<(), MeshError> {
+        let purpose = codes::Purpose::PasswordReset;
+        let Some(user) = self.find(req, login).await? else {
+            return Ok(());
+        };
+        // The code and its event (the mail) are written in one transaction.
+        let mut tx = self.store.begin().await?;
+        let Some(code) = codes::issue(&mut *tx, &user.id, purpose, &self.codes).await? else {
+            return Ok(());
+        };
+        let mut staged = Staged::new(Some(&self.events));
+        staged.add(NewEvent::new(
+            kinds::PASSWORD_RESET_REQUESTED,
+            Some(&user.id),
+            serde_json::json!({
+                "username": user.username, "email": user.email, "code": code,
+                "expires_in": self.codes.ttl(purpose).as_secs(),
+            }),
+        ))?;
+        staged.commit(tx).await
     }
 
     async fn confirm_forgot_password(
@@ -632,7 +591,7 @@ impl Auth {
         let get = um::GetRequest { id: id.to_string() };
         let user = self.call(req, users::GET.call(get)).await?;
         let wait_ms = self
-            .take(req, LimitClass::Account, &user.username.to_lowercase())
+            .take(req, LimitClass::LoginAccount, &user.username.to_lowercase())
             .await;
         if wait_ms > 0 {
             return Err(too_many("too many password attempts, retry later", wait_ms));
@@ -736,9 +695,7 @@ impl Service for Auth {
                 Cmd::SetPassword(r) => ops::SET_PASSWORD.reply(self.set_password(&req, r).await),
                 Cmd::DeleteUser(r) => ops::DELETE_USER.reply(self.delete_user(&req, r).await),
                 Cmd::UpdateUser(r) => ops::UPDATE_USER.reply(self.update_user(&req, r).await),
-                Cmd::ForgotPassword(r) => {
-                    ops::FORGOT_PASSWORD.reply(self.forgot_password(&req, r).await)
-                }
+                Cmd::ForgotPassword(r) => ops::FORGOT_PASSWORD.reply(self.forgot_password(&req, r)),
                 Cmd::ConfirmForgotPassword(r) => {
                     ops::CONFIRM_FORGOT_PASSWORD.reply(self.confirm_forgot_password(&req, r).await)
                 }
@@ -748,7 +705,7 @@ impl Service for Auth {
                 }
                 Cmd::TakeLimit(r) => {
                     ops::TAKE_LIMIT.reply(LimitClass::parse(&r.class).map(|class| LimitReply {
-                        retry_after_ms: self.take_here(class, &r.key),
+                        retry_after_ms: self.limiter.take_here(class, &r.key),
                     }))
                 }
             }

@@ -63,10 +63,11 @@ impl Node {
             hasher,
             tokens.clone(),
             revocations.clone(),
-            Limits {
-                per_account_per_minute: 100,
-                per_ip_per_minute: 100,
-            },
+            Arc::new(limits::Limiter::new(limits::Rates {
+                login_per_account: 100,
+                login_per_ip: 100,
+                ..limits::Rates::default()
+            })),
             Events {
                 publisher: events.clone(),
                 codes: codes::Settings::default(),
@@ -509,4 +510,108 @@ async fn wrong_current_passwords_count_against_the_login_limit() {
         node.harness.stop().await;
     })
     .await;
+}
+
+fn reset_requests(events: &Recorder, user_id: &str) -> usize {
+    events
+        .events()
+        .iter()
+        .filter(|e| {
+            e.kind == kinds::PASSWORD_RESET_REQUESTED && e.user_id.as_deref() == Some(user_id)
+        })
+        .count()
+}
+
+/// Issue 23 (account enumeration): `forgot_password` answers the same bytes for an
+/// account and for an unknown login; the code goes out after the answer, to the account
+/// only.
+#[tokio::test]
+async fn forgot_password_answers_alike_whether_or_not_the_account_exists() {
+    on_each_backend(|store, _| async move {
+        let node = Node::start(store).await;
+        let user = node.register().await;
+        let ask = |login: String| {
+            let router = node.router();
+            async move {
+                router
+                    .ask(&ops::FORGOT_PASSWORD, ForgotRequest { login })
+                    .await
+                    .expect("forgot_password answers")
+            }
+        };
+        let known = ask(user.username.clone()).await;
+        let unknown = ask(format!("nobody_{}", uuid::Uuid::new_v4().simple())).await;
+        assert_eq!(
+            prost::Message::encode_to_vec(&known),
+            prost::Message::encode_to_vec(&unknown)
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while reset_requests(&node.events, &user.id) == 0 {
+            assert!(std::time::Instant::now() < deadline, "no reset code sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(reset_requests(&node.events, &user.id), 1);
+        let codes = node
+            .events
+            .events()
+            .iter()
+            .filter(|e| e.kind == kinds::PASSWORD_RESET_REQUESTED)
+            .count();
+        assert_eq!(codes, 1, "nothing sent for the unknown login");
+    })
+    .await;
+}
+
+/// The same, shown on the code path: `forgot_password` answers without waiting for the
+/// account lookup at all. With no `users` service to look the account up in, it still
+/// answers at once, exactly as for an account (before issue 23 it waited for the lookup,
+/// whose time told whether the account exists, and here failed with it).
+#[tokio::test]
+async fn forgot_password_answers_without_waiting_for_the_account_lookup() {
+    let (store, _dir) = crate::store::tests::sqlite().await;
+    let builder = Harness::builder();
+    let info = builder.info();
+    let key = SigningKey {
+        kid: "k1".into(),
+        secret: vec![7; token::MIN_SECRET_LEN],
+    };
+    let tokens = Arc::new(
+        Tokens::new(
+            vec![key],
+            Duration::from_secs(900),
+            Duration::from_secs(86_400),
+            "troupe-test",
+        )
+        .unwrap(),
+    );
+    let events = Arc::new(Recorder::default());
+    let codes = codes::Settings::default();
+    let auth = Auth::new(
+        info,
+        store,
+        Hasher::with(CHEAP_ARGON2).unwrap(),
+        tokens,
+        Revocations::default(),
+        Arc::new(limits::Limiter::new(limits::Rates::default())),
+        Events {
+            publisher: events.clone(),
+            codes,
+        },
+    );
+    let harness = builder.start(vec![auth]).await;
+    let reply: ForgotReply = harness
+        .router()
+        .ask(
+            &ops::FORGOT_PASSWORD,
+            ForgotRequest {
+                login: "ann".into(),
+            },
+        )
+        .await
+        .expect("answered without the lookup");
+    assert_eq!(
+        reply.expires_in,
+        codes.ttl(codes::Purpose::PasswordReset).as_secs()
+    );
+    assert!(events.events().is_empty());
 }

@@ -59,6 +59,7 @@ pub const DEFAULT_MAX_BYTES: usize = 5 * 1024 * 1024;
 pub struct Images {
     store: Store,
     max_bytes: usize,
+    quota_bytes: u64,
 }
 
 /// The error for an image over the cap.
@@ -72,7 +73,17 @@ pub fn too_large(max_bytes: usize) -> MeshError {
 impl Images {
     /// The service over `store`, refusing images larger than `max_bytes`.
     pub fn new(store: Store, max_bytes: usize) -> Self {
-        Self { store, max_bytes }
+        Self {
+            store,
+            max_bytes,
+            quota_bytes: u64::MAX,
+        }
+    }
+
+    /// The same, with at most `bytes` of images per owner (`[quotas] image_bytes_per_user`).
+    pub fn with_quota(mut self, bytes: u64) -> Self {
+        self.quota_bytes = bytes;
+        self
     }
 
     /// `upload`: checks, sanitizes and stores one image owned by `owner`.
@@ -100,7 +111,13 @@ impl Images {
             size: i64::try_from(req.data.len()).unwrap_or(i64::MAX),
             created_at: now_ms(),
         };
-        store::insert(&self.store, &row, &req.data).await?;
+        if !store::insert(&self.store, &row, &req.data, self.quota_bytes).await? {
+            return Err(crate::auth::limits::over_quota(
+                "image_bytes_per_user",
+                self.quota_bytes,
+                true,
+            ));
+        }
         tracing::debug!(image = %row.id, owner, size = row.size, "image stored");
         Ok(row.to_image())
     }

@@ -57,11 +57,22 @@ impl ImageRow {
     }
 }
 
-/// Inserts an image with its bytes in one statement.
-pub async fn insert(store: &Store, row: &ImageRow, data: &[u8]) -> Result<(), MeshError> {
-    sqlx::query(
+/// Inserts an image with its bytes in one statement, unless its owner's images would then
+/// take more than `quota` bytes (the sum and the insert are one statement). Whether it was
+/// inserted.
+///
+/// On SQLite writes are serialized, so the quota is exact; on PostgreSQL (read committed)
+/// uploads of one owner racing each other may each see the same sum.
+pub async fn insert(
+    store: &Store,
+    row: &ImageRow,
+    data: &[u8],
+    quota: u64,
+) -> Result<bool, MeshError> {
+    let done = sqlx::query(
         "INSERT INTO images (id, owner, filename, content_type, size, created_at, data) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         SELECT $1, $2, $3, $4, $5, $6, $7 \
+         WHERE (SELECT COALESCE(SUM(size), 0) FROM images WHERE owner = $2) + $5 <= $8",
     )
     .bind(&row.id)
     .bind(&row.owner)
@@ -70,10 +81,11 @@ pub async fn insert(store: &Store, row: &ImageRow, data: &[u8]) -> Result<(), Me
     .bind(row.size)
     .bind(row.created_at)
     .bind(data)
+    .bind(i64::try_from(quota).unwrap_or(i64::MAX))
     .execute(store.writer())
     .await
     .map_err(db_error)?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// One image with its bytes.

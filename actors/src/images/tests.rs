@@ -197,3 +197,48 @@ async fn lists_page_newest_first_per_owner_or_all() {
     })
     .await;
 }
+
+/// `[quotas] image_bytes_per_user`: an upload that would take its owner past the quota is
+/// refused (`ResourceExhausted` naming the quota, with the size reason that HTTP answers
+/// 413) and stores nothing; another owner is not affected.
+#[tokio::test]
+async fn uploads_past_the_owners_byte_quota_are_refused_and_store_nothing() {
+    on_each_backend(|store, _| async move {
+        let svc = Images::new(store, 1024 * 1024).with_quota(250_000);
+        let owner = uuid::Uuid::new_v4().to_string();
+        let other = uuid::Uuid::new_v4().to_string();
+        for name in ["a.png", "b.png"] {
+            let _: Image = call(&svc, &UPLOAD, upload(name, png(100_000)), caller(&owner))
+                .await
+                .expect("within the quota");
+        }
+        let refused: Result<Image, MeshError> =
+            call(&svc, &UPLOAD, upload("c.png", png(100_000)), caller(&owner)).await;
+        let e = refused.expect_err("a third would make 300,000 bytes");
+        assert_eq!(e.code, Code::ResourceExhausted);
+        let d: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+        assert_eq!(d["quota"], "image_bytes_per_user");
+        assert_eq!(d["limit"], 250_000);
+        assert_eq!(d["reason"], crate::auth::limits::OVER_SIZE_QUOTA);
+        let page: ImagePage = call(
+            &svc,
+            &LIST,
+            ListRequest {
+                owner: owner.clone(),
+                ..ListRequest::default()
+            },
+            caller(&owner),
+        )
+        .await
+        .expect("list");
+        assert_eq!(page.total, 2, "the refused upload stored nothing");
+        // A smaller one still fits.
+        let _: Image = call(&svc, &UPLOAD, upload("d.png", png(50_000)), caller(&owner))
+            .await
+            .expect("250,000 bytes exactly");
+        let _: Image = call(&svc, &UPLOAD, upload("e.png", png(200_000)), caller(&other))
+            .await
+            .expect("another owner has a quota of its own");
+    })
+    .await;
+}

@@ -363,7 +363,7 @@ mod service {
     use crate::auth::messages::{LoginRequest, OpenSessionRequest, RefreshRequest, VerifyRequest};
     use crate::auth::password::Hasher;
     use crate::auth::token::{self, SigningKey};
-    use crate::auth::{codes, Auth, Events, Limits};
+    use crate::auth::{codes, limits, Auth, Events};
     use crate::events::Recorder;
     use crate::mesh::harness::Harness;
     use crate::sessions::{Revocations, Sessions};
@@ -405,10 +405,11 @@ mod service {
             hasher,
             tokens.clone(),
             revocations,
-            Limits {
-                per_account_per_minute: 100,
-                per_ip_per_minute: 100,
-            },
+            Arc::new(limits::Limiter::new(limits::Rates {
+                login_per_account: 100,
+                login_per_ip: 100,
+                ..limits::Rates::default()
+            })),
             Events {
                 publisher: events.clone(),
                 codes: codes::Settings::default(),

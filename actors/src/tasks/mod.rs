@@ -129,6 +129,8 @@ pub struct Settings {
     pub scan_interval: Duration,
     /// Claims a task may have before it is failed instead of claimed again.
     pub max_activations: u32,
+    /// Tasks pending or running one user may have (`[quotas] tasks_active_per_user`).
+    pub max_active_per_user: u32,
 }
 
 impl Default for Settings {
@@ -136,6 +138,7 @@ impl Default for Settings {
         Self {
             scan_interval: Duration::from_secs(2),
             max_activations: 5,
+            max_active_per_user: 100,
         }
     }
 }
@@ -226,9 +229,16 @@ impl Tasks {
             finished_at: 0,
             version: 1,
         };
+        let limit = self.settings.max_active_per_user;
         let staged = self.ctx.staged(kinds::TASK_CREATED, &row)?;
         let mut tx = self.ctx.store.begin().await?;
-        store::insert(&mut *tx, &row).await?;
+        if !store::insert(&mut *tx, &row, limit).await? {
+            return Err(crate::auth::limits::over_quota(
+                "tasks_active_per_user",
+                u64::from(limit),
+                false,
+            ));
+        }
         staged.commit(tx).await?;
         match self.run_on_home(&row.id, req).await {
             Ok(running) => Ok(running),

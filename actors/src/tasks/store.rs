@@ -176,14 +176,21 @@ impl TaskRow {
     }
 }
 
-/// Inserts a new task (version 1).
+/// Inserts a new task (version 1) unless its owner already has `max_active` tasks pending
+/// or running: the count and the insert are one statement. Whether it was inserted.
+///
+/// On SQLite writes are serialized, so the quota is exact; on PostgreSQL (read committed)
+/// creates of one owner racing each other may each see the same count and pass it by as
+/// many as race.
 pub async fn insert<'e>(
     db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     t: &TaskRow,
-) -> Result<(), MeshError> {
-    sqlx::query(&format!(
-        "INSERT INTO tasks ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-         $13, $14, $15, $16, $17, $18)"
+    max_active: u32,
+) -> Result<bool, MeshError> {
+    let done = sqlx::query(&format!(
+        "INSERT INTO tasks ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, $14, $15, $16, $17, $18 WHERE (SELECT COUNT(*) FROM tasks WHERE owner_id = $2 \
+         AND (status = 'pending' OR status = 'running')) < $19"
     ))
     .bind(&t.id)
     .bind(&t.owner_id)
@@ -203,10 +210,11 @@ pub async fn insert<'e>(
     .bind(t.started_at)
     .bind(t.finished_at)
     .bind(t.version)
+    .bind(i64::from(max_active))
     .execute(db)
     .await
     .map_err(db_error)?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// One task by id.

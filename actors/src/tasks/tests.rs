@@ -568,3 +568,62 @@ fn every_op_is_listed_once() {
     names.dedup();
     assert_eq!(names.len(), Cmd::OPS.len());
 }
+
+/// `[quotas] tasks_active_per_user`: counted in the store (so it holds for every node), a
+/// create past it is refused naming the quota and stores nothing; another owner is not
+/// affected; a finished (here cancelled) task frees its place.
+#[tokio::test]
+async fn active_tasks_past_the_owners_quota_are_refused() {
+    on_each_backend(|store, _| async move {
+        let settings = Settings {
+            max_active_per_user: 2,
+            ..Settings::default()
+        };
+        let a = node(&store, "a", settings.clone()).await;
+        let b = node(&store, "b", settings).await;
+        let owner = user();
+        let first = a
+            .svc
+            .create(&who(&owner), &request(), spec(1000, 1000))
+            .await
+            .expect("first");
+        b.svc
+            .create(&who(&owner), &request(), spec(1000, 1000))
+            .await
+            .expect("second, on another node");
+        let e = a
+            .svc
+            .create(&who(&owner), &request(), spec(1000, 1000))
+            .await
+            .expect_err("a third active task");
+        assert_eq!(e.code, Code::ResourceExhausted);
+        let d: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+        assert_eq!(d["quota"], "tasks_active_per_user");
+        assert_eq!(d["limit"], 2);
+        let other = user();
+        a.svc
+            .create(&who(&other), &request(), spec(1000, 1000))
+            .await
+            .expect("another owner");
+        let mine = store::list(&store, Some(&owner), None, 100, 0)
+            .await
+            .unwrap();
+        assert_eq!(mine.1, 2, "the refused task was not stored");
+        a.svc
+            .cancel(
+                &who(&owner),
+                &TaskRef {
+                    id: first.id.clone(),
+                    history: false,
+                },
+            )
+            .await
+            .expect("cancel");
+        wait(&a, &owner, &first.id, |t| t.status == "cancelled").await;
+        b.svc
+            .create(&who(&owner), &request(), spec(1000, 1000))
+            .await
+            .expect("room again once one ended");
+    })
+    .await;
+}

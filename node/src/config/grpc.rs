@@ -1,5 +1,5 @@
 //! `[grpc]`: limits of the gRPC listener (a deadline per call, calls at once per
-//! connection, HTTP/2 streams per connection).
+//! connection, HTTP/2 streams per connection, connections at once).
 
 use std::time::Duration;
 
@@ -17,6 +17,9 @@ pub struct Grpc {
     /// HTTP/2 streams a client may open at once on one connection
     /// (`max_concurrent_streams`, default 128).
     pub max_concurrent_streams: u32,
+    /// gRPC connections served at once; more are closed when accepted
+    /// (`max_connections`, default 10,000).
+    pub max_connections: usize,
 }
 
 impl Reader<'_> {
@@ -41,11 +44,18 @@ impl Reader<'_> {
             Some("TROUPE_GRPC_MAX_CONCURRENT_STREAMS"),
             &between(1u32, 100_000),
         );
+        let max_connections = self.get(
+            &mut section,
+            "max_connections",
+            Some("TROUPE_GRPC_MAX_CONNECTIONS"),
+            &between(1usize, 1_000_000),
+        );
         self.finish(section);
         Grpc {
             timeout: Duration::from_millis(timeout_ms.unwrap_or(30_000)),
             concurrency_per_connection: concurrency.unwrap_or(64),
             max_concurrent_streams: streams.unwrap_or(128),
+            max_connections: max_connections.unwrap_or(10_000),
         }
     }
 }

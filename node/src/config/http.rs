@@ -1,5 +1,6 @@
-//! `[http]`: the HTTP front end's body limit, request deadline, CORS allow-list, and the
-//! listener's timeouts and connection cap (`crate::listener`).
+//! `[http]`: the HTTP front end's body limit, request deadline, CORS allow-list, the
+//! listener's timeouts and connection cap (`crate::listener`), and the proxies whose
+//! `X-Forwarded-For` is believed (`trusted_proxies`).
 
 use std::time::Duration;
 
@@ -22,6 +23,23 @@ pub struct Http {
     /// HTTP connections served at once; more are closed when accepted
     /// (`max_connections`, default 50,000).
     pub max_connections: usize,
+    /// Networks of the reverse proxies in front of the node (`trusted_proxies`, CIDRs such
+    /// as `"10.0.0.0/8"` or single addresses; default none). Only a request whose direct
+    /// peer is in one of them has its client taken from `X-Forwarded-For` (the right-most
+    /// address not itself trusted); from anyone else the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Parses a CIDR block (`198.18.0.0/15`, `fd00::/8`) or a single address (a /32 or /128).
+pub fn network(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|n| n.trunc())
+        .map_err(|_| {
+            format!("expected a CIDR block like \"10.0.0.0/8\" or an address, got {value:?}")
+        })
 }
 
 /// Requires an exact origin such as `https://example.com:8443`.
@@ -72,6 +90,12 @@ impl Reader<'_> {
             Some("TROUPE_HTTP_MAX_CONNECTIONS"),
             &between(1usize, 1_000_000),
         );
+        let trusted = self.list(
+            &mut section,
+            "trusted_proxies",
+            Some("TROUPE_HTTP_TRUSTED_PROXIES"),
+            &|v: &String| network(v).map(|_| ()),
+        );
         self.finish(section);
         Http {
             max_body_bytes: max_body_bytes.unwrap_or(1024 * 1024),
@@ -80,6 +104,11 @@ impl Reader<'_> {
             header_read_timeout: Duration::from_millis(header_ms.unwrap_or(10_000)),
             body_timeout: Duration::from_millis(body_ms.unwrap_or(10_000)),
             max_connections: max_connections.unwrap_or(50_000),
+            trusted_proxies: trusted
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| network(v).ok())
+                .collect(),
         }
     }
 }

@@ -21,7 +21,7 @@
 //!   method: `cluster.rs` (`[cluster]`), `tls.rs` (`[cluster.tls]`, `insecure_plaintext`
 //!   and the TLS files of a node), `admin.rs` (`[admin]`), `storage.rs`
 //!   (`[storage]`), `auth.rs` (`[auth]`), `http.rs` (`[http]`), `grpc.rs` (`[grpc]`),
-//!   `images.rs` (`[images]`),
+//!   `images.rs` (`[images]`), `limits.rs` (`[limits]` and `[quotas]`),
 //!   `services.rs` (`[services]` and `[services.<name>]`), `sso.rs` (`[sso]` and
 //!   `[[sso.providers]]`), `supervision.rs`
 //!   (`[supervision]`), `log.rs` (`[log]`), `tasks.rs` (`[tasks]`), `reminders.rs`
@@ -45,6 +45,7 @@ mod grpc;
 mod health;
 mod http;
 mod images;
+mod limits;
 mod log;
 mod nodes;
 mod partition;
@@ -68,6 +69,7 @@ pub use grpc::Grpc;
 pub use health::Health;
 pub use http::Http;
 pub use images::Images;
+pub use limits::{Limits, Quotas};
 pub use log::{Log, LogFormat};
 pub use nodes::Node;
 pub use reminders::Reminders;
@@ -99,6 +101,10 @@ pub struct Config {
     pub grpc: Grpc,
     /// `[images]`: image uploads (gRPC) and their public URLs.
     pub images: Images,
+    /// `[limits]`: rate limits other than logins'.
+    pub limits: Limits,
+    /// `[quotas]`: per-user quotas.
+    pub quotas: Quotas,
     /// `[services]`: service actors hosted on every node.
     pub services: Services,
     /// `[sso]` and `[[sso.providers]]`: OpenID Connect sign-in; off without providers.
@@ -314,6 +320,8 @@ impl Reader<'_> {
         let http = self.http(&mut root);
         let grpc = self.grpc(&mut root);
         let images = self.images(&mut root);
+        let limits = self.limits(&mut root);
+        let quotas = self.quotas(&mut root);
         let sso = self.sso(&mut root, &http);
         let services = self.services(&mut root);
         let supervision = self.supervision(&mut root);
@@ -362,6 +370,8 @@ impl Reader<'_> {
             http,
             grpc,
             images,
+            limits,
+            quotas,
             services,
             sso,
             supervision,

@@ -82,6 +82,8 @@ fn sample_parses_for_every_node() {
     assert_eq!(config.grpc.timeout, Duration::from_secs(30));
     assert_eq!(config.grpc.concurrency_per_connection, 64);
     assert_eq!(config.grpc.max_concurrent_streams, 128);
+    assert_eq!(config.grpc.max_connections, 10_000);
+    assert!(config.http.trusted_proxies.is_empty());
     assert_eq!(config.services.workers, 4);
     assert_eq!(config.services.queue_capacity, 1024);
     assert_eq!(config.services.call_timeout, Duration::from_secs(5));
@@ -98,9 +100,18 @@ fn sample_parses_for_every_node() {
 fn listener_limits_are_read_and_bad_ones_reported_together() {
     let base = "[cluster]\ninsecure_plaintext = true\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\ncluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\ngrpc_addr = \"127.0.0.1:7191\"\n";
     let text = format!(
-        "{base}[http]\nheader_read_timeout_ms = 2500\nbody_timeout_ms = 3000\nmax_connections = 100\n"
+        "{base}[http]\nheader_read_timeout_ms = 2500\nbody_timeout_ms = 3000\nmax_connections = 100\n\
+         trusted_proxies = [\"198.18.0.0/15\", \"10.1.2.3\", \"fd00::/8\"]\n[grpc]\nmax_connections = 7\n"
     );
     let config = parse(&text, "t", &Overrides::default(), &env(&[])).unwrap();
+    let nets: Vec<String> = config
+        .http
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(nets, ["198.18.0.0/15", "10.1.2.3/32", "fd00::/8"]);
+    assert_eq!(config.grpc.max_connections, 7);
     assert_eq!(
         (
             config.http.header_read_timeout,
@@ -110,7 +121,7 @@ fn listener_limits_are_read_and_bad_ones_reported_together() {
         (Duration::from_millis(2500), Duration::from_secs(3), 100)
     );
     let text = format!(
-        "{base}[http]\nheader_read_timeout_ms = 0\nbody_timeout_ms = \"slow\"\nmax_connections = 0\n[grpc]\ntimeout_ms = 1\nconcurrency_per_connection = 0\nmax_concurrent_streams = -1\n"
+        "{base}[http]\nheader_read_timeout_ms = 0\nbody_timeout_ms = \"slow\"\nmax_connections = 0\ntrusted_proxies = [\"10.0.0.0/33\", \"proxy\"]\n[grpc]\ntimeout_ms = 1\nconcurrency_per_connection = 0\nmax_concurrent_streams = -1\nmax_connections = 0\n"
     );
     let e = errors(&text, &Overrides::default(), &env(&[]));
     let keys = keys(&e);
@@ -121,6 +132,9 @@ fn listener_limits_are_read_and_bad_ones_reported_together() {
         "grpc.timeout_ms",
         "grpc.concurrency_per_connection",
         "grpc.max_concurrent_streams",
+        "grpc.max_connections",
+        "http.trusted_proxies[0]",
+        "http.trusted_proxies[1]",
     ] {
         assert!(keys.contains(&key), "{key} missing from {keys:?}");
     }

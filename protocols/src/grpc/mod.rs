@@ -12,11 +12,13 @@
 //! - [`health`]: `grpc.health.v1.Health` per node, service group and gRPC service.
 //! - [`context`]: request id, deadline and caller from the metadata.
 //! - [`error`]: mesh code -> gRPC status.
+//! - [`limits`]: calls per client address (cluster-wide) and connections at once.
 
 pub mod context;
 pub mod error;
 pub mod health;
 pub mod images;
+pub mod limits;
 pub mod tokens;
 pub mod users;
 
@@ -25,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 use tonic::Status;
 use troupe_actors::mesh::Call;
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub concurrency_per_connection: usize,
     /// HTTP/2 streams a client may open at once on one connection.
     pub max_concurrent_streams: u32,
+    /// Connections served at once; more are closed when accepted.
+    pub max_connections: usize,
 }
 
 /// What every gRPC handler can reach. Cheap to clone.
@@ -115,6 +118,7 @@ pub async fn serve(
         .timeout(state.config.timeout)
         .concurrency_limit_per_connection(state.config.concurrency_per_connection)
         .max_concurrent_streams(state.config.max_concurrent_streams)
+        .layer(limits::RateLimitLayer::new(state.clone()))
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
@@ -123,7 +127,10 @@ pub async fn serve(
             state.clone(),
         )))
         .add_service(TokenServiceServer::new(tokens::Tokens::new(state.clone())))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            Box::pin(limits::capped(listener, state.config.max_connections)),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use troupe_actors::auth::limits::Class;
 use troupe_actors::auth::{self, messages as am};
 use troupe_actors::mesh::{Code, MeshError};
 use troupe_actors::users::{self, messages as um};
@@ -70,13 +71,20 @@ pub struct RegisterBody {
         (status = 201, description = "The new user: role `user`, not confirmed yet", body = UserView),
         (status = 400, description = "A field is missing or invalid (`details.fields`)", body = ErrorBody),
         (status = 409, description = "Username already taken, or email already registered", body = ErrorBody),
+        (status = 429, description = "Too many registrations from the address (`[limits] register_per_ip_per_minute`, cluster-wide); `Retry-After` says when to retry", body = ErrorBody),
     )
 )]
 pub async fn register(
     State(state): State<AppState>,
     Rid(rid): Rid,
+    addr: ConnectInfo<SocketAddr>,
     Body(b): Body<RegisterBody>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    // Before the hash and the uniqueness check: a flood costs no hashing, and a 409 (which
+    // tells that a name is taken) can be asked only this often per address.
+    state
+        .limit(Class::Register, &addr.0.ip().to_string(), &rid)
+        .await?;
     let user: um::User = ask(
         &state,
         users::REGISTER
@@ -234,13 +242,18 @@ pub struct RefreshBody {
     responses(
         (status = 200, description = "A new token pair for the same session", body = TokenPairView),
         (status = 401, description = "Invalid or expired refresh token, token already used (the session is ended), session ended, or user gone", body = ErrorBody),
+        (status = 429, description = "Too many refreshes from the address (`[limits] refresh_per_ip_per_minute`, cluster-wide); `Retry-After` says when to retry", body = ErrorBody),
     )
 )]
 pub async fn refresh(
     State(state): State<AppState>,
     Rid(rid): Rid,
+    addr: ConnectInfo<SocketAddr>,
     Body(b): Body<RefreshBody>,
 ) -> Result<Json<TokenPairView>, ApiError> {
+    state
+        .limit(Class::Refresh, &addr.0.ip().to_string(), &rid)
+        .await?;
     let pair: am::TokenPair = ask(
         &state,
         auth::ops::REFRESH

@@ -164,6 +164,7 @@ impl Rule for SendRequestBody {
         (status = 400, description = "Neither `to_user_id` nor `username` given, a malformed one, or the caller themself", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 409, description = "Already contacts, or a request between them is pending", body = ErrorBody),
+        (status = 429, description = "The caller's chat request quota is reached (`[quotas] chat_requests_per_user_per_minute`, cluster-wide; `details.quota` names it); `Retry-After` says when to retry", body = ErrorBody),
     )
 )]
 pub async fn send_request(
@@ -172,6 +173,13 @@ pub async fn send_request(
     caller: Caller,
     Body(b): Body<SendRequestBody>,
 ) -> Result<(StatusCode, Json<ChatRequestView>), ApiError> {
+    state
+        .limit(
+            troupe_actors::auth::limits::Class::Chat,
+            &caller.user_id,
+            &rid,
+        )
+        .await?;
     let r: cm::ChatRequest = ask(
         &state,
         call(

@@ -2,10 +2,13 @@
 //! and `POST /auth/confirm-forgot-password`. The codes reach the user as notifications
 //! (in-app, and email when SMTP is configured).
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use troupe_actors::auth::limits::Class;
 use troupe_actors::auth::{self, messages as am};
 use troupe_actors::mesh::MeshError;
 use troupe_actors::users::{self, messages as um};
@@ -197,13 +200,18 @@ pub async fn confirm_registration(
     responses(
         (status = 200, description = "A reset code was sent if the account exists (the same answer otherwise)", body = ResetCodeSentView),
         (status = 400, description = "No account given", body = ErrorBody),
+        (status = 429, description = "Too many code requests and guesses from the address (`[limits] codes_per_ip_per_minute`, cluster-wide); `Retry-After` says when to retry", body = ErrorBody),
     )
 )]
 pub async fn forgot_password(
     State(state): State<AppState>,
     Rid(rid): Rid,
+    addr: ConnectInfo<SocketAddr>,
     Body(b): Body<Account>,
 ) -> Result<Json<ResetCodeSentView>, ApiError> {
+    state
+        .limit(Class::Codes, &addr.0.ip().to_string(), &rid)
+        .await?;
     let reply: am::ForgotReply = ask(
         &state,
         auth::ops::FORGOT_PASSWORD
@@ -230,13 +238,18 @@ pub async fn forgot_password(
     responses(
         (status = 200, description = "The new password is set and every session of the user has ended", body = PasswordResetView),
         (status = 400, description = "No account, code or new password given, an invalid password (`details.fields`), or an invalid or expired code (whatever was wrong, also an unknown account)", body = ErrorBody),
+        (status = 429, description = "Too many code requests and guesses from the address (`[limits] codes_per_ip_per_minute`, cluster-wide); `Retry-After` says when to retry", body = ErrorBody),
     )
 )]
 pub async fn confirm_forgot_password(
     State(state): State<AppState>,
     Rid(rid): Rid,
+    addr: ConnectInfo<SocketAddr>,
     Body(b): Body<ResetBody>,
 ) -> Result<Json<PasswordResetView>, ApiError> {
+    state
+        .limit(Class::Codes, &addr.0.ip().to_string(), &rid)
+        .await?;
     let password = b
         .new_password
         .clone()

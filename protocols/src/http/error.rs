@@ -41,7 +41,11 @@ pub fn body_too_large() -> MeshError {
 
 /// The HTTP status of an error: its code's status, except for an oversized body.
 pub fn status_of(e: &MeshError) -> StatusCode {
-    if e.code == Code::ResourceExhausted && e.details.contains(BODY_TOO_LARGE) {
+    if e.code == Code::ResourceExhausted
+        && (e.details.contains(BODY_TOO_LARGE)
+            || e.details
+                .contains(troupe_actors::auth::limits::OVER_SIZE_QUOTA))
+    {
         return StatusCode::PAYLOAD_TOO_LARGE;
     }
     // An identity provider that failed: the fault is upstream of this node (502), not a

@@ -58,9 +58,11 @@ pub mod todos;
 pub mod training;
 pub mod users;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -289,15 +291,52 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(max_body))
         .merge(crate::soap::router(max_body))
         .split_for_parts();
+    let trusted = Arc::new(state.trusted_proxies.clone());
     let router = openapi::serve(routes, doc).with_state(state);
     // No allow-listed origin means no cross-origin access at all: no CORS layer to run.
     let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
     };
-    router
+    let router = router
         .layer(idempotency::WriteKeyLayer)
-        .layer(middleware::ObserveLayer)
+        .layer(middleware::ObserveLayer);
+    // No trusted proxy means the peer is the client: no layer to run.
+    if trusted.is_empty() {
+        router
+    } else {
+        router.layer(axum::middleware::from_fn_with_state(trusted, client_addr))
+    }
+}
+
+/// The connection's own peer, kept in a request's extensions when [`client_addr`] has
+/// replaced its `ConnectInfo` with the client behind a trusted proxy.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+/// With `[http] trusted_proxies` set: a request whose peer is a trusted proxy gets the
+/// client named by `X-Forwarded-For` (the right-most hop not itself trusted, see
+/// [`crate::ingress::client_ip`]) as its `ConnectInfo`, so every handler, limit and
+/// session record sees the client; from any other peer the header is ignored.
+async fn client_addr(
+    axum::extract::State(trusted): axum::extract::State<Arc<Vec<ipnet::IpNet>>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let client = crate::ingress::client_ip(&trusted, peer.ip(), forwarded);
+        if client != peer.ip() {
+            req.extensions_mut().insert(Peer(peer));
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(client, 0)));
+        }
+    }
+    next.run(req).await
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {

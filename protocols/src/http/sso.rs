@@ -200,13 +200,22 @@ pub async fn callback(
         (status = 401, description = "Invalid, used or expired refresh token; or the provider refused its refresh token (the session is ended)", body = ErrorBody),
         (status = 502, description = "The provider failed", body = ErrorBody),
         (status = 504, description = "The provider did not answer in time", body = ErrorBody),
+        (status = 429, description = "Too many refreshes from the address (`[limits] refresh_per_ip_per_minute`, cluster-wide); `Retry-After` says when to retry", body = ErrorBody),
     )
 )]
 pub async fn refresh(
     State(state): State<AppState>,
     Rid(rid): Rid,
+    addr: ConnectInfo<SocketAddr>,
     Body(b): Body<RefreshBody>,
 ) -> Result<Json<SignInView>, ApiError> {
+    state
+        .limit(
+            troupe_actors::auth::limits::Class::Refresh,
+            &addr.0.ip().to_string(),
+            &rid,
+        )
+        .await?;
     let request = am::RefreshRequest {
         refresh_token: b.refresh_token,
     };

@@ -338,6 +338,14 @@ async fn search(
             .with_details(json!({"fields": {"query": "required"}}))
             .into());
     }
+    // Per user, cluster-wide: a token cannot page through the directory at will.
+    state
+        .limit(
+            troupe_actors::auth::limits::Class::Search,
+            &caller.user_id,
+            &rid,
+        )
+        .await?;
     req.match_email = caller.is_admin();
     let p: um::UserPage = ask(state, users::SEARCH.call(req).request_id(rid)).await?;
     Ok(Json(directory_page(p, caller)))
@@ -355,6 +363,7 @@ async fn search(
             an admin, email) contains the query, by username; `email` only on the caller's own entry, \
             or on every entry for an admin", body = Page<DirectoryUser>),
         (status = 400, description = "No query, or a query or page size out of bounds", body = ErrorBody),
+        (status = 429, description = "Too many searches by the caller (`[limits] search_per_user_per_minute`, cluster-wide); `Retry-After` says when to retry", body = ErrorBody),
     )
 )]
 pub async fn search_post(
@@ -402,6 +411,7 @@ pub struct SearchQuery {
         (status = 200, description = "A page of the users whose username starts with `q`, by username; \
             `email` only on the caller's own entry, or on every entry for an admin", body = Page<DirectoryUser>),
         (status = 400, description = "No `q`, or `q` or the page size out of bounds", body = ErrorBody),
+        (status = 429, description = "Too many searches by the caller (`[limits] search_per_user_per_minute`, cluster-wide); `Retry-After` says when to retry", body = ErrorBody),
     )
 )]
 pub async fn search_get(

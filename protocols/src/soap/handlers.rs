@@ -2,8 +2,10 @@
 //! `GET /soap?wsdl` (the contract) and `GET /user/soap?username=` (LookupUser as a GET).
 //! They reach the same `users` actors as REST.
 
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::header::{CONTENT_TYPE, HOST};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -54,8 +56,8 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Operation, Fault> {
     Ok(op)
 }
 
-/// Runs one operation; the response envelope.
-async fn run(state: &AppState, rid: &str, op: Operation) -> Result<String, Fault> {
+/// Runs one operation for a client at `ip`; the response envelope.
+async fn run(state: &AppState, rid: &str, ip: &str, op: Operation) -> Result<String, Fault> {
     match op {
         Operation::RegisterUser {
             username,
@@ -63,6 +65,10 @@ async fn run(state: &AppState, rid: &str, op: Operation) -> Result<String, Fault
             password,
             full_name,
         } => {
+            // The same cluster-wide count as every REST register path.
+            state
+                .limit(troupe_actors::auth::limits::Class::Register, ip, rid)
+                .await?;
             let user: um::User = ask(
                 state,
                 users::REGISTER
@@ -110,10 +116,15 @@ async fn lookup_user(state: &AppState, rid: &str, username: &str) -> Result<um::
     .await?)
 }
 
-/// Answers a decoded request, or its fault.
-async fn answer(state: &AppState, rid: &str, op: Result<Operation, Fault>) -> Response {
+/// Answers a decoded request from a client at `addr`, or its fault.
+async fn answer(
+    state: &AppState,
+    rid: &str,
+    addr: ConnectInfo<SocketAddr>,
+    op: Result<Operation, Fault>,
+) -> Response {
     let result = match op {
-        Ok(op) => run(state, rid, op).await,
+        Ok(op) => run(state, rid, &addr.0.ip().to_string(), op).await,
         Err(f) => Err(f),
     };
     match result {
@@ -137,13 +148,14 @@ async fn answer(state: &AppState, rid: &str, op: Result<Operation, Fault>) -> Re
     responses(
         (status = 200, description = "A `RegisterUserResponse` envelope with the new user", content_type = "text/xml; charset=utf-8", body = String),
         (status = 500, description = "A SOAP 1.1 Fault: `soap:Client` for a bad request (malformed \
-            envelope, another operation, invalid fields, username or email taken), `soap:Server` \
-            otherwise; its `detail` carries the error code, message and request id", content_type = "text/xml; charset=utf-8", body = String),
+            envelope, another operation, invalid fields, username or email taken, too many \
+            registrations from the address), `soap:Server` otherwise; its `detail` carries the error code, message and request id", content_type = "text/xml; charset=utf-8", body = String),
     )
 )]
 pub async fn register(
     State(state): State<AppState>,
     Rid(rid): Rid,
+    addr: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -154,7 +166,7 @@ pub async fn register(
             other.name()
         ))),
     });
-    answer(&state, &rid, op).await
+    answer(&state, &rid, addr, op).await
 }
 
 /// `POST /soap`: any operation of the WSDL.
@@ -180,11 +192,12 @@ pub async fn register(
 pub async fn endpoint(
     State(state): State<AppState>,
     Rid(rid): Rid,
+    addr: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let op = decode(&headers, &body);
-    answer(&state, &rid, op).await
+    answer(&state, &rid, addr, op).await
 }
 
 /// `GET /soap?wsdl`: the WSDL, pointing at this node's `/soap` as the client reached it.
@@ -249,10 +262,11 @@ pub struct LookupQuery {
 pub async fn lookup(
     State(state): State<AppState>,
     Rid(rid): Rid,
+    addr: ConnectInfo<SocketAddr>,
     Query(q): Query<LookupQuery>,
 ) -> Response {
     let op = Ok(Operation::LookupUser {
         username: q.username.unwrap_or_default(),
     });
-    answer(&state, &rid, op).await
+    answer(&state, &rid, addr, op).await
 }

@@ -7,6 +7,11 @@
 //! caller is an admin. A refused connection is upgraded and closed at once with 1008
 //! (policy violation), so clients see a WebSocket close code rather than a bare HTTP error.
 //!
+//! Before the upgrade, the client's address must be within `[limits]
+//! ws_upgrades_per_ip_per_minute` and the user within `[quotas] ws_connections_per_user`
+//! (their connections on every node); otherwise the upgrade is refused with 429 and the
+//! API's JSON error (`Retry-After` for the rate, `details.quota` for the quota).
+//!
 //! Frames are JSON text `{"type": ...}`:
 //! - in: `ping` (answered by `pong`), `send` (`recipient_id`, `ciphertext`, `nonce`?,
 //!   `ref`?: a chat message, answered by a `stored` receipt or an `error`);
@@ -29,19 +34,22 @@ pub mod close;
 pub mod connection;
 
 use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::SEC_WEBSOCKET_PROTOCOL;
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use troupe_actors::auth::limits::{over_quota, Class};
 use troupe_actors::mesh::{Code, MeshError};
 
 use crate::http::auth::Caller;
 use crate::http::openapi::ErrorBody;
-use crate::http::AppState;
+use crate::http::request_id::Rid;
+use crate::http::{ApiError, AppState};
 
 /// WebSocket settings (`[ws]`).
 #[derive(Clone, Debug)]
@@ -54,6 +62,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// A WebSocket ping goes out after this long without a frame from the client.
     pub ping_interval: Duration,
+    /// Connections one user may hold open across the cluster (`[quotas]
+    /// ws_connections_per_user`).
+    pub max_per_user: usize,
 }
 
 impl Default for Config {
@@ -63,6 +74,7 @@ impl Default for Config {
             send_queue: 256,
             idle_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(20),
+            max_per_user: 20,
         }
     }
 }
@@ -148,15 +160,24 @@ fn protocol_token(headers: &HeaderMap) -> Option<(String, String)> {
     responses(
         (status = 101, description = "Switching Protocols: the WebSocket is open (a refused credential is closed at once with 1008)"),
         (status = 400, description = "Not a WebSocket upgrade request (a header above missing or wrong)", body = ErrorBody),
+        (status = 429, description = "Not upgraded: too many upgrades from the address (`[limits] ws_upgrades_per_ip_per_minute`, cluster-wide; `Retry-After` says when to retry), or the user holds `[quotas] ws_connections_per_user` connections already (`details.quota`)", body = ErrorBody),
     )
 )]
 pub async fn upgrade(
     State(state): State<AppState>,
+    Rid(rid): Rid,
+    addr: ConnectInfo<SocketAddr>,
     Path(user_id): Path<String>,
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    if let Err(e) = state
+        .limit(Class::WsUpgrade, &addr.0.ip().to_string(), &rid)
+        .await
+    {
+        return ApiError(e).into_response();
+    }
     let config = state.ws.clone();
     let from_protocol = protocol_token(&headers);
     let ws = match &from_protocol {
@@ -174,6 +195,17 @@ pub async fn upgrade(
         .filter(|t| !t.is_empty())
         .or(from_protocol.map(|(t, _)| t));
     let admitted = admit(&state, token.as_deref(), &user_id);
+    if admitted.is_ok() {
+        // Counted on every node (a fan-out of `hub.list`); upgrades racing each other may
+        // pass the quota by as many as race.
+        let open = troupe_actors::hub::list_all(state.mesh.router(), &user_id)
+            .await
+            .len();
+        if open >= config.max_per_user {
+            let e = over_quota("ws_connections_per_user", config.max_per_user as u64, false);
+            return ApiError(e).into_response();
+        }
+    }
     ws.on_upgrade(move |socket| async move {
         match admitted {
             Ok(caller) => connection::start(state, socket, caller, user_id).await,
