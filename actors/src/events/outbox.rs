@@ -126,7 +126,7 @@ impl Outbox {
     }
 
     fn gauge(&self) {
-        metrics::gauge!(super::metrics::OUTBOX_DEPTH).set(self.depth() as f64);
+        super::metrics::set_depth(self.depth());
     }
 
     fn add_depth(&self, delta: i64) {

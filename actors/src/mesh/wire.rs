@@ -18,6 +18,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use troupe_proto::mesh::{reply, Caller, Envelope, Reply};
 
+use super::trace::{self, Trace};
 use super::{MeshError, Request};
 
 /// The pg group of a service, any node.
@@ -68,6 +69,8 @@ pub struct Outgoing<'a> {
     pub origin: &'a str,
     /// Services whose workers wait on it.
     pub chain: &'a [String],
+    /// The trace it belongs to, this hop's span as the parent.
+    pub trace: Option<Trace>,
 }
 
 /// Encodes a call for a peer, with `remaining` time to answer.
@@ -82,6 +85,7 @@ pub fn envelope(call: Outgoing<'_>, remaining: Duration) -> Vec<u8> {
         entity: call.entity.to_string(),
         origin_node: call.origin.to_string(),
         chain: call.chain.to_vec(),
+        traceparent: call.trace.map(|t| t.encode()).unwrap_or_default(),
     }
     .encode_to_vec()
 }
@@ -90,11 +94,14 @@ pub fn envelope(call: Outgoing<'_>, remaining: Duration) -> Vec<u8> {
 /// when the envelope names none.
 pub fn request(bytes: &[u8], default: Duration) -> Result<Request, MeshError> {
     let env = Envelope::decode(bytes)?;
+    crate::metrics::count_peer_call(&env.origin_node);
     Ok(Request {
         op: env.op,
         payload: Bytes::from(env.payload),
         caller: env.caller,
         request_id: env.request_id,
+        // A peer's malformed trace context starts a fresh trace, as at ingress.
+        trace: (!env.traceparent.is_empty()).then(|| trace::accept(Some(&env.traceparent))),
         deadline: local_deadline(env.deadline_unix_ms, default),
         entity: env.entity,
         chain: env.chain,
@@ -138,6 +145,7 @@ mod tests {
             session_id: "s1".into(),
         };
         let chain = vec!["auth".to_string(), "users".to_string()];
+        let sent = Trace::fresh();
         let bytes = envelope(
             Outgoing {
                 service: "users",
@@ -148,6 +156,7 @@ mod tests {
                 entity: "e1",
                 origin: "n1",
                 chain: &chain,
+                trace: Some(sent),
             },
             Duration::from_secs(2),
         );
@@ -157,6 +166,9 @@ mod tests {
         assert_eq!(req.caller, Some(caller));
         assert_eq!((req.request_id.as_str(), req.entity.as_str()), ("r1", "e1"));
         assert_eq!(req.chain, chain);
+        let served = req.trace.expect("the trace crossed");
+        assert_eq!(served.trace_id, sent.trace_id);
+        assert_ne!(served.span_id, sent.span_id, "the serving hop is a span of its own");
         let left = req.deadline.saturating_duration_since(Instant::now());
         assert!(
             left <= Duration::from_secs(2) && left > Duration::from_secs(1),

@@ -12,12 +12,14 @@
 //! - [`health`]: `grpc.health.v1.Health` per node, service group and gRPC service.
 //! - [`context`]: request id, deadline and caller from the metadata.
 //! - [`error`]: mesh code -> gRPC status.
+//! - [`trace`]: the call's W3C trace context (`traceparent` metadata, answered back).
 
 pub mod context;
 pub mod error;
 pub mod health;
 pub mod images;
 pub mod tokens;
+pub mod trace;
 pub mod users;
 
 use std::future::Future;
@@ -115,6 +117,7 @@ pub async fn serve(
         .timeout(state.config.timeout)
         .concurrency_limit_per_connection(state.config.concurrency_per_connection)
         .max_concurrent_streams(state.config.max_concurrent_streams)
+        .layer(trace::TraceLayer)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
