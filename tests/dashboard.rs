@@ -201,6 +201,10 @@ fn the_dashboard_draws_history_cluster_and_placement_and_sees_a_sigkill() {
     for n in ["n1", "n2", "n3", "n1", "n2", "n3"] {
         let (status, v) = login(c.node(n), &user.username, &user.password);
         assert_eq!(status, 200, "{v}");
+        // Verifying the token runs the session's actor on its home node.
+        let token = v["access_token"].as_str().unwrap();
+        let (status, v) = get(&c.node(n).url("/api/sessions/verify"), Some(token)).unwrap();
+        assert_eq!(status, 200, "{v}");
     }
     let stop = Arc::new(AtomicBool::new(false));
     let urls: Vec<String> = ["n1", "n2", "n3"]

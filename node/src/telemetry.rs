@@ -4,7 +4,6 @@
 //! `span_id` (see `troupe_actors::mesh::trace`) as top-level fields of a JSON line, or
 //! leading `trace_id=.. span_id=..` on a text line, on whichever node the line is written.
 
-use std::fmt::Write as _;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::{Event, Subscriber};
