@@ -70,7 +70,11 @@ fn a_request_answered_on_another_node_leaves_one_trace_id_in_both_logs() {
     let echoed = traceparent_of(&resp);
     let body: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
     assert_eq!(body["node"], "n3", "answered on n3");
-    assert_eq!(trace_id_of(&echoed), GIVEN_TRACE, "the reply continues the client's trace");
+    assert_eq!(
+        trace_id_of(&echoed),
+        GIVEN_TRACE,
+        "the reply continues the client's trace"
+    );
     assert_ne!(echoed, GIVEN, "in a span of its own");
 
     // Both nodes log the call under the client's trace id.
@@ -78,12 +82,28 @@ fn a_request_answered_on_another_node_leaves_one_trace_id_in_both_logs() {
         !lines_with_trace(&n1.log_text(), GIVEN_TRACE).is_empty()
             && !lines_with_trace(&n3.log_text(), GIVEN_TRACE).is_empty()
     });
-    assert!(logged, "no line with the trace id in both logs:\n{}", c.logs());
+    assert!(
+        logged,
+        "no line with the trace id in both logs:\n{}",
+        c.logs()
+    );
     let on_n1 = lines_with_trace(&n1.log_text(), GIVEN_TRACE);
     let on_n3 = lines_with_trace(&n3.log_text(), GIVEN_TRACE);
-    assert!(on_n1.iter().any(|l| l["fields"]["message"] == "call to a peer"), "{on_n1:?}");
-    assert!(on_n3.iter().any(|l| l["fields"]["message"] == "call from a peer"), "{on_n3:?}");
-    assert!(on_n3.iter().all(|l| l["span_id"].as_str().is_some_and(|s| s.len() == 16)));
+    assert!(
+        on_n1
+            .iter()
+            .any(|l| l["fields"]["message"] == "call to a peer"),
+        "{on_n1:?}"
+    );
+    assert!(
+        on_n3
+            .iter()
+            .any(|l| l["fields"]["message"] == "call from a peer"),
+        "{on_n3:?}"
+    );
+    assert!(on_n3
+        .iter()
+        .all(|l| l["span_id"].as_str().is_some_and(|s| s.len() == 16)));
     // No traceparent: a fresh trace, answered, and logged on the answering node.
     let resp = get_raw(&n1.url("/ping?node=n3"), &[]);
     assert_eq!(resp.status().as_u16(), 200);
@@ -116,7 +136,11 @@ fn a_request_answered_on_another_node_leaves_one_trace_id_in_both_logs() {
 /// The `chromium` binary, or `None` with a printed skip line.
 fn chromium(test: &str) -> Option<String> {
     for bin in ["chromium", "chromium-browser"] {
-        if Command::new(bin).arg("--version").output().is_ok_and(|o| o.status.success()) {
+        if Command::new(bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
             return Some(bin.to_string());
         }
     }
@@ -177,7 +201,10 @@ fn attributes(s: &str) -> Vec<(String, String)> {
 }
 
 fn attr<'a>(attrs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    attrs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The state the picture shows for `node`.
@@ -247,7 +274,9 @@ fn the_dashboard_draws_history_cluster_and_placement_and_sees_a_sigkill() {
         for metric in ["requests", "latency", "mesh", "restarts", "ws", "outbox"] {
             let chart = elements(&dom, "svg", "chart-svg")
                 .into_iter()
-                .find(|a| attr(a, "data-node") == Some(node) && attr(a, "data-metric") == Some(metric))
+                .find(|a| {
+                    attr(a, "data-node") == Some(node) && attr(a, "data-metric") == Some(metric)
+                })
                 .unwrap_or_else(|| panic!("no {metric} chart of {node} in:\n{dom}"));
             let points: usize = attr(&chart, "data-points").unwrap().parse().unwrap();
             assert!(points >= 3, "{node} {metric}: {points} points");

@@ -4,7 +4,6 @@
 //! `span_id` (see `troupe_actors::mesh::trace`) as top-level fields of a JSON line, or
 //! leading `trace_id=.. span_id=..` on a text line, on whichever node the line is written.
 
-
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -25,10 +24,16 @@ pub fn init_logs(log: &Log) {
     let _ = match log.format {
         LogFormat::Json => builder
             .json()
-            .map_event_format(|f| WithTrace { inner: f, json: true })
+            .map_event_format(|f| WithTrace {
+                inner: f,
+                json: true,
+            })
             .try_init(),
         LogFormat::Text => builder
-            .map_event_format(|f| WithTrace { inner: f, json: false })
+            .map_event_format(|f| WithTrace {
+                inner: f,
+                json: false,
+            })
             .try_init(),
     };
 }
@@ -61,7 +66,8 @@ where
         }
         // The JSON formatter writes one object per line: the trace goes first inside it.
         let mut line = String::new();
-        self.inner.format_event(ctx, Writer::new(&mut line), event)?;
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
         match line.strip_prefix('{') {
             Some(rest) => write!(
                 writer,

@@ -71,7 +71,10 @@ impl Actor for Endpoint {
                 };
                 if let Some(t) = req.trace {
                     let service = state.pool.name();
-                    trace::in_scope(t, || tracing::debug!(service, op = %req.op, "call from a peer"));
+                    trace::in_scope(
+                        t,
+                        || tracing::debug!(service, op = %req.op, "call from a peer"),
+                    );
                 }
                 // Straight to a live worker when there is one; otherwise wait for a restart
                 // off the endpoint's own loop.

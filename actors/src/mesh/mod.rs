@@ -125,7 +125,10 @@ impl NodeInfo {
     /// Registers what lists the entities of `kind` this node hosts (sessions, tasks, ...),
     /// for the placement view: each hosting service calls it once when it starts.
     pub fn list_hosted_with(&self, kind: &'static str, lister: Lister) {
-        self.hosted.lock().expect("hosted lock").push((kind, lister));
+        self.hosted
+            .lock()
+            .expect("hosted lock")
+            .push((kind, lister));
     }
 
     /// The ids of the entities this node hosts now, by kind.

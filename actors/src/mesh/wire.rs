@@ -168,7 +168,10 @@ mod tests {
         assert_eq!(req.chain, chain);
         let served = req.trace.expect("the trace crossed");
         assert_eq!(served.trace_id, sent.trace_id);
-        assert_ne!(served.span_id, sent.span_id, "the serving hop is a span of its own");
+        assert_ne!(
+            served.span_id, sent.span_id,
+            "the serving hop is a span of its own"
+        );
         let left = req.deadline.saturating_duration_since(Instant::now());
         assert!(
             left <= Duration::from_secs(2) && left > Duration::from_secs(1),

@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use troupe_proto::mesh::{History as HistoryReply, HistoryRequest, HistorySample};
 
-use crate::metrics::{self, Latency, LATENCY_BUCKETS};
 use crate::mesh::{MemberState, Mesh};
+use crate::metrics::{self, Latency, LATENCY_BUCKETS};
 
 /// Samples kept: five minutes, one a second.
 pub const CAPACITY: usize = 300;

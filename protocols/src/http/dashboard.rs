@@ -178,7 +178,11 @@ fn history_json(h: History) -> Value {
 }
 
 /// `call` sent to node `name` with a short deadline: one slow node must not hold up the page.
-fn on_node<R>(call: troupe_actors::mesh::Call<R>, name: &str, rid: &str) -> troupe_actors::mesh::Call<R> {
+fn on_node<R>(
+    call: troupe_actors::mesh::Call<R>,
+    name: &str,
+    rid: &str,
+) -> troupe_actors::mesh::Call<R> {
     call.to(Target::Node(name.to_string()))
         .request_id(rid)
         .timeout(Duration::from_secs(1))

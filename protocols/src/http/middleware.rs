@@ -77,11 +77,7 @@ where
                 rid
             }
         };
-        let trace = trace::accept(
-            req.headers()
-                .get(TRACEPARENT)
-                .and_then(|v| v.to_str().ok()),
-        );
+        let trace = trace::accept(req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()));
         let seen = Seen {
             started: Instant::now(),
             route: req.extensions().get::<MatchedPath>().cloned(),
@@ -156,8 +152,8 @@ fn finish(mut resp: Response, seen: Seen) -> Response {
         });
     });
     let mut buf = [0u8; trace::LEN];
-    let traceparent =
-        HeaderValue::from_str(trace.encode_in(&mut buf)).expect("a traceparent is a valid header value");
+    let traceparent = HeaderValue::from_str(trace.encode_in(&mut buf))
+        .expect("a traceparent is a valid header value");
     resp.headers_mut().insert(TRACEPARENT, traceparent);
     if !(status.is_client_error() || status.is_server_error()) {
         resp.headers_mut().entry(REQUEST_ID).or_insert(rid);
