@@ -91,6 +91,99 @@ pub fn describe() {
 /// report it (a request rate is the difference of two readings).
 pub static HTTP_REQUESTS: Striped = Striped::new();
 
+/// SOAP requests this node has answered (also counted in [`HTTP_REQUESTS`]): the
+/// dashboard's history ([`crate::system::history`]) tells REST from SOAP by it.
+pub static SOAP_REQUESTS: Striped = Striped::new();
+
+/// gRPC calls this node has answered, for the dashboard's history.
+pub static GRPC_REQUESTS: Striped = Striped::new();
+
+/// WebSocket frames this node has answered, for the dashboard's history.
+pub static WS_FRAMES: Striped = Striped::new();
+
+/// Latency of the HTTP (REST, SOAP) and gRPC requests this node answered, for the
+/// dashboard's p50/p99 history.
+pub static REQUEST_LATENCY: Latency = Latency::new();
+
+/// Mesh calls this node served for each peer (by the peer's name, as the envelope's origin
+/// gives it), for the dashboard's history. Counted once per call that crossed the network;
+/// a short list, searched in order.
+pub static PEER_CALLS: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Counts one call served for `peer`.
+pub fn count_peer_call(peer: &str) {
+    let mut calls = PEER_CALLS.lock().unwrap_or_else(|e| e.into_inner());
+    match calls.iter_mut().find(|(p, _)| p == peer) {
+        Some((_, n)) => *n += 1,
+        None => calls.push((peer.to_string(), 1)),
+    }
+}
+
+/// Buckets of a [`Latency`]: four per power of two of microseconds, up to about 16 s.
+pub const LATENCY_BUCKETS: usize = 96;
+
+/// A latency histogram recorded on every request at the cost of one uncontended atomic add
+/// (per-thread slots, like [`Striped`]): bucket `i` holds durations of at least
+/// [`Latency::lower_us`]`(i)` microseconds.
+pub struct Latency {
+    slots: [LatencySlot; STRIPES],
+}
+
+/// One thread's buckets of a [`Latency`].
+#[repr(align(128))]
+struct LatencySlot([AtomicU64; LATENCY_BUCKETS]);
+
+impl Latency {
+    /// An empty histogram.
+    pub const fn new() -> Self {
+        Self {
+            slots: [const { LatencySlot([const { AtomicU64::new(0) }; LATENCY_BUCKETS]) }; STRIPES],
+        }
+    }
+
+    /// Records one duration.
+    pub fn record(&self, d: std::time::Duration) {
+        let stripe = STRIPE.with(|s| *s);
+        self.slots[stripe].0[Self::bucket(d.as_micros() as u64)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The bucket of `us` microseconds.
+    pub fn bucket(us: u64) -> usize {
+        if us < 4 {
+            return us as usize;
+        }
+        let octave = 63 - us.leading_zeros() as usize;
+        let sub = ((us >> (octave - 2)) & 3) as usize;
+        ((octave - 1) * 4 + sub).min(LATENCY_BUCKETS - 1)
+    }
+
+    /// The least duration (µs) bucket `i` holds.
+    pub fn lower_us(i: usize) -> u64 {
+        if i < 4 {
+            return i as u64;
+        }
+        let (octave, sub) = (i / 4 + 1, (i % 4) as u64);
+        (4 + sub) << (octave - 2)
+    }
+
+    /// The counts so far, every thread's summed.
+    pub fn snapshot(&self) -> [u64; LATENCY_BUCKETS] {
+        let mut out = [0u64; LATENCY_BUCKETS];
+        for slot in &self.slots {
+            for (o, b) in out.iter_mut().zip(slot.0.iter()) {
+                *o += b.load(Ordering::Relaxed);
+            }
+        }
+        out
+    }
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Number of slots of a [`Striped`] counter.
 const STRIPES: usize = 16;
 
@@ -176,6 +269,23 @@ mod tests {
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(counter.get(), 20_000);
+    }
+
+    #[test]
+    fn latency_buckets_are_ordered_and_hold_their_lower_bound() {
+        for i in 0..LATENCY_BUCKETS {
+            assert_eq!(Latency::bucket(Latency::lower_us(i)), i, "bucket {i}");
+            if i > 0 {
+                assert!(Latency::lower_us(i) > Latency::lower_us(i - 1));
+                assert_eq!(Latency::bucket(Latency::lower_us(i) - 1), i - 1);
+            }
+        }
+        let h = Latency::new();
+        h.record(std::time::Duration::from_micros(300));
+        let snap = h.snapshot();
+        assert_eq!(snap.iter().sum::<u64>(), 1);
+        let i = snap.iter().position(|&n| n == 1).unwrap();
+        assert!(Latency::lower_us(i) <= 300 && 300 < Latency::lower_us(i + 1));
     }
 
     #[test]

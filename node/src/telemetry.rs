@@ -1,7 +1,16 @@
 //! Logs (`tracing`, text or JSON) and the Prometheus recorder behind `/metrics`.
+//!
+//! Every log line written while a request is served carries its trace: `trace_id` and
+//! `span_id` (see `troupe_actors::mesh::trace`) as top-level fields of a JSON line, or
+//! leading `trace_id=.. span_id=..` on a text line, on whichever node the line is written.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
+use troupe_actors::mesh::trace;
 
 use crate::config::{Log, LogFormat};
 
@@ -13,9 +22,60 @@ pub fn init_logs(log: &Log) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match log.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .map_event_format(|f| WithTrace {
+                inner: f,
+                json: true,
+            })
+            .try_init(),
+        LogFormat::Text => builder
+            .map_event_format(|f| WithTrace {
+                inner: f,
+                json: false,
+            })
+            .try_init(),
     };
+}
+
+/// An event format that adds the current request's trace to what `inner` writes.
+struct WithTrace<F> {
+    inner: F,
+    json: bool,
+}
+
+impl<S, N, F> FormatEvent<S, N> for WithTrace<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let Some(t) = trace::current() else {
+            return self.inner.format_event(ctx, writer, event);
+        };
+        let (trace_id, span_id) = (t.trace_id_hex(), t.span_id_hex());
+        if !self.json {
+            write!(writer, "trace_id={trace_id} span_id={span_id} ")?;
+            return self.inner.format_event(ctx, writer, event);
+        }
+        // The JSON formatter writes one object per line: the trace goes first inside it.
+        let mut line = String::new();
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(
+                writer,
+                "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}"
+            ),
+            None => writer.write_str(&line),
+        }
+    }
 }
 
 /// Latency buckets (seconds) shared by every `*_seconds` histogram.

@@ -1,5 +1,21 @@
 //! Names of the event bus metrics.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The last outbox depth set with [`set_depth`], readable back (the gauge is not).
+static DEPTH: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the outbox depth gauge ([`OUTBOX_DEPTH`]).
+pub fn set_depth(depth: i64) {
+    DEPTH.store(depth.max(0) as u64, Ordering::Relaxed);
+    metrics::gauge!(OUTBOX_DEPTH).set(depth as f64);
+}
+
+/// The outbox depth last set: what the dashboard's history samples.
+pub fn depth() -> u64 {
+    DEPTH.load(Ordering::Relaxed)
+}
+
 /// Events waiting in the outbox, cluster-wide (as this node last counted them).
 pub const OUTBOX_DEPTH: &str = "troupe_outbox_depth";
 /// Events refused because the outbox was full.

@@ -159,7 +159,7 @@ impl Outbox {
     /// Counts `n` rows written here (until the next count).
     fn add_depth(&self, n: usize) {
         let depth = self.depth.fetch_add(n as i64, Ordering::Relaxed) + n as i64;
-        metrics::gauge!(super::metrics::OUTBOX_DEPTH).set(depth as f64);
+        super::metrics::set_depth(depth);
     }
 
     /// Wakes the relay: committed rows are waiting.
@@ -372,7 +372,7 @@ impl Outbox {
             .await
             .map_err(db_error)?;
         self.depth.store(n, Ordering::Relaxed);
-        metrics::gauge!(super::metrics::OUTBOX_DEPTH).set(n as f64);
+        super::metrics::set_depth(n);
         Ok(n)
     }
 

@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorClusterMessage;
 
 use super::pool::Pool;
-use super::wire;
+use super::{trace, wire};
 
 /// The endpoint actor.
 #[derive(Debug, Default)]
@@ -69,6 +69,13 @@ impl Actor for Endpoint {
                         return Ok(());
                     }
                 };
+                if let Some(t) = req.trace {
+                    let service = state.pool.name();
+                    trace::in_scope(
+                        t,
+                        || tracing::debug!(service, op = %req.op, "call from a peer"),
+                    );
+                }
                 // Straight to a live worker when there is one; otherwise wait for a restart
                 // off the endpoint's own loop.
                 if let Err(back) = state.pool.dispatch_remote(req, reply, node.clone()) {

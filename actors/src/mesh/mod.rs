@@ -17,6 +17,7 @@
 //! - [`endpoint`]: the one remotable actor per service per node (pg group `svc.<name>`).
 //! - [`router`]: local-first selection, deadlines, retries of idempotent ops, `tell`.
 //! - [`lane`]: the rule that keeps a pool from waiting on itself (re-entrant calls).
+//! - [`trace`]: the W3C trace context of the request being served, carried in every call.
 //! - [`heartbeat`]: the `ping` service and the RTT heartbeat, both the runtime's own.
 //! - [`partition`]: the split-brain resolver (keep-majority / static-quorum) and the node
 //!   lease that fences a losing side.
@@ -44,6 +45,7 @@ pub mod router;
 pub mod service;
 pub mod supervisor;
 pub mod tls;
+pub mod trace;
 pub mod transport;
 pub mod wire;
 pub mod worker;
@@ -87,6 +89,10 @@ pub struct Settings {
 /// are the runtime's own, so the map hashes with foldhash ([`crate::metrics::LabelMap`]).
 pub type Pools = crate::metrics::LabelMap<&'static str, Arc<Pool>>;
 
+/// Lists the ids of the entities of one kind this node hosts (see
+/// [`NodeInfo::list_hosted_with`]).
+pub type Lister = Arc<dyn Fn() -> BoxFuture<'static, Vec<String>> + Send + Sync>;
+
 /// Facts about this node that services (the system service) read at run time.
 pub struct NodeInfo {
     /// Node name.
@@ -97,6 +103,7 @@ pub struct NodeInfo {
     pub started: Instant,
     /// Open WebSocket connections on this node (kept by the connection hub).
     pub ws_connections: std::sync::atomic::AtomicUsize,
+    hosted: std::sync::Mutex<Vec<(&'static str, Lister)>>,
     pools: OnceLock<Arc<Pools>>,
     router: OnceLock<Router>,
     dependencies: OnceLock<crate::system::dependencies::Dependencies>,
@@ -110,6 +117,7 @@ impl NodeInfo {
             incarnation,
             started: Instant::now(),
             ws_connections: Default::default(),
+            hosted: Default::default(),
             pools: OnceLock::new(),
             router: OnceLock::new(),
             dependencies: OnceLock::new(),
@@ -124,6 +132,25 @@ impl NodeInfo {
     /// The node's dependency checks (none until [`NodeInfo::set_dependencies`]).
     pub fn dependencies(&self) -> Option<&crate::system::dependencies::Dependencies> {
         self.dependencies.get()
+    }
+
+    /// Registers what lists the entities of `kind` this node hosts (sessions, tasks, ...),
+    /// for the placement view: each hosting service calls it once when it starts.
+    pub fn list_hosted_with(&self, kind: &'static str, lister: Lister) {
+        self.hosted
+            .lock()
+            .expect("hosted lock")
+            .push((kind, lister));
+    }
+
+    /// The ids of the entities this node hosts now, by kind.
+    pub async fn hosted(&self) -> Vec<(&'static str, Vec<String>)> {
+        let listers = self.hosted.lock().expect("hosted lock").clone();
+        let mut out = Vec::with_capacity(listers.len());
+        for (kind, list) in listers {
+            out.push((kind, list().await));
+        }
+        out
     }
 
     /// The router, for services that call other services (set once the mesh started).
@@ -219,6 +246,7 @@ impl Mesh {
             rtt,
         ));
         tokio::spawn(sample_pools(mesh.clone()));
+        tokio::spawn(crate::system::history::run(mesh.clone()));
         Ok(mesh)
     }
 

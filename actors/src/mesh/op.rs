@@ -21,6 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use troupe_proto::mesh::Caller;
 
+use super::trace::Trace;
 use super::MeshError;
 
 /// The name and retry class of one op, as a declaration's `Cmd::OPS` lists them.
@@ -99,6 +100,7 @@ impl<Req: prost::Message + Default, Rep: prost::Message> Op<Req, Rep> {
                 payload: Bytes::from(req.encode_to_vec()),
                 target: Target::Any,
                 request_id: String::new(),
+                trace: None,
                 caller: None,
                 timeout: None,
                 idempotency_key: String::new(),
@@ -143,6 +145,7 @@ pub(crate) struct RawCall {
     pub(crate) payload: Bytes,
     pub(crate) target: Target,
     pub(crate) request_id: String,
+    pub(crate) trace: Option<Trace>,
     pub(crate) caller: Option<Caller>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) idempotency_key: String,
@@ -199,6 +202,13 @@ impl<Rep> Call<Rep> {
         if !self.raw.idempotent {
             self.raw.idempotency_key = key.into();
         }
+        self
+    }
+
+    /// Sets the trace it belongs to; without one it carries the trace of the request
+    /// being served by the calling task ([`super::trace::current`]), if any.
+    pub fn trace(mut self, trace: Trace) -> Self {
+        self.raw.trace = Some(trace);
         self
     }
 
@@ -317,6 +327,7 @@ mod tests {
             payload: payload.into(),
             caller: None,
             request_id: String::new(),
+            trace: None,
             deadline: std::time::Instant::now(),
             entity: String::new(),
             chain: Vec::new(),

@@ -319,7 +319,12 @@ async fn on_lane(
     let task = tokio::spawn(async move {
         let _admitted = admitted;
         let name = service.name();
-        lane::scope(outer, name, service.handle(req)).await
+        let trace = req.trace;
+        let handling = lane::scope(outer, name, service.handle(req));
+        match trace {
+            Some(t) => super::trace::scope(t, handling).await,
+            None => handling.await,
+        }
     });
     match tokio::time::timeout_at(deadline.into(), task).await {
         Ok(Ok(answer)) => answer,

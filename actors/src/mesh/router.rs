@@ -22,7 +22,7 @@ use super::endpoint::EndpointMsg;
 use super::op::RawCall;
 use super::partition::{Owner, Ownership};
 use super::pool::Pool;
-use super::{lane, placement, wire, Call, MeshError, Op, Pools, Request, Target};
+use super::{lane, placement, trace, wire, Call, MeshError, Op, Pools, Request, Target};
 
 /// Where one attempt goes.
 enum Hop {
@@ -150,8 +150,9 @@ impl Router {
     /// presence) and returns at once: the caller holds no worker while it travels. A
     /// failure is logged at debug level; what needs a guarantee has another path (a store
     /// poll, an outbox).
-    pub fn tell<Rep: 'static>(&self, call: Call<Rep>) {
+    pub fn tell<Rep: 'static>(&self, mut call: Call<Rep>) {
         let router = self.clone();
+        call.raw.trace = call.raw.trace.or_else(trace::current);
         tokio::spawn(async move {
             if let Err(e) = router.run(&call.raw).await {
                 tracing::debug!(service = call.raw.service, op = call.raw.op, error = %e, "told call failed");
@@ -257,6 +258,7 @@ impl Router {
             payload: call.payload.clone(),
             caller: call.caller.clone(),
             request_id: call.request_id.clone(),
+            trace: call.trace.or_else(trace::current).map(|t| t.child()),
             deadline,
             entity: entity_of(&call.target).to_string(),
             chain: chain.to_vec(),
@@ -272,6 +274,7 @@ impl Router {
         chain: &[String],
     ) -> Result<Bytes, MeshError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
+        tracing::debug!(service = call.service, op = call.op, "call to a peer");
         let env = wire::envelope(
             wire::Outgoing {
                 service: call.service,
@@ -283,6 +286,7 @@ impl Router {
                 origin: &self.node,
                 chain,
                 idempotency_key: &call.idempotency_key,
+                trace: call.trace.or_else(trace::current),
             },
             remaining,
         );

@@ -27,6 +27,8 @@ pub struct Request {
     pub caller: Option<Caller>,
     /// Correlation id for logs.
     pub request_id: String,
+    /// The trace it belongs to ([`super::trace`]); the worker serves it inside it.
+    pub trace: Option<super::trace::Trace>,
     /// When the caller stops waiting.
     pub deadline: Instant,
     /// Entity id for per-entity ops; empty otherwise.
@@ -47,6 +49,7 @@ impl Request {
             payload,
             caller: None,
             request_id: String::new(),
+            trace: None,
             deadline: Instant::now() + timeout,
             entity: String::new(),
             chain: Vec::new(),

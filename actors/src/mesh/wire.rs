@@ -18,6 +18,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use troupe_proto::mesh::{reply, Caller, Envelope, Reply};
 
+use super::trace::{self, Trace};
 use super::{MeshError, Request};
 
 /// The pg group of a service, any node.
@@ -70,6 +71,8 @@ pub struct Outgoing<'a> {
     pub chain: &'a [String],
     /// The write's idempotency key, or empty.
     pub idempotency_key: &'a str,
+    /// The trace it belongs to, this hop's span as the parent.
+    pub trace: Option<Trace>,
 }
 
 /// Encodes a call for a peer, with `remaining` time to answer.
@@ -85,6 +88,7 @@ pub fn envelope(call: Outgoing<'_>, remaining: Duration) -> Vec<u8> {
         origin_node: call.origin.to_string(),
         chain: call.chain.to_vec(),
         idempotency_key: call.idempotency_key.to_string(),
+        traceparent: call.trace.map(|t| t.encode()).unwrap_or_default(),
     }
     .encode_to_vec()
 }
@@ -93,11 +97,14 @@ pub fn envelope(call: Outgoing<'_>, remaining: Duration) -> Vec<u8> {
 /// when the envelope names none.
 pub fn request(bytes: &[u8], default: Duration) -> Result<Request, MeshError> {
     let env = Envelope::decode(bytes)?;
+    crate::metrics::count_peer_call(&env.origin_node);
     Ok(Request {
         op: env.op,
         payload: Bytes::from(env.payload),
         caller: env.caller,
         request_id: env.request_id,
+        // A peer's malformed trace context starts a fresh trace, as at ingress.
+        trace: (!env.traceparent.is_empty()).then(|| trace::accept(Some(&env.traceparent))),
         deadline: local_deadline(env.deadline_unix_ms, default),
         entity: env.entity,
         chain: env.chain,
@@ -142,6 +149,7 @@ mod tests {
             session_id: "s1".into(),
         };
         let chain = vec!["auth".to_string(), "users".to_string()];
+        let sent = Trace::fresh();
         let bytes = envelope(
             Outgoing {
                 service: "users",
@@ -153,6 +161,7 @@ mod tests {
                 origin: "n1",
                 chain: &chain,
                 idempotency_key: "k1",
+                trace: Some(sent),
             },
             Duration::from_secs(2),
         );
@@ -163,6 +172,12 @@ mod tests {
         assert_eq!((req.request_id.as_str(), req.entity.as_str()), ("r1", "e1"));
         assert_eq!(req.chain, chain);
         assert_eq!(req.idempotency_key, "k1");
+        let served = req.trace.expect("the trace crossed");
+        assert_eq!(served.trace_id, sent.trace_id);
+        assert_ne!(
+            served.span_id, sent.span_id,
+            "the serving hop is a span of its own"
+        );
         let left = req.deadline.saturating_duration_since(Instant::now());
         assert!(
             left <= Duration::from_secs(2) && left > Duration::from_secs(1),

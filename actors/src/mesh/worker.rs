@@ -10,7 +10,7 @@ use bytes::Bytes;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
-use super::{lane, MeshError, Request, Service};
+use super::{lane, trace, MeshError, Request, Service};
 
 tokio::task_local! {
     /// The worker running the current request; lets chaos spare the actor answering it.
@@ -130,8 +130,13 @@ impl Actor for Worker {
                 } else {
                     let mut req = req;
                     let outer = std::mem::take(&mut req.chain);
+                    let trace = req.trace;
                     let handling = lane::scope(outer, service.name(), service.handle(req));
-                    CURRENT.scope(myself.get_id(), handling).await
+                    let handling = CURRENT.scope(myself.get_id(), handling);
+                    match trace {
+                        Some(t) => trace::scope(t, handling).await,
+                        None => handling.await,
+                    }
                 };
                 reply.send(answer);
             }

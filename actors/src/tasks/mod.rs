@@ -174,6 +174,22 @@ impl Tasks {
             settings,
         });
         tokio::spawn(watch(Arc::downgrade(&me)));
+        let weak = Arc::downgrade(&me);
+        me.info.list_hosted_with(
+            "task",
+            Arc::new(move || -> crate::mesh::BoxFuture<'static, Vec<String>> {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    let Some(me) = weak.upgrade() else {
+                        return Vec::new();
+                    };
+                    let Ok(host) = me.host().await else {
+                        return Vec::new();
+                    };
+                    ractor::call!(host, HostMsg::Running).unwrap_or_default()
+                })
+            }),
+        );
         Ok(me)
     }
 

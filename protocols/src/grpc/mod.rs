@@ -13,6 +13,7 @@
 //! - [`context`]: request id, deadline and caller from the metadata.
 //! - [`error`]: mesh code -> gRPC status.
 //! - [`limits`]: calls per client address (cluster-wide) and connections at once.
+//! - [`trace`]: the call's W3C trace context (`traceparent` metadata, answered back).
 
 pub mod context;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod health;
 pub mod images;
 pub mod limits;
 pub mod tokens;
+pub mod trace;
 pub mod users;
 
 use std::future::Future;
@@ -119,6 +121,7 @@ pub async fn serve(
         .concurrency_limit_per_connection(state.config.concurrency_per_connection)
         .max_concurrent_streams(state.config.max_concurrent_streams)
         .layer(limits::RateLimitLayer::new(state.clone()))
+        .layer(trace::TraceLayer)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)

@@ -1,4 +1,4 @@
-//! The cross-cutting layer: `x-request-id`, request metrics, and JSON error bodies for every
+//! The cross-cutting layer: `x-request-id`, `traceparent`, request metrics, and JSON error bodies for every
 //! failure (including the router's own 404/405 and the body limit's 413) but those of the
 //! SOAP routes, which are Faults already (see `crate::soap::router`).
 
@@ -14,11 +14,12 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use troupe_actors::mesh::trace::{self, Trace};
 use troupe_actors::mesh::MeshError;
 use troupe_actors::metrics::{record, HandleMap, LabelMap};
 
 use super::error::{body, from_status, Final};
-use super::request_id::{new_id, REQUEST_ID};
+use super::request_id::{new_id, REQUEST_ID, TRACEPARENT};
 
 thread_local! {
     /// Per route (looked up by `&str`, so no key is allocated), then per method and status.
@@ -28,7 +29,9 @@ thread_local! {
 }
 
 /// The one cross-cutting layer. It gives every request an `x-request-id` (the client's, or
-/// a new UUID) and echoes it on the reply, records request metrics by route, method and
+/// a new UUID) and echoes it on the reply, runs it inside its trace (the client's valid
+/// `traceparent` continued, or a fresh one: [`trace::accept`]) and answers this node's
+/// `traceparent`, records request metrics by route, method and
 /// status, and gives every error response the JSON form of the API contract, with the
 /// request id, unless it is [`Final`] (a SOAP Fault).
 ///
@@ -59,7 +62,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Observed<S::Future>;
+    type Future = Observed<tokio::task::futures::TaskLocalFuture<Trace, S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -74,14 +77,16 @@ where
                 rid
             }
         };
+        let trace = trace::accept(req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()));
         let seen = Seen {
             started: Instant::now(),
             route: req.extensions().get::<MatchedPath>().cloned(),
             method: method_label(req.method()),
             rid,
+            trace,
         };
         Observed {
-            inner: self.inner.call(req),
+            inner: trace::scope(trace, self.inner.call(req)),
             seen: Some(seen),
         }
     }
@@ -93,6 +98,7 @@ struct Seen {
     route: Option<MatchedPath>,
     method: &'static str,
     rid: HeaderValue,
+    trace: Trace,
 }
 
 pin_project_lite::pin_project! {
@@ -123,12 +129,15 @@ fn finish(mut resp: Response, seen: Seen) -> Response {
         route,
         method,
         rid,
+        trace,
     } = seen;
     let status = resp.status();
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     let status_label = status_label(status);
-    let seconds = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
+    let seconds = elapsed.as_secs_f64();
     troupe_actors::metrics::HTTP_REQUESTS.increment();
+    troupe_actors::metrics::REQUEST_LATENCY.record(elapsed);
     HTTP_METRICS.with_borrow_mut(|routes| {
         let per_route = match routes.get_mut(route) {
             Some(m) => m,
@@ -142,6 +151,10 @@ fn finish(mut resp: Response, seen: Seen) -> Response {
             )
         });
     });
+    let mut buf = [0u8; trace::LEN];
+    let traceparent = HeaderValue::from_str(trace.encode_in(&mut buf))
+        .expect("a traceparent is a valid header value");
+    resp.headers_mut().insert(TRACEPARENT, traceparent);
     if !(status.is_client_error() || status.is_server_error()) {
         resp.headers_mut().entry(REQUEST_ID).or_insert(rid);
         return resp;

@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(ping::ping))
         .routes(routes!(metrics::render))
         .routes(routes!(dashboard::page))
+        .routes(routes!(dashboard::state))
         .routes(routes!(admin::actors))
         .routes(routes!(admin::kill))
         .routes(routes!(reminders::list))

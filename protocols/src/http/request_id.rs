@@ -1,5 +1,6 @@
 //! `x-request-id`: taken from the client or made here, echoed on every reply, carried in
-//! every mesh call and every JSON error body.
+//! every mesh call and every JSON error body. Its companion `traceparent` is taken or made
+//! in the same place ([`super::middleware`]) and travels the same way.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -7,6 +8,10 @@ use axum::http::{HeaderName, HeaderValue};
 
 /// The header name.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The W3C trace context header, read and answered next to the request id (see
+/// `troupe_actors::mesh::trace`).
+pub const TRACEPARENT: HeaderName = HeaderName::from_static(troupe_actors::mesh::trace::HEADER);
 
 /// The request id of the current request (set by [`super::middleware::ObserveLayer`]
 /// before handlers run).

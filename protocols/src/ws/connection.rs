@@ -31,7 +31,7 @@ use serde::Deserialize;
 use troupe_actors::auth::token;
 use troupe_actors::chat::{self, messages as cm};
 use troupe_actors::hub::{self, frames, Connection, Outlet};
-use troupe_actors::mesh::MeshError;
+use troupe_actors::mesh::{trace, MeshError};
 
 use super::close;
 use crate::http::auth::Caller;
@@ -251,6 +251,10 @@ enum ClientFrame {
         nonce: Option<String>,
         #[serde(default, rename = "ref")]
         reference: String,
+        /// The client's W3C trace context for this frame; a fresh trace when absent or
+        /// malformed.
+        #[serde(default)]
+        traceparent: Option<String>,
     },
 }
 
@@ -435,6 +439,7 @@ async fn inbound(state: &mut ConnState, message: Message) -> Option<(u16, Cow<'s
     }
     match message {
         Message::Text(text) => {
+            troupe_actors::metrics::WS_FRAMES.increment();
             let reply = match serde_json::from_str::<ClientFrame>(text.as_str()) {
                 Ok(ClientFrame::Ping { reference }) => frames::pong(&reference),
                 Ok(ClientFrame::Send {
@@ -442,6 +447,7 @@ async fn inbound(state: &mut ConnState, message: Message) -> Option<(u16, Cow<'s
                     ciphertext,
                     nonce,
                     reference,
+                    traceparent,
                 }) => {
                     let req = cm::SendMessage {
                         recipient_id,
@@ -451,7 +457,8 @@ async fn inbound(state: &mut ConnState, message: Message) -> Option<(u16, Cow<'s
                     let call = chat::SEND_MESSAGE
                         .call(req)
                         .caller(state.caller.to_proto())
-                        .request_id(format!("ws-{}", state.conn.id));
+                        .request_id(format!("ws-{}", state.conn.id))
+                        .trace(trace::accept(traceparent.as_deref()));
                     match ask::<cm::ChatMessage>(&state.app, call).await {
                         Ok(m) => frames::receipt(&m, "stored", 0, &reference),
                         Err(e) => frames::error(&e.0, &reference),

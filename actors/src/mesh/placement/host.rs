@@ -77,6 +77,9 @@ pub enum EntityHostMsg<E: Entity> {
     },
     /// Reply with the host's current [`HostStats`].
     Stats(RpcReplyPort<HostStats>),
+    /// Reply with the ids of the entities whose actor runs and accepts requests. Sent by
+    /// [`super::Hosted`]'s lister for the placement view.
+    Ids(RpcReplyPort<Vec<String>>),
     /// Internal: the result of an activation started by the host. Sent by the
     /// host to itself; [`Activation`] cannot be constructed outside [`host`](self).
     #[doc(hidden)]
@@ -500,6 +503,15 @@ impl<E: Entity> Actor for EntityHost<E> {
             }
             EntityHostMsg::Stats(reply) => {
                 let _ = reply.send(state.stats());
+            }
+            EntityHostMsg::Ids(reply) => {
+                let ids = state
+                    .slots
+                    .iter()
+                    .filter(|(_, s)| matches!(s, Slot::Active { .. }))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let _ = reply.send(ids);
             }
             EntityHostMsg::Activated(activation) => {
                 self.on_activated(&myself, state, activation);

@@ -37,6 +37,23 @@ impl<E: Entity> Hosted<E> {
             host: Mutex::new(host),
         });
         tokio::spawn(handoff(Arc::downgrade(&me)));
+        let weak = Arc::downgrade(&me);
+        me.info.list_hosted_with(
+            E::KIND,
+            Arc::new(move || -> crate::mesh::BoxFuture<'static, Vec<String>> {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    let Some(h) = weak.upgrade() else {
+                        return Vec::new();
+                    };
+                    let Ok(host) = h.host().await else {
+                        return Vec::new();
+                    };
+                    let ids = ractor::call!(host, EntityHostMsg::Ids);
+                    ids.unwrap_or_default()
+                })
+            }),
+        );
         Ok(me)
     }
 
