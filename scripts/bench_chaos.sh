@@ -29,12 +29,7 @@ CLIENTS=${CLIENTS:-8}
 need curl python3 mosquitto_sub
 if [ -n "${TROUPE_BIN:-}" ]; then BIN=$TROUPE_BIN; else cargo build --release --quiet --bin troupe; fi
 
-MQTT_PORT=$(free_port)
-mkdir -p "$WORK/mosquitto" && chmod 777 "$WORK/mosquitto"
-printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$MQTT_PORT" > "$WORK/mosquitto/m.conf"
-/usr/sbin/mosquitto -c "$WORK/mosquitto/m.conf" > "$WORK/mosquitto.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$MQTT_PORT") 2>/dev/null && break; sleep 0.1; done
+start_mosquitto
 mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -t user-registration-events > "$WORK/mqtt.jsonl" &
 PIDS+=($!)
 

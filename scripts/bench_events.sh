@@ -26,12 +26,7 @@ LAT_DURATION=${LAT_DURATION:-10}
 # TROUPE_BIN=target/debug/troupe runs a given binary instead (sanity runs of the driver).
 if [ -n "${TROUPE_BIN:-}" ]; then BIN=$TROUPE_BIN; else cargo build --release --quiet --bin troupe; fi
 
-MQTT_PORT=$(free_port)
-mkdir -p "$WORK/mosquitto" && chmod 777 "$WORK/mosquitto"
-printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$MQTT_PORT" > "$WORK/mosquitto/m.conf"
-/usr/sbin/mosquitto -c "$WORK/mosquitto/m.conf" > "$WORK/mosquitto.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$MQTT_PORT") 2>/dev/null && break; sleep 0.1; done
+start_mosquitto
 
 # Every config here: mesh calls wait as long as the benchmark needs, events go to Mosquitto.
 EXTRA="[services]

@@ -117,3 +117,14 @@ PY
   local got; got=$(wc -l < "$out")
   [ "$got" = "$n" ] || { echo "make_users: $got of $n users logged in (register: $(cat "$WORK/users-register.json"))" >&2; exit 1; }
 }
+
+# Starts a private Mosquitto on a free port (no queue limit) and sets MQTT_PORT once it
+# accepts connections.
+start_mosquitto() {
+  MQTT_PORT=$(free_port)
+  mkdir -p "$WORK/mosquitto" && chmod 777 "$WORK/mosquitto"
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$MQTT_PORT" > "$WORK/mosquitto/m.conf"
+  /usr/sbin/mosquitto -c "$WORK/mosquitto/m.conf" > "$WORK/mosquitto.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$MQTT_PORT") 2>/dev/null && break; sleep 0.1; done
+}

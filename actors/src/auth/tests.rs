@@ -33,24 +33,30 @@ struct Node {
     events: Arc<Recorder>,
 }
 
+/// The token issuer of every test node: one key, 15-minute access and one-day refresh
+/// tokens.
+fn test_tokens() -> Arc<Tokens> {
+    let key = SigningKey {
+        kid: "k1".into(),
+        secret: vec![7; token::MIN_SECRET_LEN],
+    };
+    Arc::new(
+        Tokens::new(
+            vec![key],
+            Duration::from_secs(900),
+            Duration::from_secs(86_400),
+            "troupe-test",
+        )
+        .unwrap(),
+    )
+}
+
 impl Node {
     async fn start(store: Store) -> Self {
         let builder = Harness::builder();
         let info = builder.info();
         let hasher = Hasher::with(CHEAP_ARGON2).unwrap();
-        let key = SigningKey {
-            kid: "k1".into(),
-            secret: vec![7; token::MIN_SECRET_LEN],
-        };
-        let tokens = Arc::new(
-            Tokens::new(
-                vec![key],
-                Duration::from_secs(900),
-                Duration::from_secs(86_400),
-                "troupe-test",
-            )
-            .unwrap(),
-        );
+        let tokens = test_tokens();
         let revocations = Revocations::default();
         let events = Arc::new(Recorder::default());
         let users = Users::new(store.clone(), hasher.clone()).on_node(info.clone());
@@ -571,19 +577,7 @@ async fn forgot_password_answers_without_waiting_for_the_account_lookup() {
     let (store, _dir) = crate::store::tests::sqlite().await;
     let builder = Harness::builder();
     let info = builder.info();
-    let key = SigningKey {
-        kid: "k1".into(),
-        secret: vec![7; token::MIN_SECRET_LEN],
-    };
-    let tokens = Arc::new(
-        Tokens::new(
-            vec![key],
-            Duration::from_secs(900),
-            Duration::from_secs(86_400),
-            "troupe-test",
-        )
-        .unwrap(),
-    );
+    let tokens = test_tokens();
     let events = Arc::new(Recorder::default());
     let codes = codes::Settings::default();
     let auth = Auth::new(
