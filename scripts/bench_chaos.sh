@@ -142,7 +142,7 @@ dup_mqtt = [a for a in acked if len(events.get(a, ())) > 1]
 missing_note = [a for a in acked if welcomes[a] == 0]
 dup_note = [a for a in acked if welcomes[a] > 1]
 total = len(load["acked"]) + len(load["failed"])
-killed = open(f"{work}/chaos.log").read().strip().splitlines()[-1:]
+killed = [l for l in open(f"{work}/chaos.log").read().splitlines() if l.startswith("troupe chaos:") and "killed" in l][-1:]
 pct = 100.0 * len(load["failed"]) / max(total, 1)
 print(f"## Chaos soak: {duration} s, {clients} clients, 3 nodes (SQLite)")
 print()
