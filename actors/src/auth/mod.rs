@@ -714,4 +714,4 @@ impl Service for Auth {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -35,7 +35,7 @@ struct Node {
 
 /// The token issuer of every test node: one key, 15-minute access and one-day refresh
 /// tokens.
-fn test_tokens() -> Arc<Tokens> {
+pub(crate) fn test_tokens() -> Arc<Tokens> {
     let key = SigningKey {
         kid: "k1".into(),
         secret: vec![7; token::MIN_SECRET_LEN],

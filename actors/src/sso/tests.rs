@@ -362,7 +362,6 @@ mod service {
     use super::super::*;
     use crate::auth::messages::{LoginRequest, OpenSessionRequest, RefreshRequest, VerifyRequest};
     use crate::auth::password::Hasher;
-    use crate::auth::token::{self, SigningKey};
     use crate::auth::{codes, limits, Auth, Events};
     use crate::events::Recorder;
     use crate::mesh::harness::Harness;
@@ -380,19 +379,7 @@ mod service {
         let builder = Harness::builder();
         let info = builder.info();
         let hasher = Hasher::new(1000);
-        let key = SigningKey {
-            kid: "k1".into(),
-            secret: vec![7; token::MIN_SECRET_LEN],
-        };
-        let tokens = Arc::new(
-            Tokens::new(
-                vec![key],
-                Duration::from_secs(900),
-                Duration::from_secs(86_400),
-                "troupe-test",
-            )
-            .unwrap(),
-        );
+        let tokens = crate::auth::tests::test_tokens();
         let revocations = Revocations::default();
         let events = Arc::new(Recorder::default());
         let users = Users::new(store.clone(), hasher.clone()).on_node(info.clone());
