@@ -10,7 +10,7 @@
 //! unique index on live bookings stays the last guard.
 
 use crate::common::Who;
-use crate::events::{kinds, Outgoing, Publisher};
+use crate::events::{kinds, Publisher, Staged};
 use crate::mesh::placement::{Entity, EntityError};
 use crate::mesh::MeshError;
 use crate::reminders::Plan;
@@ -64,33 +64,18 @@ pub(crate) fn slot_of(coach: &CoachRow, start: i64, now: i64) -> Result<(i64, i6
 }
 
 impl CoachEntity {
-    async fn update(
-        &self,
-        out: &mut Outgoing,
-        id: &str,
-        who: &Who,
-        change: Change,
-    ) -> Result<CoachRow, MeshError> {
-        let row = store::update_coach(&self.store, id, |row| change.apply(who, row, now_ms()))
+    async fn update(&self, id: &str, who: &Who, change: Change) -> Result<CoachRow, MeshError> {
+        let mut tx = self.store.begin().await?;
+        let row = store::update_coach(&mut tx, id, |row| change.apply(who, row, now_ms()))
             .await?
             .ok_or_else(not_found)?;
-        publish_coach(
-            out,
-            &self.publisher,
-            kinds::COACHING_COACH_UPDATED,
-            &who.user_id,
-            &row,
-        );
+        let mut out = Staged::new(Some(&self.publisher));
+        publish_coach(&mut out, kinds::COACHING_COACH_UPDATED, &who.user_id, &row)?;
+        out.commit(tx).await?;
         Ok(row)
     }
 
-    async fn book(
-        &self,
-        out: &mut Outgoing,
-        id: &str,
-        who: &Who,
-        start: i64,
-    ) -> Result<BookingRow, MeshError> {
+    async fn book(&self, id: &str, who: &Who, start: i64) -> Result<BookingRow, MeshError> {
         let now = now_ms();
         // Checked first on a read: a taken slot (most requests of a race) costs no write.
         let coach = store::coach(&self.store, id).await?.ok_or_else(not_found)?;
@@ -101,7 +86,8 @@ impl CoachEntity {
         {
             return Err(store::taken());
         }
-        let outcome = store::book(&self.store, &self.plan, id, &who.user_id, now, |locked| {
+        let mut tx = self.store.begin().await?;
+        let outcome = store::book(&mut tx, &self.plan, id, &who.user_id, now, |locked| {
             slot_of(locked, start, now)
         })
         .await?;
@@ -109,13 +95,9 @@ impl CoachEntity {
             Booked::Missing => Err(not_found()),
             Booked::Taken => Err(store::taken()),
             Booked::Done(row) => {
-                publish_booking(
-                    out,
-                    &self.publisher,
-                    kinds::COACHING_BOOKING_MADE,
-                    &row,
-                    None,
-                );
+                let mut out = Staged::new(Some(&self.publisher));
+                publish_booking(&mut out, kinds::COACHING_BOOKING_MADE, &row, None)?;
+                out.commit(tx).await?;
                 Ok(row)
             }
         }
@@ -125,8 +107,8 @@ impl CoachEntity {
 impl Entity for CoachEntity {
     type State = ();
     type Request = CoachReq;
-    /// The answer, and the events the turn published, for the caller to wait on.
-    type Reply = Result<(Answer, Outgoing), MeshError>;
+    /// The answer; the change and its events were committed together.
+    type Reply = Result<Answer, MeshError>;
     const KIND: &'static str = "coach";
 
     async fn activate(&self, id: &str) -> Result<(), EntityError> {
@@ -137,24 +119,14 @@ impl Entity for CoachEntity {
         }
     }
 
-    async fn handle(
-        &self,
-        id: &str,
-        _: &mut (),
-        req: CoachReq,
-    ) -> Result<(Answer, Outgoing), MeshError> {
-        let mut out = Outgoing::default();
-        let answer = match req {
+    async fn handle(&self, id: &str, _: &mut (), req: CoachReq) -> Result<Answer, MeshError> {
+        match req {
             CoachReq::Update(who, change) => self
-                .update(&mut out, id, &who, change)
+                .update(id, &who, change)
                 .await
                 .map(|row| Answer::Coach(Box::new(row))),
-            CoachReq::Book(who, start) => self
-                .book(&mut out, id, &who, start)
-                .await
-                .map(Answer::Booking),
-        }?;
-        Ok((answer, out))
+            CoachReq::Book(who, start) => self.book(id, &who, start).await.map(Answer::Booking),
+        }
     }
 
     async fn passivate(&self, _id: &str, _state: ()) {

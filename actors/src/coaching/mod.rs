@@ -54,7 +54,7 @@ pub use messages::*;
 use self::entity::{Answer, CoachEntity, CoachReq};
 use self::store::{BookingRow, CoachRow, NoteRow};
 use crate::common::{self, validate::Fields, Who};
-use crate::events::{kinds, NewEvent, Outgoing, Publisher};
+use crate::events::{kinds, NewEvent, Publisher, Staged};
 use crate::gatherings::validate as text;
 use crate::mesh::placement::{EntityError, Hosted};
 use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, Request, Service};
@@ -283,10 +283,7 @@ impl Coaching {
     ) -> Result<Answer, MeshError> {
         let timeout = deadline.saturating_duration_since(Instant::now());
         match self.hosted.request(id, req, Some(timeout)).await {
-            Ok(Ok((answer, out))) => {
-                out.settle().await;
-                Ok(answer)
-            }
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(e),
             Err(EntityError::NotFound) => Err(not_found()),
             Err(EntityError::Timeout) => Err(MeshError::deadline()),
@@ -331,16 +328,11 @@ impl Coaching {
             updated_at: now,
         };
         row.schedule()?;
-        store::insert_coach(&self.store, &row).await?;
-        let mut out = Outgoing::default();
-        publish_coach(
-            &mut out,
-            &self.publisher,
-            kinds::COACHING_COACH_CREATED,
-            &who.user_id,
-            &row,
-        );
-        out.settle().await;
+        let mut out = Staged::new(Some(&self.publisher));
+        publish_coach(&mut out, kinds::COACHING_COACH_CREATED, &who.user_id, &row)?;
+        let mut tx = self.store.begin().await?;
+        store::insert_coach(&mut tx, &row).await?;
+        out.commit(tx).await?;
         Ok(row.to_coach())
     }
 
@@ -478,7 +470,11 @@ impl Coaching {
     /// is open again.
     pub async fn cancel(&self, who: &Who, r: &Ref) -> Result<Booking, MeshError> {
         common::validate::id("id", &r.id)?;
-        let outcome = store::cancel(&self.store, &r.id, now_ms(), |booking, coach| {
+        let found = store::booking(&self.store, &r.id)
+            .await?
+            .ok_or_else(booking_not_found)?;
+        let mut tx = self.store.begin().await?;
+        let outcome = store::cancel(&mut tx, &found, now_ms(), |booking, coach| {
             if who.admin || booking.client_id == who.user_id || coach.is_user(&who.user_id) {
                 Ok(())
             } else {
@@ -489,15 +485,14 @@ impl Coaching {
         match outcome {
             store::Cancelled::Missing => Err(booking_not_found()),
             store::Cancelled::Done(row) => {
-                let mut out = Outgoing::default();
+                let mut out = Staged::new(Some(&self.publisher));
                 publish_booking(
                     &mut out,
-                    &self.publisher,
                     kinds::COACHING_BOOKING_CANCELLED,
                     &row,
                     Some(&who.user_id),
-                );
-                out.settle().await;
+                )?;
+                out.commit(tx).await?;
                 Ok(row.to_booking())
             }
         }
@@ -544,19 +539,21 @@ impl Coaching {
             text: input.text.clone().unwrap_or_default(),
             created_at: now_ms(),
         };
-        store::insert_note(&self.store, &row).await?;
         let payload = serde_json::json!({
             "booking_id": booking.id,
             "coach_id": booking.coach_id,
             "client_id": booking.client_id,
             "note_id": row.id,
         });
-        let mut out = Outgoing::default();
-        out.publish(
-            &self.publisher,
-            NewEvent::new(kinds::COACHING_NOTE_ADDED, Some(&who.user_id), payload),
-        );
-        out.settle().await;
+        let mut out = Staged::new(Some(&self.publisher));
+        out.add(NewEvent::new(
+            kinds::COACHING_NOTE_ADDED,
+            Some(&who.user_id),
+            payload,
+        ))?;
+        let mut tx = self.store.begin().await?;
+        store::insert_note(&mut tx, &row).await?;
+        out.commit(tx).await?;
         Ok(row.to_note())
     }
 }
@@ -579,33 +576,32 @@ pub(crate) fn booking_not_found() -> MeshError {
     MeshError::not_found("booking not found")
 }
 
-/// Publishes a change to coach `row` by `user` into `out`.
+/// Stages a change to coach `row` by `user` in `out`.
 pub(crate) fn publish_coach(
-    out: &mut Outgoing,
-    publisher: &Publisher,
+    out: &mut Staged,
     kind: &str,
     user: &str,
     row: &CoachRow,
-) {
+) -> Result<(), MeshError> {
     let payload = serde_json::json!({
         "coach_id": row.id,
         "name": row.name,
         "user_id": row.user_id,
         "timezone": row.timezone,
     });
-    out.publish(publisher, NewEvent::new(kind, Some(user), payload));
+    out.add(NewEvent::new(kind, Some(user), payload))?;
+    Ok(())
 }
 
-/// Publishes a change to booking `row`, about its client, into `out`; `by` is who
+/// Stages a change to booking `row`, about its client, in `out`; `by` is who
 /// cancelled it. The `slot` field (`<coach id>@<start>`) names what the booking is of, so a
 /// consumer can tell a slot booked again from a new one.
 pub(crate) fn publish_booking(
-    out: &mut Outgoing,
-    publisher: &Publisher,
+    out: &mut Staged,
     kind: &str,
     row: &BookingRow,
     by: Option<&str>,
-) {
+) -> Result<(), MeshError> {
     let start = rfc3339_millis(row.start_at);
     let mut payload = serde_json::json!({
         "booking_id": row.id,
@@ -618,10 +614,8 @@ pub(crate) fn publish_booking(
     if let Some(by) = by {
         payload["cancelled_by"] = serde_json::Value::String(by.to_string());
     }
-    out.publish(
-        publisher,
-        NewEvent::new(kind, Some(&row.client_id), payload),
-    );
+    out.add(NewEvent::new(kind, Some(&row.client_id), payload))?;
+    Ok(())
 }
 
 impl Service for Coaching {

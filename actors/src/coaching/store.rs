@@ -12,7 +12,7 @@
 //! and [`cancel`], in the same transaction.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row as _, Transaction};
+use sqlx::{Any, AnyConnection, Row as _, Transaction};
 
 use super::messages::{Booking, Coach, Exception, Note, Window};
 use super::schedule;
@@ -215,8 +215,8 @@ impl NoteRow {
     }
 }
 
-/// Inserts a new coach.
-pub async fn insert_coach(store: &Store, c: &CoachRow) -> Result<(), MeshError> {
+/// Inserts a new coach on `conn`.
+pub async fn insert_coach(conn: &mut AnyConnection, c: &CoachRow) -> Result<(), MeshError> {
     sqlx::query(&format!(
         "INSERT INTO coaches ({COACH_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))
@@ -230,7 +230,7 @@ pub async fn insert_coach(store: &Store, c: &CoachRow) -> Result<(), MeshError> 
     .bind(to_json(&c.exceptions))
     .bind(c.created_at)
     .bind(c.updated_at)
-    .execute(store.writer())
+    .execute(conn)
     .await
     .map_err(db_error)?;
     Ok(())
@@ -308,12 +308,11 @@ async fn lock(tx: &mut Transaction<'_, Any>, id: &str) -> Result<Option<CoachRow
 /// Applies `change` to the coach as locked (rights and field checks happen in `change`,
 /// against the current row); `None` when there is no such coach.
 pub async fn update_coach(
-    store: &Store,
+    tx: &mut Transaction<'_, Any>,
     id: &str,
     change: impl FnOnce(&CoachRow) -> Result<CoachRow, MeshError>,
 ) -> Result<Option<CoachRow>, MeshError> {
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    let Some(row) = lock(&mut tx, id).await? else {
+    let Some(row) = lock(tx, id).await? else {
         return Ok(None);
     };
     let next = change(&row)?;
@@ -331,10 +330,9 @@ pub async fn update_coach(
     .bind(to_json(&next.availability))
     .bind(to_json(&next.exceptions))
     .bind(next.updated_at)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
     Ok(Some(next))
 }
 
@@ -381,17 +379,16 @@ pub enum Booked {
 
 /// Books for `client_id` the slot of `coach_id` that `slot` finds in the coach as locked
 /// (it answers the slot's `(start, end)` or refuses), unless a live booking overlaps it.
-/// One transaction; the unique index answers [`Booked::Taken`] too.
+/// In the caller's transaction `tx`; the unique index answers [`Booked::Taken`] too.
 pub async fn book(
-    store: &Store,
+    tx: &mut Transaction<'_, Any>,
     plan: &Plan,
     coach_id: &str,
     client_id: &str,
     now: i64,
     slot: impl FnOnce(&CoachRow) -> Result<(i64, i64), MeshError>,
 ) -> Result<Booked, MeshError> {
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    let Some(coach) = lock(&mut tx, coach_id).await? else {
+    let Some(coach) = lock(tx, coach_id).await? else {
         return Ok(Booked::Missing);
     };
     let (start, end) = slot(&coach)?;
@@ -402,7 +399,7 @@ pub async fn book(
     .bind(coach_id)
     .bind(start)
     .bind(end)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await
     .map_err(db_error)?
     .try_get(0)
@@ -420,16 +417,15 @@ pub async fn book(
         created_at: now,
         cancelled_at: 0,
     };
-    if let Err(e) = insert_booking(&mut tx, &row).await {
+    if let Err(e) = insert_booking(tx, &row).await {
         return match e.code {
             Code::AlreadyExists => Ok(Booked::Taken),
             _ => Err(e),
         };
     }
     if let Some(due) = reminder(plan, &coach, &row, now) {
-        timers::schedule(&mut tx, &due, now).await?;
+        timers::schedule(tx, &due, now).await?;
     }
-    tx.commit().await.map_err(db_error)?;
     Ok(Booked::Done(row))
 }
 
@@ -562,27 +558,25 @@ pub enum Cancelled {
     Done(BookingRow),
 }
 
-/// Cancels booking `id` at `now`, if `allowed` by the booking and its coach as locked (it
-/// refuses with the caller's error); a booking cancelled already is `failed_precondition`.
-/// One transaction.
+/// Cancels booking `found` (as read before `tx` began) at `now`, if `allowed` by the
+/// booking and its coach as locked (it refuses with the caller's error); a booking
+/// cancelled already is `failed_precondition`. Like every change here, it runs in the
+/// caller's transaction `tx`, which the caller commits with the events that report it.
 pub async fn cancel(
-    store: &Store,
-    id: &str,
+    tx: &mut Transaction<'_, Any>,
+    found: &BookingRow,
     now: i64,
     allowed: impl FnOnce(&BookingRow, &CoachRow) -> Result<(), MeshError>,
 ) -> Result<Cancelled, MeshError> {
-    let Some(found) = booking(store, id).await? else {
-        return Ok(Cancelled::Missing);
-    };
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    let Some(coach) = lock(&mut tx, &found.coach_id).await? else {
+    let id = found.id.as_str();
+    let Some(coach) = lock(tx, &found.coach_id).await? else {
         return Ok(Cancelled::Missing);
     };
     let row = sqlx::query(&format!(
         "SELECT {BOOKING_COLUMNS} FROM coaching_bookings WHERE id = $1"
     ))
     .bind(id)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut **tx)
     .await
     .map_err(db_error)?;
     let mut row = BookingRow::from_row(&row).map_err(db_error)?;
@@ -599,18 +593,17 @@ pub async fn cancel(
     )
     .bind(id)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    timers::drop_for(&mut tx, &subject(id), None).await?;
-    tx.commit().await.map_err(db_error)?;
+    timers::drop_for(tx, &subject(id), None).await?;
     row.status = CANCELLED.to_string();
     row.cancelled_at = now;
     Ok(Cancelled::Done(row))
 }
 
-/// Inserts a note, numbered after the booking's notes so far (one statement).
-pub async fn insert_note(store: &Store, n: &NoteRow) -> Result<(), MeshError> {
+/// Inserts a note on `conn`, numbered after the booking's notes so far (one statement).
+pub async fn insert_note(conn: &mut AnyConnection, n: &NoteRow) -> Result<(), MeshError> {
     sqlx::query(
         "INSERT INTO coaching_notes (id, booking_id, author_id, text, created_at, seq) \
          SELECT $1, $2, $3, $4, $5, COALESCE(MAX(seq), 0) + 1 FROM coaching_notes \
@@ -621,7 +614,7 @@ pub async fn insert_note(store: &Store, n: &NoteRow) -> Result<(), MeshError> {
     .bind(&n.author_id)
     .bind(&n.text)
     .bind(n.created_at)
-    .execute(store.writer())
+    .execute(conn)
     .await
     .map_err(db_error)?;
     Ok(())

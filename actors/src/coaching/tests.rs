@@ -722,15 +722,18 @@ async fn the_store_alone_never_books_a_slot_twice() {
             .map(|i| {
                 let (store, id) = (store.clone(), c.id.clone());
                 tokio::spawn(async move {
-                    store::book(
-                        &store,
+                    let mut tx = store.begin().await?;
+                    let done = store::book(
+                        &mut tx,
                         &Plan::default(),
                         &id,
                         &format!("client-{i}"),
                         now_ms(),
                         |_| Ok((start, start + 3_600_000)),
                     )
-                    .await
+                    .await?;
+                    tx.commit().await.map_err(crate::store::db_error)?;
+                    Ok::<_, MeshError>(done)
                 })
             })
             .collect();

@@ -37,15 +37,19 @@
 pub mod messages;
 pub mod store;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 pub use messages::*;
 
 use crate::common::{self, validate::Fields, Who};
-use crate::events::{kinds, Event, NewEvent, Publisher};
+use crate::events::{kinds, Event, NewEvent, Publisher, Staged};
 use crate::mesh::{BoxFuture, Code, MeshError, Request, Service};
+use crate::store::batch::Batcher;
 use crate::store::time::{now_ms, rfc3339_millis};
-use crate::store::Store;
+use crate::store::{idempotency, Store};
 use ops::Cmd;
 
 /// Service name.
@@ -220,19 +224,45 @@ fn text_field(value: &Option<String>, max: usize) -> Result<(), String> {
     }
 }
 
+/// Awards written in one transaction at most.
+const AWARD_BATCH: usize = 256;
+/// Awards waiting for their transaction at most (callers wait for room beyond).
+const AWARD_QUEUE: usize = 4096;
+
 /// The service.
 pub struct Engagement {
     store: Store,
-    publisher: Publisher,
+    /// Awards, written many to a transaction with their events.
+    awards: Batcher<Award, Option<Tracked>>,
+}
+
+/// An award waiting for its transaction: the activity, and the idempotency key of the
+/// write that asked for it.
+#[derive(Clone)]
+struct Award {
+    activity: store::NewActivity,
+    key: Option<idempotency::Key>,
 }
 
 impl Engagement {
     /// The service over `store`, publishing through `publisher`.
     pub fn new(store: Store, publisher: Publisher) -> Self {
-        Self { store, publisher }
+        let writer = store.clone();
+        let awards = Batcher::start(
+            "engagement",
+            AWARD_BATCH,
+            AWARD_QUEUE,
+            Arc::new(move |awards: Vec<Award>| {
+                let store = writer.clone();
+                let publisher = publisher.clone();
+                Box::pin(async move { write_awards(&store, &publisher, awards).await })
+            }),
+        );
+        Self { store, awards }
     }
 
-    /// Awards `kind` to `user_id`; `None` when `source_event` was consumed before.
+    /// Awards `kind` to `user_id`; `None` when `source_event` or `once_key` was recorded
+    /// before.
     async fn award(
         &self,
         user_id: &str,
@@ -242,54 +272,23 @@ impl Engagement {
         once_key: Option<&str>,
     ) -> Result<Option<Tracked>, MeshError> {
         let now = now_ms();
-        let id = uuid::Uuid::new_v4().to_string();
-        let day = day_of(now);
         let activity = store::NewActivity {
-            id: &id,
-            user_id,
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.to_string(),
             kind: kind.name,
-            reference,
+            reference: reference.to_string(),
             points: kind.points,
-            source_event,
-            once_key,
-            day: &day,
+            source_event: source_event.map(str::to_string),
+            once_key: once_key.map(str::to_string),
+            day: day_of(now),
             created_at: now,
         };
-        let Some(points) = store::award(&self.store, &activity).await? else {
-            return Ok(None);
-        };
-        let before = points - kind.points;
-        let new_badges: Vec<String> = BADGES
-            .iter()
-            .filter(|(_, t)| before < *t && points >= *t)
-            .map(|(n, _)| n.to_string())
-            .collect();
-        self.publish(
-            kinds::ENGAGEMENT_ACTIVITY,
-            user_id,
-            serde_json::json!({
-                "activity_id": id,
-                "kind": kind.name,
-                "points": kind.points,
-                "total": points,
-                "ref": reference,
-            }),
-        )
-        .await;
-        for badge in &new_badges {
-            self.publish(
-                kinds::ENGAGEMENT_BADGE_EARNED,
-                user_id,
-                serde_json::json!({ "badge": badge, "points": points }),
-            )
-            .await;
-        }
-        Ok(Some(Tracked {
-            kind: kind.name.to_string(),
-            awarded: kind.points,
-            points,
-            new_badges,
-        }))
+        self.awards
+            .submit(Award {
+                activity,
+                key: idempotency::current(),
+            })
+            .await
     }
 
     /// `track`: one activity of the caller, of a kind users may track.
@@ -487,13 +486,90 @@ impl Engagement {
             .map_or(0, |t| t.awarded);
         Ok(Consumed { awarded })
     }
+}
 
-    async fn publish(&self, kind: &str, user_id: &str, payload: serde_json::Value) {
-        let event = NewEvent::new(kind, Some(user_id), payload);
-        if let Err(e) = self.publisher.publish(event).await {
-            tracing::warn!(user = %user_id, kind, error = %e, "engagement event not published");
+/// Writes `awards` in one transaction: their activity rows, the users' new totals, the
+/// keys of the writes that asked for them, and an `engagement.activity` event per award
+/// (with an `engagement.badge_earned` per threshold crossed). Answers, per award, what it
+/// earned, or `None` when it was recorded before.
+async fn write_awards(
+    store: &Store,
+    publisher: &Publisher,
+    awards: Vec<Award>,
+) -> Result<Vec<Option<Tracked>>, MeshError> {
+    let (activities, keys): (Vec<store::NewActivity>, Vec<Option<idempotency::Key>>) =
+        awards.into_iter().map(|a| (a.activity, a.key)).unzip();
+    let mut tx = store.begin().await?;
+    for key in keys.iter().flatten() {
+        key.write(&mut tx).await?;
+    }
+    let fresh = store::insert_activities(&mut tx, &activities).await?;
+    // Each user's points added by this batch, then their total before it.
+    let mut added: Vec<(&str, i64)> = Vec::new();
+    for a in activities.iter().filter(|a| fresh.contains(&a.id)) {
+        match added.iter_mut().find(|(u, _)| *u == a.user_id) {
+            Some((_, p)) => *p += a.points,
+            None => added.push((&a.user_id, a.points)),
         }
     }
+    let totals = if added.is_empty() {
+        HashMap::new()
+    } else {
+        store::add_points(&mut tx, &added, now_ms()).await?
+    };
+    let mut running: HashMap<&str, i64> = added
+        .iter()
+        .map(|(u, p)| (*u, totals.get(*u).copied().unwrap_or(*p) - p))
+        .collect();
+    let mut staged = Staged::new(Some(publisher));
+    let mut answers = Vec::with_capacity(activities.len());
+    for a in &activities {
+        let Some(before) = running
+            .get_mut(a.user_id.as_str())
+            .filter(|_| fresh.contains(&a.id))
+        else {
+            answers.push(None);
+            continue;
+        };
+        let points = *before + a.points;
+        let new_badges: Vec<String> = BADGES
+            .iter()
+            .filter(|(_, t)| *before < *t && points >= *t)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        *before = points;
+        staged.add(NewEvent::new(
+            kinds::ENGAGEMENT_ACTIVITY,
+            Some(&a.user_id),
+            serde_json::json!({
+                "activity_id": a.id,
+                "kind": a.kind,
+                "points": a.points,
+                "total": points,
+                "ref": a.reference,
+            }),
+        ))?;
+        for badge in &new_badges {
+            staged.add(NewEvent::new(
+                kinds::ENGAGEMENT_BADGE_EARNED,
+                Some(&a.user_id),
+                serde_json::json!({ "badge": badge, "points": points }),
+            ))?;
+        }
+        answers.push(Some(Tracked {
+            kind: a.kind.to_string(),
+            awarded: a.points,
+            points,
+            new_badges,
+        }));
+    }
+    staged.write(&mut tx).await?;
+    tx.commit().await.map_err(crate::store::db_error)?;
+    for key in keys.iter().flatten() {
+        key.wrote();
+    }
+    staged.committed();
+    Ok(answers)
 }
 
 impl Service for Engagement {

@@ -1,83 +1,111 @@
 //! All SQL of the `engagement` service: tables `engagement_activities`, `engagement_points`
 //! and `engagement_feedback` (see `actors/migrations/0009_engagement.sql`).
 //!
-//! An award is one transaction: the activity row, then the user's running total. An
+//! Awards are written many to a transaction (the service's group commit): the activity
+//! rows, then the users' running totals, then (by the service) the events. An
 //! activity that comes from a bus event carries the event's id in `source_event`, which is
 //! unique, so a redelivered event (on any node) inserts nothing and awards nothing; an
 //! event-earned activity about a thing (a lesson, an event) also carries `once_key`, unique
 //! too, so doing the same thing again (a lesson unmarked and marked) earns nothing more.
 
+use std::collections::{HashMap, HashSet};
+
 use sqlx::any::AnyRow;
-use sqlx::Row as _;
+use sqlx::{AnyConnection, Row as _};
 
 use super::messages::{DayActive, Feedback, KindCount, Standing};
 use crate::mesh::MeshError;
 use crate::store::time::rfc3339_millis;
-use crate::store::{db_error, Store};
+use crate::store::{db_error, values, Store};
 
 /// An activity to award.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewActivity<'a> {
+pub struct NewActivity {
     /// Id (a UUID).
-    pub id: &'a str,
+    pub id: String,
     /// The user awarded.
-    pub user_id: &'a str,
+    pub user_id: String,
     /// The activity kind.
-    pub kind: &'a str,
+    pub kind: &'static str,
     /// What it was about; may be empty.
-    pub reference: &'a str,
+    pub reference: String,
     /// Points awarded.
     pub points: i64,
     /// The bus event it came from, if any (unique).
-    pub source_event: Option<&'a str>,
+    pub source_event: Option<String>,
     /// For what may earn points once only, its key (unique), e.g. `kind:user:lesson`.
-    pub once_key: Option<&'a str>,
+    pub once_key: Option<String>,
     /// `YYYY-MM-DD` (UTC).
-    pub day: &'a str,
+    pub day: String,
     /// Unix ms.
     pub created_at: i64,
 }
 
-/// Records `a` and adds its points to the user's total, in one transaction. Answers the
-/// total after it, or `None` when `a.source_event` or `a.once_key` was recorded before
-/// (nothing changed).
-pub async fn award(store: &Store, a: &NewActivity<'_>) -> Result<Option<i64>, MeshError> {
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    let done = sqlx::query(
-        "INSERT INTO engagement_activities \
-         (id, user_id, kind, ref, points, source_event, once_key, day, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-    )
-    .bind(a.id)
-    .bind(a.user_id)
-    .bind(a.kind)
-    .bind(a.reference)
-    .bind(a.points)
-    .bind(a.source_event)
-    .bind(a.once_key)
-    .bind(a.day)
-    .bind(a.created_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
-    if done.rows_affected() == 0 {
-        return Ok(None);
+/// Rows in one multi-row `INSERT` (9 parameters each).
+const ROWS_PER_INSERT: usize = 256;
+
+/// Records the activities on `conn` (inside the caller's transaction); answers the ids of
+/// those recorded now. One whose `source_event` or `once_key` was recorded before (in the
+/// store, or earlier in `activities`) is not.
+pub async fn insert_activities(
+    conn: &mut AnyConnection,
+    activities: &[NewActivity],
+) -> Result<HashSet<String>, MeshError> {
+    let mut fresh = HashSet::new();
+    for chunk in activities.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO engagement_activities \
+             (id, user_id, kind, ref, points, source_event, once_key, day, created_at) \
+             VALUES {} ON CONFLICT DO NOTHING RETURNING id",
+            values(chunk.len(), 9)
+        );
+        let mut q = sqlx::query(&sql);
+        for a in chunk {
+            q = q
+                .bind(&a.id)
+                .bind(&a.user_id)
+                .bind(a.kind)
+                .bind(&a.reference)
+                .bind(a.points)
+                .bind(&a.source_event)
+                .bind(&a.once_key)
+                .bind(&a.day)
+                .bind(a.created_at);
+        }
+        for row in q.fetch_all(&mut *conn).await.map_err(db_error)? {
+            fresh.insert(row.try_get::<String, _>(0).map_err(db_error)?);
+        }
     }
-    let total: i64 = sqlx::query(
-        "INSERT INTO engagement_points (user_id, points, updated_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (user_id) DO UPDATE SET points = engagement_points.points + excluded.points, \
-         updated_at = excluded.updated_at RETURNING points",
-    )
-    .bind(a.user_id)
-    .bind(a.points)
-    .bind(a.created_at)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db_error)?
-    .try_get(0)
-    .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
-    Ok(Some(total))
+    Ok(fresh)
+}
+
+/// Adds `(user, points)` to each user's total on `conn` (inside the caller's transaction;
+/// one entry per user); answers every user's total after it.
+pub async fn add_points(
+    conn: &mut AnyConnection,
+    added: &[(&str, i64)],
+    now: i64,
+) -> Result<HashMap<String, i64>, MeshError> {
+    let mut totals = HashMap::with_capacity(added.len());
+    for chunk in added.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO engagement_points (user_id, points, updated_at) VALUES {} \
+             ON CONFLICT (user_id) DO UPDATE SET points = engagement_points.points + excluded.points, \
+             updated_at = excluded.updated_at RETURNING user_id, points",
+            values(chunk.len(), 3)
+        );
+        let mut q = sqlx::query(&sql);
+        for (user, points) in chunk {
+            q = q.bind(*user).bind(*points).bind(now);
+        }
+        for row in q.fetch_all(&mut *conn).await.map_err(db_error)? {
+            totals.insert(
+                row.try_get::<String, _>(0).map_err(db_error)?,
+                row.try_get::<i64, _>(1).map_err(db_error)?,
+            );
+        }
+    }
+    Ok(totals)
 }
 
 /// `user_id`'s points (0 before any activity).

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use sqlx::AnyConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::delivery::{Done, Lane, Retry};
 use super::outbox::Outbox;
@@ -12,15 +12,16 @@ use super::relay;
 use super::sink::Sink;
 use super::{Enqueued, Event, NewEvent, Publish};
 use crate::mesh::{BoxFuture, MeshError};
+use crate::store::batch::Batcher;
 use crate::store::time::{now_ms, rfc3339_millis};
 
 /// Longest accepted event kind.
 const MAX_KIND: usize = 64;
 /// Events one batched insert writes at most.
 const INSERT_BATCH: usize = 512;
-
-/// An event waiting for the batched insert, with who waits for it.
-type Waiting = (Event, oneshot::Sender<Result<(), MeshError>>);
+/// Events waiting for the batched insert at most; past it publishing answers
+/// `unavailable`, like a full outbox.
+const INSERT_QUEUE: usize = 16_384;
 
 /// The event bus of one node. A service with a transaction stages its events in it
 /// ([`Publish::prepare`], [`Publish::stage`], [`Publish::committed`]); other publishers
@@ -30,7 +31,7 @@ pub struct Bus {
     node: Arc<str>,
     outbox: Arc<Outbox>,
     lanes: Vec<Lane>,
-    inserts: mpsc::UnboundedSender<Waiting>,
+    inserts: Batcher<Event, ()>,
     /// The lanes' reports, until the relay starts.
     reports: Mutex<Option<mpsc::UnboundedReceiver<Done>>>,
     settings: relay::Settings,
@@ -51,8 +52,7 @@ impl Bus {
             .into_iter()
             .map(|s| Lane::start(s, retry, report.clone()))
             .collect();
-        let (inserts, rx) = mpsc::unbounded_channel();
-        tokio::spawn(inserter(outbox.clone(), rx));
+        let inserts = inserter(outbox.clone());
         Arc::new(Bus {
             node,
             outbox,
@@ -103,21 +103,23 @@ impl Bus {
     }
 }
 
-/// Writes the events handed to [`Bus::enqueue`], as many per transaction as are waiting
-/// (up to [`INSERT_BATCH`]), in the order they came.
-async fn inserter(outbox: Arc<Outbox>, mut rx: mpsc::UnboundedReceiver<Waiting>) {
-    let mut batch: Vec<Waiting> = Vec::with_capacity(INSERT_BATCH);
-    while rx.recv_many(&mut batch, INSERT_BATCH).await > 0 {
-        let events: Vec<Event> = batch.iter().map(|(e, _)| e.clone()).collect();
-        let result = outbox.insert(&events).await;
-        if result.is_ok() {
-            outbox.wake();
-            metrics::counter!(super::metrics::PUBLISHED).increment(events.len() as u64);
-        }
-        for (_, waiter) in batch.drain(..) {
-            let _ = waiter.send(result.clone());
-        }
-    }
+/// The batched writer of the events handed to [`Bus::enqueue`]: as many per transaction
+/// as are waiting (up to [`INSERT_BATCH`]), in the order they came.
+fn inserter(outbox: Arc<Outbox>) -> Batcher<Event, ()> {
+    Batcher::start(
+        "outbox",
+        INSERT_BATCH,
+        INSERT_QUEUE,
+        Arc::new(move |events: Vec<Event>| {
+            let outbox = outbox.clone();
+            Box::pin(async move {
+                outbox.insert(&events).await?;
+                outbox.wake();
+                metrics::counter!(super::metrics::PUBLISHED).increment(events.len() as u64);
+                Ok(vec![(); events.len()])
+            })
+        }),
+    )
 }
 
 /// Checks an event kind: 1-64 characters of `a-z`, `0-9`, `.`, `_`, `-`.
@@ -140,17 +142,8 @@ impl Publish for Bus {
     fn enqueue(&self, new: NewEvent) -> Result<Enqueued, MeshError> {
         self.outbox.admit(1)?;
         let event = self.event(new)?;
-        let (tx, rx) = oneshot::channel();
-        self.inserts
-            .send((event.clone(), tx))
-            .map_err(|_| MeshError::unavailable("the event bus is stopping"))?;
-        Ok(Enqueued {
-            event,
-            durable: Box::pin(async move {
-                rx.await
-                    .map_err(|_| MeshError::unavailable("the event bus is stopping"))?
-            }),
-        })
+        let durable = self.inserts.enqueue(event.clone())?;
+        Ok(Enqueued { event, durable })
     }
 
     fn prepare(&self, new: NewEvent) -> Result<Event, MeshError> {

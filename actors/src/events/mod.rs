@@ -231,11 +231,11 @@ pub trait Publish: Send + Sync + 'static {
     /// The transaction that staged `events` committed: deliver them now.
     fn committed(&self, events: &[Event]);
 
-    /// Writes `event` to the outbox at once, so events enqueued one after another keep
-    /// that order, and answers it with a future that resolves once it is durable (and
-    /// then schedules its delivery). An actor that serialises writes enqueues inside its
-    /// turn and leaves the wait to its caller, so one request's flush does not hold up
-    /// the next request's turn.
+    /// Queues `event` for the outbox's batched insert at once, so events enqueued one after
+    /// another keep that order, and answers it with a future that resolves once it is
+    /// durable (and then schedules its delivery). For publishers with no transaction of
+    /// their own (the cluster's membership events, the benchmark); a service that changes
+    /// rows stages its events in its transaction instead ([`Staged`]).
     fn enqueue(&self, event: NewEvent) -> Result<Enqueued, MeshError>;
 
     /// Makes `event` durable and schedules its delivery; answers the event as published.
@@ -254,51 +254,6 @@ pub struct Enqueued {
     pub event: Event,
     /// Resolves once the event is on disk and handed to delivery.
     pub durable: BoxFuture<'static, Result<(), MeshError>>,
-}
-
-impl Enqueued {
-    /// Waits until the event is durable, logging (not answering) a failure: for the
-    /// services that publish after their own write has committed.
-    pub async fn settle(self) {
-        let Enqueued { event, durable } = self;
-        if let Err(e) = durable.await {
-            tracing::warn!(kind = %event.kind, event = %event.id, error = %e, "event not published");
-        }
-    }
-}
-
-/// Events published during one turn of an actor that serialises writes (a per-event or
-/// per-coach entity). Each is in the outbox, in publish order, when the turn ends; the wait
-/// for the disk is left to the turn's caller ([`Outgoing::settle`]), so the actor takes its
-/// next request while the outbox flushes, and one flush covers many turns.
-#[derive(Default)]
-pub struct Outgoing(Vec<Enqueued>);
-
-impl Outgoing {
-    /// Publishes `event` (logged, not answered, on failure: the change it reports is
-    /// committed already).
-    pub fn publish(&mut self, publisher: &Publisher, event: NewEvent) {
-        let kind = event.kind.clone();
-        match publisher.enqueue(event) {
-            Ok(e) => self.0.push(e),
-            Err(e) => tracing::warn!(kind, error = %e, "event not published"),
-        }
-    }
-
-    /// Waits until every event is durable and handed to delivery.
-    pub async fn settle(self) {
-        for e in self.0 {
-            e.settle().await;
-        }
-    }
-}
-
-impl std::fmt::Debug for Outgoing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.0.iter().map(|e| &e.event.kind))
-            .finish()
-    }
 }
 
 /// A shared publisher, as services hold it.

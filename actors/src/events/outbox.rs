@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use super::Event;
 use crate::mesh::{Code, MeshError};
 use crate::store::time::now_ms;
-use crate::store::{db_error, Backend, Store};
+use crate::store::{db_error, values, Backend, Store};
 
 /// Rows in one multi-row `INSERT` (5 parameters each).
 const INSERT_BATCH: usize = 200;
@@ -247,20 +247,7 @@ impl Outbox {
         for chunk in rows.chunks(INSERT_BATCH) {
             let mut sql =
                 String::from("INSERT INTO outbox (id, ord, sink, body, created_at) VALUES ");
-            for i in 0..chunk.len() {
-                let b = i * 5;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5
-                ));
-            }
+            sql.push_str(&values(chunk.len(), 5));
             sql.push_str(" ON CONFLICT (id) DO NOTHING");
             let mut q = sqlx::query(&sql);
             for (id, sink, body) in chunk {

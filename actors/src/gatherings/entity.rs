@@ -9,7 +9,7 @@
 //! and a new home needs nothing from the old one.
 
 use crate::common::Who;
-use crate::events::{kinds, Outgoing, Publisher};
+use crate::events::{kinds, Publisher, Staged};
 use crate::mesh::placement::{Entity, EntityError};
 use crate::mesh::{Code, MeshError};
 use crate::reminders::Plan;
@@ -64,14 +64,9 @@ fn may_change(who: &Who, row: &EventRow) -> Result<(), MeshError> {
 }
 
 impl EventEntity {
-    async fn update(
-        &self,
-        out: &mut Outgoing,
-        id: &str,
-        who: &Who,
-        change: Change,
-    ) -> Result<EventRow, MeshError> {
-        let outcome = store::update(&self.store, &self.plan, id, now_ms(), |row| {
+    async fn update(&self, id: &str, who: &Who, change: Change) -> Result<EventRow, MeshError> {
+        let mut tx = self.store.begin().await?;
+        let outcome = store::update(&mut tx, &self.plan, id, now_ms(), |row| {
             may_change(who, row)?;
             change.apply(row, now_ms())
         })
@@ -87,50 +82,49 @@ impl EventEntity {
                 Err(fields.finish().expect_err("a field is bad"))
             }
             Updated::Done(row, seated) => {
+                let mut out = Staged::new(Some(&self.publisher));
                 publish(
-                    out,
-                    &self.publisher,
+                    &mut out,
                     kinds::EVENT_UPDATED,
                     &row.organiser_id,
                     &row,
                     serde_json::json!({}),
-                );
+                )?;
                 for user in seated {
-                    self.promoted(out, &row, &user);
+                    publish(
+                        &mut out,
+                        kinds::EVENT_PROMOTED,
+                        &user,
+                        &row,
+                        serde_json::json!({ "status": store::REGISTERED }),
+                    )?;
                 }
+                out.commit(tx).await?;
                 Ok(*row)
             }
         }
     }
 
-    fn promoted(&self, out: &mut Outgoing, row: &EventRow, user: &str) {
-        publish(
-            out,
-            &self.publisher,
-            kinds::EVENT_PROMOTED,
-            user,
-            row,
-            serde_json::json!({ "status": store::REGISTERED }),
-        );
-    }
-
-    async fn delete(&self, out: &mut Outgoing, id: &str, who: &Who) -> Result<EventRow, MeshError> {
-        let row = store::delete(&self.store, id, |row| may_change(who, row))
+    async fn delete(&self, id: &str, who: &Who) -> Result<EventRow, MeshError> {
+        let mut tx = self.store.begin().await?;
+        let row = store::delete(&mut tx, id, |row| may_change(who, row))
             .await?
             .ok_or_else(not_found)?;
+        let mut out = Staged::new(Some(&self.publisher));
         publish(
-            out,
-            &self.publisher,
+            &mut out,
             kinds::EVENT_DELETED,
             &row.organiser_id,
             &row,
             serde_json::json!({}),
-        );
+        )?;
+        out.commit(tx).await?;
         Ok(row)
     }
 
-    async fn register(&self, out: &mut Outgoing, id: &str, who: &Who) -> Result<RegRow, MeshError> {
-        let outcome = store::register(&self.store, &self.plan, id, &who.user_id, now_ms())
+    async fn register(&self, id: &str, who: &Who) -> Result<RegRow, MeshError> {
+        let mut tx = self.store.begin().await?;
+        let outcome = store::register(&mut tx, &self.plan, id, &who.user_id, now_ms())
             .await?
             .ok_or_else(not_found)?;
         match outcome {
@@ -146,30 +140,29 @@ impl EventEntity {
                     "status": reg.status,
                     "position": reg.position,
                 });
-                publish_payload(out, &self.publisher, kind, &who.user_id, payload);
+                let mut out = Staged::new(Some(&self.publisher));
+                publish_payload(&mut out, kind, &who.user_id, payload)?;
+                out.commit(tx).await?;
                 Ok(reg)
             }
         }
     }
 
-    async fn cancel(&self, out: &mut Outgoing, id: &str, who: &Who) -> Result<RegRow, MeshError> {
+    async fn cancel(&self, id: &str, who: &Who) -> Result<RegRow, MeshError> {
+        let mut tx = self.store.begin().await?;
         let Cancelled { was, promoted } =
-            store::cancel(&self.store, &self.plan, id, &who.user_id, now_ms())
+            store::cancel(&mut tx, &self.plan, id, &who.user_id, now_ms())
                 .await?
                 .ok_or_else(not_found)?
                 .ok_or_else(|| MeshError::not_found("not registered for this event"))?;
+        let mut out = Staged::new(Some(&self.publisher));
         let payload = serde_json::json!({ "event_id": id, "was": was.status });
-        publish_payload(
-            out,
-            &self.publisher,
-            kinds::EVENT_CANCELLED,
-            &who.user_id,
-            payload,
-        );
+        publish_payload(&mut out, kinds::EVENT_CANCELLED, &who.user_id, payload)?;
         if let Some(user) = promoted {
             let payload = serde_json::json!({ "event_id": id, "status": store::REGISTERED });
-            publish_payload(out, &self.publisher, kinds::EVENT_PROMOTED, &user, payload);
+            publish_payload(&mut out, kinds::EVENT_PROMOTED, &user, payload)?;
         }
+        out.commit(tx).await?;
         Ok(was)
     }
 }
@@ -177,8 +170,8 @@ impl EventEntity {
 impl Entity for EventEntity {
     type State = ();
     type Request = EventReq;
-    /// The answer, and the events the turn published, for the caller to wait on.
-    type Reply = Result<(Answer, Outgoing), MeshError>;
+    /// The answer; the change and its events were committed together.
+    type Reply = Result<Answer, MeshError>;
     const KIND: &'static str = "event";
 
     async fn activate(&self, id: &str) -> Result<(), EntityError> {
@@ -189,29 +182,13 @@ impl Entity for EventEntity {
         }
     }
 
-    async fn handle(
-        &self,
-        id: &str,
-        _: &mut (),
-        req: EventReq,
-    ) -> Result<(Answer, Outgoing), MeshError> {
-        let mut out = Outgoing::default();
-        let answer = match req {
-            EventReq::Update(who, change) => self
-                .update(&mut out, id, &who, change)
-                .await
-                .map(Answer::Event),
-            EventReq::Delete(who) => self.delete(&mut out, id, &who).await.map(Answer::Event),
-            EventReq::Register(who) => self
-                .register(&mut out, id, &who)
-                .await
-                .map(Answer::Registration),
-            EventReq::Cancel(who) => self
-                .cancel(&mut out, id, &who)
-                .await
-                .map(Answer::Registration),
-        }?;
-        Ok((answer, out))
+    async fn handle(&self, id: &str, _: &mut (), req: EventReq) -> Result<Answer, MeshError> {
+        match req {
+            EventReq::Update(who, change) => self.update(id, &who, change).await.map(Answer::Event),
+            EventReq::Delete(who) => self.delete(id, &who).await.map(Answer::Event),
+            EventReq::Register(who) => self.register(id, &who).await.map(Answer::Registration),
+            EventReq::Cancel(who) => self.cancel(id, &who).await.map(Answer::Registration),
+        }
     }
 
     async fn passivate(&self, _id: &str, _state: ()) {

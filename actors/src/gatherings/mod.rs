@@ -53,7 +53,7 @@ pub use messages::*;
 use self::entity::{Answer, EventEntity, EventReq};
 use self::store::{EventRow, RegRow};
 use crate::common::{self, validate::Fields, Who};
-use crate::events::{kinds, NewEvent, Outgoing, Publisher};
+use crate::events::{kinds, NewEvent, Publisher, Staged};
 use crate::mesh::placement::{EntityError, Hosted};
 use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, Request, Service};
 use crate::reminders::Plan;
@@ -230,10 +230,7 @@ impl Gatherings {
         common::validate::id("id", id)?;
         let timeout = deadline.saturating_duration_since(Instant::now());
         match self.hosted.request(id, req, Some(timeout)).await {
-            Ok(Ok((answer, out))) => {
-                out.settle().await;
-                Ok(answer)
-            }
+            Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(e),
             Err(EntityError::NotFound) => Err(not_found()),
             Err(EntityError::Timeout) => Err(MeshError::deadline()),
@@ -260,18 +257,17 @@ impl Gatherings {
             created_at: now,
             updated_at: now,
         };
-        store::insert(&self.store, &row).await?;
-        let organiser = row.organiser_id.clone();
-        let mut out = Outgoing::default();
+        let mut out = Staged::new(Some(&self.publisher));
         publish(
             &mut out,
-            &self.publisher,
             kinds::EVENT_CREATED,
-            &organiser,
+            &row.organiser_id,
             &row,
             serde_json::json!({}),
-        );
-        out.settle().await;
+        )?;
+        let mut tx = self.store.begin().await?;
+        store::insert(&mut tx, &row).await?;
+        out.commit(tx).await?;
         Ok(row.to_event())
     }
 
@@ -401,15 +397,14 @@ pub(crate) fn not_found() -> MeshError {
     MeshError::not_found("event not found")
 }
 
-/// Publishes a change to event `row`, about `user`, with `extra` fields, into `out`.
+/// Stages a change to event `row`, about `user`, with `extra` fields, in `out`.
 pub(crate) fn publish(
-    out: &mut Outgoing,
-    publisher: &Publisher,
+    out: &mut Staged,
     kind: &str,
     user: &str,
     row: &EventRow,
     extra: serde_json::Value,
-) {
+) -> Result<(), MeshError> {
     let mut payload = serde_json::json!({
         "event_id": row.id,
         "title": row.title,
@@ -419,18 +414,18 @@ pub(crate) fn publish(
     if let (Some(p), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
         p.extend(extra);
     }
-    publish_payload(out, publisher, kind, user, payload);
+    publish_payload(out, kind, user, payload)
 }
 
-/// Publishes `payload` as a `kind` event about `user` into `out`.
+/// Stages `payload` as a `kind` event about `user` in `out`.
 pub(crate) fn publish_payload(
-    out: &mut Outgoing,
-    publisher: &Publisher,
+    out: &mut Staged,
     kind: &str,
     user: &str,
     payload: serde_json::Value,
-) {
-    out.publish(publisher, NewEvent::new(kind, Some(user), payload));
+) -> Result<(), MeshError> {
+    out.add(NewEvent::new(kind, Some(user), payload))?;
+    Ok(())
 }
 
 impl Service for Gatherings {

@@ -13,7 +13,7 @@
 //! times or text change, and dropped with the registration or the event.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row as _, Transaction};
+use sqlx::{Any, AnyConnection, Row as _, Transaction};
 
 use super::messages::{Event, Registration};
 use crate::events::kinds;
@@ -138,8 +138,8 @@ impl RegRow {
     }
 }
 
-/// Inserts a new event.
-pub async fn insert(store: &Store, e: &EventRow) -> Result<(), MeshError> {
+/// Inserts a new event on `conn`.
+pub async fn insert(conn: &mut AnyConnection, e: &EventRow) -> Result<(), MeshError> {
     sqlx::query(&format!(
         "INSERT INTO gatherings ({COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
@@ -157,7 +157,7 @@ pub async fn insert(store: &Store, e: &EventRow) -> Result<(), MeshError> {
     .bind(e.waitlisted)
     .bind(e.created_at)
     .bind(e.updated_at)
-    .execute(store.writer())
+    .execute(conn)
     .await
     .map_err(db_error)?;
     Ok(())
@@ -370,16 +370,16 @@ pub enum Registered {
 }
 
 /// Registers `user` for `event_id`: a seat while seats are free, else the end of the
-/// waitlist. `None` when there is no such event.
+/// waitlist. `None` when there is no such event. Like every change here, it runs in the
+/// caller's transaction `tx`, which the caller commits with the events that report it.
 pub async fn register(
-    store: &Store,
+    tx: &mut Transaction<'_, Any>,
     plan: &Plan,
     event_id: &str,
     user: &str,
     now: i64,
 ) -> Result<Option<Registered>, MeshError> {
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    let Some(event) = lock(&mut tx, event_id).await? else {
+    let Some(event) = lock(tx, event_id).await? else {
         return Ok(None);
     };
     let (status, position) = if event.registered < event.capacity {
@@ -399,11 +399,11 @@ pub async fn register(
     .bind(user)
     .bind(status)
     .bind(now)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await
     .map_err(db_error)?;
     let Some(inserted) = inserted else {
-        let reg = registration_of(&mut tx, event_id, user)
+        let reg = registration_of(tx, event_id, user)
             .await?
             .ok_or_else(|| MeshError::internal("a registration conflicted but is not there"))?;
         return Ok(Some(Registered::Already(reg)));
@@ -412,18 +412,17 @@ pub async fn register(
     if status == REGISTERED {
         sqlx::query("UPDATE gatherings SET registered = registered + 1 WHERE id = $1")
             .bind(event_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(db_error)?;
-        schedule_seat(&mut tx, plan, &event, user, now).await?;
+        schedule_seat(tx, plan, &event, user, now).await?;
     } else {
         sqlx::query("UPDATE gatherings SET waitlisted = waitlisted + 1 WHERE id = $1")
             .bind(event_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(db_error)?;
     }
-    tx.commit().await.map_err(db_error)?;
     Ok(Some(Registered::New(RegRow {
         event_id: event_id.to_string(),
         user_id: user.to_string(),
@@ -496,45 +495,40 @@ pub struct Cancelled {
 /// Cancels `user`'s registration; a freed seat goes to the first of the waitlist. The outer
 /// `None`: no such event; the inner: the user was not registered.
 pub async fn cancel(
-    store: &Store,
+    tx: &mut Transaction<'_, Any>,
     plan: &Plan,
     event_id: &str,
     user: &str,
     now: i64,
 ) -> Result<Option<Option<Cancelled>>, MeshError> {
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    let Some(event) = lock(&mut tx, event_id).await? else {
+    let Some(event) = lock(tx, event_id).await? else {
         return Ok(None);
     };
-    let Some(was) = registration_of(&mut tx, event_id, user).await? else {
+    let Some(was) = registration_of(tx, event_id, user).await? else {
         return Ok(Some(None));
     };
     sqlx::query("DELETE FROM gathering_registrations WHERE event_id = $1 AND user_id = $2")
         .bind(event_id)
         .bind(user)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    timers::drop_for(&mut tx, &subject(event_id), Some(user)).await?;
+    timers::drop_for(tx, &subject(event_id), Some(user)).await?;
     let mut promoted = None;
     if was.status == REGISTERED {
         sqlx::query("UPDATE gatherings SET registered = registered - 1 WHERE id = $1")
             .bind(event_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(db_error)?;
-        promoted = promote(&mut tx, plan, &event, 1, now)
-            .await?
-            .into_iter()
-            .next();
+        promoted = promote(tx, plan, &event, 1, now).await?.into_iter().next();
     } else {
         sqlx::query("UPDATE gatherings SET waitlisted = waitlisted - 1 WHERE id = $1")
             .bind(event_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(db_error)?;
     }
-    tx.commit().await.map_err(db_error)?;
     Ok(Some(Some(Cancelled { was, promoted })))
 }
 
@@ -552,14 +546,13 @@ pub enum Updated {
 /// Applies `change` to the event as locked (the organiser check and field checks happen in
 /// `change`, against the current row); a larger capacity seats the waitlist in order.
 pub async fn update(
-    store: &Store,
+    tx: &mut Transaction<'_, Any>,
     plan: &Plan,
     id: &str,
     now: i64,
     change: impl FnOnce(&EventRow) -> Result<EventRow, MeshError>,
 ) -> Result<Updated, MeshError> {
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    let Some(row) = lock(&mut tx, id).await? else {
+    let Some(row) = lock(tx, id).await? else {
         return Ok(Updated::Missing);
     };
     let mut next = change(&row)?;
@@ -580,28 +573,27 @@ pub async fn update(
     .bind(&next.timezone)
     .bind(next.capacity)
     .bind(next.updated_at)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await
     .map_err(db_error)?;
     // What the seats' timers say (times, title, place) changed: schedule them afresh.
     let timed = |e: &EventRow| (e.start_at, e.end_at, e.title.clone(), e.location.clone());
     if timed(&next) != timed(&row) {
-        timers::drop_for(&mut tx, &subject(id), None).await?;
+        timers::drop_for(tx, &subject(id), None).await?;
         let seated: Vec<String> = sqlx::query_scalar(
             "SELECT user_id FROM gathering_registrations \
              WHERE event_id = $1 AND status = 'registered'",
         )
         .bind(id)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await
         .map_err(db_error)?;
         for user in &seated {
-            schedule_seat(&mut tx, plan, &next, user, now).await?;
+            schedule_seat(tx, plan, &next, user, now).await?;
         }
     }
     let free = next.capacity - row.registered;
-    let seated = promote(&mut tx, plan, &next, free.min(row.waitlisted), now).await?;
-    tx.commit().await.map_err(db_error)?;
+    let seated = promote(tx, plan, &next, free.min(row.waitlisted), now).await?;
     next.registered = row.registered + seated.len() as i64;
     next.waitlisted = row.waitlisted - seated.len() as i64;
     Ok(Updated::Done(Box::new(next), seated))
@@ -610,26 +602,24 @@ pub async fn update(
 /// Deletes the event and its registrations, if `allowed` by the current row; answers the
 /// row as it was (`None`: no such event).
 pub async fn delete(
-    store: &Store,
+    tx: &mut Transaction<'_, Any>,
     id: &str,
     allowed: impl FnOnce(&EventRow) -> Result<(), MeshError>,
 ) -> Result<Option<EventRow>, MeshError> {
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    let Some(row) = lock(&mut tx, id).await? else {
+    let Some(row) = lock(tx, id).await? else {
         return Ok(None);
     };
     allowed(&row)?;
-    timers::drop_for(&mut tx, &subject(id), None).await?;
+    timers::drop_for(tx, &subject(id), None).await?;
     sqlx::query("DELETE FROM gathering_registrations WHERE event_id = $1")
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(db_error)?;
     sqlx::query("DELETE FROM gatherings WHERE id = $1")
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
     Ok(Some(row))
 }

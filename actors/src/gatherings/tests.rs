@@ -271,7 +271,11 @@ async fn the_store_alone_never_over_registers() {
             .map(|u| {
                 let (store, id, u) = (store.clone(), e.id.clone(), u.clone());
                 tokio::spawn(async move {
-                    store::register(&store, &Plan::default(), &id, &u, now_ms()).await
+                    let mut tx = store.begin().await?;
+                    let done =
+                        store::register(&mut tx, &Plan::default(), &id, &u, now_ms()).await?;
+                    tx.commit().await.map_err(crate::store::db_error)?;
+                    Ok::<_, MeshError>(done)
                 })
             })
             .collect();

@@ -34,12 +34,15 @@ pub mod messages;
 pub mod store;
 pub mod templates;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 pub use messages::*;
 
 use crate::events::{Event, EventJson};
 use crate::mesh::{BoxFuture, MeshError, Request, Service};
+use crate::store::batch::Batcher;
 use crate::store::time::now_ms;
 use crate::store::Store;
 use ops::Cmd;
@@ -76,6 +79,11 @@ pub mod ops {
     }
 }
 
+/// Consumed events written in one transaction at most.
+const WRITE_BATCH: usize = 256;
+/// Consumed events waiting for their transaction at most (callers wait for room beyond).
+const WRITE_QUEUE: usize = 4096;
+
 /// Most rows one page of the log answers.
 pub const MAX_LOG_PAGE: u32 = 500;
 /// Most notifications one page answers.
@@ -86,12 +94,28 @@ pub const MAX_PAGE: u32 = 100;
 pub struct Notifications {
     store: Store,
     email: bool,
+    /// Consumed events' rows, written many events to a transaction.
+    writes: Batcher<store::Record, bool>,
 }
 
 impl Notifications {
     /// The service over `store`; `email` says whether an SMTP channel is configured.
     pub fn new(store: Store, email: bool) -> Self {
-        Self { store, email }
+        let writer = store.clone();
+        let writes = Batcher::start(
+            "notifications",
+            WRITE_BATCH,
+            WRITE_QUEUE,
+            Arc::new(move |records: Vec<store::Record>| {
+                let store = writer.clone();
+                Box::pin(async move { store::record(&store, &records).await })
+            }),
+        );
+        Self {
+            store,
+            email,
+            writes,
+        }
     }
 
     /// `consume`: writes the notification and the log row of `event`, once.
@@ -125,32 +149,29 @@ impl Notifications {
                 channels.push("log");
             }
         }
-        let data = event.payload.to_string();
-        let notification = shown.as_ref().map(|(r, _)| store::NewNotification {
-            id: &event.id,
-            user_id: &user_id,
-            kind: &event.kind,
-            title: &r.title,
-            body: &r.text,
-            data: &data,
-            created_at: now,
-        });
         let redacted = event.redacted();
-        let fresh = store::record(
-            &self.store,
-            notification.as_ref(),
-            &store::NewLogRow {
-                event_id: &event.id,
-                kind: &event.kind,
-                user_id: &user_id,
-                source: &event.source,
+        let record = store::Record {
+            notification: shown.as_ref().map(|(r, _)| store::NewNotification {
+                id: event.id.clone(),
+                user_id: user_id.clone(),
+                kind: event.kind.clone(),
+                title: r.title.clone(),
+                body: r.text.clone(),
+                data: event.payload.to_string(),
+                created_at: now,
+            }),
+            log: store::NewLogRow {
+                event_id: event.id.clone(),
+                kind: event.kind.clone(),
+                user_id: user_id.clone(),
+                source: event.source.clone(),
                 event_time: parse_time(&event.time).unwrap_or(now),
-                payload: &redacted.payload.to_string(),
-                channels: &channels.join(","),
+                payload: redacted.payload.to_string(),
+                channels: channels.join(","),
                 created_at: now,
             },
-        )
-        .await?;
+        };
+        let fresh = self.writes.submit(record).await?;
         if let Some((r, _)) = shown.as_ref().filter(|(_, prefs)| fresh && prefs.log) {
             tracing::info!(
                 target: "troupe::notifications",

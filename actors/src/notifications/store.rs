@@ -1,100 +1,157 @@
 //! All SQL of the `notifications` service: tables `notification_log`, `notifications` and
 //! `notification_prefs` (migration 0003).
 
+use std::collections::HashSet;
+
 use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
 use super::messages::{LogRow, Notification, Preferences};
 use crate::mesh::MeshError;
 use crate::store::time::rfc3339_millis;
-use crate::store::{db_error, Store};
+use crate::store::{db_error, values, Store};
 
 /// A log row to write.
-pub struct NewLogRow<'a> {
+#[derive(Clone, Debug)]
+pub struct NewLogRow {
     /// Event id.
-    pub event_id: &'a str,
+    pub event_id: String,
     /// Kind.
-    pub kind: &'a str,
+    pub kind: String,
     /// User, or empty.
-    pub user_id: &'a str,
+    pub user_id: String,
     /// Publishing node.
-    pub source: &'a str,
+    pub source: String,
     /// Publish time, unix ms.
     pub event_time: i64,
     /// Payload JSON without secrets.
-    pub payload: &'a str,
+    pub payload: String,
     /// Comma-separated channels.
-    pub channels: &'a str,
+    pub channels: String,
     /// Now.
     pub created_at: i64,
 }
 
 /// A notification to write.
-pub struct NewNotification<'a> {
+#[derive(Clone, Debug)]
+pub struct NewNotification {
     /// Id (the event id).
-    pub id: &'a str,
+    pub id: String,
     /// Recipient.
-    pub user_id: &'a str,
+    pub user_id: String,
     /// Kind.
-    pub kind: &'a str,
+    pub kind: String,
     /// Title.
-    pub title: &'a str,
+    pub title: String,
     /// Body.
-    pub body: &'a str,
+    pub body: String,
     /// Payload JSON.
-    pub data: &'a str,
+    pub data: String,
     /// Now.
     pub created_at: i64,
 }
 
-/// Writes what consuming one event produces, in one transaction: the log row, then the
-/// user's notification (when there is one; without one, the log row's insert alone). Both are keyed by the event id. When the log
-/// row is already there the event was consumed before: the transaction is rolled back and
-/// nothing changes. True when the event was new.
-pub async fn record(
-    store: &Store,
-    n: Option<&NewNotification<'_>>,
-    r: &NewLogRow<'_>,
-) -> Result<bool, MeshError> {
-    let log = sqlx::query(
-        "INSERT INTO notification_log (event_id, kind, user_id, source, event_time, payload, channels, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(r.event_id)
-    .bind(r.kind)
-    .bind(r.user_id)
-    .bind(r.source)
-    .bind(r.event_time)
-    .bind(r.payload)
-    .bind(r.channels)
-    .bind(r.created_at);
-    let Some(n) = n else {
-        // The log row alone: one statement, no transaction around it.
-        let logged = log.execute(store.writer()).await.map_err(db_error)?;
-        return Ok(logged.rows_affected() > 0);
-    };
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    let logged = log.execute(&mut *tx).await.map_err(db_error)?;
-    if logged.rows_affected() == 0 {
-        tx.rollback().await.map_err(db_error)?;
-        return Ok(false);
+/// What consuming one event writes: its log row, and the user's notification when there
+/// is one. Both are keyed by the event id.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// The log row.
+    pub log: NewLogRow,
+    /// The notification, if any.
+    pub notification: Option<NewNotification>,
+}
+
+/// Rows in one multi-row `INSERT` (8 parameters each).
+const ROWS_PER_INSERT: usize = 256;
+
+/// Writes what consuming `records` produces, in one transaction: their log rows, then the
+/// notifications of the events that were new. An event whose log row is already there
+/// (in the store, or earlier in `records`) was consumed before: nothing of it is written.
+/// Answers, per record, whether its event was new.
+pub async fn record(store: &Store, records: &[Record]) -> Result<Vec<bool>, MeshError> {
+    if records.iter().all(|r| r.notification.is_none()) {
+        // Log rows alone: one statement per chunk, each atomic on its own; a chunk that
+        // failed leaves nothing, and its events are consumed again on redelivery.
+        let mut fresh = HashSet::new();
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            fresh.extend(insert_log(store.writer(), chunk).await?);
+        }
+        return Ok(answers(records, fresh).0);
     }
-    sqlx::query(
-        "INSERT INTO notifications (id, user_id, kind, title, body, data, read_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(n.id)
-    .bind(n.user_id)
-    .bind(n.kind)
-    .bind(n.title)
-    .bind(n.body)
-    .bind(n.data)
-    .bind(n.created_at)
-    .execute(&mut *tx)
-    .await
-    .map_err(db_error)?;
+    let mut tx = store.begin().await?;
+    let mut fresh = HashSet::new();
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        fresh.extend(insert_log(&mut *tx, chunk).await?);
+    }
+    let (answers, notify) = answers(records, fresh);
+    for chunk in notify.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO notifications (id, user_id, kind, title, body, data, read_at, created_at) VALUES ",
+        );
+        sql.push_str(&values(chunk.len(), 8));
+        sql.push_str(" ON CONFLICT (id) DO NOTHING");
+        let mut q = sqlx::query(&sql);
+        for n in chunk {
+            q = q
+                .bind(&n.id)
+                .bind(&n.user_id)
+                .bind(&n.kind)
+                .bind(&n.title)
+                .bind(&n.body)
+                .bind(&n.data)
+                .bind(0i64)
+                .bind(n.created_at);
+        }
+        q.execute(&mut *tx).await.map_err(db_error)?;
+    }
     tx.commit().await.map_err(db_error)?;
-    Ok(true)
+    Ok(answers)
+}
+
+/// Inserts the log rows of `records` (the ones not there yet); answers the event ids
+/// written.
+async fn insert_log<'e>(
+    conn: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    records: &[Record],
+) -> Result<Vec<String>, MeshError> {
+    let mut sql = String::from(
+        "INSERT INTO notification_log (event_id, kind, user_id, source, event_time, payload, channels, created_at) VALUES ",
+    );
+    sql.push_str(&values(records.len(), 8));
+    sql.push_str(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
+    let mut q = sqlx::query(&sql);
+    for Record { log: r, .. } in records {
+        q = q
+            .bind(&r.event_id)
+            .bind(&r.kind)
+            .bind(&r.user_id)
+            .bind(&r.source)
+            .bind(r.event_time)
+            .bind(&r.payload)
+            .bind(&r.channels)
+            .bind(r.created_at);
+    }
+    let rows = q.fetch_all(conn).await.map_err(db_error)?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>(0).map_err(db_error))
+        .collect()
+}
+
+/// Per record, whether its event was written now (the first record of each written id),
+/// and the notifications to write with them.
+fn answers(records: &[Record], mut fresh: HashSet<String>) -> (Vec<bool>, Vec<&NewNotification>) {
+    let mut notify = Vec::new();
+    let answers = records
+        .iter()
+        .map(|r| {
+            let new = fresh.remove(&r.log.event_id);
+            if new {
+                notify.extend(r.notification.as_ref());
+            }
+            new
+        })
+        .collect();
+    (answers, notify)
 }
 
 const NOTIFICATION_COLUMNS: &str = "id, user_id, kind, title, body, data, read_at, created_at";

@@ -3,22 +3,20 @@
 //! It holds the reminders due within the next [`Settings::horizon`] in memory, ordered by
 //! due time, reloads them from the store every [`Settings::poll`] (and at once when the
 //! placement members or this node's ownership change), and sleeps until the soonest one is
-//! due. Firing a batch is three store round trips around the publishes: hold the rows
-//! (`claim`, so a node taking the shard over meanwhile does not fire them too), publish
-//! one bus event per reminder with the reminder's id as the event id, then record them as
-//! fired. A node that dies between publishing and recording leaves the rows held until
-//! [`Settings::hold`] runs out; the new owner then publishes them again under the same
-//! event ids, which every consumer drops as redeliveries.
+//! due. Firing a batch is one store transaction: hold the rows (`claim`, whose conditions
+//! skip a reminder another node fired meanwhile), stage one bus event per reminder in the
+//! outbox with the reminder's id as the event id, and record them as fired. The events and
+//! the record commit together, so a reminder fires once: a node that dies mid-batch leaves
+//! nothing, and the shard's new owner fires the batch. Event ids stay the reminders' ids,
+//! so a consumer would still drop a redelivery.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use futures_util::future::join_all;
-
 use super::metrics::{EXPIRED_TOTAL, FIRED_TOTAL, LATENESS_SECONDS};
 use super::store::{self, Pending, EXPIRED, FIRED, SHARDS};
-use crate::events::{NewEvent, Publisher};
+use crate::events::{NewEvent, Publisher, Staged};
 use crate::mesh::placement;
 use crate::mesh::NodeInfo;
 use crate::store::time::now_ms;
@@ -80,8 +78,8 @@ pub struct Keeper {
 }
 
 impl Keeper {
-    /// Fires `due` (all due now): hold, publish, record, a few batches at a time so one
-    /// batch's store writes overlap another's publishes. Answers how many were published.
+    /// Fires `due` (all due now), a few batches at a time so one batch's statements overlap
+    /// another's. Answers how many were published.
     pub async fn fire(&self, due: Vec<Pending>) -> usize {
         use futures_util::stream::{self, StreamExt as _};
         let batches: Vec<Vec<Pending>> = due
@@ -103,47 +101,41 @@ impl Keeper {
             .await
     }
 
+    /// Fires one batch in one transaction: holds the rows, stages one bus event per live
+    /// reminder (the reminder's id as the event id) in the outbox, and records them fired
+    /// (or expired). Either all of it commits or none of it: a reminder fires once.
     async fn fire_batch(&self, batch: &[Pending]) -> Result<usize, crate::mesh::MeshError> {
         let node = &*self.info.node;
         let now = now_ms();
         let hold = i64::try_from(self.settings.hold.as_millis()).unwrap_or(i64::MAX);
         let ids: Vec<&str> = batch.iter().map(|p| p.id.as_str()).collect();
-        let held = store::claim(&self.store, &ids, node, now, now.saturating_add(hold)).await?;
+        let mut tx = self.store.begin().await?;
+        let held = store::claim(&mut *tx, &ids, node, now, now.saturating_add(hold)).await?;
         let (expired, live): (Vec<&Pending>, Vec<&Pending>) = held
             .iter()
             .partition(|p| p.expires_at.is_some_and(|e| e < now));
-        let results = join_all(live.iter().map(|p| async move {
+        let mut out = Staged::new(Some(&self.publisher));
+        for p in &live {
             let payload = serde_json::from_str(&p.payload).unwrap_or(serde_json::Value::Null);
-            let event = NewEvent::new(&p.kind, Some(&p.user_id), payload).with_id(&p.id);
-            (p, self.publisher.publish(event).await)
-        }))
-        .await;
-        let at = now_ms();
-        let mut fired = Vec::with_capacity(results.len());
-        let mut failed = Vec::new();
-        for (p, result) in results {
-            match result {
-                Ok(_) => {
-                    metrics::histogram!(LATENESS_SECONDS)
-                        .record((at - p.due_at).max(0) as f64 / 1000.0);
-                    fired.push(p.id.clone());
-                }
-                Err(e) => {
-                    tracing::warn!(reminder = %p.id, error = %e, "reminder not published");
-                    failed.push(p.id.clone());
-                }
-            }
+            out.add(NewEvent::new(&p.kind, Some(&p.user_id), payload).with_id(&p.id))?;
         }
-        store::record(&self.store, &fired, node, at, FIRED).await?;
+        let at = now_ms();
+        let fired: Vec<String> = live.iter().map(|p| p.id.clone()).collect();
         let expired: Vec<String> = expired.iter().map(|p| p.id.clone()).collect();
+        store::record(&mut *tx, &fired, node, at, FIRED).await?;
+        store::record(&mut *tx, &expired, node, at, EXPIRED).await?;
+        out.write(&mut tx).await?;
+        tx.commit().await.map_err(crate::store::db_error)?;
+        out.committed();
+        for p in &live {
+            metrics::histogram!(LATENESS_SECONDS).record((at - p.due_at).max(0) as f64 / 1000.0);
+        }
         if !expired.is_empty() {
             tracing::info!(
                 reminders = expired.len(),
                 "reminders came due after what they remind of had started; recorded as expired"
             );
         }
-        store::record(&self.store, &expired, node, at, EXPIRED).await?;
-        store::release(&self.store, &failed, node).await?;
         metrics::counter!(FIRED_TOTAL).increment(fired.len() as u64);
         metrics::counter!(EXPIRED_TOTAL).increment(expired.len() as u64);
         Ok(fired.len())

@@ -166,8 +166,8 @@ pub async fn upcoming(
 /// Holds the unfired, unheld reminders among `ids` that are due at `now` for `node` until
 /// `until`; answers them as they are now (another node may hold or have fired the rest; a
 /// reminder moved later or dropped since it was loaded is not among them).
-pub async fn claim(
-    store: &Store,
+pub async fn claim<'e>(
+    conn: impl sqlx::Executor<'e, Database = Any>,
     ids: &[&str],
     node: &str,
     now: i64,
@@ -187,7 +187,7 @@ pub async fn claim(
     for id in ids {
         q = q.bind(*id);
     }
-    let rows = q.fetch_all(store.writer()).await.map_err(db_error)?;
+    let rows = q.fetch_all(conn).await.map_err(db_error)?;
     rows.iter()
         .map(pending_from)
         .collect::<Result<_, _>>()
@@ -195,8 +195,8 @@ pub async fn claim(
 }
 
 /// Records `ids` as done by `node` at `at` with `outcome` ([`FIRED`] or [`EXPIRED`]).
-pub async fn record(
-    store: &Store,
+pub async fn record<'e>(
+    conn: impl sqlx::Executor<'e, Database = Any>,
     ids: &[String],
     node: &str,
     at: i64,
@@ -214,7 +214,7 @@ pub async fn record(
     for id in ids {
         q = q.bind(id.as_str());
     }
-    q.execute(store.writer()).await.map_err(db_error)?;
+    q.execute(conn).await.map_err(db_error)?;
     Ok(())
 }
 

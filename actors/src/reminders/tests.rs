@@ -71,7 +71,7 @@ async fn a_claim_holds_a_due_reminder_for_one_node_only() {
         let id = schedule(&store, &due(&subject, "u1", now - 10, None)).await;
         let later = schedule(&store, &due(&subject, "u2", now + 60_000, None)).await;
         let ids = [id.as_str(), later.as_str()];
-        let a = store::claim(&store, &ids, "a", now, now + 30_000)
+        let a = store::claim(store.writer(), &ids, "a", now, now + 30_000)
             .await
             .unwrap();
         assert_eq!(
@@ -80,11 +80,11 @@ async fn a_claim_holds_a_due_reminder_for_one_node_only() {
         );
         assert_eq!(a[0].payload, r#"{"title":"Kick-off"}"#);
         // Held: b gets nothing until the hold runs out.
-        assert!(store::claim(&store, &ids, "b", now, now + 30_000)
+        assert!(store::claim(store.writer(), &ids, "b", now, now + 30_000)
             .await
             .unwrap()
             .is_empty());
-        let b = store::claim(&store, &ids, "b", now + 30_001, now + 60_000)
+        let b = store::claim(store.writer(), &ids, "b", now + 30_001, now + 60_000)
             .await
             .unwrap();
         assert_eq!(b.len(), 1);
@@ -93,20 +93,28 @@ async fn a_claim_holds_a_due_reminder_for_one_node_only() {
             .await
             .unwrap();
         assert_eq!(
-            store::claim(&store, &ids, "a", now, now + 1)
+            store::claim(store.writer(), &ids, "a", now, now + 1)
                 .await
                 .unwrap()
                 .len(),
             1
         );
-        store::record(&store, std::slice::from_ref(&id), "a", now, store::FIRED)
-            .await
-            .unwrap();
-        assert!(store::claim(&store, &ids, "b", now + 99_999, now + 100_000)
-            .await
-            .unwrap()
-            .iter()
-            .all(|p| p.id != id));
+        store::record(
+            store.writer(),
+            std::slice::from_ref(&id),
+            "a",
+            now,
+            store::FIRED,
+        )
+        .await
+        .unwrap();
+        assert!(
+            store::claim(store.writer(), &ids, "b", now + 99_999, now + 100_000)
+                .await
+                .unwrap()
+                .iter()
+                .all(|p| p.id != id)
+        );
         let (rows, total) = store::list(&store, None, Some(&subject), None, 10, 0)
             .await
             .unwrap();

@@ -31,6 +31,7 @@ use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use sqlx::{AnyConnection, Row as _};
 
+use super::batch::Batcher;
 use super::time::now_ms;
 use super::{db_error, Store};
 use crate::mesh::{BoxFuture, Code, MeshError, Request, Service};
@@ -45,6 +46,10 @@ const DUPLICATE: &str = "idempotency key recorded by another run";
 const POLL: Duration = Duration::from_millis(50);
 /// The first character of a key made at ingress (a client key cannot hold it).
 pub const MADE: char = ' ';
+/// Answers stored in one statement at most.
+const ANSWER_BATCH: usize = 256;
+/// Answers waiting for their statement at most.
+const ANSWER_QUEUE: usize = 4096;
 /// How long a record may wait for its answer before the answer counts as lost.
 const ANSWER_GRACE: Duration = Duration::from_secs(30);
 
@@ -90,6 +95,14 @@ impl Key {
     /// another run recorded it first. Once per run (a run's later transactions write
     /// nothing).
     pub async fn record(&self, conn: &mut AnyConnection) -> Result<(), MeshError> {
+        self.write(conn).await?;
+        self.wrote();
+        Ok(())
+    }
+
+    /// [`Key::record`]'s write alone, for a transaction that commits later (a batch of
+    /// several writes): call [`Key::wrote`] once it has committed.
+    pub async fn write(&self, conn: &mut AnyConnection) -> Result<(), MeshError> {
         if self.recorded.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -105,8 +118,12 @@ impl Key {
         if done.rows_affected() == 0 {
             return Err(MeshError::new(Code::FailedPrecondition, DUPLICATE));
         }
-        self.recorded.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The transaction that [`Key::write`] wrote in committed.
+    pub fn wrote(&self) {
+        self.recorded.store(true, Ordering::Relaxed);
     }
 }
 
@@ -158,23 +175,33 @@ async fn lookup(store: &Store, digest: &str) -> Result<Stored, MeshError> {
     Ok(Stored::Answer(bytes.into()))
 }
 
-/// Stores the answer of `digest`. The encoding starts with `=`, so an empty answer (a
-/// prost message with every field at its default) is not taken for "no answer yet".
-async fn answer(store: &Store, digest: &str, reply: &Bytes) -> Result<(), MeshError> {
-    let text = format!(
+/// The stored form of an answer. It starts with `=`, so an empty answer (a prost message
+/// with every field at its default) is not taken for "no answer yet".
+fn encode(reply: &Bytes) -> String {
+    format!(
         "={}",
         base64::engine::general_purpose::STANDARD.encode(reply)
-    );
-    sqlx::query(
-        "INSERT INTO idempotency (key, reply, created_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (key) DO UPDATE SET reply = excluded.reply",
     )
-    .bind(digest)
-    .bind(text)
-    .bind(now_ms())
-    .execute(store.writer())
-    .await
-    .map_err(db_error)?;
+}
+
+/// Stores answers, `(digest, encoded answer)`, in one statement (the answer writer's
+/// batch); a digest given twice keeps its first answer.
+async fn store_answers(store: &Store, answers: &[(String, String)]) -> Result<(), MeshError> {
+    let mut seen = std::collections::HashSet::new();
+    let rows: Vec<&(String, String)> = answers.iter().filter(|(d, _)| seen.insert(d)).collect();
+    let now = now_ms();
+    for chunk in rows.chunks(ANSWER_BATCH) {
+        let sql = format!(
+            "INSERT INTO idempotency (key, reply, created_at) VALUES {} \
+             ON CONFLICT (key) DO UPDATE SET reply = excluded.reply",
+            super::values(chunk.len(), 3)
+        );
+        let mut q = sqlx::query(&sql);
+        for (digest, text) in chunk {
+            q = q.bind(digest.as_str()).bind(text.as_str()).bind(now);
+        }
+        q.execute(store.writer()).await.map_err(db_error)?;
+    }
     Ok(())
 }
 
@@ -214,12 +241,52 @@ pub async fn sweep(store: &Store) -> Result<u64, MeshError> {
 pub struct Idempotent {
     inner: Arc<dyn Service>,
     store: Store,
+    /// Answers, stored many to a statement.
+    answers: Batcher<(String, String), ()>,
 }
 
 impl Idempotent {
-    /// `inner`, with its keyed calls answered from `store` when repeated.
+    /// `inner`, with its keyed calls answered from `store` when repeated. Needs a Tokio
+    /// runtime (it starts the answer writer).
     pub fn new(inner: Arc<dyn Service>, store: Store) -> Self {
-        Self { inner, store }
+        let writer = store.clone();
+        let answers = Batcher::start(
+            "idempotency",
+            ANSWER_BATCH,
+            ANSWER_QUEUE,
+            Arc::new(move |answers: Vec<(String, String)>| {
+                let store = writer.clone();
+                Box::pin(async move {
+                    store_answers(&store, &answers).await?;
+                    Ok(vec![(); answers.len()])
+                })
+            }),
+        );
+        Self {
+            inner,
+            store,
+            answers,
+        }
+    }
+
+    /// Stores the answer of `digest`. A client's key waits until it is stored, since its
+    /// repeat may come at once and, for a service that recorded nothing in its own
+    /// transaction, the answer is the only record. A key made at ingress (only the router's
+    /// retries repeat it, and its write recorded the key) does not wait, unless the writer's
+    /// queue is full.
+    async fn answer(&self, digest: String, reply: &Bytes, made: bool) {
+        let item = (digest, encode(reply));
+        let stored = if made {
+            match self.answers.enqueue(item.clone()) {
+                Ok(_) => Ok(()),
+                Err(_) => self.answers.submit(item).await,
+            }
+        } else {
+            self.answers.submit(item).await
+        };
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "the answer of an idempotent write was not stored");
+        }
     }
 
     async fn run(&self, req: Request) -> Result<Bytes, MeshError> {
@@ -253,9 +320,7 @@ impl Idempotent {
         match KEY.scope(key, self.inner.handle(req)).await {
             Ok(bytes) => {
                 if !made || recorded.load(Ordering::Relaxed) {
-                    if let Err(e) = answer(&self.store, &digest, &bytes).await {
-                        tracing::warn!(error = %e, "the answer of an idempotent write was not stored");
-                    }
+                    self.answer(digest, &bytes, made).await;
                 }
                 Ok(bytes)
             }

@@ -12,9 +12,12 @@
 //! at once against the same database, and they agree through a lock in the store which
 //! one applies them.
 //!
+//! [`batch`] writes many callers' rows in one transaction (group commit).
+//!
 //! Services turn `sqlx` failures into a [`MeshError`] with [`db_error`], which never lets
 //! SQL or driver text reach a client.
 
+pub mod batch;
 pub mod idempotency;
 pub mod lease;
 pub mod migrate;
@@ -52,6 +55,24 @@ const SQLITE_PRAGMAS: &str =
     "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 /// The writer's extra setting: no checkpoint inside a commit (see [`Store`]).
 const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 0;";
+
+/// The `VALUES` list of a multi-row `INSERT`: `rows` groups of `columns` placeholders,
+/// numbered on from `$1`: `($1, $2), ($3, $4)`.
+pub fn values(rows: usize, columns: usize) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", row * columns + c + 1);
+        }
+        sql.push(')');
+    }
+    sql
+}
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

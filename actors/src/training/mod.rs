@@ -55,7 +55,7 @@ pub use messages::*;
 
 use self::store::{AssessmentRow, AttemptRow, CertificateRow, CourseRow, LessonRow, Recorded};
 use crate::common::{self, validate::Fields, Who};
-use crate::events::{kinds, NewEvent, Publisher};
+use crate::events::{kinds, NewEvent, Publisher, Staged};
 use crate::mesh::{BoxFuture, Code, MeshError, Request, Service};
 use crate::store::time::{now_ms, rfc3339_millis};
 use crate::store::Store;
@@ -319,20 +319,23 @@ impl Training {
     pub async fn enroll(&self, who: &Who, r: &CourseRef) -> Result<Enrolment, MeshError> {
         let (course, lessons) = self.course(&r.id).await?;
         let now = now_ms();
-        if !store::enroll(&self.store, &who.user_id, &course.id, now).await? {
+        let mut tx = self.store.begin().await?;
+        if store::enroll(&mut tx, &who.user_id, &course.id, now).await? {
+            let mut out = Staged::new(Some(&self.publisher));
+            out.add(NewEvent::new(
+                kinds::TRAINING_ENROLLED,
+                Some(&who.user_id),
+                serde_json::json!({ "course_id": course.id, "course_title": course.title }),
+            ))?;
+            out.commit(tx).await?;
+        } else {
+            drop(tx);
             if store::enrolled_at(&self.store, &who.user_id, &course.id)
                 .await?
                 .is_none()
             {
                 return Err(course_not_found()); // deleted meanwhile
             }
-        } else {
-            self.publish(
-                kinds::TRAINING_ENROLLED,
-                &who.user_id,
-                serde_json::json!({ "course_id": course.id, "course_title": course.title }),
-            )
-            .await;
         }
         let at = store::enrolled_at(&self.store, &who.user_id, &course.id)
             .await?
@@ -379,8 +382,9 @@ impl Training {
             return Err(not_enrolled());
         };
         let now = now_ms();
+        let mut tx = self.store.begin().await?;
         let outcome = store::mark_lesson(
-            &self.store,
+            &mut tx,
             &who.user_id,
             &course.id,
             &lesson.id,
@@ -389,21 +393,22 @@ impl Training {
         )
         .await?
         .ok_or_else(not_enrolled)?;
+        let mut out = Staged::new(Some(&self.publisher));
         if outcome.changed && completed {
-            self.publish(
+            out.add(NewEvent::new(
                 kinds::TRAINING_LESSON_COMPLETED,
-                &who.user_id,
+                Some(&who.user_id),
                 serde_json::json!({
                     "course_id": course.id,
                     "lesson_id": lesson.id,
                     "lesson_title": lesson.title,
                 }),
-            )
-            .await;
+            ))?;
         }
         if let Some(cert) = &outcome.issued {
-            self.issued(cert).await;
+            out.add(issued(cert))?;
         }
+        out.commit(tx).await?;
         self.enrolment(who, &course, &lessons, at).await
     }
 
@@ -549,7 +554,8 @@ impl Training {
             submitted_at: now_ms(),
         };
         for _ in 0..ATTEMPTS {
-            match store::record_attempt(&self.store, &attempt, a.max_attempts).await? {
+            let mut tx = self.store.begin().await?;
+            match store::record_attempt(&mut tx, &attempt, a.max_attempts).await? {
                 Recorded::Raced => continue,
                 Recorded::NotEnrolled => return Err(not_enrolled()),
                 Recorded::NoAttemptsLeft => {
@@ -559,9 +565,11 @@ impl Training {
                     ))
                 }
                 Recorded::Done(outcome) => {
+                    let mut out = Staged::new(Some(&self.publisher));
                     if let Some(cert) = &outcome.issued {
-                        self.issued(cert).await;
+                        out.add(issued(cert))?;
                     }
+                    out.commit(tx).await?;
                     let certificate_id = match outcome.issued {
                         Some(c) => Some(c.id),
                         None => store::certificate_of(&self.store, &who.user_id, &course.id)
@@ -623,27 +631,20 @@ impl Training {
             _ => Err(MeshError::not_found("certificate not found")),
         }
     }
+}
 
-    async fn issued(&self, c: &CertificateRow) {
-        self.publish(
-            kinds::TRAINING_CERTIFICATE_ISSUED,
-            &c.user_id,
-            serde_json::json!({
-                "certificate_id": c.id,
-                "course_id": c.course_id,
-                "course_title": c.course_title,
-                "score": c.score,
-            }),
-        )
-        .await;
-    }
-
-    async fn publish(&self, kind: &str, user_id: &str, payload: serde_json::Value) {
-        let event = NewEvent::new(kind, Some(user_id), payload);
-        if let Err(e) = self.publisher.publish(event).await {
-            tracing::warn!(user = %user_id, kind, error = %e, "training event not published");
-        }
-    }
+/// The event of certificate `c`, issued.
+fn issued(c: &CertificateRow) -> NewEvent {
+    NewEvent::new(
+        kinds::TRAINING_CERTIFICATE_ISSUED,
+        Some(&c.user_id),
+        serde_json::json!({
+            "certificate_id": c.id,
+            "course_id": c.course_id,
+            "course_title": c.course_title,
+            "score": c.score,
+        }),
+    )
 }
 
 impl Service for Training {

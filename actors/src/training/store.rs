@@ -10,7 +10,7 @@
 //! user), and a certificate is unique per (user, course).
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row as _, Transaction};
+use sqlx::{Any, AnyConnection, Row as _, Transaction};
 
 use super::messages::{Certificate, Course, Lesson};
 use crate::mesh::{Code, MeshError};
@@ -451,9 +451,9 @@ pub async fn attempts_used(
         .map_err(db_error)
 }
 
-/// Enrols `user_id` in a course; `false` when already enrolled.
+/// Enrols `user_id` in a course on `conn`; `false` when already enrolled.
 pub async fn enroll(
-    store: &Store,
+    conn: &mut AnyConnection,
     user_id: &str,
     course_id: &str,
     now: i64,
@@ -467,7 +467,7 @@ pub async fn enroll(
     .bind(course_id)
     .bind(now)
     .bind(course_id)
-    .execute(store.writer())
+    .execute(conn)
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected() == 1)
@@ -563,19 +563,18 @@ pub struct Outcome {
 }
 
 /// Marks (or with `completed == false` unmarks) a lesson for `user_id`, and issues the
-/// certificate if that completes an already passed course; one transaction. `None` when
-/// the learner is not enrolled (nothing written).
+/// certificate if that completes an already passed course, in the caller's transaction
+/// `tx` (committed with the events that report it). `None` when the learner is not
+/// enrolled (nothing written).
 pub async fn mark_lesson(
-    store: &Store,
+    tx: &mut Transaction<'_, Any>,
     user_id: &str,
     course_id: &str,
     lesson_id: &str,
     completed: bool,
     now: i64,
 ) -> Result<Option<Outcome>, MeshError> {
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    if !lock_enrolment(&mut tx, user_id, course_id).await? {
-        tx.rollback().await.map_err(db_error)?;
+    if !lock_enrolment(tx, user_id, course_id).await? {
         return Ok(None);
     }
     let done = if completed {
@@ -587,23 +586,22 @@ pub async fn mark_lesson(
         .bind(course_id)
         .bind(lesson_id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
     } else {
         sqlx::query("DELETE FROM training_progress WHERE user_id = $1 AND lesson_id = $2")
             .bind(user_id)
             .bind(lesson_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
     }
     .map_err(db_error)?;
     let changed = done.rows_affected() == 1;
     let issued = if changed && completed {
-        issue_if_earned(&mut tx, user_id, course_id, now).await?
+        issue_if_earned(tx, user_id, course_id, now).await?
     } else {
         None
     };
-    tx.commit().await.map_err(db_error)?;
     Ok(Some(Outcome {
         changed,
         attempt: 0,
@@ -626,18 +624,17 @@ pub enum Recorded {
 
 /// Records a scored attempt as the next of `a.user_id`'s at its assessment, unless
 /// `max_attempts` are used already, and issues the certificate if the attempt passed and
-/// the course is complete; one transaction.
+/// the course is complete, in the caller's transaction `tx`. Unless it answers
+/// [`Recorded::Done`], the caller rolls `tx` back.
 ///
 /// Two attempts racing for the same number collide on the unique (assessment, user,
 /// attempt); the loser writes nothing and answers [`Recorded::Raced`].
 pub async fn record_attempt(
-    store: &Store,
+    tx: &mut Transaction<'_, Any>,
     a: &AttemptRow,
     max_attempts: i64,
 ) -> Result<Recorded, MeshError> {
-    let mut tx = store.writer().begin().await.map_err(db_error)?;
-    if !lock_enrolment(&mut tx, &a.user_id, &a.course_id).await? {
-        tx.rollback().await.map_err(db_error)?;
+    if !lock_enrolment(tx, &a.user_id, &a.course_id).await? {
         return Ok(Recorded::NotEnrolled);
     }
     let done = sqlx::query(
@@ -657,12 +654,11 @@ pub async fn record_attempt(
     .bind(&a.assessment_id)
     .bind(&a.user_id)
     .bind(max_attempts)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await;
     let done = match done {
         Ok(done) => done,
         Err(e) => {
-            let _ = tx.rollback().await;
             let e = db_error(e);
             if e.code == Code::AlreadyExists {
                 return Ok(Recorded::Raced);
@@ -671,22 +667,20 @@ pub async fn record_attempt(
         }
     };
     if done.rows_affected() != 1 {
-        tx.rollback().await.map_err(db_error)?;
         return Ok(Recorded::NoAttemptsLeft);
     }
     let attempt: i64 = sqlx::query("SELECT attempt FROM training_attempts WHERE id = $1")
         .bind(&a.id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(db_error)?
         .try_get(0)
         .map_err(db_error)?;
     let issued = if a.passed {
-        issue_if_earned(&mut tx, &a.user_id, &a.course_id, a.submitted_at).await?
+        issue_if_earned(tx, &a.user_id, &a.course_id, a.submitted_at).await?
     } else {
         None
     };
-    tx.commit().await.map_err(db_error)?;
     Ok(Recorded::Done(Outcome {
         changed: true,
         attempt,
