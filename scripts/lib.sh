@@ -75,8 +75,11 @@ write_config() {
     echo '[auth]'; echo 'keys = ["bench:bench-signing-key-0123456789abcdef0123"]'
     [ -z "${AUTH_EXTRA:-}" ] || echo "$AUTH_EXTRA"
     echo '[log]'; echo 'level = "warn"'
-    case "${EXTRA:-}" in *'[limits]'*) ;; *) echo "$BENCH_LIMITS" ;; esac
-    case "${EXTRA:-}" in *'[quotas]'*) ;; *) echo "$BENCH_QUOTAS" ;; esac
+    # (A binary from before [limits] and [quotas] existed refuses them: same-run comparisons.)
+    if grep -qa register_per_ip_per_minute "$BIN"; then
+      case "${EXTRA:-}" in *'[limits]'*) ;; *) echo "$BENCH_LIMITS" ;; esac
+      case "${EXTRA:-}" in *'[quotas]'*) ;; *) echo "$BENCH_QUOTAS" ;; esac
+    fi
     [ -z "${EXTRA:-}" ] || echo "$EXTRA"
     for n in "$@"; do
       [ -n "${CL[$n]:-}" ] || { CL[$n]=$(free_port); HTTP[$n]=$(free_port); GRPC[$n]=$(free_port); }

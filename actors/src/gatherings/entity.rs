@@ -9,10 +9,13 @@
 //! and a new home needs nothing from the old one.
 
 use crate::common::Who;
+use std::sync::Arc;
+
 use crate::events::{kinds, Publisher, Staged};
 use crate::mesh::placement::{Entity, EntityError};
-use crate::mesh::{Code, MeshError};
+use crate::mesh::{BoxFuture, Code, MeshError};
 use crate::reminders::Plan;
+use crate::store::batch::Batcher;
 use crate::store::time::now_ms;
 use crate::store::Store;
 
@@ -27,6 +30,95 @@ pub struct EventEntity {
     pub publisher: Publisher,
     /// When a seat's reminder is due.
     pub plan: Plan,
+    /// Registrations, written many to a transaction in the order they came.
+    pub registrations: Batcher<Signup, Option<Registered>>,
+}
+
+/// A registration waiting for its transaction.
+#[derive(Clone, Debug)]
+pub struct Signup {
+    /// The event.
+    pub event_id: String,
+    /// Who registers.
+    pub user_id: String,
+}
+
+/// Registrations written in one transaction at most.
+const SIGNUP_BATCH: usize = 256;
+/// Registrations waiting for their transaction at most; past it registering answers
+/// `unavailable`.
+const SIGNUP_QUEUE: usize = 8192;
+
+/// The node's registration writer: batches of registrations (of any events), each event's
+/// in the order they came ([`store::register_all`]), with their events, in one
+/// transaction.
+pub fn registrations(
+    store: Store,
+    plan: Plan,
+    publisher: Publisher,
+) -> Batcher<Signup, Option<Registered>> {
+    Batcher::start(
+        "registrations",
+        SIGNUP_BATCH,
+        SIGNUP_QUEUE,
+        Arc::new(move |signups: Vec<Signup>| {
+            let (store, publisher) = (store.clone(), publisher.clone());
+            Box::pin(async move { write_signups(&store, &plan, &publisher, signups).await })
+        }),
+    )
+}
+
+async fn write_signups(
+    store: &Store,
+    plan: &Plan,
+    publisher: &Publisher,
+    signups: Vec<Signup>,
+) -> Result<Vec<Option<Registered>>, MeshError> {
+    // Each event's signups, in the order they came.
+    let mut events: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, s) in signups.iter().enumerate() {
+        match events.iter_mut().find(|(e, _)| *e == s.event_id) {
+            Some((_, at)) => at.push(i),
+            None => events.push((&s.event_id, vec![i])),
+        }
+    }
+    let now = now_ms();
+    let mut answers: Vec<Option<Registered>> = vec![None; signups.len()];
+    let mut out = Staged::new(Some(publisher));
+    let mut tx = store.begin().await?;
+    for (event_id, at) in &events {
+        let users: Vec<&str> = at.iter().map(|i| signups[*i].user_id.as_str()).collect();
+        let Some(done) = store::register_all(&mut tx, plan, event_id, &users, now).await? else {
+            continue;
+        };
+        for (i, registered) in at.iter().zip(done) {
+            if let Registered::New(reg) = &registered {
+                let kind = if reg.status == store::REGISTERED {
+                    kinds::EVENT_REGISTERED
+                } else {
+                    kinds::EVENT_WAITLISTED
+                };
+                let payload = serde_json::json!({
+                    "event_id": reg.event_id,
+                    "status": reg.status,
+                    "position": reg.position,
+                });
+                publish_payload(&mut out, kind, &reg.user_id, payload)?;
+            }
+            answers[*i] = Some(registered);
+        }
+    }
+    out.commit(tx).await?;
+    Ok(answers)
+}
+
+/// A registration handed to the node's writer: resolves once it is committed (or refused).
+pub struct Queued(pub BoxFuture<'static, Result<RegRow, MeshError>>);
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Queued")
+    }
 }
 
 /// What an event's actor is asked to do.
@@ -47,8 +139,11 @@ pub enum EventReq {
 pub enum Answer {
     /// The event (after `Update`; as it was, after `Delete`).
     Event(EventRow),
-    /// The caller's registration (after `Register`; as it was, after `Cancel`).
+    /// The caller's registration (as it was, after `Cancel`).
     Registration(RegRow),
+    /// The caller's registration, once written (after `Register`): the actor hands it to
+    /// the node's writer in arrival order and takes its next request while it commits.
+    Queued(Queued),
 }
 
 /// Refuses a change by anyone but the organiser or an admin.
@@ -122,30 +217,17 @@ impl EventEntity {
         Ok(row)
     }
 
-    async fn register(&self, id: &str, who: &Who) -> Result<RegRow, MeshError> {
-        let mut tx = self.store.begin().await?;
-        let outcome = store::register(&mut tx, &self.plan, id, &who.user_id, now_ms())
-            .await?
-            .ok_or_else(not_found)?;
-        match outcome {
-            Registered::Already(reg) => Ok(reg),
-            Registered::New(reg) => {
-                let kind = if reg.status == store::REGISTERED {
-                    kinds::EVENT_REGISTERED
-                } else {
-                    kinds::EVENT_WAITLISTED
-                };
-                let payload = serde_json::json!({
-                    "event_id": id,
-                    "status": reg.status,
-                    "position": reg.position,
-                });
-                let mut out = Staged::new(Some(&self.publisher));
-                publish_payload(&mut out, kind, &who.user_id, payload)?;
-                out.commit(tx).await?;
-                Ok(reg)
+    fn register(&self, id: &str, who: &Who) -> Result<Queued, MeshError> {
+        let written = self.registrations.enqueue(Signup {
+            event_id: id.to_string(),
+            user_id: who.user_id.clone(),
+        })?;
+        Ok(Queued(Box::pin(async move {
+            match written.await? {
+                None => Err(not_found()),
+                Some(Registered::New(reg) | Registered::Already(reg)) => Ok(reg),
             }
-        }
+        })))
     }
 
     async fn cancel(&self, id: &str, who: &Who) -> Result<RegRow, MeshError> {
@@ -186,7 +268,7 @@ impl Entity for EventEntity {
         match req {
             EventReq::Update(who, change) => self.update(id, &who, change).await.map(Answer::Event),
             EventReq::Delete(who) => self.delete(id, &who).await.map(Answer::Event),
-            EventReq::Register(who) => self.register(id, &who).await.map(Answer::Registration),
+            EventReq::Register(who) => self.register(id, &who).map(Answer::Queued),
             EventReq::Cancel(who) => self.cancel(id, &who).await.map(Answer::Registration),
         }
     }

@@ -208,6 +208,7 @@ impl Gatherings {
         plan: Plan,
     ) -> anyhow::Result<Arc<Self>> {
         let entity = EventEntity {
+            registrations: entity::registrations(store.clone(), plan, publisher.clone()),
             store: store.clone(),
             publisher: publisher.clone(),
             plan,
@@ -230,6 +231,7 @@ impl Gatherings {
         common::validate::id("id", id)?;
         let timeout = deadline.saturating_duration_since(Instant::now());
         match self.hosted.request(id, req, Some(timeout)).await {
+            Ok(Ok(Answer::Queued(written))) => written.0.await.map(Answer::Registration),
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(e),
             Err(EntityError::NotFound) => Err(not_found()),
@@ -307,7 +309,7 @@ impl Gatherings {
             .await?
         {
             Answer::Event(row) => Ok(row.to_event()),
-            Answer::Registration(_) => {
+            Answer::Registration(_) | Answer::Queued(_) => {
                 Err(MeshError::internal("event actor answered a registration"))
             }
         }
@@ -325,7 +327,7 @@ impl Gatherings {
             .await?
         {
             Answer::Event(row) => Ok(row.to_event()),
-            Answer::Registration(_) => {
+            Answer::Registration(_) | Answer::Queued(_) => {
                 Err(MeshError::internal("event actor answered a registration"))
             }
         }
@@ -343,7 +345,9 @@ impl Gatherings {
             .await?
         {
             Answer::Registration(reg) => Ok(reg.to_registration()),
-            Answer::Event(_) => Err(MeshError::internal("event actor answered an event")),
+            Answer::Event(_) | Answer::Queued(_) => {
+                Err(MeshError::internal("event actor answered an event"))
+            }
         }
     }
 
@@ -364,7 +368,9 @@ impl Gatherings {
                 reg.position = 0;
                 Ok(reg)
             }
-            Answer::Event(_) => Err(MeshError::internal("event actor answered an event")),
+            Answer::Event(_) | Answer::Queued(_) => {
+                Err(MeshError::internal("event actor answered an event"))
+            }
         }
     }
 

@@ -12,6 +12,8 @@
 //! user takes a seat (registering, or promoted from the waitlist), moved when the event's
 //! times or text change, and dropped with the registration or the event.
 
+use std::collections::HashSet;
+
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row as _, Transaction};
 
@@ -21,7 +23,7 @@ use crate::mesh::MeshError;
 use crate::reminders::store::{self as timers, Due};
 use crate::reminders::Plan;
 use crate::store::time::rfc3339_millis;
-use crate::store::{db_error, Store};
+use crate::store::{db_error, values, Store};
 
 /// Status of a registration holding a seat.
 pub const REGISTERED: &str = "registered";
@@ -379,59 +381,119 @@ pub async fn register(
     user: &str,
     now: i64,
 ) -> Result<Option<Registered>, MeshError> {
+    Ok(register_all(tx, plan, event_id, &[user], now)
+        .await?
+        .and_then(|mut r| r.pop()))
+}
+
+/// [`register`] for several users of one event, in the order given, with a few statements
+/// in all: the event is locked once, the new registrations are one insert, the counters
+/// one update, the seats' timers one upsert. A user given twice is registered once (the
+/// second answer is [`Registered::Already`]). `None` when there is no such event.
+pub async fn register_all(
+    tx: &mut Transaction<'_, Any>,
+    plan: &Plan,
+    event_id: &str,
+    users: &[&str],
+    now: i64,
+) -> Result<Option<Vec<Registered>>, MeshError> {
     let Some(event) = lock(tx, event_id).await? else {
         return Ok(None);
     };
-    let (status, position) = if event.registered < event.capacity {
-        (REGISTERED, 0)
-    } else {
-        (WAITLISTED, event.waitlisted + 1)
-    };
-    // The next sequence number, the insert and the "registered already?" check in one
-    // statement: a user who holds a registration conflicts on the primary key.
-    let inserted = sqlx::query(
-        "INSERT INTO gathering_registrations (event_id, user_id, status, seq, created_at) \
-         SELECT $1, $2, $3, COALESCE(MAX(seq), 0) + 1, $4 FROM gathering_registrations \
-         WHERE event_id = $1 \
-         ON CONFLICT (event_id, user_id) DO NOTHING RETURNING seq",
+    let mut held: HashSet<String> = HashSet::new();
+    for chunk in users.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "SELECT user_id FROM gathering_registrations WHERE event_id = $1 AND user_id IN ({})",
+            (2..chunk.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(event_id);
+        for u in chunk {
+            q = q.bind(*u);
+        }
+        held.extend(q.fetch_all(&mut **tx).await.map_err(db_error)?);
+    }
+    let mut seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) FROM gathering_registrations WHERE event_id = $1",
     )
     .bind(event_id)
-    .bind(user)
-    .bind(status)
-    .bind(now)
-    .fetch_optional(&mut **tx)
+    .fetch_one(&mut **tx)
     .await
     .map_err(db_error)?;
-    let Some(inserted) = inserted else {
-        let reg = registration_of(tx, event_id, user)
-            .await?
-            .ok_or_else(|| MeshError::internal("a registration conflicted but is not there"))?;
-        return Ok(Some(Registered::Already(reg)));
-    };
-    let seq: i64 = inserted.try_get(0).map_err(db_error)?;
-    if status == REGISTERED {
-        sqlx::query("UPDATE gatherings SET registered = registered + 1 WHERE id = $1")
-            .bind(event_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
-        schedule_seat(tx, plan, &event, user, now).await?;
-    } else {
-        sqlx::query("UPDATE gatherings SET waitlisted = waitlisted + 1 WHERE id = $1")
-            .bind(event_id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+    let (mut registered, mut waitlisted) = (event.registered, event.waitlisted);
+    // Per user, the new registration (`None`: held already).
+    let mut made: Vec<Option<RegRow>> = Vec::with_capacity(users.len());
+    for user in users {
+        if !held.insert(user.to_string()) {
+            made.push(None);
+            continue;
+        }
+        seq += 1;
+        let (status, position) = if registered < event.capacity {
+            registered += 1;
+            (REGISTERED, 0)
+        } else {
+            waitlisted += 1;
+            (WAITLISTED, waitlisted)
+        };
+        made.push(Some(RegRow {
+            event_id: event_id.to_string(),
+            user_id: user.to_string(),
+            status: status.to_string(),
+            seq,
+            position,
+            created_at: now,
+        }));
     }
-    Ok(Some(Registered::New(RegRow {
-        event_id: event_id.to_string(),
-        user_id: user.to_string(),
-        status: status.to_string(),
-        seq,
-        position,
-        created_at: now,
-    })))
+    let new: Vec<&RegRow> = made.iter().flatten().collect();
+    if !new.is_empty() {
+        for chunk in new.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO gathering_registrations (event_id, user_id, status, seq, created_at) \
+                 VALUES {}",
+                values(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                q = q
+                    .bind(&r.event_id)
+                    .bind(&r.user_id)
+                    .bind(&r.status)
+                    .bind(r.seq)
+                    .bind(r.created_at);
+            }
+            q.execute(&mut **tx).await.map_err(db_error)?;
+        }
+        sqlx::query("UPDATE gatherings SET registered = $2, waitlisted = $3 WHERE id = $1")
+            .bind(event_id)
+            .bind(registered)
+            .bind(waitlisted)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        let seats: Vec<Due> = new
+            .iter()
+            .filter(|r| r.status == REGISTERED)
+            .flat_map(|r| seat_timers(plan, &event, &r.user_id, now))
+            .collect();
+        timers::schedule_all(tx, &seats, now).await?;
+    }
+    let mut answers = Vec::with_capacity(users.len());
+    for (user, row) in users.iter().zip(made) {
+        answers.push(match row {
+            Some(row) => Registered::New(row),
+            None => Registered::Already(registration_of(tx, event_id, user).await?.ok_or_else(
+                || MeshError::internal("a registration conflicted but is not there"),
+            )?),
+        });
+    }
+    Ok(Some(answers))
 }
+
+/// Rows in one multi-row statement.
+const ROWS_PER_INSERT: usize = 256;
 
 /// Moves the first `n` of the waitlist of `event` onto seats, in order, with their
 /// timers; answers who moved.

@@ -50,30 +50,54 @@ pub async fn schedule(
     due: &Due,
     now: i64,
 ) -> Result<String, MeshError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    // One statement: a reminder of the same subject, user and kind (fired or not) is
-    // replaced by the new one, under the new id, unclaimed.
-    sqlx::query(
-        "INSERT INTO reminders (id, subject, user_id, kind, due_at, expires_at, shard, payload, \
-         created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-         ON CONFLICT (subject, user_id, kind) DO UPDATE SET id = excluded.id, \
-         due_at = excluded.due_at, expires_at = excluded.expires_at, shard = excluded.shard, \
-         payload = excluded.payload, created_at = excluded.created_at, claimed_by = NULL, \
-         claimed_until = NULL, fired_at = NULL, fired_by = NULL, outcome = NULL",
-    )
-    .bind(&id)
-    .bind(&due.subject)
-    .bind(&due.user_id)
-    .bind(due.kind)
-    .bind(due.due_at)
-    .bind(due.expires_at)
-    .bind(i64::from(shard_of(&id)))
-    .bind(due.payload.to_string())
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(id)
+    let ids = schedule_all(tx, std::slice::from_ref(due), now).await?;
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| MeshError::internal("a reminder was not scheduled"))
+}
+
+/// Rows in one multi-row upsert (9 parameters each).
+const ROWS_PER_UPSERT: usize = 256;
+
+/// [`schedule`] for many reminders (each subject, user and kind at most once), a few
+/// statements in all; answers their new ids in order.
+pub async fn schedule_all(
+    tx: &mut Transaction<'_, Any>,
+    due: &[Due],
+    now: i64,
+) -> Result<Vec<String>, MeshError> {
+    let ids: Vec<String> = due
+        .iter()
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    for (chunk, chunk_ids) in due.chunks(ROWS_PER_UPSERT).zip(ids.chunks(ROWS_PER_UPSERT)) {
+        // A reminder of the same subject, user and kind (fired or not) is replaced by the
+        // new one, under the new id, unclaimed.
+        let sql = format!(
+            "INSERT INTO reminders (id, subject, user_id, kind, due_at, expires_at, shard, payload, \
+             created_at) VALUES {} \
+             ON CONFLICT (subject, user_id, kind) DO UPDATE SET id = excluded.id, \
+             due_at = excluded.due_at, expires_at = excluded.expires_at, shard = excluded.shard, \
+             payload = excluded.payload, created_at = excluded.created_at, claimed_by = NULL, \
+             claimed_until = NULL, fired_at = NULL, fired_by = NULL, outcome = NULL",
+            crate::store::values(chunk.len(), 9)
+        );
+        let mut q = sqlx::query(&sql);
+        for (d, id) in chunk.iter().zip(chunk_ids) {
+            q = q
+                .bind(id.as_str())
+                .bind(&d.subject)
+                .bind(&d.user_id)
+                .bind(d.kind)
+                .bind(d.due_at)
+                .bind(d.expires_at)
+                .bind(i64::from(shard_of(id)))
+                .bind(d.payload.to_string())
+                .bind(now);
+        }
+        q.execute(&mut **tx).await.map_err(db_error)?;
+    }
+    Ok(ids)
 }
 
 /// Drops the reminders of `subject` inside `tx` (only `user`'s when given), fired or not.
