@@ -500,9 +500,7 @@ async fn write_awards(
     let (activities, keys): (Vec<store::NewActivity>, Vec<Option<idempotency::Key>>) =
         awards.into_iter().map(|a| (a.activity, a.key)).unzip();
     let mut tx = store.begin().await?;
-    for key in keys.iter().flatten() {
-        key.write(&mut tx).await?;
-    }
+    idempotency::write_all(&mut tx, &keys.iter().flatten().collect::<Vec<_>>()).await?;
     let fresh = store::insert_activities(&mut tx, &activities).await?;
     // Each user's points added by this batch, then their total before it.
     let mut added: Vec<(&str, i64)> = Vec::new();

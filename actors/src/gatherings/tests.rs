@@ -257,6 +257,65 @@ async fn capacity_is_exact_and_the_waitlist_moves_up_in_order() {
 }
 
 #[tokio::test]
+async fn a_batch_of_registrations_keeps_arrival_order_and_answers_a_repeat_with_the_first() {
+    on_each_backend(|store, _| async move {
+        let (_h, svc, _) = service(store.clone()).await;
+        let e = svc
+            .create(&who(&user()), &input("Batched", 2))
+            .await
+            .unwrap();
+        let (a, b, c) = (user(), user(), user());
+        let mut tx = store.begin().await.unwrap();
+        let done = store::register_all(
+            &mut tx,
+            &Plan::default(),
+            &e.id,
+            &[&a, &b, &a, &c],
+            now_ms(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        tx.commit().await.unwrap();
+        let view: Vec<(bool, String, String, i64, i64)> = done
+            .iter()
+            .map(|r| match r {
+                store::Registered::New(r) => {
+                    (true, r.user_id.clone(), r.status.clone(), r.seq, r.position)
+                }
+                store::Registered::Already(r) => (
+                    false,
+                    r.user_id.clone(),
+                    r.status.clone(),
+                    r.seq,
+                    r.position,
+                ),
+            })
+            .collect();
+        assert_eq!(
+            view,
+            vec![
+                (true, a.clone(), store::REGISTERED.to_string(), 1, 0),
+                (true, b.clone(), store::REGISTERED.to_string(), 2, 0),
+                (false, a.clone(), store::REGISTERED.to_string(), 1, 0),
+                (true, c.clone(), store::WAITLISTED.to_string(), 3, 1),
+            ]
+        );
+        let got = svc.get(&EventRef { id: e.id.clone() }).await.unwrap();
+        assert_eq!((got.registered, got.waitlisted), (2, 1));
+        // An unknown event: nothing.
+        let mut tx = store.begin().await.unwrap();
+        assert!(
+            store::register_all(&mut tx, &Plan::default(), "no-such-event", &[&a], now_ms())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn the_store_alone_never_over_registers() {
     // As if every registration came through a different activation of the event.
     on_each_backend(|store, _| async move {

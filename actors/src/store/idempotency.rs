@@ -127,6 +127,33 @@ impl Key {
     }
 }
 
+/// [`Key::write`] for the keys of several writes in one transaction (a batch), in one
+/// statement per [`ANSWER_BATCH`] keys: the transaction fails if another run recorded any
+/// of them first. Call [`Key::wrote`] on each once it has committed.
+pub async fn write_all(conn: &mut AnyConnection, keys: &[&Key]) -> Result<(), MeshError> {
+    let keys: Vec<&&Key> = keys
+        .iter()
+        .filter(|k| !k.recorded.load(Ordering::Relaxed))
+        .collect();
+    let now = now_ms();
+    for chunk in keys.chunks(ANSWER_BATCH) {
+        let sql = format!(
+            "INSERT INTO idempotency (key, reply, created_at) VALUES {} \
+             ON CONFLICT (key) DO NOTHING",
+            super::values(chunk.len(), 3)
+        );
+        let mut q = sqlx::query(&sql);
+        for k in chunk {
+            q = q.bind(k.digest.as_str()).bind("").bind(now);
+        }
+        let done = q.execute(&mut *conn).await.map_err(db_error)?;
+        if done.rows_affected() != chunk.len() as u64 {
+            return Err(MeshError::new(Code::FailedPrecondition, DUPLICATE));
+        }
+    }
+    Ok(())
+}
+
 /// The digest a client key is stored under: the caller, the op, the key and the request.
 fn digest(req: &Request, service: &str) -> String {
     let mut h = Sha256::new();
@@ -400,6 +427,47 @@ mod tests {
                 )))
             })
         }
+    }
+
+    fn key(digest: &str) -> Key {
+        Key {
+            digest: digest.to_string(),
+            made: true,
+            recorded: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_written_together_fail_together_when_another_run_recorded_one() {
+        let (store, _dir) = sqlite().await;
+        let (a, b, c) = (key("a"), key("b"), key("c"));
+        let mut tx = store.begin().await.unwrap();
+        write_all(&mut tx, &[&a, &b]).await.unwrap();
+        tx.commit().await.unwrap();
+        // `b` is recorded: a batch holding it fails, and leaves `c` unrecorded.
+        let mut tx = store.begin().await.unwrap();
+        let e = write_all(&mut tx, &[&c, &key("b")]).await.unwrap_err();
+        assert_eq!(e.message, DUPLICATE);
+        drop(tx);
+        // A key twice in one batch is a duplicate too.
+        let mut tx = store.begin().await.unwrap();
+        assert!(write_all(&mut tx, &[&key("d"), &key("d")]).await.is_err());
+        drop(tx);
+        let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM idempotency ORDER BY key")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(keys, ["a", "b"]);
+        // Once marked written, a key is not written again.
+        c.wrote();
+        let mut tx = store.begin().await.unwrap();
+        write_all(&mut tx, &[&c]).await.unwrap();
+        tx.commit().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM idempotency")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
     }
 
     async fn service() -> (Arc<Idempotent>, Arc<Counter>, crate::store::tests::TempDir) {
