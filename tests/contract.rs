@@ -210,6 +210,17 @@ fn openapi_describes_the_contract_and_only_routes_that_are_served() {
             "#/components/schemas/ErrorBody",
             "{m} {p}"
         );
+        // Every write takes the optional Idempotency-Key header, and nothing else does.
+        let keyed = op["parameters"].as_array().is_some_and(|ps| {
+            ps.iter().any(|x| {
+                x["name"] == "Idempotency-Key" && x["in"] == "header" && x["required"] == false
+            })
+        });
+        assert_eq!(
+            keyed,
+            m != "get",
+            "{m} {p}: Idempotency-Key described: {keyed}"
+        );
     }
 
     // Credentials as the handlers demand them.

@@ -27,10 +27,12 @@ use axum::Router;
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Value};
-use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType};
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{
+    ContentBuilder, OpenApi as Document, Ref, RefOr, Required, Response, ResponseBuilder,
+};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::UtoipaMethodRouter;
 
@@ -77,7 +79,9 @@ pub struct ErrorDetail {
             route; a request is forwarded as a message to the service's actors, wherever they \
             live. Lists page with `?page=&per_page=` (or `?limit=&offset=`) and return `items` \
             and `total`. Every reply carries `x-request-id` (the client's, or one the node \
-            made)."
+            made). Every write takes an optional `Idempotency-Key` header; a write the \
+            event outbox has no room for answers 503 with `details.reason = outbox_full` \
+            and `Retry-After`."
     ),
     paths(document),
     components(schemas(ErrorBody, ErrorDetail)),
@@ -286,7 +290,9 @@ fn add_rules(doc: &mut Document) {
 
 /// Finishes a document the router described: every operation gets an `operationId` made
 /// of its method and path (handler names repeat across services: `list`, `get`, ...), and
-/// a `default` answer of [`ErrorBody`]; and the bodies' [`Rule`]s join their schemas.
+/// a `default` answer of [`ErrorBody`] (which covers, among others, a write's 503 with
+/// `details.reason = "outbox_full"`); every write (not GET) the optional `Idempotency-Key`
+/// header; and the bodies' [`Rule`]s join their schemas.
 pub fn finish(doc: &mut Document) {
     add_rules(doc);
     let error: RefOr<Response> = ResponseBuilder::new()
@@ -299,6 +305,24 @@ pub fn finish(doc: &mut Document) {
         )
         .build()
         .into();
+    let key: RefOr<Parameter> = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes the write safe to send again: a repeat with the same key (same caller, \
+             route and body) within 24 hours gets the first answer and changes nothing. \
+             1-255 visible ASCII characters; anything else is 400.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .min_length(Some(1))
+                .max_length(Some(255))
+                .pattern(Some("^[!-~]+$")),
+        ))
+        .build()
+        .into();
     for (path, item) in doc.paths.paths.iter_mut() {
         for (method, op) in operations(item) {
             op.operation_id = Some(operation_id(method, path));
@@ -306,6 +330,9 @@ pub fn finish(doc: &mut Document) {
                 .responses
                 .entry("default".to_string())
                 .or_insert_with(|| error.clone());
+            if method != "get" {
+                op.parameters.get_or_insert_with(Vec::new).push(key.clone());
+            }
         }
     }
 }
