@@ -13,7 +13,8 @@
 //! - `dead_letters` keeps deliveries that exhausted their attempts and rows quarantined
 //!   because they do not hold an event, until an admin replays or drops them.
 //!
-//! The depth (rows waiting, cluster-wide) is counted every second by each relay; above
+//! The depth (rows waiting, cluster-wide) is counted by each relay (every second near the
+//! bound, every five seconds far from it); above
 //! `max_depth` publishing answers `unavailable` (503) instead of taking an event it might
 //! not be able to hold.
 
@@ -154,6 +155,11 @@ impl Outbox {
                 .with_details(serde_json::json!({"reason": "outbox_full", "retry_after_s": 5})));
         }
         Ok(())
+    }
+
+    /// Whether the outbox holds at least half of `max_depth` rows (as last counted).
+    pub fn half_full(&self) -> bool {
+        self.depth() >= self.max_depth / 2
     }
 
     /// Counts `n` rows written here (until the next count).
