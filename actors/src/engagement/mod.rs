@@ -575,10 +575,9 @@ impl Service for Engagement {
         NAME
     }
 
-    /// Tracking waits on the database writer and the outbox flush: more workers than cores
-    /// let many requests share one flush.
+    /// Tracking waits on the award writer: a batch holds as many awards as workers wait.
     fn workers(&self, default: usize) -> usize {
-        crate::mesh::service::waiting_pool(default)
+        crate::mesh::service::batching_pool(default)
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

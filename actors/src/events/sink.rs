@@ -70,6 +70,12 @@ impl<Rep: prost::Message + Default + 'static> Sink for Subscriber<Rep> {
         (self.wants)(kind)
     }
 
+    /// A subscribing service writes what it consumes many events to a transaction (its
+    /// group commit): the more deliveries in flight, the larger its batches.
+    fn concurrency(&self) -> usize {
+        128
+    }
+
     fn deliver(&self, event: Arc<Event>) -> BoxFuture<'static, Result<(), MeshError>> {
         let router = self.info.router().cloned();
         let call = self

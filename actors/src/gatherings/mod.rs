@@ -439,10 +439,10 @@ impl Service for Gatherings {
         NAME
     }
 
-    /// A worker waits on the event's actor, then on the outbox flush of its turn: more
-    /// workers than cores let many registrations share one flush.
+    /// A worker waits on the event's actor, then on the registration writer: a batch holds
+    /// as many registrations as workers wait.
     fn workers(&self, default: usize) -> usize {
-        crate::mesh::service::waiting_pool(default)
+        crate::mesh::service::batching_pool(default)
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

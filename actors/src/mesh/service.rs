@@ -80,6 +80,14 @@ pub fn waiting_pool(default: usize) -> usize {
     default.max(4) * 4
 }
 
+/// The pool a service whose requests wait on a group-commit writer
+/// ([`crate::store::batch`]) asks for: a batch holds at most as many requests as there
+/// are workers waiting on it, so sixteen times the default, at least 64. A waiting worker
+/// costs a parked task.
+pub fn batching_pool(default: usize) -> usize {
+    default.max(4) * 16
+}
+
 /// Calls `op` of `svc` through [`Service::handle`], as the mesh would: for the services'
 /// unit tests.
 #[cfg(test)]

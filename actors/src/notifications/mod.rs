@@ -374,9 +374,9 @@ impl Service for Notifications {
         NAME
     }
 
-    /// Consuming mostly waits on the database: more workers than cores keep it busy.
+    /// Consuming waits on the log writer: a batch holds as many events as workers wait.
     fn workers(&self, default: usize) -> usize {
-        crate::mesh::service::waiting_pool(default)
+        crate::mesh::service::batching_pool(default)
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
