@@ -1,8 +1,9 @@
 //! The trace of a gRPC call: the `traceparent` metadata continued (or a fresh trace when it
-//! is absent or malformed, never an error), the call served inside it, and this node's
-//! `traceparent` answered in the response metadata, and its span exported when spans are. It also counts the call and its latency
-//! for the dashboard's history (`troupe_actors::system::history`). The same rules as the HTTP layer
-//! (`crate::http::middleware`), applied to every gRPC service at once.
+//! is absent or malformed, never an error), the call served inside it, this node's
+//! `traceparent` answered in the response metadata, and the call's span exported when spans
+//! are (`troupe_actors::mesh::trace::exporting`). It also counts the call and its latency
+//! for the dashboard's history (`troupe_actors::system::history`). The same rules as the
+//! HTTP layer (`crate::http::middleware`), applied to every gRPC service at once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -62,15 +63,22 @@ where
                 troupe_actors::metrics::REQUEST_LATENCY.record(started.elapsed());
             }
             if let Some((method, start)) = exported {
-                // The call's status travels in the trailers, after this future: the span
-                // carries the method and its time, not the outcome.
+                // An error answered at once is a trailers-only response: its `grpc-status`
+                // is in these headers. An answer's status travels in the trailers, after
+                // this future, and the span ends with the headers (a stream's too).
+                let error = resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|code| *code != "0")
+                    .map(|code| format!("grpc-status {code}"));
                 trace::finished(trace::Span {
                     trace: t,
                     name: method.clone(),
                     kind: trace::Kind::Server,
                     start,
                     end: std::time::SystemTime::now(),
-                    error: None,
+                    error,
                     attributes: vec![("rpc.system", "grpc".to_string()), ("rpc.method", method)],
                 });
             }
