@@ -137,7 +137,9 @@ impl trace::Export for Spans {
             }
             return;
         }
-        self.full.store(false, Ordering::Relaxed);
+        if self.full.load(Ordering::Relaxed) {
+            self.full.store(false, Ordering::Relaxed);
+        }
         self.processor.on_end(span_data(span, &self.scope));
     }
 }
