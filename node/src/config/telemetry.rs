@@ -19,7 +19,8 @@ pub struct Telemetry {
     pub otlp_batch: usize,
     /// Time between two exports when the batch is not full (`otlp_interval_ms`).
     pub otlp_interval: Duration,
-    /// Bound on one export request (`otlp_timeout_ms`).
+    /// Bound on each export attempt, and on the time spent retrying one batch
+    /// (`otlp_timeout_ms`).
     pub otlp_timeout: Duration,
     /// Keep the dashboard's five-minute history (`history`, default true; see
     /// `troupe_actors::system::history::turn_off`).
