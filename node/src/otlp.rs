@@ -71,9 +71,20 @@ pub fn start(config: &Telemetry, node: &str) -> anyhow::Result<Option<Handle>> {
         return Ok(None);
     };
     describe();
+    let (spans, handle) = pipeline(config, endpoint, node)?;
+    if !trace::export_to(Box::new(spans)) {
+        anyhow::bail!("spans are exported already in this process");
+    }
+    tracing::info!(%endpoint, "exporting request spans over OTLP");
+    Ok(Some(handle))
+}
+
+/// The exporter to `endpoint` behind its batch processor, and the [`trace::Export`] in
+/// front of them.
+fn pipeline(config: &Telemetry, endpoint: &str, node: &str) -> anyhow::Result<(Spans, Handle)> {
     let otlp = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
-        .with_endpoint(endpoint.clone())
+        .with_endpoint(endpoint)
         .with_timeout(config.otlp_timeout)
         .build()
         .with_context(|| format!("cannot set up OTLP export to {endpoint}"))?;
@@ -82,7 +93,7 @@ pub fn start(config: &Telemetry, node: &str) -> anyhow::Result<Option<Handle>> {
         inner: otlp,
         pending: pending.clone(),
         down: AtomicBool::new(false),
-        endpoint: endpoint.clone(),
+        endpoint: endpoint.to_string(),
     };
     let batch = BatchConfigBuilder::default()
         .with_max_queue_size(config.otlp_queue)
@@ -107,11 +118,7 @@ pub fn start(config: &Telemetry, node: &str) -> anyhow::Result<Option<Handle>> {
             .with_version(env!("CARGO_PKG_VERSION"))
             .build(),
     };
-    if !trace::export_to(Box::new(spans)) {
-        anyhow::bail!("spans are exported already in this process");
-    }
-    tracing::info!(%endpoint, "exporting request spans over OTLP");
-    Ok(Some(Handle { processor }))
+    Ok((spans, Handle { processor }))
 }
 
 /// The [`trace::Export`] of this node: finished spans into the batch processor's queue.
@@ -237,6 +244,49 @@ impl SpanExporter for Exporter {
 mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};
+
+    fn span(trace: trace::Trace) -> trace::Span {
+        let now = SystemTime::now();
+        trace::Span {
+            trace,
+            name: "GET /ping".to_string(),
+            kind: trace::Kind::Server,
+            start: now,
+            end: now,
+            error: None,
+            attributes: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_bound_spans_are_dropped_not_queued() {
+        use trace::Export as _;
+        let config = Telemetry {
+            otlp_endpoint: None,
+            otlp_queue: 16,
+            otlp_batch: 16,
+            // No export runs during the test: everything queued stays queued.
+            otlp_interval: Duration::from_secs(3600),
+            otlp_timeout: Duration::from_millis(100),
+            history: true,
+        };
+        let (spans, handle) = pipeline(&config, "http://127.0.0.1:9", "n1").unwrap();
+        for _ in 0..15 {
+            spans.export(span(trace::Trace::fresh()));
+        }
+        assert_eq!(spans.pending.load(Ordering::Acquire), 15);
+        assert!(!spans.full.load(Ordering::Relaxed));
+        for _ in 0..10 {
+            spans.export(span(trace::Trace::fresh()));
+        }
+        assert_eq!(spans.pending.load(Ordering::Acquire), 16, "the bound holds");
+        assert!(spans.full.load(Ordering::Relaxed), "dropping is noted");
+        // Shutting down exports what waits (to nobody: port 9 is closed) and forgets it.
+        tokio::task::spawn_blocking(move || handle.shutdown())
+            .await
+            .unwrap();
+        assert_eq!(spans.pending.load(Ordering::Acquire), 0);
+    }
 
     #[test]
     fn a_span_keeps_troupes_ids_and_its_parent() {
