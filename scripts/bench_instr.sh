@@ -6,6 +6,11 @@
 #
 #   scripts/bench_instr.sh                       # 3000 requests each, release build
 #   N=5000 BIN=/tmp/troupe-old scripts/bench_instr.sh
+#   TROUPE_TELEMETRY_HISTORY=false scripts/bench_instr.sh   # the node without its history
+#
+# The release build goes to $CARGO_TARGET_DIR when that is set (else target/), and the
+# node measured is $BIN (default: the troupe binary of that build). TROUPE_* variables
+# reach the node as they would any node.
 #
 # Each server runs under callgrind on loopback; one keep-alive connection sends 300 warm-up
 # requests, the counters are zeroed, N requests follow, and the counters are dumped: the
@@ -17,6 +22,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${N:-3000}
+TARGET=${CARGO_TARGET_DIR:-target}
+BIN=${BIN:-$TARGET/release/troupe}
 # shellcheck source=lib.sh
 . scripts/lib.sh
 need valgrind callgrind_control curl python3
@@ -60,7 +67,7 @@ measure() {
 }
 
 PORT=$(free_port) URL_PATH=/health
-BARE=$(measure target/release/examples/bare_axum "127.0.0.1:$PORT")
+BARE=$(measure "$TARGET/release/examples/bare_axum" "127.0.0.1:$PORT")
 
 write_config "$WORK/node.toml" n1
 PORT=${HTTP[n1]} URL_PATH=/ping

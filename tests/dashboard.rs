@@ -133,6 +133,115 @@ fn a_request_answered_on_another_node_leaves_one_trace_id_in_both_logs() {
     assert_eq!(trace_id_of(&traceparent_of(&resp)), GIVEN_TRACE);
 }
 
+#[test]
+fn soap_grpc_and_websocket_replies_echo_the_traceparent() {
+    let c = Cluster::start(
+        "trace-protocols",
+        Options {
+            nodes: 2,
+            ..traced()
+        },
+    );
+    let n1 = c.node("n1");
+    let user = new_user(n1, n1, "tracer");
+
+    // SOAP: the reply (a lookup, then a Fault) carries the request's trace.
+    let soap = format!(
+        "<?xml version=\"1.0\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+         xmlns:u=\"urn:troupe:users:v1\"><soapenv:Body><u:LookupUser><u:username>{}</u:username>\
+         </u:LookupUser></soapenv:Body></soapenv:Envelope>",
+        user.username
+    );
+    for (body, status) in [(soap.as_str(), 200), ("<not-soap/>", 500)] {
+        let resp = post_headers_raw(
+            &n1.url("/soap"),
+            body.as_bytes(),
+            &[
+                ("content-type", "text/xml; charset=utf-8"),
+                ("soapaction", "\"urn:troupe:users:v1#LookupUser\""),
+                ("traceparent", GIVEN),
+            ],
+        );
+        assert_eq!(resp.status().as_u16(), status, "{body}");
+        let echoed = traceparent_of(&resp);
+        assert_eq!(trace_id_of(&echoed), GIVEN_TRACE, "{body}");
+        assert_ne!(echoed, GIVEN);
+    }
+
+    // gRPC: the response metadata, of an answer and of an error status.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        use troupe_proto::auth::user_validation_client::UserValidationClient;
+        use troupe_proto::auth::ValidateUserRequest;
+        let channel = tonic::transport::Channel::from_shared(format!("http://{}", n1.addrs.grpc))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("grpc connect");
+        let mut users = UserValidationClient::new(channel);
+        let mut req = tonic::Request::new(ValidateUserRequest {
+            username: user.username.clone(),
+            password: user.password.clone(),
+        });
+        req.metadata_mut()
+            .insert("traceparent", GIVEN.parse().unwrap());
+        let resp = users.validate_user(req).await.expect("validate");
+        assert!(resp.get_ref().valid);
+        let echoed = resp
+            .metadata()
+            .get("traceparent")
+            .expect("traceparent metadata");
+        assert_eq!(trace_id_of(echoed.to_str().unwrap()), GIVEN_TRACE);
+        // Without one: a fresh trace, answered all the same, on errors too.
+        let e = users
+            .validate_user(ValidateUserRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        let fresh = e
+            .metadata()
+            .get("traceparent")
+            .expect("traceparent on a status");
+        assert_ne!(trace_id_of(fresh.to_str().unwrap()), GIVEN_TRACE);
+    });
+
+    // WebSocket: the answer to a `send` frame carries the frame's trace, or a fresh one.
+    let url = format!(
+        "ws://{}/ws/{}?token={}",
+        n1.addrs.http, user.id, user.access
+    );
+    let (mut ws, _) = tungstenite::connect(url).expect("websocket");
+    let mut answer = |frame: Value| -> Value {
+        ws.send(tungstenite::Message::text(frame.to_string()))
+            .expect("send frame");
+        loop {
+            match ws.read().expect("read frame") {
+                tungstenite::Message::Text(t) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    if v["ref"] == frame["ref"] {
+                        return v;
+                    }
+                }
+                _ => continue,
+            }
+        }
+    };
+    let nobody = "00000000-0000-4000-8000-000000000000";
+    let v = answer(serde_json::json!({
+        "type": "send", "recipient_id": nobody, "ciphertext": "b64:aGk=",
+        "ref": "t1", "traceparent": GIVEN,
+    }));
+    let echoed = v["traceparent"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(trace_id_of(echoed), GIVEN_TRACE, "{v}");
+    assert_ne!(echoed, GIVEN);
+    assert!(v["type"] == "receipt" || v["type"] == "error", "{v}");
+    let v = answer(serde_json::json!({
+        "type": "send", "recipient_id": nobody, "ciphertext": "b64:aGk=", "ref": "t2",
+    }));
+    let fresh = trace_id_of(v["traceparent"].as_str().unwrap_or_else(|| panic!("{v}")));
+    assert_ne!(fresh, GIVEN_TRACE);
+}
+
 /// The `chromium` binary, or `None` with a printed skip line.
 fn chromium(test: &str) -> Option<String> {
     for bin in ["chromium", "chromium-browser"] {

@@ -9,6 +9,7 @@
 //! - [`certs`]: `troupe certs`, a development CA and node certificates for cluster TLS.
 //! - [`chaos`]: `troupe chaos`, kills random actors of a running cluster at a given rate.
 //! - [`telemetry`]: logs and the Prometheus recorder.
+//! - [`otlp`]: export of request spans to an OpenTelemetry collector (`[telemetry]`).
 //! - [`listener`]: the HTTP accept loop: header-read timeout, connection cap, graceful
 //!   shutdown.
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod listener;
+pub mod otlp;
 pub mod telemetry;
 
 use std::future::Future;
@@ -166,6 +168,10 @@ pub async fn serve(
         .unwrap_or_default()
         .as_millis() as u64;
     let tls = cluster_tls(&config)?;
+    let spans = otlp::start(&config.telemetry, &config.node.name)?;
+    if !config.telemetry.history {
+        troupe_actors::system::history::turn_off();
+    }
     let info = NodeInfo::new(config.node.name.as_str().into(), incarnation);
     let store = Store::connect(config.storage.url.as_deref(), &config.data_dir)
         .await
@@ -435,6 +441,10 @@ pub async fn serve(
         tracing::warn!(timeout = ?DRAIN_TIMEOUT, "in-flight requests did not drain in time");
     }
     mesh.stop().await;
+    if let Some(spans) = spans {
+        // The last spans go out before the process exits (bounded by the export timeout).
+        let _ = tokio::task::spawn_blocking(move || spans.shutdown()).await;
+    }
     tracing::info!("node stopped");
     Ok(())
 }

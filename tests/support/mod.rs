@@ -595,6 +595,19 @@ pub fn post_json_raw(url: &str, body: &Value) -> ureq::http::Response<ureq::Body
         .expect("http post")
 }
 
+/// POST a body with headers, answering the raw response for header checks.
+pub fn post_headers_raw(
+    url: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> ureq::http::Response<ureq::Body> {
+    let mut req = agent().post(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send(body).expect("http post")
+}
+
 /// POST JSON with extra headers and an optional bearer token.
 pub fn post_with(
     url: &str,

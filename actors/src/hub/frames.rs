@@ -75,6 +75,23 @@ pub fn error(e: &MeshError, reference: &str) -> Bytes {
     frame(v)
 }
 
+/// `frame` (a JSON object) with the `traceparent` of the trace that answered it as its
+/// first member: the WebSocket form of the header HTTP replies carry.
+pub fn traced(frame: &[u8], trace: &crate::mesh::trace::Trace) -> Bytes {
+    let mut buf = [0u8; crate::mesh::trace::LEN];
+    let traceparent = trace.encode_in(&mut buf);
+    let rest = frame.strip_prefix(b"{").unwrap_or(frame);
+    let mut out = Vec::with_capacity(frame.len() + traceparent.len() + 18);
+    out.extend_from_slice(b"{\"traceparent\":\"");
+    out.extend_from_slice(traceparent.as_bytes());
+    out.push(b'"');
+    if rest != b"}" {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+    Bytes::from(out)
+}
+
 /// The answer to a client's `{"type": "ping"}`.
 pub fn pong(reference: &str) -> Bytes {
     let mut v = json!({ "type": "pong", "at": rfc3339_millis(now_ms()) });
@@ -82,4 +99,23 @@ pub fn pong(reference: &str) -> Bytes {
         v["ref"] = reference.into();
     }
     frame(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::trace::Trace;
+
+    #[test]
+    fn a_traced_frame_is_the_same_object_with_its_traceparent() {
+        let t = Trace::fresh();
+        let plain = pong("r1");
+        let traced = traced(&plain, &t);
+        let v: serde_json::Value = serde_json::from_slice(&traced).unwrap();
+        let mut want: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        want["traceparent"] = t.encode().into();
+        assert_eq!(v, want);
+        let empty: serde_json::Value = serde_json::from_slice(&super::traced(b"{}", &t)).unwrap();
+        assert_eq!(empty, json!({ "traceparent": t.encode() }));
+    }
 }

@@ -246,7 +246,9 @@ impl Mesh {
             rtt,
         ));
         tokio::spawn(sample_pools(mesh.clone()));
-        tokio::spawn(crate::system::history::run(mesh.clone()));
+        if crate::system::history::recording() {
+            tokio::spawn(crate::system::history::run(mesh.clone()));
+        }
         Ok(mesh)
     }
 

@@ -320,9 +320,13 @@ async fn on_lane(
         let _admitted = admitted;
         let name = service.name();
         let trace = req.trace;
+        let op = super::trace::exporting().then(|| req.op.clone());
         let handling = lane::scope(outer, name, service.handle(req));
         match trace {
-            Some(t) => super::trace::scope(t, handling).await,
+            Some(t) => {
+                let span = || format!("{name}.{}", op.unwrap_or_default());
+                super::trace::serve(t, span, handling).await
+            }
             None => handling.await,
         }
     });

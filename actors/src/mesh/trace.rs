@@ -12,8 +12,17 @@
 //! It rides next to the request id, through the same builder ([`super::Call::trace`]) and
 //! the same task-local as the lane chain ([`super::lane`]): nothing but the envelope crosses
 //! nodes.
+//!
+//! When the node exports spans (`[telemetry] otlp_endpoint`, see `node::otlp`), the work
+//! done in a trace's span is also handed to the installed [`Export`] as a finished [`Span`]:
+//! ingress answers a request in one ([`Span`] of kind [`Kind::Server`]), a worker serves a
+//! call in a child span ([`serve`]). The ids are this module's own, so the exported spans
+//! are the ones the logs and the `traceparent` headers name. Without an exporter nothing is
+//! timed or allocated: [`exporting`] is one atomic load.
 
 use std::future::Future;
+use std::sync::OnceLock;
+use std::time::SystemTime;
 
 tokio::task_local! {
     static CURRENT: Trace;
@@ -35,6 +44,10 @@ pub struct Trace {
     pub span_id: [u8; 8],
     /// Trace flags, as received (fresh traces: `01`, sampled).
     pub flags: u8,
+    /// The span this one is a child of (the client's, or the hop before on this or another
+    /// node); `None` for the root of a fresh trace and for a parsed `traceparent`, which
+    /// names its span but not that span's parent.
+    pub parent_id: Option<[u8; 8]>,
 }
 
 impl Trace {
@@ -50,15 +63,22 @@ impl Trace {
             trace_id,
             span_id: new_span_id(),
             flags: 1,
+            parent_id: None,
         }
     }
 
-    /// The same trace with a new span: the work of the next hop.
+    /// The same trace with a new span, a child of this one: the work of the next hop.
     pub fn child(&self) -> Self {
         Self {
             span_id: new_span_id(),
+            parent_id: Some(self.span_id),
             ..*self
         }
+    }
+
+    /// Whether the trace is sampled (flags bit 0): only sampled spans are exported.
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
     }
 
     /// Parses a `traceparent` by the W3C rules: version two lower-case hex digits other than
@@ -85,6 +105,7 @@ impl Trace {
             trace_id,
             span_id,
             flags,
+            parent_id: None,
         })
     }
 
@@ -145,6 +166,87 @@ pub fn current() -> Option<Trace> {
     CURRENT.try_with(|t| *t).ok()
 }
 
+/// What a span was: the request answered at ingress, or a call served by a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Ingress answering a client (REST, SOAP, gRPC, a WebSocket frame).
+    Server,
+    /// A worker serving a call, from this node's ingress or from a peer.
+    Internal,
+}
+
+/// A finished span: the unit of work of one hop of a trace, as [`Export`] receives it.
+#[derive(Clone, Debug)]
+pub struct Span {
+    /// The trace, this span's id and its parent's ([`Trace::parent_id`]).
+    pub trace: Trace,
+    /// What was done: `GET /users/{id}`, `troupe.v1.Users/Get`, `users.get`.
+    pub name: String,
+    /// Ingress or worker.
+    pub kind: Kind,
+    /// When the work started.
+    pub start: SystemTime,
+    /// When it ended.
+    pub end: SystemTime,
+    /// Why it failed (the mesh error code, an HTTP status of 500 and up), if it did.
+    pub error: Option<String>,
+    /// More facts, OpenTelemetry attribute names: `http.response.status_code`, `rpc.method`.
+    pub attributes: Vec<(&'static str, String)>,
+}
+
+/// Where finished spans go: the node's OTLP exporter. `export` is called on the request
+/// path, so it must neither block nor grow without bound.
+pub trait Export: Send + Sync + 'static {
+    /// Takes one finished, sampled span.
+    fn export(&self, span: Span);
+}
+
+static EXPORT: OnceLock<Box<dyn Export>> = OnceLock::new();
+
+/// Installs the process's span exporter; `false` when one is installed already (one per
+/// process, like the log subscriber).
+pub fn export_to(export: Box<dyn Export>) -> bool {
+    EXPORT.set(export).is_ok()
+}
+
+/// Whether finished spans are exported: callers time a span and build its name only then.
+pub fn exporting() -> bool {
+    EXPORT.get().is_some()
+}
+
+/// Hands a finished span to the exporter, if there is one and its trace is sampled.
+pub fn finished(span: Span) {
+    if let Some(export) = EXPORT.get() {
+        if span.trace.sampled() {
+            export.export(span);
+        }
+    }
+}
+
+/// Runs `fut` inside `trace` and, when spans are exported, exports its span as `name`
+/// ([`Kind::Internal`], failed when `fut` answers an error). What a worker does with a call.
+pub async fn serve<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    trace: Trace,
+    name: impl FnOnce() -> String,
+    fut: F,
+) -> Result<T, E> {
+    if !exporting() {
+        return scope(trace, fut).await;
+    }
+    let start = SystemTime::now();
+    let out = scope(trace, fut).await;
+    finished(Span {
+        trace,
+        name: name(),
+        kind: Kind::Internal,
+        start,
+        end: SystemTime::now(),
+        error: out.as_ref().err().map(ToString::to_string),
+        attributes: Vec::new(),
+    });
+    out
+}
+
 fn new_span_id() -> [u8; 8] {
     loop {
         let id: u64 = rand::random();
@@ -178,6 +280,59 @@ fn write_hex(bytes: &[u8], out: &mut [u8]) {
     }
 }
 
+/// A log subscriber for tests that notes, for every log line, its message and the trace it
+/// was written in: what the node's formatter would write as `trace_id`.
+#[cfg(test)]
+pub(crate) mod capture {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    /// The lines seen: (message, trace id).
+    pub(crate) type Lines = Arc<Mutex<Vec<(String, Option<[u8; 16]>)>>>;
+
+    struct Capture(Lines);
+
+    struct Message(String);
+
+    impl Visit for Message {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut m = Message(String::new());
+            event.record(&mut m);
+            let trace = super::current().map(|t| t.trace_id);
+            self.0.lock().unwrap().push((m.0, trace));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    /// Captures the log lines of this thread (a current-thread runtime: every task) until
+    /// the guard drops.
+    pub(crate) fn start() -> (Lines, tracing::subscriber::DefaultGuard) {
+        let lines = Lines::default();
+        let guard = tracing::subscriber::set_default(Capture(lines.clone()));
+        (lines, guard)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +346,9 @@ mod tests {
         let next = accept(Some(GIVEN));
         assert_eq!(next.trace_id, t.trace_id);
         assert_ne!(next.span_id, t.span_id);
+        assert_eq!(next.parent_id, Some(t.span_id));
+        assert_eq!(next.child().parent_id, Some(next.span_id));
+        assert_eq!(Trace::fresh().parent_id, None);
         assert_eq!(next.flags, 1);
         assert_eq!(next.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         // A later version may append fields after a dash.

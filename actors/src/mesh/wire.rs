@@ -97,7 +97,9 @@ pub fn envelope(call: Outgoing<'_>, remaining: Duration) -> Vec<u8> {
 /// when the envelope names none.
 pub fn request(bytes: &[u8], default: Duration) -> Result<Request, MeshError> {
     let env = Envelope::decode(bytes)?;
-    crate::metrics::count_peer_call(&env.origin_node);
+    if crate::system::history::recording() {
+        crate::metrics::count_peer_call(&env.origin_node);
+    }
     Ok(Request {
         op: env.op,
         payload: Bytes::from(env.payload),

@@ -131,10 +131,15 @@ impl Actor for Worker {
                     let mut req = req;
                     let outer = std::mem::take(&mut req.chain);
                     let trace = req.trace;
-                    let handling = lane::scope(outer, service.name(), service.handle(req));
+                    let name = service.name();
+                    let op = trace::exporting().then(|| req.op.clone());
+                    let handling = lane::scope(outer, name, service.handle(req));
                     let handling = CURRENT.scope(myself.get_id(), handling);
                     match trace {
-                        Some(t) => trace::scope(t, handling).await,
+                        Some(t) => {
+                            let span = || format!("{name}.{}", op.unwrap_or_default());
+                            trace::serve(t, span, handling).await
+                        }
                         None => handling.await,
                     }
                 };

@@ -13,6 +13,7 @@
 //! bound.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +33,22 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// The node's history (one per process, like the request counters it reads).
 pub static HISTORY: History = History::new();
+
+static RECORDING: AtomicBool = AtomicBool::new(true);
+
+/// Turns the history off for this process (`[telemetry] history = false`): the mesh starts
+/// no sampler, and ingress skips the counts only the history reads (the latency histogram,
+/// the per-protocol and per-peer counters). Call it before the mesh starts. The dashboard's
+/// charts then stay empty; `/metrics` is unchanged.
+pub fn turn_off() {
+    RECORDING.store(false, Ordering::Relaxed);
+}
+
+/// Whether the history is kept: what the request path checks before counting for it.
+#[inline]
+pub fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
 
 /// The outbox depth the history draws. One place to point at whatever the event bus
 /// exposes.

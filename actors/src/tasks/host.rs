@@ -17,6 +17,7 @@ use ractor_cluster::RactorMessage;
 use super::metrics;
 use super::runner::{Answer, Ctx, Runner, TaskMsg};
 use crate::mesh::placement;
+use crate::mesh::trace::Trace;
 use crate::mesh::MeshError;
 
 /// How long after a task actor crashed the host runs the task again.
@@ -33,6 +34,9 @@ pub enum HostMsg {
         id: String,
         /// Where the answer goes, if anywhere.
         reply: Option<RpcReplyPort<Answer>>,
+        /// The trace of the request that asks for the run (`run` op: the caller's), which a
+        /// newly spawned task actor runs in (see [`TaskMsg::Begin`]).
+        trace: Option<Trace>,
     },
     /// Task `id` was cancelled in the store: stop its actor here, if any. Sent by the
     /// service's `cancel` op.
@@ -76,12 +80,13 @@ impl Host {
         st: &mut HostState,
         id: String,
         reply: Option<RpcReplyPort<Answer>>,
+        trace: Option<Trace>,
     ) {
         let runner = Runner::new(self.ctx.clone());
         match Actor::spawn_linked(None, runner, id.clone(), myself.get_cell()).await {
             Ok((actor, _)) => {
                 // Its first message: nothing can be queued before it.
-                let _ = actor.cast(TaskMsg::Begin(reply));
+                let _ = actor.cast(TaskMsg::Begin(reply, trace));
                 st.by_actor.insert(actor.get_id(), id.clone());
                 st.tasks.insert(id, actor);
                 gauge(st);
@@ -120,9 +125,9 @@ impl Actor for Host {
         st: &mut HostState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            HostMsg::Run { id, reply } => {
+            HostMsg::Run { id, reply, trace } => {
                 let Some(actor) = st.tasks.get(&id) else {
-                    self.spawn(&myself, st, id, reply).await;
+                    self.spawn(&myself, st, id, reply, trace).await;
                     return Ok(());
                 };
                 let Some(reply) = reply else {
@@ -132,7 +137,7 @@ impl Actor for Host {
                 if let Err(MessagingErr::SendErr(TaskMsg::Get(reply))) =
                     actor.cast(TaskMsg::Get(reply))
                 {
-                    self.spawn(&myself, st, id, Some(reply)).await;
+                    self.spawn(&myself, st, id, Some(reply), trace).await;
                 }
             }
             HostMsg::Cancelled { id } => {
@@ -190,7 +195,11 @@ impl Actor for Host {
         gauge(st);
         if let Some(why) = failure {
             tracing::warn!(task = %id, error = %why, "task actor crashed, running the task again");
-            myself.send_after(RESTART_AFTER, move || HostMsg::Run { id, reply: None });
+            myself.send_after(RESTART_AFTER, move || HostMsg::Run {
+                id,
+                reply: None,
+                trace: None,
+            });
         }
         Ok(())
     }

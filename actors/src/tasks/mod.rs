@@ -298,6 +298,7 @@ impl Tasks {
                 |reply| HostMsg::Run {
                     id,
                     reply: Some(reply),
+                    trace: crate::mesh::trace::current(),
                 },
                 Some(timeout),
             )
@@ -428,7 +429,11 @@ impl Tasks {
         let ids = orphans(&rows, &members, &self.info.node, &running);
         let n = ids.len();
         for id in ids {
-            let _ = host.cast(HostMsg::Run { id, reply: None });
+            let _ = host.cast(HostMsg::Run {
+                id,
+                reply: None,
+                trace: None,
+            });
         }
         if n > 0 {
             tracing::info!(

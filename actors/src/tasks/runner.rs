@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use super::metrics;
 use super::store::{self, Status, TaskRow};
 use crate::events::{kinds, NewEvent, Publisher, Staged};
+use crate::mesh::trace::{self, Trace};
 use crate::mesh::{Code, MeshError};
 use crate::store::time::now_ms;
 use crate::store::Store;
@@ -124,8 +125,11 @@ pub type Answer = Result<TaskRow, MeshError>;
 #[derive(RactorMessage)]
 pub enum TaskMsg {
     /// Claim the task for this node and start its steps; answers the task as claimed (or as
-    /// found, when it is finished already). Sent once, by the host, right after spawning.
-    Begin(Option<RpcReplyPort<Answer>>),
+    /// found, when it is finished already). Sent once, by the host, right after spawning,
+    /// with the trace of the request that asked for the run, if any: every turn of the
+    /// actor, its later steps included, runs inside it, so their log lines carry that
+    /// request's `trace_id`.
+    Begin(Option<RpcReplyPort<Answer>>, Option<Trace>),
     /// Do the next step. Sent by the actor's own timer.
     Step,
     /// The task was cancelled in the store: drop the pending step and stop. Forwarded by the
@@ -162,6 +166,8 @@ pub struct RunnerState {
     timer: Option<JoinHandle<Result<(), MessagingErr<TaskMsg>>>>,
     /// Consecutive store failures of the current step.
     failures: u32,
+    /// The trace of the request that began the task here (see [`TaskMsg::Begin`]).
+    trace: Option<Trace>,
 }
 
 impl Actor for Runner {
@@ -179,6 +185,7 @@ impl Actor for Runner {
             row: None,
             timer: None,
             failures: 0,
+            trace: None,
         })
     }
 
@@ -188,8 +195,34 @@ impl Actor for Runner {
         msg: TaskMsg,
         st: &mut RunnerState,
     ) -> Result<(), ActorProcessingErr> {
+        if let TaskMsg::Begin(_, t) = &msg {
+            st.trace = *t;
+        }
+        let began_in = st.trace;
+        match began_in {
+            Some(t) => trace::scope(t, self.turn(myself, msg, st)).await,
+            None => self.turn(myself, msg, st).await,
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<TaskMsg>,
+        st: &mut RunnerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = st.timer.take() {
+            timer.abort();
+        }
+        Ok(())
+    }
+}
+
+impl Runner {
+    /// One turn of the actor: `msg` handled.
+    async fn turn(&self, myself: ActorRef<TaskMsg>, msg: TaskMsg, st: &mut RunnerState) {
         match msg {
-            TaskMsg::Begin(reply) => {
+            TaskMsg::Begin(reply, _) => {
                 let result = self.begin(&st.id).await;
                 let running = matches!(&result, Ok(row) if row.status == Status::Running);
                 if let Ok(row) = &result {
@@ -231,18 +264,6 @@ impl Actor for Runner {
                 }
             }
         }
-        Ok(())
-    }
-
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<TaskMsg>,
-        st: &mut RunnerState,
-    ) -> Result<(), ActorProcessingErr> {
-        if let Some(timer) = st.timer.take() {
-            timer.abort();
-        }
-        Ok(())
     }
 }
 

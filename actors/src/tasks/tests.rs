@@ -431,6 +431,43 @@ async fn a_lost_task_resumes_on_another_node_from_its_last_step() {
 }
 
 #[tokio::test]
+async fn a_task_actor_logs_in_the_trace_of_the_request_that_ran_it() {
+    use crate::mesh::trace::{self, capture, Trace};
+    let (store, _dir) = crate::store::tests::sqlite().await;
+    let a = node(&store, "a", Settings::default()).await;
+    let b = node(&store, "b", Settings::default()).await;
+    let owner = user();
+    let t = a
+        .svc
+        .create(&who(&owner), &request(), spec(50, 20))
+        .await
+        .unwrap();
+    wait(&a, &owner, &t.id, |t| t.step >= 1).await;
+    crash(&a).await;
+    let (lines, _guard) = capture::start();
+    let resuming = Trace::fresh();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let resumed = trace::scope(resuming, b.svc.run_here(&t.id, deadline))
+        .await
+        .unwrap();
+    assert_eq!(resumed.node, "b");
+    // b's task actor wrote "took over a running task" in its first turn, on its own task.
+    let lines = lines.lock().unwrap().clone();
+    let took_over: Vec<_> = lines
+        .iter()
+        .filter(|(m, _)| m == "took over a running task")
+        .collect();
+    assert_eq!(
+        took_over,
+        [&(
+            "took over a running task".to_string(),
+            Some(resuming.trace_id)
+        )],
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_duplicate_activation_never_commits_a_step_twice() {
     on_each_backend(|store, _| async move {
         let a = node(&store, "a", Settings::default()).await;

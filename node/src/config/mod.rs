@@ -24,7 +24,7 @@
 //!   `images.rs` (`[images]`), `limits.rs` (`[limits]` and `[quotas]`),
 //!   `services.rs` (`[services]` and `[services.<name>]`), `sso.rs` (`[sso]` and
 //!   `[[sso.providers]]`), `supervision.rs`
-//!   (`[supervision]`), `log.rs` (`[log]`), `tasks.rs` (`[tasks]`), `reminders.rs`
+//!   (`[supervision]`), `log.rs` (`[log]`), `telemetry.rs` (`[telemetry]`), `tasks.rs` (`[tasks]`), `reminders.rs`
 //!   (`[reminders]`), `ws.rs` (`[ws]` and
 //!   `[chat]`), `events.rs` (`[events]`, `[mqtt]`, `[smtp]`, `[notifications]`),
 //!   `health.rs` (`[health]`: the dependency checks) and `nodes.rs` (`[[nodes]]` and the choice of the node this process runs as).
@@ -56,6 +56,7 @@ mod sso;
 mod storage;
 mod supervision;
 mod tasks;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 mod tls;
@@ -78,6 +79,7 @@ pub use sso::{Provider as SsoProvider, Sso};
 pub use storage::Storage;
 pub use supervision::Supervision;
 pub use tasks::Tasks;
+pub use telemetry::Telemetry;
 pub use tls::Files as TlsFiles;
 pub use ws::Ws;
 
@@ -113,6 +115,8 @@ pub struct Config {
     pub supervision: Supervision,
     /// `[log]`: logging output.
     pub log: Log,
+    /// `[telemetry]`: OTLP export of request spans; off without `otlp_endpoint`.
+    pub telemetry: Telemetry,
     /// `[tasks]`: the tasks service.
     pub tasks: Tasks,
     /// `[reminders]`: lead times and the keeper's poll.
@@ -326,6 +330,7 @@ impl Reader<'_> {
         let services = self.services(&mut root);
         let supervision = self.supervision(&mut root);
         let log = self.log(&mut root);
+        let telemetry = self.telemetry(&mut root);
         let tasks = self.tasks(&mut root);
         let reminders = self.reminders(&mut root);
         let ws = self.ws(&mut root, &http);
@@ -376,6 +381,7 @@ impl Reader<'_> {
             sso,
             supervision,
             log,
+            telemetry,
             tasks,
             reminders,
             ws,

@@ -1,8 +1,9 @@
 //! The trace of a gRPC call: the `traceparent` metadata continued (or a fresh trace when it
-//! is absent or malformed, never an error), the call served inside it, and this node's
-//! `traceparent` answered in the response metadata. It also counts the call and its latency
-//! for the dashboard's history (`troupe_actors::system::history`). The same rules as the HTTP layer
-//! (`crate::http::middleware`), applied to every gRPC service at once.
+//! is absent or malformed, never an error), the call served inside it, this node's
+//! `traceparent` answered in the response metadata, and the call's span exported when spans
+//! are (`troupe_actors::mesh::trace::exporting`). It also counts the call and its latency
+//! for the dashboard's history (`troupe_actors::system::history`). The same rules as the
+//! HTTP layer (`crate::http::middleware`), applied to every gRPC service at once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -49,12 +50,38 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let t = trace::accept(req.headers().get(TRACEPARENT).and_then(|v| v.to_str().ok()));
+        let exported = trace::exporting().then(|| {
+            let method = req.uri().path().trim_start_matches('/').to_string();
+            (method, std::time::SystemTime::now())
+        });
         let served = self.inner.call(req);
         let started = std::time::Instant::now();
         Box::pin(trace::scope(t, async move {
             let mut resp = served.await?;
-            troupe_actors::metrics::GRPC_REQUESTS.increment();
-            troupe_actors::metrics::REQUEST_LATENCY.record(started.elapsed());
+            if troupe_actors::system::history::recording() {
+                troupe_actors::metrics::GRPC_REQUESTS.increment();
+                troupe_actors::metrics::REQUEST_LATENCY.record(started.elapsed());
+            }
+            if let Some((method, start)) = exported {
+                // An error answered at once is a trailers-only response: its `grpc-status`
+                // is in these headers. An answer's status travels in the trailers, after
+                // this future, and the span ends with the headers (a stream's too).
+                let error = resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|code| *code != "0")
+                    .map(|code| format!("grpc-status {code}"));
+                trace::finished(trace::Span {
+                    trace: t,
+                    name: method.clone(),
+                    kind: trace::Kind::Server,
+                    start,
+                    end: std::time::SystemTime::now(),
+                    error,
+                    attributes: vec![("rpc.system", "grpc".to_string()), ("rpc.method", method)],
+                });
+            }
             let mut buf = [0u8; trace::LEN];
             if let Ok(v) = HeaderValue::from_str(t.encode_in(&mut buf)) {
                 resp.headers_mut().insert(TRACEPARENT, v);

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
@@ -84,6 +84,7 @@ where
             method: method_label(req.method()),
             rid,
             trace,
+            wall: trace::exporting().then(SystemTime::now),
         };
         Observed {
             inner: trace::scope(trace, self.inner.call(req)),
@@ -99,6 +100,8 @@ struct Seen {
     method: &'static str,
     rid: HeaderValue,
     trace: Trace,
+    /// When it started, only when spans are exported ([`trace::exporting`]).
+    wall: Option<SystemTime>,
 }
 
 pin_project_lite::pin_project! {
@@ -130,14 +133,28 @@ fn finish(mut resp: Response, seen: Seen) -> Response {
         method,
         rid,
         trace,
+        wall,
     } = seen;
     let status = resp.status();
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     let status_label = status_label(status);
+    if let Some(start) = wall {
+        trace::finished(trace::Span {
+            trace,
+            name: format!("{method} {route}"),
+            kind: trace::Kind::Server,
+            start,
+            end: SystemTime::now(),
+            error: status.is_server_error().then(|| status.to_string()),
+            attributes: vec![("http.response.status_code", status_label.to_string())],
+        });
+    }
     let elapsed = started.elapsed();
     let seconds = elapsed.as_secs_f64();
     troupe_actors::metrics::HTTP_REQUESTS.increment();
-    troupe_actors::metrics::REQUEST_LATENCY.record(elapsed);
+    if troupe_actors::system::history::recording() {
+        troupe_actors::metrics::REQUEST_LATENCY.record(elapsed);
+    }
     HTTP_METRICS.with_borrow_mut(|routes| {
         let per_route = match routes.get_mut(route) {
             Some(m) => m,

@@ -142,7 +142,9 @@ impl IntoResponse for Fault {
 /// method router's 405, an extractor's rejection) as well as an [`ApiError`].
 pub async fn faults(req: Request, next: Next) -> Response {
     let rid = req.headers().get(REQUEST_ID).cloned();
-    troupe_actors::metrics::SOAP_REQUESTS.increment();
+    if troupe_actors::system::history::recording() {
+        troupe_actors::metrics::SOAP_REQUESTS.increment();
+    }
     let resp = next.run(req).await;
     let status = resp.status();
     let is_error = status.is_client_error() || status.is_server_error();

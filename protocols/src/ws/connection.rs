@@ -439,7 +439,9 @@ async fn inbound(state: &mut ConnState, message: Message) -> Option<(u16, Cow<'s
     }
     match message {
         Message::Text(text) => {
-            troupe_actors::metrics::WS_FRAMES.increment();
+            if troupe_actors::system::history::recording() {
+                troupe_actors::metrics::WS_FRAMES.increment();
+            }
             let reply = match serde_json::from_str::<ClientFrame>(text.as_str()) {
                 Ok(ClientFrame::Ping { reference }) => frames::pong(&reference),
                 Ok(ClientFrame::Send {
@@ -454,15 +456,32 @@ async fn inbound(state: &mut ConnState, message: Message) -> Option<(u16, Cow<'s
                         ciphertext,
                         nonce: nonce.unwrap_or_default(),
                     };
+                    // The frame is served inside its trace (its log lines carry it), its
+                    // span is exported when spans are, and the answer echoes it.
+                    let t = trace::accept(traceparent.as_deref());
+                    let start = trace::exporting().then(std::time::SystemTime::now);
                     let call = chat::SEND_MESSAGE
                         .call(req)
                         .caller(state.caller.to_proto())
                         .request_id(format!("ws-{}", state.conn.id))
-                        .trace(trace::accept(traceparent.as_deref()));
-                    match ask::<cm::ChatMessage>(&state.app, call).await {
+                        .trace(t);
+                    let answer = trace::scope(t, ask::<cm::ChatMessage>(&state.app, call)).await;
+                    if let Some(start) = start {
+                        trace::finished(trace::Span {
+                            trace: t,
+                            name: "ws send".to_string(),
+                            kind: trace::Kind::Server,
+                            start,
+                            end: std::time::SystemTime::now(),
+                            error: answer.as_ref().err().map(|e| e.0.code.as_str().to_string()),
+                            attributes: Vec::new(),
+                        });
+                    }
+                    let reply = match answer {
                         Ok(m) => frames::receipt(&m, "stored", 0, &reference),
                         Err(e) => frames::error(&e.0, &reference),
-                    }
+                    };
+                    frames::traced(&reply, &t)
                 }
                 Err(e) => frames::error(&MeshError::invalid(format!("bad frame: {e}")), ""),
             };

@@ -16,6 +16,7 @@ use ractor_cluster::RactorMessage;
 use serde::{Deserialize, Serialize};
 
 use super::host::EntityHostMsg;
+use crate::mesh::trace::{self, Trace};
 
 /// Errors reported to callers of an entity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -81,7 +82,8 @@ pub trait Entity: Send + Sync + 'static {
     fn passivate(&self, id: &str, state: Self::State) -> impl Future<Output = ()> + Send;
 }
 
-/// Sends `request` to entity `id` through `host` and awaits the reply.
+/// Sends `request` to entity `id` through `host` and awaits the reply. The entity serves
+/// it inside the trace of the caller's request ([`trace::current`]), if any.
 ///
 /// Maps transport failures into [`EntityError`]: an unreachable host or a
 /// dropped reply becomes [`EntityError::Unavailable`], an elapsed `timeout`
@@ -98,6 +100,7 @@ pub async fn request<E: Entity>(
             |reply| EntityHostMsg::Request {
                 id,
                 req: request,
+                trace: trace::current(),
                 reply,
             },
             timeout,
@@ -123,6 +126,8 @@ pub(super) enum EntityMsg<E: Entity> {
     Request {
         /// The request to hand to [`Entity::handle`].
         req: E::Request,
+        /// The trace of the request that sent it: the turn runs inside it.
+        trace: Option<Trace>,
         /// Where the reply goes (answers `Unavailable` if dropped).
         reply: Reply<E::Reply>,
     },
@@ -219,14 +224,18 @@ impl<E: Entity> Actor for EntityActor<E> {
         st: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            EntityMsg::Request { req, reply } => {
+            EntityMsg::Request { req, trace, reply } => {
                 let Some(state) = st.state.as_mut() else {
                     reply.send(Err(EntityError::Unavailable(
                         "entity is passivating".to_string(),
                     )));
                     return Ok(());
                 };
-                let out = self.entity.handle(&st.id, state, req).await;
+                let handling = self.entity.handle(&st.id, state, req);
+                let out = match trace {
+                    Some(t) => trace::scope(t, handling).await,
+                    None => handling.await,
+                };
                 reply.send(Ok(out));
                 st.last_activity = Instant::now();
                 if st.idle_timer.is_none() {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::entity::{Entity, EntityActor, EntityError, EntityMsg, Reply};
 use super::rendezvous::home;
+use crate::mesh::trace::{self, Trace};
 use crate::mesh::NodeInfo;
 
 /// Counters and gauges reported by [`EntityHostMsg::Stats`].
@@ -54,6 +55,10 @@ pub enum EntityHostMsg<E: Entity> {
         id: String,
         /// The request to hand to [`Entity::handle`].
         req: E::Request,
+        /// The trace of the request being served by the sender ([`request`](super::request)
+        /// takes [`trace::current`]): the entity's turn runs inside it, so its log lines
+        /// carry the request's `trace_id`.
+        trace: Option<Trace>,
         /// Where the result is sent.
         reply: RpcReplyPort<Result<E::Reply, EntityError>>,
     },
@@ -98,6 +103,7 @@ pub struct Activation<E: Entity> {
 /// A request waiting in the host for an activation.
 struct Pending<E: Entity> {
     req: E::Request,
+    trace: Option<Trace>,
     reply: Reply<E::Reply>,
 }
 
@@ -239,6 +245,9 @@ impl<E: Entity> EntityHost<E> {
     ) {
         state.next_epoch += 1;
         let epoch = state.next_epoch;
+        // The activation runs in the trace of the request that caused it: the store load
+        // and its log lines belong to that request.
+        let cause = waiters.first().and_then(|w| w.trace);
         state.slots.insert(
             id.clone(),
             Slot::Activating {
@@ -255,8 +264,12 @@ impl<E: Entity> EntityHost<E> {
         // Activation may be slow (it loads from the store): run it off the
         // host's message loop so other entities keep being served.
         tokio::spawn(async move {
-            let result = Actor::spawn_linked(None, child, id.clone(), host.get_cell())
-                .await
+            let spawning = Actor::spawn_linked(None, child, id.clone(), host.get_cell());
+            let spawned = match cause {
+                Some(t) => trace::scope(t, spawning).await,
+                None => spawning.await,
+            };
+            let result = spawned
                 .map(|(actor, _join)| actor)
                 .map_err(activation_error);
             let msg = EntityHostMsg::Activated(Activation { id, epoch, result });
@@ -288,16 +301,17 @@ impl<E: Entity> EntityHost<E> {
             Slot::Active { actor } => {
                 let msg = EntityMsg::Request {
                     req: pending.req,
+                    trace: pending.trace,
                     reply: pending.reply,
                 };
                 match actor.cast(msg) {
                     Ok(()) => {}
                     // The child is draining or stopped: park the request until
                     // its termination, then re-activate.
-                    Err(MessagingErr::SendErr(EntityMsg::Request { req, reply })) => {
+                    Err(MessagingErr::SendErr(EntityMsg::Request { req, trace, reply })) => {
                         *slot = Slot::Passivating {
                             actor: actor.get_id(),
-                            waiters: vec![Pending { req, reply }],
+                            waiters: vec![Pending { req, trace, reply }],
                         };
                     }
                     // The message was lost (its reply port already answered
@@ -471,7 +485,12 @@ impl<E: Entity> Actor for EntityHost<E> {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            EntityHostMsg::Request { id, req, reply } => {
+            EntityHostMsg::Request {
+                id,
+                req,
+                trace,
+                reply,
+            } => {
                 let router = self.node.as_ref().and_then(|n| n.router().ok());
                 if let Some(Err(e)) = router.map(|r| r.ownership().check()) {
                     let _ = reply.send(Err(EntityError::Unavailable(e.message)));
@@ -479,6 +498,7 @@ impl<E: Entity> Actor for EntityHost<E> {
                 }
                 let pending = Pending {
                     req,
+                    trace,
                     reply: Reply::new(reply),
                 };
                 self.route(&myself, state, id, pending);

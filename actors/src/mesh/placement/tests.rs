@@ -21,12 +21,21 @@ struct Counter {
     activate_delay: Duration,
     /// Artificial latency of passivate (before the write), to widen races.
     passivate_delay: Duration,
+    /// The trace each activation ran in ([`crate::mesh::trace::current`]).
+    activation_traces: Arc<Mutex<Vec<Option<[u8; 16]>>>>,
 }
 
 enum Op {
     Add(i64),
     Get,
     Panic,
+    /// Answers the low 8 bytes of the trace id the turn runs in, 0 outside a trace.
+    TraceLow,
+}
+
+/// The low 8 bytes of a trace id, as [`Op::TraceLow`] answers them.
+fn low(trace_id: [u8; 16]) -> i64 {
+    i64::from_be_bytes(trace_id[8..].try_into().unwrap())
 }
 
 impl Entity for Counter {
@@ -46,6 +55,10 @@ impl Entity for Counter {
             return Err(EntityError::Unavailable("store down".to_string()));
         }
         self.activated.lock().unwrap().push(id.to_string());
+        self.activation_traces
+            .lock()
+            .unwrap()
+            .push(crate::mesh::trace::current().map(|t| t.trace_id));
         Ok(self.store.lock().unwrap().get(id).copied().unwrap_or(0))
     }
 
@@ -57,6 +70,7 @@ impl Entity for Counter {
             }
             Op::Get => *state,
             Op::Panic => panic!("counter handler exploded"),
+            Op::TraceLow => crate::mesh::trace::current().map_or(0, |t| low(t.trace_id)),
         }
     }
 
@@ -357,6 +371,7 @@ async fn panicking_handler_is_survived() {
     let r = ractor::call!(h.host, |reply| EntityHostMsg::Request {
         id: "boom".to_string(),
         req: Op::Panic,
+        trace: None,
         reply,
     })
     .expect("host answers");
@@ -411,4 +426,30 @@ async fn stopped_host_answers_unavailable() {
     shutdown(h).await;
     let r = request(&host, "a", Op::Get, Some(Duration::from_secs(1))).await;
     assert!(matches!(r, Err(EntityError::Unavailable(_))), "{r:?}");
+}
+
+#[tokio::test]
+async fn an_entity_activates_and_serves_inside_the_trace_of_the_request() {
+    use crate::mesh::trace::{self, Trace};
+    let counter = Counter::default();
+    let traces = Arc::clone(&counter.activation_traces);
+    let (host, join) = Actor::spawn(None, EntityHost::new(counter, LONG), ())
+        .await
+        .expect("host spawns");
+    let ask = |op| request(&host, "traced", op, Some(Duration::from_secs(5)));
+
+    let first = Trace::fresh();
+    let got = trace::scope(first, ask(Op::TraceLow)).await;
+    assert_eq!(got, Ok(low(first.trace_id)), "the turn that activated it");
+    assert_eq!(*traces.lock().unwrap(), vec![Some(first.trace_id)]);
+
+    // An active entity serves each request in that request's own trace ...
+    let second = Trace::fresh();
+    let got = trace::scope(second, ask(Op::TraceLow)).await;
+    assert_eq!(got, Ok(low(second.trace_id)));
+    // ... and a request from outside any trace outside one.
+    assert_eq!(ask(Op::TraceLow).await, Ok(0));
+
+    host.stop(None);
+    join.await.expect("host task");
 }
