@@ -11,7 +11,7 @@
 //!
 //! Hashing is deliberately slow, so the async entry points ([`Hasher::hash`],
 //! [`Hasher::verify`]) run it on tokio's blocking pool, never on the async worker threads,
-//! and at most two computations per core at a time: a burst of logins queues instead of
+//! and at most one computation per core at a time: a burst of logins queues instead of
 //! starting hundreds of blocking threads that share the cores with the rest of the node (and
 //! with each other) in time slices.
 //!
@@ -42,15 +42,17 @@ pub const OUTPUT_LEN: usize = 32;
 const DUMMY_PASSWORD: &str = "troupe: no such user";
 
 /// Admission to the blocking pool for hashing, shared by every [`Hasher`] of the process:
-/// two computations per core, so a core never idles while the next queued login is handed
-/// to a blocking thread (with one per core, login throughput dropped by about 8 %).
+/// one computation per core. Two per core (each 19 MiB, time-sliced on one core's cache)
+/// cost 19.2 ms of CPU per login against 16.8 ms with one, for the same 13.9 ms raw hash
+/// (`docs/benchmarks.md`, fifteenth session); before argon2's memory was reused, the page
+/// faults hid the difference.
 static CORES: LazyLock<Arc<tokio::sync::Semaphore>> =
     LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(slots())));
 
-/// How many computations run at once through [`on_a_core`]: two per core.
+/// How many computations run at once through [`on_a_core`]: one per core.
 fn slots() -> usize {
     static SLOTS: LazyLock<usize> =
-        LazyLock::new(|| 2 * std::thread::available_parallelism().map_or(1, |n| n.get()));
+        LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     *SLOTS
 }
 
@@ -293,13 +295,13 @@ impl Hasher {
         }
     }
 
-    /// [`Self::hash_blocking`] on tokio's blocking pool, at most two computations per core.
+    /// [`Self::hash_blocking`] on tokio's blocking pool, at most one computation per core.
     pub async fn hash(&self, password: String) -> Result<String, MeshError> {
         let scheme = self.scheme;
         on_a_core(move || hash_with(scheme, &password)).await?
     }
 
-    /// [`Self::verify_blocking`] on tokio's blocking pool, at most two computations per core.
+    /// [`Self::verify_blocking`] on tokio's blocking pool, at most one computation per core.
     ///
     /// With `phc` = `None` (no such user) this verifies against the dummy hash, so it takes
     /// as long as a wrong password, and returns false.
