@@ -9,7 +9,7 @@
 # Logins use the nodes' default hash, argon2id with ARGON2 = "<memory KiB> <passes> <lanes>"
 # (default "19456 2 1", the nodes' defaults), or PBKDF2 with HASH=pbkdf2.
 #
-# Needs wrk, curl and python3.
+# Needs wrk, curl, python3 and /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +22,7 @@ ROUNDS=${ROUNDS:-4}
 ROUND=${ROUND:-10}
 # shellcheck source=lib.sh
 . scripts/lib.sh
-need wrk curl python3
+need wrk curl python3 /usr/bin/time
 
 cargo build --release --quiet --bin troupe --example bare_axum --example password_rate
 read -r A_M A_T A_P <<< "$ARGON2"
@@ -63,17 +63,34 @@ echo
 # change in the machine's speed during the run (seen here: the raw rate alone moved between
 # 175 and 246/s in back-to-back 2 s runs) lands on both sides of the ratio.
 LOGIN_CONNS=${LOGIN_CONNS:-8}
-echo "| round | raw verifications/s, all cores (\`password_rate\`) | \`POST /auth/login\` on n1/s, $LOGIN_CONNS connections | ratio |"
-echo "|---|---|---|---|"
-RAW_SUM=0; LOGIN_SUM=0
+# CPU time per operation as well: on a machine other work shares, the rates above depend
+# on how the scheduler splits the cores (password_rate's two threads against the nodes'
+# many), while the CPU one verification or one login costs does not. A login's CPU is
+# every node's plus wrk's; a raw verification's is password_rate's.
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+echo "| round | raw verifications/s, all cores (\`password_rate\`) | \`POST /auth/login\` on n1/s, $LOGIN_CONNS connections | ratio | CPU per raw verification | CPU per login (nodes + wrk) | CPU ratio |"
+echo "|---|---|---|---|---|---|---|"
+RAW_SUM=0; LOGIN_SUM=0; RAW_MS_SUM=0; LOGIN_MS_SUM=0
 for round in $(seq "$ROUNDS"); do
-  RAW=$(target/release/examples/password_rate "${RATE_ARGS[@]}" "$ROUND")
-  wrk -t2 -c"$LOGIN_CONNS" -d"${ROUND}s" --timeout 30s -s scripts/login.lua "$N1/auth/login" > "$WORK/wrk.out"
+  /usr/bin/time -f "%U %S" -o "$WORK/raw.time" target/release/examples/password_rate "${RATE_ARGS[@]}" "$ROUND" > "$WORK/raw.out"
+  RAW=$(cat "$WORK/raw.out")
+  BEFORE=$(cpu_ticks "${PID[n1]}" "${PID[n2]}" "${PID[n3]}")
+  /usr/bin/time -f "%U %S" -o "$WORK/wrk.time" \
+    wrk -t2 -c"$LOGIN_CONNS" -d"${ROUND}s" --timeout 30s -s scripts/login.lua "$N1/auth/login" > "$WORK/wrk.out"
+  AFTER=$(cpu_ticks "${PID[n1]}" "${PID[n2]}" "${PID[n3]}")
   LOGIN=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
-  echo "| $round | $RAW | $LOGIN | $(python3 -c "print(f'{$LOGIN/$RAW:.2f}')") |"
+  LOGINS=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
+  read -r RU RS < "$WORK/raw.time"; read -r WU WS < "$WORK/wrk.time"
+  RAW_MS=$(python3 -c "print(f'{($RU + $RS) * 1000 / ($RAW * $ROUND):.2f}')")
+  LOGIN_MS=$(python3 -c "print(f'{(($AFTER - $BEFORE) * 1000 / $TCK + ($WU + $WS) * 1000) / $LOGINS:.2f}')")
+  echo "| $round | $RAW | $LOGIN | $(python3 -c "print(f'{$LOGIN/$RAW:.2f}')") | $RAW_MS ms | $LOGIN_MS ms | $(python3 -c "print(f'{$RAW_MS/$LOGIN_MS:.2f}')") |"
   RAW_SUM=$(python3 -c "print($RAW_SUM + $RAW)"); LOGIN_SUM=$(python3 -c "print($LOGIN_SUM + $LOGIN)")
+  RAW_MS_SUM=$(python3 -c "print($RAW_MS_SUM + $RAW_MS)"); LOGIN_MS_SUM=$(python3 -c "print($LOGIN_MS_SUM + $LOGIN_MS)")
 done
-echo "| all | $(python3 -c "print(f'{$RAW_SUM/$ROUNDS:.1f}')") | $(python3 -c "print(f'{$LOGIN_SUM/$ROUNDS:.1f}')") | $(python3 -c "print(f'{$LOGIN_SUM/$RAW_SUM:.2f}')") |"
+echo "| all | $(python3 -c "print(f'{$RAW_SUM/$ROUNDS:.1f}')") | $(python3 -c "print(f'{$LOGIN_SUM/$ROUNDS:.1f}')") | $(python3 -c "print(f'{$LOGIN_SUM/$RAW_SUM:.2f}')") | $(python3 -c "print(f'{$RAW_MS_SUM/$ROUNDS:.2f}')") ms | $(python3 -c "print(f'{$LOGIN_MS_SUM/$ROUNDS:.2f}')") ms | $(python3 -c "print(f'{$RAW_MS_SUM/$LOGIN_MS_SUM:.2f}')") |"
+echo
+echo "Load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 echo "## Authenticated \`GET /profile\` ($CONNS connections, ${DURATION}s)"

@@ -11,15 +11,25 @@
 //!
 //! Hashing is deliberately slow, so the async entry points ([`Hasher::hash`],
 //! [`Hasher::verify`]) run it on tokio's blocking pool, never on the async worker threads,
-//! and at most two computations per core at a time: a burst of logins queues instead of
+//! and at most one computation per core at a time: a burst of logins queues instead of
 //! starting hundreds of blocking threads that share the cores with the rest of the node (and
 //! with each other) in time slices.
+//!
+//! argon2id's working memory (19 MiB at the defaults) is reused from one computation to
+//! the next instead of being allocated for each ([`Memory`]): the node's allocator
+//! (jemalloc) hands allocations that large back to the kernel as soon as they are freed, so
+//! every fresh one page-faulted all of its 4,864 pages in again, about 6 ms of CPU on top of
+//! a 14 ms hash (`docs/benchmarks.md`, fifteenth session). The memory is kept only while
+//! computations are running or queued, and freed when the last one ends.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
-use argon2::Argon2;
+use argon2::{Argon2, Block};
 use password_hash::rand_core::{OsRng, RngCore};
-use password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt, SaltString};
+use password_hash::{
+    Decimal, Ident, Output, ParamsString, PasswordHash, PasswordHasher, PasswordVerifier, Salt,
+    SaltString,
+};
 use pbkdf2::{Algorithm, Params, Pbkdf2};
 
 use crate::mesh::MeshError;
@@ -32,17 +42,26 @@ pub const OUTPUT_LEN: usize = 32;
 const DUMMY_PASSWORD: &str = "troupe: no such user";
 
 /// Admission to the blocking pool for hashing, shared by every [`Hasher`] of the process:
-/// two computations per core, so a core never idles while the next queued login is handed
-/// to a blocking thread (with one per core, login throughput dropped by about 8 %).
-static CORES: LazyLock<Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Arc::new(tokio::sync::Semaphore::new(2 * cores))
-});
+/// one computation per core. Two per core (each 19 MiB, time-sliced on one core's cache)
+/// cost 19.2 ms of CPU per login against 16.8 ms with one, for the same 13.9 ms raw hash
+/// (`docs/benchmarks.md`, fifteenth session); before argon2's memory was reused, the page
+/// faults hid the difference.
+static CORES: LazyLock<Arc<tokio::sync::Semaphore>> =
+    LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(slots())));
 
-/// Runs `job` on the blocking pool once a core is free for it.
+/// How many computations run at once through [`on_a_core`]: one per core.
+fn slots() -> usize {
+    static SLOTS: LazyLock<usize> =
+        LazyLock::new(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    *SLOTS
+}
+
+/// Runs `job` on the blocking pool once a core is free for it. While it waits or runs,
+/// argon2 working memory freed by other computations is kept for it ([`Demand`]).
 async fn on_a_core<T: Send + 'static>(
     job: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, MeshError> {
+    let demand = Demand::new(&MEMORY);
     let permit = CORES
         .clone()
         .acquire_owned()
@@ -51,6 +70,7 @@ async fn on_a_core<T: Send + 'static>(
     tokio::task::spawn_blocking(move || {
         let out = job();
         drop(permit);
+        drop(demand);
         out
     })
     .await
@@ -58,6 +78,134 @@ async fn on_a_core<T: Send + 'static>(
         tracing::error!(error = %e, "password hashing task failed");
         MeshError::internal("password hashing failed")
     })
+}
+
+/// argon2 working memory kept between computations, shared by every [`Hasher`] of the
+/// process.
+static MEMORY: Mutex<Memory> = Memory::new();
+
+/// Freed argon2 working memory (block vectors) waiting for the next computation, and how
+/// many computations are running or waiting for a core ([`Demand`]). At most as many
+/// vectors are kept as computations run at once ([`slots`]), and none once `demand` is
+/// back to 0: an idle node holds no hashing memory.
+#[derive(Debug)]
+struct Memory {
+    kept: Vec<Vec<Block>>,
+    demand: usize,
+}
+
+impl Memory {
+    const fn new() -> Mutex<Memory> {
+        Mutex::new(Memory {
+            kept: Vec::new(),
+            demand: 0,
+        })
+    }
+}
+
+fn lock(memory: &Mutex<Memory>) -> std::sync::MutexGuard<'_, Memory> {
+    memory.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One computation running or waiting for a core: while any exists, freed argon2 memory is
+/// kept for the next; when the last ends, the kept memory is freed.
+struct Demand(&'static Mutex<Memory>);
+
+impl Demand {
+    fn new(memory: &'static Mutex<Memory>) -> Self {
+        lock(memory).demand += 1;
+        Demand(memory)
+    }
+}
+
+impl Drop for Demand {
+    fn drop(&mut self) {
+        let freed = {
+            let mut memory = lock(self.0);
+            memory.demand -= 1;
+            if memory.demand == 0 {
+                std::mem::take(&mut memory.kept)
+            } else {
+                Vec::new()
+            }
+        };
+        // Dropped outside the lock: giving megabytes back to the kernel takes a while.
+        drop(freed);
+    }
+}
+
+/// Runs `f` on `count` blocks of argon2 working memory from `memory`: kept memory when
+/// there is some, else a new vector, kept afterwards for the next computation while
+/// another is running or waiting.
+fn with_blocks<T>(
+    memory: &'static Mutex<Memory>,
+    count: usize,
+    f: impl FnOnce(&mut [Block]) -> T,
+) -> T {
+    let demand = Demand::new(memory);
+    let mut blocks = lock(memory).kept.pop().unwrap_or_default();
+    if blocks.len() < count {
+        blocks.resize(count, Block::default());
+    }
+    let out = f(&mut blocks[..count]);
+    {
+        let mut kept = lock(memory);
+        if kept.kept.len() < slots() {
+            kept.kept.push(blocks);
+        }
+    }
+    drop(demand);
+    out
+}
+
+/// argon2 through the `argon2` crate, computing in reused working memory ([`with_blocks`])
+/// where the crate's own `PasswordHasher` allocates it anew each time. The crate's
+/// `PasswordVerifier` (parameters from the hash, constant-time comparison) works on it
+/// unchanged.
+struct ReusedMemory;
+
+impl PasswordHasher for ReusedMemory {
+    type Params = argon2::Params;
+
+    /// What `argon2::Argon2::hash_password_customized` does, with the memory from
+    /// [`with_blocks`].
+    fn hash_password_customized<'a>(
+        &self,
+        password: &[u8],
+        algorithm: Option<Ident<'a>>,
+        version: Option<Decimal>,
+        params: argon2::Params,
+        salt: impl Into<Salt<'a>>,
+    ) -> password_hash::Result<PasswordHash<'a>> {
+        let algorithm = algorithm
+            .map(argon2::Algorithm::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let version = version
+            .map(argon2::Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let salt = salt.into();
+        let mut salt_buf = [0u8; Salt::MAX_LENGTH];
+        let salt_bytes = salt.decode_b64(&mut salt_buf)?;
+        let output_len = params
+            .output_len()
+            .unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN);
+        let argon = Argon2::new(algorithm, version, params.clone());
+        let output = Output::init_with(output_len, |out| {
+            with_blocks(&MEMORY, params.block_count(), |blocks| {
+                argon.hash_password_into_with_memory(password, salt_bytes, out, blocks)
+            })
+            .map_err(password_hash::Error::from)
+        })?;
+        Ok(PasswordHash {
+            algorithm: algorithm.ident(),
+            version: Some(version.into()),
+            params: ParamsString::try_from(&params)?,
+            salt: Some(salt),
+            hash: Some(output),
+        })
+    }
 }
 
 /// How new hashes are made.
@@ -137,7 +285,7 @@ impl Hasher {
         };
         // The crates compare outputs in constant time, with the parameters in the hash.
         if hash.algorithm == argon2::Algorithm::Argon2id.ident() {
-            Argon2::default()
+            ReusedMemory
                 .verify_password(password.as_bytes(), &hash)
                 .is_ok()
         } else if hash.algorithm == Algorithm::Pbkdf2Sha256.ident() {
@@ -147,13 +295,13 @@ impl Hasher {
         }
     }
 
-    /// [`Self::hash_blocking`] on tokio's blocking pool, at most two computations per core.
+    /// [`Self::hash_blocking`] on tokio's blocking pool, at most one computation per core.
     pub async fn hash(&self, password: String) -> Result<String, MeshError> {
         let scheme = self.scheme;
         on_a_core(move || hash_with(scheme, &password)).await?
     }
 
-    /// [`Self::verify_blocking`] on tokio's blocking pool, at most two computations per core.
+    /// [`Self::verify_blocking`] on tokio's blocking pool, at most one computation per core.
     ///
     /// With `phc` = `None` (no such user) this verifies against the dummy hash, so it takes
     /// as long as a wrong password, and returns false.
@@ -217,8 +365,14 @@ fn hash_with(scheme: Scheme, password: &str) -> Result<String, MeshError> {
         } => {
             let params = argon2::Params::new(memory_kib, iterations, parallelism, Some(OUTPUT_LEN))
                 .map_err(|e| MeshError::invalid(format!("argon2 parameters: {e}")))?;
-            Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-                .hash_password(password.as_bytes(), &salt)
+            ReusedMemory
+                .hash_password_customized(
+                    password.as_bytes(),
+                    Some(argon2::Algorithm::Argon2id.ident()),
+                    Some(argon2::Version::V0x13.into()),
+                    params,
+                    &salt,
+                )
                 .map(|hash| hash.to_string())
                 .map_err(failed)
         }
@@ -363,6 +517,67 @@ mod tests {
         assert!(Hasher::verify_blocking(&fresh, "pw"));
         assert!(!argon.needs_rehash(&fresh));
         assert!(Hasher::new(ITERATIONS).needs_rehash(&fresh));
+    }
+
+    /// Reused working memory holds the blocks of the previous computation (another
+    /// password, other parameters); the hash must not depend on it.
+    #[test]
+    fn argon2id_in_reused_memory_computes_what_the_crate_computes() {
+        let salt = SaltString::encode_b64(b"sixteen byte salt").unwrap();
+        let crate_hash = |password: &str, memory_kib: u32, passes: u32| {
+            let params = argon2::Params::new(memory_kib, passes, 1, Some(OUTPUT_LEN)).unwrap();
+            Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+                .hash_password(password.as_bytes(), &salt)
+                .unwrap()
+                .to_string()
+        };
+        let reused = |password: &str, memory_kib: u32, passes: u32| {
+            let params = argon2::Params::new(memory_kib, passes, 1, Some(OUTPUT_LEN)).unwrap();
+            ReusedMemory
+                .hash_password_customized(
+                    password.as_bytes(),
+                    Some(argon2::Algorithm::Argon2id.ident()),
+                    Some(argon2::Version::V0x13.into()),
+                    params,
+                    &salt,
+                )
+                .unwrap()
+                .to_string()
+        };
+        // Held so the memory is kept between the computations below.
+        let _busy = Demand::new(&MEMORY);
+        for (password, memory_kib, passes) in
+            [("first", 256, 2), ("second", 128, 1), ("first", 256, 2)]
+        {
+            assert_eq!(
+                reused(password, memory_kib, passes),
+                crate_hash(password, memory_kib, passes)
+            );
+        }
+        let phc = reused("first", 256, 2);
+        assert!(Hasher::verify_blocking(&phc, "first"));
+        assert!(!Hasher::verify_blocking(&phc, "second"));
+        assert!(Argon2::default()
+            .verify_password(b"first", &PasswordHash::new(&phc).unwrap())
+            .is_ok());
+    }
+
+    #[test]
+    fn argon2_memory_is_reused_while_busy_and_freed_when_idle() {
+        static OWN: Mutex<Memory> = Memory::new();
+        let address = |blocks: &mut [Block]| blocks.as_ptr() as usize;
+        {
+            let _waiting = Demand::new(&OWN);
+            let first = with_blocks(&OWN, 64, address);
+            assert_eq!(lock(&OWN).kept.len(), 1, "kept while another is waiting");
+            // The next computation gets the same memory, not a new allocation.
+            assert_eq!(with_blocks(&OWN, 64, address), first);
+            // A larger one grows it.
+            with_blocks(&OWN, 128, |blocks| assert_eq!(blocks.len(), 128));
+            assert_eq!(lock(&OWN).kept[0].len(), 128);
+        }
+        let idle = lock(&OWN);
+        assert_eq!((idle.demand, idle.kept.len()), (0, 0), "freed once idle");
     }
 
     #[test]

@@ -54,6 +54,9 @@ crate::ops! {
 /// Default cap on an image's size.
 pub const DEFAULT_MAX_BYTES: usize = 5 * 1024 * 1024;
 
+/// The per-user quota on the bytes of one's images (`[quotas] image_bytes_per_user`).
+pub const QUOTA: &str = "image_bytes_per_user";
+
 /// The `images` service.
 #[derive(Clone)]
 pub struct Images {
@@ -113,7 +116,7 @@ impl Images {
         };
         if !store::insert(&self.store, &row, &req.data, self.quota_bytes).await? {
             return Err(crate::auth::limits::over_quota(
-                "image_bytes_per_user",
+                QUOTA,
                 self.quota_bytes,
                 true,
             ));

@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
 use super::messages::Image;
+use crate::common::quota;
 use crate::mesh::MeshError;
 use crate::store::time::rfc3339_millis;
 use crate::store::{db_error, Store};
@@ -61,14 +62,17 @@ impl ImageRow {
 /// take more than `quota` bytes (the sum and the insert are one statement). Whether it was
 /// inserted.
 ///
-/// On SQLite writes are serialized, so the quota is exact; on PostgreSQL (read committed)
-/// uploads of one owner racing each other may each see the same sum.
+/// The statement runs in a transaction holding the owner's lock for the quota
+/// ([`quota::hold`]), so uploads of one owner racing each other, on any node and either
+/// backend, are counted one after the other: the quota is exact.
 pub async fn insert(
     store: &Store,
     row: &ImageRow,
     data: &[u8],
     quota: u64,
 ) -> Result<bool, MeshError> {
+    let mut tx = store.begin().await?;
+    quota::hold(&mut tx, store.backend(), super::QUOTA, &row.owner).await?;
     let done = sqlx::query(
         "INSERT INTO images (id, owner, filename, content_type, size, created_at, data) \
          SELECT $1, $2, $3, $4, $5, $6, $7 \
@@ -82,9 +86,10 @@ pub async fn insert(
     .bind(row.created_at)
     .bind(data)
     .bind(i64::try_from(quota).unwrap_or(i64::MAX))
-    .execute(store.writer())
+    .execute(&mut *tx)
     .await
     .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -242,3 +242,47 @@ async fn uploads_past_the_owners_byte_quota_are_refused_and_store_nothing() {
     })
     .await;
 }
+
+/// The byte quota when one owner's uploads race: 24 at once, room for 5. Each counts the
+/// others that committed before it (the owner's quota lock), so exactly 5 are stored; on
+/// PostgreSQL without the lock, uploads counting at the same time all got in.
+#[tokio::test]
+async fn racing_uploads_of_one_owner_store_exactly_the_quota() {
+    on_each_backend(|store, _| async move {
+        let svc = Images::new(store, 1024 * 1024).with_quota(5 * 10_000);
+        let owner = uuid::Uuid::new_v4().to_string();
+        let uploads = (0..24).map(|i| {
+            let (svc, owner) = (svc.clone(), owner.clone());
+            tokio::spawn(async move {
+                let name = format!("{i}.png");
+                let r: Result<Image, MeshError> =
+                    call(&svc, &UPLOAD, upload(&name, png(10_000)), caller(&owner)).await;
+                r
+            })
+        });
+        let answers = futures_util::future::join_all(uploads).await;
+        let stored = answers
+            .iter()
+            .filter(|a| a.as_ref().expect("task").is_ok())
+            .count();
+        for a in &answers {
+            if let Err(e) = a.as_ref().expect("task") {
+                assert_eq!(e.code, Code::ResourceExhausted, "{e:?}");
+            }
+        }
+        assert_eq!(stored, 5, "uploads admitted");
+        let page: ImagePage = call(
+            &svc,
+            &LIST,
+            ListRequest {
+                owner: owner.clone(),
+                ..ListRequest::default()
+            },
+            caller(&owner),
+        )
+        .await
+        .expect("list");
+        assert_eq!(page.total, 5, "images stored");
+    })
+    .await;
+}

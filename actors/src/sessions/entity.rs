@@ -6,6 +6,8 @@
 //! session survives the loss of its home node: the new home activates it from the store.
 //! If a duplicate activation on another node wrote first (membership churn), the write
 //! fails the version check, the actor reloads the row and applies the change again.
+//! A session ended by `revoke_user` (one statement for all of a user's sessions, not
+//! through the actors) is reloaded once this node's revocation set names it.
 
 use std::sync::Arc;
 
@@ -23,6 +25,9 @@ pub struct SessionEntity {
     pub store: Store,
     /// This node's name (reported as `served_by`).
     pub node: Arc<str>,
+    /// This node's revocation set: a session it names but the actor holds as live was
+    /// ended behind the actor's back (`revoke_user`), and is read again from the store.
+    pub revocations: super::Revocations,
 }
 
 /// What a session actor is asked to do.
@@ -108,6 +113,11 @@ impl Entity for SessionEntity {
     }
 
     async fn handle(&self, id: &str, state: &mut Row, req: SessionReq) -> Result<Row, MeshError> {
+        if state.revoked_at == 0 && self.revocations.is_revoked(id) {
+            *state = store::get(&self.store, id)
+                .await?
+                .ok_or_else(store::not_found)?;
+        }
         for _ in 0..3 {
             let mut next = state.clone();
             if !apply(&mut next, &req, now_ms())? {

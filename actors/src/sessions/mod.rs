@@ -51,8 +51,9 @@ pub mod ops {
             Revoke = REVOKE("revoke", idempotent): () => SessionInfo,
             /// Every session of a user.
             List = LIST("list", idempotent): ByUser => SessionList,
-            /// End a session (entity-routed) without telling other nodes: the caller does,
-            /// once for many (`revoke_user`).
+            /// End a session (entity-routed) without telling other nodes: the caller does.
+            /// `revoke_user` no longer sends it (it ends them all in one statement); kept
+            /// for the nodes of the previous version during a rolling restart.
             RevokeOne = REVOKE_ONE("revoke_one", idempotent): () => SessionInfo,
             /// End every session of a user (but the one `keep` names) and tell every node.
             RevokeUser = REVOKE_USER("revoke_user", idempotent): ByUser => SessionList,
@@ -70,8 +71,6 @@ const IDLE: Duration = Duration::from_secs(300);
 const REFRESH: Duration = Duration::from_millis(500);
 /// Refresh ticks between two sweeps of expired sessions (10 minutes).
 const SWEEP_EVERY: u32 = 1200;
-/// Sessions of one user revoked at once by `revoke_user`.
-const REVOKE_CONCURRENCY: usize = 16;
 /// How long an expired session stays in the store, so `last-connection` still answers.
 const RETAIN_EXPIRED_MS: i64 = 30 * 24 * 3600 * 1000;
 
@@ -154,6 +153,7 @@ impl Sessions {
         let entity = SessionEntity {
             store: store.clone(),
             node: info.node.clone(),
+            revocations: revocations.clone(),
         };
         let hosted = Hosted::start(info.clone(), entity, IDLE).await?;
         let me = Arc::new(Self {
@@ -248,47 +248,28 @@ impl Sessions {
         Ok(self.info_of(&row))
     }
 
-    /// Ends every live session of a user but `by.keep` (if named): each on its home node, at most
-    /// [`REVOKE_CONCURRENCY`] at a time, then one note to every node with all of them.
+    /// Ends every live session of a user but `by.keep` (if named), however many, in one
+    /// statement ([`store::revoke_all_of`]), then one note to every node with all of them.
     ///
-    /// The per-session calls come from this service's own worker back into `sessions`, so
-    /// they run on the service's lane, not on its workers (`mesh::lane`): however many
-    /// sessions there are, the pool never waits on itself.
-    async fn revoke_user(&self, req: &Request, by: ByUser) -> Result<SessionList, MeshError> {
-        use futures_util::stream::{self, StreamExt, TryStreamExt};
-
-        let router = self.info.router()?;
-        // Every session not revoked yet but `keep`, however many, unless it ended so long
-        // ago that no token of it can still work.
-        let since = now_ms().saturating_sub(self.revocations.token_lifetime_ms());
-        let live: Vec<String> = store::unrevoked_of(&self.store, &by.user_id, since)
-            .await?
-            .into_iter()
-            .filter(|id| *id != by.keep)
-            .collect();
-        let remaining = req
-            .deadline
-            .saturating_duration_since(std::time::Instant::now());
-        let revoked: Vec<SessionInfo> = stream::iter(live)
-            .map(|id| {
-                let call = ops::REVOKE_ONE
-                    .call(())
-                    .to(Target::Entity(id))
-                    .request_id(req.request_id.clone())
-                    .timeout(remaining);
-                router.call(call)
-            })
-            .buffer_unordered(REVOKE_CONCURRENCY)
-            .try_collect()
-            .await?;
+    /// The session actors are not asked: one that is live holds the row from before, and
+    /// reloads it from the store when this node's revocation set names it (see
+    /// [`SessionEntity`]) or when its next write fails the version check.
+    async fn revoke_user(&self, by: ByUser) -> Result<SessionList, MeshError> {
+        // Every session not revoked yet but `keep`, unless it ended so long ago that no
+        // token of it can still work.
+        let now = now_ms();
+        let since = now.saturating_sub(self.revocations.token_lifetime_ms());
+        let mut revoked =
+            store::revoke_all_of(&self.store, &by.user_id, &by.keep, since, now).await?;
+        revoked.sort_by(|a, b| a.id.cmp(&b.id));
         let ids: Vec<(String, i64)> = revoked
             .iter()
-            .map(|s| (s.id.clone(), s.expires_at_ms))
+            .map(|r| (r.id.clone(), r.expires_at))
             .collect();
         self.broadcast(&ids);
-        let mut items = revoked;
-        items.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(SessionList { items })
+        Ok(SessionList {
+            items: revoked.iter().map(|r| self.info_of(r)).collect(),
+        })
     }
 
     /// Records revocations here and tells every other routable node, without waiting: a
@@ -389,7 +370,7 @@ impl Service for Sessions {
                     ops::REVOKE_ONE.reply(row.map(|r| self.info_of(&r)))
                 }
                 Cmd::List(by) => ops::LIST.reply(self.list(by).await),
-                Cmd::RevokeUser(by) => ops::REVOKE_USER.reply(self.revoke_user(&req, by).await),
+                Cmd::RevokeUser(by) => ops::REVOKE_USER.reply(self.revoke_user(by).await),
                 Cmd::NoteRevoked(note) => {
                     self.note_revoked(note);
                     ops::NOTE_REVOKED.reply(Ok(()))

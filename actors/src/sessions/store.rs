@@ -119,21 +119,33 @@ pub async fn by_user(store: &Store, user_id: &str) -> Result<Vec<Row>, MeshError
         .map_err(db_error)
 }
 
-/// Ids of every session of `user_id` not revoked yet that ended after `since` (or has not
-/// ended): all of them, with no page limit, for `revoke_user`.
-pub async fn unrevoked_of(
+/// Revokes at `now`, in one statement, every session of `user_id` but `keep` that is not
+/// revoked yet and ended after `since` (or has not ended), however many: `revoke_user`.
+/// Each row's version moves on, so a session actor holding the row from before fails its
+/// next write's version check and reloads it. Answers the revoked rows.
+pub async fn revoke_all_of(
     store: &Store,
     user_id: &str,
+    keep: &str,
     since: i64,
-) -> Result<Vec<String>, MeshError> {
-    sqlx::query_scalar(
-        "SELECT id FROM sessions WHERE user_id = $1 AND revoked_at = 0 AND expires_at > $2",
-    )
+    now: i64,
+) -> Result<Vec<Row>, MeshError> {
+    let rows = sqlx::query(&format!(
+        "UPDATE sessions SET revoked_at = $1, version = version + 1 \
+         WHERE user_id = $2 AND revoked_at = 0 AND expires_at > $3 AND id <> $4 \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(now)
     .bind(user_id)
     .bind(since)
-    .fetch_all(store.pool())
+    .bind(keep)
+    .fetch_all(store.writer())
     .await
-    .map_err(db_error)
+    .map_err(db_error)?;
+    rows.iter()
+        .map(row)
+        .collect::<Result<_, _>>()
+        .map_err(db_error)
 }
 
 /// Sessions revoked at or after `since` (unix ms) whose tokens may still work at `now`:

@@ -124,8 +124,8 @@ async fn revoke_user_ends_every_session_of_the_user_once() {
     .await;
 }
 
-/// The self-starvation regression: `revoke_user` runs on a sessions worker and calls the
-/// sessions entities once per session. With one worker those calls must not wait for it.
+/// The self-starvation regression: `revoke_user` runs on a sessions worker (it used to
+/// call the sessions entities once per session). With one worker it must still answer.
 #[tokio::test]
 async fn revoke_user_of_100_sessions_answers_promptly_with_one_worker() {
     on_each_backend(|store, _| async move {
@@ -144,6 +144,66 @@ async fn revoke_user_of_100_sessions_answers_promptly_with_one_worker() {
         assert_eq!(answered, ids);
         assert!(ids.iter().all(|sid| revocations.is_revoked(sid)));
         assert_eq!(h.info().pool(NAME).unwrap().in_flight(), 0);
+        h.stop().await;
+    })
+    .await;
+}
+
+/// "End all sessions" has no cap and does not go through the session actors: 1,500
+/// sessions of one user (more than any page of sessions) end in one call, every row is
+/// revoked in the store, a live session actor among them reads revoked at once and refuses
+/// activity, and the session `keep` names stays open.
+#[tokio::test]
+async fn revoke_user_ends_all_of_1500_sessions_but_the_kept_one() {
+    on_each_backend(|store, _| async move {
+        let (h, revocations) = node(store.clone(), Some(1)).await;
+        let user = new_user();
+        let live = start_sessions(&h, &user, 2).await;
+        let now = now_ms();
+        for _ in 0..1500 {
+            let row = store::Row {
+                id: uuid::Uuid::new_v4().to_string(),
+                user_id: user.clone(),
+                created_at: now,
+                last_activity: now,
+                expires_at: now + 3_600_000,
+                device: String::new(),
+                ip: String::new(),
+                user_agent: String::new(),
+                metadata: "{}".into(),
+                revoked_at: 0,
+                version: 1,
+            };
+            store::insert(&store, &row).await.expect("insert");
+        }
+        let by = ByUser {
+            user_id: user.clone(),
+            keep: live[1].clone(),
+        };
+        let answer = h
+            .router()
+            .call(REVOKE_USER.call(by).timeout(Duration::from_secs(10)))
+            .await
+            .expect("revoke_user");
+        assert_eq!(answer.items.len(), 1501);
+        assert!(answer.items.iter().all(|s| s.revoked && s.id != live[1]));
+        assert!(answer.items.iter().all(|s| revocations.is_revoked(&s.id)));
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at = 0",
+        )
+        .bind(&user)
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+        assert_eq!(open, 1, "only the kept session is open in the store");
+        // The live actor of an ended session read the row again.
+        assert!(get(&h, &live[0]).await.unwrap().revoked);
+        let refused = touch(&h, &live[0]).await.unwrap_err();
+        assert_eq!(refused.message, "session has ended");
+        assert!(!get(&h, &live[1]).await.unwrap().revoked, "the kept one");
+        touch(&h, &live[1])
+            .await
+            .expect("the kept one is still usable");
         h.stop().await;
     })
     .await;

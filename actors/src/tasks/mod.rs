@@ -58,7 +58,7 @@ pub use messages::*;
 use self::host::{Host, HostMsg};
 use self::runner::Ctx;
 use self::store::{Status, TaskRow, Unfinished};
-use crate::common::{self, validate::Fields, Who};
+use crate::common::{self, quota, validate::Fields, Who};
 use crate::events::{kinds, Publisher};
 use crate::mesh::placement;
 use crate::mesh::{BoxFuture, Code, MeshError, NodeInfo, Request, Service, Target};
@@ -121,6 +121,9 @@ pub mod metrics {
         );
     }
 }
+
+/// The per-user quota on active tasks (`[quotas] tasks_active_per_user`).
+pub const QUOTA: &str = "tasks_active_per_user";
 
 /// Settings of the service.
 #[derive(Clone, Debug)]
@@ -248,9 +251,11 @@ impl Tasks {
         let limit = self.settings.max_active_per_user;
         let staged = self.ctx.staged(kinds::TASK_CREATED, &row)?;
         let mut tx = self.ctx.store.begin().await?;
+        // The owner's other creates wait here, so each counts this one (see `common::quota`).
+        quota::hold(&mut tx, self.ctx.store.backend(), QUOTA, &row.owner_id).await?;
         if !store::insert(&mut *tx, &row, limit).await? {
             return Err(crate::auth::limits::over_quota(
-                "tasks_active_per_user",
+                QUOTA,
                 u64::from(limit),
                 false,
             ));

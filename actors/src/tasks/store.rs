@@ -179,9 +179,8 @@ impl TaskRow {
 /// Inserts a new task (version 1) unless its owner already has `max_active` tasks pending
 /// or running: the count and the insert are one statement. Whether it was inserted.
 ///
-/// On SQLite writes are serialized, so the quota is exact; on PostgreSQL (read committed)
-/// creates of one owner racing each other may each see the same count and pass it by as
-/// many as race.
+/// Exact on every backend when the transaction holds the owner's quota lock first
+/// ([`crate::common::quota::hold`]), as `create` does.
 pub async fn insert<'e>(
     db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     t: &TaskRow,

@@ -606,6 +606,44 @@ fn every_op_is_listed_once() {
     assert_eq!(names.len(), Cmd::OPS.len());
 }
 
+/// The active-task quota when one owner's creates race: 24 at once over two nodes, room
+/// for 5. Each counts the others that committed before it (the owner's quota lock), so
+/// exactly 5 are stored; on PostgreSQL without the lock, creates counting at the same time
+/// all got in.
+#[tokio::test]
+async fn racing_creates_of_one_owner_admit_exactly_the_quota() {
+    on_each_backend(|store, _| async move {
+        let settings = Settings {
+            max_active_per_user: 5,
+            ..Settings::default()
+        };
+        let a = node(&store, "a", settings.clone()).await;
+        let b = node(&store, "b", settings).await;
+        let owner = user();
+        let creates = (0..24).map(|i| {
+            let svc = if i % 2 == 0 { &a.svc } else { &b.svc }.clone();
+            let owner = owner.clone();
+            tokio::spawn(
+                async move { svc.create(&who(&owner), &request(), spec(1000, 1000)).await },
+            )
+        });
+        let answers = futures_util::future::join_all(creates).await;
+        let mut admitted = 0;
+        for answer in answers {
+            match answer.expect("task") {
+                Ok(_) => admitted += 1,
+                Err(e) => assert_eq!(e.code, Code::ResourceExhausted, "{e:?}"),
+            }
+        }
+        assert_eq!(admitted, 5, "creates admitted");
+        let mine = store::list(&store, Some(&owner), None, 100, 0)
+            .await
+            .unwrap();
+        assert_eq!(mine.1, 5, "tasks stored");
+    })
+    .await;
+}
+
 /// `[quotas] tasks_active_per_user`: counted in the store (so it holds for every node), a
 /// create past it is refused naming the quota and stores nothing; another owner is not
 /// affected; a finished (here cancelled) task frees its place.
