@@ -129,12 +129,8 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::tests::{env, keys};
+    use crate::config::tests::{env, keys, MINIMAL as BASE};
     use crate::config::{parse, Overrides};
-
-    const BASE: &str = "[cluster]\ninsecure_plaintext = true\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
-        cluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\n\
-        grpc_addr = \"127.0.0.1:7191\"\n";
 
     #[test]
     fn limits_and_quotas_have_defaults_and_take_the_file_and_env() {

@@ -115,12 +115,8 @@ impl Reader<'_> {
 mod tests {
     use std::time::Duration;
 
-    use crate::config::tests::{env, keys};
+    use crate::config::tests::{env, keys, MINIMAL as BASE};
     use crate::config::{parse, Overrides};
-
-    const BASE: &str = "[cluster]\ninsecure_plaintext = true\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
-        cluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\n\
-        grpc_addr = \"127.0.0.1:7191\"\n";
 
     #[test]
     fn telemetry_is_off_by_default_and_read_from_file_and_env() {

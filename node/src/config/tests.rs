@@ -14,6 +14,11 @@ use super::*;
 pub(super) const SAMPLE: &str = include_str!("../../../cluster.toml");
 
 /// An environment of `pairs`.
+/// The least config a node starts with (one plaintext node), for the sections' own tests.
+pub(super) const MINIMAL: &str = "[cluster]\ninsecure_plaintext = true\ncookie = \"12345678\"\n[auth]\nkeys = [\"k1:0123456789abcdef0123456789abcdef\"]\n[[nodes]]\nname = \"solo\"\n\
+    cluster_addr = \"127.0.0.1:7101\"\nhttp_addr = \"127.0.0.1:7181\"\n\
+    grpc_addr = \"127.0.0.1:7191\"\n";
+
 pub(super) fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
