@@ -45,6 +45,7 @@ fn soap_and_grpc_on_three_nodes() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         image_uploaded_on_n2_is_listed_on_n1_and_served_on_n3(&c).await;
+        a_call_sent_again_with_its_idempotency_key_writes_once(&c).await;
         bad_uploads_are_refused_with_the_right_status(&c).await;
         a_stalled_upload_is_cut_off_at_the_grpc_timeout(&c).await;
         credentials_and_tokens_are_checked_over_grpc(&c).await;
@@ -531,6 +532,80 @@ fn chunks(filename: &str, data: &[u8], chunk: usize, declared: u64) -> Vec<Uploa
         size: declared,
     });
     out
+}
+
+/// A unary upload of a one-pixel GIF carrying `key` as its `idempotency-key` metadata.
+fn keyed_gif(token: &str, key: &str) -> Request<UploadImageRequest> {
+    let gif = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff!\xf9\x04\x01\0\0\0\0,\0\0\0\0\x01\0\x01\0\0\x02\x02D\x01\0;";
+    let mut req = authed(
+        UploadImageRequest {
+            metadata: Some(ImageMetadata {
+                filename: "once".into(),
+                ..Default::default()
+            }),
+            chunk: gif.to_vec().into(),
+        },
+        token,
+    );
+    req.metadata_mut()
+        .insert("idempotency-key", key.parse().expect("metadata"));
+    req
+}
+
+async fn a_call_sent_again_with_its_idempotency_key_writes_once(c: &Cluster) {
+    let u = new_user(c.node("n1"), c.node("n3"), "keyed");
+    let mut n1 = ImageServiceClient::new(channel(c.node("n1")).await);
+    let mut n3 = ImageServiceClient::new(channel(c.node("n3")).await);
+    let count = |list: troupe_proto::images::ListImagesResponse| list.total;
+    let key = format!("upload-{}", unique());
+    let first = n1
+        .upload_image_unary(keyed_gif(&u.access, &key))
+        .await
+        .expect("keyed upload")
+        .into_inner();
+    // Sent again, on another node: the first answer, and no second image.
+    let again = n3
+        .upload_image_unary(keyed_gif(&u.access, &key))
+        .await
+        .expect("the same keyed upload again")
+        .into_inner();
+    // (The URL names the node that answered; the rest is the first answer.)
+    assert_eq!(
+        (&again.id, &again.filename, again.size, &again.owner),
+        (&first.id, &first.filename, first.size, &first.owner)
+    );
+    let listed = n3
+        .list_images(authed(ListImagesRequest::default(), &u.access))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(count(listed), 1);
+    // Another key is another write.
+    let other = n1
+        .upload_image_unary(keyed_gif(&u.access, &format!("upload-{}", unique())))
+        .await
+        .expect("another key")
+        .into_inner();
+    assert_ne!(other.id, first.id);
+    // A key that is not 1-255 visible ASCII characters: refused, nothing written.
+    for bad in ["x".repeat(256), "two words".to_string()] {
+        let err = n1
+            .upload_image_unary(keyed_gif(&u.access, &bad))
+            .await
+            .expect_err("a bad key");
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad:?}: {err:?}");
+        assert!(
+            err.message().contains("Idempotency-Key"),
+            "{}",
+            err.message()
+        );
+    }
+    let listed = n1
+        .list_images(authed(ListImagesRequest::default(), &u.access))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(count(listed), 2);
 }
 
 async fn image_uploaded_on_n2_is_listed_on_n1_and_served_on_n3(c: &Cluster) {

@@ -14,10 +14,12 @@
 //! - [`error`]: mesh code -> gRPC status.
 //! - [`limits`]: calls per client address (cluster-wide) and connections at once.
 //! - [`trace`]: the call's W3C trace context (`traceparent` metadata, answered back).
+//! - [`idempotency`]: the client's `idempotency-key` metadata for the call's writes.
 
 pub mod context;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod images;
 pub mod limits;
 pub mod tokens;
@@ -122,6 +124,7 @@ pub async fn serve(
         .max_concurrent_streams(state.config.max_concurrent_streams)
         .layer(limits::RateLimitLayer::new(state.clone()))
         .layer(trace::TraceLayer)
+        .layer(idempotency::WriteKeyLayer)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
