@@ -353,6 +353,27 @@ fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss(c: &mut
     );
     assert_eq!((status, v["total"].as_u64()), (200, Some(2)), "{v}");
 
+    // A send frame with an idempotency key, sent twice: stored once, both receipts name it.
+    let keyed = |reference: &str, key: &str| {
+        Message::text(
+            json!({"type": "send", "recipient_id": alice.id, "ciphertext": "b64:b25jZQ==",
+                   "ref": reference, "idempotency_key": key})
+            .to_string(),
+        )
+    };
+    b_ws.send(keyed("k1", "ws-send-once")).unwrap();
+    let first = expect_frame(&mut b_ws, "receipt", |v| v["ref"] == "k1");
+    b_ws.send(keyed("k2", "ws-send-once")).unwrap();
+    let again = expect_frame(&mut b_ws, "receipt", |v| v["ref"] == "k2");
+    assert_eq!(again["message_id"], first["message_id"]);
+    let v = conversation(c.node("n2"), &alice, &bob, "");
+    assert_eq!(v["total"], 3, "{v}");
+    // A malformed key is an error frame, nothing stored; the connection stays.
+    b_ws.send(keyed("k3", "two words")).unwrap();
+    let e = expect_frame(&mut b_ws, "error", |v| v["ref"] == "k3");
+    assert_eq!(e["code"], "invalid_argument", "{e}");
+    assert_eq!(conversation(c.node("n2"), &alice, &bob, "")["total"], 3);
+
     // Broadcast from n2 reaches connections on all three nodes.
     let mut c_ws = connect(c.node("n2"), &carol.id, Token::Query(&carol.access));
     ping(&mut c_ws);
@@ -433,8 +454,9 @@ fn chat_across_nodes_with_live_delivery_presence_broadcast_and_node_loss(c: &mut
         .iter()
         .map(|i| &i["id"])
         .collect();
-    assert_eq!(ids.len(), 5, "{v}");
-    assert_eq!(&ids[2..], sent.iter().collect::<Vec<_>>().as_slice());
+    // The two first messages, the keyed one, then the three sent while bob was away.
+    assert_eq!(ids.len(), 6, "{v}");
+    assert_eq!(&ids[3..], sent.iter().collect::<Vec<_>>().as_slice());
     // And live again, now through n2.
     let (status, m) = send(
         "POST",

@@ -36,6 +36,7 @@ use troupe_actors::mesh::{trace, MeshError};
 use super::close;
 use crate::http::auth::Caller;
 use crate::http::{ask, AppState};
+use crate::ingress::write_key;
 
 /// A write to the client that takes longer than this drops the connection.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -255,6 +256,11 @@ enum ClientFrame {
         /// malformed.
         #[serde(default)]
         traceparent: Option<String>,
+        /// The client's idempotency key for this send (as REST's `Idempotency-Key`): the
+        /// same frame sent again with it, on any connection or node, is stored once and
+        /// answered with the first receipt. Made here when absent.
+        #[serde(default)]
+        idempotency_key: Option<String>,
     },
 }
 
@@ -450,7 +456,12 @@ async fn inbound(state: &mut ConnState, message: Message) -> Option<(u16, Cow<'s
                     nonce,
                     reference,
                     traceparent,
-                }) => {
+                    idempotency_key,
+                }) => 'send: {
+                    let key = match write_key::accept(idempotency_key.as_deref()) {
+                        Ok(key) => key,
+                        Err(e) => break 'send frames::error(&e, &reference),
+                    };
                     let req = cm::SendMessage {
                         recipient_id,
                         ciphertext,
@@ -465,7 +476,11 @@ async fn inbound(state: &mut ConnState, message: Message) -> Option<(u16, Cow<'s
                         .caller(state.caller.to_proto())
                         .request_id(format!("ws-{}", state.conn.id))
                         .trace(t);
-                    let answer = trace::scope(t, ask::<cm::ChatMessage>(&state.app, call)).await;
+                    let answer = trace::scope(
+                        t,
+                        write_key::scope(key, ask::<cm::ChatMessage>(&state.app, call)),
+                    )
+                    .await;
                     if let Some(start) = start {
                         trace::finished(trace::Span {
                             trace: t,
