@@ -917,6 +917,15 @@ fn a_repeated_idempotency_key_answers_the_first_write_and_a_bad_one_is_refused()
         assert_eq!(status, 400, "{v}");
         assert_eq!(v["error"]["code"], "invalid_argument", "{v}");
     }
+    // Without its credentials, a bad key's request is answered as one without credentials.
+    let (status, v) = post_with(
+        &n1.url("/todos"),
+        &json!({"title": "never"}),
+        &[("idempotency-key", "a b")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 401, "{v}");
     let (_, list) = get(&n1.url("/todos"), Some(&user.access)).unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
 }

@@ -28,6 +28,7 @@ use troupe_actors::system;
 use troupe_proto::mesh::{History, HistoryRequest, Placement};
 use utoipa::IntoParams;
 
+use super::error::ApiError;
 use super::health::futures_join_all;
 use super::request_id::Rid;
 use super::{ask, AppState};
@@ -63,6 +64,7 @@ pub async fn page() -> impl IntoResponse {
 pub struct StateQuery {
     /// History samples taken after this time (ms since the Unix epoch); the whole ring
     /// (five minutes) when absent.
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub since: Option<u64>,
 }
 
@@ -86,8 +88,13 @@ pub async fn state(
     State(state): State<AppState>,
     Rid(rid): Rid,
     Query(q): Query<StateQuery>,
-) -> Json<Value> {
+) -> Result<Json<Value>, ApiError> {
     let since = q.since.unwrap_or(0);
+    if i64::try_from(since).is_err() {
+        let mut f = troupe_actors::common::validate::Fields::new();
+        f.check("since", Err(format!("must be at most {}", i64::MAX)));
+        return Err(ApiError(f.finish().expect_err("a field is bad")));
+    }
     let view = state.mesh.view();
     let live: Vec<String> = view
         .members
@@ -149,7 +156,7 @@ pub async fn state(
             (node, Value::Array(moves))
         })
         .collect();
-    Json(json!({
+    Ok(Json(json!({
         "node": state.mesh.info().node,
         "now_ms": std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -160,7 +167,7 @@ pub async fn state(
         "history": history,
         "placement": placement,
         "if_down": if_down,
-    }))
+    })))
 }
 
 fn history_json(h: History) -> Value {

@@ -2,7 +2,9 @@
 //! key, or one made here ([`crate::ingress::write_key`]), so every effectful mesh call it
 //! makes is a keyed write: retried by the router when its worker dies, and answered with
 //! the first answer when the client sends it again. A key that is not 1-255 visible ASCII
-//! characters is refused with 400 before anything runs.
+//! characters is refused with 400 before anything runs; a request without credentials runs
+//! on, so a route that needs them answers 401 first, and a public write is refused with
+//! 400 at its first write, before anything is written.
 //!
 //! A plain tower layer, like [`super::middleware::ObserveLayer`]: reads pass through with
 //! no allocation and no extra future.
@@ -11,6 +13,7 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
+use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderName, Method};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::{Either, Ready};
@@ -68,6 +71,12 @@ where
             .map(|v| v.to_str().unwrap_or("\u{7f}"));
         match write_key::accept(given) {
             Ok(key) => Either::Right(Either::Left(write_key::scope(key, self.inner.call(req)))),
+            // Without credentials the request runs on, marked: a route that needs them
+            // answers 401 first, a public one is refused at its first write.
+            Err(e) if !req.headers().contains_key(AUTHORIZATION) => {
+                let key = write_key::refused(&e);
+                Either::Right(Either::Left(write_key::scope(key, self.inner.call(req))))
+            }
             Err(e) => Either::Right(Either::Right(futures_util::future::ready(Ok(
                 ApiError(e).into_response()
             )))),

@@ -299,8 +299,10 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
+    // The write key wraps matched routes only: a method a route does not serve is 405
+    // whatever key it sent.
     let router = router
-        .layer(idempotency::WriteKeyLayer)
+        .route_layer(idempotency::WriteKeyLayer)
         .layer(middleware::ObserveLayer);
     // No trusted proxy means the peer is the client: no layer to run.
     if trusted.is_empty() {

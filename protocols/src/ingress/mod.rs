@@ -62,7 +62,7 @@ impl Ingress {
         let call = if call.is_idempotent() {
             call
         } else {
-            match write_key::current() {
+            match write_key::current()? {
                 Some(key) => call.idempotency_key(key),
                 None => call.idempotency_key(write_key::made()),
             }

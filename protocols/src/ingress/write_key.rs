@@ -40,10 +40,27 @@ pub fn scope<F: Future>(key: String, fut: F) -> tokio::task::futures::TaskLocalF
     KEY.scope(key, fut)
 }
 
-/// The key of the write this task handles, if any.
-pub fn current() -> Option<String> {
-    KEY.try_with(String::clone).ok()
+/// The key of the write this task handles, if any; `invalid_argument` for a client's key
+/// that was refused ([`refused`]).
+pub fn current() -> Result<Option<String>, MeshError> {
+    match KEY.try_with(String::clone).ok() {
+        Some(key) => match key.strip_prefix(REFUSED) {
+            Some(why) => Err(MeshError::invalid(why)),
+            None => Ok(Some(key)),
+        },
+        None => Ok(None),
+    }
 }
+
+/// Marks a client's key refused: the request still runs (so a missing credential is
+/// answered first, as 401), and its first write is refused with `e` before anything is
+/// written.
+pub fn refused(e: &MeshError) -> String {
+    format!("{REFUSED}{}", e.message)
+}
+
+/// The first character of a refused key's mark (DEL: no key, client or made, holds it).
+const REFUSED: char = '\u{7f}';
 
 #[cfg(test)]
 mod tests {
@@ -62,9 +79,16 @@ mod tests {
 
     #[tokio::test]
     async fn the_key_is_seen_inside_its_scope_only() {
-        assert_eq!(current(), None);
+        assert_eq!(current(), Ok(None));
         let seen = scope("k1".into(), async { current() }).await;
-        assert_eq!(seen.as_deref(), Some("k1"));
-        assert_eq!(current(), None);
+        assert_eq!(seen, Ok(Some("k1".to_string())));
+        assert_eq!(current(), Ok(None));
+    }
+
+    #[tokio::test]
+    async fn a_refused_key_refuses_the_first_write_with_its_reason() {
+        let e = accept(Some("a b")).unwrap_err();
+        let seen = scope(refused(&e), async { current() }).await;
+        assert_eq!(seen.unwrap_err(), e);
     }
 }
