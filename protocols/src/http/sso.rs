@@ -105,8 +105,8 @@ pub struct CallbackQuery {
     pub code: Option<String>,
     /// The state of `GET /auth/sso/login`: every callback carries it, a provider's error
     /// too (RFC 6749, 4.1.2.1); missing or blank is 400.
-    #[param(min_length = 1, max_length = 256, pattern = r"\S")]
-    pub state: String,
+    #[param(required = true, min_length = 1, max_length = 256, pattern = r"\S")]
+    pub state: Option<String>,
     /// The issuer (RFC 9207), when the provider sends it; must be the provider's.
     #[param(max_length = 2048)]
     pub iss: Option<String>,
@@ -178,7 +178,7 @@ pub async fn callback(
     let request = sm::CallbackRequest {
         provider: q.provider.unwrap_or_default(),
         code: q.code.unwrap_or_default(),
-        state: q.state,
+        state: q.state.unwrap_or_default(),
         iss: q.iss.unwrap_or_default(),
         error: q.error.unwrap_or_default(),
         error_description: q.error_description.unwrap_or_default(),
