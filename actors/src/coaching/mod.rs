@@ -23,10 +23,13 @@
 //! as tasks, todos and certificates answer), so booking ids do not leak.
 //!
 //! **One slot, one booking, cluster-wide**: `book` and `update_coach` run on the coach's
-//! home node through one actor per coach ([`entity::CoachEntity`]) that applies them one
-//! at a time; each is one store transaction that locks the coach's row first, and a partial
-//! unique index (one live booking per coach and start) is the last guard ([`store`]). A
-//! taken slot is `already_exists` (HTTP 409). Cancelling is one transaction that locks the
+//! home node through one actor per coach ([`entity::CoachEntity`]) that takes them in
+//! arrival order. An edit is one store transaction; bookings go to the node's booking
+//! writer, which decides every booking waiting for it, in order, in one transaction
+//! ([`store::book_all`]). Each transaction locks the coach's row first, and a partial unique
+//! index (one live booking per coach and start) is the last guard ([`store`]). A taken slot
+//! is `already_exists` (HTTP 409); a booking's write run again under its idempotency key
+//! gets its first answer. Cancelling is one transaction that locks the
 //! coach's row too, so it takes turns with bookings on whichever node it runs. Every change
 //! publishes `coaching.coach_created`, `coaching.coach_updated`, `coaching.booking_made`,
 //! `coaching.booking_cancelled` (about the client) or `coaching.note_added` (about its
@@ -264,6 +267,7 @@ impl Coaching {
         let entity = CoachEntity {
             store: store.clone(),
             publisher: publisher.clone(),
+            bookings: entity::bookings(store.clone(), plan, publisher.clone()),
             plan,
         };
         let hosted = Hosted::start(info, entity, IDLE).await?;
@@ -439,15 +443,16 @@ impl Coaching {
         };
         f.finish()?;
         let start = start.unwrap_or_default();
+        let key = crate::store::idempotency::current();
         match self
             .entity(
                 deadline,
                 &input.coach_id,
-                CoachReq::Book(who.clone(), start),
+                CoachReq::Book(who.clone(), start, key),
             )
             .await?
         {
-            Answer::Booking(row) => Ok(row.to_booking()),
+            Answer::Booking(written) => Ok(written.until(deadline).await?.to_booking()),
             Answer::Coach(_) => Err(MeshError::internal("coach actor answered a coach")),
         }
     }
@@ -623,10 +628,10 @@ impl Service for Coaching {
         NAME
     }
 
-    /// A worker waits on the coach's actor, then on the outbox flush of its turn: more
-    /// workers than cores let many bookings share one flush.
+    /// A booking's worker waits on the booking writer's transaction: a batch holds as many
+    /// bookings as there are workers waiting on it.
     fn workers(&self, default: usize) -> usize {
-        crate::mesh::service::waiting_pool(default)
+        crate::mesh::service::batching_pool(default)
     }
 
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {

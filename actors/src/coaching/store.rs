@@ -388,45 +388,111 @@ pub async fn book(
     now: i64,
     slot: impl FnOnce(&CoachRow) -> Result<(i64, i64), MeshError>,
 ) -> Result<Booked, MeshError> {
-    let Some(coach) = lock(tx, coach_id).await? else {
-        return Ok(Booked::Missing);
-    };
-    let (start, end) = slot(&coach)?;
-    let overlapping: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM coaching_bookings \
-         WHERE coach_id = $1 AND status = 'booked' AND start_at < $3 AND end_at > $2",
-    )
-    .bind(coach_id)
-    .bind(start)
-    .bind(end)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db_error)?
-    .try_get(0)
-    .map_err(db_error)?;
-    if overlapping > 0 {
-        return Ok(Booked::Taken);
+    let mut slot = Some(slot);
+    let found = book_all(tx, plan, coach_id, &[(client_id, 0)], now, |coach, _| {
+        slot.take().map_or_else(
+            || Err(MeshError::internal("one slot asked for twice")),
+            |f| f(coach),
+        )
+    })
+    .await?;
+    match found.and_then(|mut answers| answers.pop()) {
+        None => Ok(Booked::Missing),
+        Some(answer) => answer,
     }
-    let row = BookingRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        coach_id: coach_id.to_string(),
-        client_id: client_id.to_string(),
-        start_at: start,
-        end_at: end,
-        status: BOOKED.to_string(),
-        created_at: now,
-        cancelled_at: 0,
+}
+
+/// Rows in one multi-row booking insert (8 parameters each).
+const BOOKINGS_PER_INSERT: usize = 256;
+
+/// [`book`] for several asks of one coach, `(client, start)`, in their order and in the
+/// caller's transaction: the coach's row is locked and read once, the live bookings
+/// around the asks are read in one query, each ask gets the slot `slot` finds for its
+/// start (or its refusal) unless a live booking or an earlier ask overlaps it, and the new
+/// bookings are inserted, with their reminders, a few statements in all. Answers per ask,
+/// in order, [`Booked::Done`], [`Booked::Taken`] or the slot's refusal; `None` when there
+/// is no such coach.
+pub async fn book_all(
+    tx: &mut Transaction<'_, Any>,
+    plan: &Plan,
+    coach_id: &str,
+    asks: &[(&str, i64)],
+    now: i64,
+    mut slot: impl FnMut(&CoachRow, i64) -> Result<(i64, i64), MeshError>,
+) -> Result<Option<Vec<Result<Booked, MeshError>>>, MeshError> {
+    let Some(coach) = lock(tx, coach_id).await? else {
+        return Ok(None);
     };
-    if let Err(e) = insert_booking(tx, &row).await {
+    let slots: Vec<Result<(i64, i64), MeshError>> =
+        asks.iter().map(|(_, start)| slot(&coach, *start)).collect();
+    let wanted = slots.iter().flatten();
+    let (from, to) = (
+        wanted.clone().map(|s| s.0).min().unwrap_or_default(),
+        wanted.map(|s| s.1).max().unwrap_or_default(),
+    );
+    // The live bookings the asks could overlap, then each new one as it is granted.
+    let mut taken = if from < to {
+        sqlx::query(
+            "SELECT start_at, end_at FROM coaching_bookings \
+             WHERE coach_id = $1 AND status = 'booked' AND start_at < $3 AND end_at > $2",
+        )
+        .bind(coach_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<(i64, i64)>, sqlx::Error>>()
+        .map_err(db_error)?
+    } else {
+        Vec::new()
+    };
+    let mut answers = Vec::with_capacity(asks.len());
+    let mut new = Vec::new();
+    for ((client_id, _), slot) in asks.iter().zip(slots) {
+        let (start, end) = match slot {
+            Ok(s) => s,
+            Err(e) => {
+                answers.push(Err(e));
+                continue;
+            }
+        };
+        if taken.iter().any(|(s, e)| *s < end && *e > start) {
+            answers.push(Ok(Booked::Taken));
+            continue;
+        }
+        taken.push((start, end));
+        let row = BookingRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            coach_id: coach_id.to_string(),
+            client_id: client_id.to_string(),
+            start_at: start,
+            end_at: end,
+            status: BOOKED.to_string(),
+            created_at: now,
+            cancelled_at: 0,
+        };
+        new.push(row.clone());
+        answers.push(Ok(Booked::Done(row)));
+    }
+    if let Err(e) = insert_bookings(tx, &new).await {
+        // Another activation's booking of the one slot asked for (the lock makes it
+        // rare): taken. With several, the caller's batch is written again ask by ask.
         return match e.code {
-            Code::AlreadyExists => Ok(Booked::Taken),
+            Code::AlreadyExists if asks.len() == 1 => Ok(Some(vec![Ok(Booked::Taken)])),
             _ => Err(e),
         };
     }
-    if let Some(due) = reminder(plan, &coach, &row, now) {
-        timers::schedule(tx, &due, now).await?;
+    let due: Vec<timers::Due> = new
+        .iter()
+        .filter_map(|b| reminder(plan, &coach, b, now))
+        .collect();
+    if !due.is_empty() {
+        timers::schedule_all(tx, &due, now).await?;
     }
-    Ok(Booked::Done(row))
+    Ok(Some(answers))
 }
 
 /// The reminders subject of a booking.
@@ -454,27 +520,31 @@ pub fn reminder(plan: &Plan, coach: &CoachRow, b: &BookingRow, now: i64) -> Opti
     )
 }
 
-/// Inserts `b`; a second live booking of its coach and start is a unique violation
+/// Inserts `rows`; a second live booking of a coach and start is a unique violation
 /// (`already_exists`).
-pub(crate) async fn insert_booking(
+pub(crate) async fn insert_bookings(
     tx: &mut Transaction<'_, Any>,
-    b: &BookingRow,
+    rows: &[BookingRow],
 ) -> Result<(), MeshError> {
-    sqlx::query(&format!(
-        "INSERT INTO coaching_bookings ({BOOKING_COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-    ))
-    .bind(&b.id)
-    .bind(&b.coach_id)
-    .bind(&b.client_id)
-    .bind(b.start_at)
-    .bind(b.end_at)
-    .bind(&b.status)
-    .bind(b.created_at)
-    .bind(b.cancelled_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    for chunk in rows.chunks(BOOKINGS_PER_INSERT) {
+        let sql = format!(
+            "INSERT INTO coaching_bookings ({BOOKING_COLUMNS}) VALUES {}",
+            crate::store::values(chunk.len(), 8)
+        );
+        let mut q = sqlx::query(&sql);
+        for b in chunk {
+            q = q
+                .bind(&b.id)
+                .bind(&b.coach_id)
+                .bind(&b.client_id)
+                .bind(b.start_at)
+                .bind(b.end_at)
+                .bind(&b.status)
+                .bind(b.created_at)
+                .bind(b.cancelled_at);
+        }
+        q.execute(&mut **tx).await.map_err(db_error)?;
+    }
     Ok(())
 }
 

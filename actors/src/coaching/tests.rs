@@ -760,19 +760,118 @@ async fn the_store_alone_never_books_a_slot_twice() {
             cancelled_at: 0,
         };
         let mut tx = store.writer().begin().await.unwrap();
-        let err = store::insert_booking(&mut tx, &row(store::BOOKED))
+        let err = store::insert_bookings(&mut tx, &[row(store::BOOKED)])
             .await
             .unwrap_err();
         assert_eq!(err.code, Code::AlreadyExists);
         drop(tx);
         let mut tx = store.writer().begin().await.unwrap();
-        store::insert_booking(&mut tx, &row(store::CANCELLED))
+        store::insert_bookings(&mut tx, &[row(store::CANCELLED)])
             .await
             .unwrap();
         tx.commit().await.unwrap();
         let rows = store::bookings_of_coach(&store, &c.id).await.unwrap();
         let live = rows.iter().filter(|r| r.status == store::BOOKED).count();
         assert_eq!((rows.len(), live), (2, 1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_of_bookings_is_decided_in_arrival_order_in_one_transaction() {
+    on_each_backend(|store, _| async move {
+        let (_h, svc, _) = service(store.clone()).await;
+        let c = svc.create_coach(&admin(), &input("Gus")).await.unwrap();
+        let (nine, ten, bad) = (ms(MONDAY_9), ms(MONDAY_9) + 3_600_000, 1);
+        let asks = [("a", nine), ("b", nine), ("c", bad), ("d", ten), ("e", ten)];
+        let mut tx = store.begin().await.unwrap();
+        let answers = store::book_all(&mut tx, &Plan::default(), &c.id, &asks, now_ms(), |_, s| {
+            if s == bad {
+                Err(MeshError::invalid("not a slot"))
+            } else {
+                Ok((s, s + 3_600_000))
+            }
+        })
+        .await
+        .unwrap()
+        .expect("the coach exists");
+        tx.commit().await.unwrap();
+        let got: Vec<String> = answers
+            .iter()
+            .map(|a| match a {
+                Ok(store::Booked::Done(row)) => format!("{}@{}", row.client_id, row.start_at),
+                Ok(other) => format!("{other:?}"),
+                Err(e) => e.message.clone(),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                format!("a@{nine}"),
+                "Taken".into(),
+                "not a slot".into(),
+                format!("d@{ten}"),
+                "Taken".into()
+            ]
+        );
+        let rows = store::bookings_of_coach(&store, &c.id).await.unwrap();
+        let mut clients: Vec<&str> = rows.iter().map(|r| r.client_id.as_str()).collect();
+        clients.sort_unstable();
+        assert_eq!(clients, ["a", "d"]);
+        // A coach that does not exist: nothing asked of it is decided.
+        let mut tx = store.begin().await.unwrap();
+        let none = store::book_all(
+            &mut tx,
+            &Plan::default(),
+            "no-such-coach",
+            &asks,
+            0,
+            |_, s| Ok((s, s + 1)),
+        )
+        .await
+        .unwrap();
+        assert!(none.is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_booking_written_again_under_its_key_is_a_repeat_not_a_taken_slot() {
+    on_each_backend(|store, _| async move {
+        let (_h, svc, _) = service(store.clone()).await;
+        let c = svc.create_coach(&admin(), &input("Hal")).await.unwrap();
+        let writer = entity::bookings(
+            store.clone(),
+            Plan::default(),
+            Arc::new(Recorder::default()),
+        );
+        let ask = |client: &str, key: &str| entity::Ask {
+            coach_id: c.id.clone(),
+            client_id: client.into(),
+            start: ms(MONDAY_9),
+            key: Some(crate::store::idempotency::Key::made_for_test(key)),
+        };
+        let first = writer.submit(ask("ann", "k-ann")).await.unwrap().unwrap();
+        assert_eq!(first.client_id, "ann");
+        // Ann's write run again (its answer was lost): told it is a repeat, so the
+        // idempotency layer answers it with the first answer, not 409.
+        let again = writer
+            .submit(ask("ann", "k-ann"))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(again, crate::store::idempotency::duplicate());
+        // Bob's write for the same slot lost the race: taken.
+        let bob = writer
+            .submit(ask("bob", "k-bob"))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(bob.code, Code::AlreadyExists);
+        assert_eq!(
+            store::bookings_of_coach(&store, &c.id).await.unwrap().len(),
+            1
+        );
     })
     .await;
 }

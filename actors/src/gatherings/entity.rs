@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use crate::events::{kinds, Publisher, Staged};
 use crate::mesh::placement::{Entity, EntityError};
-use crate::mesh::{BoxFuture, Code, MeshError};
+use crate::mesh::{Code, MeshError};
 use crate::reminders::Plan;
-use crate::store::batch::Batcher;
+use crate::store::batch::{Batcher, Written};
 use crate::store::time::now_ms;
 use crate::store::Store;
 
@@ -112,15 +112,6 @@ async fn write_signups(
     Ok(answers)
 }
 
-/// A registration handed to the node's writer: resolves once it is committed (or refused).
-pub struct Queued(pub BoxFuture<'static, Result<RegRow, MeshError>>);
-
-impl std::fmt::Debug for Queued {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Queued")
-    }
-}
-
 /// What an event's actor is asked to do.
 #[derive(Debug)]
 pub enum EventReq {
@@ -143,7 +134,7 @@ pub enum Answer {
     Registration(RegRow),
     /// The caller's registration, once written (after `Register`): the actor hands it to
     /// the node's writer in arrival order and takes its next request while it commits.
-    Queued(Queued),
+    Queued(Written<RegRow>),
 }
 
 /// Refuses a change by anyone but the organiser or an admin.
@@ -217,12 +208,12 @@ impl EventEntity {
         Ok(row)
     }
 
-    fn register(&self, id: &str, who: &Who) -> Result<Queued, MeshError> {
+    fn register(&self, id: &str, who: &Who) -> Result<Written<RegRow>, MeshError> {
         let written = self.registrations.enqueue(Signup {
             event_id: id.to_string(),
             user_id: who.user_id.clone(),
         })?;
-        Ok(Queued(Box::pin(async move {
+        Ok(Written(Box::pin(async move {
             match written.await? {
                 None => Err(not_found()),
                 Some(Registered::New(reg) | Registered::Already(reg)) => Ok(reg),

@@ -231,7 +231,9 @@ impl Gatherings {
         common::validate::id("id", id)?;
         let timeout = deadline.saturating_duration_since(Instant::now());
         match self.hosted.request(id, req, Some(timeout)).await {
-            Ok(Ok(Answer::Queued(written))) => written.0.await.map(Answer::Registration),
+            Ok(Ok(Answer::Queued(written))) => {
+                written.until(deadline).await.map(Answer::Registration)
+            }
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(e),
             Err(EntityError::NotFound) => Err(not_found()),

@@ -79,6 +79,26 @@ where
     }
 }
 
+/// An item an actor handed to a [`Batcher`] before answering its caller, so it can take
+/// its next request while the batch commits: resolves once the item is written.
+pub struct Written<O>(pub BoxFuture<'static, Result<O, MeshError>>);
+
+impl<O> std::fmt::Debug for Written<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Written")
+    }
+}
+
+impl<O> Written<O> {
+    /// Waits for the write until `deadline`: `deadline_exceeded` after it (the item is
+    /// still written, or fails, as if it had been waited for).
+    pub async fn until(self, deadline: std::time::Instant) -> Result<O, MeshError> {
+        tokio::time::timeout_at(deadline.into(), self.0)
+            .await
+            .map_err(|_| MeshError::deadline())?
+    }
+}
+
 async fn answer<O>(rx: oneshot::Receiver<Result<O, MeshError>>) -> Result<O, MeshError> {
     rx.await
         .map_err(|_| MeshError::unavailable("the writer is stopping"))?

@@ -83,6 +83,16 @@ pub fn check(key: &str) -> Result<(), MeshError> {
 }
 
 impl Key {
+    /// A made key of this digest, not recorded yet: for other modules' tests.
+    #[cfg(test)]
+    pub(crate) fn made_for_test(digest: &str) -> Key {
+        Key {
+            digest: digest.to_string(),
+            made: true,
+            recorded: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     /// The key of a write this one makes (a call to another service): its digest, made
     /// (so never looked up first) when this one's was.
     pub fn derived(&self) -> String {
@@ -118,7 +128,7 @@ impl Key {
         .await
         .map_err(db_error)?;
         if done.rows_affected() == 0 {
-            return Err(MeshError::new(Code::FailedPrecondition, DUPLICATE));
+            return Err(duplicate());
         }
         Ok(())
     }
@@ -150,10 +160,37 @@ pub async fn write_all(conn: &mut AnyConnection, keys: &[&Key]) -> Result<(), Me
         }
         let done = q.execute(&mut *conn).await.map_err(db_error)?;
         if done.rows_affected() != chunk.len() as u64 {
-            return Err(MeshError::new(Code::FailedPrecondition, DUPLICATE));
+            return Err(duplicate());
         }
     }
     Ok(())
+}
+
+/// Which of `keys` an earlier run recorded and committed, read on `conn`: a batch tells
+/// a repeat of a write that went through from a write that lost its race.
+pub async fn recorded(conn: &mut AnyConnection, keys: &[&Key]) -> Result<Vec<bool>, MeshError> {
+    let mut found = std::collections::HashSet::new();
+    for chunk in keys.chunks(ANSWER_BATCH) {
+        let marks = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT key FROM idempotency WHERE key IN ({marks})");
+        let mut q = sqlx::query(&sql);
+        for k in chunk {
+            q = q.bind(k.digest.as_str());
+        }
+        for row in q.fetch_all(&mut *conn).await.map_err(db_error)? {
+            found.insert(row.try_get::<String, _>(0).map_err(db_error)?);
+        }
+    }
+    Ok(keys.iter().map(|k| found.contains(&k.digest)).collect())
+}
+
+/// The error of a write whose key another run recorded: [`Idempotent`] answers it with
+/// that run's answer.
+pub fn duplicate() -> MeshError {
+    MeshError::new(Code::FailedPrecondition, DUPLICATE)
 }
 
 /// The digest a client key is stored under: the caller, the op, the key and the request.
@@ -445,11 +482,7 @@ mod tests {
     }
 
     fn key(digest: &str) -> Key {
-        Key {
-            digest: digest.to_string(),
-            made: true,
-            recorded: Arc::new(AtomicBool::new(false)),
-        }
+        Key::made_for_test(digest)
     }
 
     #[tokio::test]

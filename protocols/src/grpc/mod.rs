@@ -124,7 +124,7 @@ pub async fn serve(
         .max_concurrent_streams(state.config.max_concurrent_streams)
         .layer(limits::RateLimitLayer::new(state.clone()))
         .layer(trace::TraceLayer)
-        .layer(idempotency::WriteKeyLayer)
+        .layer(idempotency::WRITE_KEY)
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)

@@ -1,7 +1,9 @@
 //! Who is calling: [`Caller`] (a valid access token of a live session, checked locally on
 //! this node: signature, expiry, and the node's revocation set) and [`Admin`] (the admin
 //! token of `[admin] token` / `TROUPE_ADMIN_TOKEN`, or an access token with role `admin`).
-//! Missing credentials are 401, insufficient ones 403.
+//! Missing credentials are 401, insufficient ones 403. Either refuses a write whose
+//! `Idempotency-Key` was malformed (400), once the credential is good
+//! ([`super::idempotency`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -9,6 +11,7 @@ use axum::http::request::Parts;
 use troupe_actors::mesh::{Code, MeshError};
 
 use super::{ApiError, AppState};
+use crate::ingress::write_key;
 
 pub use crate::ingress::Caller;
 
@@ -20,7 +23,9 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(state.authenticate(bearer(parts).ok_or_else(missing)?)?)
+        let caller = state.authenticate(bearer(parts).ok_or_else(missing)?)?;
+        write_key::current()?;
+        Ok(caller)
     }
 }
 
@@ -35,12 +40,16 @@ impl FromRequestParts<AppState> for Admin {
         let presented = bearer(parts).ok_or_else(missing)?;
         if let Some(expected) = state.config.admin_token.as_deref() {
             if constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+                write_key::current()?;
                 return Ok(Admin(None));
             }
         }
         // Not the admin token: it may be an admin user's access token.
         match state.authenticate(presented) {
-            Ok(caller) if caller.is_admin() => Ok(Admin(Some(caller))),
+            Ok(caller) if caller.is_admin() => {
+                write_key::current()?;
+                Ok(Admin(Some(caller)))
+            }
             Ok(_) => Err(MeshError::new(Code::PermissionDenied, "admin only").into()),
             Err(_) => Err(MeshError::new(Code::PermissionDenied, "not an admin credential").into()),
         }

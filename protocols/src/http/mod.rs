@@ -302,7 +302,7 @@ pub fn router(state: AppState) -> Router {
     // The write key wraps matched routes only: a method a route does not serve is 405
     // whatever key it sent.
     let router = router
-        .route_layer(idempotency::WriteKeyLayer)
+        .route_layer(idempotency::WRITE_KEY)
         .layer(middleware::ObserveLayer);
     // No trusted proxy means the peer is the client: no layer to run.
     if trusted.is_empty() {

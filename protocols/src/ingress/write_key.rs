@@ -6,6 +6,11 @@
 //! repeat gets the first answer.
 
 use std::future::Future;
+use std::task::{Context, Poll};
+
+use axum::http::{HeaderMap, HeaderValue, Method, Request};
+use futures_util::future::Either;
+use tokio::task::futures::TaskLocalFuture;
 
 use troupe_actors::mesh::MeshError;
 use troupe_actors::store::idempotency;
@@ -57,6 +62,61 @@ pub fn current() -> Result<Option<String>, MeshError> {
 /// written.
 pub fn refused(e: &MeshError) -> String {
     format!("{REFUSED}{}", e.message)
+}
+
+/// The key of a request that sent `given` (a header's value): the client's when it is
+/// good, a made one when there is none, and a bad one marked [`refused`].
+pub fn accept_or_mark(given: Option<&HeaderValue>) -> String {
+    accept(given.map(|v| v.to_str().unwrap_or("\u{7f}"))).unwrap_or_else(|e| refused(&e))
+}
+
+/// Which key a request's handler runs with, from its method and headers; `None`: no
+/// scope (a read).
+pub type Pick = fn(&Method, &HeaderMap) -> Option<String>;
+
+/// A tower layer (REST's `Idempotency-Key`, gRPC's `idempotency-key` metadata) that runs
+/// each request's handler inside the key its [`Pick`] picks. A refused key runs on marked,
+/// so the route's method and credential are checked first and the write is refused after
+/// (see [`current`]). Reads pass through with no allocation and no extra future.
+#[derive(Clone, Copy, Debug)]
+pub struct ScopeLayer(pub Pick);
+
+impl<S> tower::Layer<S> for ScopeLayer {
+    type Service = Scoped<S>;
+
+    fn layer(&self, inner: S) -> Scoped<S> {
+        Scoped {
+            inner,
+            pick: self.0,
+        }
+    }
+}
+
+/// The service of [`ScopeLayer`].
+#[derive(Clone, Debug)]
+pub struct Scoped<S> {
+    inner: S,
+    pick: Pick,
+}
+
+impl<S, B> tower::Service<Request<B>> for Scoped<S>
+where
+    S: tower::Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Either<TaskLocalFuture<String, S::Future>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        match (self.pick)(req.method(), req.headers()) {
+            Some(key) => Either::Left(scope(key, self.inner.call(req))),
+            None => Either::Right(self.inner.call(req)),
+        }
+    }
 }
 
 /// The first character of a refused key's mark (DEL: no key, client or made, holds it).
