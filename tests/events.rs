@@ -926,6 +926,17 @@ fn a_repeated_idempotency_key_answers_the_first_write_and_a_bad_one_is_refused()
     )
     .unwrap();
     assert_eq!(status, 401, "{v}");
+    // A method the route does not take is 405 whatever the key (the key is checked once the
+    // route and its method have matched).
+    let (status, v) = send_with(
+        "PUT",
+        &n1.url("/todos"),
+        &json!({"title": "never"}),
+        &[("idempotency-key", "a b")],
+        Some(&user.access),
+    )
+    .unwrap();
+    assert_eq!(status, 405, "{v}");
     let (_, list) = get(&n1.url("/todos"), Some(&user.access)).unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
 }

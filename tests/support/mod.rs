@@ -615,7 +615,25 @@ pub fn post_with(
     headers: &[(&str, &str)],
     token: Option<&str>,
 ) -> Result<Answer, String> {
-    let mut req = agent().post(url).header("content-type", "application/json");
+    send_with("POST", url, body, headers, token)
+}
+
+/// JSON sent with `method` (POST, PUT or PATCH), extra headers and an optional bearer
+/// token.
+pub fn send_with(
+    method: &str,
+    url: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+    token: Option<&str>,
+) -> Result<Answer, String> {
+    let agent = agent();
+    let req = match method {
+        "PUT" => agent.put(url),
+        "PATCH" => agent.patch(url),
+        _ => agent.post(url),
+    };
+    let mut req = req.header("content-type", "application/json");
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
