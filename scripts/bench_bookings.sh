@@ -10,10 +10,12 @@
 #   scripts/bench_bookings.sh                      # release build
 #   CLIENTS=2000 scripts/bench_bookings.sh         # more clients for the same 100 slots
 #   SKIP_BUILD=1 BIN=/tmp/troupe-old HTTP_LOAD=/tmp/http_load scripts/bench_bookings.sh  # given binaries
+#   PERF_OUT=/tmp/race.perf scripts/bench_bookings.sh   # also `perf record -a -g` the race
 #
-# The race is sent by `http_load burst` (node/examples/http_load.rs: one OS thread per client on
-# its own open connection, all released at once; latency from the release instant to the
-# whole answer), which shares the machine's cores with the three nodes. Python makes the
+# The race is sent by `http_load burst` (node/examples/http_load.rs: one client task per client
+# on its own open HTTP/1.1 connection, all on one thread, released at once; latency from the
+# release instant to the whole answer), which shares the machine's cores with the three
+# nodes. The nodes' CPU time over the race is printed too. Python makes the
 # coaches and users first and checks the outcome. Needs curl and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,8 +39,8 @@ done
 N1="http://127.0.0.1:${HTTP[n1]}"
 for _ in $(seq 100); do curl -sf "$N1/ping?node=n3" > /dev/null && curl -sf "$N1/ping?node=n2" > /dev/null && break; sleep 0.1; done
 
-python3 - "$CLIENTS" "$ADMIN_PASSWORD" "$WORK/data-cluster/troupe.db" "$HTTP_LOAD" "${HTTP[n1]}" "${HTTP[n2]}" "${HTTP[n3]}" <<'PY'
-import http.client, json, sqlite3, subprocess, sys, threading, time, uuid
+NODE_PIDS="${PIDS[*]}" python3 - "$CLIENTS" "$ADMIN_PASSWORD" "$WORK/data-cluster/troupe.db" "$HTTP_LOAD" "${HTTP[n1]}" "${HTTP[n2]}" "${HTTP[n3]}" <<'PY'
+import http.client, json, os, sqlite3, subprocess, sys, threading, time, uuid
 clients, admin_pw, db, burst = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 ports = [int(p) for p in sys.argv[5:]]
 
@@ -101,9 +103,21 @@ for i in range(clients):
     coach, start = slots[i % len(slots)]
     lines.append(json.dumps({"url": f"http://127.0.0.1:{ports[i % 3]}/coaching/bookings", "method": "POST",
                              "token": tokens[i], "body": {"coach_id": coach, "start": start}}))
+def node_cpu_s():
+    # user + system CPU seconds of the three node processes so far
+    total = 0
+    for pid in os.environ["NODE_PIDS"].split():
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+cpu0 = node_cpu_s()
 t0 = time.perf_counter()
-answers = subprocess.run([burst, "burst"], input="\n".join(lines), capture_output=True, text=True, check=True).stdout
+cmd = [burst, "burst"]
+if os.environ.get("PERF_OUT"):  # a profile of the whole machine while the race runs
+    cmd = ["perf", "record", "-q", "-a", "-g", "-F", "4999", "-o", os.environ["PERF_OUT"], "--"] + cmd
+answers = subprocess.run(cmd, input="\n".join(lines), capture_output=True, text=True, check=True).stdout
 wall = time.perf_counter() - t0
+node_cpu = node_cpu_s() - cpu0
 results = [None] * clients
 for line in answers.splitlines():
     a = json.loads(line)
@@ -131,6 +145,7 @@ print(f"POST /coaching/bookings: {clients} clients racing for 100 slots of {COAC
 print(f"  201: {len(booked)} ({distinct} distinct slots)  409: {len(taken)}  other: {len(other)}" + (f" (first: {other[0]})" if other else ""))
 print(f"  open slots left: {left}  live bookings in the store: {rows}")
 print(f"  every answer: {pct([r[1] for r in results])}")
+print(f"  the nodes' CPU over the race (connecting included): {node_cpu * 1000:.0f} ms, {node_cpu * 1e6 / clients:.0f} us per client")
 print(f"  201 answers:  {pct([r[1] for r in booked])}")
 ok = len(booked) == 100 and distinct == 100 and len(taken) == clients - 100 and left == 0 and rows == 100
 print("  exactly 100 bookings: " + ("yes" if ok else "NO"))

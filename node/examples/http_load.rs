@@ -20,13 +20,20 @@
 //!   in input order, `ms` from the release to the whole answer, so a client's own wait to
 //!   be scheduled counts, as it would for a person.
 //!
-//! One OS thread per connection: a thread blocked on its socket costs nothing.
+//! `each` runs one OS thread per connection: a thread blocked on its socket costs nothing.
+//! `burst` runs its clients as tasks of one thread (hyper's HTTP/1.1 client connections):
+//! released as a thousand threads, the clients themselves took 60 % of the two cores the
+//! nodes share in the race (`perf record -a`: thread wake-ups, and buffers allocated and
+//! faulted in per request), so the latency measured was mostly the load driver's.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
 fn agent() -> ureq::Agent {
@@ -87,15 +94,6 @@ impl Req {
 
 /// Status (0 when lost), body and milliseconds of one answer.
 type Answer = (u16, String, f64);
-
-/// The origin (`scheme://host:port`) of `url`.
-fn origin(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => &url[..after_scheme + i],
-        None => url,
-    }
-}
 
 fn read_lines(from: impl std::io::BufRead, port: Option<u16>) -> Vec<Req> {
     from.lines()
@@ -176,39 +174,84 @@ fn each(port: u16, connections: usize, requests: &str, answers: Option<&str>) {
 
 fn burst() {
     let reqs = read_lines(std::io::stdin().lock(), None);
-    let n = reqs.len();
-    // Everyone connected; the start instant is taken; everyone released.
-    let connected = Arc::new(Barrier::new(n + 1));
-    let release = Arc::new(Barrier::new(n + 1));
-    let start: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
-    let threads: Vec<_> = reqs
-        .into_iter()
-        .map(|req| {
-            let (connected, release, start) = (connected.clone(), release.clone(), start.clone());
-            std::thread::Builder::new()
-                .stack_size(256 * 1024)
-                .spawn(move || {
-                    let agent = agent();
-                    if let Ok(mut r) = agent.get(format!("{}/health", origin(&req.url))).call() {
-                        let _ = r.body_mut().read_to_string();
-                    }
-                    connected.wait();
-                    release.wait();
-                    let t0 = *start.get().expect("set before the release");
-                    let (status, _) = req.send(&agent);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let answers = rt.block_on(async move {
+        // Every client connected first, its connection proven by a `GET /health`.
+        let mut clients = Vec::with_capacity(reqs.len());
+        for req in &reqs {
+            clients.push(connect(req).await);
+        }
+        // The start instant is taken; every client is released.
+        let t0 = Instant::now();
+        let racing: Vec<_> = clients
+            .into_iter()
+            .map(|(mut sender, request)| {
+                tokio::spawn(async move {
+                    let status = match sender.send_request(request).await {
+                        Ok(answer) => {
+                            let status = answer.status().as_u16();
+                            match answer.into_body().collect().await {
+                                Ok(_) => status,
+                                Err(_) => 0,
+                            }
+                        }
+                        Err(_) => 0,
+                    };
                     (status, t0.elapsed().as_secs_f64() * 1000.0)
                 })
-                .expect("spawn a client thread")
-        })
-        .collect();
-    connected.wait();
-    start.set(Instant::now()).expect("set once");
-    release.wait();
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(racing.len());
+        for r in racing {
+            answers.push(r.await.expect("a client task"));
+        }
+        answers
+    });
     let mut out = std::io::stdout().lock();
-    for (i, t) in threads.into_iter().enumerate() {
-        let (status, ms) = t.join().expect("a client thread");
+    for (i, (status, ms)) in answers.into_iter().enumerate() {
         writeln!(out, "{}", json!({"i": i, "status": status, "ms": ms})).expect("write stdout");
     }
+}
+
+/// A client of `req`'s origin: its own HTTP/1.1 connection, opened and used once (a
+/// `GET /health`), and `req` built, ready to send.
+async fn connect(
+    req: &Req,
+) -> (
+    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    hyper::Request<Full<Bytes>>,
+) {
+    let uri: hyper::Uri = req.url.parse().expect("a request url");
+    let authority = uri.authority().expect("an absolute url").clone();
+    let stream = tokio::net::TcpStream::connect(authority.as_str())
+        .await
+        .expect("connect a client");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("an HTTP/1.1 connection");
+    tokio::spawn(conn);
+    let health = hyper::Request::get("/health")
+        .header("host", authority.as_str())
+        .body(Full::default())
+        .expect("a health request");
+    let answer = sender.send_request(health).await.expect("GET /health");
+    answer.into_body().collect().await.expect("the health answer");
+    let mut request = hyper::Request::builder()
+        .method(req.method.as_str())
+        .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header("host", authority.as_str())
+        .header("content-type", "application/json");
+    if let Some(t) = &req.token {
+        request = request.header("authorization", format!("Bearer {t}"));
+    }
+    let request = request
+        .body(Full::new(Bytes::from(req.body.clone())))
+        .expect("a well-formed request");
+    (sender, request)
 }
 
 fn main() {

@@ -343,10 +343,7 @@ impl Outbox {
             bury(&mut tx, d).await?;
         }
         for chunk in done.chunks(500) {
-            let list = (1..=chunk.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(",");
+            let list = crate::store::placeholders(1, chunk.len());
             let sql = format!("DELETE FROM outbox WHERE id IN ({list})");
             let mut q = sqlx::query(&sql);
             for id in chunk {

@@ -404,10 +404,7 @@ pub async fn register_all(
     for chunk in users.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "SELECT user_id FROM gathering_registrations WHERE event_id = $1 AND user_id IN ({})",
-            (2..chunk.len() + 2)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::store::placeholders(2, chunk.len())
         );
         let mut q = sqlx::query_scalar::<_, String>(&sql).bind(event_id);
         for u in chunk {

@@ -150,14 +150,6 @@ fn pending_from(r: &AnyRow) -> Result<Pending, sqlx::Error> {
     })
 }
 
-/// `$first, $first+1, ...` for `n` bound values.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The unfired reminders of `shards` due by `until` that nobody holds at `now`, soonest
 /// first, at most `limit`.
 pub async fn upcoming(
@@ -174,7 +166,7 @@ pub async fn upcoming(
         "SELECT id, subject, user_id, kind, due_at, expires_at, payload FROM reminders \
          WHERE fired_at IS NULL AND shard IN ({}) AND due_at <= $1 \
          AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY due_at LIMIT $3",
-        placeholders(4, shards.len())
+        crate::store::placeholders(4, shards.len())
     );
     let mut q = sqlx::query(&sql).bind(until).bind(now).bind(limit);
     for s in shards {
@@ -205,7 +197,7 @@ pub async fn claim<'e>(
          WHERE id IN ({}) AND fired_at IS NULL AND due_at <= $3 \
          AND (claimed_until IS NULL OR claimed_until < $3) \
          RETURNING id, subject, user_id, kind, due_at, expires_at, payload",
-        placeholders(4, ids.len())
+        crate::store::placeholders(4, ids.len())
     );
     let mut q = sqlx::query(&sql).bind(node).bind(until).bind(now);
     for id in ids {
@@ -232,7 +224,7 @@ pub async fn record<'e>(
     let sql = format!(
         "UPDATE reminders SET fired_at = $1, fired_by = $2, outcome = $3, claimed_until = NULL \
          WHERE id IN ({}) AND fired_at IS NULL",
-        placeholders(4, ids.len())
+        crate::store::placeholders(4, ids.len())
     );
     let mut q = sqlx::query(&sql).bind(at).bind(node).bind(outcome);
     for id in ids {
@@ -250,7 +242,7 @@ pub async fn release(store: &Store, ids: &[String], node: &str) -> Result<(), Me
     let sql = format!(
         "UPDATE reminders SET claimed_by = NULL, claimed_until = NULL \
          WHERE claimed_by = $1 AND fired_at IS NULL AND id IN ({})",
-        placeholders(2, ids.len())
+        crate::store::placeholders(2, ids.len())
     );
     let mut q = sqlx::query(&sql).bind(node);
     for id in ids {

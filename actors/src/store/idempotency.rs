@@ -171,11 +171,10 @@ pub async fn write_all(conn: &mut AnyConnection, keys: &[&Key]) -> Result<(), Me
 pub async fn recorded(conn: &mut AnyConnection, keys: &[&Key]) -> Result<Vec<bool>, MeshError> {
     let mut found = std::collections::HashSet::new();
     for chunk in keys.chunks(ANSWER_BATCH) {
-        let marks = (1..=chunk.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!("SELECT key FROM idempotency WHERE key IN ({marks})");
+        let sql = format!(
+            "SELECT key FROM idempotency WHERE key IN ({})",
+            super::placeholders(1, chunk.len())
+        );
         let mut q = sqlx::query(&sql);
         for k in chunk {
             q = q.bind(k.digest.as_str());

@@ -74,6 +74,14 @@ pub fn values(rows: usize, columns: usize) -> String {
     sql
 }
 
+/// `$first, $first+1, ...` for `n` bound values (an `IN` list).
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backend {
