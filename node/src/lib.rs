@@ -213,7 +213,8 @@ pub async fn serve(
     services.push(Arc::new(
         Users::new(store.clone(), hasher.clone())
             .on_node(info.clone())
-            .with_events(publisher.clone(), codes),
+            .with_events(publisher.clone(), codes)
+            .reveal_taken_email(config.auth.reveal_taken_email),
     ));
     services.push(Sessions::start(info.clone(), store.clone(), revocations.clone()).await?);
     // One limiter per node, shared by `auth` (the keys this node owns) and ingress (the
