@@ -499,33 +499,48 @@ fn ws_from(
 }
 
 /// Upgrades from one address: 3 a minute. Connections of one user: 2 open across the
-/// cluster; a third, on a third node, is refused with 429 naming the quota, and allowed
-/// again once one closes.
+/// cluster. The attack: 12 upgrades of one user at once, spread over the three nodes
+/// (each from an address of its own, so the rate does not refuse them): exactly 2 are
+/// upgraded, every other is refused with 429 naming the quota; once one closes, one more
+/// gets in, and then none.
 fn websocket_upgrades_are_limited_per_address_and_connections_per_user(c: &Cluster) {
     let u = user_from("127.0.1.7", c.node("n1"), "ws");
-    // The quota first, from addresses of their own.
-    let (s1, ws1, _) = ws_from("127.0.3.1", c.node("n1"), &u);
-    let (s2, _ws2, _) = ws_from("127.0.3.2", c.node("n2"), &u);
-    assert_eq!((s1, s2), (101, 101));
-    // The hub learns of a connection when it registers: wait until both are counted.
-    let counted = wait_until(Duration::from_secs(5), || {
-        let (status, v) = get(&c.node("n3").url("/connections"), Some(&u.access)).unwrap();
-        status == 200
-            && v["items"]
-                .as_array()
-                .is_some_and(|a| a.iter().filter(|i| i["user_id"] == u.id.as_str()).count() == 2)
+    let start = std::sync::Barrier::new(12);
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..12)
+            .map(|i| {
+                let (node, u, start) = (&c.nodes[i % 3], &u, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    ws_from(&format!("127.0.4.{}", i + 1), node, u)
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
     });
-    assert!(counted, "both connections listed");
-    let (s3, _, body) = ws_from("127.0.3.3", c.node("n3"), &u);
-    assert_eq!(s3, 429, "{body}");
-    assert!(body.contains("ws_connections_per_user"), "{body}");
-    drop(ws1);
+    let mut open = Vec::new();
+    for (status, ws, body) in answers {
+        if status == 101 {
+            open.push(ws.expect("an upgraded socket"));
+        } else {
+            assert_eq!(status, 429, "{body}");
+            assert!(body.contains("ws_connections_per_user"), "{body}");
+        }
+    }
+    assert_eq!(open.len(), 2, "upgrades admitted out of 12 racing");
+    drop(open.pop());
+    let mut attempt = 0;
+    let mut again = None;
     let freed = wait_until(Duration::from_secs(5), || {
-        let (status, ws, _) = ws_from("127.0.3.4", c.node("n3"), &u);
-        drop(ws);
+        attempt += 1;
+        let (status, ws, _) = ws_from(&format!("127.0.5.{attempt}"), c.node("n3"), &u);
+        again = ws;
         status == 101
     });
     assert!(freed, "a connection is allowed again once one closed");
+    let (status, _, body) = ws_from("127.0.5.200", c.node("n2"), &u);
+    assert_eq!(status, 429, "at the quota again: {body}");
+    drop((open, again));
     // The rate: a fourth upgrade from one address within the minute is refused, whatever
     // node it reaches.
     let v = user_from("127.0.1.8", c.node("n2"), "ws2");

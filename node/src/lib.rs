@@ -310,6 +310,14 @@ pub async fn serve(
     // Live connections and chat (landscape E): the node's connection index and its services.
     let hub = troupe_actors::hub::ConnectionHub::start(info.clone(), revocations.clone());
     services.push(Arc::new(troupe_actors::hub::Hub::new(hub.clone())));
+    let ws_slots = troupe_actors::hub::Slots::start(
+        &info,
+        store.clone(),
+        config.quotas.ws_connections_per_user,
+        troupe_actors::hub::slots::LEASE,
+    )
+    .await
+    .context("cannot start the websocket connection slots")?;
     services.push(Arc::new(troupe_actors::chat::Chat::new(
         info.clone(),
         store.clone(),
@@ -393,12 +401,12 @@ pub async fn serve(
             admin_token: config.admin.token.clone(),
         }),
         hub: hub.clone(),
+        ws_slots,
         ws: Arc::new(troupe_protocols::ws::Config {
             max_frame_bytes: config.ws.max_frame_bytes,
             send_queue: config.ws.send_queue,
             idle_timeout: config.ws.idle_timeout,
             ping_interval: config.ws.ping_interval,
-            max_per_user: config.quotas.ws_connections_per_user as usize,
         }),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
