@@ -16,3 +16,7 @@ CREATE TABLE ws_slots (
 );
 CREATE INDEX ws_slots_user ON ws_slots (user_id, expires_at);
 CREATE INDEX ws_slots_node ON ws_slots (node, incarnation);
+
+-- Pending chat requests per sender (`[quotas] pending_chat_requests_per_user`), counted
+-- when a request is sent (actors/src/chat/store.rs, `insert_request`).
+CREATE INDEX IF NOT EXISTS chat_requests_from_idx ON chat_requests (from_user_id, status);

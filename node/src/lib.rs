@@ -318,11 +318,10 @@ pub async fn serve(
     )
     .await
     .context("cannot start the websocket connection slots")?;
-    services.push(Arc::new(troupe_actors::chat::Chat::new(
-        info.clone(),
-        store.clone(),
-        config.ws.max_message_bytes,
-    )));
+    services.push(Arc::new(
+        troupe_actors::chat::Chat::new(info.clone(), store.clone(), config.ws.max_message_bytes)
+            .with_pending_quota(config.quotas.pending_chat_requests_per_user),
+    ));
     services.push(Arc::new(
         troupe_actors::images::Images::new(store.clone(), config.images.max_bytes)
             .with_quota(config.quotas.image_bytes_per_user),
