@@ -400,7 +400,7 @@ pub async fn serve(
             admin_token: config.admin.token.clone(),
         }),
         hub: hub.clone(),
-        ws_slots,
+        ws_slots: ws_slots.clone(),
         ws: Arc::new(troupe_protocols::ws::Config {
             max_frame_bytes: config.ws.max_frame_bytes,
             send_queue: config.ws.send_queue,
@@ -447,6 +447,11 @@ pub async fn serve(
     };
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
         tracing::warn!(timeout = ?DRAIN_TIMEOUT, "in-flight requests did not drain in time");
+    }
+    // Its connections are closed and no upgrade is served: their users may reconnect
+    // elsewhere at once rather than wait for the slots' lease.
+    if let Err(e) = ws_slots.release_all().await {
+        tracing::warn!(error = %e, "websocket slots not freed at shutdown, they run out with their lease");
     }
     mesh.stop().await;
     if let Some(spans) = spans {

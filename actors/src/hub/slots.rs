@@ -13,8 +13,9 @@
 //! an upgrade that reserved one never completes. The delete runs on the node's keeper task
 //! ([`Slots::start`]), which also renews the node's slots every [`RENEW`] for [`LEASE`]
 //! more: the slots of a node that dies (SIGKILL, power loss) stop counting at most
-//! [`LEASE`] later, and a node that restarts under the same name drops its earlier
-//! incarnation's at once. A delete that fails is retried at the next tick, before any
+//! [`LEASE`] later, a node that restarts under the same name drops its earlier
+//! incarnation's at once, and a node that leaves drops its own ([`Slots::release_all`]) so
+//! its users can reconnect elsewhere at once. A delete that fails is retried at the next tick, before any
 //! renewal, so a freed slot is never renewed.
 
 use std::sync::Arc;
@@ -132,6 +133,13 @@ impl Slots {
             id,
             release_tx: self.release_tx.clone(),
         })
+    }
+
+    /// Frees every slot this node holds, at shutdown once its connections are closed and
+    /// no upgrade is served any more: their users may reconnect to other nodes at once,
+    /// without waiting for the lease.
+    pub async fn release_all(&self) -> Result<u64, MeshError> {
+        store::drop_held(&self.store, &self.holder).await
     }
 }
 

@@ -87,6 +87,17 @@ pub async fn drop_earlier(store: &Store, holder: &Holder) -> Result<u64, MeshErr
     Ok(done.rows_affected())
 }
 
+/// Drops every slot `holder` holds (its connections are closed: the node is leaving).
+pub async fn drop_held(store: &Store, holder: &Holder) -> Result<u64, MeshError> {
+    let done = sqlx::query("DELETE FROM ws_slots WHERE node = $1 AND incarnation = $2")
+        .bind(&holder.node)
+        .bind(holder.incarnation)
+        .execute(store.writer())
+        .await
+        .map_err(db_error)?;
+    Ok(done.rows_affected())
+}
+
 /// The slots of `user_id` live at `now`.
 pub async fn live(store: &Store, user_id: &str, now: i64) -> Result<i64, MeshError> {
     let row = sqlx::query("SELECT COUNT(*) FROM ws_slots WHERE user_id = $1 AND expires_at > $2")

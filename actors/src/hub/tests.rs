@@ -282,7 +282,8 @@ async fn racing_reservations_of_one_user_on_three_nodes_admit_exactly_the_quota(
 
 /// A node that dies leaves its slots behind: they stop counting when their lease runs out
 /// (nobody renews them), and a restart of the node under its name drops them at once. A
-/// live node's slots are renewed and keep counting past their first lease.
+/// live node's slots are renewed and keep counting past their first lease; a node that
+/// leaves frees its own.
 #[tokio::test]
 async fn a_dead_nodes_slots_run_out_and_a_live_nodes_are_renewed() {
     crate::store::tests::on_each_backend(|store, _| async move {
@@ -340,6 +341,9 @@ async fn a_dead_nodes_slots_run_out_and_a_live_nodes_are_renewed() {
             .await
             .unwrap();
         assert_eq!(store::live(&store, &user, now_ms()).await.unwrap(), 1);
+        // Leaving, the live node frees what it holds.
+        assert_eq!(live.release_all().await.unwrap(), 1);
+        assert_eq!(store::live(&store, &user, now_ms()).await.unwrap(), 0);
         drop(kept);
     })
     .await;
