@@ -79,7 +79,7 @@ impl Slots {
             node: info.node.to_string(),
             incarnation: i64::try_from(info.incarnation).unwrap_or(i64::MAX),
         };
-        let dropped = store::drop_earlier(&store, &holder).await?;
+        let dropped = store::drop_of(&store, &holder, store::Run::Earlier).await?;
         if dropped > 0 {
             tracing::info!(
                 dropped,
@@ -139,7 +139,7 @@ impl Slots {
     /// no upgrade is served any more: their users may reconnect to other nodes at once,
     /// without waiting for the lease.
     pub async fn release_all(&self) -> Result<u64, MeshError> {
-        store::drop_held(&self.store, &self.holder).await
+        store::drop_of(&self.store, &self.holder, store::Run::This).await
     }
 }
 

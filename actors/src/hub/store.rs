@@ -75,21 +75,23 @@ pub async fn renew(store: &Store, holder: &Holder, expires_at: i64) -> Result<u6
     Ok(done.rows_affected())
 }
 
-/// Drops the slots of `holder`'s node held by its other (earlier) incarnations: their
-/// connections died with that process.
-pub async fn drop_earlier(store: &Store, holder: &Holder) -> Result<u64, MeshError> {
-    let done = sqlx::query("DELETE FROM ws_slots WHERE node = $1 AND incarnation <> $2")
-        .bind(&holder.node)
-        .bind(holder.incarnation)
-        .execute(store.writer())
-        .await
-        .map_err(db_error)?;
-    Ok(done.rows_affected())
+/// Which slots of a node [`drop_of`] drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// Those of the node's other (earlier) incarnations: their connections died with that
+    /// process.
+    Earlier,
+    /// Those of this incarnation: its connections are closed, the node is leaving.
+    This,
 }
 
-/// Drops every slot `holder` holds (its connections are closed: the node is leaving).
-pub async fn drop_held(store: &Store, holder: &Holder) -> Result<u64, MeshError> {
-    let done = sqlx::query("DELETE FROM ws_slots WHERE node = $1 AND incarnation = $2")
+/// Drops the slots of `holder`'s node held by `run`; how many.
+pub async fn drop_of(store: &Store, holder: &Holder, run: Run) -> Result<u64, MeshError> {
+    let sql = match run {
+        Run::Earlier => "DELETE FROM ws_slots WHERE node = $1 AND incarnation <> $2",
+        Run::This => "DELETE FROM ws_slots WHERE node = $1 AND incarnation = $2",
+    };
+    let done = sqlx::query(sql)
         .bind(&holder.node)
         .bind(holder.incarnation)
         .execute(store.writer())
