@@ -27,6 +27,7 @@ fn identity_suite(c: &mut Cluster) {
     the_current_password_changes_it_and_ends_the_other_sessions_everywhere(c);
     a_stolen_token_cannot_change_the_email(c);
     a_new_email_is_unconfirmed_until_its_code_and_the_old_address_is_told(c);
+    a_taken_email_is_answered_as_a_new_account_and_its_owner_is_told(c);
     the_directory_shows_emails_only_to_their_owner_and_admins(c);
     refresh_rotates_and_a_reused_refresh_token_ends_the_session(c);
     bad_input_is_refused_and_changes_nothing(c);
@@ -618,6 +619,125 @@ fn a_new_email_is_unconfirmed_until_its_code_and_the_old_address_is_told(c: &Clu
     );
 }
 
+/// Issue 23, the attack: to learn whether an address has an account, register it under a
+/// name of one's own, on every register path. Each answer is a 201 of the same shape as a
+/// real registration's; the address still has one account, the probes none (their logins
+/// fail as an unknown account's do), and the owner is told of each attempt.
+fn a_taken_email_is_answered_as_a_new_account_and_its_owner_is_told(c: &Cluster) {
+    let owner = new_user(c.node("n1"), c.node("n2"), "taken");
+    let owner_email = format!("{}@example.com", owner.username);
+    let keys = |v: &Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let paths = [
+        "/auth/register",
+        "/api/auth/register",
+        "/users/register",
+        "/api/v1/airliner/registerUser",
+    ];
+    let mut probes = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let node = &c.nodes[i % c.nodes.len()];
+        let fresh = format!("fresh_{}", unique());
+        let (status, real) = post(
+            &node.url(path),
+            &json!({"username": fresh, "email": format!("{fresh}@example.com"), "password": "passw0rd-long"}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{path}: {real}");
+        let probe = format!("probe_{}", unique());
+        let email = owner_email.to_uppercase();
+        let (status, v) = post(
+            &node.url(path),
+            &json!({"username": probe, "email": email, "password": "passw0rd-long"}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{path}: {v}");
+        assert_eq!(keys(&v), keys(&real), "{path}: {v} against {real}");
+        assert_eq!(
+            (&v["username"], &v["email"], &v["roles"], &v["confirmed"]),
+            (
+                &json!(probe),
+                &json!(email),
+                &real["roles"],
+                &real["confirmed"]
+            ),
+            "{path}: {v}"
+        );
+        assert_eq!(
+            v["id"].as_str().unwrap().len(),
+            real["id"].as_str().unwrap().len()
+        );
+        assert_ne!(v["id"], owner.id.as_str());
+        probes.push(probe);
+    }
+
+    // One account holds the address, the probes none: they log in as an unknown account.
+    let admin = admin_token(c);
+    let (status, v) = send(
+        "POST",
+        &c.node("n2").url("/users/search"),
+        Some(&json!({"query": owner_email})),
+        Some(&admin),
+    );
+    assert_eq!((status, v["total"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(v["items"][0]["id"], owner.id.as_str(), "{v}");
+    for probe in &probes {
+        let (status, v) = send(
+            "POST",
+            &c.node("n3").url("/users/search"),
+            Some(&json!({"query": probe})),
+            Some(&admin),
+        );
+        assert_eq!(
+            (status, v["total"].as_u64()),
+            (200, Some(0)),
+            "{probe}: {v}"
+        );
+        let (status, v) = login(c.node("n1"), probe, "passw0rd-long");
+        assert_eq!(status, 401, "{probe}: {v}");
+    }
+    let (status, _) = login(c.node("n2"), &owner.username, &owner.password);
+    assert_eq!(status, 200, "the owner's account is untouched");
+
+    // The owner is told, at their address, of every attempt.
+    let mut told = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let (status, v) = send(
+                "GET",
+                &c.node("n3").url("/notifications?per_page=100"),
+                None,
+                Some(&owner.access),
+            );
+            assert_eq!(status, 200, "{v}");
+            told = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|n| n["type"] == "user.register_attempted")
+                .map(|n| n["data"].clone())
+                .collect();
+            told.len() == probes.len()
+        }),
+        "{told:?}"
+    );
+    for data in &told {
+        assert_eq!(data["to"], owner_email.as_str(), "{data}");
+        assert_eq!(data["username"], owner.username.as_str(), "{data}");
+        assert!(
+            probes
+                .iter()
+                .any(|p| data["attempted_username"] == p.as_str()),
+            "{data}"
+        );
+    }
+}
+
 fn the_directory_shows_emails_only_to_their_owner_and_admins(c: &Cluster) {
     let prefix = format!("dir{}", unique());
     let owner = new_user(c.node("n1"), c.node("n2"), &prefix);
@@ -795,13 +915,12 @@ fn bad_input_is_refused_and_changes_nothing(c: &Cluster) {
         409,
         "already_exists",
     );
-    check(
-        reg(
-            json!({"username": format!("other_{}", unique()), "email": format!("{}@EXAMPLE.COM", u.username), "password": "passw0rd-long"}),
-        ),
-        409,
-        "already_exists",
+    // A taken email under a free name is answered as a new account (see
+    // `a_taken_email_is_answered_as_a_new_account_and_its_owner_is_told`).
+    let (status, v) = reg(
+        json!({"username": format!("other_{}", unique()), "email": format!("{}@EXAMPLE.COM", u.username), "password": "passw0rd-long"}),
     );
+    assert_eq!(status, 201, "{v}");
     // Weak or missing fields: 400 naming every bad field.
     let (status, v) = reg(json!({"username": "x", "email": "not-an-email", "password": "short"}));
     assert_eq!(status, 400, "{v}");

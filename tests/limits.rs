@@ -27,7 +27,8 @@ fn limits_cluster(tag: &str) -> Cluster {
         ("TROUPE_LIMITS_WS_UPGRADES_PER_IP_PER_MINUTE", "3"),
         ("TROUPE_LIMITS_CODES_PER_IP_PER_MINUTE", "3"),
         ("TROUPE_LIMITS_GRPC_CALLS_PER_IP_PER_MINUTE", "5"),
-        ("TROUPE_QUOTAS_CHAT_REQUESTS_PER_USER_PER_MINUTE", "2"),
+        ("TROUPE_QUOTAS_CHAT_REQUESTS_PER_USER_PER_MINUTE", "4"),
+        ("TROUPE_QUOTAS_PENDING_CHAT_REQUESTS_PER_USER", "2"),
         ("TROUPE_QUOTAS_WS_CONNECTIONS_PER_USER", "2"),
         ("TROUPE_QUOTAS_TASKS_ACTIVE_PER_USER", "2"),
         ("TROUPE_HTTP_TRUSTED_PROXIES", PROXY),
@@ -395,31 +396,80 @@ fn searches_are_limited_per_user(c: &Cluster) {
     assert_eq!(status, 200, "{v}");
 }
 
-/// Chat requests: 2 a minute per user (the quota), named in the refusal.
+/// Chat requests: 2 pending per user, 4 a minute (the quotas), each named in its refusal.
+/// The attack: 3 requests of one user at once over the three nodes; exactly 2 are stored.
+/// An accepted request frees a place; the fifth request of the minute meets the rate.
 fn chat_requests_are_limited_per_user(c: &Cluster) {
     let u = user_from("127.0.1.4", c.node("n1"), "chatty");
-    let targets: Vec<User> = (0..3)
+    let targets: Vec<User> = (0..4)
         .map(|i| user_from(&format!("127.0.2.{i}"), c.node("n2"), "target"))
         .collect();
     let auth = format!("Bearer {}", u.access);
-    for (i, t) in targets.iter().enumerate() {
-        let r = post_from(
+    let ask = |node: &Node, t: &User| {
+        post_from(
             "127.0.0.1",
-            &c.nodes[i % 3],
+            node,
             "/chat-requests/send",
             &[("authorization", &auth)],
             &json!({"to_user_id": t.id}),
-        );
-        if i < 2 {
-            assert_eq!(r.status, 201, "request {i}: {r:?}");
+        )
+    };
+    let start = std::sync::Barrier::new(3);
+    let answers: Vec<Reply> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..3)
+            .map(|i| {
+                let (ask, t, start) = (&ask, &targets[i], &start);
+                scope.spawn(move || {
+                    start.wait();
+                    ask(&c.nodes[i], t)
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut sent = Vec::new();
+    for r in &answers {
+        if r.status == 201 {
+            sent.push(r.json());
         } else {
-            let body = assert_limited(&r, "third chat request");
+            assert_eq!(r.status, 429, "{r:?}");
+            let body = r.json();
+            assert_eq!(body["error"]["code"], "resource_exhausted", "{body}");
             assert_eq!(
-                body["error"]["details"]["quota"], "chat_requests_per_user_per_minute",
+                body["error"]["details"],
+                json!({"quota": "pending_chat_requests_per_user", "limit": 2}),
                 "{body}"
             );
         }
     }
+    assert_eq!(sent.len(), 2, "racing requests stored: {answers:?}");
+    // The addressee of one accepts it: a place is free again.
+    let to = targets
+        .iter()
+        .find(|t| sent[0]["to_user_id"] == t.id.as_str())
+        .unwrap();
+    let (status, v) = send(
+        "POST",
+        &c.node("n3").url(&format!(
+            "/chat-requests/{}/accept",
+            sent[0]["id"].as_str().unwrap()
+        )),
+        None,
+        Some(&to.access),
+    );
+    assert_eq!(status, 200, "{v}");
+    let r = ask(c.node("n2"), &targets[3]);
+    assert_eq!(r.status, 201, "a place freed by the acceptance: {r:?}");
+    // The fifth request of the minute meets the rate first.
+    let unasked = targets
+        .iter()
+        .find(|t| !sent.iter().any(|s| s["to_user_id"] == t.id.as_str()))
+        .unwrap();
+    let body = assert_limited(&ask(c.node("n1"), unasked), "fifth chat request");
+    assert_eq!(
+        body["error"]["details"]["quota"], "chat_requests_per_user_per_minute",
+        "{body}"
+    );
 }
 
 /// Active tasks: 2 per user (cluster-wide, in the store); a third is refused with the
@@ -499,33 +549,48 @@ fn ws_from(
 }
 
 /// Upgrades from one address: 3 a minute. Connections of one user: 2 open across the
-/// cluster; a third, on a third node, is refused with 429 naming the quota, and allowed
-/// again once one closes.
+/// cluster. The attack: 12 upgrades of one user at once, spread over the three nodes
+/// (each from an address of its own, so the rate does not refuse them): exactly 2 are
+/// upgraded, every other is refused with 429 naming the quota; once one closes, one more
+/// gets in, and then none.
 fn websocket_upgrades_are_limited_per_address_and_connections_per_user(c: &Cluster) {
     let u = user_from("127.0.1.7", c.node("n1"), "ws");
-    // The quota first, from addresses of their own.
-    let (s1, ws1, _) = ws_from("127.0.3.1", c.node("n1"), &u);
-    let (s2, _ws2, _) = ws_from("127.0.3.2", c.node("n2"), &u);
-    assert_eq!((s1, s2), (101, 101));
-    // The hub learns of a connection when it registers: wait until both are counted.
-    let counted = wait_until(Duration::from_secs(5), || {
-        let (status, v) = get(&c.node("n3").url("/connections"), Some(&u.access)).unwrap();
-        status == 200
-            && v["items"]
-                .as_array()
-                .is_some_and(|a| a.iter().filter(|i| i["user_id"] == u.id.as_str()).count() == 2)
+    let start = std::sync::Barrier::new(12);
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..12)
+            .map(|i| {
+                let (node, u, start) = (&c.nodes[i % 3], &u, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    ws_from(&format!("127.0.4.{}", i + 1), node, u)
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
     });
-    assert!(counted, "both connections listed");
-    let (s3, _, body) = ws_from("127.0.3.3", c.node("n3"), &u);
-    assert_eq!(s3, 429, "{body}");
-    assert!(body.contains("ws_connections_per_user"), "{body}");
-    drop(ws1);
+    let mut open = Vec::new();
+    for (status, ws, body) in answers {
+        if status == 101 {
+            open.push(ws.expect("an upgraded socket"));
+        } else {
+            assert_eq!(status, 429, "{body}");
+            assert!(body.contains("ws_connections_per_user"), "{body}");
+        }
+    }
+    assert_eq!(open.len(), 2, "upgrades admitted out of 12 racing");
+    drop(open.pop());
+    let mut attempt = 0;
+    let mut again = None;
     let freed = wait_until(Duration::from_secs(5), || {
-        let (status, ws, _) = ws_from("127.0.3.4", c.node("n3"), &u);
-        drop(ws);
+        attempt += 1;
+        let (status, ws, _) = ws_from(&format!("127.0.5.{attempt}"), c.node("n3"), &u);
+        again = ws;
         status == 101
     });
     assert!(freed, "a connection is allowed again once one closed");
+    let (status, _, body) = ws_from("127.0.5.200", c.node("n2"), &u);
+    assert_eq!(status, 429, "at the quota again: {body}");
+    drop((open, again));
     // The rate: a fourth upgrade from one address within the minute is refused, whatever
     // node it reaches.
     let v = user_from("127.0.1.8", c.node("n2"), "ws2");

@@ -450,6 +450,23 @@ fn bad_soap_requests_get_the_right_fault_and_change_nothing(c: &Cluster) {
         "already_exists",
         "duplicate register",
     );
+    // Its address under another name is answered as a new account (a user id), so the
+    // answer does not tell that the address is registered; no account is made.
+    let other = format!("other_{}", unique());
+    let body = register_envelope(&other, &format!("{taken}@EXAMPLE.com"), "passw0rd-long");
+    let hidden = soap_post(c.node("n2"), "/register", &body, &XML_HEADERS);
+    assert_eq!(hidden.status, 200, "{}", hidden.text);
+    assert!(
+        element(&hidden.text, "id").is_some_and(|id| id.len() == 36),
+        "{}",
+        hidden.text
+    );
+    assert_fault(
+        &soap_lookup(n1, &other),
+        "soap:Client",
+        "not_found",
+        "the hidden registration made no account",
+    );
 
     // Lookups: a missing or malformed username; GET /soap without ?wsdl; a LookupUser at
     // POST /register.

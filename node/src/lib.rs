@@ -213,7 +213,8 @@ pub async fn serve(
     services.push(Arc::new(
         Users::new(store.clone(), hasher.clone())
             .on_node(info.clone())
-            .with_events(publisher.clone(), codes),
+            .with_events(publisher.clone(), codes)
+            .reveal_taken_email(config.auth.reveal_taken_email),
     ));
     services.push(Sessions::start(info.clone(), store.clone(), revocations.clone()).await?);
     // One limiter per node, shared by `auth` (the keys this node owns) and ingress (the
@@ -309,11 +310,18 @@ pub async fn serve(
     // Live connections and chat (landscape E): the node's connection index and its services.
     let hub = troupe_actors::hub::ConnectionHub::start(info.clone(), revocations.clone());
     services.push(Arc::new(troupe_actors::hub::Hub::new(hub.clone())));
-    services.push(Arc::new(troupe_actors::chat::Chat::new(
-        info.clone(),
+    let ws_slots = troupe_actors::hub::Slots::start(
+        &info,
         store.clone(),
-        config.ws.max_message_bytes,
-    )));
+        config.quotas.ws_connections_per_user,
+        troupe_actors::hub::slots::LEASE,
+    )
+    .await
+    .context("cannot start the websocket connection slots")?;
+    services.push(Arc::new(
+        troupe_actors::chat::Chat::new(info.clone(), store.clone(), config.ws.max_message_bytes)
+            .with_pending_quota(config.quotas.pending_chat_requests_per_user),
+    ));
     services.push(Arc::new(
         troupe_actors::images::Images::new(store.clone(), config.images.max_bytes)
             .with_quota(config.quotas.image_bytes_per_user),
@@ -392,12 +400,12 @@ pub async fn serve(
             admin_token: config.admin.token.clone(),
         }),
         hub: hub.clone(),
+        ws_slots: ws_slots.clone(),
         ws: Arc::new(troupe_protocols::ws::Config {
             max_frame_bytes: config.ws.max_frame_bytes,
             send_queue: config.ws.send_queue,
             idle_timeout: config.ws.idle_timeout,
             ping_interval: config.ws.ping_interval,
-            max_per_user: config.quotas.ws_connections_per_user as usize,
         }),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -439,6 +447,11 @@ pub async fn serve(
     };
     if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
         tracing::warn!(timeout = ?DRAIN_TIMEOUT, "in-flight requests did not drain in time");
+    }
+    // Its connections are closed and no upgrade is served: their users may reconnect
+    // elsewhere at once rather than wait for the slots' lease.
+    if let Err(e) = ws_slots.release_all().await {
+        tracing::warn!(error = %e, "websocket slots not freed at shutdown, they run out with their lease");
     }
     mesh.stop().await;
     if let Some(spans) = spans {

@@ -20,7 +20,9 @@
 //!
 //! Errors: a request to oneself or a malformed field is `invalid_argument`; an unknown
 //! user or request is `not_found`; a request between users who are contacts already or
-//! have one pending is `already_exists`; accepting twice is `failed_precondition`; a
+//! have one pending is `already_exists`; a request past the sender's quota of pending
+//! requests ([`QUOTA`]) is `resource_exhausted` naming it (`details.quota`, `limit`);
+//! accepting twice is `failed_precondition`; a
 //! message to a non-contact is `permission_denied`; a ciphertext over the cap is
 //! `resource_exhausted` with message [`TOO_LARGE`].
 //!
@@ -71,11 +73,19 @@ pub const TOO_LARGE: &str = "ciphertext too large";
 /// Longest accepted nonce, in bytes.
 pub const NONCE_MAX: usize = 1024;
 
+/// The per-user quota on chat requests sent and not answered yet (`[quotas]
+/// pending_chat_requests_per_user`).
+pub const QUOTA: &str = "pending_chat_requests_per_user";
+
+/// Pending requests one user may have sent when no quota is configured.
+pub const DEFAULT_MAX_PENDING: u32 = 50;
+
 /// The service.
 pub struct Chat {
     info: Arc<NodeInfo>,
     store: Store,
     max_message_bytes: usize,
+    max_pending_per_user: u32,
 }
 
 /// A per-process counter that keeps ids made in the same millisecond in order.
@@ -95,10 +105,20 @@ impl Chat {
             info,
             store,
             max_message_bytes,
+            max_pending_per_user: DEFAULT_MAX_PENDING,
         }
     }
 
+    /// At most `max` chat requests of one sender pending at once ([`QUOTA`]).
+    pub fn with_pending_quota(mut self, max: u32) -> Self {
+        self.max_pending_per_user = max;
+        self
+    }
+
     /// `send_request`: asks `to_user_id` (or the user named `username`) to become a contact.
+    /// The request is counted against the sender's quota of pending requests and stored in
+    /// one statement, under the sender's lock for the quota (`common::quota`), so racing
+    /// sends on any node admit exactly the quota; an accepted request frees its place.
     pub async fn send_request(&self, me: &str, req: SendRequest) -> Result<ChatRequest, MeshError> {
         let to = if !req.to_user_id.is_empty() {
             validate::id("to_user_id", &req.to_user_id)?;
@@ -132,7 +152,17 @@ impl Chat {
         }
         let now = now_ms();
         let id = new_id(now);
-        store::insert_request(&self.store, &id, me, &to, now).await?;
+        let limit = self.max_pending_per_user;
+        let mut tx = self.store.begin().await?;
+        crate::common::quota::hold(&mut tx, self.store.backend(), QUOTA, me).await?;
+        if !store::insert_request(&mut *tx, &id, me, &to, now, limit).await? {
+            return Err(crate::auth::limits::over_quota(
+                QUOTA,
+                u64::from(limit),
+                false,
+            ));
+        }
+        tx.commit().await.map_err(crate::store::db_error)?;
         store::get_request(&self.store, &id)
             .await?
             .ok_or_else(|| MeshError::internal("stored request vanished"))

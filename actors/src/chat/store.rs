@@ -97,27 +97,32 @@ pub async fn pending_between(
         .map_err(db_error)
 }
 
-/// Inserts a pending request.
-pub async fn insert_request(
-    store: &Store,
+/// Inserts a pending request unless `from` has `max_pending` pending requests already
+/// (counted in the same statement); whether it was inserted. Run it in a transaction that
+/// holds the sender's quota lock (`crate::common::quota::hold`).
+pub async fn insert_request<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     id: &str,
     from: &str,
     to: &str,
     now: i64,
-) -> Result<(), MeshError> {
-    sqlx::query(
+    max_pending: u32,
+) -> Result<bool, MeshError> {
+    let done = sqlx::query(
         "INSERT INTO chat_requests (id, from_user_id, to_user_id, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5)",
+         SELECT $1, $2, $3, $4, $5, $5 WHERE (SELECT COUNT(*) FROM chat_requests \
+         WHERE from_user_id = $2 AND status = $4) < $6",
     )
     .bind(id)
     .bind(from)
     .bind(to)
     .bind(PENDING)
     .bind(now)
-    .execute(store.writer())
+    .bind(i64::from(max_pending))
+    .execute(db)
     .await
     .map_err(db_error)?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// One request by id.

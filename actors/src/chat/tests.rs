@@ -56,13 +56,18 @@ impl Socket {
 
 impl Node {
     async fn start(store: Store) -> Self {
+        Self::start_with(store, DEFAULT_MAX_PENDING).await
+    }
+
+    /// A node whose senders may have `max_pending` chat requests pending.
+    async fn start_with(store: Store, max_pending: u32) -> Self {
         let builder = Harness::builder();
         let info = builder.info();
         let hub = ConnectionHub::start(info.clone(), Revocations::default());
         let services: Vec<Arc<dyn Service>> = vec![
             Arc::new(Users::new(store.clone(), Hasher::new(1000)).on_node(info.clone())),
             Arc::new(Hub::new(hub.clone())),
-            Arc::new(Chat::new(info, store, MAX_BYTES)),
+            Arc::new(Chat::new(info, store, MAX_BYTES).with_pending_quota(max_pending)),
         ];
         Self {
             harness: builder.start(services).await,
@@ -278,6 +283,94 @@ async fn bad_messages_are_refused_and_change_nothing() {
         let full = node.send(&ann, &bob, &"x".repeat(MAX_BYTES)).await.unwrap();
         assert_eq!(ids(&node.conversation(&bob, &ann).await), vec![full.id]);
         node.harness.stop().await;
+    })
+    .await;
+}
+
+/// Issue 23, `[quotas] pending_chat_requests_per_user`, the attack: one sender races 24
+/// requests to as many users over two nodes at once, for a quota of 5. Exactly 5 are
+/// stored, the others refused naming the quota; an accepted request frees a place.
+#[tokio::test]
+async fn racing_requests_of_one_sender_admit_exactly_the_pending_quota() {
+    on_each_backend(|store, _| async move {
+        let a = Node::start_with(store.clone(), 5).await;
+        let b = Node::start_with(store.clone(), 5).await;
+        let sender = a.user().await;
+        let mut targets = Vec::new();
+        for _ in 0..24 {
+            targets.push(a.user().await);
+        }
+        let ask = |to: &str| SendRequest {
+            to_user_id: to.to_string(),
+            username: String::new(),
+        };
+        let sends = targets.iter().enumerate().map(|(i, to)| {
+            let node = if i % 2 == 0 { &a } else { &b };
+            node.call(&sender, &SEND_REQUEST, ask(to))
+        });
+        let answers = futures_util::future::join_all(sends).await;
+        let mut admitted = Vec::new();
+        for answer in answers {
+            match answer {
+                Ok(r) => admitted.push(r),
+                Err(e) => {
+                    assert_eq!(e.code, Code::ResourceExhausted, "{e:?}");
+                    let d: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+                    assert_eq!(
+                        (d["quota"].as_str(), d["limit"].as_u64()),
+                        (Some(QUOTA), Some(5))
+                    );
+                }
+            }
+        }
+        assert_eq!(admitted.len(), 5, "requests admitted");
+        let pending = |store: Store, who: String| async move {
+            sqlx::query(
+                "SELECT COUNT(*) FROM chat_requests WHERE from_user_id = $1 AND status = $2",
+            )
+            .bind(who)
+            .bind(store::PENDING)
+            .fetch_one(store.pool())
+            .await
+            .map(|row| sqlx::Row::get::<i64, _>(&row, 0))
+            .unwrap()
+        };
+        assert_eq!(
+            pending(store.clone(), sender.clone()).await,
+            5,
+            "requests stored"
+        );
+
+        // Another sender is not affected; an accepted request frees one place, once.
+        let other = b.user().await;
+        b.call(&other, &SEND_REQUEST, ask(&targets[0]))
+            .await
+            .unwrap();
+        let first = &admitted[0];
+        b.call(
+            &first.to_user_id,
+            &ACCEPT,
+            AcceptRequest {
+                id: first.id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        let unasked: Vec<&String> = targets
+            .iter()
+            .filter(|t| !admitted.iter().any(|r| &r.to_user_id == *t))
+            .collect();
+        a.call(&sender, &SEND_REQUEST, ask(unasked[0]))
+            .await
+            .unwrap();
+        let e = b
+            .call(&sender, &SEND_REQUEST, ask(unasked[1]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::ResourceExhausted, "{e:?}");
+        assert_eq!(pending(store.clone(), sender.clone()).await, 5);
+        a.harness.stop().await;
+        b.harness.stop().await;
     })
     .await;
 }

@@ -56,6 +56,10 @@ pub mod kinds {
     /// A user's email address changed; the payload's `to` is the old address, which the
     /// email channel writes to (the new one gets a `user.registration_code`).
     pub const USER_EMAIL_CHANGED: &str = "user.email_changed";
+    /// Someone registered with the address of an existing account, which was not told to
+    /// them (`users.register`); the payload's `to` is the owner's address, which the email
+    /// channel writes to whatever the owner's preferences.
+    pub const USER_REGISTER_ATTEMPTED: &str = "user.register_attempted";
     /// A password reset was requested; the payload carries the code for the notification.
     pub const PASSWORD_RESET_REQUESTED: &str = "password.reset_requested";
     /// A password was reset with a code.

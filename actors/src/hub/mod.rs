@@ -36,6 +36,10 @@
 //! (union), so the worst case is a user noted online a moment too long: a redundant
 //! `offline` announcement if that node dies.
 //!
+//! A user's connections across the cluster are capped by [`Slots`]: each connection holds a
+//! [`Slot`] reserved in the store before its upgrade ([`slots`]), so the quota is exact on
+//! every node at once.
+//!
 //! A connection whose session is revoked is closed ([`CloseReason::SessionRevoked`]) by a
 //! sweep of the node's revocation set every [`SWEEP`]. The hub says why it closes a
 //! connection, never how: the protocol holding the connection picks its close code.
@@ -48,6 +52,9 @@
 //!   hold, the pull of a member's list ([`LEARN_TIMEOUT`]) and the departed-member watch;
 //! - `fanout`: one call to every member's hub: [`deliver`], [`send`], [`broadcast_all`],
 //!   [`list_all`];
+//! - [`slots`]: [`Slots`], [`Slot`]: the cluster-wide connection quota, reserved in the
+//!   store;
+//! - [`store`]: all SQL (the slots);
 //! - [`messages`]: the prost messages;
 //! - [`frames`]: the JSON frames connections receive.
 
@@ -56,6 +63,8 @@ pub mod frames;
 mod index;
 pub mod messages;
 mod presence;
+pub mod slots;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -67,6 +76,7 @@ pub use index::{
 };
 pub use messages::*;
 pub use presence::LEARN_TIMEOUT;
+pub use slots::{Slot, Slots};
 
 use crate::mesh::{BoxFuture, MeshError, Request, Service};
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::mesh::NodeInfo;
 use crate::sessions::Revocations;
+use crate::store::time::now_ms;
 
 #[derive(Default)]
 struct Recorder {
@@ -216,4 +217,134 @@ async fn a_pulled_list_counts_as_notes_when_its_node_departs() {
     );
     let lost = hub.forget_departed(&members[..1]);
     assert_eq!(lost, [("bob".to_string(), "bob-name".to_string())]);
+}
+
+/// Issue 23, `[quotas] ws_connections_per_user`, the attack: 24 upgrades of one user race
+/// each other on three nodes (three `Slots` over one store) for a quota of 5. Exactly 5
+/// slots are reserved, the rest refused naming the quota; a closed connection (its slot
+/// dropped) frees one; another user is not affected. SQLite and PostgreSQL.
+#[tokio::test]
+async fn racing_reservations_of_one_user_on_three_nodes_admit_exactly_the_quota() {
+    crate::store::tests::on_each_backend(|store, _| async move {
+        let mut nodes = Vec::new();
+        for name in ["s1", "s2", "s3"] {
+            let info = NodeInfo::new(format!("{name}-{}", uuid::Uuid::new_v4()).into(), 1);
+            nodes.push(
+                Slots::start(&info, store.clone(), 5, slots::LEASE)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let user = format!("u-{}", uuid::Uuid::new_v4());
+        let races = (0..24).map(|i| {
+            let slots = nodes[i % 3].clone();
+            let user = user.clone();
+            tokio::spawn(async move { slots.reserve(&user).await })
+        });
+        let mut held = Vec::new();
+        for answer in futures_util::future::join_all(races).await {
+            match answer.expect("task") {
+                Ok(slot) => held.push(slot),
+                Err(e) => {
+                    assert_eq!(e.code, crate::mesh::Code::ResourceExhausted, "{e:?}");
+                    let d: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+                    assert_eq!(
+                        (d["quota"].as_str(), d["limit"].as_u64()),
+                        (Some(slots::QUOTA), Some(5))
+                    );
+                }
+            }
+        }
+        assert_eq!(held.len(), 5, "slots reserved");
+        assert_eq!(store::live(&store, &user, now_ms()).await.unwrap(), 5);
+        let other = format!("u-{}", uuid::Uuid::new_v4());
+        nodes[1]
+            .reserve(&other)
+            .await
+            .expect("another user's first");
+
+        // A closed connection drops its slot: one more gets in, then no more.
+        drop(held.pop());
+        let mut again = None;
+        for _ in 0..100 {
+            if let Ok(slot) = nodes[2].reserve(&user).await {
+                again = Some(slot);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(again.is_some(), "a freed slot is reserved again");
+        assert!(nodes[0].reserve(&user).await.is_err(), "still at the quota");
+        assert_eq!(store::live(&store, &user, now_ms()).await.unwrap(), 5);
+    })
+    .await;
+}
+
+/// A node that dies leaves its slots behind: they stop counting when their lease runs out
+/// (nobody renews them), and a restart of the node under its name drops them at once. A
+/// live node's slots are renewed and keep counting past their first lease; a node that
+/// leaves frees its own.
+#[tokio::test]
+async fn a_dead_nodes_slots_run_out_and_a_live_nodes_are_renewed() {
+    crate::store::tests::on_each_backend(|store, _| async move {
+        let lease = Duration::from_millis(400);
+        let user = format!("u-{}", uuid::Uuid::new_v4());
+        // The dead node's slots, as its process left them: never renewed.
+        let dead = store::Holder {
+            node: format!("dead-{}", uuid::Uuid::new_v4()),
+            incarnation: 1,
+        };
+        for _ in 0..2 {
+            let mut conn = store.writer().acquire().await.unwrap();
+            let id = uuid::Uuid::new_v4().to_string();
+            let now = now_ms();
+            assert!(
+                store::reserve(&mut conn, &id, &user, &dead, now, now + 400, 2)
+                    .await
+                    .unwrap()
+            );
+        }
+        let live = Slots::start(
+            &NodeInfo::new(format!("live-{}", uuid::Uuid::new_v4()).into(), 1),
+            store.clone(),
+            2,
+            lease,
+        )
+        .await
+        .unwrap();
+        assert!(
+            live.reserve(&user).await.is_err(),
+            "the dead node's slots count for now"
+        );
+        tokio::time::sleep(lease + Duration::from_millis(100)).await;
+        let kept = live
+            .reserve(&user)
+            .await
+            .expect("the dead node's slots ran out");
+        // Renewed past several leases, it keeps counting.
+        tokio::time::sleep(lease * 3).await;
+        assert_eq!(store::live(&store, &user, now_ms()).await.unwrap(), 1);
+
+        // A restart under the dead node's name drops what its earlier run held at once.
+        let far = now_ms() + 3_600_000;
+        let mut conn = store.writer().acquire().await.unwrap();
+        let id = uuid::Uuid::new_v4().to_string();
+        assert!(
+            store::reserve(&mut conn, &id, &user, &dead, now_ms(), far, 2)
+                .await
+                .unwrap()
+        );
+        drop(conn);
+        assert_eq!(store::live(&store, &user, now_ms()).await.unwrap(), 2);
+        let restarted = NodeInfo::new(dead.node.clone().into(), 2);
+        let _again = Slots::start(&restarted, store.clone(), 2, lease)
+            .await
+            .unwrap();
+        assert_eq!(store::live(&store, &user, now_ms()).await.unwrap(), 1);
+        // Leaving, the live node frees what it holds.
+        assert_eq!(live.release_all().await.unwrap(), 1);
+        assert_eq!(store::live(&store, &user, now_ms()).await.unwrap(), 0);
+        drop(kept);
+    })
+    .await;
 }

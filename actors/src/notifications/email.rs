@@ -51,10 +51,11 @@ const ALWAYS: &[&str] = &[
     kinds::REGISTRATION_CODE,
     kinds::PASSWORD_RESET_REQUESTED,
     kinds::USER_EMAIL_CHANGED,
+    kinds::USER_REGISTER_ATTEMPTED,
 ];
 
 /// The payload field naming another recipient than the user's current address (the old
-/// address of a `user.email_changed`).
+/// address of a `user.email_changed`, the owner's of a `user.register_attempted`).
 const TO: &str = "to";
 
 impl Email {
@@ -240,6 +241,13 @@ mod tests {
             serde_json::json!({"email": "ann@new.example", "code": "123456"}),
         );
         assert_eq!(recipient(&code, "ann@new.example"), "ann@new.example");
+        // A registration attempt with the owner's address is mailed to it, always.
+        let attempt = event(
+            kinds::USER_REGISTER_ATTEMPTED,
+            serde_json::json!({"username": "ann", "attempted_username": "mallory", "to": "ann@new.example"}),
+        );
+        assert_eq!(recipient(&attempt, "ann@new.example"), "ann@new.example");
+        assert!(ALWAYS.contains(&kinds::USER_REGISTER_ATTEMPTED));
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub fn has_template(kind: &str) -> bool {
             | kinds::REGISTRATION_CODE
             | kinds::USER_CONFIRMED
             | kinds::USER_EMAIL_CHANGED
+            | kinds::USER_REGISTER_ATTEMPTED
             | kinds::USER_LOGGED_IN
             | kinds::PASSWORD_RESET_REQUESTED
             | kinds::PASSWORD_RESET
@@ -105,6 +106,20 @@ pub fn render(event: &Event) -> Option<Rendered> {
                     field(p, "new_email")
                 ),
                 "If you did not make this change, reset your password and contact an administrator."
+                    .into(),
+            ],
+        ),
+        kinds::USER_REGISTER_ATTEMPTED => rendered(
+            "Someone tried to register with your email address".into(),
+            &[
+                format!("Hello {name},"),
+                format!(
+                    "someone tried to register a new account named {} with this email address, \
+                     which already belongs to your account. No account was created.",
+                    field(p, "attempted_username")
+                ),
+                "If it was you, sign in with your account instead (or reset your password). \
+                 Otherwise you need not do anything."
                     .into(),
             ],
         ),
@@ -244,6 +259,20 @@ mod tests {
         for body in [&r.text, &r.html] {
             assert!(body.contains("ann@old.example") && body.contains("ann@new.example"));
         }
+    }
+
+    #[test]
+    fn a_register_attempt_names_the_attempted_account_and_reassures() {
+        let r = render(&event(
+            kinds::USER_REGISTER_ATTEMPTED,
+            serde_json::json!({"username": "ann", "attempted_username": "<b>mallory", "to": "ann@example.com"}),
+        ))
+        .unwrap();
+        assert_eq!(r.title, "Someone tried to register with your email address");
+        assert!(r.text.contains("Hello ann,") && r.text.contains("<b>mallory"));
+        assert!(r.html.contains("&lt;b&gt;mallory") && !r.html.contains("<b>mallory"));
+        assert!(r.text.contains("No account was created."));
+        assert!(has_template(kinds::USER_REGISTER_ATTEMPTED));
     }
 
     #[test]

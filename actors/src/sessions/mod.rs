@@ -51,10 +51,6 @@ pub mod ops {
             Revoke = REVOKE("revoke", idempotent): () => SessionInfo,
             /// Every session of a user.
             List = LIST("list", idempotent): ByUser => SessionList,
-            /// End a session (entity-routed) without telling other nodes: the caller does.
-            /// `revoke_user` no longer sends it (it ends them all in one statement); kept
-            /// for the nodes of the previous version during a rolling restart.
-            RevokeOne = REVOKE_ONE("revoke_one", idempotent): () => SessionInfo,
             /// End every session of a user (but the one `keep` names) and tell every node.
             RevokeUser = REVOKE_USER("revoke_user", idempotent): ByUser => SessionList,
             /// Record revocations told by another node (node-targeted, sent with `tell`).
@@ -365,10 +361,6 @@ impl Service for Sessions {
                     ops::TOUCH.reply(row.map(|r| self.info_of(&r)))
                 }
                 Cmd::Revoke(()) => ops::REVOKE.reply(self.revoke(&req).await),
-                Cmd::RevokeOne(()) => {
-                    let row = self.entity(&req, SessionReq::Revoke).await;
-                    ops::REVOKE_ONE.reply(row.map(|r| self.info_of(&r)))
-                }
                 Cmd::List(by) => ops::LIST.reply(self.list(by).await),
                 Cmd::RevokeUser(by) => ops::REVOKE_USER.reply(self.revoke_user(by).await),
                 Cmd::NoteRevoked(note) => {

@@ -105,6 +105,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox",
         include_str!("../../migrations/0016_outbox.sql"),
     ),
+    (
+        17,
+        "quota slots",
+        include_str!("../../migrations/0017_quota_slots.sql"),
+    ),
 ];
 
 /// Longest a node waits for another node's migration run on SQLite.

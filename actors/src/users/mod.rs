@@ -32,9 +32,13 @@
 //! new one, which is unconfirmed until the code comes back), and `confirm_registration`
 //! publishes `user.confirmed`.
 //!
+//! A `register` under an email in use publishes `user.register_attempted` to the owner
+//! instead and answers as a new account would ([`Users::register`]).
+//!
 //! Bad fields are `invalid_argument` "validation failed" with every bad field listed in
 //! the details ([`validate`]); a username or email in use (ignoring case) is
-//! `already_exists` "username already taken" / "email already registered"; a missing user
+//! `already_exists` "username already taken" / "email already registered" (but see
+//! [`Users::register`] for an email); a missing user
 //! is `not_found`; database trouble is `unavailable` or `internal` without detail.
 //!
 //! Authorization is the protocol layer's: it only calls `create`, `list` and the like for
@@ -124,6 +128,7 @@ pub struct Users {
     cache: std::sync::Arc<cache::Cache>,
     info: Option<std::sync::Arc<crate::mesh::NodeInfo>>,
     events: Option<UserEvents>,
+    reveal_taken_email: bool,
 }
 
 /// What the service needs to publish events and issue emailed codes.
@@ -152,7 +157,16 @@ impl Users {
             cache: Default::default(),
             info: None,
             events: None,
+            reveal_taken_email: false,
         }
+    }
+
+    /// Whether `register` answers `already_exists` for an email in use (`[auth]
+    /// reveal_taken_email`). Off by default: the answer is a new account's, see
+    /// [`Users::register`].
+    pub fn reveal_taken_email(mut self, reveal: bool) -> Self {
+        self.reveal_taken_email = reveal;
+        self
     }
 
     /// Publishes the account events through `publisher` and issues registration codes
@@ -243,17 +257,32 @@ impl Users {
     /// `register`: a new account with role `user`, unconfirmed. The account, its
     /// registration code and their events (`user.registered`, `user.registration_code`)
     /// are written in one transaction.
+    ///
+    /// A username in use is `already_exists` (usernames are public). An email in use
+    /// (ignoring case) under a free username is answered as a new account would be, unless
+    /// `reveal_taken_email`: the password is hashed all the same and a user of the same
+    /// shape is answered, but nothing is created and the address's owner is told instead
+    /// ([`Users::register_attempted`]), so the answer does not tell whether the address
+    /// has an account.
     pub async fn register(&self, req: RegisterRequest) -> Result<User, MeshError> {
-        let row = self
-            .prepare(NewUser {
-                username: req.username,
-                email: req.email,
-                password: req.password,
-                full_name: req.full_name,
-                roles: Vec::new(),
-                confirmed: false,
-            })
-            .await?;
+        let new = NewUser {
+            username: req.username,
+            email: req.email,
+            password: req.password,
+            full_name: req.full_name,
+            roles: Vec::new(),
+            confirmed: false,
+        };
+        let (roles, taken) = self.check(&new).await?;
+        let hidden = taken == Some(store::Taken::Email) && !self.reveal_taken_email;
+        if let Some(t) = taken.filter(|_| !hidden) {
+            return Err(t.error());
+        }
+        // Hashed whether or not the account is made: the answer takes as long.
+        let row = self.row_of(new, roles).await?;
+        if hidden {
+            return self.register_attempted(row).await;
+        }
         let mut staged = self.staged();
         staged.add_if_publishing(NewEvent::new(
             crate::events::kinds::USER_REGISTERED,
@@ -263,11 +292,42 @@ impl Users {
             }),
         ))?;
         let mut tx = self.store.begin().await?;
-        store::insert(&mut *tx, &row).await?;
+        match store::insert(&mut *tx, &row).await {
+            Ok(()) => {}
+            // A racing registration took the address after the check.
+            Err(e) if e.message == store::Taken::Email.message() && !self.reveal_taken_email => {
+                drop(tx);
+                return self.register_attempted(row).await;
+            }
+            Err(e) => return Err(e),
+        }
         self.stage_confirmation_code(&mut tx, &row, &mut staged)
             .await?;
         staged.commit(tx).await?;
         Ok(row.to_user(false))
+    }
+
+    /// A registration of `attempt`'s address, which another account holds: creates
+    /// nothing, tells the owner (`user.register_attempted`, mailed to the payload's `to`,
+    /// their address, whatever their preferences) in a transaction of its own, as a new
+    /// account's events are, and answers `attempt` as if it had been created.
+    async fn register_attempted(&self, attempt: UserRow) -> Result<User, MeshError> {
+        let owner = store::get_by_login(&self.store, &attempt.email.to_lowercase()).await?;
+        let mut staged = self.staged();
+        if let Some(owner) = &owner {
+            staged.add_if_publishing(NewEvent::new(
+                crate::events::kinds::USER_REGISTER_ATTEMPTED,
+                Some(&owner.id),
+                serde_json::json!({
+                    "username": owner.username, "attempted_username": attempt.username,
+                    "to": owner.email,
+                }),
+            ))?;
+        }
+        let tx = self.store.begin().await?;
+        staged.commit(tx).await?;
+        tracing::debug!(owner = ?owner.map(|o| o.id), "registration of a registered address answered alike");
+        Ok(attempt.to_user(false))
     }
 
     /// Issues a registration code for `row`'s (new) address in `conn`'s transaction, and
@@ -345,6 +405,17 @@ impl Users {
 
     /// Validates, checks uniqueness and hashes the password: the row to insert.
     async fn prepare(&self, new: NewUser) -> Result<UserRow, MeshError> {
+        let (roles, taken) = self.check(&new).await?;
+        if let Some(t) = taken {
+            return Err(t.error());
+        }
+        self.row_of(new, roles).await
+    }
+
+    /// Validates `new` (every bad field at once) and finds whether its username or email
+    /// is in use: its roles, and what is taken. Checked before the (slow) hashing; a
+    /// racing insert still fails on the unique indexes and maps to the same messages.
+    async fn check(&self, new: &NewUser) -> Result<(Vec<String>, Option<store::Taken>), MeshError> {
         let mut fields = Fields::new();
         fields.check("username", validate::username(&new.username));
         fields.check("email", validate::email(&new.email));
@@ -352,20 +423,17 @@ impl Users {
         fields.check("full_name", validate::full_name(&new.full_name));
         let roles = fields.take("roles", validate::roles(&new.roles));
         fields.finish()?;
-        let roles = roles.unwrap_or_default();
-
-        // Checked before the (slow) hashing; a racing insert still fails on the unique
-        // indexes and maps to the same messages.
         let taken = store::taken(
             &self.store,
             &new.username.to_lowercase(),
             &new.email.to_lowercase(),
         )
         .await?;
-        if let Some(message) = taken {
-            return Err(MeshError::new(Code::AlreadyExists, message));
-        }
+        Ok((roles.unwrap_or_default(), taken))
+    }
 
+    /// The row of a new user: a fresh id, the password hashed.
+    async fn row_of(&self, new: NewUser, roles: Vec<String>) -> Result<UserRow, MeshError> {
         let password_hash = self.hasher.hash(new.password).await?;
         let now = now_ms();
         Ok(UserRow {

@@ -149,13 +149,37 @@ pub async fn insert<'e>(
     Ok(())
 }
 
-/// Which of a username and an email (both lowercased) is in use already: the client
-/// message for the first conflict, username first.
+/// A unique field of a new user that another account holds already (ignoring case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// The username.
+    Username,
+    /// The email address.
+    Email,
+}
+
+impl Taken {
+    /// The client message, the same as a unique violation's ([`db_error`]).
+    pub fn message(self) -> &'static str {
+        match self {
+            Taken::Username => "username already taken",
+            Taken::Email => "email already registered",
+        }
+    }
+
+    /// The `already_exists` error naming the field.
+    pub fn error(self) -> MeshError {
+        MeshError::new(crate::mesh::Code::AlreadyExists, self.message())
+    }
+}
+
+/// Which of a username and an email (both lowercased) is in use already; the username
+/// first when both are.
 pub async fn taken(
     store: &Store,
     username_lower: &str,
     email_lower: &str,
-) -> Result<Option<&'static str>, MeshError> {
+) -> Result<Option<Taken>, MeshError> {
     let rows = sqlx::query(
         "SELECT username_lower, email_lower FROM users \
          WHERE username_lower = $1 OR email_lower = $2",
@@ -169,11 +193,11 @@ pub async fn taken(
     for row in &rows {
         let u: String = row.try_get(0).map_err(db_error)?;
         if u == username_lower {
-            return Ok(Some("username already taken"));
+            return Ok(Some(Taken::Username));
         }
         email_taken = true;
     }
-    Ok(email_taken.then_some("email already registered"))
+    Ok(email_taken.then_some(Taken::Email))
 }
 
 /// One user by id.

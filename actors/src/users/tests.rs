@@ -162,9 +162,14 @@ async fn duplicates_ignoring_case_already_exist() {
         assert_eq!(e.code, Code::AlreadyExists);
         assert_eq!(e.message, "username already taken");
 
+        // Only where the operator chose to reveal it is a taken email refused as such.
         let mut same_email = register_req(&format!("b2_{}", token()));
         same_email.email = format!("{}@Example.COM", name.to_uppercase());
-        let e = svc.register(same_email).await.unwrap_err();
+        let e = users(store.clone())
+            .reveal_taken_email(true)
+            .register(same_email)
+            .await
+            .unwrap_err();
         assert_eq!(e.code, Code::AlreadyExists);
         assert_eq!(e.message, "email already registered");
 
@@ -946,6 +951,87 @@ async fn unknown_ops_and_garbage_payloads_are_errors() {
             .await
             .unwrap_err();
         assert_eq!(e.code, Code::InvalidArgument);
+    })
+    .await;
+}
+
+/// Issue 23, the attack: an attacker registers a victim's address (in other case) under a
+/// name of their own to learn whether it has an account. The answer is a new account's, in
+/// the same shape as a real one; nothing is created, and the owner is told by mail.
+#[tokio::test]
+async fn registering_a_taken_email_answers_like_a_new_account_and_tells_the_owner() {
+    on_each_backend(|store, _| async move {
+        let events = std::sync::Arc::new(crate::events::Recorder::default());
+        let svc = users(store.clone()).with_events(events.clone(), Default::default());
+        let victim = format!("victim_{}", token());
+        let owner = svc.register(register_req(&victim)).await.unwrap();
+        let before = events.events().len();
+
+        let attacker = format!("probe_{}", token());
+        let mut probe = register_req(&attacker);
+        probe.email = format!("{}@EXAMPLE.com", victim.to_uppercase());
+        let fresh = register_req(&format!("fresh_{}", token()));
+        let answered: User = call(&svc, &REGISTER, probe.clone(), None).await.unwrap();
+        let real: User = call(&svc, &REGISTER, fresh, None).await.unwrap();
+
+        // The same shape as a real registration's answer, with what was asked for.
+        assert_eq!(answered.username, attacker);
+        assert_eq!(answered.email, probe.email);
+        assert_eq!(answered.full_name, probe.full_name);
+        assert_eq!(
+            (answered.roles.clone(), answered.confirmed, answered.version),
+            (real.roles.clone(), real.confirmed, real.version)
+        );
+        assert!(uuid::Uuid::parse_str(&answered.id).is_ok());
+        assert_ne!(answered.id, owner.id);
+        assert_eq!(answered.id.len(), real.id.len());
+        assert_eq!(answered.created_at.len(), real.created_at.len());
+        assert!(answered.password_hash.is_empty());
+
+        // Nothing was created: the address has one account, the name none, the id no user.
+        let n = count(
+            &store,
+            "SELECT COUNT(*) FROM users WHERE email_lower = $1",
+            &format!("{}@example.com", victim.to_lowercase()),
+        )
+        .await;
+        assert_eq!(n, 1);
+        let n = count(
+            &store,
+            "SELECT COUNT(*) FROM users WHERE username_lower = $1",
+            &attacker.to_lowercase(),
+        )
+        .await;
+        assert_eq!(n, 0);
+        let e = svc
+            .get(GetRequest {
+                id: answered.id.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::NotFound);
+
+        // The owner is told, at their own address; no account event, no code for the probe.
+        let published = events.events();
+        let about_probe: Vec<_> = published[before..]
+            .iter()
+            .filter(|e| e.user_id.as_deref() != Some(real.id.as_str()))
+            .collect();
+        assert_eq!(about_probe.len(), 1, "{about_probe:?}");
+        let told = about_probe[0];
+        assert_eq!(told.kind, crate::events::kinds::USER_REGISTER_ATTEMPTED);
+        assert_eq!(told.user_id.as_deref(), Some(owner.id.as_str()));
+        assert_eq!(
+            told.payload,
+            serde_json::json!({
+                "username": victim, "attempted_username": attacker,
+                "to": format!("{victim}@example.com"),
+            })
+        );
+
+        // Registering the probe again answers alike (a fresh id each time).
+        let again: User = call(&svc, &REGISTER, probe, None).await.unwrap();
+        assert_ne!(again.id, answered.id);
     })
     .await;
 }

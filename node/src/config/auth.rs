@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use troupe_actors::auth::password::Scheme;
 
-use super::reader::{at_least, between, one_of, section_key, Reader, Section};
+use super::reader::{any, at_least, between, one_of, section_key, Reader, Section};
 
 /// `[auth]` settings.
 #[derive(Clone, PartialEq)]
@@ -30,6 +30,10 @@ pub struct Auth {
     pub login_per_account_per_minute: u32,
     /// Login attempts allowed per client address per minute.
     pub login_per_ip_per_minute: u32,
+    /// Whether a registration under an email in use is refused as such (409) rather than
+    /// answered as a new account while the owner is told (`reveal_taken_email`, default
+    /// `false`: the address's registration is not told; `docs/security.md`).
+    pub reveal_taken_email: bool,
 }
 
 impl fmt::Debug for Auth {
@@ -47,6 +51,7 @@ impl fmt::Debug for Auth {
                 &self.login_per_account_per_minute,
             )
             .field("login_per_ip_per_minute", &self.login_per_ip_per_minute)
+            .field("reveal_taken_email", &self.reveal_taken_email)
             .finish()
     }
 }
@@ -147,6 +152,12 @@ impl Reader<'_> {
             &at_least(1),
         );
         let per_ip = self.get(&mut section, "login_per_ip_per_minute", None, &at_least(1));
+        let reveal_taken_email = self.get(
+            &mut section,
+            "reveal_taken_email",
+            Some("TROUPE_AUTH_REVEAL_TAKEN_EMAIL"),
+            &any,
+        );
         self.finish(section);
         let mut pairs = Vec::new();
         for key in keys.unwrap_or_default() {
@@ -193,6 +204,7 @@ impl Reader<'_> {
             pbkdf2_iterations: iterations.unwrap_or(100_000),
             login_per_account_per_minute: per_account.unwrap_or(10),
             login_per_ip_per_minute: per_ip.unwrap_or(60),
+            reveal_taken_email: reveal_taken_email.unwrap_or(false),
         })
     }
 }

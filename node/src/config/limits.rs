@@ -1,6 +1,6 @@
 //! `[limits]` (rate limits of registrations, refreshes, code requests, directory searches,
 //! WebSocket upgrades and gRPC calls) and `[quotas]` (per-user quotas: active tasks,
-//! WebSocket connections, chat requests per minute, image bytes). Every rate is counted
+//! WebSocket connections, chat requests per minute and pending, image bytes). Every rate is counted
 //! cluster-wide by the node's `troupe_actors::auth::limits::Limiter`; the login limits stay
 //! in `[auth]`.
 
@@ -35,6 +35,9 @@ pub struct Quotas {
     pub ws_connections_per_user: u32,
     /// Chat requests sent per user per minute (`chat_requests_per_user_per_minute`, 20).
     pub chat_requests_per_user_per_minute: u32,
+    /// Chat requests one user has sent that are not answered yet
+    /// (`pending_chat_requests_per_user`, 50).
+    pub pending_chat_requests_per_user: u32,
     /// Bytes of stored images per user (`image_bytes_per_user`, 256 MiB).
     pub image_bytes_per_user: u64,
 }
@@ -111,6 +114,12 @@ impl Reader<'_> {
             Some("TROUPE_QUOTAS_CHAT_REQUESTS_PER_USER_PER_MINUTE"),
             &between(1u32, 1_000_000),
         );
+        let pending_chat = self.get(
+            &mut section,
+            "pending_chat_requests_per_user",
+            Some("TROUPE_QUOTAS_PENDING_CHAT_REQUESTS_PER_USER"),
+            &between(1u32, 1_000_000),
+        );
         let images = self.get(
             &mut section,
             "image_bytes_per_user",
@@ -122,6 +131,8 @@ impl Reader<'_> {
             tasks_active_per_user: tasks.unwrap_or(100),
             ws_connections_per_user: ws.unwrap_or(20),
             chat_requests_per_user_per_minute: chat.unwrap_or(20),
+            pending_chat_requests_per_user: pending_chat
+                .unwrap_or(troupe_actors::chat::DEFAULT_MAX_PENDING),
             image_bytes_per_user: images.unwrap_or(256 * 1024 * 1024),
         }
     }
@@ -139,21 +150,26 @@ mod tests {
         assert_eq!(config.limits.grpc_calls_per_ip_per_minute, 6000);
         assert_eq!(config.quotas.tasks_active_per_user, 100);
         assert_eq!(config.quotas.image_bytes_per_user, 256 * 1024 * 1024);
+        assert_eq!(config.quotas.pending_chat_requests_per_user, 50);
         let text = format!(
             "{BASE}[limits]\nsearch_per_user_per_minute = 5\n[quotas]\nws_connections_per_user = 2\n"
         );
-        let vars = env(&[("TROUPE_QUOTAS_TASKS_ACTIVE_PER_USER", "3")]);
+        let vars = env(&[
+            ("TROUPE_QUOTAS_TASKS_ACTIVE_PER_USER", "3"),
+            ("TROUPE_QUOTAS_PENDING_CHAT_REQUESTS_PER_USER", "7"),
+        ]);
         let config = parse(&text, "t", &Overrides::default(), &vars).unwrap();
         assert_eq!(config.limits.search_per_user_per_minute, 5);
         assert_eq!(config.quotas.ws_connections_per_user, 2);
         assert_eq!(config.quotas.tasks_active_per_user, 3);
+        assert_eq!(config.quotas.pending_chat_requests_per_user, 7);
     }
 
     #[test]
     fn every_bad_limit_and_quota_is_reported_at_once() {
         let text = format!(
             "{BASE}[limits]\nregister_per_ip_per_minute = 0\ngrpc_calls_per_ip_per_minute = \"many\"\nlogins = 3\n\
-             [quotas]\ntasks_active_per_user = 0\nimage_bytes_per_user = -1\n"
+             [quotas]\ntasks_active_per_user = 0\npending_chat_requests_per_user = 0\nimage_bytes_per_user = -1\n"
         );
         let errors = parse(&text, "t", &Overrides::default(), &env(&[])).unwrap_err();
         assert_eq!(
@@ -163,6 +179,7 @@ mod tests {
                 "limits.grpc_calls_per_ip_per_minute",
                 "limits.logins",
                 "quotas.tasks_active_per_user",
+                "quotas.pending_chat_requests_per_user",
                 "quotas.image_bytes_per_user",
             ]
         );

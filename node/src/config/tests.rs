@@ -174,13 +174,21 @@ fn password_hash_scheme_is_read_and_bad_settings_reported_together() {
             iterations: 600_000
         }
     );
-    let e = read("password_hash = \"md5\"\nargon2_memory_kib = 64\nargon2_parallelism = 16\nargon2_iterations = 0\n")
+    assert!(!c.auth.reveal_taken_email, "the safe answer by default");
+    assert!(
+        read("reveal_taken_email = true\n")
+            .unwrap()
+            .auth
+            .reveal_taken_email
+    );
+    let e = read("password_hash = \"md5\"\nargon2_memory_kib = 64\nargon2_parallelism = 16\nargon2_iterations = 0\nreveal_taken_email = \"no\"\n")
         .unwrap_err();
     let keys = keys(&e);
     for key in [
         "auth.password_hash",
         "auth.argon2_memory_kib",
         "auth.argon2_iterations",
+        "auth.reveal_taken_email",
     ] {
         assert!(keys.contains(&key), "{key} missing from {keys:?}");
     }

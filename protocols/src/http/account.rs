@@ -36,7 +36,8 @@ pub struct RegisterBody {
     )]
     pub username: String,
     /// Required: an email address of at most 254 characters (one `@`, a non-empty local
-    /// part, a domain with a dot between non-empty labels, no spaces); unique ignoring case.
+    /// part, a domain with a dot between non-empty labels, no spaces); unique ignoring case
+    /// (an address in use is answered as a new account, see the 201).
     #[serde(default)]
     #[schema(
         required = true,
@@ -68,9 +69,9 @@ pub struct RegisterBody {
     tag = "auth",
     request_body = RegisterBody,
     responses(
-        (status = 201, description = "The new user: role `user`, not confirmed yet", body = UserView),
+        (status = 201, description = "The new user: role `user`, not confirmed yet. Also the answer when the email already has an account (ignoring case) under another username: then nothing is created, the answered user does not exist, and the address's owner is mailed instead (`user.register_attempted`), so the answer does not tell whether an address is registered (unless the operator set `[auth] reveal_taken_email`)", body = UserView),
         (status = 400, description = "A field is missing or invalid (`details.fields`)", body = ErrorBody),
-        (status = 409, description = "Username already taken, or email already registered", body = ErrorBody),
+        (status = 409, description = "Username already taken (ignoring case; usernames are public); \"email already registered\" only where the operator set `[auth] reveal_taken_email = true`", body = ErrorBody),
         (status = 429, description = "Too many registrations from the address (`[limits] register_per_ip_per_minute`, cluster-wide); `Retry-After` says when to retry", body = ErrorBody),
     )
 )]
@@ -81,7 +82,7 @@ pub async fn register(
     Body(b): Body<RegisterBody>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     // Before the hash and the uniqueness check: a flood costs no hashing, and a 409 (which
-    // tells that a name is taken) can be asked only this often per address.
+    // tells that a username is taken) can be asked only this often per address.
     state
         .limit(Class::Register, &addr.0.ip().to_string(), &rid)
         .await?;

@@ -164,7 +164,7 @@ impl Rule for SendRequestBody {
         (status = 400, description = "Neither `to_user_id` nor `username` given, a malformed one, or the caller themself", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 409, description = "Already contacts, or a request between them is pending", body = ErrorBody),
-        (status = 429, description = "The caller's chat request quota is reached (`[quotas] chat_requests_per_user_per_minute`, cluster-wide; `details.quota` names it); `Retry-After` says when to retry", body = ErrorBody),
+        (status = 429, description = "The caller's chat request rate is reached (`[quotas] chat_requests_per_user_per_minute`, cluster-wide; `Retry-After` says when to retry), or the caller has `[quotas] pending_chat_requests_per_user` requests waiting to be accepted (no `Retry-After`: one frees when accepted); `details.quota` names the quota, with its `limit`", body = ErrorBody),
     )
 )]
 pub async fn send_request(

@@ -122,6 +122,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// This node's live connections.
     pub hub: Arc<troupe_actors::hub::ConnectionHub>,
+    /// The cluster-wide quota of WebSocket connections per user, reserved per connection.
+    pub ws_slots: Arc<troupe_actors::hub::Slots>,
     /// WebSocket settings.
     pub ws: Arc<crate::ws::Config>,
 }

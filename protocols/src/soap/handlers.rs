@@ -148,8 +148,9 @@ async fn answer(
     responses(
         (status = 200, description = "A `RegisterUserResponse` envelope with the new user", content_type = "text/xml; charset=utf-8", body = String),
         (status = 500, description = "A SOAP 1.1 Fault: `soap:Client` for a bad request (malformed \
-            envelope, another operation, invalid fields, username or email taken, too many \
-            registrations from the address), `soap:Server` otherwise; its `detail` carries the error code, message and request id", content_type = "text/xml; charset=utf-8", body = String),
+            envelope, another operation, invalid fields, username taken, too many \
+            registrations from the address; an email in use under a free username is answered \
+            with a user id like a new account, nothing is created and the owner is mailed), `soap:Server` otherwise; its `detail` carries the error code, message and request id", content_type = "text/xml; charset=utf-8", body = String),
     )
 )]
 pub async fn register(

@@ -87,6 +87,8 @@ pub struct Args {
     pub caller: Caller,
     /// Whose connection it is (`:user_id`).
     pub user_id: String,
+    /// The connection's slot of the user's cluster-wide quota, freed with the state.
+    pub slot: troupe_actors::hub::Slot,
 }
 
 /// The actor's state.
@@ -99,6 +101,8 @@ pub struct ConnState {
     /// The timer that closes the connection when its token expires.
     expiry: tokio::task::JoinHandle<Result<(), ractor::MessagingErr<ConnMsg>>>,
     closed: bool,
+    /// The connection's quota slot, freed (dropped) when the actor stops.
+    slot: Option<troupe_actors::hub::Slot>,
 }
 
 /// The socket's write half, shared by the actor and the hub's direct writes.
@@ -221,12 +225,19 @@ impl Outlet for Handle {
 
 /// Starts the connection's actor; it runs on its own until the connection ends (the
 /// upgrade task that called this does not wait for it, so it holds no memory meanwhile).
-pub async fn start(app: AppState, socket: WebSocket, caller: Caller, user_id: String) {
+pub async fn start(
+    app: AppState,
+    socket: WebSocket,
+    caller: Caller,
+    user_id: String,
+    slot: troupe_actors::hub::Slot,
+) {
     let args = Args {
         app,
         socket,
         caller,
         user_id,
+        slot,
     };
     if let Err(e) = Actor::spawn(None, ConnectionActor, args).await {
         tracing::warn!(error = %e, "websocket connection actor failed to start");
@@ -305,6 +316,7 @@ impl Actor for ConnectionActor {
             reader: Some(reader),
             expiry,
             closed: false,
+            slot: Some(args.slot),
         })
     }
 
@@ -315,6 +327,7 @@ impl Actor for ConnectionActor {
     ) -> Result<(), ActorProcessingErr> {
         state.handle.closing.store(true, Ordering::Release);
         state.app.hub.unregister(&state.conn.user_id, state.conn.id);
+        drop(state.slot.take());
         if let Some(reader) = state.reader.take() {
             reader.abort();
         }

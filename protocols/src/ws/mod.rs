@@ -8,9 +8,11 @@
 //! (policy violation), so clients see a WebSocket close code rather than a bare HTTP error.
 //!
 //! Before the upgrade, the client's address must be within `[limits]
-//! ws_upgrades_per_ip_per_minute` and the user within `[quotas] ws_connections_per_user`
-//! (their connections on every node); otherwise the upgrade is refused with 429 and the
-//! API's JSON error (`Retry-After` for the rate, `details.quota` for the quota).
+//! ws_upgrades_per_ip_per_minute`, and the user must get one of their `[quotas]
+//! ws_connections_per_user` connection slots, reserved for the whole cluster in the store
+//! (`troupe_actors::hub::slots`) and held until the connection closes; otherwise the upgrade
+//! is refused with 429 and the API's JSON error (`Retry-After` for the rate,
+//! `details.quota` for the quota).
 //!
 //! Frames are JSON text `{"type": ...}`:
 //! - in: `ping` (answered by `pong`), `send` (`recipient_id`, `ciphertext`, `nonce`?,
@@ -43,7 +45,7 @@ use axum::http::header::SEC_WEBSOCKET_PROTOCOL;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use troupe_actors::auth::limits::{over_quota, Class};
+use troupe_actors::auth::limits::Class;
 use troupe_actors::mesh::{Code, MeshError};
 
 use crate::http::auth::Caller;
@@ -62,9 +64,6 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// A WebSocket ping goes out after this long without a frame from the client.
     pub ping_interval: Duration,
-    /// Connections one user may hold open across the cluster (`[quotas]
-    /// ws_connections_per_user`).
-    pub max_per_user: usize,
 }
 
 impl Default for Config {
@@ -74,7 +73,6 @@ impl Default for Config {
             send_queue: 256,
             idle_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(20),
-            max_per_user: 20,
         }
     }
 }
@@ -194,21 +192,18 @@ pub async fn upgrade(
         .token
         .filter(|t| !t.is_empty())
         .or(from_protocol.map(|(t, _)| t));
-    let admitted = admit(&state, token.as_deref(), &user_id);
-    if admitted.is_ok() {
-        // Counted on every node (a fan-out of `hub.list`); upgrades racing each other may
-        // pass the quota by as many as race.
-        let open = troupe_actors::hub::list_all(state.mesh.router(), &user_id)
-            .await
-            .len();
-        if open >= config.max_per_user {
-            let e = over_quota("ws_connections_per_user", config.max_per_user as u64, false);
-            return ApiError(e).into_response();
-        }
-    }
+    let admitted = match admit(&state, token.as_deref(), &user_id) {
+        // A slot of the user's cluster-wide quota, held by the connection until it closes
+        // (freed when dropped, also when the upgrade never completes).
+        Ok(caller) => match state.ws_slots.reserve(&user_id).await {
+            Ok(slot) => Ok((caller, slot)),
+            Err(e) => return ApiError(e).into_response(),
+        },
+        Err(e) => Err(e),
+    };
     ws.on_upgrade(move |socket| async move {
         match admitted {
-            Ok(caller) => connection::start(state, socket, caller, user_id).await,
+            Ok((caller, slot)) => connection::start(state, socket, caller, user_id, slot).await,
             Err(e) => refuse(socket, close::code_of(&e), &e.message).await,
         }
     })
