@@ -5,6 +5,7 @@
 #   scripts/bench_identity.sh                 # 10 s per load; logins in 4 rounds of 10 s
 #   DURATION=20 ROUNDS=10 ROUND=4 scripts/bench_identity.sh
 #   HASH=pbkdf2 ITERATIONS=100000 scripts/bench_identity.sh   # the earlier sessions' hash
+#   PERF_OUT=/tmp/login.perf ROUNDS=1 scripts/bench_identity.sh  # profile the first login round
 #
 # Logins use the nodes' default hash, argon2id with ARGON2 = "<memory KiB> <passes> <lanes>"
 # (default "19456 2 1", the nodes' defaults), or PBKDF2 with HASH=pbkdf2.
@@ -76,7 +77,10 @@ for round in $(seq "$ROUNDS"); do
   /usr/bin/time -f "%U %S" -o "$WORK/raw.time" target/release/examples/password_rate "${RATE_ARGS[@]}" "$ROUND" > "$WORK/raw.out"
   RAW=$(cat "$WORK/raw.out")
   BEFORE=$(cpu_ticks "${PID[n1]}" "${PID[n2]}" "${PID[n3]}")
-  /usr/bin/time -f "%U %S" -o "$WORK/wrk.time" \
+  PERF=()
+  # PERF_OUT: a call-graph profile of the whole machine during the first login round.
+  [ -n "${PERF_OUT:-}" ] && [ "$round" = 1 ] && PERF=(perf record -q -a --call-graph dwarf,16384 -F 199 -o "$PERF_OUT" --)
+  /usr/bin/time -f "%U %S" -o "$WORK/wrk.time" "${PERF[@]}" \
     wrk -t2 -c"$LOGIN_CONNS" -d"${ROUND}s" --timeout 30s -s scripts/login.lua "$N1/auth/login" > "$WORK/wrk.out"
   AFTER=$(cpu_ticks "${PID[n1]}" "${PID[n2]}" "${PID[n3]}")
   LOGIN=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")

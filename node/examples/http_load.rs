@@ -239,7 +239,11 @@ async fn connect(
         .body(Full::default())
         .expect("a health request");
     let answer = sender.send_request(health).await.expect("GET /health");
-    answer.into_body().collect().await.expect("the health answer");
+    answer
+        .into_body()
+        .collect()
+        .await
+        .expect("the health answer");
     let mut request = hyper::Request::builder()
         .method(req.method.as_str())
         .uri(uri.path_and_query().map_or("/", |p| p.as_str()))

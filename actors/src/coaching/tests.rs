@@ -845,11 +845,15 @@ async fn a_booking_written_again_under_its_key_is_a_repeat_not_a_taken_slot() {
             Plan::default(),
             Arc::new(Recorder::default()),
         );
+        // Keys of this run only (the PostgreSQL database outlives it).
+        let run = uuid::Uuid::new_v4().simple().to_string();
         let ask = |client: &str, key: &str| entity::Ask {
             coach_id: c.id.clone(),
             client_id: client.into(),
             start: ms(MONDAY_9),
-            key: Some(crate::store::idempotency::Key::made_for_test(key)),
+            key: Some(crate::store::idempotency::Key::made_for_test(&format!(
+                "{key}-{run}"
+            ))),
         };
         let first = writer.submit(ask("ann", "k-ann")).await.unwrap().unwrap();
         assert_eq!(first.client_id, "ann");

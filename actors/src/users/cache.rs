@@ -1,8 +1,10 @@
 //! A per-node read cache of users by id (and an index of those by lowercase username), so
 //! profile reads and SOAP lookups skip the store.
 //!
-//! Every change (update, password, delete) evicts the entry on the node that made it and,
-//! through the `evict` op, on every other routable node. An entry also expires after
+//! Every change (update, password, delete, confirmation) evicts the entry on the node that
+//! made it and, through the `evict` op, on every other routable node, and is answered once
+//! they have (or after 500 ms), so a change is read as made on every node. An entry also
+//! expires after
 //! [`TTL`], which bounds how stale a read can be on a node that missed an eviction (a
 //! partition, a node that joined during the broadcast).
 

@@ -22,7 +22,7 @@
 //! | `evict` | idempotent | [`GetRequest`] | none |
 //!
 //! `evict` forgets a cached user ([`cache`]); the node that changed the user sends it to
-//! every other node without waiting (`Router::tell`).
+//! every other node and answers the change once they have (at most 500 ms).
 //!
 //! With events ([`Users::with_events`]), `register` publishes `user.registered` and
 //! `user.registration_code` (the emailed confirmation code), `create` (an admin's) publishes
@@ -67,6 +67,9 @@ use crate::events::{NewEvent, Staged};
 use crate::mesh::{BoxFuture, Code, MeshError, Request, Service, Target};
 use crate::store::time::{now_ms, rfc3339_millis};
 use crate::store::Store;
+
+/// Longest a change waits for the other nodes to evict the user it changed.
+const EVICT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Service name.
 pub const NAME: &str = "users";
@@ -219,7 +222,7 @@ impl Users {
         let mut tx = self.store.begin().await?;
         store::confirm(&mut *tx, &row.id, now_ms()).await?;
         staged.commit(tx).await?;
-        self.changed(&row.id);
+        self.changed(&row.id).await;
         Ok(self.row(&row.id).await?.to_user(false))
     }
 
@@ -229,24 +232,33 @@ impl Users {
         self
     }
 
-    /// Evicts `id` here and tells every other routable node to, without waiting (best
-    /// effort: the cache TTL bounds staleness on a node that misses it).
-    fn changed(&self, id: &str) {
+    /// Evicts `id` here and on every other routable node, and waits (at most
+    /// [`EVICT_WAIT`]) until they have: a change answered on one node is then read on every
+    /// other. A node that does not answer in time is not waited for; the cache TTL bounds
+    /// how stale it can read.
+    async fn changed(&self, id: &str) {
         self.cache.evict(id);
         let Some(router) = self.info.as_ref().and_then(|i| i.router().ok()) else {
             return;
         };
-        for member in router
+        let evictions = router
             .members()
             .iter()
             .filter(|m| m.as_str() != router.node())
-        {
-            let call = EVICT
-                .call(GetRequest { id: id.to_string() })
-                .to(Target::Node(member.clone()))
-                .timeout(std::time::Duration::from_millis(500));
-            router.tell(call);
-        }
+            .map(|member| {
+                let call = EVICT
+                    .call(GetRequest { id: id.to_string() })
+                    .to(Target::Node(member.clone()))
+                    .timeout(EVICT_WAIT);
+                let router = router.clone();
+                async move {
+                    if let Err(e) = router.call(call).await {
+                        tracing::debug!(user = %id, error = %e, "a node did not evict a changed user");
+                    }
+                }
+            })
+            .collect::<Vec<_>>();
+        futures_util::future::join_all(evictions).await;
     }
 
     /// The store.
@@ -604,7 +616,7 @@ impl Users {
                 }
                 staged.commit(tx).await?;
                 next.version = current.version + 1;
-                self.changed(&req.id);
+                self.changed(&req.id).await;
                 return Ok(next.to_user(false));
             }
             drop(tx);
@@ -623,7 +635,7 @@ impl Users {
         let row = store::delete(&self.store, &req.id)
             .await?
             .ok_or_else(|| MeshError::not_found("user not found"))?;
-        self.changed(&req.id);
+        self.changed(&req.id).await;
         Ok(row.to_user(false))
     }
 
@@ -670,7 +682,7 @@ impl Users {
         let row = store::set_password(&self.store, &req.id, &hash, now_ms())
             .await?
             .ok_or_else(|| MeshError::not_found("user not found"))?;
-        self.changed(&req.id);
+        self.changed(&req.id).await;
         Ok(row.to_user(false))
     }
 
