@@ -10,7 +10,7 @@
 #   scripts/bench_bookings.sh                      # release build
 #   CLIENTS=2000 scripts/bench_bookings.sh         # more clients for the same 100 slots
 #   SKIP_BUILD=1 BIN=/tmp/troupe-old HTTP_LOAD=/tmp/http_load scripts/bench_bookings.sh  # given binaries
-#   PERF_OUT=/tmp/race.perf scripts/bench_bookings.sh   # also `perf record -a -g` the race
+#   PERF_OUT=/tmp/race.perf scripts/bench_bookings.sh   # also `perf record -a --call-graph dwarf` the race
 #
 # The race is sent by `http_load burst` (node/examples/http_load.rs: one client task per client
 # on its own open HTTP/1.1 connection, all on one thread, released at once; latency from the
@@ -114,7 +114,7 @@ cpu0 = node_cpu_s()
 t0 = time.perf_counter()
 cmd = [burst, "burst"]
 if os.environ.get("PERF_OUT"):  # a profile of the whole machine while the race runs
-    cmd = ["perf", "record", "-q", "-a", "-g", "-F", "4999", "-o", os.environ["PERF_OUT"], "--"] + cmd
+    cmd = ["perf", "record", "-q", "-a", "--call-graph", "dwarf,16384", "-F", "999", "-o", os.environ["PERF_OUT"], "--"] + cmd
 answers = subprocess.run(cmd, input="\n".join(lines), capture_output=True, text=True, check=True).stdout
 wall = time.perf_counter() - t0
 node_cpu = node_cpu_s() - cpu0
