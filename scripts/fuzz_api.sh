@@ -68,7 +68,7 @@ fuzz() {
     --exclude-tag soap -c all "$@" || status=$?
 }
 LOAD='^/admin/(mesh/bench|events/bench|chaos/kill)$'
-ENDS='^/(auth/logout|api/sessions/\{user_id\}|users/profile)$'
+ENDS='^/(auth/logout|auth/sso/logout|auth/logout-url|api/sessions/\{user_id\}|users/profile)$'
 WS='^/ws/\{user_id\}$'
 # 1. Every REST operation but the ones below, with requests that fit and that break it.
 fuzz --exclude-path-regex "($LOAD|$ENDS|$WS)"

@@ -54,7 +54,7 @@ impl From<dm::Window> for WindowView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExceptionView {
     /// Local date, `YYYY-MM-DD`.
-    #[schema(example = "2030-12-24", pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    #[schema(example = "2030-12-24", format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub date: String,
     /// Local start, `HH:MM`, with `end`; neither: the whole day.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -232,7 +232,7 @@ pub struct WindowBody {
 #[allow(dead_code)] // describes the body; the handler reads it with `Object`
 pub struct ExceptionBody {
     /// Local date, `YYYY-MM-DD`.
-    #[schema(example = "2030-12-24", pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+    #[schema(example = "2030-12-24", format = Date, pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     date: String,
     /// Local start, `HH:MM`: give both `start` and `end` to close a window of the date,
     /// neither to close all of it.
