@@ -18,7 +18,7 @@ use crate::events::{kinds, Publisher, Staged};
 use crate::mesh::placement::{Entity, EntityError};
 use crate::mesh::MeshError;
 use crate::reminders::Plan;
-use crate::store::batch::{Batcher, Written};
+use crate::store::batch::{self, Batcher, Written};
 use crate::store::idempotency::{self, Key};
 use crate::store::time::now_ms;
 use crate::store::Store;
@@ -97,13 +97,7 @@ async fn write_bookings(
     asks: Vec<Ask>,
 ) -> Result<Vec<Result<BookingRow, MeshError>>, MeshError> {
     // Each coach's asks, in the order they came.
-    let mut coaches: Vec<(&str, Vec<usize>)> = Vec::new();
-    for (i, a) in asks.iter().enumerate() {
-        match coaches.iter_mut().find(|(c, _)| *c == a.coach_id) {
-            Some((_, at)) => at.push(i),
-            None => coaches.push((&a.coach_id, vec![i])),
-        }
-    }
+    let coaches = batch::grouped(&asks, |a| &a.coach_id);
     let now = now_ms();
     let mut answers: Vec<Result<BookingRow, MeshError>> =
         (0..asks.len()).map(|_| Err(not_found())).collect();

@@ -15,7 +15,7 @@ use crate::events::{kinds, Publisher, Staged};
 use crate::mesh::placement::{Entity, EntityError};
 use crate::mesh::{Code, MeshError};
 use crate::reminders::Plan;
-use crate::store::batch::{Batcher, Written};
+use crate::store::batch::{self, Batcher, Written};
 use crate::store::time::now_ms;
 use crate::store::Store;
 
@@ -75,13 +75,7 @@ async fn write_signups(
     signups: Vec<Signup>,
 ) -> Result<Vec<Option<Registered>>, MeshError> {
     // Each event's signups, in the order they came.
-    let mut events: Vec<(&str, Vec<usize>)> = Vec::new();
-    for (i, s) in signups.iter().enumerate() {
-        match events.iter_mut().find(|(e, _)| *e == s.event_id) {
-            Some((_, at)) => at.push(i),
-            None => events.push((&s.event_id, vec![i])),
-        }
-    }
+    let events = batch::grouped(&signups, |s| &s.event_id);
     let now = now_ms();
     let mut answers: Vec<Option<Registered>> = vec![None; signups.len()];
     let mut out = Staged::new(Some(publisher));

@@ -79,6 +79,23 @@ where
     }
 }
 
+/// The indices of `items` by key, keys in the order first seen and each key's indices in
+/// order: a batch's items per entity, so each entity's are written in the order they came.
+pub fn grouped<'a, T>(
+    items: &'a [T],
+    key: impl Fn(&'a T) -> &'a str,
+) -> Vec<(&'a str, Vec<usize>)> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let k = key(item);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, at)) => at.push(i),
+            None => groups.push((k, vec![i])),
+        }
+    }
+    groups
+}
+
 /// An item an actor handed to a [`Batcher`] before answering its caller, so it can take
 /// its next request while the batch commits: resolves once the item is written.
 pub struct Written<O>(pub BoxFuture<'static, Result<O, MeshError>>);
@@ -169,18 +186,29 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn waiting_items_share_a_batch_and_each_gets_its_answer() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let b = Batcher::start("test", 64, 1024, recording(seen.clone()));
-        let calls: Vec<_> = (0..100u32)
+    /// Submits each of `items` at once, from its own task; answers each with its answer.
+    async fn submit_each(
+        b: &Batcher<u32, u32>,
+        items: std::ops::Range<u32>,
+    ) -> Vec<(u32, Result<u32, MeshError>)> {
+        let calls: Vec<_> = items
             .map(|i| {
                 let b = b.clone();
                 tokio::spawn(async move { (i, b.submit(i).await) })
             })
             .collect();
+        let mut answers = Vec::with_capacity(calls.len());
         for c in calls {
-            let (i, answer) = c.await.unwrap();
+            answers.push(c.await.unwrap());
+        }
+        answers
+    }
+
+    #[tokio::test]
+    async fn waiting_items_share_a_batch_and_each_gets_its_answer() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let b = Batcher::start("test", 64, 1024, recording(seen.clone()));
+        for (i, answer) in submit_each(&b, 0..100).await {
             assert_eq!(answer.unwrap(), i * 2);
         }
         let batches = seen.lock().unwrap().clone();
@@ -199,14 +227,7 @@ mod tests {
     async fn a_refused_item_fails_only_its_own_caller() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let b = Batcher::start("test", 64, 1024, recording(seen.clone()));
-        let calls: Vec<_> = (1010..1020u32)
-            .map(|i| {
-                let b = b.clone();
-                tokio::spawn(async move { (i, b.submit(i).await) })
-            })
-            .collect();
-        for c in calls {
-            let (i, answer) = c.await.unwrap();
+        for (i, answer) in submit_each(&b, 1010..1020).await {
             if i == 1013 {
                 assert_eq!(answer.unwrap_err().message, "1013 is refused");
             } else {
