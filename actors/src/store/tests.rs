@@ -547,3 +547,39 @@ fn urls_are_recognized_and_redacted() {
     assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
     assert_eq!(encode_path("/a b/c%?.db"), "/a%20b/c%25%3F.db");
 }
+
+/// Two nodes' writers on one file: the second waits for the first's write lock (SQLite's
+/// busy handler is Troupe's fine-polling one, `store::busy`) and writes once it is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_waits_for_another_nodes_lock_then_writes() {
+    let dir = TempDir::new();
+    let a = Store::connect(None, &dir.0).await.expect("a");
+    let b = Store::connect(None, &dir.0).await.expect("b");
+    let installed: i64 = sqlx::query("SELECT troupe_busy_timeout(5000)")
+        .fetch_one(b.writer())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(installed, 0, "the handler is installed (SQLITE_OK)");
+
+    sqlx::query("CREATE TABLE busy_probe (k TEXT PRIMARY KEY)")
+        .execute(a.writer())
+        .await
+        .unwrap();
+    let mut held = a.begin().await.unwrap();
+    sqlx::query("INSERT INTO busy_probe (k) VALUES ('held')")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move {
+        sqlx::query("INSERT INTO busy_probe (k) VALUES ('waited')")
+            .execute(b.writer())
+            .await
+            .map(|_| b)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "b waits while a holds the lock");
+    held.commit().await.unwrap();
+    let b = waiting.await.unwrap().expect("b writes once a commits");
+    assert_eq!(count(&b, "SELECT COUNT(*) FROM busy_probe").await, 2);
+}
