@@ -13,7 +13,7 @@
 //!   could both see a migration as pending and both apply it. The run goes inside one
 //!   `BEGIN IMMEDIATE` transaction instead: it takes the file's write lock up front, so
 //!   the first node in holds it from its first read to its commit, and every other node
-//!   waits in SQLite's busy handler (`busy_timeout`) until then. sqlx's per-migration
+//!   waits in the busy handler (`store::busy`, 5 s) until then. sqlx's per-migration
 //!   transactions become savepoints inside it. Chosen over a lock row with a lease
 //!   because SQLite already is the lock: nothing to expire or clean up, a node that dies
 //!   mid-run releases it with its connection, and its half-applied run rolls back
