@@ -12,15 +12,15 @@
 //! gives up after the connection's timeout like `busy_timeout` does.
 //!
 //! SQLite sets a busy handler through its C API only, and sqlx does not hand out the
-//! connection behind its `Any` driver. So [`register`] adds, to every SQLite connection
+//! connection behind its `Any` driver. So [`setting`] adds, to every SQLite connection
 //! this process opens, a SQL function `troupe_busy_timeout(ms)` that installs [`wait`]
-//! on the connection that calls it; the store's per-connection settings call it first
+//! on the connection that calls it, and answers that call, which the store runs first
 //! when a connection opens.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::Once;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use libsqlite3_sys as ffi;
@@ -30,17 +30,27 @@ const FIRST_PAUSE: Duration = Duration::from_micros(50);
 /// The longest pause between two attempts.
 const LONGEST_PAUSE: Duration = Duration::from_millis(2);
 
-/// Adds `troupe_busy_timeout` to every SQLite connection opened from now on in this
-/// process (once; later calls do nothing).
-pub fn register() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
+/// What a new SQLite connection runs first to wait up to 5 s for a lock: installs [`wait`]
+/// once `troupe_busy_timeout` is registered for every connection of this process (done
+/// here, once), else (SQLite refused the registration) SQLite's own busy timeout.
+pub fn setting() -> &'static str {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let registered = *REGISTERED.get_or_init(|| {
         // SAFETY: `add_function` has exactly the entry point signature SQLite calls.
         let rc = unsafe { ffi::sqlite3_auto_extension(Some(add_function)) };
         if rc != ffi::SQLITE_OK {
-            tracing::warn!(code = rc, "fine SQLite lock polling unavailable");
+            tracing::warn!(
+                code = rc,
+                "SQLite lock waits fall back to SQLite's busy timeout"
+            );
         }
+        rc == ffi::SQLITE_OK
     });
+    if registered {
+        "SELECT troupe_busy_timeout(5000);"
+    } else {
+        "PRAGMA busy_timeout = 5000;"
+    }
 }
 
 /// The pause after `attempt` (0 for the first) failed attempts at one lock.

@@ -50,13 +50,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// Attempts to open the pool and migrate before giving up.
 const CONNECT_ATTEMPTS: u32 = 5;
 
-/// Per-connection settings of SQLite: wait up to 5 s for a lock (polled finely, see
-/// [`busy`]), and enforced foreign keys. The write-ahead log is a property of the file,
-/// set once by [`Store::open`].
-const SQLITE_PRAGMAS: &str = concat!(
-    "SELECT troupe_busy_timeout(5000); ",
-    "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
-);
+/// Per-connection settings of SQLite: enforced foreign keys. The write-ahead log is a
+/// property of the file, set once by [`Store::open`]; the wait for a lock (5 s) is set
+/// first, by [`busy::setting`].
+const SQLITE_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 /// The writer's extra setting: no checkpoint inside a commit (see [`Store`]).
 const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 0;";
 
@@ -270,19 +267,21 @@ impl Store {
     }
 }
 
-/// Options of an SQLite pool of `size` connections with [`SQLITE_PRAGMAS`], then `extra`.
+/// Options of an SQLite pool of `size` connections with the busy handler, [`SQLITE_PRAGMAS`],
+/// then `extra`.
 ///
 /// A connection is not pinged before it is handed out (sqlx's default): it is a file
 /// opened by this process, not a socket that can go stale, and the ping was one more
 /// round trip to the connection's thread on every query and transaction.
 fn sqlite_pool(size: u32, extra: Option<&'static str>) -> AnyPoolOptions {
-    busy::register();
+    let busy = busy::setting();
     AnyPoolOptions::new()
         .max_connections(size)
         .test_before_acquire(false)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
+                conn.execute(busy).await?;
                 conn.execute(SQLITE_PRAGMAS).await?;
                 if let Some(extra) = extra {
                     conn.execute(extra).await?;

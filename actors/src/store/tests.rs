@@ -561,6 +561,7 @@ async fn a_writer_waits_for_another_nodes_lock_then_writes() {
         .unwrap()
         .get(0);
     assert_eq!(installed, 0, "the handler is installed (SQLITE_OK)");
+    assert_eq!(busy::setting(), "SELECT troupe_busy_timeout(5000);");
 
     sqlx::query("CREATE TABLE busy_probe (k TEXT PRIMARY KEY)")
         .execute(a.writer())
