@@ -10,10 +10,10 @@
 //! `pbkdf2` and `password-hash` crates.
 //!
 //! Hashing is deliberately slow, so the async entry points ([`Hasher::hash`],
-//! [`Hasher::verify`]) run it on tokio's blocking pool, never on the async worker threads,
-//! and at most one computation per core at a time: a burst of logins queues instead of
-//! starting hundreds of blocking threads that share the cores with the rest of the node (and
-//! with each other) in time slices.
+//! [`Hasher::verify`]) run it on the process's hashing threads, one per core, never on the
+//! async worker threads: a burst of logins queues instead of starting hundreds of blocking
+//! threads that share the cores with the rest of the node (and with each other) in time
+//! slices.
 //!
 //! argon2id's working memory (19 MiB at the defaults) is reused from one computation to
 //! the next instead of being allocated for each ([`Memory`]): the node's allocator
@@ -41,13 +41,37 @@ pub const OUTPUT_LEN: usize = 32;
 /// [`Hasher::verify`] returns false for unknown users whatever the outcome.
 const DUMMY_PASSWORD: &str = "troupe: no such user";
 
-/// Admission to the blocking pool for hashing, shared by every [`Hasher`] of the process:
-/// one computation per core. Two per core (each 19 MiB, time-sliced on one core's cache)
-/// cost 19.2 ms of CPU per login against 16.8 ms with one, for the same 13.9 ms raw hash
-/// (`docs/benchmarks.md`, fifteenth session); before argon2's memory was reused, the page
-/// faults hid the difference.
-static CORES: LazyLock<Arc<tokio::sync::Semaphore>> =
-    LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(slots())));
+/// A computation for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads, shared by every [`Hasher`] of the process: one per core
+/// ([`slots`]), started on first use, each taking the next queued computation as soon as
+/// it ends one, as the raw benchmark's threads do. Two per core (each 19 MiB, time-sliced
+/// on one core's cache) cost 19.2 ms of CPU per login against 16.8 ms with one, for the
+/// same 13.9 ms raw hash (`docs/benchmarks.md`, fifteenth session). Before these threads,
+/// a semaphore admitted computations to tokio's blocking pool: each ended hash released a
+/// permit that a tokio worker had to be scheduled to pass on before the next hash started.
+static HASHERS: LazyLock<std::sync::mpsc::Sender<Job>> = LazyLock::new(|| {
+    let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+    let jobs = Arc::new(Mutex::new(jobs));
+    for i in 0..slots() {
+        let jobs = jobs.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("troupe-hash-{i}"))
+            .spawn(move || loop {
+                // The lock is held while waiting, not while hashing.
+                let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                match next {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "a password hashing thread could not start");
+        }
+    }
+    queue
+});
 
 /// How many computations run at once through [`on_a_core`]: one per core.
 fn slots() -> usize {
@@ -56,28 +80,32 @@ fn slots() -> usize {
     *SLOTS
 }
 
-/// Runs `job` on the blocking pool once a core is free for it. While it waits or runs,
-/// argon2 working memory freed by other computations is kept for it ([`Demand`]).
+/// Runs `job` on a hashing thread ([`HASHERS`]) once one is free for it. While it waits
+/// or runs, argon2 working memory freed by other computations is kept for it
+/// ([`Demand`]). A job whose caller has stopped waiting by the time a thread takes it is
+/// skipped.
 async fn on_a_core<T: Send + 'static>(
     job: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, MeshError> {
     let demand = Demand::new(&MEMORY);
-    let permit = CORES
-        .clone()
-        .acquire_owned()
-        .await
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let run: Job = Box::new(move || {
+        if !answer.is_closed() {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            drop(demand);
+            let _ = answer.send(out);
+        }
+    });
+    HASHERS
+        .send(run)
         .map_err(|_| MeshError::internal("password hashing is shut down"))?;
-    tokio::task::spawn_blocking(move || {
-        let out = job();
-        drop(permit);
-        drop(demand);
-        out
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "password hashing task failed");
-        MeshError::internal("password hashing failed")
-    })
+    match answered.await {
+        Ok(Ok(out)) => Ok(out),
+        Ok(Err(_)) | Err(_) => {
+            tracing::error!("password hashing failed (the computation panicked)");
+            Err(MeshError::internal("password hashing failed"))
+        }
+    }
 }
 
 /// argon2 working memory kept between computations, shared by every [`Hasher`] of the
@@ -400,6 +428,25 @@ mod tests {
     use super::*;
 
     const ITERATIONS: u32 = 1000;
+
+    #[tokio::test]
+    async fn a_panicking_computation_fails_alone_and_the_threads_go_on() {
+        let failed = on_a_core(|| -> u32 { panic!("a computation panics") }).await;
+        assert_eq!(failed.unwrap_err().code, crate::mesh::Code::Internal);
+        // More computations than threads: every one still answers, on a hashing thread.
+        let answers = futures_util::future::join_all((0..4 * slots()).map(|i| {
+            on_a_core(move || {
+                let name = std::thread::current().name().map(str::to_string);
+                (i, name)
+            })
+        }))
+        .await;
+        for (i, answer) in answers.into_iter().enumerate() {
+            let (j, name) = answer.unwrap();
+            assert_eq!(i, j);
+            assert!(name.unwrap().starts_with("troupe-hash-"));
+        }
+    }
 
     #[test]
     fn hash_then_verify_round_trips() {
