@@ -3,7 +3,7 @@
 //! changes, deletion).
 //!
 //! # Layout
-//! - [`password`]: PBKDF2-HMAC-SHA256 in PHC format, hashed on the blocking pool.
+//! - [`password`]: argon2id and PBKDF2-HMAC-SHA256 in PHC format, hashed on one thread per core.
 //! - [`token`]: JWT access and refresh tokens with an algorithm allow-list and `kid`s.
 //! - [`messages`]: requests and replies.
 //! - [`store`]: the SQL of table `refresh_tokens` (single-use rotation).
@@ -679,7 +679,7 @@ impl Service for Auth {
         NAME
     }
 
-    /// A login holds its worker while the password is verified on the blocking pool; more
+    /// A login holds its worker while the password is verified on a hashing thread; more
     /// workers than cores keep every core hashing.
     fn workers(&self, default: usize) -> usize {
         crate::mesh::service::waiting_pool(default)
