@@ -121,7 +121,8 @@ impl Backend {
 /// tens of milliseconds on the tail of every write under load. One connection makes the
 /// node's writes wait in a FIFO instead; reads keep their own pool and run beside it
 /// (WAL). Nodes of a local cluster still share the file; between processes a writer
-/// polls for the lock every 50 us to 2 ms ([`busy`]) rather than SQLite's 1-25 ms sleeps. On PostgreSQL both are the same pool.
+/// polls for the lock every 50 us to 2 ms ([`busy`]) rather than SQLite's 1-25 ms
+/// sleeps. On PostgreSQL both are the same pool.
 ///
 /// SQLite's automatic checkpoint is off on the writer: it runs inside whichever commit
 /// crosses 1,000 log pages, copying and syncing megabytes while that request (and every
