@@ -5,12 +5,14 @@
 # and all of them are released at once. Checks that exactly 100 bookings were made (100
 # answers 201, 900 answers 409, no open slot left, and 100 live rows in the store), then
 # prints the client-side latency of `POST /coaching/bookings`: p50/p90/p99/max over every
-# answer and over the 201s. Target (issue 21): p99 < 50 ms.
+# answer and over the 201s, and how many transactions each group-commit writer took. Target
+# (issue 21): p99 < 50 ms.
 #
 #   scripts/bench_bookings.sh                      # release build
 #   CLIENTS=2000 scripts/bench_bookings.sh         # more clients for the same 100 slots
 #   SKIP_BUILD=1 BIN=/tmp/troupe-old HTTP_LOAD=/tmp/http_load scripts/bench_bookings.sh  # given binaries
 #   PERF_OUT=/tmp/race.perf scripts/bench_bookings.sh   # also `perf record -a --call-graph dwarf` the race
+#   PERF_HZ=4999 PERF_OUT=/tmp/race.perf scripts/bench_bookings.sh   # at 4,999 samples/s (default 999)
 #
 # The race is sent by `http_load burst` (node/examples/http_load.rs: one client task per client
 # on its own open HTTP/1.1 connection, all on one thread, released at once; latency from the
@@ -110,14 +112,29 @@ def node_cpu_s():
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+def batches():
+    # the nodes' group-commit counters (`troupe_store_batch*_total`), summed over nodes
+    out = {}
+    for port in ports:
+        text = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        text.request("GET", "/metrics")
+        for line in text.getresponse().read().decode().splitlines():
+            for kind in ("batches", "batch_items"):
+                head = f'troupe_store_{kind}_total{{batch="'
+                if line.startswith(head):
+                    name, value = line[len(head):].split('"} ')
+                    out[(name, kind)] = out.get((name, kind), 0) + int(float(value))
+    return out
+batches0 = batches()
 cpu0 = node_cpu_s()
 t0 = time.perf_counter()
 cmd = [burst, "burst"]
 if os.environ.get("PERF_OUT"):  # a profile of the whole machine while the race runs
-    cmd = ["perf", "record", "-q", "-a", "--call-graph", "dwarf,16384", "-F", "999", "-o", os.environ["PERF_OUT"], "--"] + cmd
+    cmd = ["perf", "record", "-q", "-a", "--call-graph", "dwarf,16384", "-F", os.environ.get("PERF_HZ", "999"), "-o", os.environ["PERF_OUT"], "--"] + cmd
 answers = subprocess.run(cmd, input="\n".join(lines), capture_output=True, text=True, check=True).stdout
 wall = time.perf_counter() - t0
 node_cpu = node_cpu_s() - cpu0
+written = {k: v - batches0.get(k, 0) for k, v in batches().items()}
 results = [None] * clients
 for line in answers.splitlines():
     a = json.loads(line)
@@ -147,6 +164,9 @@ print(f"  open slots left: {left}  live bookings in the store: {rows}")
 print(f"  every answer: {pct([r[1] for r in results])}")
 print(f"  the nodes' CPU over the race (connecting included): {node_cpu * 1000:.0f} ms, {node_cpu * 1e6 / clients:.0f} us per client")
 print(f"  201 answers:  {pct([r[1] for r in booked])}")
+groups = sorted({name for name, _ in written if written[(name, "batches")]})
+print("  group commit over the race (items in batches): " + ", ".join(
+    f'{name} {written[(name, "batch_items")]} in {written[(name, "batches")]}' for name in groups))
 ok = len(booked) == 100 and distinct == 100 and len(taken) == clients - 100 and left == 0 and rows == 100
 print("  exactly 100 bookings: " + ("yes" if ok else "NO"))
 sys.exit(0 if ok else 1)

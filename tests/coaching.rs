@@ -322,6 +322,7 @@ fn fifty_clients_on_three_nodes_race_for_one_slot_and_exactly_one_books_it(
     let racers = users(c, 50, "racer");
     let barrier = Arc::new(Barrier::new(racers.len()));
     let names = ["n1", "n2", "n3"];
+    let written_before = bookings_written(c);
     let answers: Vec<(String, u16, Value)> = std::thread::scope(|s| {
         let handles: Vec<_> = racers
             .iter()
@@ -346,6 +347,11 @@ fn fifty_clients_on_three_nodes_race_for_one_slot_and_exactly_one_books_it(
         "{:?}",
         answers.iter().map(|a| (a.1, &a.2)).collect::<Vec<_>>()
     );
+    // The coach's writer decided all fifty, in one transaction each batch of them.
+    let (items, batches) = bookings_written(c);
+    let (items, batches) = (items - written_before.0, batches - written_before.1);
+    assert_eq!(items, 50, "bookings decided by the group-commit writer");
+    assert!((1..=50).contains(&batches), "{batches} batches");
     let (winner_id, _, booking) = won[0];
     assert!(answers
         .iter()
@@ -425,6 +431,28 @@ fn fifty_clients_on_three_nodes_race_for_one_slot_and_exactly_one_books_it(
 
 /// `SELECT COUNT(*)` in the SQLite file at `db`, through Python's `sqlite3`; `None` when
 /// Python cannot do it here.
+/// Bookings decided by the nodes' booking writers so far, and in how many batches (each
+/// one transaction): `troupe_store_batch_items_total` and `troupe_store_batches_total`
+/// of the `bookings` writer, summed over the nodes.
+fn bookings_written(c: &Cluster) -> (u64, u64) {
+    let (mut items, mut batches) = (0, 0);
+    for n in ["n1", "n2", "n3"] {
+        let text = get_raw(&c.node(n).url("/metrics"), &[])
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        for line in text.lines() {
+            let value = || line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64;
+            if line.starts_with("troupe_store_batch_items_total{batch=\"bookings\"}") {
+                items += value();
+            } else if line.starts_with("troupe_store_batches_total{batch=\"bookings\"}") {
+                batches += value();
+            }
+        }
+    }
+    (items, batches)
+}
+
 fn count_rows(db: &std::path::Path, sql: &str) -> Option<i64> {
     let out = std::process::Command::new("python3")
         .args([

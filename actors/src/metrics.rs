@@ -40,6 +40,10 @@ pub const MEMBERS_DOWNED: &str = "troupe_partition_members_downed_total";
 pub const CLUSTER_TLS_REFUSED: &str = "troupe_cluster_tls_refused_total";
 /// Open WebSocket connections on this node.
 pub const WS_CONNECTIONS: &str = "troupe_ws_connections";
+/// Group-commit batches written, by writer (`batch` label: `bookings`, `idempotency`, ...).
+pub const BATCHES: &str = "troupe_store_batches_total";
+/// Items written in group-commit batches, by writer: over [`BATCHES`], the mean batch.
+pub const BATCH_ITEMS: &str = "troupe_store_batch_items_total";
 
 /// Describes every metric once, so `/metrics` carries HELP lines.
 pub fn describe() {
@@ -48,6 +52,11 @@ pub fn describe() {
     describe_histogram!(MESH_CALL_SECONDS, Unit::Seconds, "mesh call latency");
     describe_counter!(ACTOR_RESTARTS, "worker actor restarts by service");
     describe_counter!(REJECTED, "requests refused by admission control");
+    describe_counter!(BATCHES, "group-commit batches written, by writer");
+    describe_counter!(
+        BATCH_ITEMS,
+        "items written in group-commit batches, by writer"
+    );
     describe_counter!(
         LANE_CALLS,
         "calls into a service already waiting on them, run on its lane, by service"

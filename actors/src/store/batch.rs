@@ -128,9 +128,13 @@ async fn run<I: Clone, O>(
     write: Arc<Write<I, O>>,
 ) {
     let mut batch: Vec<Waiting<I, O>> = Vec::with_capacity(max);
+    let batches = metrics::counter!(crate::metrics::BATCHES, "batch" => name);
+    let batch_items = metrics::counter!(crate::metrics::BATCH_ITEMS, "batch" => name);
     while rx.recv_many(&mut batch, max).await > 0 {
         let items: Vec<I> = batch.iter().map(|(i, _)| i.clone()).collect();
         let n = items.len();
+        batches.increment(1);
+        batch_items.increment(n as u64);
         match write(items).await {
             Ok(answers) if answers.len() == n => {
                 for ((_, waiter), answer) in batch.drain(..).zip(answers) {
