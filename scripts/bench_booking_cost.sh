@@ -32,12 +32,7 @@ need wrk curl python3
 
 ADMIN_PASSWORD=bench-admin-password-1
 AUTH_EXTRA="pbkdf2_iterations = 1000" write_config "$WORK/cluster.toml" n1 n2 n3
-for n in n1 n2 n3; do
-  TROUPE_ADMIN_PASSWORD=$ADMIN_PASSWORD $BIN node --config "$WORK/cluster.toml" --name $n > "$WORK/$n.log" 2>&1 &
-  PIDS+=($!)
-done
-N1="http://127.0.0.1:${HTTP[n1]}"
-for _ in $(seq 100); do curl -sf "$N1/ping?node=n3" > /dev/null && curl -sf "$N1/ping?node=n2" > /dev/null && break; sleep 0.1; done
+start_three "$WORK/cluster.toml"
 
 json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)[\"$1\"])"; }
 TOK=$(curl -sf -X POST -H 'content-type: application/json' \

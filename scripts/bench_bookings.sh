@@ -34,12 +34,7 @@ AUTH_EXTRA="pbkdf2_iterations = 1000
 login_per_account_per_minute = 100000000
 login_per_ip_per_minute = 100000000" write_config "$WORK/cluster.toml" n1 n2 n3
 ADMIN_PASSWORD=bench-admin-password-1
-for n in n1 n2 n3; do
-  TROUPE_ADMIN_PASSWORD=$ADMIN_PASSWORD $BIN node --config "$WORK/cluster.toml" --name $n > "$WORK/$n.log" 2>&1 &
-  PIDS+=($!)
-done
-N1="http://127.0.0.1:${HTTP[n1]}"
-for _ in $(seq 100); do curl -sf "$N1/ping?node=n3" > /dev/null && curl -sf "$N1/ping?node=n2" > /dev/null && break; sleep 0.1; done
+start_three "$WORK/cluster.toml"
 
 NODE_PIDS="${PIDS[*]}" python3 - "$CLIENTS" "$ADMIN_PASSWORD" "$WORK/data-cluster/troupe.db" "$HTTP_LOAD" "${HTTP[n1]}" "${HTTP[n2]}" "${HTTP[n3]}" <<'PY'
 import http.client, json, os, sqlite3, subprocess, sys, threading, time, uuid

@@ -91,6 +91,19 @@ write_config() {
   } > "$file"
 }
 
+# Starts nodes n1, n2 and n3 of config $1 (made by write_config) with the admin password
+# $ADMIN_PASSWORD, logs in $WORK/<name>.log, sets N1 to n1's URL, and waits until n1 reaches
+# n2 and n3 through the mesh.
+start_three() {
+  local n
+  for n in n1 n2 n3; do
+    TROUPE_ADMIN_PASSWORD=$ADMIN_PASSWORD $BIN node --config "$1" --name $n > "$WORK/$n.log" 2>&1 &
+    PIDS+=($!)
+  done
+  N1="http://127.0.0.1:${HTTP[n1]}"
+  for _ in $(seq 100); do curl -sf "$N1/ping?node=n3" > /dev/null && curl -sf "$N1/ping?node=n2" > /dev/null && break; sleep 0.1; done
+}
+
 # Waits until the node at http://127.0.0.1:$1 answers `GET /health`.
 wait_health() { for _ in $(seq 200); do curl -sf "http://127.0.0.1:$1/health" > /dev/null && return; sleep 0.1; done; echo "node on port $1 not ready" >&2; exit 1; }
 
