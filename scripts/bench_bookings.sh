@@ -111,9 +111,9 @@ def batches():
     # the nodes' group-commit counters (`troupe_store_batch*_total`), summed over nodes
     out = {}
     for port in ports:
-        text = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        text.request("GET", "/metrics")
-        for line in text.getresponse().read().decode().splitlines():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn.request("GET", "/metrics")
+        for line in conn.getresponse().read().decode().splitlines():
             for kind in ("batches", "batch_items"):
                 head = f'troupe_store_{kind}_total{{batch="'
                 if line.startswith(head):

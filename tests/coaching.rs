@@ -429,30 +429,24 @@ fn fifty_clients_on_three_nodes_race_for_one_slot_and_exactly_one_books_it(
     assert_eq!(of_slot(&coach_user.access).len(), 1);
 }
 
-/// `SELECT COUNT(*)` in the SQLite file at `db`, through Python's `sqlite3`; `None` when
-/// Python cannot do it here.
 /// Bookings decided by the nodes' booking writers so far, and in how many batches (each
 /// one transaction): `troupe_store_batch_items_total` and `troupe_store_batches_total`
 /// of the `bookings` writer, summed over the nodes.
 fn bookings_written(c: &Cluster) -> (u64, u64) {
-    let (mut items, mut batches) = (0, 0);
-    for n in ["n1", "n2", "n3"] {
-        let text = get_raw(&c.node(n).url("/metrics"), &[])
-            .body_mut()
-            .read_to_string()
-            .unwrap();
-        for line in text.lines() {
-            let value = || line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64;
-            if line.starts_with("troupe_store_batch_items_total{batch=\"bookings\"}") {
-                items += value();
-            } else if line.starts_with("troupe_store_batches_total{batch=\"bookings\"}") {
-                batches += value();
-            }
-        }
-    }
-    (items, batches)
+    let sum = |series: &str| -> u64 {
+        ["n1", "n2", "n3"]
+            .into_iter()
+            .filter_map(|n| metric(c.node(n), series))
+            .sum::<f64>() as u64
+    };
+    (
+        sum("troupe_store_batch_items_total{batch=\"bookings\"}"),
+        sum("troupe_store_batches_total{batch=\"bookings\"}"),
+    )
 }
 
+/// `SELECT COUNT(*)` in the SQLite file at `db`, through Python's `sqlite3`; `None` when
+/// Python cannot do it here.
 fn count_rows(db: &std::path::Path, sql: &str) -> Option<i64> {
     let out = std::process::Command::new("python3")
         .args([

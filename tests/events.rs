@@ -42,20 +42,12 @@ fn bench_rows(node: &Node, run: &str) -> u64 {
 }
 
 fn outbox_depth(node: &Node) -> f64 {
-    metric(node, "troupe_outbox_depth")
+    gauge(node, "troupe_outbox_depth")
 }
 
 /// The value of an unlabelled gauge on `/metrics` (-1 when absent).
-fn metric(node: &Node, name: &str) -> f64 {
-    let text = get_raw(&node.url("/metrics"), &[])
-        .body_mut()
-        .read_to_string()
-        .unwrap_or_default();
-    text.lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(-1.0)
+fn gauge(node: &Node, name: &str) -> f64 {
+    metric(node, name).unwrap_or(-1.0)
 }
 
 /// The event bus lines of `/metrics`, for failure messages.
@@ -581,7 +573,7 @@ fn redelivered_events_do_not_duplicate_and_dead_letters_replay() {
     broker.start();
     let sub = Subscriber::start("127.0.0.1", port, "troupe/events/#");
     assert!(
-        wait_until(Duration::from_secs(15), || metric(
+        wait_until(Duration::from_secs(15), || gauge(
             n1,
             "troupe_mqtt_connected"
         ) == 1.0),
@@ -835,7 +827,7 @@ fn a_corrupt_outbox_row_is_quarantined_and_the_node_starts() {
         d["last_error"].as_str().unwrap().starts_with("undecodable"),
         "{d}"
     );
-    assert!(metric(n1, "troupe_outbox_quarantined_total") >= 2.0);
+    assert!(gauge(n1, "troupe_outbox_quarantined_total") >= 2.0);
     assert!(!old.exists(), "the unreadable old outbox is set aside");
     assert!(std::fs::read_dir(data.join("n1"))
         .unwrap()

@@ -586,6 +586,20 @@ pub fn get_raw(url: &str, headers: &[(&str, &str)]) -> ureq::http::Response<ureq
     req.call().expect("http get")
 }
 
+/// The value of one series on `node`'s `/metrics`, named as Prometheus writes it: the
+/// metric's name with its labels, if any (`troupe_outbox_depth`,
+/// `troupe_store_batches_total{batch="bookings"}`); `None` when the node has no such series.
+pub fn metric(node: &Node, series: &str) -> Option<f64> {
+    let text = get_raw(&node.url("/metrics"), &[])
+        .body_mut()
+        .read_to_string()
+        .unwrap_or_default();
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(series))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+}
+
 /// POST JSON, answering the raw response for header checks.
 pub fn post_json_raw(url: &str, body: &Value) -> ureq::http::Response<ureq::Body> {
     agent()
