@@ -149,6 +149,11 @@ for c in coaches:
 q = "SELECT COUNT(*) FROM coaching_bookings WHERE status = 'booked' AND coach_id IN (%s)" % ",".join("?" * len(coaches))
 rows = sqlite3.connect(f"file:{db}?mode=ro", uri=True).execute(q, coaches).fetchone()[0]
 
+# Where the coaches live: each is served on its home node (rendezvous hashing of its id),
+# so how many each node hosts decides how the race's writes are spread.
+s, v = req(ports[0], "GET", "/dashboard/state", token=admin)
+homes = {node: len(set(p.get("coach", {}).get("ids", [])) & set(coaches)) for node, p in v["placement"].items()} if s == 200 else {}
+
 def pct(xs):
     xs = sorted(xs)
     pick = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))]
@@ -156,6 +161,7 @@ def pct(xs):
 print(f"POST /coaching/bookings: {clients} clients racing for 100 slots of {COACHES} coaches on 3 nodes (last answer {race_ms:.0f} ms after the release; {wall:.2f} s with connecting)")
 print(f"  201: {len(booked)} ({distinct} distinct slots)  409: {len(taken)}  other: {len(other)}" + (f" (first: {other[0]})" if other else ""))
 print(f"  open slots left: {left}  live bookings in the store: {rows}")
+print("  coaches per home node: " + ", ".join(f"{n} {k}" for n, k in sorted(homes.items())))
 print(f"  every answer: {pct([r[1] for r in results])}")
 print(f"  the nodes' CPU over the race (connecting included): {node_cpu * 1000:.0f} ms, {node_cpu * 1e6 / clients:.0f} us per client")
 print(f"  201 answers:  {pct([r[1] for r in booked])}")

@@ -18,7 +18,10 @@
 //! - `burst`: one client per line, each on its own connection opened first (a
 //!   `GET /health`); all released at one instant. Prints `{"i", "status", "ms"}` per line,
 //!   in input order, `ms` from the release to the whole answer, so a client's own wait to
-//!   be scheduled counts, as it would for a person.
+//!   be scheduled counts, as it would for a person. Every connection stays open until the
+//!   last answer is in, as a browser's would: a client that closed its connection on its
+//!   answer would put the teardown of both ends on the cores the clients still waiting
+//!   share.
 //!
 //! `each` runs one OS thread per connection: a thread blocked on its socket costs nothing.
 //! `burst` runs its clients as tasks of one thread (hyper's HTTP/1.1 client connections):
@@ -200,14 +203,19 @@ fn burst() {
                         }
                         Err(_) => 0,
                     };
-                    (status, t0.elapsed().as_secs_f64() * 1000.0)
+                    // Kept open until every client has its answer (see the crate doc).
+                    (status, t0.elapsed().as_secs_f64() * 1000.0, sender)
                 })
             })
             .collect();
         let mut answers = Vec::with_capacity(racing.len());
+        let mut open = Vec::with_capacity(racing.len());
         for r in racing {
-            answers.push(r.await.expect("a client task"));
+            let (status, ms, sender) = r.await.expect("a client task");
+            answers.push((status, ms));
+            open.push(sender);
         }
+        drop(open);
         answers
     });
     let mut out = std::io::stdout().lock();
