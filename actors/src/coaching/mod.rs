@@ -634,6 +634,11 @@ impl Service for Coaching {
         crate::mesh::service::batching_pool(default)
     }
 
+    /// A booking waits for the node's booking writer ([`entity::bookings`]).
+    fn waits_on_batch(&self, op: &str) -> bool {
+        op == ops::BOOK.name
+    }
+
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
             let who = Who::of(req.caller.as_ref())?;

@@ -447,6 +447,11 @@ impl Service for Gatherings {
         crate::mesh::service::batching_pool(default)
     }
 
+    /// A registration waits for the node's registration writer.
+    fn waits_on_batch(&self, op: &str) -> bool {
+        op == ops::REGISTER.name
+    }
+
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         Box::pin(async move {
             let who = Who::of(req.caller.as_ref())?;

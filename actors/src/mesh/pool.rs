@@ -202,9 +202,10 @@ impl Pool {
     ///
     /// A request whose chain already holds this service runs on the lane instead (see
     /// [`super::lane`]): a worker of this pool is waiting on it, so it must not wait for one.
+    /// So does an op that waits on a group-commit writer ([`Service::waits_on_batch`]).
     pub async fn dispatch(&self, req: Request) -> Result<Bytes, MeshError> {
         let admitted = self.admit()?;
-        if lane::is_reentrant(&req.chain, self.name()) {
+        if self.lane_for(&req) {
             return on_lane(self.service.clone(), req, admitted).await;
         }
         let _admitted = admitted;
@@ -258,7 +259,7 @@ impl Pool {
                 return Ok(());
             }
         };
-        if lane::is_reentrant(&req.chain, self.name()) {
+        if self.lane_for(&req) {
             let service = self.service.clone();
             tokio::spawn(async move {
                 let answer = on_lane(service, req, admitted).await;
@@ -276,6 +277,17 @@ impl Pool {
             return Err(Box::new((req, r.into_port())));
         }
         Ok(())
+    }
+
+    /// Whether `req` runs on the lane: a call into this service from a request it is
+    /// already serving (counted in [`crate::metrics::LANE_CALLS`]), or an op that waits on
+    /// a group-commit writer.
+    fn lane_for(&self, req: &Request) -> bool {
+        if lane::is_reentrant(&req.chain, self.name()) {
+            metrics::counter!(crate::metrics::LANE_CALLS, "service" => self.name()).increment(1);
+            return true;
+        }
+        self.service.waits_on_batch(&req.op)
     }
 
     fn admit(&self) -> Result<Admitted, MeshError> {
@@ -313,7 +325,6 @@ async fn on_lane(
     mut req: Request,
     admitted: Admitted,
 ) -> Result<Bytes, MeshError> {
-    metrics::counter!(crate::metrics::LANE_CALLS, "service" => service.name()).increment(1);
     let deadline = req.deadline;
     let outer = std::mem::take(&mut req.chain);
     let task = tokio::spawn(async move {

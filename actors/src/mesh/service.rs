@@ -71,6 +71,17 @@ pub trait Service: Send + Sync + 'static {
     fn workers(&self, default: usize) -> usize {
         default
     }
+
+    /// Whether `op` spends most of its time waiting for a group-commit writer
+    /// ([`crate::store::batch`]): such an op runs on the service's lane (a task of its own,
+    /// within the pool's admission limit, see [`super::lane`]) instead of holding a worker
+    /// while its batch commits. On workers, a node could have only as many of them waiting
+    /// as it has workers, so every batch was at most the pool's size and a burst was
+    /// written in many small transactions, one after another; on the lane a batch holds
+    /// every request that came while the one before it committed.
+    fn waits_on_batch(&self, _op: &str) -> bool {
+        false
+    }
 }
 
 /// The pool a service whose workers mostly wait (on the database, the outbox flush, the
@@ -81,7 +92,8 @@ pub fn waiting_pool(default: usize) -> usize {
 }
 
 /// The pool a service whose requests wait on a group-commit writer
-/// ([`crate::store::batch`]) asks for: a batch holds at most as many requests as there
+/// ([`crate::store::batch`]) asks for, for the ops that do not name themselves in
+/// [`Service::waits_on_batch`]: a batch holds at most as many of their requests as there
 /// are workers waiting on it, so sixteen times the default, at least 64. A waiting worker
 /// costs a parked task.
 pub fn batching_pool(default: usize) -> usize {

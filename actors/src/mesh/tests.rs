@@ -344,3 +344,72 @@ async fn the_lane_is_bounded_by_admission_and_refuses_at_once() {
     assert!(busy.await.unwrap().is_ok());
     assert_eq!(pool.in_flight(), 0);
 }
+
+/// A service whose `batch` op waits until `peers` requests of it are running at once (as
+/// requests wait on a group-commit writer), and says so ([`Service::waits_on_batch`]).
+struct Gather {
+    peers: tokio::sync::Barrier,
+}
+
+impl Service for Gather {
+    fn name(&self) -> &'static str {
+        "t-gather"
+    }
+
+    fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
+        Box::pin(async move {
+            if req.op == "batch" {
+                self.peers.wait().await;
+            }
+            let on_worker = super::worker::CURRENT.try_with(|_| ()).is_ok();
+            Ok(Bytes::from(if on_worker { "worker" } else { "lane" }))
+        })
+    }
+
+    fn waits_on_batch(&self, op: &str) -> bool {
+        op == "batch"
+    }
+}
+
+#[tokio::test]
+async fn ops_that_wait_on_a_batch_run_together_on_the_lane_not_one_per_worker() {
+    let pool = Pool::new(
+        Arc::new(Gather {
+            peers: tokio::sync::Barrier::new(8),
+        }),
+        1,
+        16,
+    );
+    let (root, _) = Actor::spawn(
+        None,
+        Groups,
+        groups::Args {
+            pools: vec![pool.clone()],
+            policy: policy(10),
+            node: "test-node".into(),
+            default_timeout: Duration::from_secs(2),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(wait_alive(&pool, 1, Duration::from_secs(1)).await);
+    // Eight at once on a pool of one worker: on the worker, the first would wait for the
+    // seven queued behind it until the deadline. Each must be answered, from the lane.
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.dispatch(request("batch", Duration::from_secs(2)))
+                    .await
+            })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), Ok(Bytes::from_static(b"lane")));
+    }
+    // Its other ops still take a worker.
+    let other = pool.dispatch(request("echo", Duration::from_secs(1))).await;
+    assert_eq!(other, Ok(Bytes::from_static(b"worker")));
+    assert_eq!(pool.in_flight(), 0);
+    root.stop(None);
+}

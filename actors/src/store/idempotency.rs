@@ -423,6 +423,10 @@ impl Service for Idempotent {
         self.inner.workers(default)
     }
 
+    fn waits_on_batch(&self, op: &str) -> bool {
+        self.inner.waits_on_batch(op)
+    }
+
     fn handle(&self, req: Request) -> BoxFuture<'_, Result<Bytes, MeshError>> {
         if req.idempotency_key.is_empty() {
             return self.inner.handle(req);
