@@ -61,19 +61,30 @@ async fn start(
         workers,
         capacity,
     );
+    let root = supervise(vec![pool.clone()], max_restarts, Duration::from_secs(1)).await;
+    (pool, root)
+}
+
+/// Starts the node's groups actor over `pools`, restarting each worker up to
+/// `max_restarts` times, with calls given `default_timeout` unless they carry their own.
+async fn supervise(
+    pools: Vec<Arc<Pool>>,
+    max_restarts: u32,
+    default_timeout: Duration,
+) -> ractor::ActorRef<groups::GroupsMsg> {
     let (root, _) = Actor::spawn(
         None,
         Groups,
         groups::Args {
-            pools: vec![pool.clone()],
+            pools,
             policy: policy(max_restarts),
             node: "test-node".into(),
-            default_timeout: Duration::from_secs(1),
+            default_timeout,
         },
     )
     .await
     .unwrap();
-    (pool, root)
+    root
 }
 
 fn request(op: &str, timeout: Duration) -> Request {
@@ -241,18 +252,7 @@ async fn relays(relays: Vec<Relay>) -> (Router, ractor::ActorRef<groups::GroupsM
         .into_iter()
         .map(|r| Pool::new(Arc::new(r), 1, 16))
         .collect();
-    let (root, _) = Actor::spawn(
-        None,
-        Groups,
-        groups::Args {
-            pools: pools.clone(),
-            policy: policy(10),
-            node: "test-node".into(),
-            default_timeout: Duration::from_secs(2),
-        },
-    )
-    .await
-    .unwrap();
+    let root = supervise(pools.clone(), 10, Duration::from_secs(2)).await;
     for pool in &pools {
         assert!(wait_alive(pool, 1, Duration::from_secs(1)).await);
     }
@@ -380,18 +380,7 @@ async fn ops_that_wait_on_a_batch_run_together_on_the_lane_not_one_per_worker() 
         1,
         16,
     );
-    let (root, _) = Actor::spawn(
-        None,
-        Groups,
-        groups::Args {
-            pools: vec![pool.clone()],
-            policy: policy(10),
-            node: "test-node".into(),
-            default_timeout: Duration::from_secs(2),
-        },
-    )
-    .await
-    .unwrap();
+    let root = supervise(vec![pool.clone()], 10, Duration::from_secs(2)).await;
     assert!(wait_alive(&pool, 1, Duration::from_secs(1)).await);
     // Eight at once on a pool of one worker: on the worker, the first would wait for the
     // seven queued behind it until the deadline. Each must be answered, from the lane.
