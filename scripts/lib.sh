@@ -2,13 +2,15 @@
 # a scratch directory, processes killed on exit, free ports, and the bare axum baseline.
 
 TOKEN=bench-admin-token-0123456789
-BIN=${BIN:-target/release/troupe}
+# Where `cargo build --release` puts the binaries: $CARGO_TARGET_DIR when set, as cargo does.
+RELEASE=${CARGO_TARGET_DIR:-target}/release
+BIN=${BIN:-$RELEASE/troupe}
 # Benchmark users are made with cheap PBKDF2 (the AUTH_EXTRA of each driver sets 1,000
 # rounds), as in every earlier run, unless the caller picks argon2id.
 export TROUPE_AUTH_PASSWORD_HASH=${TROUPE_AUTH_PASSWORD_HASH:-pbkdf2}
 # The request driver (node/examples/http_load.rs: each request of a list sent once, or a
 # burst of clients released together), built on first use unless HTTP_LOAD names one.
-HTTP_LOAD=${HTTP_LOAD:-target/release/examples/http_load}
+HTTP_LOAD=${HTTP_LOAD:-$RELEASE/examples/http_load}
 need_load() { [ -x "$HTTP_LOAD" ] || cargo build --release --quiet --example http_load; }
 WORK=$(mktemp -d)
 PIDS=()
@@ -23,7 +25,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # Starts the baseline on a free port and sets BASE_PORT.
 start_bare() {
   BASE_PORT=$(free_port)
-  target/release/examples/bare_axum "127.0.0.1:$BASE_PORT" > "$WORK/bare.log" 2>&1 &
+  "$RELEASE/examples/bare_axum" "127.0.0.1:$BASE_PORT" > "$WORK/bare.log" 2>&1 &
   PIDS+=($!)
 }
 
